@@ -1,0 +1,112 @@
+"""JSON in and out: orjson, the success/error envelope, and content negotiation (SPEC §3)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import decimal
+import uuid
+from typing import Any
+
+import orjson
+from django.http import HttpRequest
+from rest_framework.exceptions import ParseError
+from rest_framework.negotiation import DefaultContentNegotiation
+from rest_framework.parsers import BaseParser
+from rest_framework.renderers import BaseRenderer, BrowsableAPIRenderer
+from rest_framework.utils.serializer_helpers import ReturnDict, ReturnList
+
+_OPTIONS = orjson.OPT_UTC_Z | orjson.OPT_NON_STR_KEYS
+
+
+def _default(value: Any) -> Any:
+    if isinstance(value, decimal.Decimal):
+        return str(value)
+    if isinstance(value, (ReturnDict, dict)):
+        return dict(value)
+    if isinstance(value, (ReturnList, list, tuple, set, frozenset)):
+        return list(value)
+    if isinstance(value, str):  # ErrorDetail and other str subclasses
+        return str(value)
+    if isinstance(value, (dt.timedelta,)):
+        return value.total_seconds()
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    raise TypeError(f"cannot serialise {type(value).__name__}")
+
+
+def dumps(value: Any) -> bytes:
+    """The one JSON encoder: Decimal → string, datetimes RFC 3339 with ``Z``, UUIDs as strings."""
+    return orjson.dumps(value, default=_default, option=_OPTIONS)
+
+
+def loads(data: bytes | str) -> Any:
+    return orjson.loads(data)
+
+
+def now_rfc3339() -> str:
+    return dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def meta_for(request: HttpRequest | None) -> dict[str, str]:
+    request_id = getattr(request, "request_id", None) if request is not None else None
+    return {"request_id": request_id or "", "timestamp": now_rfc3339()}
+
+
+def envelope(request: HttpRequest | None, status: int, data: Any) -> dict[str, Any]:
+    """Status < 400: ``data`` is the payload. Status >= 400: ``data`` is the error payload."""
+    if status >= 400:
+        return {"success": False, "error": data, "meta": meta_for(request)}
+    return {"success": True, "data": data, "meta": meta_for(request)}
+
+
+def envelope_bytes(request: HttpRequest | None, status: int, data: Any) -> bytes:
+    return dumps(envelope(request, status, data))
+
+
+class EnvelopeJSONRenderer(BaseRenderer):
+    media_type = "application/json"
+    format = "json"
+    charset = None  # JSON is UTF-8 by definition
+
+    def render(self, data: Any, accepted_media_type: str | None = None,
+               renderer_context: dict[str, Any] | None = None) -> bytes:
+        context = renderer_context or {}
+        response = context.get("response")
+        status = response.status_code if response is not None else 200
+        if status == 204:
+            return b""
+        request = context.get("request")
+        django_request = getattr(request, "_request", request)
+        return envelope_bytes(django_request, status, data)
+
+
+class StrictJSONParser(BaseParser):
+    """orjson: rejects invalid UTF-8, NaN/Infinity and integers beyond 64 bits with a 400."""
+
+    media_type = "application/json"
+
+    def parse(self, stream: Any, media_type: str | None = None,
+              parser_context: dict[str, Any] | None = None) -> Any:
+        body = stream.read()
+        try:
+            return orjson.loads(body)
+        except orjson.JSONDecodeError as exc:
+            raise ParseError(f"Malformed JSON: {exc}") from None
+
+
+class StaffBrowsableNegotiation(DefaultContentNegotiation):
+    """The browsable renderer only for staff logged into the admin; everyone else gets JSON, so no
+    HTML error page can reach an API client."""
+
+    def select_renderer(self, request: Any, renderers: list[BaseRenderer], format_suffix: str | None = None):
+        user = getattr(request._request, "user", None)
+        if not (user is not None and getattr(user, "is_staff", False)):
+            renderers = [r for r in renderers if not isinstance(r, BrowsableAPIRenderer)] or renderers[:1]
+        try:
+            return super().select_renderer(request, renderers, format_suffix)
+        except Exception:
+            # An unsatisfiable Accept header still gets the JSON envelope, not a 406 in another format.
+            json_renderer = renderers[0]
+            return json_renderer, json_renderer.media_type

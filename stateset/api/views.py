@@ -1,0 +1,175 @@
+"""The base every API view builds on: scopes, rate limits, idempotent POSTs, ETags, list answers.
+
+A domain viewset looks like::
+
+    class OrderViewSet(ApiViewSet):
+        scope = "orders"                    # orders:read for GET, orders:write otherwise
+        action_scopes = {"export": "orders:read"}
+
+        def list(self, request):
+            return self.list_response(selectors.order_list(...), params, render=...)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from django.conf import settings
+from django.core.cache import cache
+from django.db.models import QuerySet
+from rest_framework import viewsets
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from stateset import services
+from stateset.api.errors import PreconditionFailed, RateLimited, ValidationFailed
+from stateset.api.pagination import ListParams, Page, paginate
+from stateset.api.rendering import dumps, loads
+from stateset.config import parse_rate
+
+IDEMPOTENCY_HEADER = "HTTP_IDEMPOTENCY_KEY"
+REPLAYED_HEADER = "Idempotent-Replayed"
+_STORED_HEADERS = ("ETag", "Location")
+
+
+class ApiMixin:
+    """Mixed into APIView/ViewSet; see the module docstring."""
+
+    scope: str | None = None
+    action_scopes: dict[str, str] = {}
+
+    # --- request pipeline -----------------------------------------------------------------------
+
+    def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
+        super().initial(request, *args, **kwargs)  # type: ignore[misc]
+        self._rate_limit(request)
+        if request.method == "POST" and IDEMPOTENCY_HEADER in request.META:
+            # Wrap the handler that dispatch() is about to look up, after auth and permissions ran.
+            self.post = self._idempotent(self.post)  # type: ignore[attr-defined, has-type]
+
+    def finalize_response(self, request: Request, response: Response, *args: Any, **kwargs: Any) -> Response:
+        response = super().finalize_response(request, response, *args, **kwargs)  # type: ignore[misc]
+        for header, value in getattr(request, "rate_limit_headers", {}).items():
+            response[header] = value
+        return response
+
+    # --- rate limiting (SPEC §3: 429 with Retry-After and RateLimit-* headers) --------------------
+
+    def _rate_limit(self, request: Request) -> None:
+        user = request.user
+        rate = getattr(user, "rate_limit", "") or settings.API_RATE_LIMIT
+        if not rate or not getattr(user, "is_authenticated", False):
+            return
+        limit, window = parse_rate(rate)
+        now = int(time.time())
+        window_start = now - now % window
+        owner = getattr(user, "owner", f"user:{getattr(user, 'pk', '')}")
+        key = f"ratelimit:{owner}:{window}:{window_start}"
+        try:
+            if cache.add(key, 1, timeout=window + 1):
+                used = 1
+            else:
+                used = cache.incr(key)
+        except Exception:  # cache down: do not turn an outage into 429s or 500s
+            return
+        reset = window_start + window - now
+        request.rate_limit_headers = {  # type: ignore[attr-defined]
+            "RateLimit-Limit": str(limit),
+            "RateLimit-Remaining": str(max(limit - used, 0)),
+            "RateLimit-Reset": str(reset),
+        }
+        if used > limit:
+            raise RateLimited(retry_after=max(reset, 1), message=f"Rate limit of {rate} exceeded.",
+                              details={"limit": limit, "window_seconds": window})
+
+    # --- idempotency (SPEC §3) -------------------------------------------------------------------
+
+    def _idempotent(self, handler: Callable[..., Response]) -> Callable[..., Response]:
+        def wrapped(request: Request, *args: Any, **kwargs: Any) -> Response:
+            key = request.META[IDEMPOTENCY_HEADER].strip()
+            if not 1 <= len(key) <= 255:
+                raise ValidationFailed("Idempotency-Key must be 1 to 255 characters.",
+                                       code="invalid_idempotency_key")
+            body_hash = hashlib.sha256(dumps(request.data)).hexdigest()
+            owner = getattr(request.user, "owner", None) or f"user:{request.user.pk}"
+            claim = services.idempotency_claim(owner=owner, key=key, method=request.method,
+                                               path=request.path, request_hash=body_hash)
+            if claim.replay is not None:
+                stored = claim.replay
+                response = Response(stored.response_body, status=stored.response_status,
+                                    headers=dict(stored.response_headers or {}))
+                response[REPLAYED_HEADER] = "true"
+                return response
+            assert claim.record_id is not None
+            try:
+                response = handler(request, *args, **kwargs)
+            except Exception as exc:
+                response = self.handle_exception(exc)  # type: ignore[attr-defined]
+            if response.status_code >= 500 or response.status_code == 429:
+                services.idempotency_release(record_id=claim.record_id)
+            else:
+                headers = {h: response[h] for h in _STORED_HEADERS if h in response}
+                # Store the JSON form, so a replay renders byte-for-byte the same data.
+                services.idempotency_complete(record_id=claim.record_id, status=response.status_code,
+                                              body=loads(dumps(response.data)), headers=headers)
+            return response
+
+        return wrapped
+
+    # --- answers ---------------------------------------------------------------------------------
+
+    def list_response(self, queryset: QuerySet, params: ListParams,
+                      render: Callable[[Iterable[Any]], list[Any]], **kwargs: Any) -> Response:
+        page: Page = paginate(queryset, params, render, **kwargs)
+        return Response(page.as_dict())
+
+    def detail_response(self, data: Any, *, version: int | None, status: int = 200) -> Response:
+        """A single resource with its ``ETag`` (the row's version); ``If-None-Match`` → 304."""
+        headers = {}
+        if version is not None:
+            etag = f'"{version}"'
+            headers["ETag"] = etag
+            if status == 200 and etag_matches(self.request.META.get("HTTP_IF_NONE_MATCH"), version):
+                return Response(status=304, headers=headers)
+        return Response(data, status=status, headers=headers)
+
+
+def etag_matches(header: str | None, version: int) -> bool:
+    if not header:
+        return False
+    for tag in header.split(","):
+        tag = tag.strip()
+        if tag == "*":
+            return True
+        if tag.startswith("W/"):
+            tag = tag[2:]
+        if tag.strip('"') == str(version):
+            return True
+    return False
+
+
+def expected_version(request: Request) -> int | None:
+    """The version ``If-Match`` asks for (None when absent or ``*``). Services compare it inside the
+    write, so a concurrent change between read and write still answers 412."""
+    header = request.META.get("HTTP_IF_MATCH")
+    if not header or header.strip() == "*":
+        return None
+    tag = header.split(",")[0].strip()
+    if tag.startswith("W/"):
+        tag = tag[2:]
+    try:
+        return int(tag.strip('"'))
+    except ValueError:
+        raise PreconditionFailed("If-Match must be an ETag from this resource, such as \"3\".") from None
+
+
+class ApiView(ApiMixin, APIView):
+    pass
+
+
+class ApiViewSet(ApiMixin, viewsets.ViewSet):
+    pass

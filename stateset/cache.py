@@ -1,0 +1,153 @@
+"""Cache-aside per entity with the TTLs of ``[cache.entities]`` (SPEC §7).
+
+- ``get_or_load(key, loader)`` reads through; hits and misses are counted per entity.
+- ``invalidate(key)`` runs after commit and leaves a short tombstone, so a reader that loaded the old
+  row before the commit cannot put it back (it uses ``add``, which the tombstone blocks).
+- Groups ("all orders of customer X") are versioned namespaces: bumping the version orphans every key
+  of the group at once, without ``KEYS``/``SCAN``.
+- Redis down: every call falls back to the loader, logged and counted, never an error.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import Counter as TallyCounter
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from django.conf import settings
+from django.core.cache import cache
+from django.db import transaction
+
+from stateset import metrics
+
+logger = logging.getLogger("stateset.cache")
+T = TypeVar("T")
+_MISSING = object()
+_TOMBSTONE = "__invalidated__"
+TOMBSTONE_SECONDS = 10
+STATS_KEY = "cache-stats:{entity}:{kind}"
+
+
+class _Tally:
+    """Hit/miss counts shared across processes (for ``cache_stats``), flushed every few seconds so
+    counting costs no extra round-trip per read."""
+
+    def __init__(self) -> None:
+        self._counts: TallyCounter[tuple[str, str]] = TallyCounter()
+        self._lock = threading.Lock()
+        self._flushed = time.monotonic()
+
+    def add(self, entity: str, kind: str) -> None:
+        with self._lock:
+            self._counts[(entity, kind)] += 1
+            due = time.monotonic() - self._flushed > 5
+        if due:
+            self.flush()
+
+    def flush(self) -> None:
+        with self._lock:
+            counts, self._counts = self._counts, TallyCounter()
+            self._flushed = time.monotonic()
+        for (entity, kind), n in counts.items():
+            key = STATS_KEY.format(entity=entity, kind=kind)
+            try:
+                if not cache.add(key, n, timeout=None):
+                    cache.incr(key, n)
+            except Exception:
+                return
+
+
+tally = _Tally()
+
+
+class EntityCache:
+    def __init__(self, entity: str):
+        self.entity = entity
+
+    @property
+    def ttl(self) -> int:
+        return int(settings.CACHE_TTLS.get(self.entity, 0))
+
+    @property
+    def enabled(self) -> bool:
+        return settings.CACHE_ENABLED and self.ttl > 0
+
+    def key(self, *parts: Any) -> str:
+        return ":".join([self.entity, *(str(p) for p in parts)])
+
+    def get_or_load(self, key: str, loader: Callable[[], T]) -> T:
+        if not self.enabled:
+            return loader()
+        try:
+            value = cache.get(key, _MISSING)
+        except Exception:
+            metrics.CACHE_ERRORS.labels("get").inc()
+            logger.warning("cache read failed; serving from the database", exc_info=True)
+            return loader()
+        if value is not _MISSING and value != _TOMBSTONE:
+            metrics.CACHE_HITS.labels(self.entity).inc()
+            tally.add(self.entity, "hits")
+            return value  # type: ignore[return-value]
+        metrics.CACHE_MISSES.labels(self.entity).inc()
+        tally.add(self.entity, "misses")
+        value = loader()
+        if value is not None and value is not _MISSING and value != _TOMBSTONE:
+            try:
+                cache.add(key, value, timeout=self.ttl)
+            except Exception:
+                metrics.CACHE_ERRORS.labels("set").inc()
+        return value
+
+    def invalidate(self, *keys: str) -> None:
+        """Drop ``keys`` once the current transaction commits (at once outside one)."""
+
+        def drop() -> None:
+            try:
+                cache.set_many({k: _TOMBSTONE for k in keys}, timeout=TOMBSTONE_SECONDS)
+            except Exception:
+                metrics.CACHE_ERRORS.labels("delete").inc()
+                logger.warning("cache invalidation failed", exc_info=True)
+
+        transaction.on_commit(drop)
+
+    # --- groups ----------------------------------------------------------------------------------
+
+    def _group_key(self, group: str) -> str:
+        return f"ns:{self.entity}:{group}"
+
+    def group_key(self, group: str, *parts: Any) -> str:
+        """A key inside ``group``'s current namespace version."""
+        version = 1
+        if self.enabled:
+            try:
+                version = cache.get(self._group_key(group)) or 1
+            except Exception:
+                metrics.CACHE_ERRORS.labels("get").inc()
+        return self.key(group, f"v{version}", *parts)
+
+    def invalidate_group(self, group: str) -> None:
+        def bump() -> None:
+            key = self._group_key(group)
+            try:
+                if not cache.add(key, 2, timeout=None):
+                    cache.incr(key)
+            except Exception:
+                metrics.CACHE_ERRORS.labels("delete").inc()
+                logger.warning("cache group invalidation failed", exc_info=True)
+
+        transaction.on_commit(bump)
+
+
+def cache_stats() -> dict[str, dict[str, float]]:
+    """Hits, misses and hit rate per entity, across processes (``cache_stats`` command)."""
+    tally.flush()
+    stats: dict[str, dict[str, float]] = {}
+    for entity in settings.CACHE_TTLS:
+        hits = cache.get(STATS_KEY.format(entity=entity, kind="hits")) or 0
+        misses = cache.get(STATS_KEY.format(entity=entity, kind="misses")) or 0
+        total = hits + misses
+        stats[entity] = {"hits": hits, "misses": misses, "hit_rate": (hits / total) if total else 0.0}
+    return stats

@@ -1,0 +1,53 @@
+"""Read replicas (the guide's "Database Read Replicas"): reads go to a replica chosen by
+``[database] read_preference``; writes, and every query of a request that writes (POST, PATCH, ...)
+or runs inside a transaction, go to the primary, so a client reads its own writes."""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import itertools
+import random
+from collections.abc import Iterator
+from typing import Any
+
+from django.conf import settings
+from django.db import connections
+
+_pinned: contextvars.ContextVar[bool] = contextvars.ContextVar("pinned_to_primary", default=False)
+
+
+@contextlib.contextmanager
+def pin_primary(pinned: bool = True) -> Iterator[None]:
+    token = _pinned.set(pinned or _pinned.get())
+    try:
+        yield
+    finally:
+        _pinned.reset(token)
+
+
+class ReplicaRouter:
+    def __init__(self) -> None:
+        self.replicas = [alias for alias in settings.DATABASES if alias.startswith("replica_")]
+        self._cycle = itertools.cycle(self.replicas) if self.replicas else None
+
+    def db_for_read(self, model: Any, **hints: Any) -> str:
+        if (
+            not self.replicas
+            or settings.READ_PREFERENCE == "primary"
+            or _pinned.get()
+            or connections["default"].in_atomic_block
+        ):
+            return "default"
+        if settings.READ_PREFERENCE == "random":
+            return random.choice(self.replicas)
+        return next(self._cycle)  # type: ignore[arg-type]
+
+    def db_for_write(self, model: Any, **hints: Any) -> str:
+        return "default"
+
+    def allow_relation(self, obj1: Any, obj2: Any, **hints: Any) -> bool:
+        return True
+
+    def allow_migrate(self, db: str, app_label: str, **hints: Any) -> bool:
+        return db == "default"

@@ -1,0 +1,108 @@
+"""Probes (SPEC §8). ``/health`` touches nothing; ``/health/ready`` checks each dependency."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from django.conf import settings
+from django.db import connections
+from django.http import HttpRequest, HttpResponse
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from stateset.api.errors import error_payload
+from stateset.api.rendering import dumps
+from stateset.api.views import ApiView
+
+VERSION = "1.0.0"
+STARTED = time.time()
+_LIVE = b'{"status":"ok"}'
+
+
+def live(request: HttpRequest) -> HttpResponse:
+    return HttpResponse(_LIVE, content_type="application/json")
+
+
+def _timed(check) -> dict[str, Any]:  # type: ignore[no-untyped-def]
+    started = time.perf_counter()
+    try:
+        detail = check()
+        result: dict[str, Any] = {"status": "ok"}
+        if detail:
+            result["detail"] = detail
+    except Exception as exc:  # every failure is a finding here, not an error
+        result = {"status": "down", "error": f"{type(exc).__name__}: {exc}"[:300]}
+    result["latency_ms"] = round((time.perf_counter() - started) * 1000, 2)
+    return result
+
+
+def _database() -> None:
+    with connections["default"].cursor() as cursor:
+        cursor.execute("SELECT 1")
+
+
+def _redis() -> str | None:
+    if not settings.CACHE_REDIS_URL:
+        return "not configured: process-local cache"
+    from django_redis import get_redis_connection
+
+    get_redis_connection("default").ping()
+    return None
+
+
+def _broker() -> str | None:
+    if settings.CELERY_TASK_ALWAYS_EAGER:
+        return "not configured: tasks run eagerly"
+    from stateset.celery import app
+
+    with app.connection_for_write() as conn:
+        conn.ensure_connection(max_retries=1, timeout=2)
+    return None
+
+
+def components() -> dict[str, dict[str, Any]]:
+    found = {"database": _timed(_database), "redis": _timed(_redis), "broker": _timed(_broker)}
+    # Only the database is required: without Redis the API serves from PostgreSQL, without the
+    # broker events wait in the outbox (SPEC §10). Those two report "degraded", not "down".
+    found["database"]["required"] = True
+    found["redis"]["required"] = False
+    found["broker"]["required"] = False
+    return found
+
+
+def ready(request: HttpRequest) -> HttpResponse:
+    found = components()
+    ok = all(c["status"] == "ok" for c in found.values() if c["required"])
+    degraded = any(c["status"] != "ok" for c in found.values())
+    body = {"status": "ok" if not degraded else ("degraded" if ok else "down"), "components": found}
+    return HttpResponse(dumps(body), status=200 if ok else 503, content_type="application/json")
+
+
+class ApiHealthView(ApiView):
+    """``/api/v1/health``: liveness inside the API envelope (compatibility)."""
+
+    authentication_classes: list = []
+    permission_classes: list = []
+
+    @extend_schema(responses=OpenApiTypes.OBJECT)
+    def get(self, request: Request) -> Response:
+        return Response({"status": "ok", "version": VERSION})
+
+
+class ApiStatusView(ApiView):
+    """``/api/v1/status``: version, uptime and each dependency (compatibility)."""
+
+    authentication_classes: list = []
+    permission_classes: list = []
+
+    @extend_schema(responses=OpenApiTypes.OBJECT)
+    def get(self, request: Request) -> Response:
+        found = components()
+        if not all(c["status"] == "ok" for c in found.values() if c["required"]):
+            return Response(error_payload("service_unavailable", "A required dependency is down.",
+                                          {"components": found}), status=503)
+        return Response({"status": "ok", "version": VERSION,
+                         "uptime_seconds": int(time.time() - STARTED), "components": found})

@@ -1,0 +1,21 @@
+from django.core.management.base import BaseCommand
+
+from stateset.partitions import ensure_partitions, list_partitions, partitioned_tables
+
+
+class Command(BaseCommand):
+    help = "Create monthly partitions ahead of time for every partitioned table (idempotent)."
+
+    def add_arguments(self, parser):  # type: ignore[no-untyped-def]
+        parser.add_argument("--months-ahead", type=int, default=3)
+        parser.add_argument("--months-back", type=int, default=0)
+
+    def handle(self, *args, **options):  # type: ignore[no-untyped-def]
+        tables = partitioned_tables()
+        if not tables:
+            self.stdout.write("no partitioned tables (run migrate first)")
+        for table in tables:
+            created = ensure_partitions(table, months_ahead=options["months_ahead"],
+                                        months_back=options["months_back"])
+            count = len(list_partitions(table))
+            self.stdout.write(f"{table}: {len(created)} created ({', '.join(created) or 'none'}), {count} partitions")

