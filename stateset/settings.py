@@ -192,6 +192,14 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 4
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600, "socket_timeout": 5}
 CELERY_TIMEZONE = "UTC"
+# Periodic work (SPEC §6). Each task takes no arguments and calls one service.
+CELERY_BEAT_SCHEDULE = {
+    "reservations-expire": {"task": "inventory.tasks.reservations_expire", "schedule": 60.0},
+    "partitions-ensure": {"task": "stateset.tasks.partitions_ensure", "schedule": 86400.0},
+    "analyze-tables": {"task": "stateset.tasks.analyze_tables", "schedule": 86400.0},
+    "idempotency-purge": {"task": "stateset.tasks.idempotency_purge", "schedule": 3600.0},
+    "inventory-reconcile-report": {"task": "inventory.tasks.inventory_reconcile_report", "schedule": 86400.0},
+}
 
 # --- i18n / static ---------------------------------------------------------------------------------
 LANGUAGE_CODE = "en-us"
