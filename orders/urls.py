@@ -1,5 +1,12 @@
+from django.urls import path
 from rest_framework.routers import SimpleRouter
 
-router = SimpleRouter(trailing_slash=False)
+from orders.api import CustomerOrdersView, OrderViewSet
 
-urlpatterns = router.urls
+router = SimpleRouter(trailing_slash=False)
+router.register("orders", OrderViewSet, basename="order")
+
+urlpatterns = [
+    path("customers/<uuid:customer_id>/orders", CustomerOrdersView.as_view(), name="customer-orders"),
+    *router.urls,
+]

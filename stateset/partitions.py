@@ -36,6 +36,10 @@ def add_months(day: dt.date, months: int) -> dt.date:
     return dt.date(index // 12, index % 12 + 1, 1)
 
 
+def _utc(day: dt.date) -> dt.datetime:
+    return dt.datetime(day.year, day.month, day.day, tzinfo=dt.UTC)
+
+
 def partition_name(table: str, month: dt.date) -> str:
     return f"{table}_p{month:%Y_%m}"
 
@@ -181,10 +185,10 @@ def create_month_partition(table: str, month: dt.date,
         if _exists(cursor, default):
             cursor.execute(
                 f'SELECT EXISTS (SELECT 1 FROM "{default}" WHERE "{PARTITION_KEY}" >= %s AND "{PARTITION_KEY}" < %s)',
-                [start, end],
+                [_utc(start), _utc(end)],
             )
             stray = bool(cursor.fetchone()[0])
-        bounds = f"FOR VALUES FROM ('{start.isoformat()}') TO ('{end.isoformat()}')"
+        bounds = f"FOR VALUES FROM ('{start.isoformat()} 00:00:00+00') TO ('{end.isoformat()} 00:00:00+00')"
         if not stray:
             cursor.execute(f'CREATE TABLE "{name}" PARTITION OF "{table}" {bounds}')
             return True
@@ -197,7 +201,7 @@ def create_month_partition(table: str, month: dt.date,
         cursor.execute(
             f'WITH moved AS (DELETE FROM "{default}" WHERE "{PARTITION_KEY}" >= %s AND "{PARTITION_KEY}" < %s '
             f'RETURNING *) INSERT INTO "{table}" SELECT * FROM moved',
-            [start, end],
+            [_utc(start), _utc(end)],
         )
         cursor.execute(f'ALTER TABLE "{table}" ATTACH PARTITION "{default}" DEFAULT')
         return True

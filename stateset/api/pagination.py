@@ -155,7 +155,7 @@ def _decode_cursor(cursor: str, model: type[Model], sort: Sort) -> tuple[Any, An
                                details={"cursor": ["Pass back next_cursor exactly as received."]}) from None
 
 
-def _after_cursor(queryset: QuerySet, sort: Sort, value: Any, pk: Any) -> QuerySet:
+def after_keyset(queryset: QuerySet, sort: Sort, value: Any, pk: Any) -> QuerySet:
     field = sort.field
     if value is None:
         return queryset.filter(**{f"{field}__isnull": True, "pk__lt" if sort.descending else "pk__gt": pk})
@@ -203,7 +203,7 @@ def paginate(
     ordered = queryset.order_by(*params.sort.order_by())
     if params.cursor:
         value, pk = _decode_cursor(params.cursor, model, params.sort)
-        rows = list(_after_cursor(ordered, params.sort, value, pk)[: params.limit + 1])
+        rows = list(after_keyset(ordered, params.sort, value, pk)[: params.limit + 1])
         page_number = None
     else:
         offset = (params.page - 1) * params.limit

@@ -1,0 +1,227 @@
+"""Orders over REST (SPEC §4.4). Thin: validate, call one service or selector, render."""
+
+from __future__ import annotations
+
+import csv
+import io
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+from django.http import StreamingHttpResponse
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import serializers
+from rest_framework.decorators import action
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from orders import selectors, services
+from orders.models import Order
+from stateset.api.pagination import parse_list_params
+from stateset.api.serializers import StrictSerializer
+from stateset.api.views import ApiView, ApiViewSet, expected_version
+
+MAX_QUANTITY = 10_000
+
+
+def actor_of(request: Request) -> str:
+    return str(request.user)[:128]
+
+
+class AddressIn(serializers.Serializer):
+    name = serializers.CharField(max_length=200, required=False, allow_blank=True)
+    line1 = serializers.CharField(max_length=200)
+    line2 = serializers.CharField(max_length=200, required=False, allow_blank=True)
+    city = serializers.CharField(max_length=100)
+    region = serializers.CharField(max_length=100, required=False, allow_blank=True)
+    postal_code = serializers.CharField(max_length=20, required=False, allow_blank=True)
+    country = serializers.RegexField(r"^[A-Za-z]{2}$", max_length=2,
+                                     error_messages={"invalid": "Use an ISO 3166-1 alpha-2 code."})
+    phone = serializers.CharField(max_length=32, required=False, allow_blank=True)
+
+    def validate_country(self, value: str) -> str:
+        return value.upper()
+
+
+class OrderItemIn(serializers.Serializer):
+    product_id = serializers.UUIDField(required=False)
+    sku = serializers.CharField(max_length=64, required=False)
+    quantity = serializers.IntegerField(min_value=1, max_value=MAX_QUANTITY)
+    unit_price = serializers.DecimalField(max_digits=12, decimal_places=2, min_value=0, required=False)
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        if not attrs.get("product_id") and not attrs.get("sku"):
+            raise serializers.ValidationError("Give product_id or sku.")
+        return attrs
+
+
+class OrderCreateIn(serializers.Serializer):
+    customer_id = serializers.UUIDField()
+    items = OrderItemIn(many=True, allow_empty=False, max_length=services.MAX_LINES)
+    total_amount = serializers.DecimalField(max_digits=14, decimal_places=2, min_value=0, required=False)
+    shipping_address = AddressIn(required=False, allow_null=True)
+    billing_address = AddressIn(required=False, allow_null=True)
+    notes = serializers.CharField(max_length=5000, required=False, allow_blank=True, default="")
+    metadata = serializers.DictField(required=False, default=dict)
+
+
+class OrderUpdateIn(StrictSerializer):
+    notes = serializers.CharField(max_length=5000, required=False, allow_blank=True)
+    shipping_address = AddressIn(required=False, allow_null=True)
+    billing_address = AddressIn(required=False, allow_null=True)
+    metadata = serializers.DictField(required=False)
+
+
+class StatusIn(serializers.Serializer):
+    status = serializers.ChoiceField(choices=Order.Status.choices)
+    reason = serializers.CharField(max_length=500, required=False, allow_blank=True, default="")
+
+
+class CancelIn(serializers.Serializer):
+    reason = serializers.CharField(max_length=500, required=False, allow_blank=True, default="")
+
+
+class OrderFilters(serializers.Serializer):
+    status = serializers.ChoiceField(choices=Order.Status.choices, required=False)
+    customer_id = serializers.UUIDField(required=False)
+    created_from = serializers.DateTimeField(required=False)
+    created_to = serializers.DateTimeField(required=False)
+    search = serializers.CharField(max_length=254, required=False, trim_whitespace=True)
+
+
+class OrderListFilters(OrderFilters):
+    include_items = serializers.BooleanField(required=False, default=False)
+
+
+def _validated(serializer_class: type[serializers.Serializer], data: Any, **kwargs: Any) -> dict[str, Any]:
+    serializer = serializer_class(data=data, **kwargs)
+    serializer.is_valid(raise_exception=True)
+    return dict(serializer.validated_data)
+
+
+def _order_lines(items: list[dict[str, Any]]) -> list[services.OrderLineInput]:
+    return [services.OrderLineInput(quantity=item["quantity"], product_id=item.get("product_id"),
+                                    sku=item.get("sku"), unit_price=item.get("unit_price")) for item in items]
+
+
+ORDER_OUT = OpenApiTypes.OBJECT
+
+
+class OrderViewSet(ApiViewSet):
+    scope = "orders"
+    lookup_value_regex = "[0-9a-fA-F-]{36}"
+    action_scopes = {"export": "orders:read", "events": "orders:read", "by_number": "orders:read"}
+
+    @extend_schema(parameters=[OrderListFilters], responses=ORDER_OUT)
+    def list(self, request: Request) -> Response:
+        params = parse_list_params(request.query_params, filters=OrderListFilters,
+                                   sort_fields=selectors.SORT_FIELDS)
+        filters = dict(params.filters)
+        include_items = filters.pop("include_items", False)
+        return self.list_response(
+            selectors.order_summaries(selectors.order_filter(**filters)),
+            params,
+            render=lambda rows: selectors.render_summaries(rows, include_items=include_items),
+        )
+
+    @extend_schema(request=OrderCreateIn, responses={201: ORDER_OUT})
+    def create(self, request: Request) -> Response:
+        data = _validated(OrderCreateIn, request.data)
+        order = services.order_create(
+            customer_id=data["customer_id"],
+            items=_order_lines(data["items"]),
+            total_amount=data.get("total_amount"),
+            shipping_address=data.get("shipping_address"),
+            billing_address=data.get("billing_address"),
+            notes=data.get("notes", ""),
+            metadata=data.get("metadata") or {},
+            actor=actor_of(request),
+        )
+        body = selectors.order_detail(order.id)
+        return self.detail_response(body, version=body["version"], status=201)
+
+    @extend_schema(responses=ORDER_OUT)
+    def retrieve(self, request: Request, pk: str) -> Response:
+        body = selectors.order_detail(uuid.UUID(pk))
+        return self.detail_response(body, version=body["version"])
+
+    @extend_schema(request=OrderUpdateIn, responses=ORDER_OUT,
+                   parameters=[OpenApiParameter("If-Match", str, OpenApiParameter.HEADER)])
+    def partial_update(self, request: Request, pk: str) -> Response:
+        changes = _validated(OrderUpdateIn, request.data, partial=True)
+        order = services.order_update(order_id=uuid.UUID(pk), expected_version=expected_version(request),
+                                      actor=actor_of(request), **changes)
+        body = selectors.order_detail(order.id)
+        return self.detail_response(body, version=body["version"])
+
+    @extend_schema(request=StatusIn, responses=ORDER_OUT)
+    @action(detail=True, methods=["post"])
+    def status(self, request: Request, pk: str) -> Response:
+        data = _validated(StatusIn, request.data)
+        order = services.order_transition(order_id=uuid.UUID(pk), to_status=data["status"], reason=data["reason"],
+                                          actor=actor_of(request), expected_version=expected_version(request))
+        body = selectors.order_detail(order.id)
+        return self.detail_response(body, version=body["version"])
+
+    @extend_schema(request=CancelIn, responses=ORDER_OUT)
+    @action(detail=True, methods=["post"])
+    def cancel(self, request: Request, pk: str) -> Response:
+        data = _validated(CancelIn, request.data or {})
+        order = services.order_cancel(order_id=uuid.UUID(pk), reason=data["reason"], actor=actor_of(request),
+                                      expected_version=expected_version(request))
+        body = selectors.order_detail(order.id)
+        return self.detail_response(body, version=body["version"])
+
+    @extend_schema(responses=OpenApiTypes.OBJECT)
+    @action(detail=True, methods=["get"])
+    def events(self, request: Request, pk: str) -> Response:
+        params = parse_list_params(request.query_params, sort_fields={"created_at": "created_at"},
+                                   default_order="asc")
+        return self.list_response(selectors.order_events(uuid.UUID(pk)), params, render=list)
+
+    @extend_schema(responses=ORDER_OUT)
+    @action(detail=False, methods=["get"], url_path=r"by-number/(?P<number>[A-Za-z0-9-]{1,32})")
+    def by_number(self, request: Request, number: str) -> Response:
+        body = selectors.order_detail(selectors.order_id_by_number(number))
+        return self.detail_response(body, version=body["version"])
+
+    @extend_schema(parameters=[OrderFilters], responses={(200, "text/csv"): OpenApiTypes.STR})
+    @action(detail=False, methods=["get"], url_path=r"export\.csv", url_name="export")
+    def export(self, request: Request) -> StreamingHttpResponse:
+        params = parse_list_params(request.query_params, filters=OrderFilters, sort_fields={"created_at": "created_at"})
+        rows = selectors.order_export_rows(selectors.order_filter(**params.filters))
+        response = StreamingHttpResponse(_csv_lines(rows), content_type="text/csv; charset=utf-8")
+        response["Content-Disposition"] = 'attachment; filename="orders.csv"'
+        return response
+
+
+def _csv_lines(rows: Iterator[tuple[Any, ...]]) -> Iterator[bytes]:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(selectors.CSV_COLUMNS)
+    count = 0
+    for row in rows:
+        writer.writerow(row)
+        count += 1
+        if count % 500 == 0:
+            yield buffer.getvalue().encode()
+            buffer.seek(0)
+            buffer.truncate()
+    yield buffer.getvalue().encode()
+
+
+class CustomerOrderFilters(serializers.Serializer):
+    status = serializers.ChoiceField(choices=Order.Status.choices, required=False)
+
+
+class CustomerOrdersView(ApiView):
+    """``GET /customers/{id}/orders``: the customer's order summaries, newest first."""
+
+    scope = "orders"
+
+    @extend_schema(parameters=[CustomerOrderFilters], responses=ORDER_OUT)
+    def get(self, request: Request, customer_id: uuid.UUID) -> Response:
+        params = parse_list_params(request.query_params, filters=CustomerOrderFilters,
+                                   sort_fields=selectors.SORT_FIELDS)
+        return Response(selectors.customer_orders_page(customer_id, params))

@@ -1,0 +1,188 @@
+"""Every read of orders the API and admin need, with a fixed number of queries."""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from collections import defaultdict
+from collections.abc import Iterable, Iterator
+from datetime import datetime
+from typing import Any
+
+from django.db.models import Q, QuerySet
+from django.db.models.functions import Lower
+
+from customers.models import Customer
+from orders.models import Order, OrderEvent, OrderItem
+from orders.services import order_cache
+from stateset.api.errors import NotFound
+from stateset.api.pagination import ListParams, Sort, after_keyset, paginate
+
+SUMMARY_FIELDS = (
+    "id", "order_number", "customer_id", "status", "payment_status", "fulfillment_status", "currency",
+    "subtotal", "tax_total", "shipping_total", "discount_total", "total_amount", "version", "created_at",
+    "updated_at",
+)
+MONEY = ("subtotal", "tax_total", "shipping_total", "discount_total", "total_amount")
+ITEM_FIELDS = ("id", "order_id", "product_id", "sku", "name", "quantity", "unit_price", "total_price",
+               "quantity_fulfilled", "quantity_returned")
+EVENT_FIELDS = ("id", "kind", "from_status", "to_status", "message", "data", "actor", "created_at")
+SORT_FIELDS = {"created_at": "created_at", "total_amount": "total_amount", "order_number": "order_number"}
+
+
+def order_filter(
+    *,
+    status: str | None = None,
+    customer_id: uuid.UUID | None = None,
+    created_from: datetime | None = None,
+    created_to: datetime | None = None,
+    search: str | None = None,
+) -> QuerySet[Order]:
+    """Orders matching the list filters. ``search`` is an order number (exact, any case) or a
+    customer email (exact, any case): both hit an index."""
+    queryset = Order.objects.all()
+    if status:
+        queryset = queryset.filter(status=status)
+    if customer_id:
+        queryset = queryset.filter(customer_id=customer_id)
+    if created_from:
+        queryset = queryset.filter(created_at__gte=created_from)
+    if created_to:
+        queryset = queryset.filter(created_at__lt=created_to)
+    if search:
+        term = search.strip()
+        condition = Q(order_number=term.upper())
+        if "@" in term:
+            customers = Customer.objects.annotate(email_lower=Lower("email")).filter(email_lower=term.lower())
+            condition |= Q(customer_id__in=customers.values("id"))
+        queryset = queryset.filter(condition)
+    return queryset
+
+
+def order_summaries(queryset: QuerySet[Order]) -> QuerySet:
+    return queryset.values(*SUMMARY_FIELDS)
+
+
+def render_summary(row: dict[str, Any]) -> dict[str, Any]:
+    for name in MONEY:
+        row[name] = str(row[name])
+    return row
+
+
+def render_item(row: dict[str, Any]) -> dict[str, Any]:
+    row["unit_price"] = str(row["unit_price"])
+    row["total_price"] = str(row["total_price"])
+    return row
+
+
+def items_by_order(order_ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, list[dict[str, Any]]]:
+    """Items of several orders in one query."""
+    grouped: dict[uuid.UUID, list[dict[str, Any]]] = defaultdict(list)
+    for row in OrderItem.objects.filter(order_id__in=list(order_ids)).order_by("order_id", "sku", "id").values(*ITEM_FIELDS):
+        grouped[row["order_id"]].append(render_item(row))
+    return grouped
+
+
+def render_summaries(rows: Iterable[dict[str, Any]], *, include_items: bool = False) -> list[dict[str, Any]]:
+    items = [render_summary(row) for row in rows]
+    if include_items and items:
+        grouped = items_by_order(row["id"] for row in items)
+        for row in items:
+            row["items"] = grouped.get(row["id"], [])
+    return items
+
+
+def _load_detail(order_id: uuid.UUID) -> dict[str, Any] | None:
+    """The full order: three queries (order with customer, items, timeline)."""
+    order = (
+        Order.objects.select_related("customer")
+        .filter(id=order_id)
+        .only(*SUMMARY_FIELDS, "shipping_address", "billing_address", "notes", "metadata",
+              "customer__id", "customer__email", "customer__first_name", "customer__last_name")
+        .first()
+    )
+    if order is None:
+        return None
+    data = render_summary({name: getattr(order, name) for name in SUMMARY_FIELDS})
+    data.update(
+        customer={"id": order.customer.id, "email": order.customer.email,
+                  "first_name": order.customer.first_name, "last_name": order.customer.last_name},
+        shipping_address=order.shipping_address,
+        billing_address=order.billing_address,
+        notes=order.notes,
+        metadata=order.metadata,
+        items=items_by_order([order.id]).get(order.id, []),
+        timeline=list(
+            OrderEvent.objects.filter(order_id=order.id, order_created_at=order.created_at)
+            .order_by("created_at", "id").values(*EVENT_FIELDS)
+        ),
+    )
+    return data
+
+
+def order_detail(order_id: uuid.UUID) -> dict[str, Any]:
+    """The cached full order (``[cache.entities] orders`` TTL, dropped after every write)."""
+    data = order_cache.get_or_load(order_cache.key("detail", order_id), lambda: _load_detail(order_id))
+    if data is None:
+        raise NotFound("No such order.", code="order_not_found")
+    return data
+
+
+def customer_orders_page(customer_id: uuid.UUID, params: ListParams) -> dict[str, Any]:
+    """One page of a customer's orders, cached in the customer's versioned namespace: any write to
+    one of their orders bumps the namespace and so drops every cached page at once."""
+
+    def load() -> dict[str, Any] | None:
+        if not Customer.objects.filter(id=customer_id).exists():
+            return None
+        queryset = order_summaries(order_filter(customer_id=customer_id, **params.filters))
+        return paginate(queryset, params, render_summaries).as_dict()
+
+    key = order_cache.group_key(f"customer:{customer_id}", "page", hashlib.sha1(repr(params).encode()).hexdigest())
+    page = order_cache.get_or_load(key, load)
+    if page is None:
+        raise NotFound("No such customer.", code="customer_not_found")
+    return page
+
+
+def order_id_by_number(number: str) -> uuid.UUID:
+    order_id = Order.objects.filter(order_number=number.strip().upper()).values_list("id", flat=True).first()
+    if order_id is None:
+        raise NotFound("No order has this number.", code="order_not_found")
+    return order_id
+
+
+def order_events(order_id: uuid.UUID) -> QuerySet:
+    if not Order.objects.filter(id=order_id).exists():
+        raise NotFound("No such order.", code="order_not_found")
+    return OrderEvent.objects.filter(order_id=order_id).values(*EVENT_FIELDS)
+
+
+def product_was_ordered(product_id: uuid.UUID) -> bool:
+    return OrderItem.objects.filter(product_id=product_id).exists()
+
+
+CSV_COLUMNS = ("order_number", "id", "created_at", "status", "payment_status", "fulfillment_status",
+               "customer_id", "customer_email", "currency", "subtotal", "tax_total", "shipping_total",
+               "discount_total", "total_amount")
+
+
+def order_export_rows(queryset: QuerySet[Order], *, chunk_size: int = 2000) -> Iterator[tuple[Any, ...]]:
+    """Every matching order, newest first, fetched in keyset chunks: memory stays constant however
+    many orders match, and no cursor is held open between chunks."""
+    sort = Sort(field="created_at", descending=True)
+    base = queryset.order_by(*sort.order_by()).values_list(
+        "order_number", "id", "created_at", "status", "payment_status", "fulfillment_status",
+        "customer_id", "customer__email", "currency", "subtotal", "tax_total", "shipping_total",
+        "discount_total", "total_amount",
+    )
+    last: tuple[datetime, uuid.UUID] | None = None
+    while True:
+        chunk = base if last is None else after_keyset(base, sort, *last)
+        rows = list(chunk[:chunk_size])
+        if not rows:
+            return
+        yield from rows
+        if len(rows) < chunk_size:
+            return
+        last = (rows[-1][2], rows[-1][1])

@@ -1,0 +1,287 @@
+"""Every write to orders (SPEC §4.4). Stock is reached only through ``inventory.services``."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from django.db import transaction
+from django.db.models import F, Q
+from django.db.models.functions import Upper
+from django.utils import timezone
+
+from catalog.models import Product
+from customers.models import Customer
+from inventory import services as inventory_services
+from orders.models import Order, OrderEvent, OrderItem
+from stateset import metrics
+from stateset.api.errors import InvalidTransition, NotFound, PreconditionFailed, ValidationFailed
+from stateset.cache import EntityCache
+
+order_cache = EntityCache("orders")
+CENT = Decimal("0.01")
+MAX_LINES = 100
+
+# SPEC §4.4 status machine. Fulfillment moves statuses on its own through the same table.
+TRANSITIONS: dict[str, frozenset[str]] = {
+    Order.Status.PENDING: frozenset({"confirmed", "processing", "on_hold", "cancelled"}),
+    Order.Status.CONFIRMED: frozenset({"processing", "on_hold", "cancelled"}),
+    Order.Status.PROCESSING: frozenset({"shipped", "on_hold", "cancelled"}),
+    Order.Status.ON_HOLD: frozenset({"processing", "cancelled"}),
+    Order.Status.SHIPPED: frozenset({"delivered", "on_hold"}),
+    Order.Status.DELIVERED: frozenset({"refunded"}),
+    Order.Status.CANCELLED: frozenset({"refunded"}),
+    Order.Status.REFUNDED: frozenset(),
+}
+PAID = frozenset({Order.PaymentStatus.PAID, Order.PaymentStatus.PARTIALLY_REFUNDED})
+
+
+@dataclass(frozen=True)
+class OrderLineInput:
+    quantity: int
+    product_id: uuid.UUID | None = None
+    sku: str | None = None
+    unit_price: Decimal | None = None
+
+
+@dataclass
+class _Line:
+    index: int
+    product: Product
+    quantity: int
+    unit_price: Decimal = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.unit_price = self.product.price
+
+    @property
+    def total(self) -> Decimal:
+        return (self.unit_price * self.quantity).quantize(CENT)
+
+
+def invalidate(order: Order | uuid.UUID, customer_id: uuid.UUID | None = None) -> None:
+    order_id = order.id if isinstance(order, Order) else order
+    order_cache.invalidate(order_cache.key("detail", order_id))
+    if customer_id is not None:
+        order_cache.invalidate_group(f"customer:{customer_id}")
+
+
+def _resolve_lines(lines: Sequence[OrderLineInput]) -> list[_Line]:
+    """One query for every product named by id or SKU; each line must name an active product, and a
+    line naming both must name the same one."""
+    if not lines:
+        raise ValidationFailed("An order needs at least one item.", details={"items": ["This list may not be empty."]})
+    if len(lines) > MAX_LINES:
+        raise ValidationFailed(f"An order has at most {MAX_LINES} items.", details={"items": [f"At most {MAX_LINES}."]})
+    ids = {line.product_id for line in lines if line.product_id}
+    skus = {line.sku.upper() for line in lines if line.sku and not line.product_id}
+    products = Product.objects.annotate(sku_upper=Upper("sku")).only(
+        "id", "sku", "name", "price", "currency", "is_active"
+    )
+    by_id: dict[uuid.UUID, Product] = {}
+    by_sku: dict[str, Product] = {}
+    if ids or skus:
+        for product in products.filter(Q(id__in=ids) | Q(sku_upper__in=skus)):
+            by_id[product.id] = product
+            by_sku[product.sku.upper()] = product
+    resolved: list[_Line] = []
+    errors: dict[str, Any] = {}
+    for index, line in enumerate(lines):
+        product = by_id.get(line.product_id) if line.product_id else by_sku.get((line.sku or "").upper())
+        if product is None:
+            errors[str(index)] = {"product": ["No such product."]}
+            continue
+        if line.product_id and line.sku and line.sku.upper() != product.sku.upper():
+            errors[str(index)] = {"sku": [f"product_id {product.id} has SKU {product.sku}, not {line.sku}."]}
+            continue
+        if not product.is_active:
+            errors[str(index)] = {"product": [f"{product.sku} is not active."]}
+            continue
+        resolved.append(_Line(index=index, product=product, quantity=line.quantity))
+    if errors:
+        inactive = all("not active" in str(e) for e in errors.values())
+        raise ValidationFailed(
+            "Some items name no active product.",
+            code="product_inactive" if inactive else "product_not_found",
+            details={"items": errors},
+        )
+    return resolved
+
+
+def order_create(
+    *,
+    customer_id: uuid.UUID,
+    items: Sequence[OrderLineInput],
+    total_amount: Decimal | None = None,
+    shipping_address: dict[str, Any] | None = None,
+    billing_address: dict[str, Any] | None = None,
+    notes: str = "",
+    metadata: dict[str, Any] | None = None,
+    actor: str = "",
+) -> Order:
+    """Create an order and reserve stock for every line, in one transaction.
+
+    Prices come from the catalog; a ``unit_price`` or ``total_amount`` that disagrees is
+    ValidationFailed(code="price_mismatch"). Stock is reserved through
+    ``inventory.services.stock_reserve`` (row locks on inventory items in primary-key order, taken
+    after this transaction's own reads), never expiring: units are consumed as they ship and released
+    on cancel. Raises NotFound-like ValidationFailed for an unknown customer or product, InsufficientStock
+    (409) naming each short line. Nothing is written unless everything is. After commit: the
+    customer's order lists are invalidated and ``orders_created_total`` counts it."""
+    with transaction.atomic(durable=True):
+        customer = Customer.objects.filter(id=customer_id).only("id").first()
+        if customer is None:
+            raise ValidationFailed("No such customer.", code="customer_not_found",
+                                   details={"customer_id": ["No such customer."]})
+        lines = _resolve_lines(items)
+        mismatches = {
+            str(line.index): {"unit_price": [f"The catalog price is {line.unit_price}."]}
+            for line, given in zip(lines, items, strict=True)
+            if given.unit_price is not None and Decimal(given.unit_price).quantize(CENT) != line.unit_price
+        }
+        currencies = {line.product.currency for line in lines}
+        if len(currencies) > 1:
+            raise ValidationFailed("Items are priced in different currencies.", code="mixed_currency",
+                                   details={"currencies": sorted(currencies)})
+        subtotal = sum((line.total for line in lines), Decimal("0.00"))
+        total = subtotal  # no tax, shipping or discount rules are configured
+        if mismatches or (total_amount is not None and Decimal(total_amount).quantize(CENT) != total):
+            details: dict[str, Any] = {"expected_total": str(total)}
+            if mismatches:
+                details["items"] = mismatches
+            raise ValidationFailed("Prices do not match the catalog.", code="price_mismatch", details=details)
+
+        order = Order(
+            id=uuid.uuid4(),
+            created_at=timezone.now(),
+            customer_id=customer.id,
+            currency=currencies.pop(),
+            subtotal=subtotal,
+            total_amount=total,
+            shipping_address=shipping_address,
+            billing_address=billing_address,
+            notes=notes,
+            metadata=metadata or {},
+        )
+        reservations = inventory_services.stock_reserve(
+            lines=[inventory_services.ReserveLine(product_id=line.product.id, quantity=line.quantity)
+                   for line in lines],
+            reference_type="order",
+            reference_id=str(order.id),
+            expires_at=None,
+            actor=actor,
+        )
+        order.save(force_insert=True)
+        OrderItem.objects.bulk_create(
+            [
+                OrderItem(
+                    order_id=order.id, order_created_at=order.created_at, product_id=line.product.id,
+                    sku=line.product.sku, name=line.product.name, quantity=line.quantity,
+                    unit_price=line.unit_price, total_price=line.total,
+                )
+                for line in lines
+            ]
+        )
+        OrderEvent.objects.bulk_create(
+            [
+                _event(order, OrderEvent.Kind.CREATED, actor, to_status=order.status,
+                       data={"total_amount": str(total), "items": len(lines)}),
+                _event(order, OrderEvent.Kind.RESERVED, actor,
+                       data={"reservations": [str(r.id) for r in reservations]}),
+            ]
+        )
+        invalidate(order, customer.id)
+        transaction.on_commit(metrics.ORDERS_CREATED.inc)
+    return order
+
+
+def _event(order: Order, kind: str, actor: str, **fields: Any) -> OrderEvent:
+    return OrderEvent(order_id=order.id, order_created_at=order.created_at, kind=kind, actor=actor, **fields)
+
+
+def _locked(order_id: uuid.UUID) -> Order:
+    order = Order.objects.select_for_update().filter(id=order_id).first()
+    if order is None:
+        raise NotFound("No such order.", code="order_not_found")
+    return order
+
+
+def order_transition(*, order_id: uuid.UUID, to_status: str, reason: str = "", actor: str = "",
+                     expected_version: int | None = None) -> Order:
+    """Move an order along the status machine and write a ``status_changed`` event.
+
+    Locks the order row. Cancelling releases its still-active reservations (ledger ``release``
+    rows through ``inventory.services.stock_release``) and writes a ``released`` event; refunding
+    marks the payment refunded. Raises InvalidTransition (409) for a move the machine forbids
+    (including refunding an unpaid cancelled order), PreconditionFailed (412) on a stale
+    ``expected_version``, NotFound."""
+    with transaction.atomic(durable=True):
+        order = _locked(order_id)
+        if expected_version is not None and order.version != expected_version:
+            raise PreconditionFailed(details={"current_version": order.version})
+        current = order.status
+        if to_status not in TRANSITIONS.get(current, frozenset()):
+            raise InvalidTransition(
+                f"An order cannot go from {current} to {to_status}.",
+                details={"from": current, "to": to_status,
+                         "allowed": sorted(TRANSITIONS.get(current, frozenset()))},
+            )
+        if to_status == Order.Status.REFUNDED and current == Order.Status.CANCELLED and order.payment_status not in PAID:
+            raise InvalidTransition("A cancelled order is refunded only if it was paid.",
+                                    details={"from": current, "to": to_status,
+                                             "payment_status": order.payment_status})
+        updates: dict[str, Any] = {"status": to_status}
+        if to_status == Order.Status.REFUNDED:
+            updates["payment_status"] = Order.PaymentStatus.REFUNDED
+        events = [_event(order, OrderEvent.Kind.STATUS_CHANGED, actor, from_status=current,
+                         to_status=to_status, message=reason)]
+        if to_status == Order.Status.CANCELLED:
+            released = inventory_services.stock_release(reference_type="order", reference_id=str(order.id),
+                                                        actor=actor, reason=reason or "order cancelled")
+            events.append(_event(order, OrderEvent.Kind.RELEASED, actor,
+                                 data={"reservations": [str(r.id) for r in released]}))
+        _save(order, updates)
+        OrderEvent.objects.bulk_create(events)
+        invalidate(order, order.customer_id)
+    return order
+
+
+def order_cancel(*, order_id: uuid.UUID, reason: str = "", actor: str = "",
+                 expected_version: int | None = None) -> Order:
+    return order_transition(order_id=order_id, to_status=Order.Status.CANCELLED, reason=reason, actor=actor,
+                            expected_version=expected_version)
+
+
+def order_update(*, order_id: uuid.UUID, expected_version: int | None = None, actor: str = "",
+                 **changes: Any) -> Order:
+    """PATCH: notes, shipping/billing address snapshots, metadata. Compares ``expected_version``
+    (If-Match) under the row lock: 412 when it moved. Writes an ``updated`` event naming the fields."""
+    allowed = {"notes", "shipping_address", "billing_address", "metadata"}
+    unknown = set(changes) - allowed
+    if unknown:
+        raise ValidationFailed(f"These fields cannot be changed: {', '.join(sorted(unknown))}.",
+                               details={field: ["Read-only."] for field in sorted(unknown)})
+    with transaction.atomic(durable=True):
+        order = _locked(order_id)
+        if expected_version is not None and order.version != expected_version:
+            raise PreconditionFailed(details={"current_version": order.version})
+        if changes:
+            _save(order, changes)
+            _event(order, OrderEvent.Kind.UPDATED, actor, data={"fields": sorted(changes)}).save(force_insert=True)
+            invalidate(order, order.customer_id)
+    return order
+
+
+def _save(order: Order, updates: dict[str, Any]) -> None:
+    """Write ``updates`` and bump the version with one UPDATE pruned to the order's partition."""
+    now = timezone.now()
+    Order.objects.filter(id=order.id, created_at=order.created_at).update(
+        **updates, version=F("version") + 1, updated_at=now
+    )
+    for name, value in updates.items():
+        setattr(order, name, value)
+    order.version += 1
+    order.updated_at = now

@@ -1,0 +1,186 @@
+"""POST /orders (SPEC §4.4): catalog prices, reservation, one transaction, nothing on failure."""
+
+import threading
+import uuid
+
+import orjson
+import pytest
+from django.db import connection
+from rest_framework.test import APIClient
+
+from inventory.models import InventoryItem, Reservation, StockMovement
+from orders.models import Order, OrderEvent, OrderItem
+from orders.tests.conftest import GUIDE_CUSTOMER, GUIDE_PRODUCT, guide_payload
+
+pytestmark = pytest.mark.django_db
+
+
+def snapshot():
+    return {
+        "orders": Order.objects.count(),
+        "items": OrderItem.objects.count(),
+        "events": OrderEvent.objects.count(),
+        "reservations": Reservation.objects.count(),
+        "movements": StockMovement.objects.count(),
+        "reserved": sum(InventoryItem.objects.values_list("reserved", flat=True)),
+    }
+
+
+def test_the_guides_payload_succeeds_as_written(api, customer, guide_product):
+    body = orjson.dumps(guide_payload())
+    response = api.post("/api/v1/orders", body, content_type="application/json",
+                        HTTP_IDEMPOTENCY_KEY="test-1700000000000-0.123")
+    assert response.status_code == 201, response.content
+    order = response.json()["data"]
+    assert order["total_amount"] == "59.98" and order["subtotal"] == "59.98" and order["currency"] == "USD"
+    assert order["status"] == "pending" and order["order_number"].startswith("ORD-")
+    assert order["customer"]["id"] == str(GUIDE_CUSTOMER)
+    [item] = order["items"]
+    assert item["product_id"] == str(GUIDE_PRODUCT) and item["quantity"] == 2
+    assert item["unit_price"] == "29.99" and item["total_price"] == "59.98"
+    assert [e["kind"] for e in order["timeline"]] == ["created", "reserved"]
+    assert response["ETag"] == f'"{order["version"]}"'
+    reservation = Reservation.objects.get(reference_id=order["id"])
+    assert reservation.quantity == 2 and reservation.status == "active" and reservation.expires_at is None
+    assert InventoryItem.objects.get(product_id=GUIDE_PRODUCT).reserved == 2
+
+
+def test_order_numbers_come_from_a_sequence(make_order):
+    first, second = make_order(), make_order()
+    first.refresh_from_db()
+    second.refresh_from_db()
+    assert first.order_number != second.order_number
+    assert int(second.order_number.removeprefix("ORD-")) == int(first.order_number.removeprefix("ORD-")) + 1
+    assert len(first.order_number) >= len("ORD-000001")
+
+
+def test_items_can_name_products_by_sku_in_any_case(api, customer, make_product):
+    product = make_product(sku="Mixed-Case-9", price="10.00")
+    response = api.post("/api/v1/orders", {"customer_id": str(customer.id),
+                                           "items": [{"sku": "mixed-CASE-9", "quantity": 3}]}, format="json")
+    assert response.status_code == 201, response.content
+    assert response.json()["data"]["total_amount"] == "30.00"
+    assert OrderItem.objects.get().product_id == product.id
+
+
+@pytest.mark.parametrize(
+    ("change", "status", "code"),
+    [
+        (lambda p: p["items"][0].update(unit_price=30.00), 422, "price_mismatch"),
+        (lambda p: p.update(total_amount=59.99), 422, "price_mismatch"),
+        (lambda p: p["items"][0].update(quantity=5000), 409, "insufficient_stock"),
+        (lambda p: p.update(customer_id=str(uuid.uuid4())), 422, "customer_not_found"),
+        (lambda p: p["items"][0].update(product_id=str(uuid.uuid4())), 422, "product_not_found"),
+        (lambda p: p["items"][0].update(sku="OTHER-SKU"), 422, "product_not_found"),
+        (lambda p: p["items"][0].update(quantity=0), 422, "validation_error"),
+        (lambda p: p["items"][0].update(quantity=-2), 422, "validation_error"),
+        (lambda p: p["items"][0].update(quantity=10**30), 422, "validation_error"),
+        (lambda p: p["items"][0].update(quantity="two"), 422, "validation_error"),
+        (lambda p: p["items"][0].update(quantity=1.5), 422, "validation_error"),
+        (lambda p: p.update(items=[]), 422, "validation_error"),
+        (lambda p: p.pop("customer_id"), 422, "validation_error"),
+        (lambda p: p.update(customer_id="not-a-uuid"), 422, "validation_error"),
+        (lambda p: p.update(notes="x" * 5001), 422, "validation_error"),
+        (lambda p: p.update(shipping_address={"line1": "1 Road", "city": "Town", "country": "USA"}), 422,
+         "validation_error"),
+        (lambda p: p["items"][0].update(unit_price=-1), 422, "validation_error"),
+        (lambda p: p["items"][0].pop("product_id") and p["items"][0].pop("sku"), 422, "validation_error"),
+    ],
+)
+def test_a_rejected_order_writes_nothing(api, customer, guide_product, change, status, code):
+    payload = guide_payload()
+    change(payload)
+    before = snapshot()
+    response = api.post("/api/v1/orders", orjson.dumps(payload), content_type="application/json")
+    assert response.status_code == status, response.content
+    assert response.json()["error"]["code"] == code
+    assert snapshot() == before
+
+
+def test_an_inactive_product_is_rejected_and_nothing_written(api, customer, make_product):
+    product = make_product(active=False)
+    before = snapshot()
+    response = api.post("/api/v1/orders", {"customer_id": str(customer.id),
+                                           "items": [{"product_id": str(product.id), "quantity": 1}]}, format="json")
+    assert response.status_code == 422 and response.json()["error"]["code"] == "product_inactive"
+    assert snapshot() == before
+
+
+def test_insufficient_stock_names_every_short_line_and_writes_nothing(api, customer, make_product):
+    plenty, short_a, short_b = make_product(stock=50), make_product(stock=1), make_product(stock=0)
+    before = snapshot()
+    response = api.post("/api/v1/orders", {"customer_id": str(customer.id), "items": [
+        {"product_id": str(plenty.id), "quantity": 5},
+        {"product_id": str(short_a.id), "quantity": 2},
+        {"product_id": str(short_b.id), "quantity": 1},
+    ]}, format="json")
+    assert response.status_code == 409
+    error = response.json()["error"]
+    assert error["code"] == "insufficient_stock"
+    short = {line["sku"]: (line["requested"], line["available"]) for line in error["details"]["lines"]}
+    assert short == {short_a.sku: (2, 1), short_b.sku: (1, 0)}
+    assert snapshot() == before
+
+
+def test_a_multi_line_order_totals_in_decimal(api, customer, make_product):
+    a, b = make_product(price="0.10"), make_product(price="0.20")
+    response = api.post("/api/v1/orders", {"customer_id": str(customer.id), "items": [
+        {"product_id": str(a.id), "quantity": 3}, {"product_id": str(b.id), "quantity": 1}]}, format="json")
+    assert response.status_code == 201
+    assert response.json()["data"]["total_amount"] == "0.50"  # 0.1*3 + 0.2 is 0.5000000000000001 in float
+
+
+def test_replaying_an_idempotency_key_creates_nothing_new(api, customer, guide_product):
+    body = orjson.dumps(guide_payload())
+    first = api.post("/api/v1/orders", body, content_type="application/json", HTTP_IDEMPOTENCY_KEY="order-k")
+    second = api.post("/api/v1/orders", body, content_type="application/json", HTTP_IDEMPOTENCY_KEY="order-k")
+    assert first.status_code == second.status_code == 201
+    assert first.json()["data"] == second.json()["data"]
+    assert second["Idempotent-Replayed"] == "true"
+    assert Order.objects.count() == 1 and Reservation.objects.count() == 1
+
+
+def _fire(raw_key: str, count: int, body: bytes, key_for=lambda i: None) -> list[int]:
+    statuses: list[int] = []
+    lock = threading.Lock()
+    barrier = threading.Barrier(count)
+
+    def run(i: int) -> None:
+        client = APIClient()
+        client.credentials(HTTP_X_API_KEY=raw_key)
+        headers = {"HTTP_IDEMPOTENCY_KEY": key_for(i)} if key_for(i) else {}
+        barrier.wait()
+        try:
+            response = client.post("/api/v1/orders", body, content_type="application/json", **headers)
+            with lock:
+                statuses.append(response.status_code)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    return statuses
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_orders_for_15_units_yield_exactly_15_orders(make_key, customer, make_product):
+    product = make_product(sku="SCARCE-15", stock=15)
+    body = orjson.dumps({"customer_id": str(customer.id), "items": [{"sku": "SCARCE-15", "quantity": 1}]})
+    statuses = _fire(make_key("orders:write"), 40, body)
+    assert sorted(statuses) == [201] * 15 + [409] * 25
+    assert Order.objects.count() == 15
+    item = InventoryItem.objects.get(product_id=product.id)
+    assert item.reserved == 15 and item.on_hand == 15
+    assert Reservation.objects.filter(status="active").count() == 15
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_replays_of_one_key_yield_one_order(make_key, customer, guide_product):
+    statuses = _fire(make_key("*"), 10, orjson.dumps(guide_payload()), key_for=lambda i: "same-key")
+    assert statuses.count(201) >= 1
+    assert set(statuses) <= {201, 409}
+    assert Order.objects.count() == 1
+    assert Reservation.objects.count() == 1
