@@ -75,7 +75,7 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
 
-ROOT_URLCONF = "stateset.urls"
+ROOT_URLCONF = os.environ.get("STATESET_URLCONF", "stateset.urls")
 WSGI_APPLICATION = "stateset.wsgi.application"
 APPEND_SLASH = False
 

@@ -1,0 +1,1 @@
+"""`make bench`: k6 scenarios (``*.js``) and their driver (``bench.py``)."""
