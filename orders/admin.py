@@ -23,6 +23,9 @@ class CalendarQuerySet(QuerySet):
     ``SELECT DISTINCT date_trunc(...)`` over every row, so the admin's date hierarchy stays fast on
     a million orders. Periods without orders may be offered; choosing one shows an empty page."""
 
+    def datetimes(self, field_name: str, kind: str, order: str = "ASC", tzinfo: Any = None) -> list[dt.datetime]:  # type: ignore[override]
+        return [dt.datetime(d.year, d.month, d.day, tzinfo=dt.UTC) for d in self.dates(field_name, kind, order)]
+
     def dates(self, field_name: str, kind: str, order: str = "ASC") -> list[dt.date]:  # type: ignore[override]
         bounds = self.order_by().aggregate(first=Min(field_name), last=Max(field_name))
         first, last = bounds["first"], bounds["last"]
@@ -123,7 +126,7 @@ class OrderAdmin(admin.ModelAdmin):
 
     def _transition(self, request: HttpRequest, queryset: QuerySet[Order], to_status: str) -> None:
         done, failed = 0, []
-        for order in queryset.only("id", "order_number"):
+        for order in queryset.select_related(None).only("id", "order_number"):
             try:
                 services.order_transition(order_id=order.id, to_status=to_status, actor=f"admin:{request.user}",
                                           reason="admin action")

@@ -125,10 +125,9 @@ def order_create(
     """Create an order and reserve stock for every line, in one transaction.
 
     Prices come from the catalog; a ``unit_price`` or ``total_amount`` that disagrees is
-    ValidationFailed(code="price_mismatch"). Stock is reserved through
-    ``inventory.services.stock_reserve`` (row locks on inventory items in primary-key order, taken
-    after this transaction's own reads), never expiring: units are consumed as they ship and released
-    on cancel. Raises NotFound-like ValidationFailed for an unknown customer or product, InsufficientStock
+    ValidationFailed(code="price_mismatch"). Stock is reserved last, through
+    ``inventory.services.stock_reserve`` (inventory rows changed by conditional UPDATEs in primary-key
+    order), never expiring: units are consumed as they ship and released on cancel. Raises NotFound-like ValidationFailed for an unknown customer or product, InsufficientStock
     (409) naming each short line. Nothing is written unless everything is. After commit: the
     customer's order lists are invalidated and ``orders_created_total`` counts it."""
     with transaction.atomic(durable=True):
@@ -166,14 +165,6 @@ def order_create(
             notes=notes,
             metadata=metadata or {},
         )
-        reservations = inventory_services.stock_reserve(
-            lines=[inventory_services.ReserveLine(product_id=line.product.id, quantity=line.quantity)
-                   for line in lines],
-            reference_type="order",
-            reference_id=str(order.id),
-            expires_at=None,
-            actor=actor,
-        )
         order.save(force_insert=True)
         OrderItem.objects.bulk_create(
             [
@@ -190,10 +181,20 @@ def order_create(
                 _event(order, OrderEvent.Kind.CREATED, actor, to_status=order.status,
                        data={"total_amount": str(total), "items": len(lines)}),
                 _event(order, OrderEvent.Kind.RESERVED, actor,
-                       data={"reservations": [str(r.id) for r in reservations]}),
+                       data={"lines": [{"sku": line.product.sku, "quantity": line.quantity} for line in lines]}),
             ]
         )
-        invalidate(order, customer.id)
+        # Stock last: the inventory row locks are then held only for the reservation's own writes
+        # and the commit, which is what bounds throughput on a hot SKU.
+        inventory_services.stock_reserve(
+            lines=[inventory_services.ReserveLine(product_id=line.product.id, quantity=line.quantity)
+                   for line in lines],
+            reference_type="order",
+            reference_id=str(order.id),
+            expires_at=None,
+            actor=actor,
+        )
+        order_cache.invalidate_group(f"customer:{customer.id}")  # a new id has no detail to drop
         transaction.on_commit(metrics.ORDERS_CREATED.inc)
     return order
 

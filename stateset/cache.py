@@ -1,8 +1,9 @@
 """Cache-aside per entity with the TTLs of ``[cache.entities]`` (SPEC §7).
 
 - ``get_or_load(key, loader)`` reads through; hits and misses are counted per entity.
-- ``invalidate(key)`` runs after commit and leaves a short tombstone, so a reader that loaded the old
-  row before the commit cannot put it back (it uses ``add``, which the tombstone blocks).
+- ``invalidate(key)`` drops the key twice — at once and again after commit — leaving a short tombstone
+  each time, so no reader is served the old value once the write began, and a reader that loaded the
+  old row before the commit cannot put it back (refills use ``add``, which the tombstone blocks).
 - Groups ("all orders of customer X") are versioned namespaces: bumping the version orphans every key
   of the group at once, without ``KEYS``/``SCAN``.
 - Redis down: every call falls back to the loader, logged and counted, never an error.
@@ -102,7 +103,8 @@ class EntityCache:
         return value
 
     def invalidate(self, *keys: str) -> None:
-        """Drop ``keys`` once the current transaction commits (at once outside one)."""
+        """Drop ``keys`` now and again once the current transaction commits. Until the commit,
+        readers go to the database, which still answers the last committed value."""
 
         def drop() -> None:
             try:
@@ -111,7 +113,9 @@ class EntityCache:
                 metrics.CACHE_ERRORS.labels("delete").inc()
                 logger.warning("cache invalidation failed", exc_info=True)
 
-        transaction.on_commit(drop)
+        drop()
+        if transaction.get_connection().in_atomic_block:
+            transaction.on_commit(drop)
 
     # --- groups ----------------------------------------------------------------------------------
 
@@ -129,6 +133,8 @@ class EntityCache:
         return self.key(group, f"v{version}", *parts)
 
     def invalidate_group(self, group: str) -> None:
+        """Move ``group`` to a new namespace now and again after commit (see ``invalidate``)."""
+
         def bump() -> None:
             key = self._group_key(group)
             try:
@@ -138,7 +144,9 @@ class EntityCache:
                 metrics.CACHE_ERRORS.labels("delete").inc()
                 logger.warning("cache group invalidation failed", exc_info=True)
 
-        transaction.on_commit(bump)
+        bump()
+        if transaction.get_connection().in_atomic_block:
+            transaction.on_commit(bump)
 
 
 def cache_stats() -> dict[str, dict[str, float]]:

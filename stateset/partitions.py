@@ -171,6 +171,22 @@ def ensure_partitions(
     return created
 
 
+def _referencing_foreign_keys(cursor, table: str) -> list[tuple[str, str, str]]:  # type: ignore[no-untyped-def]
+    """(child table, constraint name, definition) of every foreign key pointing at ``table``
+    (declared on the child's parent table, not inherited copies)."""
+    cursor.execute(
+        """
+        SELECT child.relname, c.conname, pg_get_constraintdef(c.oid)
+        FROM pg_constraint c
+        JOIN pg_class child ON child.oid = c.conrelid
+        WHERE c.contype = 'f' AND c.confrelid = %s::regclass AND c.conparentid = 0
+        ORDER BY child.relname, c.conname
+        """,
+        [table],
+    )
+    return [tuple(row) for row in cursor.fetchall()]
+
+
 def create_month_partition(table: str, month: dt.date,
                            connection: BaseDatabaseWrapper = default_connection) -> bool:
     """Create ``table``'s partition for ``month``; rows of that month already in the default
@@ -192,10 +208,15 @@ def create_month_partition(table: str, month: dt.date,
         if not stray:
             cursor.execute(f'CREATE TABLE "{name}" PARTITION OF "{table}" {bounds}')
             return True
-        # Rows of this month landed in the default partition: detach it, create the month, move the
-        # rows through the parent (so they route to the new partition), re-attach. References from
-        # child tables are DEFERRABLE, so they are checked at commit, when every row is back.
-        cursor.execute("SET CONSTRAINTS ALL DEFERRED")
+        # Rows of this month landed in the default partition. Detach it, create the month, move the
+        # rows through the parent (so they route to the new partition), re-attach — all in this
+        # transaction. Foreign keys that reference the table are dropped for the move and re-added
+        # (and so re-validated) at the end: detaching a referenced partition is refused, and a
+        # cascading key would delete the children of the rows being moved. A rare repair, not a
+        # routine path: it locks the child tables and re-checks their keys.
+        references = _referencing_foreign_keys(cursor, table)
+        for child, constraint, _definition in references:
+            cursor.execute(f'ALTER TABLE "{child}" DROP CONSTRAINT "{constraint}"')
         cursor.execute(f'ALTER TABLE "{table}" DETACH PARTITION "{default}"')
         cursor.execute(f'CREATE TABLE "{name}" PARTITION OF "{table}" {bounds}')
         cursor.execute(
@@ -204,4 +225,6 @@ def create_month_partition(table: str, month: dt.date,
             [_utc(start), _utc(end)],
         )
         cursor.execute(f'ALTER TABLE "{table}" ATTACH PARTITION "{default}" DEFAULT')
+        for child, constraint, definition in references:
+            cursor.execute(f'ALTER TABLE "{child}" ADD CONSTRAINT "{constraint}" {definition}')
         return True

@@ -46,8 +46,8 @@ def test_export_streams_50k_orders_in_constant_memory(api, customer):
     tracemalloc.stop()
     assert lines == 50_001  # header + every order
     assert size > 5_000_000
-    # Holding all 50k rows (or the whole CSV) would need well over 10 MB; streaming stays small.
-    assert peak < 4_000_000, f"peak {peak} bytes while streaming {size} bytes"
+    # Holding all 50k rows as Python tuples takes over 30 MB; streaming peaks at one chunk of rows.
+    assert peak < 8_000_000, f"peak {peak} bytes while streaming {size} bytes"
     header = next(csv.reader(io.StringIO(first.decode())))
     assert header[:3] == ["order_number", "id", "created_at"]
 

@@ -20,7 +20,7 @@ def orders(make_order, make_product):
 
 
 def warm(api):
-    api.get("/api/v1/health")  # key lookup and last_used_at happen once, outside the measured block
+    api.get("/api/v1/orders?limit=1")  # key lookup and last_used_at happen once, outside the measured block
 
 
 @pytest.mark.parametrize("count", [1, 50])

@@ -63,15 +63,21 @@ def test_stray_rows_in_the_default_partition_move_when_their_month_is_created(ma
         cursor.execute("UPDATE orders_order SET created_at = %s WHERE id = %s", [far, order.id])
         cursor.execute("UPDATE orders_orderitem SET order_created_at = %s WHERE order_id = %s", [far, order.id])
         cursor.execute("UPDATE orders_orderevent SET order_created_at = %s WHERE order_id = %s", [far, order.id])
+        cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")  # check them now, as a commit would
     assert partition_of("orders_order", order.id) == "orders_order_default"
     created = ensure_partitions("orders_order", months_ahead=0, today=far.date())
     assert created == [partition_name("orders_order", dt.date(2031, 5, 1))]
     assert partition_of("orders_order", order.id) == "orders_order_p2031_05"
-    with connection.cursor() as cursor:
-        cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")  # the children still reference it
+    # The children were neither cascaded away nor orphaned, and the keys are back and enforced.
     assert OrderItem.objects.filter(order_id=order.id).count() == 1
+    assert OrderEvent.objects.filter(order_id=order.id).count() == 2
     names = {p.name for p in list_partitions("orders_order")}
     assert "orders_order_default" in names  # re-attached
+    with pytest.raises(IntegrityError), transaction.atomic():
+        with connection.cursor() as cursor:
+            cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+            cursor.execute("UPDATE orders_orderitem SET order_created_at = order_created_at + interval '1 day' "
+                           "WHERE order_id = %s", [order.id])
 
 
 def test_create_partitions_command_keeps_months_ahead(capsys):

@@ -1,0 +1,66 @@
+import os
+
+from django.conf import settings
+from django.core.management.base import BaseCommand
+from django.db import connection, connections
+from django.db.migrations.executor import MigrationExecutor
+
+from stateset import health
+from stateset.partitions import (
+    add_months,
+    list_partitions,
+    month_start,
+    partition_name,
+    partitioned_tables,
+)
+
+
+class Command(BaseCommand):
+    help = "Check the database, pool, Redis, broker, partitions and migrations; suggest a pool size."
+
+    def handle(self, *args, **options):  # type: ignore[no-untyped-def]
+        problems = 0
+
+        def report(ok: bool, name: str, detail: str) -> None:
+            nonlocal problems
+            problems += 0 if ok else 1
+            self.stdout.write(f"[{'ok' if ok else 'FAIL'}] {name}: {detail}")
+
+        for name, component in health.components().items():
+            required = " (required)" if component["required"] else ""
+            detail = component.get("detail") or component.get("error") or f"{component['latency_ms']} ms"
+            report(component["status"] == "ok" or not component["required"], f"{name}{required}", detail)
+
+        pool = getattr(connections["default"], "pool", None)
+        if pool is not None:
+            stats = pool.get_stats()
+            report(True, "pool", f"size {stats.get('pool_size')} (min {pool.min_size}, max {pool.max_size}), "
+                                 f"available {stats.get('pool_available')}, waiting {stats.get('requests_waiting', 0)}")
+        with connection.cursor() as cursor:
+            cursor.execute("SHOW max_connections")
+            server_max = int(cursor.fetchone()[0])
+        cores = os.cpu_count() or 1
+        suggested = cores * 2 + 1
+        workers = int(os.environ.get("WEB_CONCURRENCY", cores * 2))
+        per_instance = workers * settings.DATABASES["default"]["OPTIONS"]["pool"]["max_size"]
+        report(per_instance < server_max, "connections",
+               f"{workers} workers × pool max {settings.DATABASES['default']['OPTIONS']['pool']['max_size']} = "
+               f"{per_instance} per instance; server max_connections {server_max}. The guide's rule, "
+               f"cores × 2 + spindles = {cores} × 2 + 1 = {suggested} busy connections per database host.")
+
+        executor = MigrationExecutor(connection)
+        pending = executor.migration_plan(executor.loader.graph.leaf_nodes())
+        report(not pending, "migrations", "up to date" if not pending else f"{len(pending)} pending: run migrate")
+
+        from django.utils import timezone
+
+        ahead = add_months(month_start(timezone.now().date()), 2)
+        for table in partitioned_tables():
+            names = {p.name for p in list_partitions(table)}
+            wanted = partition_name(table, ahead)
+            report(wanted in names, f"partitions {table}",
+                   f"{len(names)} partitions; {'ready' if wanted in names else 'missing ' + wanted} "
+                   "(run create_partitions)")
+        self.stdout.write("no problems found" if not problems else f"{problems} problem(s) found")
+        if problems:
+            raise SystemExit(1)
