@@ -200,10 +200,8 @@ def _csv_lines(rows: Iterator[tuple[Any, ...]]) -> Iterator[bytes]:
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     writer.writerow(selectors.CSV_COLUMNS)
-    count = 0
-    for row in rows:
+    for count, row in enumerate(rows, 1):
         writer.writerow(row)
-        count += 1
         if count % 500 == 0:
             yield buffer.getvalue().encode()
             buffer.seek(0)

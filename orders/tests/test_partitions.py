@@ -73,10 +73,9 @@ def test_stray_rows_in_the_default_partition_move_when_their_month_is_created(ma
     assert OrderEvent.objects.filter(order_id=order.id).count() == 2
     names = {p.name for p in list_partitions("orders_order")}
     assert "orders_order_default" in names  # re-attached
-    with pytest.raises(IntegrityError), transaction.atomic():
-        with connection.cursor() as cursor:
-            cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
-            cursor.execute("UPDATE orders_orderitem SET order_created_at = order_created_at + interval '1 day' "
+    with pytest.raises(IntegrityError), transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+        cursor.execute("UPDATE orders_orderitem SET order_created_at = order_created_at + interval '1 day' "
                            "WHERE order_id = %s", [order.id])
 
 
