@@ -4,21 +4,29 @@ from __future__ import annotations
 
 import uuid
 
-from django.contrib.postgres.indexes import GinIndex
+from django.contrib.postgres.indexes import GinIndex, OpClass
 from django.contrib.postgres.search import SearchVector, SearchVectorField
-from django.core.validators import MinValueValidator
+from django.core.validators import MinValueValidator, RegexValidator
 from django.db import models
 from django.db.models import Q
 from django.db.models.functions import Upper
 
+# Letters, digits and ``._-``: a SKU travels in URLs (``/products/by-sku/{sku}``), CSV exports and
+# labels, so it may hold neither spaces nor slashes.
+SKU_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"
+sku_validator = RegexValidator(SKU_PATTERN, "A SKU holds letters, digits, '.', '_' and '-', "
+                               "and starts with a letter or digit.", code="invalid_sku")
+currency_validator = RegexValidator(r"^[A-Z]{3}$", "Use an ISO 4217 code such as USD.",
+                                    code="invalid_currency")
+
 
 class Product(models.Model):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    sku = models.CharField(max_length=64)
+    sku = models.CharField(max_length=64, validators=[sku_validator])
     name = models.CharField(max_length=255)
     description = models.TextField(blank=True, default="")
     price = models.DecimalField(max_digits=12, decimal_places=2, validators=[MinValueValidator(0)])
-    currency = models.CharField(max_length=3, default="USD")
+    currency = models.CharField(max_length=3, default="USD", validators=[currency_validator])
     is_active = models.BooleanField(default=True)
     attributes = models.JSONField(default=dict, blank=True)
     # Name and SKU weigh A, description B; stored by PostgreSQL itself, indexed with GIN.
@@ -36,10 +44,17 @@ class Product(models.Model):
     class Meta:
         ordering = ["-created_at", "-id"]
         indexes = [
-            GinIndex(fields=["search_vector"], name="product_search_gin"),
+            # fastupdate off: rows go straight into the index instead of a pending list that only
+            # VACUUM flushes, so search cost (and the planner's choice of this index) stays
+            # predictable after bulk loads. The catalog is read far more than it is written.
+            GinIndex(fields=["search_vector"], name="product_search_gin", fastupdate=False),
             models.Index(fields=["is_active"], name="product_active_idx", condition=Q(is_active=True)),
             models.Index(fields=["sku"], name="product_sku_idx"),
             models.Index(fields=["price"], name="product_price_idx"),
+            # sort_by=name walks this index instead of sorting the table.
+            models.Index(fields=["name", "id"], name="product_name_idx"),
+            # Search by SKU prefix (``UPPER(sku) LIKE 'KIT-00%'``) in any collation.
+            models.Index(OpClass(Upper("sku"), name="text_pattern_ops"), name="product_sku_prefix_idx"),
         ]
         constraints = [
             # SKUs are unique in any case ("abc-1" and "ABC-1" are one SKU); lookups use sku__iexact.

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import uuid
 
+from django.contrib.postgres.indexes import OpClass
+from django.core.validators import RegexValidator
 from django.db import models
 from django.db.models import Q
 from django.db.models.functions import Lower
@@ -26,6 +28,15 @@ class Customer(models.Model):
             # Case-insensitive uniqueness; the same index serves lookups by lower(email).
             models.UniqueConstraint(Lower("email"), name="customer_email_ci_uniq"),
         ]
+        indexes = [
+            # ``?search=`` is a prefix match on lower(email), lower(first_name) or lower(last_name);
+            # text_pattern_ops lets ``LIKE 'abc%'`` use them whatever the database collation.
+            models.Index(OpClass(Lower("email"), name="text_pattern_ops"), name="customer_email_prefix_idx"),
+            models.Index(OpClass(Lower("first_name"), name="text_pattern_ops"), name="customer_first_prefix_idx"),
+            models.Index(OpClass(Lower("last_name"), name="text_pattern_ops"), name="customer_last_prefix_idx"),
+            # sort_by=email walks this index.
+            models.Index(fields=["email", "id"], name="customer_email_sort_idx"),
+        ]
 
     def __str__(self) -> str:
         return self.email
@@ -45,7 +56,9 @@ class Address(models.Model):
     city = models.CharField(max_length=100)
     region = models.CharField(max_length=100, blank=True, default="")
     postal_code = models.CharField(max_length=20, blank=True, default="")
-    country = models.CharField(max_length=2, help_text="ISO 3166-1 alpha-2")
+    country = models.CharField(max_length=2, help_text="ISO 3166-1 alpha-2",
+                               validators=[RegexValidator(r"^[A-Z]{2}$", "Use an ISO 3166-1 alpha-2 code such as US.",
+                                                          code="invalid_country")])
     phone = models.CharField(max_length=32, blank=True, default="")
     is_default = models.BooleanField(default=False)
     created_at = models.DateTimeField(auto_now_add=True)

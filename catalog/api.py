@@ -1,0 +1,215 @@
+"""``/api/v1/products`` (SPEC §4.1). Thin: validate, call one service or selector, answer."""
+
+from __future__ import annotations
+
+import uuid
+from decimal import Decimal
+from typing import Any
+
+from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from rest_framework import serializers
+from rest_framework.decorators import action
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from catalog import selectors, services
+from catalog.currencies import ISO_4217
+from catalog.models import sku_validator
+from stateset.api.errors import NotFound, ValidationFailed
+from stateset.api.pagination import parse_list_params
+from stateset.api.serializers import StrictSerializer
+from stateset.api.views import ApiViewSet, expected_version
+
+MAX_PRICE_DIGITS = 12
+
+
+class TextField(serializers.CharField):
+    """A CharField that takes only JSON strings: ``12`` for a name is a client bug, not "12"."""
+
+    def to_internal_value(self, data: Any) -> str:
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+def _price_field(**kwargs: Any) -> serializers.DecimalField:
+    return serializers.DecimalField(max_digits=MAX_PRICE_DIGITS, decimal_places=2,
+                                    min_value=Decimal("0"), **kwargs)
+
+
+class ProductIn(StrictSerializer):
+    sku = TextField(max_length=64, validators=[sku_validator])
+    name = TextField(max_length=255)
+    description = TextField(max_length=20_000, allow_blank=True, required=False, default="")
+    price = _price_field()
+    currency = TextField(min_length=3, max_length=3, required=False, default="USD")
+    is_active = serializers.BooleanField(required=False, default=True)
+    attributes = serializers.DictField(required=False, default=dict)
+
+    def validate_currency(self, value: str) -> str:
+        value = value.upper()
+        if value not in ISO_4217:
+            raise serializers.ValidationError("Use an ISO 4217 currency code such as USD.")
+        return value
+
+
+class _PriceRange(serializers.Serializer):
+    is_active = serializers.BooleanField(required=False)
+    min_price = _price_field(required=False)
+    max_price = _price_field(required=False)
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        low, high = attrs.get("min_price"), attrs.get("max_price")
+        if low is not None and high is not None and low > high:
+            raise serializers.ValidationError({"max_price": ["Must be at least min_price."]})
+        return attrs
+
+
+class ProductFilters(_PriceRange):
+    sku = TextField(max_length=64, required=False)
+
+
+class SearchParams(_PriceRange, StrictSerializer):
+    q = TextField(max_length=200, allow_blank=True,
+                  help_text="Words to find; the last one may be a prefix. An exact SKU ranks first.")
+    limit = serializers.IntegerField(min_value=1, max_value=100, required=False, default=20)
+    offset = serializers.IntegerField(min_value=0, max_value=10_000, required=False, default=0)
+
+
+SORT_FIELDS = {"created_at": "created_at", "name": "name", "price": "price", "sku": "sku"}
+
+
+# --- documentation of the answers (the shapes selectors.render_product produces) ------------------
+
+
+class ProductOut(serializers.Serializer):
+    id = serializers.UUIDField()
+    sku = serializers.CharField()
+    name = serializers.CharField()
+    description = serializers.CharField()
+    price = serializers.DecimalField(max_digits=MAX_PRICE_DIGITS, decimal_places=2)
+    currency = serializers.CharField()
+    is_active = serializers.BooleanField()
+    attributes = serializers.DictField()
+    created_at = serializers.DateTimeField()
+    updated_at = serializers.DateTimeField()
+    version = serializers.IntegerField()
+
+
+class ProductDeactivatedOut(ProductOut):
+    deactivated = serializers.BooleanField()
+
+
+class ListQuery(serializers.Serializer):
+    page = serializers.IntegerField(min_value=1, required=False)
+    limit = serializers.IntegerField(min_value=1, max_value=100, required=False)
+    per_page = serializers.IntegerField(min_value=1, max_value=100, required=False,
+                                        help_text="Alias of limit.")
+    cursor = serializers.CharField(required=False, help_text="next_cursor of the previous page.")
+    sort_by = serializers.ChoiceField(choices=sorted(SORT_FIELDS), required=False)
+    sort_order = serializers.ChoiceField(choices=["asc", "desc"], required=False)
+
+
+def page_of(item: type[serializers.Serializer], name: str) -> serializers.Serializer:
+    return inline_serializer(name, fields={
+        "items": item(many=True),
+        "page": serializers.IntegerField(allow_null=True),
+        "limit": serializers.IntegerField(),
+        "total": serializers.IntegerField(),
+        "total_pages": serializers.IntegerField(),
+        "total_is_estimate": serializers.BooleanField(),
+        "next_cursor": serializers.CharField(allow_null=True),
+    })
+
+
+SEARCH_OUT = inline_serializer("ProductSearchResult", fields={
+    "items": ProductOut(many=True),
+    "query": serializers.CharField(),
+    "limit": serializers.IntegerField(),
+    "offset": serializers.IntegerField(),
+    "has_more": serializers.BooleanField(),
+    "next_offset": serializers.IntegerField(allow_null=True),
+})
+IF_MATCH = OpenApiParameter("If-Match", str, OpenApiParameter.HEADER,
+                            description="The ETag of the version you read; 412 if it changed since.")
+
+
+def parse_id(value: str) -> uuid.UUID:
+    try:
+        return uuid.UUID(value)
+    except ValueError:
+        raise NotFound("No product with this id.", code="product_not_found") from None
+
+
+class ProductViewSet(ApiViewSet):
+    scope = "catalog"
+    # Any path segment reaches the view, which answers a malformed id with the same 404 envelope.
+    lookup_value_regex = "[^/]+"
+
+    @extend_schema(parameters=[ProductFilters, ListQuery], responses=page_of(ProductOut, "ProductPage"))
+    def list(self, request: Request) -> Response:
+        params = parse_list_params(request.query_params, filters=ProductFilters,
+                                   sort_fields=SORT_FIELDS, default_sort="created_at")
+        return self.list_response(selectors.product_list(filters=params.filters), params,
+                                  render=selectors.render_products)
+
+    @extend_schema(request=ProductIn, responses={201: ProductOut})
+    def create(self, request: Request) -> Response:
+        body = ProductIn(data=request.data)
+        body.is_valid(raise_exception=True)
+        product = services.product_create(**body.validated_data)
+        return self.detail_response(selectors.product_data(product), version=product.version, status=201)
+
+    @extend_schema(responses=ProductOut)
+    def retrieve(self, request: Request, pk: str) -> Response:
+        data = selectors.product_detail(product_id=parse_id(pk))
+        if data is None:
+            raise NotFound("No product with this id.", code="product_not_found")
+        return self.detail_response(data, version=data["version"])
+
+    @extend_schema(request=ProductIn(partial=True), responses=ProductOut, parameters=[IF_MATCH])
+    def partial_update(self, request: Request, pk: str) -> Response:
+        product_id = parse_id(pk)
+        version = expected_version(request)
+        body = ProductIn(data=request.data, partial=True)
+        body.is_valid(raise_exception=True)
+        product = services.product_update(product_id=product_id, fields=dict(body.validated_data),
+                                          expected_version=version)
+        return self.detail_response(selectors.product_data(product), version=product.version)
+
+    @extend_schema(responses={204: None, 200: ProductDeactivatedOut},
+                   description="Deletes the product (204), or deactivates it (200, deactivated: "
+                               "true) when orders or stock still reference it.")
+    def destroy(self, request: Request, pk: str) -> Response:
+        result = services.product_delete(product_id=parse_id(pk))
+        if result.deleted:
+            return Response(status=204)
+        assert result.product is not None
+        data = {**selectors.product_data(result.product), "deactivated": True}
+        return self.detail_response(data, version=result.product.version)
+
+    @extend_schema(parameters=[SearchParams], responses=SEARCH_OUT)
+    @action(detail=False, methods=["get"], url_path="search")
+    def search(self, request: Request) -> Response:
+        query = {key: request.query_params.get(key) for key in request.query_params}
+        query.pop("format", None)  # DRF's renderer override, not a search parameter
+        params = SearchParams(data=query)
+        if not params.is_valid():
+            raise ValidationFailed("Invalid query parameters.", code="invalid_parameter",
+                                   details=params.errors)
+        values = params.validated_data
+        limit, offset = values["limit"], values["offset"]
+        items, has_more = selectors.product_search(
+            q=values["q"], limit=limit, offset=offset, is_active=values.get("is_active"),
+            min_price=values.get("min_price"), max_price=values.get("max_price"),
+        )
+        return Response({"items": items, "query": values["q"], "limit": limit, "offset": offset,
+                         "has_more": has_more, "next_offset": offset + limit if has_more else None})
+
+    @extend_schema(responses=ProductOut)
+    @action(detail=False, methods=["get"], url_path=r"by-sku/(?P<sku>[^/]+)")
+    def by_sku(self, request: Request, sku: str) -> Response:
+        data = selectors.product_by_sku(sku=sku) if len(sku) <= 64 and "\x00" not in sku else None
+        if data is None:
+            raise NotFound("No product with this SKU.", code="product_not_found")
+        return self.detail_response(data, version=data["version"])

@@ -1,0 +1,218 @@
+"""``/api/v1/customers`` and their addresses (SPEC §4.2). Thin: validate, call one service or
+selector, answer. ``GET /customers/{id}/orders`` belongs to the orders app."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from django.core.validators import RegexValidator
+from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from rest_framework import serializers
+from rest_framework.decorators import action
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from customers import selectors, services
+from customers.countries import ISO_3166_ALPHA2
+from customers.models import Address
+from stateset.api.errors import NotFound
+from stateset.api.pagination import parse_list_params
+from stateset.api.serializers import StrictSerializer
+from stateset.api.views import ApiViewSet, expected_version
+
+phone_validator = RegexValidator(r"^\+?[0-9(][0-9 ().-]{1,30}$",
+                                 "Digits, spaces and ( ) . - only, optionally starting with +.",
+                                 code="invalid_phone")
+
+
+class TextField(serializers.CharField):
+    """A CharField that takes only JSON strings: ``12`` for a name is a client bug, not "12"."""
+
+    def to_internal_value(self, data: Any) -> str:
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+def _text(max_length: int) -> serializers.CharField:
+    return TextField(max_length=max_length, allow_blank=True, required=False, default="")
+
+
+class CustomerIn(StrictSerializer):
+    email = serializers.EmailField(max_length=254)
+    first_name = _text(100)
+    last_name = _text(100)
+    phone = TextField(max_length=32, allow_blank=True, required=False, default="",
+                                  validators=[phone_validator])
+    metadata = serializers.DictField(required=False, default=dict)
+
+
+class AddressIn(StrictSerializer):
+    kind = serializers.ChoiceField(choices=Address.Kind.values)
+    name = _text(200)
+    line1 = TextField(max_length=200)
+    line2 = _text(200)
+    city = TextField(max_length=100)
+    region = _text(100)
+    postal_code = _text(20)
+    country = TextField(min_length=2, max_length=2)
+    phone = TextField(max_length=32, allow_blank=True, required=False, default="",
+                                  validators=[phone_validator])
+    is_default = serializers.BooleanField(required=False, allow_null=True, default=None)
+
+    def validate_country(self, value: str) -> str:
+        value = value.upper()
+        if value not in ISO_3166_ALPHA2:
+            raise serializers.ValidationError("Use an ISO 3166-1 alpha-2 country code such as US.")
+        return value
+
+
+class CustomerFilters(serializers.Serializer):
+    email = TextField(max_length=254, required=False)
+    search = TextField(max_length=100, required=False)
+
+
+class AddressFilters(serializers.Serializer):
+    kind = serializers.ChoiceField(choices=Address.Kind.values, required=False)
+    is_default = serializers.BooleanField(required=False)
+
+
+CUSTOMER_SORT = {"created_at": "created_at", "email": "email"}
+
+
+# --- documentation of the answers (the shapes selectors.render_* produce) -------------------------
+
+
+class CustomerListItemOut(serializers.Serializer):
+    id = serializers.UUIDField()
+    email = serializers.EmailField()
+    first_name = serializers.CharField()
+    last_name = serializers.CharField()
+    phone = serializers.CharField()
+    metadata = serializers.DictField()
+    created_at = serializers.DateTimeField()
+    updated_at = serializers.DateTimeField()
+    version = serializers.IntegerField()
+
+
+class AddressOut(serializers.Serializer):
+    id = serializers.UUIDField()
+    customer_id = serializers.UUIDField()
+    kind = serializers.ChoiceField(choices=Address.Kind.values)
+    name = serializers.CharField()
+    line1 = serializers.CharField()
+    line2 = serializers.CharField()
+    city = serializers.CharField()
+    region = serializers.CharField()
+    postal_code = serializers.CharField()
+    country = serializers.CharField()
+    phone = serializers.CharField()
+    is_default = serializers.BooleanField()
+    created_at = serializers.DateTimeField()
+
+
+class CustomerOut(CustomerListItemOut):
+    addresses = AddressOut(many=True)
+
+
+class CustomerListQuery(serializers.Serializer):
+    page = serializers.IntegerField(min_value=1, required=False)
+    limit = serializers.IntegerField(min_value=1, max_value=100, required=False)
+    per_page = serializers.IntegerField(min_value=1, max_value=100, required=False)
+    cursor = serializers.CharField(required=False)
+    sort_by = serializers.ChoiceField(choices=sorted(CUSTOMER_SORT), required=False)
+    sort_order = serializers.ChoiceField(choices=["asc", "desc"], required=False)
+
+
+class AddressListQuery(serializers.Serializer):
+    page = serializers.IntegerField(min_value=1, required=False)
+    limit = serializers.IntegerField(min_value=1, max_value=100, required=False)
+    per_page = serializers.IntegerField(min_value=1, max_value=100, required=False)
+    cursor = serializers.CharField(required=False)
+    sort_by = serializers.ChoiceField(choices=["created_at"], required=False)
+    sort_order = serializers.ChoiceField(choices=["asc", "desc"], required=False)
+
+
+def page_of(item: type[serializers.Serializer], name: str) -> serializers.Serializer:
+    return inline_serializer(name, fields={
+        "items": item(many=True),
+        "page": serializers.IntegerField(allow_null=True),
+        "limit": serializers.IntegerField(),
+        "total": serializers.IntegerField(),
+        "total_pages": serializers.IntegerField(),
+        "total_is_estimate": serializers.BooleanField(),
+        "next_cursor": serializers.CharField(allow_null=True),
+    })
+
+
+IF_MATCH = OpenApiParameter("If-Match", str, OpenApiParameter.HEADER,
+                            description="The ETag of the version you read; 412 if it changed since.")
+
+
+def parse_id(value: str) -> uuid.UUID:
+    try:
+        return uuid.UUID(value)
+    except ValueError:
+        raise NotFound("No customer with this id.", code="customer_not_found") from None
+
+
+class CustomerViewSet(ApiViewSet):
+    scope = "customers"
+    lookup_value_regex = "[^/]+"
+
+    @extend_schema(parameters=[CustomerFilters, CustomerListQuery],
+                   responses=page_of(CustomerListItemOut, "CustomerPage"))
+    def list(self, request: Request) -> Response:
+        params = parse_list_params(request.query_params, filters=CustomerFilters,
+                                   sort_fields=CUSTOMER_SORT, default_sort="created_at")
+        return self.list_response(selectors.customer_list(filters=params.filters), params,
+                                  render=selectors.render_customers)
+
+    @extend_schema(request=CustomerIn, responses={201: CustomerOut})
+    def create(self, request: Request) -> Response:
+        body = CustomerIn(data=request.data)
+        body.is_valid(raise_exception=True)
+        customer = services.customer_create(**body.validated_data)
+        data = {**selectors.customer_data(customer), "addresses": []}
+        return self.detail_response(data, version=customer.version, status=201)
+
+    @extend_schema(responses=CustomerOut)
+    def retrieve(self, request: Request, pk: str) -> Response:
+        data = selectors.customer_detail(customer_id=parse_id(pk))
+        if data is None:
+            raise NotFound("No customer with this id.", code="customer_not_found")
+        return self.detail_response(data, version=data["version"])
+
+    @extend_schema(request=CustomerIn(partial=True), responses=CustomerOut, parameters=[IF_MATCH])
+    def partial_update(self, request: Request, pk: str) -> Response:
+        customer_id = parse_id(pk)
+        version = expected_version(request)
+        body = CustomerIn(data=request.data, partial=True)
+        body.is_valid(raise_exception=True)
+        services.customer_update(customer_id=customer_id, fields=dict(body.validated_data),
+                                 expected_version=version)
+        data = selectors.customer_detail(customer_id=customer_id, fresh=True)
+        assert data is not None
+        return self.detail_response(data, version=data["version"])
+
+    @extend_schema(methods=["GET"], parameters=[AddressFilters, AddressListQuery],
+                   responses=page_of(AddressOut, "AddressPage"))
+    @extend_schema(methods=["POST"], request=AddressIn, responses={201: AddressOut},
+                   description="A new default address un-defaults the previous default of its kind; "
+                               "the first address of a kind is the default unless is_default is false.")
+    @action(detail=True, methods=["get", "post"], url_path="addresses")
+    def addresses(self, request: Request, pk: str) -> Response:
+        customer_id = parse_id(pk)
+        if request.method == "POST":
+            body = AddressIn(data=request.data)
+            body.is_valid(raise_exception=True)
+            address = services.address_create(customer_id=customer_id, **body.validated_data)
+            return Response(selectors.address_data(address), status=201)
+        params = parse_list_params(request.query_params, filters=AddressFilters,
+                                   sort_fields={"created_at": "created_at"}, default_sort="created_at",
+                                   default_order="asc")
+        if not selectors.customer_exists(customer_id=customer_id):
+            raise NotFound("No customer with this id.", code="customer_not_found")
+        return self.list_response(selectors.address_list(customer_id=customer_id, filters=params.filters),
+                                  params, render=selectors.render_addresses)

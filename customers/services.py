@@ -1,0 +1,253 @@
+"""Every write to customers and addresses (SPEC §4.2). Views, admin and commands call these.
+
+The services open ``transaction.atomic()`` without ``durable=True``: the admin wraps its saves in a
+transaction of its own and calls them, and ``seed_demo`` may too.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from django.db import IntegrityError, transaction
+from django.db.models import F
+from django.utils import timezone
+
+from customers import selectors
+from customers.models import Address, Customer
+from stateset.api.errors import Conflict, NotFound, PreconditionFailed, ValidationFailed
+
+CUSTOMER_FIELDS = ("email", "first_name", "last_name", "phone", "metadata")
+ADDRESS_FIELDS = ("kind", "name", "line1", "line2", "city", "region", "postal_code", "country",
+                  "phone", "is_default")
+
+
+class DuplicateEmail(Conflict):
+    code, default_message = "duplicate_email", "A customer with this email already exists."
+
+
+def _constraint_name(exc: IntegrityError) -> str:
+    diag = getattr(exc.__cause__, "diag", None)
+    return getattr(diag, "constraint_name", None) or ""
+
+
+def _translate(exc: IntegrityError, *, email: str | None = None) -> Exception:
+    name = _constraint_name(exc)
+    if name in ("customer_email_ci_uniq", "customers_customer_pkey"):
+        return DuplicateEmail(details={"email": email} if email else {})
+    if name == "address_one_default_per_kind":
+        return Conflict("Another default address of this kind was just set; retry.",
+                        code="default_address_conflict")
+    if name == "address_country_iso":
+        return ValidationFailed("country: use an ISO 3166-1 alpha-2 code.",
+                                details={"country": ["Invalid."]})
+    if name == "address_kind_valid":
+        return ValidationFailed("kind: shipping or billing.", details={"kind": ["Invalid."]})
+    return exc
+
+
+def normalise_email(email: str) -> str:
+    """Trimmed, with the domain lower-cased (the local part is the mailbox owner's business;
+    uniqueness ignores case anyway)."""
+    email = email.strip()
+    local, at, domain = email.rpartition("@")
+    return f"{local}@{domain.lower()}" if at else email
+
+
+def _customer_values(fields: dict[str, Any]) -> dict[str, Any]:
+    unknown = set(fields) - set(CUSTOMER_FIELDS)
+    if unknown:
+        raise ValidationFailed(f"Not writable: {', '.join(sorted(unknown))}.",
+                               details={name: ["Not writable."] for name in sorted(unknown)})
+    values = dict(fields)
+    if "email" in values:
+        values["email"] = normalise_email(values["email"])
+    if "metadata" in values and values["metadata"] is None:
+        values["metadata"] = {}
+    return values
+
+
+def _invalidate(customer_id: uuid.UUID | str) -> None:
+    selectors.customer_cache.invalidate(selectors.customer_cache.key(customer_id))
+
+
+def _touch(customer_id: uuid.UUID | str) -> None:
+    """A change to a customer's addresses changes the customer's representation: bump its version
+    (so its ETag moves) and drop its cached detail after commit."""
+    Customer.objects.filter(pk=customer_id).update(version=F("version") + 1, updated_at=timezone.now())
+    _invalidate(customer_id)
+
+
+# --- customers -----------------------------------------------------------------------------------
+
+
+def customer_create(*, email: str, first_name: str = "", last_name: str = "", phone: str = "",
+                    metadata: dict[str, Any] | None = None, id: uuid.UUID | None = None) -> Customer:
+    """Insert one customer (version 1). Raises DuplicateEmail (409) when the email exists in any
+    letter case, also when a concurrent request inserted it first (the unique index decides)."""
+    values = _customer_values({"email": email, "first_name": first_name, "last_name": last_name,
+                               "phone": phone, "metadata": metadata or {}})
+    if id is not None:
+        values["id"] = id
+    try:
+        with transaction.atomic():
+            customer = Customer.objects.create(**values)
+    except IntegrityError as exc:
+        raise _translate(exc, email=values["email"]) from None
+    return customer
+
+
+def customer_update(*, customer_id: uuid.UUID | str, fields: dict[str, Any],
+                    expected_version: int | None = None) -> Customer:
+    """Change the given fields and bump ``version`` in one ``UPDATE`` whose WHERE clause holds
+    ``expected_version`` (If-Match). Raises NotFound (404), PreconditionFailed (412),
+    DuplicateEmail (409). Invalidates the cached detail after commit."""
+    values = _customer_values(fields)
+    if not values:
+        raise ValidationFailed("Give at least one field to change.", code="empty_update")
+    try:
+        with transaction.atomic():
+            rows = Customer.objects.filter(pk=customer_id)
+            if expected_version is not None:
+                rows = rows.filter(version=expected_version)
+            if not rows.update(**values, version=F("version") + 1, updated_at=timezone.now()):
+                current = Customer.objects.filter(pk=customer_id).values_list("version", flat=True).first()
+                if current is None:
+                    raise NotFound("No customer with this id.", code="customer_not_found")
+                raise PreconditionFailed(details={"current_version": current,
+                                                  "expected_version": expected_version})
+            customer = Customer.objects.get(pk=customer_id)
+            _invalidate(customer.id)
+    except IntegrityError as exc:
+        raise _translate(exc, email=values.get("email")) from None
+    return customer
+
+
+def customers_bulk_create(*, rows: list[dict[str, Any]], batch_size: int = 1000) -> int:
+    """Insert many customers, skipping any whose id or email (any case) exists; for seeding and
+    imports. Each row needs ``id`` and ``email``. Returns how many were new."""
+    objs = [Customer(id=row["id"], **_customer_values({k: v for k, v in row.items() if k != "id"}))
+            for row in rows]
+    ids = [obj.id for obj in objs]
+    with transaction.atomic():
+        before = Customer.objects.filter(pk__in=ids).count()
+        Customer.objects.bulk_create(objs, batch_size=batch_size, ignore_conflicts=True)
+        after = Customer.objects.filter(pk__in=ids).count()
+    return after - before
+
+
+def customer_ensure(*, id: uuid.UUID, email: str, **fields: Any) -> tuple[Customer, bool]:
+    """Make the customer with this id exist with these values (``seed_demo``'s fixed rows).
+    Returns (customer, created). Raises DuplicateEmail when another customer holds the email."""
+    wanted = _customer_values({"email": email, **fields})
+    existing = Customer.objects.filter(pk=id).first()
+    if existing is None:
+        return customer_create(id=id, **wanted), True
+    diff = {k: v for k, v in wanted.items() if getattr(existing, k) != v}
+    if not diff:
+        return existing, False
+    return customer_update(customer_id=id, fields=diff), False
+
+
+# --- addresses -----------------------------------------------------------------------------------
+
+
+def _address_values(fields: dict[str, Any]) -> dict[str, Any]:
+    unknown = set(fields) - set(ADDRESS_FIELDS)
+    if unknown:
+        raise ValidationFailed(f"Not writable: {', '.join(sorted(unknown))}.",
+                               details={name: ["Not writable."] for name in sorted(unknown)})
+    values = dict(fields)
+    if "country" in values:
+        values["country"] = values["country"].strip().upper()
+    return values
+
+
+def _lock_customer(customer_id: uuid.UUID | str) -> None:
+    """Address writes of one customer run one at a time: the lock makes "un-default the previous
+    default, then insert" safe, and the partial unique index is the backstop."""
+    if not Customer.objects.select_for_update().filter(pk=customer_id).values_list("pk", flat=True):
+        raise NotFound("No customer with this id.", code="customer_not_found")
+
+
+def _undefault_others(*, customer_id: uuid.UUID | str, kind: str, keep: uuid.UUID | None = None) -> None:
+    others = Address.objects.filter(customer_id=customer_id, kind=kind, is_default=True)
+    if keep is not None:
+        others = others.exclude(pk=keep)
+    others.update(is_default=False)
+
+
+def address_create(*, customer_id: uuid.UUID | str, kind: str, line1: str, city: str, country: str,
+                   name: str = "", line2: str = "", region: str = "", postal_code: str = "",
+                   phone: str = "", is_default: bool | None = None) -> Address:
+    """Add an address to a customer.
+
+    Locks the customer row. ``is_default=None`` makes the first address of a kind the default.
+    A new default un-defaults the previous default of its kind in the same transaction. Bumps the
+    customer's version and invalidates its cached detail after commit. Raises NotFound (404),
+    ValidationFailed (422)."""
+    values = _address_values({"kind": kind, "line1": line1, "city": city, "country": country,
+                              "name": name, "line2": line2, "region": region,
+                              "postal_code": postal_code, "phone": phone})
+    try:
+        with transaction.atomic():
+            _lock_customer(customer_id)
+            current_default = Address.objects.filter(customer_id=customer_id, kind=values["kind"],
+                                                     is_default=True)
+            if is_default is None:
+                is_default = not current_default.exists()
+            elif is_default:
+                current_default.update(is_default=False)
+            address = Address.objects.create(customer_id=customer_id, is_default=is_default, **values)
+            _touch(customer_id)
+    except IntegrityError as exc:
+        raise _translate(exc) from None
+    return address
+
+
+def address_update(*, address_id: uuid.UUID | str, fields: dict[str, Any]) -> Address:
+    """Change an address (admin). Setting ``is_default`` un-defaults the previous default of its
+    kind; changing ``kind`` of a default address un-defaults the default of the new kind. Locks the
+    customer row; bumps the customer's version. Raises NotFound (404), ValidationFailed (422)."""
+    values = _address_values(fields)
+    customer_id = Address.objects.filter(pk=address_id).values_list("customer_id", flat=True).first()
+    if customer_id is None:
+        raise NotFound("No address with this id.", code="address_not_found")
+    try:
+        with transaction.atomic():
+            _lock_customer(customer_id)
+            address = Address.objects.get(pk=address_id)
+            for field, value in values.items():
+                setattr(address, field, value)
+            if address.is_default:
+                _undefault_others(customer_id=customer_id, kind=address.kind, keep=address.pk)
+            address.save(update_fields=list(values) or None)
+            _touch(customer_id)
+    except IntegrityError as exc:
+        raise _translate(exc) from None
+    return address
+
+
+def address_delete(*, address_id: uuid.UUID | str) -> None:
+    """Remove an address (admin). Orders keep their own snapshots, so nothing else changes."""
+    customer_id = Address.objects.filter(pk=address_id).values_list("customer_id", flat=True).first()
+    if customer_id is None:
+        raise NotFound("No address with this id.", code="address_not_found")
+    with transaction.atomic():
+        _lock_customer(customer_id)
+        Address.objects.filter(pk=address_id).delete()
+        _touch(customer_id)
+
+
+def addresses_bulk_create(*, rows: list[dict[str, Any]], batch_size: int = 1000) -> int:
+    """Insert many addresses, skipping those whose id exists or that would be a second default of a
+    kind; for seeding. Each row needs ``id`` and ``customer_id``. Returns how many were new."""
+    objs = [Address(id=row["id"], customer_id=row["customer_id"],
+                    **_address_values({k: v for k, v in row.items() if k not in ("id", "customer_id")}))
+            for row in rows]
+    ids = [obj.id for obj in objs]
+    with transaction.atomic():
+        before = Address.objects.filter(pk__in=ids).count()
+        Address.objects.bulk_create(objs, batch_size=batch_size, ignore_conflicts=True)
+        after = Address.objects.filter(pk__in=ids).count()
+    return after - before

@@ -1,0 +1,67 @@
+"""Races real threads can cause: one email, one default address per kind."""
+
+import threading
+
+import pytest
+from django.db import connection
+from rest_framework.test import APIClient
+
+from customers.models import Address, Customer
+from customers.tests.factories import CustomerFactory
+
+pytestmark = pytest.mark.django_db(transaction=True)
+THREADS = 8
+
+
+def run_concurrently(target):
+    barrier = threading.Barrier(THREADS)
+    results: list = []
+
+    def worker(index):
+        try:
+            barrier.wait(10)
+            results.append(target(index))
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(THREADS)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    return results
+
+
+def test_concurrent_signups_with_one_email_create_one_customer(make_key):
+    key = make_key("customers:write")
+
+    def sign_up(index):
+        client = APIClient()
+        client.credentials(HTTP_X_API_KEY=key)
+        email = "race@example.com" if index % 2 else "RACE@Example.com"
+        response = client.post("/api/v1/customers", {"email": email, "first_name": f"n{index}"}, format="json")
+        return response.status_code, response.json().get("error", {}).get("code")
+
+    results = run_concurrently(sign_up)
+    assert sorted(results, key=str) == sorted([(201, None)] + [(409, "duplicate_email")] * (THREADS - 1), key=str)
+    assert Customer.objects.filter(email__iexact="race@example.com").count() == 1
+
+
+def test_concurrent_default_addresses_leave_exactly_one_default(make_key):
+    customer = CustomerFactory()
+    key = make_key("customers:write")
+
+    def add_default(index):
+        client = APIClient()
+        client.credentials(HTTP_X_API_KEY=key)
+        response = client.post(f"/api/v1/customers/{customer.id}/addresses", {
+            "kind": "shipping", "line1": f"{index} Race St", "city": "Austin", "country": "US",
+            "is_default": True,
+        }, format="json")
+        return response.status_code
+
+    assert run_concurrently(add_default) == [201] * THREADS
+    assert Address.objects.filter(customer=customer).count() == THREADS
+    assert Address.objects.filter(customer=customer, kind="shipping", is_default=True).count() == 1
+    customer.refresh_from_db()
+    assert customer.version == 1 + THREADS
