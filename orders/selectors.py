@@ -9,8 +9,9 @@ from collections.abc import Iterable, Iterator
 from datetime import datetime
 from typing import Any
 
-from django.db.models import Q, QuerySet
+from django.db.models import Count, Q, QuerySet, Sum
 from django.db.models.functions import Lower
+from django.utils import timezone
 
 from customers.models import Customer
 from orders.models import Order, OrderEvent, OrderItem
@@ -158,8 +159,16 @@ def order_events(order_id: uuid.UUID) -> QuerySet:
     return OrderEvent.objects.filter(order_id=order_id).values(*EVENT_FIELDS)
 
 
-def product_was_ordered(product_id: uuid.UUID) -> bool:
-    return OrderItem.objects.filter(product_id=product_id).exists()
+def orders_today() -> dict[str, Any]:
+    """Orders since midnight UTC and their revenue per currency (cancelled ones excluded), summed by
+    the database over one partition's index range."""
+    start = timezone.now().replace(hour=0, minute=0, second=0, microsecond=0)
+    today = Order.objects.filter(created_at__gte=start)
+    revenue = (
+        today.exclude(status__in=[Order.Status.CANCELLED, Order.Status.REFUNDED])
+        .values("currency").annotate(total=Sum("total_amount")).order_by("currency")
+    )
+    return {"count": today.aggregate(n=Count("id"))["n"], "revenue": list(revenue)}
 
 
 CSV_COLUMNS = ("order_number", "id", "created_at", "status", "payment_status", "fulfillment_status",

@@ -43,7 +43,7 @@ SECRET_KEY = APP["secret_key"] or _development_secret_key()
 ALLOWED_HOSTS = APP["allowed_hosts"] + (["testserver"] if APP["env"] == "test" else [])
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    "stateset.apps.StateSetAdminConfig",  # django.contrib.admin with the back-office index
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",

@@ -114,3 +114,18 @@ def test_admin_date_hierarchy_does_not_scan_distinct_dates(admin_client, make_or
     with django_assert_max_num_queries(12) as captured:
         admin_client.get("/admin/orders/order/")
     assert not any("DISTINCT" in q["sql"] and "DATE_TRUNC" in q["sql"].upper() for q in captured.captured_queries)
+
+
+def test_admin_index_shows_todays_orders_revenue_and_low_stock(admin_client, make_order, make_product):
+    from inventory.models import InventoryItem
+
+    cheap = make_product(price="10.00", stock=3)
+    make_order(quantity=2, product=cheap)
+    cancelled = make_order(quantity=1, product=make_product(price="99.00"))
+    Order.objects.filter(id=cancelled.id).update(status="cancelled")
+    InventoryItem.objects.filter(product_id=cheap.id).update(reorder_point=5)
+    response = admin_client.get("/admin/")
+    html = response.content.decode()
+    assert '<td id="orders-today">2</td>' in html
+    assert "20.00 USD" in html and "99.00" not in html.split('id="revenue-today"')[1].split("</td>")[0]
+    assert cheap.sku in html.split('id="low-stock"')[1]
