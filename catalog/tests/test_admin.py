@@ -110,3 +110,10 @@ def test_delete_removes_an_unreferenced_product(admin_client):
     response = admin_client.post(reverse("admin:catalog_product_delete", args=[product.id]), {"post": "yes"})
     assert response.status_code == 302
     assert not Product.objects.exists()
+
+
+def test_add_and_change_pages_render(admin_client):
+    product = ProductFactory()
+    assert admin_client.get(reverse("admin:catalog_product_add")).status_code == 200
+    response = admin_client.get(reverse("admin:catalog_product_change", args=[product.id]))
+    assert response.status_code == 200 and product.sku in response.content.decode()

@@ -114,3 +114,14 @@ def test_address_admin_add_makes_the_new_default(admin_client):
     old.refresh_from_db()
     assert old.is_default is False
     assert Address.objects.get(line1="5 Admin Rd").country == "FR"
+
+
+def test_add_and_change_pages_render(admin_client):
+    address = AddressFactory()
+    for url in (reverse("admin:customers_customer_add"),
+                reverse("admin:customers_customer_change", args=[address.customer_id]),
+                reverse("admin:customers_address_add"),
+                reverse("admin:customers_address_change", args=[address.id])):
+        response = admin_client.get(url)
+        assert response.status_code == 200, url
+    assert address.line1 in response.content.decode()

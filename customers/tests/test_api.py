@@ -320,11 +320,11 @@ def test_address_post_is_idempotent_with_a_key(api):
 
 
 def test_the_documented_shapes_match_what_is_rendered(api):
-    from customers.api import AddressOut, CustomerListItemOut, CustomerOut
+    from customers.api import CustomerAddressOut, CustomerListItemOut, CustomerOut
 
     customer = CustomerFactory()
     AddressFactory(customer=customer)
     detail = data_of(api.get(f"{URL}/{customer.id}"))
     assert set(CustomerOut().fields) == set(detail)
-    assert set(AddressOut().fields) == set(detail["addresses"][0])
+    assert set(CustomerAddressOut().fields) == set(detail["addresses"][0])
     assert set(CustomerListItemOut().fields) == set(data_of(api.get(URL))["items"][0])
