@@ -6,7 +6,7 @@ import uuid
 from decimal import Decimal
 from typing import Any
 
-from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers
 from rest_framework.decorators import action
 from rest_framework.request import Request
@@ -17,19 +17,10 @@ from catalog.currencies import ISO_4217
 from catalog.models import sku_validator
 from stateset.api.errors import NotFound, ValidationFailed
 from stateset.api.pagination import parse_list_params
-from stateset.api.serializers import StrictSerializer
+from stateset.api.serializers import IF_MATCH, StrictSerializer, TextField, page_of
 from stateset.api.views import ApiViewSet, expected_version
 
 MAX_PRICE_DIGITS = 12
-
-
-class TextField(serializers.CharField):
-    """A CharField that takes only JSON strings: ``12`` for a name is a client bug, not "12"."""
-
-    def to_internal_value(self, data: Any) -> str:
-        if not isinstance(data, str):
-            self.fail("invalid")
-        return super().to_internal_value(data)
 
 
 def _price_field(**kwargs: Any) -> serializers.DecimalField:
@@ -110,18 +101,6 @@ class ListQuery(serializers.Serializer):
     sort_order = serializers.ChoiceField(choices=["asc", "desc"], required=False)
 
 
-def page_of(item: type[serializers.Serializer], name: str) -> serializers.Serializer:
-    return inline_serializer(name, fields={
-        "items": item(many=True),
-        "page": serializers.IntegerField(allow_null=True),
-        "limit": serializers.IntegerField(),
-        "total": serializers.IntegerField(),
-        "total_pages": serializers.IntegerField(),
-        "total_is_estimate": serializers.BooleanField(),
-        "next_cursor": serializers.CharField(allow_null=True),
-    })
-
-
 SEARCH_OUT = inline_serializer("ProductSearchResult", fields={
     "items": ProductOut(many=True),
     "query": serializers.CharField(),
@@ -130,8 +109,6 @@ SEARCH_OUT = inline_serializer("ProductSearchResult", fields={
     "has_more": serializers.BooleanField(),
     "next_offset": serializers.IntegerField(allow_null=True),
 })
-IF_MATCH = OpenApiParameter("If-Match", str, OpenApiParameter.HEADER,
-                            description="The ETag of the version you read; 412 if it changed since.")
 
 
 def parse_id(value: str) -> uuid.UUID:

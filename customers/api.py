@@ -4,10 +4,9 @@ selector, answer. ``GET /customers/{id}/orders`` belongs to the orders app."""
 from __future__ import annotations
 
 import uuid
-from typing import Any
 
 from django.core.validators import RegexValidator
-from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers
 from rest_framework.decorators import action
 from rest_framework.request import Request
@@ -18,21 +17,12 @@ from customers.countries import ISO_3166_ALPHA2
 from customers.models import Address
 from stateset.api.errors import NotFound
 from stateset.api.pagination import parse_list_params
-from stateset.api.serializers import StrictSerializer
+from stateset.api.serializers import IF_MATCH, StrictSerializer, TextField, page_of
 from stateset.api.views import ApiViewSet, expected_version
 
 phone_validator = RegexValidator(r"^\+?[0-9(][0-9 ().-]{1,30}$",
                                  "Digits, spaces and ( ) . - only, optionally starting with +.",
                                  code="invalid_phone")
-
-
-class TextField(serializers.CharField):
-    """A CharField that takes only JSON strings: ``12`` for a name is a client bug, not "12"."""
-
-    def to_internal_value(self, data: Any) -> str:
-        if not isinstance(data, str):
-            self.fail("invalid")
-        return super().to_internal_value(data)
 
 
 def _text(max_length: int) -> serializers.CharField:
@@ -136,24 +126,10 @@ class AddressListQuery(serializers.Serializer):
     sort_order = serializers.ChoiceField(choices=["asc", "desc"], required=False)
 
 
-def page_of(item: type[serializers.Serializer], name: str) -> serializers.Serializer:
-    return inline_serializer(name, fields={
-        "items": item(many=True),
-        "page": serializers.IntegerField(allow_null=True),
-        "limit": serializers.IntegerField(),
-        "total": serializers.IntegerField(),
-        "total_pages": serializers.IntegerField(),
-        "total_is_estimate": serializers.BooleanField(),
-        "next_cursor": serializers.CharField(allow_null=True),
-    })
-
-
 # Inline enums (not the AddressFilters serializer): a "kind" enum component would collide with
 # other apps' "kind" filters in the schema.
 ADDRESS_KIND = OpenApiParameter("kind", str, enum=Address.Kind.values, required=False)
 ADDRESS_IS_DEFAULT = OpenApiParameter("is_default", bool, required=False)
-IF_MATCH = OpenApiParameter("If-Match", str, OpenApiParameter.HEADER,
-                            description="The ETag of the version you read; 412 if it changed since.")
 
 
 def parse_id(value: str) -> uuid.UUID:

@@ -10,7 +10,7 @@ from typing import Any
 
 from django.http import StreamingHttpResponse
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
 from rest_framework.decorators import action
 from rest_framework.request import Request
@@ -19,7 +19,7 @@ from rest_framework.response import Response
 from orders import selectors, services
 from orders.models import Order
 from stateset.api.pagination import parse_list_params
-from stateset.api.serializers import StrictSerializer
+from stateset.api.serializers import IF_MATCH, StrictSerializer, TextField, page_of
 from stateset.api.views import ApiView, ApiViewSet, expected_version
 
 MAX_QUANTITY = 10_000
@@ -30,23 +30,23 @@ def actor_of(request: Request) -> str:
 
 
 class AddressIn(serializers.Serializer):
-    name = serializers.CharField(max_length=200, required=False, allow_blank=True)
-    line1 = serializers.CharField(max_length=200)
-    line2 = serializers.CharField(max_length=200, required=False, allow_blank=True)
-    city = serializers.CharField(max_length=100)
-    region = serializers.CharField(max_length=100, required=False, allow_blank=True)
-    postal_code = serializers.CharField(max_length=20, required=False, allow_blank=True)
+    name = TextField(max_length=200, required=False, allow_blank=True)
+    line1 = TextField(max_length=200)
+    line2 = TextField(max_length=200, required=False, allow_blank=True)
+    city = TextField(max_length=100)
+    region = TextField(max_length=100, required=False, allow_blank=True)
+    postal_code = TextField(max_length=20, required=False, allow_blank=True)
     country = serializers.RegexField(r"^[A-Za-z]{2}$", max_length=2,
                                      error_messages={"invalid": "Use an ISO 3166-1 alpha-2 code."})
-    phone = serializers.CharField(max_length=32, required=False, allow_blank=True)
+    phone = TextField(max_length=32, required=False, allow_blank=True)
 
     def validate_country(self, value: str) -> str:
         return value.upper()
 
 
-class OrderItemIn(serializers.Serializer):
+class OrderItemIn(StrictSerializer):
     product_id = serializers.UUIDField(required=False)
-    sku = serializers.CharField(max_length=64, required=False)
+    sku = TextField(max_length=64, required=False)
     quantity = serializers.IntegerField(min_value=1, max_value=MAX_QUANTITY)
     unit_price = serializers.DecimalField(max_digits=12, decimal_places=2, min_value=0, required=False)
 
@@ -56,30 +56,30 @@ class OrderItemIn(serializers.Serializer):
         return attrs
 
 
-class OrderCreateIn(serializers.Serializer):
+class OrderCreateIn(StrictSerializer):
     customer_id = serializers.UUIDField()
     items = OrderItemIn(many=True, allow_empty=False, max_length=services.MAX_LINES)
     total_amount = serializers.DecimalField(max_digits=14, decimal_places=2, min_value=0, required=False)
     shipping_address = AddressIn(required=False, allow_null=True)
     billing_address = AddressIn(required=False, allow_null=True)
-    notes = serializers.CharField(max_length=5000, required=False, allow_blank=True, default="")
+    notes = TextField(max_length=5000, required=False, allow_blank=True, default="")
     metadata = serializers.DictField(required=False, default=dict)
 
 
 class OrderUpdateIn(StrictSerializer):
-    notes = serializers.CharField(max_length=5000, required=False, allow_blank=True)
+    notes = TextField(max_length=5000, required=False, allow_blank=True)
     shipping_address = AddressIn(required=False, allow_null=True)
     billing_address = AddressIn(required=False, allow_null=True)
     metadata = serializers.DictField(required=False)
 
 
-class StatusIn(serializers.Serializer):
+class StatusIn(StrictSerializer):
     status = serializers.ChoiceField(choices=Order.Status.choices)
-    reason = serializers.CharField(max_length=500, required=False, allow_blank=True, default="")
+    reason = TextField(max_length=500, required=False, allow_blank=True, default="")
 
 
-class CancelIn(serializers.Serializer):
-    reason = serializers.CharField(max_length=500, required=False, allow_blank=True, default="")
+class CancelIn(StrictSerializer):
+    reason = TextField(max_length=500, required=False, allow_blank=True, default="")
 
 
 class OrderFilters(serializers.Serializer):
@@ -87,7 +87,7 @@ class OrderFilters(serializers.Serializer):
     customer_id = serializers.UUIDField(required=False)
     created_from = serializers.DateTimeField(required=False)
     created_to = serializers.DateTimeField(required=False)
-    search = serializers.CharField(max_length=254, required=False, trim_whitespace=True)
+    search = TextField(max_length=254, required=False, trim_whitespace=True)
 
 
 class OrderListFilters(OrderFilters):
@@ -105,7 +105,68 @@ def _order_lines(items: list[dict[str, Any]]) -> list[services.OrderLineInput]:
                                     sku=item.get("sku"), unit_price=item.get("unit_price")) for item in items]
 
 
-ORDER_OUT = OpenApiTypes.OBJECT
+class OrderItemOut(serializers.Serializer):
+    id = serializers.UUIDField()
+    order_id = serializers.UUIDField()
+    product_id = serializers.UUIDField()
+    sku = serializers.CharField()
+    name = serializers.CharField()
+    quantity = serializers.IntegerField()
+    unit_price = serializers.DecimalField(max_digits=12, decimal_places=2)
+    total_price = serializers.DecimalField(max_digits=14, decimal_places=2)
+    quantity_fulfilled = serializers.IntegerField()
+    quantity_returned = serializers.IntegerField()
+
+
+class OrderSummaryOut(serializers.Serializer):
+    id = serializers.UUIDField()
+    order_number = serializers.CharField()
+    customer_id = serializers.UUIDField()
+    status = serializers.ChoiceField(choices=Order.Status.choices)
+    payment_status = serializers.ChoiceField(choices=Order.PaymentStatus.choices)
+    fulfillment_status = serializers.ChoiceField(choices=Order.FulfillmentStatus.choices)
+    currency = serializers.CharField()
+    subtotal = serializers.DecimalField(max_digits=14, decimal_places=2)
+    tax_total = serializers.DecimalField(max_digits=14, decimal_places=2)
+    shipping_total = serializers.DecimalField(max_digits=14, decimal_places=2)
+    discount_total = serializers.DecimalField(max_digits=14, decimal_places=2)
+    total_amount = serializers.DecimalField(max_digits=14, decimal_places=2)
+    version = serializers.IntegerField()
+    created_at = serializers.DateTimeField()
+    updated_at = serializers.DateTimeField()
+    items = OrderItemOut(many=True, required=False, help_text="Only with include_items=true.")
+
+
+class OrderEventOut(serializers.Serializer):
+    id = serializers.UUIDField()
+    kind = serializers.CharField()
+    from_status = serializers.CharField()
+    to_status = serializers.CharField()
+    message = serializers.CharField()
+    data = serializers.DictField()
+    actor = serializers.CharField()
+    created_at = serializers.DateTimeField()
+
+
+class OrderCustomerOut(serializers.Serializer):
+    id = serializers.UUIDField()
+    email = serializers.EmailField()
+    first_name = serializers.CharField()
+    last_name = serializers.CharField()
+
+
+class OrderOut(OrderSummaryOut):
+    items = OrderItemOut(many=True)
+    customer = OrderCustomerOut()
+    shipping_address = AddressIn(allow_null=True)
+    billing_address = AddressIn(allow_null=True)
+    notes = serializers.CharField()
+    metadata = serializers.DictField()
+    timeline = OrderEventOut(many=True)
+
+
+ORDER_OUT = OrderOut
+ORDER_PAGE = page_of(OrderSummaryOut, "OrderPage")
 
 
 class OrderViewSet(ApiViewSet):
@@ -113,7 +174,7 @@ class OrderViewSet(ApiViewSet):
     lookup_value_regex = "[0-9a-fA-F-]{36}"
     action_scopes = {"export": "orders:read", "events": "orders:read", "by_number": "orders:read"}
 
-    @extend_schema(parameters=[OrderListFilters], responses=ORDER_OUT)
+    @extend_schema(parameters=[OrderListFilters], responses=ORDER_PAGE)
     def list(self, request: Request) -> Response:
         params = parse_list_params(request.query_params, filters=OrderListFilters,
                                    sort_fields=selectors.SORT_FIELDS)
@@ -146,8 +207,7 @@ class OrderViewSet(ApiViewSet):
         body = selectors.order_detail(uuid.UUID(pk))
         return self.detail_response(body, version=body["version"])
 
-    @extend_schema(request=OrderUpdateIn, responses=ORDER_OUT,
-                   parameters=[OpenApiParameter("If-Match", str, OpenApiParameter.HEADER)])
+    @extend_schema(request=OrderUpdateIn, responses=ORDER_OUT, parameters=[IF_MATCH])
     def partial_update(self, request: Request, pk: str) -> Response:
         changes = _validated(OrderUpdateIn, request.data, partial=True)
         order = services.order_update(order_id=uuid.UUID(pk), expected_version=expected_version(request),
@@ -155,7 +215,7 @@ class OrderViewSet(ApiViewSet):
         body = selectors.order_detail(order.id)
         return self.detail_response(body, version=body["version"])
 
-    @extend_schema(request=StatusIn, responses=ORDER_OUT)
+    @extend_schema(request=StatusIn, responses=ORDER_OUT, parameters=[IF_MATCH])
     @action(detail=True, methods=["post"])
     def status(self, request: Request, pk: str) -> Response:
         data = _validated(StatusIn, request.data)
@@ -164,7 +224,7 @@ class OrderViewSet(ApiViewSet):
         body = selectors.order_detail(order.id)
         return self.detail_response(body, version=body["version"])
 
-    @extend_schema(request=CancelIn, responses=ORDER_OUT)
+    @extend_schema(request=CancelIn, responses=ORDER_OUT, parameters=[IF_MATCH])
     @action(detail=True, methods=["post"])
     def cancel(self, request: Request, pk: str) -> Response:
         data = _validated(CancelIn, request.data or {})
@@ -173,20 +233,21 @@ class OrderViewSet(ApiViewSet):
         body = selectors.order_detail(order.id)
         return self.detail_response(body, version=body["version"])
 
-    @extend_schema(responses=OpenApiTypes.OBJECT)
+    @extend_schema(responses=page_of(OrderEventOut, "OrderEventPage"))
     @action(detail=True, methods=["get"])
     def events(self, request: Request, pk: str) -> Response:
         params = parse_list_params(request.query_params, sort_fields={"created_at": "created_at"},
                                    default_order="asc")
         return self.list_response(selectors.order_events(uuid.UUID(pk)), params, render=list)
 
-    @extend_schema(responses=ORDER_OUT)
+    @extend_schema(responses=ORDER_OUT, operation_id="orders_by_number")
     @action(detail=False, methods=["get"], url_path=r"by-number/(?P<number>[A-Za-z0-9-]{1,32})")
     def by_number(self, request: Request, number: str) -> Response:
         body = selectors.order_detail(selectors.order_id_by_number(number))
         return self.detail_response(body, version=body["version"])
 
-    @extend_schema(parameters=[OrderFilters], responses={(200, "text/csv"): OpenApiTypes.STR})
+    @extend_schema(parameters=[OrderFilters], responses={(200, "text/csv"): OpenApiTypes.STR},
+                   operation_id="orders_export_csv")
     @action(detail=False, methods=["get"], url_path=r"export\.csv", url_name="export")
     def export(self, request: Request) -> StreamingHttpResponse:
         params = parse_list_params(request.query_params, filters=OrderFilters, sort_fields={"created_at": "created_at"})
@@ -218,7 +279,7 @@ class CustomerOrdersView(ApiView):
 
     scope = "orders"
 
-    @extend_schema(parameters=[CustomerOrderFilters], responses=ORDER_OUT)
+    @extend_schema(parameters=[CustomerOrderFilters], responses=ORDER_PAGE, operation_id="customers_orders_list")
     def get(self, request: Request, customer_id: uuid.UUID) -> Response:
         params = parse_list_params(request.query_params, filters=CustomerOrderFilters,
                                    sort_fields=selectors.SORT_FIELDS)

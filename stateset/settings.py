@@ -209,6 +209,10 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
 
+if APP["env"] == "test":
+    # admin_client creates a superuser; PBKDF2 at production strength costs about a second each.
+    PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
 # --- security --------------------------------------------------------------------------------------
 SESSION_COOKIE_HTTPONLY = True
 CSRF_COOKIE_HTTPONLY = False
@@ -264,6 +268,12 @@ SPECTACULAR_SETTINGS = {
     },
     "SECURITY": [{"ApiKeyAuth": []}, {"BearerAuth": []}],
     "AUTHENTICATION_WHITELIST": [],
+    # Several apps have a "kind" field; name each enum after its model instead of colliding.
+    "ENUM_NAME_OVERRIDES": {
+        "AddressKindEnum": "customers.models.Address.Kind",
+        "MovementKindEnum": "inventory.models.StockMovement.Kind",
+        "OrderStatusEnum": "orders.models.Order.Status",
+    },
 }
 
 # --- logging ---------------------------------------------------------------------------------------
