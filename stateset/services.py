@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import DatabaseError, IntegrityError, transaction
+from django.db import DatabaseError, IntegrityError, connection, transaction
 from django.utils import timezone
 
 from stateset.api.auth import KEY_PREFIX, hash_key, key_cache, scope_is_valid
@@ -99,26 +99,33 @@ class IdempotencyKeyReused(ValidationFailed):
 
 
 def idempotency_claim(*, owner: str, key: str, method: str, path: str, request_hash: str) -> Claim:
-    """Claim ``key`` for this request, or find the stored answer to replay.
+    """Claim ``key`` for this request (one INSERT ... ON CONFLICT), or find the stored answer.
 
     Runs in autocommit so a concurrent request sees the claim at once. Raises IdempotencyKeyReused
     (422) for a different body or endpoint, IdempotencyInFlight (409) while the first still runs.
     A claim older than its lease (the process died) is taken over."""
     now = timezone.now()
+    table = IdempotencyRecord._meta.db_table
     for _ in range(3):
-        record, created = IdempotencyRecord.objects.get_or_create(
-            owner=owner,
-            key=key,
-            defaults={
-                "method": method,
-                "path": path,
-                "request_hash": request_hash,
-                "locked_until": now + IN_FLIGHT_LEASE,
-                "expires_at": now + timedelta(seconds=settings.API_IDEMPOTENCY_TTL),
-            },
-        )
-        if created:
-            return Claim(record_id=record.id)
+        # One statement claims a new key (the common case); a conflict means it exists already.
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"""
+                INSERT INTO {table} (owner, key, method, path, request_hash, status, response_headers,
+                                     locked_until, created_at, expires_at)
+                VALUES (%s, %s, %s, %s, %s, %s, '{{}}'::jsonb, %s, %s, %s)
+                ON CONFLICT (owner, key) DO NOTHING
+                RETURNING id
+                """,
+                [owner, key, method, path, request_hash, IdempotencyRecord.Status.IN_PROGRESS,
+                 now + IN_FLIGHT_LEASE, now, now + timedelta(seconds=settings.API_IDEMPOTENCY_TTL)],
+            )
+            inserted = cursor.fetchone()
+        if inserted:
+            return Claim(record_id=inserted[0])
+        record = IdempotencyRecord.objects.filter(owner=owner, key=key).first()
+        if record is None:  # expired and purged between the two statements
+            continue
         if record.expires_at <= now:
             IdempotencyRecord.objects.filter(id=record.id, expires_at__lte=now).delete()
             continue
