@@ -1,0 +1,238 @@
+"""Every read of the inventory domain the API, the admin and other apps need.
+
+List selectors return querysets of ``.values()`` rows (the API renders them without building model
+instances) with their joins already chosen, so a page costs one query whatever its length.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable
+from typing import Any
+
+from django.db.models import F, Q, QuerySet, Sum
+
+from inventory.models import InventoryItem, Location, Reservation, StockMovement
+
+ITEM_FIELDS = ("id", "product_id", "sku", "location_id", "location__code", "on_hand", "reserved", "available",
+               "reorder_point", "safety_stock", "version", "created_at", "updated_at")
+LOCATION_FIELDS = ("id", "code", "name", "address", "is_active", "priority", "version", "created_at", "updated_at")
+RESERVATION_FIELDS = ("id", "inventory_item_id", "inventory_item__sku", "inventory_item__product_id",
+                      "inventory_item__location_id", "quantity", "quantity_fulfilled", "status", "reference_type",
+                      "reference_id", "expires_at", "created_at", "updated_at")
+MOVEMENT_FIELDS = ("id", "inventory_item_id", "inventory_item__sku", "inventory_item__location_id", "kind",
+                   "on_hand_delta", "reserved_delta", "on_hand_after", "reserved_after", "reason", "reference_type",
+                   "reference_id", "actor", "created_at")
+
+
+# --- rendering (one shape per resource, shared by list and detail answers) -----------------------
+
+
+def render_item(row: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "id": row["id"],
+        "product_id": row["product_id"],
+        "sku": row["sku"],
+        "location_id": row["location_id"],
+        "location_code": row["location__code"],
+        "on_hand": row["on_hand"],
+        "reserved": row["reserved"],
+        "available": row["available"],
+        "reorder_point": row["reorder_point"],
+        "safety_stock": row["safety_stock"],
+        "low_stock": row["available"] <= row["reorder_point"],
+        "version": row["version"],
+        "created_at": row["created_at"],
+        "updated_at": row["updated_at"],
+    }
+
+
+def item_row(item: InventoryItem) -> dict[str, Any]:
+    """The ``.values()`` shape of a loaded item (``location`` selected), to render it the same way."""
+    row = {name: getattr(item, name) for name in ITEM_FIELDS if name != "location__code"}
+    row["available"] = item.on_hand - item.reserved
+    row["location__code"] = item.location.code
+    return row
+
+
+def render_location(row: dict[str, Any]) -> dict[str, Any]:
+    return {name: row[name] for name in LOCATION_FIELDS}
+
+
+def location_row(location: Location) -> dict[str, Any]:
+    return {name: getattr(location, name) for name in LOCATION_FIELDS}
+
+
+def render_reservation(row: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "id": row["id"],
+        "inventory_item_id": row["inventory_item_id"],
+        "product_id": row["inventory_item__product_id"],
+        "sku": row["inventory_item__sku"],
+        "location_id": row["inventory_item__location_id"],
+        "quantity": row["quantity"],
+        "quantity_fulfilled": row["quantity_fulfilled"],
+        "status": row["status"],
+        "reference_type": row["reference_type"],
+        "reference_id": row["reference_id"],
+        "expires_at": row["expires_at"],
+        "created_at": row["created_at"],
+        "updated_at": row["updated_at"],
+    }
+
+
+def reservation_row(reservation: Reservation) -> dict[str, Any]:
+    item = reservation.inventory_item
+    return {
+        "id": reservation.id, "inventory_item_id": item.id, "inventory_item__sku": item.sku,
+        "inventory_item__product_id": item.product_id, "inventory_item__location_id": item.location_id,
+        "quantity": reservation.quantity, "quantity_fulfilled": reservation.quantity_fulfilled,
+        "status": reservation.status, "reference_type": reservation.reference_type,
+        "reference_id": reservation.reference_id, "expires_at": reservation.expires_at,
+        "created_at": reservation.created_at, "updated_at": reservation.updated_at,
+    }
+
+
+def render_movement(row: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "id": row["id"],
+        "inventory_item_id": row["inventory_item_id"],
+        "sku": row["inventory_item__sku"],
+        "location_id": row["inventory_item__location_id"],
+        "kind": row["kind"],
+        "on_hand_delta": row["on_hand_delta"],
+        "reserved_delta": row["reserved_delta"],
+        "on_hand_after": row["on_hand_after"],
+        "reserved_after": row["reserved_after"],
+        "reason": row["reason"],
+        "reference_type": row["reference_type"],
+        "reference_id": row["reference_id"],
+        "actor": row["actor"],
+        "created_at": row["created_at"],
+    }
+
+
+# --- inventory rows --------------------------------------------------------------------------------
+
+
+def low_stock_q() -> Q:
+    """The predicate of the partial index ``idx_inventory_low_stock``, written the same way so the
+    planner can use it."""
+    return Q(available__lte=F("reorder_point"))
+
+
+def inventory_list(*, sku: str | None = None, product_id: uuid.UUID | None = None,
+                   location_id: uuid.UUID | None = None, low_stock: bool | None = None) -> QuerySet:
+    query = InventoryItem.objects.all()
+    if sku:
+        query = query.filter(sku__iexact=sku)  # UPPER(sku) index
+    if product_id:
+        query = query.filter(product_id=product_id)
+    if location_id:
+        query = query.filter(location_id=location_id)
+    if low_stock is True:
+        query = query.filter(low_stock_q())
+    elif low_stock is False:
+        query = query.exclude(low_stock_q())
+    return query.values(*ITEM_FIELDS)
+
+
+def low_stock_list(*, location_id: uuid.UUID | None = None) -> QuerySet:
+    return inventory_list(location_id=location_id, low_stock=True)
+
+
+def inventory_detail(item_id: uuid.UUID) -> dict[str, Any] | None:
+    row = InventoryItem.objects.filter(id=item_id).values(*ITEM_FIELDS).first()
+    return render_item(row) if row else None
+
+
+def item_for(*, product_id: uuid.UUID, location_id: uuid.UUID) -> InventoryItem | None:
+    return InventoryItem.objects.filter(product_id=product_id, location_id=location_id).first()
+
+
+def available_by_product(product_ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, int]:
+    """Units available to reserve per product, summed over active locations (0 when none). One
+    query."""
+    ids = list(set(product_ids))
+    totals = dict.fromkeys(ids, 0)
+    rows = (InventoryItem.objects.filter(product_id__in=ids, location__is_active=True)
+            .values("product_id").annotate(total=Sum("available")).values_list("product_id", "total"))
+    for product_id, total in rows:
+        totals[product_id] = int(total or 0)
+    return totals
+
+
+def low_stock_items(*, limit: int = 10) -> list[dict[str, Any]]:
+    """The most depleted rows below their reorder point (for the admin index)."""
+    rows = InventoryItem.objects.filter(low_stock_q()).order_by("available", "id").values(*ITEM_FIELDS)[:limit]
+    return [render_item(row) for row in rows]
+
+
+# --- locations -------------------------------------------------------------------------------------
+
+
+def location_list(*, is_active: bool | None = None, code: str | None = None) -> QuerySet:
+    query = Location.objects.all()
+    if is_active is not None:
+        query = query.filter(is_active=is_active)
+    if code:
+        query = query.filter(code__iexact=code)
+    return query.values(*LOCATION_FIELDS)
+
+
+def location_detail(location_id: uuid.UUID) -> dict[str, Any] | None:
+    row = Location.objects.filter(id=location_id).values(*LOCATION_FIELDS).first()
+    return render_location(row) if row else None
+
+
+# --- reservations and the ledger ----------------------------------------------------------------
+
+
+def reservation_list(*, status: str | None = None, reference_type: str | None = None,
+                     reference_id: str | None = None, sku: str | None = None,
+                     inventory_item_id: uuid.UUID | None = None) -> QuerySet:
+    query = Reservation.objects.all()
+    if status:
+        query = query.filter(status=status)
+    if reference_id:
+        query = query.filter(reference_id=reference_id)
+    if reference_type:
+        query = query.filter(reference_type=reference_type)
+    if sku:
+        query = query.filter(inventory_item__sku__iexact=sku)
+    if inventory_item_id:
+        query = query.filter(inventory_item_id=inventory_item_id)
+    return query.values(*RESERVATION_FIELDS)
+
+
+def reservations_for(*, reference_id: str, reference_type: str | None = None,
+                     status: str | None = None) -> list[Reservation]:
+    """Reservations of one reference (an order), with their rows loaded."""
+    query = Reservation.objects.select_related("inventory_item").filter(reference_id=reference_id)
+    if reference_type:
+        query = query.filter(reference_type=reference_type)
+    if status:
+        query = query.filter(status=status)
+    return list(query.order_by("created_at", "id"))
+
+
+def movement_list(*, inventory_item_id: uuid.UUID | None = None, sku: str | None = None,
+                  location_id: uuid.UUID | None = None, kind: str | None = None, reference_id: str | None = None,
+                  created_from: Any = None, created_to: Any = None) -> QuerySet:
+    """The ledger, newest first by default. ``created_from``/``created_to`` prune partitions."""
+    query = StockMovement.objects.all()
+    if inventory_item_id:
+        query = query.filter(inventory_item_id=inventory_item_id)
+    if sku:
+        query = query.filter(inventory_item__sku__iexact=sku)
+    if location_id:
+        query = query.filter(inventory_item__location_id=location_id)
+    if kind:
+        query = query.filter(kind=kind)
+    if reference_id:
+        query = query.filter(reference_id=reference_id)
+    if created_from:
+        query = query.filter(created_at__gte=created_from)
+    if created_to:
+        query = query.filter(created_at__lt=created_to)
+    return query.values(*MOVEMENT_FIELDS)

@@ -1,0 +1,127 @@
+"""The back office: changelists at fixed query counts, actions through the services, a read-only ledger."""
+
+from __future__ import annotations
+
+import pytest
+from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from inventory import services
+from inventory.models import InventoryItem, Location, Reservation, StockMovement
+from inventory.services import ReserveLine
+from inventory.tests.factories import (
+    LocationFactory,
+    ProductFactory,
+    assert_ledger_matches_counters,
+    stock,
+)
+
+pytestmark = pytest.mark.django_db
+ADMIN = "/admin/inventory"
+
+
+def _fill(count: int, location: Location) -> None:
+    for product in ProductFactory.create_batch(count):
+        stock(product, location, 5)
+        services.stock_reserve(lines=[ReserveLine(product_id=product.id, quantity=1)], reference_type="cart",
+                               reference_id=str(product.id))
+    InventoryItem.objects.update(reorder_point=10)
+
+
+def _changelist_queries(admin_client, url: str) -> int:
+    admin_client.get(url)  # warm the session
+    with CaptureQueriesContext(connection) as queries:
+        response = admin_client.get(url)
+    assert response.status_code == 200, response.content[:500]
+    return len(queries)
+
+
+# session + user + the bounded count + the page (+ the location filter's choices): never per row.
+CHANGELISTS = [
+    ("inventoryitem/", 5), ("inventoryitem/?stock=low", 5), ("inventoryitem/?q=INV-00001", 5),
+    ("reservation/", 4), ("reservation/?status=active", 4), ("stockmovement/", 4),
+    ("stockmovement/?kind=reserve", 4), ("location/", 4),
+]
+
+
+@pytest.mark.parametrize(("path", "expected"), CHANGELISTS)
+def test_changelists_run_a_fixed_number_of_queries(admin_client, path, expected):
+    main = LocationFactory(code="MAIN", priority=0)
+    _fill(1, main)
+    one = _changelist_queries(admin_client, f"{ADMIN}/{path}")
+    _fill(49, main)
+    LocationFactory.create_batch(49)
+    fifty = _changelist_queries(admin_client, f"{ADMIN}/{path}")
+    assert one == fifty == expected, (one, fifty)
+
+
+def test_changelist_shows_rows_and_the_low_stock_filter(admin_client, product, main):
+    stock(product, main, 3)
+    InventoryItem.objects.update(reorder_point=5)
+    response = admin_client.get(f"{ADMIN}/inventoryitem/?stock=low")
+    assert product.sku in response.content.decode()
+    response = admin_client.get(f"{ADMIN}/inventoryitem/?stock=ok")
+    assert product.sku not in response.content.decode()
+
+
+def test_receive_stock_action_asks_for_a_quantity_then_calls_the_service(admin_client, product, main, east):
+    rows = [stock(product, main, 1), stock(product, east, 1)]
+    selected = {"action": "receive_stock", ACTION_CHECKBOX_NAME: [str(r.id) for r in rows]}
+    form = admin_client.post(f"{ADMIN}/inventoryitem/", selected)
+    assert form.status_code == 200 and b"Receive stock" in form.content and b'name="quantity"' in form.content
+    assert StockMovement.objects.count() == 2
+    bad = admin_client.post(f"{ADMIN}/inventoryitem/", {**selected, "apply": "1", "quantity": "0"})
+    assert bad.status_code == 200 and InventoryItem.objects.filter(on_hand=1).count() == 2
+    done = admin_client.post(f"{ADMIN}/inventoryitem/", {**selected, "apply": "1", "quantity": "25",
+                                                         "reason": "delivery", "reference_id": "PO-42"})
+    assert done.status_code == 302
+    assert sorted(InventoryItem.objects.values_list("on_hand", flat=True)) == [26, 26]
+    received = StockMovement.objects.filter(reference_id="PO-42")
+    assert received.count() == 2 and {m.actor for m in received} == {"staff:admin"}
+    assert_ledger_matches_counters()
+
+
+def test_release_reservation_action(admin_client, product, main):
+    stock(product, main, 10)
+    [active] = services.stock_reserve(lines=[ReserveLine(product_id=product.id, quantity=4)], reference_type="cart",
+                                      reference_id="c")
+    response = admin_client.post(f"{ADMIN}/reservation/", {"action": "release_reservations",
+                                                           ACTION_CHECKBOX_NAME: [str(active.id)]})
+    assert response.status_code == 302
+    assert Reservation.objects.get(id=active.id).status == "released"
+    assert InventoryItem.objects.get().reserved == 0
+    assert StockMovement.objects.filter(kind="release", actor="staff:admin").count() == 1
+
+
+def test_the_ledger_and_reservations_are_read_only(admin_client, product, main):
+    row = stock(product, main, 2)
+    movement = StockMovement.objects.get()
+    assert admin_client.get(f"{ADMIN}/stockmovement/add/").status_code == 403
+    detail = admin_client.get(f"{ADMIN}/stockmovement/{movement.id}/change/")
+    assert detail.status_code == 200 and b'name="on_hand_delta"' not in detail.content
+    assert admin_client.post(f"{ADMIN}/stockmovement/{movement.id}/change/", {"reason": "x"}).status_code == 403
+    assert admin_client.get(f"{ADMIN}/stockmovement/{movement.id}/delete/").status_code == 403
+    assert admin_client.get(f"{ADMIN}/reservation/add/").status_code == 403
+    assert admin_client.get(f"{ADMIN}/inventoryitem/{row.id}/delete/").status_code == 403
+
+
+def test_adding_a_location_and_a_row_goes_through_the_services(admin_client, product):
+    response = admin_client.post(f"{ADMIN}/location/add/", {"code": "WEST", "name": "West", "priority": "20",
+                                                            "is_active": "on", "address": "{}"})
+    assert response.status_code == 302, response.content[:2000]
+    west = Location.objects.get(code="WEST")
+    assert (west.priority, west.version) == (20, 1)
+    bad = admin_client.post(f"{ADMIN}/location/add/", {"code": "has space", "name": "x", "priority": "1",
+                                                       "address": "{}"})
+    assert bad.status_code == 200 and Location.objects.count() == 1
+    response = admin_client.post(f"{ADMIN}/inventoryitem/add/", {"product": str(product.id), "location": str(west.id),
+                                                                 "reorder_point": "4", "safety_stock": "1"})
+    assert response.status_code == 302, response.content[:2000]
+    row = InventoryItem.objects.get()
+    assert (row.on_hand, row.reorder_point, row.sku) == (0, 4, product.sku)
+    response = admin_client.post(f"{ADMIN}/inventoryitem/{row.id}/change/", {"reorder_point": "9",
+                                                                             "safety_stock": "2"})
+    assert response.status_code == 302
+    row.refresh_from_db()
+    assert (row.reorder_point, row.safety_stock, row.version) == (9, 2, 2)
