@@ -11,7 +11,7 @@ from datetime import timedelta
 from typing import Any
 
 from django.utils import timezone
-from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers
 from rest_framework.decorators import action
 from rest_framework.request import Request
@@ -21,7 +21,7 @@ from inventory import selectors, services
 from inventory.models import MAX_QUANTITY, Reservation, StockMovement
 from stateset.api.errors import NotFound, ValidationFailed
 from stateset.api.pagination import parse_list_params
-from stateset.api.serializers import StrictSerializer
+from stateset.api.serializers import IF_MATCH, StrictSerializer, TextField, page_of
 from stateset.api.views import ApiViewSet, expected_version
 
 UUID_PATTERN = "[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}"
@@ -32,19 +32,13 @@ def actor_of(request: Request) -> str:
     return str(request.user)[: services.MAX_ACTOR]
 
 
-# --- strict JSON fields: DRF would accept "5", 5.0 and true as the integer 5 ------------------------
+# --- strict JSON fields: DRF would accept "5", 5.0 and true as the integer 5 (TextField, the
+# platform's, does the same for strings) -----------------------------------------------------------
 
 
 class StrictIntegerField(serializers.IntegerField):
     def to_internal_value(self, data: Any) -> int:
         if isinstance(data, bool) or not isinstance(data, int):
-            self.fail("invalid")
-        return super().to_internal_value(data)
-
-
-class StrictCharField(serializers.CharField):
-    def to_internal_value(self, data: Any) -> str:
-        if not isinstance(data, str):
             self.fail("invalid")
         return super().to_internal_value(data)
 
@@ -71,12 +65,12 @@ def count_field(**kwargs: Any) -> StrictIntegerField:
     return StrictIntegerField(min_value=0, max_value=MAX_QUANTITY, **kwargs)
 
 
-def _text(max_length: int, **kwargs: Any) -> StrictCharField:
-    return StrictCharField(max_length=max_length, **kwargs)
+def _text(max_length: int, **kwargs: Any) -> TextField:
+    return TextField(max_length=max_length, **kwargs)
 
 
-def _optional_text(max_length: int) -> StrictCharField:
-    return StrictCharField(max_length=max_length, required=False, allow_blank=True, default="")
+def _optional_text(max_length: int) -> TextField:
+    return TextField(max_length=max_length, required=False, allow_blank=True, default="")
 
 
 # --- input ---------------------------------------------------------------------------------------
@@ -187,7 +181,7 @@ class ReleaseIn(StrictSerializer):
 
 
 class LocationIn(StrictSerializer):
-    code = StrictCharField(max_length=32)
+    code = TextField(max_length=32)
     name = _text(200)
     priority = StrictIntegerField(min_value=-1_000_000, max_value=1_000_000, required=False, default=100)
     address = serializers.DictField(required=False, default=dict)
@@ -309,25 +303,12 @@ class MovementOut(serializers.Serializer):
     created_at = serializers.DateTimeField()
 
 
-def _page_of(name: str, item: type[serializers.Serializer]) -> Any:
-    return inline_serializer(name=name, fields={
-        "items": item(many=True),
-        "page": serializers.IntegerField(allow_null=True),
-        "limit": serializers.IntegerField(),
-        "total": serializers.IntegerField(),
-        "total_pages": serializers.IntegerField(),
-        "total_is_estimate": serializers.BooleanField(),
-        "next_cursor": serializers.CharField(allow_null=True),
-    })
-
-
 RESERVATIONS_OUT = inline_serializer(name="ReservationsOut", fields={
     "reservations": ReservationOut(many=True), "released": serializers.IntegerField(required=False)})
 TRANSFER_OUT = inline_serializer(name="TransferOut", fields={"from": InventoryItemOut(), "to": InventoryItemOut()})
 BULK_OUT = inline_serializer(name="BulkAdjustOut", fields={
     "results": serializers.ListField(child=serializers.DictField()), "applied": serializers.IntegerField(),
     "valid": serializers.IntegerField(), "dry_run": serializers.BooleanField()})
-IF_MATCH = OpenApiParameter("If-Match", str, OpenApiParameter.HEADER, required=False)
 
 
 def _validated(serializer_class: type[serializers.Serializer], data: Any) -> dict[str, Any]:
@@ -361,7 +342,7 @@ class InventoryViewSet(ApiViewSet):
     scope = "inventory"
     lookup_value_regex = UUID_PATTERN
 
-    @extend_schema(parameters=[InventoryFilters], responses=_page_of("InventoryPage", InventoryItemOut))
+    @extend_schema(parameters=[InventoryFilters], responses=page_of(InventoryItemOut, "InventoryPage"))
     def list(self, request: Request) -> Response:
         params = parse_list_params(request.query_params, filters=InventoryFilters,
                                    sort_fields={"created_at": "created_at"})
@@ -390,7 +371,7 @@ class InventoryViewSet(ApiViewSet):
                                               **data)
         return self.detail_response(_item(item), version=item.version)
 
-    @extend_schema(parameters=[LowStockFilters], responses=_page_of("LowStockPage", InventoryItemOut))
+    @extend_schema(parameters=[LowStockFilters], responses=page_of(InventoryItemOut, "LowStockPage"))
     @action(detail=False, methods=["get"], url_path="low-stock", url_name="low-stock")
     def low_stock(self, request: Request) -> Response:
         params = parse_list_params(request.query_params, filters=LowStockFilters,
@@ -462,7 +443,7 @@ class InventoryViewSet(ApiViewSet):
         )
         return Response({"reservations": [_reservation(r) for r in released], "released": len(released)})
 
-    @extend_schema(parameters=[ReservationFilters], responses=_page_of("ReservationPage", ReservationOut))
+    @extend_schema(parameters=[ReservationFilters], responses=page_of(ReservationOut, "ReservationPage"))
     @action(detail=False, methods=["get"])
     def reservations(self, request: Request) -> Response:
         params = parse_list_params(request.query_params, filters=ReservationFilters,
@@ -470,7 +451,7 @@ class InventoryViewSet(ApiViewSet):
         return self.list_response(selectors.reservation_list(**params.filters), params,
                                   render=_render(selectors.render_reservation))
 
-    @extend_schema(parameters=[MovementFilters], responses=_page_of("MovementPage", MovementOut))
+    @extend_schema(parameters=[MovementFilters], responses=page_of(MovementOut, "MovementPage"))
     @action(detail=False, methods=["get"])
     def movements(self, request: Request) -> Response:
         params = parse_list_params(request.query_params, filters=MovementFilters,
@@ -485,7 +466,7 @@ class LocationViewSet(ApiViewSet):
     scope = "inventory"
     lookup_value_regex = UUID_PATTERN
 
-    @extend_schema(parameters=[LocationFilters], responses=_page_of("LocationPage", LocationOut))
+    @extend_schema(parameters=[LocationFilters], responses=page_of(LocationOut, "LocationPage"))
     def list(self, request: Request) -> Response:
         params = parse_list_params(request.query_params, filters=LocationFilters,
                                    sort_fields={"priority": "priority", "code": "code", "created_at": "created_at"},
