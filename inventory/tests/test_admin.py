@@ -41,7 +41,8 @@ def _changelist_queries(admin_client, url: str) -> int:
 CHANGELISTS = [
     ("inventoryitem/", 5), ("inventoryitem/?stock=low", 5), ("inventoryitem/?q=INV-00001", 5),
     ("reservation/", 4), ("reservation/?status=active", 4), ("stockmovement/", 4),
-    ("stockmovement/?kind=reserve", 4), ("location/", 4),
+    ("stockmovement/?kind=reserve", 4), ("stockmovement/?q=PO-1", 4), ("reservation/?q=cart-1", 4),
+    ("location/", 4),
 ]
 
 
@@ -125,3 +126,13 @@ def test_adding_a_location_and_a_row_goes_through_the_services(admin_client, pro
     assert response.status_code == 302
     row.refresh_from_db()
     assert (row.reorder_point, row.safety_stock, row.version) == (9, 2, 2)
+
+
+def test_reservations_and_movements_are_searched_by_exact_reference(admin_client, product, main):
+    stock(product, main, 5, reference_id="PO-77")
+    services.stock_reserve(lines=[ReserveLine(product_id=product.id, quantity=1)], reference_type="order",
+                           reference_id="order-77")
+    found = admin_client.get(f"{ADMIN}/reservation/?q=order-77")
+    assert found.status_code == 200 and b"order-77" in found.content
+    assert b"order-77" not in admin_client.get(f"{ADMIN}/reservation/?q=order-7").content
+    assert b"PO-77" in admin_client.get(f"{ADMIN}/stockmovement/?q=PO-77").content

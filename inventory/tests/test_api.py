@@ -392,3 +392,13 @@ def test_list_endpoints_cost_two_queries_whatever_the_page_size(api, main, djang
     assert len(page["items"]) >= (1 if "sku=" not in path else 0)
     if "sku=" not in path:
         assert len(page["items"]) == page["total"] >= rows
+
+
+def test_low_stock_pages_by_available_with_a_cursor(api, main):
+    for n, product in enumerate(ProductFactory.create_batch(4)):
+        stock(product, main, n + 1)
+    InventoryItem.objects.update(reorder_point=10)
+    first = ok(api.get(f"{BASE}/inventory/low-stock?limit=3"))
+    assert [r["available"] for r in first["items"]] == [1, 2, 3]
+    rest = ok(api.get(f"{BASE}/inventory/low-stock?limit=3&cursor={first['next_cursor']}"))
+    assert [r["available"] for r in rest["items"]] == [4] and rest["next_cursor"] is None
