@@ -11,10 +11,12 @@ from django.http import HttpRequest
 
 from catalog import selectors, services
 from catalog.models import Product
+from stateset.admin_site import BoundedCountPaginator
 
 
 @admin.register(Product)
 class ProductAdmin(admin.ModelAdmin):
+    paginator = BoundedCountPaginator
     list_display = ("sku", "name", "price", "currency", "is_active", "version", "updated_at")
     list_display_links = ("sku", "name")
     list_filter = ("is_active",)

@@ -104,8 +104,9 @@ def product_update(*, product_id: uuid.UUID | str, fields: dict[str, Any],
 
     ``expected_version`` (the client's ``If-Match``) is part of the UPDATE's WHERE clause, so a write
     that slipped in between the client's read and this call still answers PreconditionFailed (412).
-    Raises NotFound (404), DuplicateSku (409), ValidationFailed (422). Invalidates the cached detail
-    (by id and by SKU) after commit."""
+    Raises NotFound (404), DuplicateSku (409), ValidationFailed (422). A new SKU is copied to the
+    product's stock rows in the same transaction. Invalidates the cached detail (by id and by SKU)
+    after commit."""
     values = _normalise(fields)
     if not values:
         raise ValidationFailed("Give at least one field to change.", code="empty_update")
@@ -122,6 +123,11 @@ def product_update(*, product_id: uuid.UUID | str, fields: dict[str, Any],
                 raise PreconditionFailed(details={"current_version": current,
                                                   "expected_version": expected_version})
             product = Product.objects.get(pk=product_id)
+            if "sku" in values:
+                # Stock rows keep a copy of the SKU for lookups; it changes in the same transaction.
+                from inventory.services import inventory_sync_sku
+
+                inventory_sync_sku(product_id=product.id, sku=product.sku)
             _invalidate(product_id=product.id, skus=[product.sku])
     except IntegrityError as exc:
         raise _translate(exc, sku=values.get("sku")) from None

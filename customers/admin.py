@@ -14,6 +14,7 @@ from django.http import HttpRequest
 from customers import selectors, services
 from customers.countries import ISO_3166_ALPHA2
 from customers.models import Address, Customer
+from stateset.admin_site import BoundedCountPaginator
 
 
 class AddressForm(forms.ModelForm):
@@ -58,6 +59,7 @@ class AddressInline(admin.TabularInline):
 
 @admin.register(Customer)
 class CustomerAdmin(admin.ModelAdmin):
+    paginator = BoundedCountPaginator
     list_display = ("email", "first_name", "last_name", "phone", "created_at")
     # Prefix search on the indexed lower(email/first_name/last_name) (get_search_results).
     search_fields = ("email", "first_name", "last_name")
@@ -111,6 +113,7 @@ class CustomerAdmin(admin.ModelAdmin):
 
 @admin.register(Address)
 class AddressAdmin(admin.ModelAdmin):
+    paginator = BoundedCountPaginator
     form = AddressForm
     list_display = ("customer", "kind", "line1", "city", "country", "is_default", "created_at")
     list_select_related = ("customer",)

@@ -7,27 +7,16 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
-from django.core.paginator import Paginator
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
-from django.utils.functional import cached_property
 
 from inventory import selectors, services
 from inventory.models import MAX_QUANTITY, InventoryItem, Location, Reservation, StockMovement
+from stateset.admin_site import BoundedCountPaginator
 from stateset.api.errors import DomainError
-from stateset.api.pagination import bounded_total
 
 MAX_ACTION_ROWS = services.MAX_LINES
-
-
-class BoundedCountPaginator(Paginator):
-    """The changelist count is exact up to ``[api] exact_count_limit`` and a planner estimate above,
-    never a full ``COUNT(*)`` over the ledger."""
-
-    @cached_property
-    def count(self) -> int:  # type: ignore[override]
-        return bounded_total(self.object_list)[0]
 
 
 class ExactReferenceSearch:

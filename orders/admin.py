@@ -6,16 +6,14 @@ import datetime as dt
 from typing import Any
 
 from django.contrib import admin, messages
-from django.core.paginator import Paginator
 from django.db.models import Max, Min, QuerySet
 from django.http import HttpRequest
-from django.utils.functional import cached_property
 
 from orders import services
 from orders.models import Order, OrderEvent, OrderItem
 from orders.selectors import order_filter
+from stateset.admin_site import BoundedCountPaginator
 from stateset.api.errors import DomainError
-from stateset.api.pagination import bounded_total
 
 
 class CalendarQuerySet(QuerySet):
@@ -43,15 +41,6 @@ class CalendarQuerySet(QuerySet):
         else:
             periods = [first + dt.timedelta(days=n) for n in range((last - first).days + 1)]
         return periods if order == "ASC" else periods[::-1]
-
-
-class BoundedCountPaginator(Paginator):
-    """The changelist count is exact up to ``[api] exact_count_limit`` and a planner estimate above,
-    never a full ``COUNT(*)`` over a million rows."""
-
-    @cached_property
-    def count(self) -> int:  # type: ignore[override]
-        return bounded_total(self.object_list)[0]
 
 
 class OrderItemInline(admin.TabularInline):

@@ -5,8 +5,22 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib.admin import AdminSite
+from django.core.paginator import Paginator
 from django.http import HttpRequest
 from django.template.response import TemplateResponse
+from django.utils.functional import cached_property
+
+from stateset.api.pagination import bounded_total
+
+
+class BoundedCountPaginator(Paginator):
+    """Changelist counts are exact up to ``[api] exact_count_limit`` and a planner estimate above,
+    never a full ``COUNT(*)`` over a million rows (``show_full_result_count = False`` avoids only
+    the second, unfiltered count)."""
+
+    @cached_property
+    def count(self) -> int:  # type: ignore[override]
+        return bounded_total(self.object_list)[0]
 
 
 class StateSetAdminSite(AdminSite):

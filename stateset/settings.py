@@ -273,6 +273,7 @@ SPECTACULAR_SETTINGS = {
         "AddressKindEnum": "customers.models.Address.Kind",
         "MovementKindEnum": "inventory.models.StockMovement.Kind",
         "OrderStatusEnum": "orders.models.Order.Status",
+        "ReservationStatusEnum": "inventory.models.Reservation.Status",
     },
 }
 

@@ -51,10 +51,19 @@ def seed_catalog(ctx: SeedContext) -> Any:
     return seed_demo_catalog(count=ctx.products, seed=ctx.seed, log=ctx.log)
 
 
+def seed_inventory(ctx: SeedContext) -> Any:
+    """Locations MAIN and EAST; ample stock of TEST-001 and some of every other active product."""
+    from inventory.services import seed_demo_stock
+
+    result = seed_demo_stock()
+    ctx.log(f"inventory: {result}")
+    return result
+
+
 SECTIONS: list[tuple[str, Callable[[SeedContext], Any]]] = [
     ("customers", seed_customers),
     ("catalog", seed_catalog),
-    # ("inventory", seed_inventory) — stock for TEST-001 and the demo products; needs "catalog".
+    ("inventory", seed_inventory),
 ]
 
 
