@@ -100,6 +100,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--duration", default=_env("BENCH_DURATION", "35s"), help="Plateau per scenario.")
     parser.add_argument("--ramp", default=_env("BENCH_RAMP", "10s"))
     parser.add_argument("--ramp-down", default=_env("BENCH_RAMP_DOWN", "5s"))
+    parser.add_argument("--paced-hold", default=_env("BENCH_PACED_HOLD", "20s"),
+                        help="Plateau of the paced runs (VUs sleep --pace s between requests, as the "
+                             "guide's script does); 0 skips them.")
+    parser.add_argument("--pace", type=float, default=float(_env("BENCH_PACE", 1.0)))
     parser.add_argument("--only", default=_env("BENCH_ONLY", ""),
                         help="Comma-separated scenario names (the floor always runs): "
                              + ", ".join(s.name for s in SCENARIOS[1:]) + ", size (10k vs big).")
@@ -408,11 +412,12 @@ def find_k6() -> str:
 
 
 def run_k6(k6: str, scenario: Scenario, base_url: str, api_key: str, args: argparse.Namespace,
-           workdir: Path, tag: str = "") -> dict[str, Any]:
+           workdir: Path, tag: str = "", paced: bool = False) -> dict[str, Any]:
     summary_path = workdir / f"k6-{scenario.name}{tag}.json"
     log_path = workdir / f"k6-{scenario.name}{tag}.log"
-    env = dict(os.environ, BASE_URL=base_url, API_KEY=api_key, VUS=str(args.vus), RAMP=args.ramp,
-               HOLD=args.duration, DOWN=args.ramp_down, SUMMARY_PATH=str(summary_path),
+    ramp, plateau, down = ("5s", args.paced_hold, "2s") if paced else (args.ramp, args.duration, args.ramp_down)
+    env = dict(os.environ, BASE_URL=base_url, API_KEY=api_key, VUS=str(args.vus), RAMP=ramp,
+               HOLD=plateau, DOWN=down, SUMMARY_PATH=str(summary_path), SLEEP=str(args.pace if paced else 0),
                K6_NO_USAGE_REPORT="true")
     started = time.time()
     with open(log_path, "wb") as log:
@@ -437,7 +442,7 @@ def run_k6(k6: str, scenario: Scenario, base_url: str, api_key: str, args: argpa
         "avg_ms": round(hold.get("avg", float("nan")), 2),
         "max_ms": round(hold.get("max", float("nan")), 2),
         "requests": int(count),
-        "rps": round(count / seconds(args.duration), 1),
+        "rps": round(count / seconds(plateau), 1),
         "failed_rate": round(metrics.get("hold_req_failed", {}).get("values", {}).get("rate", 0.0), 4),
         "whole_run": {
             "requests": int(metrics["http_reqs"]["values"]["count"]),
@@ -516,6 +521,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     for value in (args.duration, args.ramp, args.ramp_down):
         seconds(value)
+    if args.paced_hold.strip() == "0":
+        args.paced_hold = "0s"
+    seconds(args.paced_hold)
     wall_started = time.monotonic()
     os.chdir(BASE_DIR)
     sys.path.insert(0, str(BASE_DIR))
@@ -531,8 +539,9 @@ def main(argv: list[str] | None = None) -> int:
     })
     server_url, started_db = database_server(base_env)
     workdir = Path(tempfile.mkdtemp(prefix="stateset-bench-"))
-    selected = [s for s in SCENARIOS if not args.only or s.name == "floor" or s.name in args.only]
     run_size = not args.only or "size" in args.only
+    wanted = set(args.only) | ({"orders_list"} if run_size else set())
+    selected = [s for s in SCENARIOS if not args.only or s.name == "floor" or s.name in wanted]
     try:
         big = Dataset(args.orders, args.products)
         small = Dataset(args.small_orders, min(args.products, 10_000))
@@ -560,6 +569,11 @@ def main(argv: list[str] | None = None) -> int:
                                                             results[scenario.name]["whole_run"]["requests"])
                 results[scenario.name]["load_average_before"] = round(load, 2)
                 time.sleep(1)
+            if seconds(args.paced_hold):
+                for scenario in selected[1:]:
+                    say(f"k6 paced ({args.pace:g} s between requests, as the guide's script): {scenario.name}")
+                    results[scenario.name]["paced"] = run_k6(k6, scenario, server.base_url, api_key, args,
+                                                             workdir, "-paced", paced=True)
             rss = sampler.stop()
         queries = query_counts(workdir / "gunicorn-big.log")
         for scenario in selected:
@@ -577,6 +591,9 @@ def main(argv: list[str] | None = None) -> int:
                 before = meter.snapshot()
                 small_result = run_k6(k6, list_scenario, server.base_url, small_key, args, workdir, "-small")
                 small_result["cpu"] = meter.delta(before, meter.snapshot(), small_result["whole_run"]["requests"])
+                if seconds(args.paced_hold):
+                    small_result["paced"] = run_k6(k6, list_scenario, server.base_url, small_key, args, workdir,
+                                                   "-small-paced", paced=True)
             big_list = results.get("orders_list") or {}
             ratio = (big_list["p95_ms"] / small_result["p95_ms"]
                      if big_list.get("p95_ms") and small_result.get("p95_ms") else None)
@@ -584,6 +601,11 @@ def main(argv: list[str] | None = None) -> int:
                           "p95_small_ms": small_result["p95_ms"], "p95_big_ms": big_list.get("p95_ms"),
                           "ratio": round(ratio, 2) if ratio else None, "target": SIZE_RATIO_TARGET,
                           "pass": ratio is not None and ratio <= SIZE_RATIO_TARGET}
+            big_paced, small_paced = big_list.get("paced"), small_result.get("paced")
+            if big_paced and small_paced and small_paced["p95_ms"]:
+                size_check["paced_p95_big_ms"] = big_paced["p95_ms"]
+                size_check["paced_p95_small_ms"] = small_paced["p95_ms"]
+                size_check["paced_ratio"] = round(big_paced["p95_ms"] / small_paced["p95_ms"], 2)
 
         report = build_report(args, results, rss, size_check, big, small if size_check else None,
                               server_url, wall_started, data_ready)
@@ -592,6 +614,9 @@ def main(argv: list[str] | None = None) -> int:
         out.write_text(json.dumps(report, indent=1) + "\n")
         print()
         print(render_table(report))
+        for row in report["rows"]:
+            for sample in row.get("failure_samples") or []:
+                print(f"  {row['name']}: {sample}")
         print(f"\nresults: {out.relative_to(BASE_DIR) if out.is_relative_to(BASE_DIR) else out}; "
               f"logs: {workdir}")
         return 0 if report["all_pass"] else 1
@@ -619,6 +644,9 @@ def build_report(args: argparse.Namespace, results: dict[str, Any], rss: dict[st
         if scenario.target_ratio is not None and ratio is not None:
             checks.append(ratio >= scenario.target_ratio)
         checks.append(r["failed_rate"] < FAILED_RATE_LIMIT)
+        paced = r.get("paced")
+        if paced is not None:
+            paced["pass"] = bool(scenario.target_p95 is None or paced["p95_ms"] <= scenario.target_p95)
         rows.append({
             "name": scenario.name, "endpoint": scenario.label, **{k: v for k, v in r.items() if k != "window"},
             "ratio_to_floor": round(ratio, 3) if ratio is not None else None,
@@ -635,6 +663,7 @@ def build_report(args: argparse.Namespace, results: dict[str, Any], rss: dict[st
                     "database": "DATABASE_URL server" if os.environ.get("DATABASE_URL") else "embedded",
                     "redis": bool(os.environ.get("REDIS_URL"))},
         "config": {"vus": args.vus, "ramp": args.ramp, "plateau": args.duration, "ramp_down": args.ramp_down,
+                   "paced_plateau": args.paced_hold, "pace_s": args.pace,
                    "orders": big.orders, "products": big.products, "small_orders": small.orders if small else None,
                    "gunicorn_workers": int(os.environ.get("WEB_CONCURRENCY") or (os.cpu_count() or 1) * 2),
                    "gunicorn_threads": int(os.environ.get("GUNICORN_THREADS", "2"))},
@@ -655,7 +684,7 @@ def render_table(report: dict[str, Any]) -> str:
         return "-" if v is None else (f"{v:.1f}" if v < 100 else f"{v:.0f}")
 
     head = ["endpoint", "p50 ms", "p95 ms", "p99 ms", "req/s", "× floor", "guide p50/p95/p99",
-            "target p95 · ×floor", "queries", "failed", "result"]
+            "target p95 · ×floor", "queries", "failed", "result", "paced p50/p95/p99"]
     lines = []
     for row in report["rows"]:
         q = row.get("db_queries")
@@ -664,10 +693,14 @@ def render_table(report: dict[str, Any]) -> str:
         guide = "/".join(str(x) for x in row["guide_ms"]) if row["guide_ms"] else "-"
         target = ("-" if row["target_p95_ms"] is None else
                   f"≤ {row['target_p95_ms']} · ≥ {row['target_ratio']:.2f}")
+        paced = row.get("paced")
+        paced_text = "-" if not paced else (
+            f"{ms(paced['p50_ms'])}/{ms(paced['p95_ms'])}/{ms(paced['p99_ms'])} "
+            f"{'pass' if paced['pass'] else 'FAIL'}" + (" (errors)" if paced["failed_rate"] >= FAILED_RATE_LIMIT else ""))
         lines.append([row["endpoint"], ms(row["p50_ms"]), ms(row["p95_ms"]), ms(row["p99_ms"]),
                       f"{row['rps']:.0f}", "1.00" if row["name"] == "floor" else f"{row['ratio_to_floor']:.2f}",
                       guide, target, queries, f"{row['failed_rate'] * 100:.2f}%",
-                      "-" if row["name"] == "floor" else ("pass" if row["pass"] else "FAIL")])
+                      "-" if row["name"] == "floor" else ("pass" if row["pass"] else "FAIL"), paced_text])
     widths = [max(len(str(x)) for x in col) for col in zip(head, *lines, strict=False)]
     out = ["| " + " | ".join(h.ljust(w) for h, w in zip(head, widths, strict=True)) + " |",
            "|" + "|".join("-" * (w + 2) for w in widths) + "|"]
@@ -691,8 +724,14 @@ def render_table(report: dict[str, Any]) -> str:
     if size:
         out.append(f"GET /orders p95 at {report['config']['orders']:,} orders vs {report['config']['small_orders']:,}: "
                    f"{ms(size['p95_big_ms'])} ms / {ms(size['p95_small_ms'])} ms = {size['ratio']}× "
-                   f"(target ≤ {size['target']}×) {'pass' if size['pass'] else 'FAIL'}")
+                   f"(target ≤ {size['target']}×) {'pass' if size['pass'] else 'FAIL'}"
+                   + (f"; paced: {ms(size['paced_p95_big_ms'])} ms / {ms(size['paced_p95_small_ms'])} ms = "
+                      f"{size['paced_ratio']}×" if "paced_ratio" in size else ""))
     cfg = report["config"]
+    if any(row.get("paced") for row in report["rows"]):
+        out.append(f"paced: the same {cfg['vus']} VUs sleeping {cfg['pace_s']:g} s after each request, as the "
+                   f"guide's script does ({cfg['paced_plateau']} plateau): latency at a light load, without "
+                   f"queueing; pass = p95 within the target")
     out.append(f"{cfg['vus']} VUs, plateau {cfg['plateau']} per endpoint (after a {cfg['ramp']} ramp), "
                f"k6 on the same {report['machine']['cpus']}-core machine; gunicorn {cfg['gunicorn_workers']} "
                f"workers × {cfg['gunicorn_threads']} threads; PostgreSQL {report['machine']['postgres']} "

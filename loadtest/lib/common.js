@@ -8,11 +8,14 @@
 //   RAMP, HOLD, DOWN   stage durations (k6 syntax: 10s, 1m), default 10s / 35s / 5s
 //   ACCEPT_ENCODING    default "gzip, deflate, br" as a browser sends; "" sends none
 //   SUMMARY_PATH  where handleSummary writes the JSON summary (default: no file)
+//   SLEEP         seconds each VU waits after a request (the guide's script: 1); default 0
 //
-// No sleep between requests: every VU sends its next request as soon as the last one is answered,
-// so the run measures throughput at a fixed concurrency.
+// By default there is no sleep between requests: every VU sends its next request as soon as the
+// last one is answered, so the run measures throughput at a fixed concurrency (and latency is
+// mostly queueing: p50 ≈ VUs / req/s). SLEEP=1 paces the VUs as the guide's script does, so the
+// latency is the service time at a light load.
 import exec from 'k6/execution';
-import { check } from 'k6';
+import { check, sleep } from 'k6';
 import { Counter, Rate, Trend } from 'k6/metrics';
 
 export const BASE_URL = (__ENV.BASE_URL || 'http://127.0.0.1:8000').replace(/\/+$/, '');
@@ -22,6 +25,7 @@ const RAMP = __ENV.RAMP || '10s';
 const HOLD = __ENV.HOLD || '35s';
 const DOWN = __ENV.DOWN || '5s';
 const ACCEPT_ENCODING = __ENV.ACCEPT_ENCODING === undefined ? 'gzip, deflate, br' : __ENV.ACCEPT_ENCODING;
+const SLEEP = parseFloat(__ENV.SLEEP || '0');
 
 function millis(text) {
   let total = 0;
@@ -84,6 +88,7 @@ export function record(res, expected, name) {
     const body = typeof res.body === 'string' ? res.body.slice(0, 500) : '';
     console.warn(`FAILED ${name}: status=${res.status} error=${res.error || ''} body=${body}`);
   }
+  if (SLEEP > 0) sleep(SLEEP);
   return ok;
 }
 
@@ -100,7 +105,7 @@ export function summary(data, name) {
   const count = m.hold_reqs ? m.hold_reqs.values.count : 0;
   const failed = m.hold_req_failed ? m.hold_req_failed.values.rate : 0;
   out.stdout =
-    `${name}: plateau ${VUS} VUs, ${count} requests in ${HOLD}: ` +
+    `${name}: plateau ${VUS} VUs${SLEEP ? ` (sleep ${SLEEP}s)` : ''}, ${count} requests in ${HOLD}: ` +
     `p50 ${fmt(hold, 'p(50)')} ms, p95 ${fmt(hold, 'p(95)')} ms, p99 ${fmt(hold, 'p(99)')} ms, ` +
     `${(count / (millis(HOLD) / 1000)).toFixed(1)} req/s, failed ${(failed * 100).toFixed(2)}%; ` +
     `whole run p95 ${fmt(m.http_req_duration, 'p(95)')} ms, failed ${(m.http_req_failed.values.rate * 100).toFixed(2)}%\n`;
