@@ -67,6 +67,7 @@ MIDDLEWARE = [
     "stateset.middleware.CompressionMiddleware",
     "stateset.middleware.BodyLimitMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",  # admin and Swagger UI assets under gunicorn
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -208,6 +209,11 @@ USE_I18N = True
 USE_TZ = True
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
+# Pre-compressed (gzip + brotli) at collectstatic; whitenoise serves them with far-future caching.
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
+}
 
 if APP["env"] == "test":
     # admin_client creates a superuser; PBKDF2 at production strength costs about a second each.

@@ -24,6 +24,16 @@ from stateset.management.commands.generate_data import (
 ORDERS, PRODUCTS, CUSTOMERS = 120, 30, 15
 
 
+PLAIN_TABLES = ["catalog_product", "customers_customer", "customers_address", "inventory_location",
+                "inventory_inventoryitem", "orders_orderitem"]
+
+
+def _indexes() -> set[tuple[str, str]]:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT indexname, indexdef FROM pg_indexes WHERE tablename = ANY(%s)", [PLAIN_TABLES])
+        return set(cursor.fetchall())
+
+
 def _foreign_keys() -> set[tuple[str, str, str]]:
     """Top-level foreign keys (PostgreSQL clones them per partition under other names)."""
     with connection.cursor() as cursor:
@@ -35,10 +45,12 @@ def _foreign_keys() -> set[tuple[str, str, str]]:
 @pytest.mark.django_db(transaction=True)  # VACUUM cannot run inside a test's transaction
 def test_generate_data_loads_a_consistent_data_set_once():
     # One load, several checks: each load-and-flush of the partitioned tables costs seconds.
-    keys_before = _foreign_keys()
+    keys_before, indexes_before = _foreign_keys(), _indexes()
     out = StringIO()
     call_command("generate_data", orders=ORDERS, products=PRODUCTS, customers=CUSTOMERS, batch=50, stdout=out)
     generated = {"output": out.getvalue(), "keys_before": keys_before}
+    # The indexes dropped for the load are back, as they were.
+    assert _indexes() == indexes_before
     check_counts(generated)
     check_totals_are_the_sum_of_their_items()
     check_children_carry_their_orders_partition_key(generated)

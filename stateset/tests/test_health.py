@@ -72,3 +72,12 @@ def test_metrics_expose_the_guides_series(client):
     assert "http_request_duration_seconds_bucket" in text
     body = client.get("/metrics/json").json()
     assert "http_requests" in body["metrics"]
+
+
+def test_static_assets_are_served(client, settings, tmp_path):
+    """Under gunicorn nothing else serves /static/: whitenoise does (from the finders in tests)."""
+    settings.WHITENOISE_USE_FINDERS = True
+    settings.WHITENOISE_AUTOREFRESH = True
+    response = client.get("/static/drf_spectacular_sidecar/swagger-ui-dist/swagger-ui-bundle.js")
+    assert response.status_code == 200
+    assert client.get("/static/admin/css/base.css").status_code == 200
