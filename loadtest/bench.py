@@ -440,7 +440,10 @@ def run_k6(k6: str, scenario: Scenario, base_url: str, api_key: str, args: argpa
     metrics = data["metrics"]
     hold = metrics.get("hold_req_duration", {}).get("values", {})
     count = metrics.get("hold_reqs", {}).get("values", {}).get("count", 0)
-    failures = re.findall(r"FAILED [^\n]*", log_path.read_text(errors="replace"))
+    failures = []
+    for line in re.findall(r"FAILED [^\n]*", log_path.read_text(errors="replace")):
+        line = line.replace('\\"', '"').removesuffix('" source=console')
+        failures.append(re.sub(r'"(request_id|timestamp)":"[^"]*"', r'"\1":"…"', line))
     result = {
         "p50_ms": round(hold.get("p(50)", float("nan")), 2),
         "p95_ms": round(hold.get("p(95)", float("nan")), 2),
