@@ -19,7 +19,8 @@ from django.utils import timezone
 
 from catalog import selectors
 from catalog.models import Product
-from stateset.api.errors import Conflict, NotFound, PreconditionFailed, ValidationFailed
+from stateset.api.errors import Conflict, NotFound, ValidationFailed
+from stateset.db import update_versioned
 
 # Fields a caller may set; everything else (id, version, timestamps) belongs to the service.
 WRITABLE_FIELDS = ("sku", "name", "description", "price", "currency", "is_active", "attributes")
@@ -112,16 +113,8 @@ def product_update(*, product_id: uuid.UUID | str, fields: dict[str, Any],
         raise ValidationFailed("Give at least one field to change.", code="empty_update")
     try:
         with transaction.atomic():
-            rows = Product.objects.filter(pk=product_id)
-            if expected_version is not None:
-                rows = rows.filter(version=expected_version)
-            changed = rows.update(**values, version=F("version") + 1, updated_at=timezone.now())
-            if not changed:
-                current = Product.objects.filter(pk=product_id).values_list("version", flat=True).first()
-                if current is None:
-                    raise NotFound("No product with this id.", code="product_not_found")
-                raise PreconditionFailed(details={"current_version": current,
-                                                  "expected_version": expected_version})
+            update_versioned(Product, pk=product_id, expected_version=expected_version, values=values,
+                             not_found=NotFound("No product with this id.", code="product_not_found"))
             product = Product.objects.get(pk=product_id)
             if "sku" in values:
                 # Stock rows keep a copy of the SKU for lookups; it changes in the same transaction.

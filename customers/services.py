@@ -15,7 +15,8 @@ from django.utils import timezone
 
 from customers import selectors
 from customers.models import Address, Customer
-from stateset.api.errors import Conflict, NotFound, PreconditionFailed, ValidationFailed
+from stateset.api.errors import Conflict, NotFound, ValidationFailed
+from stateset.db import update_versioned
 
 CUSTOMER_FIELDS = ("email", "first_name", "last_name", "phone", "metadata")
 ADDRESS_FIELDS = ("kind", "name", "line1", "line2", "city", "region", "postal_code", "country",
@@ -107,15 +108,8 @@ def customer_update(*, customer_id: uuid.UUID | str, fields: dict[str, Any],
         raise ValidationFailed("Give at least one field to change.", code="empty_update")
     try:
         with transaction.atomic():
-            rows = Customer.objects.filter(pk=customer_id)
-            if expected_version is not None:
-                rows = rows.filter(version=expected_version)
-            if not rows.update(**values, version=F("version") + 1, updated_at=timezone.now()):
-                current = Customer.objects.filter(pk=customer_id).values_list("version", flat=True).first()
-                if current is None:
-                    raise NotFound("No customer with this id.", code="customer_not_found")
-                raise PreconditionFailed(details={"current_version": current,
-                                                  "expected_version": expected_version})
+            update_versioned(Customer, pk=customer_id, expected_version=expected_version, values=values,
+                             not_found=NotFound("No customer with this id.", code="customer_not_found"))
             customer = Customer.objects.get(pk=customer_id)
             _invalidate(customer.id)
     except IntegrityError as exc:

@@ -51,3 +51,24 @@ class ReplicaRouter:
 
     def allow_migrate(self, db: str, app_label: str, **hints: Any) -> bool:
         return db == "default"
+
+
+def update_versioned(model: type[Any], *, pk: Any, expected_version: int | None, values: dict[str, Any],
+                     not_found: Exception) -> None:
+    """One ``UPDATE ... SET ..., version = version + 1 WHERE pk = %s [AND version = %s]``: the
+    If-Match check and the write are the same statement, so a write that slipped in between the
+    client's read and this one still answers 412. Raises ``not_found`` or PreconditionFailed."""
+    from django.db.models import F
+    from django.utils import timezone
+
+    from stateset.api.errors import PreconditionFailed
+
+    rows = model.objects.filter(pk=pk)
+    if expected_version is not None:
+        rows = rows.filter(version=expected_version)
+    if rows.update(**values, version=F("version") + 1, updated_at=timezone.now()):
+        return
+    current = model.objects.filter(pk=pk).values_list("version", flat=True).first()
+    if current is None:
+        raise not_found
+    raise PreconditionFailed(details={"current_version": current, "expected_version": expected_version})

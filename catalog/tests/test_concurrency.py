@@ -1,36 +1,23 @@
 """Races real threads can cause: one SKU in any case, one winner per If-Match version."""
 
-import threading
 from decimal import Decimal
 
 import pytest
-from django.db import connection
 from rest_framework.test import APIClient
 
 from catalog import services
 from catalog.models import Product
 from catalog.tests.factories import ProductFactory
+from stateset.testing import run_threads
 
 pytestmark = pytest.mark.django_db(transaction=True)
 THREADS = 8
 
 
 def run_concurrently(target):
-    barrier = threading.Barrier(THREADS)
-    results: list = []
-
-    def worker(index):
-        try:
-            barrier.wait(10)
-            results.append(target(index))
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=worker, args=(i,)) for i in range(THREADS)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(30)
+    results = run_threads(THREADS, target)
+    errors = [r for r in results if isinstance(r, BaseException)]
+    assert not errors, errors
     return results
 
 

@@ -1,34 +1,21 @@
 """Races real threads can cause: one email, one default address per kind."""
 
-import threading
 
 import pytest
-from django.db import connection
 from rest_framework.test import APIClient
 
 from customers.models import Address, Customer
 from customers.tests.factories import CustomerFactory
+from stateset.testing import run_threads
 
 pytestmark = pytest.mark.django_db(transaction=True)
 THREADS = 8
 
 
 def run_concurrently(target):
-    barrier = threading.Barrier(THREADS)
-    results: list = []
-
-    def worker(index):
-        try:
-            barrier.wait(10)
-            results.append(target(index))
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=worker, args=(i,)) for i in range(THREADS)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(30)
+    results = run_threads(THREADS, target)
+    errors = [r for r in results if isinstance(r, BaseException)]
+    assert not errors, errors
     return results
 
 

@@ -3,16 +3,11 @@
 from __future__ import annotations
 
 import random
-import threading
 from collections import Counter
-from collections.abc import Callable
 from datetime import timedelta
-from typing import Any
 
 import pytest
-from django.db import connection
 from django.utils import timezone
-from rest_framework.test import APIClient
 
 from inventory import services
 from inventory.models import InventoryItem, Reservation, StockMovement
@@ -25,39 +20,12 @@ from inventory.tests.factories import (
     stock,
 )
 from stateset.api.errors import Conflict
+from stateset.testing import client_for, run_threads
 
 pytestmark = pytest.mark.django_db(transaction=True)
 RESERVE = "/api/v1/inventory/reserve"
 
 
-def run_threads(count: int, work: Callable[[int], Any]) -> list[Any]:
-    """Start ``count`` threads at once (a barrier), each running ``work(i)``; an exception is
-    returned as the thread's result. Each thread gives its connection back at the end."""
-    barrier = threading.Barrier(count)
-    results: list[Any] = [None] * count
-
-    def run(index: int) -> None:
-        try:
-            barrier.wait(timeout=30)
-            results[index] = work(index)
-        except BaseException as exc:
-            results[index] = exc
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(count)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=120)
-    assert not any(thread.is_alive() for thread in threads), "a thread hung (deadlock?)"
-    return results
-
-
-def client_for(raw_key: str) -> APIClient:
-    client = APIClient()
-    client.credentials(HTTP_X_API_KEY=raw_key)
-    return client
 
 
 def test_reserve_never_oversells_under_concurrency(make_key):

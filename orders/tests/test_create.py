@@ -1,17 +1,15 @@
 """POST /orders (SPEC §4.4): catalog prices, reservation, one transaction, nothing on failure."""
 
 import json
-import threading
 import uuid
 
 import orjson
 import pytest
-from django.db import connection
-from rest_framework.test import APIClient
 
 from inventory.models import InventoryItem, Reservation, StockMovement
 from orders.models import Order, OrderEvent, OrderItem
 from orders.tests.conftest import GUIDE_CUSTOMER, GUIDE_PRODUCT, guide_payload
+from stateset.testing import client_for, run_threads
 
 pytestmark = pytest.mark.django_db
 
@@ -142,28 +140,11 @@ def test_replaying_an_idempotency_key_creates_nothing_new(api, customer, guide_p
 
 
 def _fire(raw_key: str, count: int, body: bytes, key_for=lambda i: None) -> list[int]:
-    statuses: list[int] = []
-    lock = threading.Lock()
-    barrier = threading.Barrier(count)
-
-    def run(i: int) -> None:
-        client = APIClient()
-        client.credentials(HTTP_X_API_KEY=raw_key)
+    def post(i: int) -> int:
         headers = {"HTTP_IDEMPOTENCY_KEY": key_for(i)} if key_for(i) else {}
-        barrier.wait()
-        try:
-            response = client.post("/api/v1/orders", body, content_type="application/json", **headers)
-            with lock:
-                statuses.append(response.status_code)
-        finally:
-            connection.close()
+        return client_for(raw_key).post("/api/v1/orders", body, content_type="application/json", **headers).status_code
 
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(count)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(60)
-    return statuses
+    return run_threads(count, post)
 
 
 @pytest.mark.django_db(transaction=True)

@@ -1,16 +1,11 @@
 """Per-key rate limits (SPEC §3): 429 with Retry-After and RateLimit-* headers."""
 
 import pytest
-from rest_framework.test import APIClient
+
+from stateset.testing import client_for
 
 pytestmark = [pytest.mark.django_db, pytest.mark.urls("stateset.tests.urls")]
 URL = "/api/v1/_test/things"
-
-
-def client_for(raw):
-    client = APIClient()
-    client.credentials(HTTP_X_API_KEY=raw)
-    return client
 
 
 def test_a_keys_own_limit_answers_429_with_headers_and_writes_nothing(make_key):

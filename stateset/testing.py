@@ -1,0 +1,40 @@
+"""Helpers for the test suites of every app."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from django.db import connection
+from rest_framework.test import APIClient
+
+
+def run_threads(count: int, work: Callable[[int], Any]) -> list[Any]:
+    """Start ``count`` threads at once (a barrier), each running ``work(i)``; an exception is
+    returned as the thread's result. Each thread gives its database connection back at the end."""
+    barrier = threading.Barrier(count)
+    results: list[Any] = [None] * count
+
+    def run(index: int) -> None:
+        try:
+            barrier.wait(timeout=30)
+            results[index] = work(index)
+        except BaseException as exc:
+            results[index] = exc
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert not any(thread.is_alive() for thread in threads), "a thread hung (deadlock?)"
+    return results
+
+
+def client_for(raw_key: str) -> APIClient:
+    client = APIClient()
+    client.credentials(HTTP_X_API_KEY=raw_key)
+    return client
