@@ -189,7 +189,7 @@ class OrderViewSet(ApiViewSet):
     @extend_schema(request=OrderCreateIn, responses={201: ORDER_OUT})
     def create(self, request: Request) -> Response:
         data = _validated(OrderCreateIn, request.data)
-        order = services.order_create(
+        created = services.order_create(
             customer_id=data["customer_id"],
             items=_order_lines(data["items"]),
             total_amount=data.get("total_amount"),
@@ -199,7 +199,11 @@ class OrderViewSet(ApiViewSet):
             metadata=data.get("metadata") or {},
             actor=actor_of(request),
         )
-        body = selectors.order_detail(order.id)
+        body = selectors.render_order(
+            created.order, created.customer,
+            items=[selectors.fields_of(item, selectors.ITEM_FIELDS) for item in sorted(created.items, key=lambda i: (i.sku, i.id))],
+            events=[selectors.fields_of(event, selectors.EVENT_FIELDS) for event in created.events],
+        )
         return self.detail_response(body, version=body["version"], status=201)
 
     @extend_schema(responses=ORDER_OUT)

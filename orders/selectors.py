@@ -7,6 +7,7 @@ import uuid
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 from django.db.models import Count, Q, QuerySet, Sum
@@ -15,7 +16,7 @@ from django.utils import timezone
 
 from customers.models import Customer
 from orders.models import Order, OrderEvent, OrderItem
-from orders.services import order_cache
+from orders.services import CENT, order_cache
 from stateset.api.errors import NotFound
 from stateset.api.pagination import ListParams, Sort, after_keyset, paginate
 
@@ -64,15 +65,19 @@ def order_summaries(queryset: QuerySet[Order]) -> QuerySet:
     return queryset.values(*SUMMARY_FIELDS)
 
 
+def money(value: Any) -> str:
+    return str(Decimal(value).quantize(CENT))
+
+
 def render_summary(row: dict[str, Any]) -> dict[str, Any]:
     for name in MONEY:
-        row[name] = str(row[name])
+        row[name] = money(row[name])
     return row
 
 
 def render_item(row: dict[str, Any]) -> dict[str, Any]:
-    row["unit_price"] = str(row["unit_price"])
-    row["total_price"] = str(row["total_price"])
+    row["unit_price"] = money(row["unit_price"])
+    row["total_price"] = money(row["total_price"])
     return row
 
 
@@ -93,6 +98,26 @@ def render_summaries(rows: Iterable[dict[str, Any]], *, include_items: bool = Fa
     return items
 
 
+def fields_of(obj: Any, names: Iterable[str]) -> dict[str, Any]:
+    return {name: getattr(obj, name) for name in names}
+
+
+def render_order(order: Order, customer: Customer, items: Iterable[dict[str, Any]],
+                 events: Iterable[dict[str, Any]]) -> dict[str, Any]:
+    """The full order answer, from rows the caller has (loaded, or just written)."""
+    data = render_summary(fields_of(order, SUMMARY_FIELDS))
+    data.update(
+        customer=fields_of(customer, ("id", "email", "first_name", "last_name")),
+        shipping_address=order.shipping_address,
+        billing_address=order.billing_address,
+        notes=order.notes,
+        metadata=order.metadata,
+        items=[render_item(row) for row in items],
+        timeline=list(events),
+    )
+    return data
+
+
 def _load_detail(order_id: uuid.UUID) -> dict[str, Any] | None:
     """The full order: three queries (order with customer, items, timeline)."""
     order = (
@@ -104,21 +129,10 @@ def _load_detail(order_id: uuid.UUID) -> dict[str, Any] | None:
     )
     if order is None:
         return None
-    data = render_summary({name: getattr(order, name) for name in SUMMARY_FIELDS})
-    data.update(
-        customer={"id": order.customer.id, "email": order.customer.email,
-                  "first_name": order.customer.first_name, "last_name": order.customer.last_name},
-        shipping_address=order.shipping_address,
-        billing_address=order.billing_address,
-        notes=order.notes,
-        metadata=order.metadata,
-        items=items_by_order([order.id]).get(order.id, []),
-        timeline=list(
-            OrderEvent.objects.filter(order_id=order.id, order_created_at=order.created_at)
-            .order_by("created_at", "id").values(*EVENT_FIELDS)
-        ),
-    )
-    return data
+    items = OrderItem.objects.filter(order_id=order.id).order_by("sku", "id").values(*ITEM_FIELDS)
+    events = (OrderEvent.objects.filter(order_id=order.id, order_created_at=order.created_at)
+              .order_by("created_at", "id").values(*EVENT_FIELDS))
+    return render_order(order, order.customer, items, events)
 
 
 def order_detail(order_id: uuid.UUID) -> dict[str, Any]:

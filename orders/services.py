@@ -40,6 +40,16 @@ PAID = frozenset({Order.PaymentStatus.PAID, Order.PaymentStatus.PARTIALLY_REFUND
 
 
 @dataclass(frozen=True)
+class CreatedOrder:
+    """What ``order_create`` wrote, so the caller can answer without reading it back."""
+
+    order: Order
+    customer: Customer
+    items: list[OrderItem]
+    events: list[OrderEvent]
+
+
+@dataclass(frozen=True)
 class OrderLineInput:
     quantity: int
     product_id: uuid.UUID | None = None
@@ -121,7 +131,7 @@ def order_create(
     notes: str = "",
     metadata: dict[str, Any] | None = None,
     actor: str = "",
-) -> Order:
+) -> CreatedOrder:
     """Create an order and reserve stock for every line, in one transaction.
 
     Prices come from the catalog; a ``unit_price`` or ``total_amount`` that disagrees is
@@ -131,7 +141,8 @@ def order_create(
     (409) naming each short line. Nothing is written unless everything is. After commit: the
     customer's order lists are invalidated and ``orders_created_total`` counts it."""
     with transaction.atomic(durable=True):
-        customer = Customer.objects.filter(id=customer_id).only("id").first()
+        customer = (Customer.objects.filter(id=customer_id).order_by()
+                    .only("id", "email", "first_name", "last_name").first())
         if customer is None:
             raise ValidationFailed("No such customer.", code="customer_not_found",
                                    details={"customer_id": ["No such customer."]})
@@ -166,7 +177,7 @@ def order_create(
             metadata=metadata or {},
         )
         order.save(force_insert=True)
-        OrderItem.objects.bulk_create(
+        items = OrderItem.objects.bulk_create(
             [
                 OrderItem(
                     order_id=order.id, order_created_at=order.created_at, product_id=line.product.id,
@@ -176,7 +187,7 @@ def order_create(
                 for line in lines
             ]
         )
-        OrderEvent.objects.bulk_create(
+        events = OrderEvent.objects.bulk_create(
             [
                 _event(order, OrderEvent.Kind.CREATED, actor, to_status=order.status,
                        data={"total_amount": str(total), "items": len(lines)}),
@@ -196,7 +207,7 @@ def order_create(
         )
         order_cache.invalidate_group(f"customer:{customer.id}")  # a new id has no detail to drop
         transaction.on_commit(metrics.ORDERS_CREATED.inc)
-    return order
+    return CreatedOrder(order=order, customer=customer, items=items, events=events)
 
 
 def _event(order: Order, kind: str, actor: str, **fields: Any) -> OrderEvent:

@@ -55,7 +55,7 @@ def make_order(customer, make_product):
     def make(quantity: int = 1, product: Product | None = None) -> object:
         product = product or make_product()
         return services.order_create(customer_id=customer.id,
-                                     items=[services.OrderLineInput(product_id=product.id, quantity=quantity)])
+                                     items=[services.OrderLineInput(product_id=product.id, quantity=quantity)]).order
 
     return make
 

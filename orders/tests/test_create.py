@@ -44,6 +44,18 @@ def test_the_guides_payload_succeeds_as_written(api, customer, guide_product):
     assert InventoryItem.objects.get(product_id=GUIDE_PRODUCT).reserved == 2
 
 
+def test_the_create_answer_is_the_detail_answer(api, customer, make_product):
+    """The 201 is rendered from the rows just written (no read-back); it must equal a fresh GET."""
+    a, b = make_product(sku="B-2", price="1.50"), make_product(sku="A-1", price="2.25")
+    created = api.post("/api/v1/orders", {"customer_id": str(customer.id), "notes": "n", "items": [
+        {"product_id": str(a.id), "quantity": 2}, {"product_id": str(b.id), "quantity": 1}],
+        "shipping_address": {"line1": "1 Main", "city": "Town", "country": "de"}}, format="json")
+    assert created.status_code == 201
+    fetched = api.get(f"/api/v1/orders/{created.json()['data']['id']}")
+    assert created.json()["data"] == fetched.json()["data"]
+    assert created["ETag"] == fetched["ETag"]
+
+
 def test_order_numbers_come_from_a_sequence(make_order):
     first, second = make_order(), make_order()
     first.refresh_from_db()
