@@ -199,11 +199,7 @@ class OrderViewSet(ApiViewSet):
             metadata=data.get("metadata") or {},
             actor=actor_of(request),
         )
-        body = selectors.render_order(
-            created.order, created.customer,
-            items=[selectors.fields_of(item, selectors.ITEM_FIELDS) for item in sorted(created.items, key=lambda i: (i.sku, i.id))],
-            events=[selectors.fields_of(event, selectors.EVENT_FIELDS) for event in created.events],
-        )
+        body = selectors.render_created(created)
         return self.detail_response(body, version=body["version"], status=201)
 
     @extend_schema(responses=ORDER_OUT)

@@ -16,7 +16,7 @@ from django.utils import timezone
 
 from customers.models import Customer
 from orders.models import Order, OrderEvent, OrderItem
-from orders.services import CENT, order_cache
+from orders.services import CENT, CreatedOrder, order_cache
 from stateset.api.errors import NotFound
 from stateset.api.pagination import ListParams, Sort, after_keyset, paginate
 
@@ -116,6 +116,14 @@ def render_order(order: Order, customer: Customer, items: Iterable[dict[str, Any
         timeline=list(events),
     )
     return data
+
+
+def render_created(created: CreatedOrder) -> dict[str, Any]:
+    """``order_create``'s answer from the rows it wrote, in the order a read would return them."""
+    items = sorted(created.items, key=lambda item: (item.sku, item.id))
+    return render_order(created.order, created.customer,
+                        items=[fields_of(item, ITEM_FIELDS) for item in items],
+                        events=[fields_of(event, EVENT_FIELDS) for event in created.events])
 
 
 def _load_detail(order_id: uuid.UUID) -> dict[str, Any] | None:
