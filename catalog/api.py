@@ -19,6 +19,7 @@ from stateset.api.errors import NotFound, ValidationFailed
 from stateset.api.pagination import parse_list_params
 from stateset.api.serializers import IF_MATCH, StrictSerializer, TextField, page_of
 from stateset.api.views import ApiViewSet, expected_version
+from stateset.api.views import parse_id as platform_parse_id
 
 MAX_PRICE_DIGITS = 12
 
@@ -112,10 +113,7 @@ SEARCH_OUT = inline_serializer("ProductSearchResult", fields={
 
 
 def parse_id(value: str) -> uuid.UUID:
-    try:
-        return uuid.UUID(value)
-    except ValueError:
-        raise NotFound("No product with this id.", code="product_not_found") from None
+    return platform_parse_id(value, code="product_not_found", message="No product with this id.")
 
 
 class ProductViewSet(ApiViewSet):

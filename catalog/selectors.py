@@ -16,7 +16,7 @@ from django.contrib.postgres.search import SearchQuery, SearchRank
 from django.db.models import BooleanField, ExpressionWrapper, F, Q, QuerySet
 from django.db.models.functions import Upper
 
-from catalog.models import Product
+from catalog.models import SKU_PATTERN, Product
 from stateset.cache import EntityCache
 
 PRODUCT_FIELDS = ("id", "sku", "name", "description", "price", "currency", "is_active", "attributes",
@@ -88,7 +88,10 @@ def product_by_sku(*, sku: str) -> dict[str, Any] | None:
 
     The cache maps SKU → id and the detail comes from the id's entry. A write invalidates the SKU the
     product has after it; should a mapping still point at a product whose SKU has since changed, the
-    check below notices and reads the database instead."""
+    check below notices and reads the database instead. A string that cannot be a SKU is answered
+    without a query or a cache key."""
+    if len(sku) > 64 or not re.match(SKU_PATTERN, sku):
+        return None
     product_id = product_cache.get_or_load(
         product_cache.key("sku", sku.upper()),
         lambda: Product.objects.filter(sku__iexact=sku).values_list("id", flat=True).first(),

@@ -19,6 +19,7 @@ from stateset.api.errors import NotFound
 from stateset.api.pagination import parse_list_params
 from stateset.api.serializers import IF_MATCH, StrictSerializer, TextField, page_of
 from stateset.api.views import ApiViewSet, expected_version
+from stateset.api.views import parse_id as platform_parse_id
 
 phone_validator = RegexValidator(r"^\+?[0-9(][0-9 ().-]{1,30}$",
                                  "Digits, spaces and ( ) . - only, optionally starting with +.",
@@ -133,10 +134,7 @@ ADDRESS_IS_DEFAULT = OpenApiParameter("is_default", bool, required=False)
 
 
 def parse_id(value: str) -> uuid.UUID:
-    try:
-        return uuid.UUID(value)
-    except ValueError:
-        raise NotFound("No customer with this id.", code="customer_not_found") from None
+    return platform_parse_id(value, code="customer_not_found", message="No customer with this id.")
 
 
 class CustomerViewSet(ApiViewSet):

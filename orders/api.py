@@ -20,7 +20,7 @@ from orders import selectors, services
 from orders.models import Order
 from stateset.api.pagination import parse_list_params
 from stateset.api.serializers import IF_MATCH, StrictSerializer, TextField, page_of
-from stateset.api.views import ApiView, ApiViewSet, expected_version
+from stateset.api.views import ApiView, ApiViewSet, expected_version, parse_id
 
 MAX_QUANTITY = 10_000
 
@@ -169,9 +169,13 @@ ORDER_OUT = OrderOut
 ORDER_PAGE = page_of(OrderSummaryOut, "OrderPage")
 
 
+def order_id(value: str) -> uuid.UUID:
+    return parse_id(value, code="order_not_found", message="No such order.")
+
+
 class OrderViewSet(ApiViewSet):
     scope = "orders"
-    lookup_value_regex = "[0-9a-fA-F-]{36}"
+    lookup_value_regex = "[^/.]+"
     action_scopes = {"export": "orders:read", "events": "orders:read", "by_number": "orders:read"}
 
     @extend_schema(parameters=[OrderListFilters], responses=ORDER_PAGE)
@@ -204,13 +208,13 @@ class OrderViewSet(ApiViewSet):
 
     @extend_schema(responses=ORDER_OUT)
     def retrieve(self, request: Request, pk: str) -> Response:
-        body = selectors.order_detail(uuid.UUID(pk))
+        body = selectors.order_detail(order_id(pk))
         return self.detail_response(body, version=body["version"])
 
     @extend_schema(request=OrderUpdateIn, responses=ORDER_OUT, parameters=[IF_MATCH])
     def partial_update(self, request: Request, pk: str) -> Response:
         changes = _validated(OrderUpdateIn, request.data, partial=True)
-        order = services.order_update(order_id=uuid.UUID(pk), expected_version=expected_version(request),
+        order = services.order_update(order_id=order_id(pk), expected_version=expected_version(request),
                                       actor=actor_of(request), **changes)
         body = selectors.order_detail(order.id)
         return self.detail_response(body, version=body["version"])
@@ -219,7 +223,7 @@ class OrderViewSet(ApiViewSet):
     @action(detail=True, methods=["post"])
     def status(self, request: Request, pk: str) -> Response:
         data = _validated(StatusIn, request.data)
-        order = services.order_transition(order_id=uuid.UUID(pk), to_status=data["status"], reason=data["reason"],
+        order = services.order_transition(order_id=order_id(pk), to_status=data["status"], reason=data["reason"],
                                           actor=actor_of(request), expected_version=expected_version(request))
         body = selectors.order_detail(order.id)
         return self.detail_response(body, version=body["version"])
@@ -228,7 +232,7 @@ class OrderViewSet(ApiViewSet):
     @action(detail=True, methods=["post"])
     def cancel(self, request: Request, pk: str) -> Response:
         data = _validated(CancelIn, request.data or {})
-        order = services.order_cancel(order_id=uuid.UUID(pk), reason=data["reason"], actor=actor_of(request),
+        order = services.order_cancel(order_id=order_id(pk), reason=data["reason"], actor=actor_of(request),
                                       expected_version=expected_version(request))
         body = selectors.order_detail(order.id)
         return self.detail_response(body, version=body["version"])
@@ -238,7 +242,7 @@ class OrderViewSet(ApiViewSet):
     def events(self, request: Request, pk: str) -> Response:
         params = parse_list_params(request.query_params, sort_fields={"created_at": "created_at"},
                                    default_order="asc")
-        return self.list_response(selectors.order_events(uuid.UUID(pk)), params, render=list)
+        return self.list_response(selectors.order_events(order_id(pk)), params, render=list)
 
     @extend_schema(responses=ORDER_OUT, operation_id="orders_by_number")
     @action(detail=False, methods=["get"], url_path=r"by-number/(?P<number>[A-Za-z0-9-]{1,32})")

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import time
+import uuid
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -26,7 +27,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from stateset import services
-from stateset.api.errors import PreconditionFailed, RateLimited, ValidationFailed
+from stateset.api.errors import NotFound, PreconditionFailed, RateLimited, ValidationFailed
 from stateset.api.pagination import ListParams, Page, paginate
 from stateset.api.rendering import dumps, loads
 from stateset.config import parse_rate
@@ -136,6 +137,14 @@ class ApiMixin:
             if status == 200 and etag_matches(self.request.META.get("HTTP_IF_NONE_MATCH"), version):
                 return Response(status=304, headers=headers)
         return Response(data, status=status, headers=headers)
+
+
+def parse_id(value: str, *, code: str = "not_found", message: str = "Not found.") -> uuid.UUID:
+    """A path id as a UUID; anything else names no row, so it is the resource's own 404."""
+    try:
+        return uuid.UUID(value)
+    except ValueError:
+        raise NotFound(message, code=code) from None
 
 
 def etag_matches(header: str | None, version: int) -> bool:
