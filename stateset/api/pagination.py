@@ -13,6 +13,7 @@ so its cost is bounded); above that it is the planner's estimate and ``total_is_
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import math
 from collections.abc import Callable, Iterable
@@ -28,7 +29,7 @@ from rest_framework import serializers
 from stateset.api.errors import ValidationFailed
 from stateset.api.rendering import dumps
 
-PAGINATION_PARAMS = {"page", "limit", "per_page", "cursor", "sort_by", "sort_order", "format"}
+PAGINATION_PARAMS = frozenset({"page", "limit", "per_page", "cursor", "sort_by", "sort_order", "format"})
 
 
 @dataclass(frozen=True)
@@ -50,14 +51,24 @@ class ListParams:
     filters: dict[str, Any]
 
 
-class _PageParams(serializers.Serializer):
-    page = serializers.IntegerField(min_value=1, max_value=1_000_000, required=False, default=1)
-    limit = serializers.IntegerField(min_value=1, required=False)
-    per_page = serializers.IntegerField(min_value=1, required=False)
-    cursor = serializers.CharField(max_length=512, required=False)
-    sort_by = serializers.CharField(max_length=64, required=False)
-    sort_order = serializers.ChoiceField(choices=["asc", "desc"], required=False)
-    format = serializers.CharField(required=False)
+def _int_param(data: dict[str, str], name: str, errors: dict[str, Any], *, maximum: int) -> int | None:
+    raw = data.get(name)
+    if raw is None or raw == "":
+        return None
+    try:
+        value = int(raw)
+    except ValueError:
+        errors[name] = ["A valid integer is required."]
+        return None
+    if not 1 <= value <= maximum:
+        errors[name] = [f"Ensure this value is between 1 and {maximum}."]
+        return None
+    return value
+
+
+@functools.cache
+def _filter_names(filters: type[serializers.Serializer]) -> frozenset[str]:
+    return frozenset(filters().fields)
 
 
 def parse_list_params(
@@ -69,10 +80,12 @@ def parse_list_params(
     default_order: str = "desc",
 ) -> ListParams:
     """Validate the query string of a list request. Unknown parameters, filters or sort fields are a
-    422 ``invalid_parameter`` naming them, never silently ignored."""
+    422 ``invalid_parameter`` naming them, never silently ignored. The paging parameters are parsed
+    by hand (this runs on every list request); filters go through their serializer when present."""
     sort_fields = sort_fields or {default_sort: default_sort}
     data = {key: query_params.get(key) for key in query_params}
-    allowed = set(PAGINATION_PARAMS) | (set(filters().fields) if filters else set())
+    filter_names = _filter_names(filters) if filters is not None else frozenset()
+    allowed = PAGINATION_PARAMS | filter_names
     unknown = sorted(set(data) - allowed)
     if unknown:
         raise ValidationFailed(
@@ -80,35 +93,34 @@ def parse_list_params(
             code="invalid_parameter",
             details={"unknown": unknown, "allowed": sorted(allowed - {"format"})},
         )
-    page_ser = _PageParams(data={k: v for k, v in data.items() if k in PAGINATION_PARAMS})
     errors: dict[str, Any] = {}
-    if not page_ser.is_valid():
-        errors.update(page_ser.errors)
+    page = _int_param(data, "page", errors, maximum=1_000_000) or 1
+    limit = (_int_param(data, "limit", errors, maximum=settings.API_MAX_PAGE_SIZE)
+             or _int_param(data, "per_page", errors, maximum=settings.API_MAX_PAGE_SIZE)
+             or settings.API_DEFAULT_PAGE_SIZE)
+    cursor = data.get("cursor") or None
+    if cursor is not None and len(cursor) > 512:
+        errors["cursor"] = ["Ensure this field has no more than 512 characters."]
+    order = data.get("sort_order") or default_order
+    if order not in ("asc", "desc"):
+        errors["sort_order"] = ['Use "asc" or "desc".']
+    sort_by = data.get("sort_by") or default_sort
+    if sort_by not in sort_fields:
+        errors["sort_by"] = [f"Sort by one of: {', '.join(sorted(sort_fields))}."]
     filter_values: dict[str, Any] = {}
-    if filters is not None:
-        filter_ser = filters(data={k: v for k, v in data.items() if k not in PAGINATION_PARAMS})
+    given_filters = {k: v for k, v in data.items() if k in filter_names}
+    if filters is not None and given_filters:
+        filter_ser = filters(data=given_filters)
         if filter_ser.is_valid():
             filter_values = {k: v for k, v in filter_ser.validated_data.items() if v is not None}
         else:
             errors.update(filter_ser.errors)
-    params = page_ser.validated_data if not errors else {}
-    sort_by = data.get("sort_by") or default_sort
-    if sort_by not in sort_fields:
-        errors["sort_by"] = [f"Sort by one of: {', '.join(sorted(sort_fields))}."]
     if errors:
         raise ValidationFailed("Invalid query parameters.", code="invalid_parameter", details=errors)
-    limit = params.get("limit") or params.get("per_page") or settings.API_DEFAULT_PAGE_SIZE
-    if limit > settings.API_MAX_PAGE_SIZE:
-        raise ValidationFailed(
-            f"limit must be at most {settings.API_MAX_PAGE_SIZE}.",
-            code="invalid_parameter",
-            details={"limit": [f"Ensure this value is less than or equal to {settings.API_MAX_PAGE_SIZE}."]},
-        )
-    order = params.get("sort_order") or default_order
     return ListParams(
-        page=params.get("page", 1),
+        page=page,
         limit=limit,
-        cursor=params.get("cursor"),
+        cursor=cursor,
         sort=Sort(field=sort_fields[sort_by], descending=order == "desc"),
         filters=filter_values,
     )
