@@ -8,9 +8,22 @@ class StatesetConfig(AppConfig):
     verbose_name = "API platform"
     default_auto_field = "django.db.models.BigAutoField"
 
+    def ready(self) -> None:
+        from django.db.backends.signals import connection_created
+
+        connection_created.connect(_size_statement_cache, dispatch_uid="stateset-statement-cache")
+
 
 class StateSetAdminConfig(admin_apps.AdminConfig):
     """The Django admin with the back-office index (today's orders and revenue, low stock)."""
 
     default = False  # StatesetConfig is this module's default app config
     default_site = "stateset.admin_site.StateSetAdminSite"
+
+
+def _size_statement_cache(sender, connection, **kwargs):  # type: ignore[no-untyped-def]
+    """psycopg keeps at most ``prepared_max`` prepared statements per connection."""
+    from django.conf import settings
+
+    if connection.vendor == "postgresql" and settings.STATEMENT_CACHE_SIZE:
+        connection.connection.prepared_max = settings.STATEMENT_CACHE_SIZE

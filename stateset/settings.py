@@ -117,7 +117,10 @@ def database_from_url(url: str, *, key: str = "database.url") -> dict:
         "OPTIONS": {
             "connect_timeout": DB["connect_timeout"],
             "application_name": "stateset",
-            # psycopg prepares a statement after it has run this many times (0 = never).
+            # Server-side parameters let psycopg prepare a statement once it has run 5 times on a
+            # connection (up to [database] statement_cache_size of them): the planner's work on the
+            # partitioned tables is then done once per connection, not on every request.
+            "server_side_binding": True,
             "prepare_threshold": 5 if DB["statement_cache_size"] else None,
             "pool": {
                 "min_size": DB["min_connections"],
@@ -144,6 +147,7 @@ for index, replica_url in enumerate(DB["replica_urls"]):
     DATABASES[f"replica_{index + 1}"] = replica
 DATABASE_ROUTERS = ["stateset.db.ReplicaRouter"]
 READ_PREFERENCE = DB["read_preference"]
+STATEMENT_CACHE_SIZE = DB["statement_cache_size"]
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- cache -----------------------------------------------------------------------------------------
