@@ -93,6 +93,20 @@ def _env(name: str, default: Any) -> Any:
     return os.environ.get(name, default)
 
 
+def _local_redis() -> str:
+    """The machine's Redis on its default port (database 3, away from tests), if one answers."""
+    import socket
+
+    try:
+        with socket.create_connection(("127.0.0.1", 6379), timeout=0.5) as sock:
+            sock.sendall(b"PING\r\n")
+            if sock.recv(16).startswith(b"+PONG"):
+                return "redis://127.0.0.1:6379/3"
+    except OSError:
+        pass
+    return ""
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m loadtest.bench", description=__doc__.split("\n\n")[0])
     parser.add_argument("--orders", type=int, default=int(_env("BENCH_ORDERS", 1_000_000)))
@@ -106,6 +120,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--paced-hold", default=_env("BENCH_PACED_HOLD", "20s"),
                         help="Plateau of the paced runs (VUs sleep --pace s between requests, as the "
                              "guide's script does); 0 skips them.")
+    parser.add_argument("--redis-url", default=_env("REDIS_URL", "auto"),
+                        help="Redis for the server (default: REDIS_URL, else redis://127.0.0.1:6379/3 when it "
+                             "answers, else none). Without Redis, entity caching is off.")
     parser.add_argument("--pace", type=float, default=float(_env("BENCH_PACE", 1.0)))
     parser.add_argument("--only", default=_env("BENCH_ONLY", ""),
                         help="Comma-separated scenario names (the floor always runs): "
@@ -538,6 +555,10 @@ def main(argv: list[str] | None = None) -> int:
     sys.path.insert(0, str(BASE_DIR))
     k6 = find_k6()
     base_env = dict(os.environ)
+    if args.redis_url == "auto":
+        args.redis_url = _local_redis()
+    if args.redis_url:
+        base_env["REDIS_URL"] = args.redis_url  # entity caching, count estimates, rate limits as in production
     base_env.update({
         "STATESET_ENV": "production",
         "DEBUG": "false",
@@ -647,15 +668,19 @@ def build_report(args: argparse.Namespace, results: dict[str, Any], rss: dict[st
             continue
         r = results[scenario.name]
         ratio = r["rps"] / floor_rps if floor_rps else None
+        # Latency targets are judged the way the guide's k6 script loads the server (32 VUs, each
+        # sleeping 1 s between requests): the paced run. Throughput is judged saturated (no sleep),
+        # where p95 only restates Little's law (32 in flight / req/s) and is reported, not judged.
         checks = []
-        if scenario.target_p95 is not None:
+        paced = r.get("paced")
+        if paced is not None:
+            paced["pass"] = bool(scenario.target_p95 is None or paced["p95_ms"] <= scenario.target_p95)
+            checks.append(paced["pass"] and paced["failed_rate"] < FAILED_RATE_LIMIT)
+        elif scenario.target_p95 is not None:
             checks.append(r["p95_ms"] <= scenario.target_p95)
         if scenario.target_ratio is not None and ratio is not None:
             checks.append(ratio >= scenario.target_ratio)
         checks.append(r["failed_rate"] < FAILED_RATE_LIMIT)
-        paced = r.get("paced")
-        if paced is not None:
-            paced["pass"] = bool(scenario.target_p95 is None or paced["p95_ms"] <= scenario.target_p95)
         rows.append({
             "name": scenario.name, "endpoint": scenario.label, **{k: v for k, v in r.items() if k != "window"},
             "ratio_to_floor": round(ratio, 3) if ratio is not None else None,
@@ -670,7 +695,7 @@ def build_report(args: argparse.Namespace, results: dict[str, Any], rss: dict[st
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version(),
                     "postgres": server_version(server_url),
                     "database": "DATABASE_URL server" if os.environ.get("DATABASE_URL") else "embedded",
-                    "redis": bool(os.environ.get("REDIS_URL"))},
+                    "redis": bool(args.redis_url)},
         "config": {"vus": args.vus, "ramp": args.ramp, "plateau": args.duration, "ramp_down": args.ramp_down,
                    "paced_plateau": args.paced_hold, "pace_s": args.pace,
                    "orders": big.orders, "products": big.products, "small_orders": small.orders if small else None,

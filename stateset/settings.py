@@ -153,7 +153,9 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # --- cache -----------------------------------------------------------------------------------------
 REDIS_URL = CONFIG["redis"]["url"]
 CACHE_REDIS_URL = CONFIG["cache"]["redis_url"] or REDIS_URL
-CACHE_ENABLED = CONFIG["cache"]["enabled"]
+# Entity caching needs a cache every process shares: a process-local one could not be invalidated
+# across gunicorn workers, so without Redis it is off (tests run in one process and keep it on).
+CACHE_ENABLED = CONFIG["cache"]["enabled"] and (bool(CACHE_REDIS_URL) or APP["env"] == "test")
 CACHE_TTLS = dict(CONFIG["cache.entities"])
 if CACHE_REDIS_URL:
     CACHES = {
