@@ -6,6 +6,7 @@ defines a product's output shape, so list items, search hits and details are ide
 
 from __future__ import annotations
 
+import hashlib
 import re
 import uuid
 from collections.abc import Iterable
@@ -186,13 +187,25 @@ def product_search_queryset(*, q: str, is_active: bool | None = None,
     return rows.order_by(*order).values(*PRODUCT_FIELDS)
 
 
+SEARCH_GROUP = "search"
+
+
 def product_search(*, q: str, limit: int, offset: int = 0, **filters: Any) -> tuple[list[dict[str, Any]], bool]:
-    """(rendered hits, has_more) for one page of ``GET /products/search``."""
-    rows = product_search_queryset(q=q, **filters)
-    if rows is None:
-        return [], False
-    page = list(rows[offset : offset + limit + 1])
-    return render_products(page[:limit]), len(page) > limit
+    """(rendered hits, has_more) for one page of ``GET /products/search``.
+
+    Ranking every match of a short prefix is the expensive part (``wid`` matches thousands of
+    products), so pages are cached in the products' ``search`` namespace, which every product write
+    moves on (``catalog.services``): a search never answers from before the last committed write."""
+
+    def load() -> tuple[list[dict[str, Any]], bool]:
+        rows = product_search_queryset(q=q, **filters)
+        if rows is None:
+            return [], False
+        page = list(rows[offset : offset + limit + 1])
+        return render_products(page[:limit]), len(page) > limit
+
+    digest = hashlib.sha1(repr((q, limit, offset, sorted(filters.items()))).encode()).hexdigest()
+    return product_cache.get_or_load(product_cache.group_key(SEARCH_GROUP, digest), load)
 
 
 def product_search_filter(queryset: QuerySet, term: str) -> QuerySet:

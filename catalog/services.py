@@ -59,6 +59,7 @@ def _translate(exc: IntegrityError, *, sku: str | None) -> Exception:
 
 def _invalidate(*, product_id: uuid.UUID | str, skus: Iterable[str] = ()) -> None:
     selectors.product_cache.invalidate(*selectors.product_cache_keys(product_id=product_id, skus=skus))
+    selectors.product_cache.invalidate_group(selectors.SEARCH_GROUP)
 
 
 def _normalise(fields: dict[str, Any]) -> dict[str, Any]:
@@ -188,6 +189,8 @@ def products_bulk_create(*, rows: list[dict[str, Any]], batch_size: int = 1000) 
         before = Product.objects.filter(pk__in=ids).count()
         Product.objects.bulk_create(objs, batch_size=batch_size, ignore_conflicts=True)
         after = Product.objects.filter(pk__in=ids).count()
+        if after > before:
+            selectors.product_cache.invalidate_group(selectors.SEARCH_GROUP)
     return after - before
 
 

@@ -261,6 +261,11 @@ class Server:
         self.proc: subprocess.Popen | None = None
 
     def __enter__(self) -> Server:
+        if self.env.get("REDIS_URL"):
+            # A cache filled against another data set (or an older run) must not answer this one.
+            import redis
+
+            redis.Redis.from_url(self.env["REDIS_URL"]).flushdb()
         self.log = open(self.log_path, "wb")
         self.proc = subprocess.Popen(
             [PYTHON, "-m", "gunicorn", "-c", "gunicorn.conf.py", "--bind", f"127.0.0.1:{self.port}",

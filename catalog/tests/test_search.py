@@ -123,3 +123,20 @@ def test_search_uses_the_gin_index():
     # One word: full text OR SKU prefix, two index scans combined.
     plan = selectors.product_search_queryset(q="skillet").explain()
     assert "product_search_gin" in plan and "product_sku_prefix_idx" in plan, plan
+
+
+def test_search_pages_are_cached_and_every_product_write_moves_them_on(api, django_assert_num_queries):
+    def skus(q):
+        return [p["sku"] for p in api.get(f"/api/v1/products/search?q={q}").json()["data"]["items"]]
+
+    assert skus("zeb") == []
+    created = api.post("/api/v1/products", {"sku": "LMP-1", "name": "Zebra lamp", "price": "10.00"}, format="json")
+    assert created.status_code == 201
+    assert skus("zeb") == ["LMP-1"]  # the create moved the search namespace on
+    with django_assert_num_queries(0):
+        assert skus("zeb") == ["LMP-1"]  # served from the cache
+    product_id = created.json()["data"]["id"]
+    assert api.patch(f"/api/v1/products/{product_id}", {"name": "Okapi lamp"}, format="json").status_code == 200
+    assert skus("zeb") == [] and skus("oka") == ["LMP-1"]
+    api.delete(f"/api/v1/products/{product_id}")
+    assert skus("oka") == []
