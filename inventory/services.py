@@ -51,6 +51,7 @@ from stateset.api.errors import (
     ValidationFailed,
 )
 from stateset.cache import EntityCache
+from stateset.db import insert_rows
 
 logger = logging.getLogger("inventory")
 item_cache = EntityCache("inventory")
@@ -273,7 +274,7 @@ def _apply(changes: Sequence[_Change], *, actor: str) -> dict[uuid.UUID, Counter
     # they were made (UUIDv7 ids break ties within this process).
     now = timezone.now()
     actor = _actor(actor)
-    StockMovement.objects.bulk_create(
+    insert_rows(
         [
             StockMovement(
                 inventory_item_id=c.item_id, kind=c.kind, on_hand_delta=c.on_hand_delta,
@@ -1020,7 +1021,7 @@ def _reserve(*, lines: Sequence[ReserveLine], reference_type: str, reference_id:
                         reference_id=reference_id, expires_at=expires_at)
             for _, row, take in allocations
         ]
-        Reservation.objects.bulk_create(reservations)
+        insert_rows(reservations)
         for (index, _, _), reservation in zip(allocations, reservations, strict=True):
             reservation.line_index = index  # type: ignore[attr-defined]
         _publish("inventory.reserved", {

@@ -20,6 +20,7 @@ from orders.models import Order, OrderEvent, OrderItem
 from stateset import metrics
 from stateset.api.errors import InvalidTransition, NotFound, PreconditionFailed, ValidationFailed
 from stateset.cache import EntityCache
+from stateset.db import insert_rows
 
 order_cache = EntityCache("orders")
 CENT = Decimal("0.01")
@@ -176,25 +177,23 @@ def order_create(
             notes=notes,
             metadata=metadata or {},
         )
-        order.save(force_insert=True)
-        items = OrderItem.objects.bulk_create(
-            [
-                OrderItem(
-                    order_id=order.id, order_created_at=order.created_at, product_id=line.product.id,
-                    sku=line.product.sku, name=line.product.name, quantity=line.quantity,
-                    unit_price=line.unit_price, total_price=line.total,
-                )
-                for line in lines
-            ]
-        )
-        events = OrderEvent.objects.bulk_create(
-            [
-                _event(order, OrderEvent.Kind.CREATED, actor, to_status=order.status,
-                       data={"total_amount": str(total), "items": len(lines)}),
-                _event(order, OrderEvent.Kind.RESERVED, actor,
-                       data={"lines": [{"sku": line.product.sku, "quantity": line.quantity} for line in lines]}),
-            ]
-        )
+        insert_rows([order], returning=("order_number",))
+        items = [
+            OrderItem(
+                order_id=order.id, order_created_at=order.created_at, product_id=line.product.id,
+                sku=line.product.sku, name=line.product.name, quantity=line.quantity,
+                unit_price=line.unit_price, total_price=line.total,
+            )
+            for line in lines
+        ]
+        events = [
+            _event(order, OrderEvent.Kind.CREATED, actor, to_status=order.status,
+                   data={"total_amount": str(total), "items": len(lines)}),
+            _event(order, OrderEvent.Kind.RESERVED, actor,
+                   data={"lines": [{"sku": line.product.sku, "quantity": line.quantity} for line in lines]}),
+        ]
+        insert_rows(items)
+        insert_rows(events)
         # Stock last: the inventory row locks are then held only for the reservation's own writes
         # and the commit, which is what bounds throughput on a hot SKU.
         inventory_services.stock_reserve(
