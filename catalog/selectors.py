@@ -105,9 +105,16 @@ def product_by_sku(*, sku: str) -> dict[str, Any] | None:
     return render_product(row) if row else None
 
 
+# Columns other apps never read (large, or only for search): loaded on access if one ever does.
+_HEAVY = ("search_vector", "description", "attributes")
+
+
 def products_by_ids(*, product_ids: Iterable[uuid.UUID | str]) -> dict[uuid.UUID, Product]:
     """Products by id in one query (for other apps: orders, inventory)."""
-    return Product.objects.in_bulk(list(product_ids))
+    ids = list(product_ids)
+    if not ids:
+        return {}
+    return {product.id: product for product in Product.objects.filter(id__in=ids).order_by().defer(*_HEAVY)}
 
 
 def products_by_skus(*, skus: Iterable[str]) -> dict[str, Product]:
@@ -115,7 +122,7 @@ def products_by_skus(*, skus: Iterable[str]) -> dict[str, Product]:
     wanted = {s.upper() for s in skus}
     if not wanted:
         return {}
-    rows = Product.objects.alias(sku_upper=Upper("sku")).filter(sku_upper__in=wanted)
+    rows = Product.objects.alias(sku_upper=Upper("sku")).filter(sku_upper__in=wanted).order_by().defer(*_HEAVY)
     return {product.sku.upper(): product for product in rows}
 
 

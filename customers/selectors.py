@@ -131,7 +131,7 @@ def customer_detail(*, customer_id: uuid.UUID | str, fresh: bool = False) -> dic
 
 def customer_get(*, customer_id: uuid.UUID | str) -> Customer | None:
     """The model instance (for other apps' services, e.g. orders), or None."""
-    return Customer.objects.filter(pk=customer_id).first()
+    return Customer.objects.filter(pk=customer_id).order_by().defer("metadata").first()
 
 
 def existing_customer_ids(*, customer_ids: Iterable[uuid.UUID]) -> list[uuid.UUID]:

@@ -35,10 +35,10 @@ from datetime import datetime
 from typing import Any
 
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Q, Sum
-from django.db.models.functions import Upper
+from django.db.models import Sum
 from django.utils import timezone
 
+from catalog import selectors as catalog_selectors
 from catalog.models import Product
 from inventory.models import MAX_QUANTITY, InventoryItem, Location, Reservation, StockMovement
 from stateset import metrics
@@ -132,25 +132,19 @@ class ProductRef:
 
 
 def _product_refs(refs: Sequence[tuple[uuid.UUID | None, str | None]]) -> list[ProductRef | None]:
-    """Resolve ``(product_id, sku)`` pairs in one query (SKUs case-insensitively, through the
-    catalog's ``UPPER(sku)`` index). ``product_id`` wins when both are given; a SKU that then does not
+    """Resolve ``(product_id, sku)`` pairs through the catalog's selectors (SKUs case-insensitively,
+    on its ``UPPER(sku)`` index). ``product_id`` wins when both are given; a SKU that then does not
     match is a ValidationFailed(code="sku_mismatch"). Unknown products come back as None."""
     ids = {pid for pid, _ in refs if pid is not None}
-    skus = {sku.upper() for pid, sku in refs if pid is None and sku}
-    if not ids and not skus:
-        return [None] * len(refs)
-    condition = Q()
-    if ids:
-        condition |= Q(id__in=ids)
-    if skus:
-        condition |= Q(sku_upper__in=skus)
+    skus = {sku for pid, sku in refs if pid is None and sku}
     by_id: dict[uuid.UUID, ProductRef] = {}
     by_sku: dict[str, ProductRef] = {}
-    rows = Product.objects.alias(sku_upper=Upper("sku")).filter(condition).values_list("id", "sku", "is_active")
-    for pid, sku, active in rows:
-        ref = ProductRef(pid, sku, active)
-        by_id[pid] = ref
-        by_sku[sku.upper()] = ref
+    products = [*catalog_selectors.products_by_ids(product_ids=ids).values(),
+                *catalog_selectors.products_by_skus(skus=skus).values()]
+    for product in products:
+        ref = ProductRef(product.id, product.sku, product.is_active)
+        by_id[product.id] = ref
+        by_sku[product.sku.upper()] = ref
     out: list[ProductRef | None] = []
     for pid, sku in refs:
         ref = by_id.get(pid) if pid is not None else by_sku.get((sku or "").upper())
@@ -964,18 +958,22 @@ def _reserve(*, lines: Sequence[ReserveLine], reference_type: str, reference_id:
     ]
 
     with transaction.atomic():
-        rows = list(
-            InventoryItem.objects.select_for_update(of=("self",))
-            .select_related("location")
-            .filter(product_id__in={line.product.id for line in parsed}, location__is_active=True, available__gt=0)
-            # Only what allocation and the answer read: fewer columns to compile, fetch and load.
-            .only("id", "product_id", "location_id", "sku", "on_hand", "reserved", "available", "version",
-                  "location__id", "location__priority", "location__code")
-            .order_by("id")
-        )
+        # Written out (this runs on every reservation and order): only the columns allocation and
+        # the answer read, the location's priority and code alongside.
+        rows = list(InventoryItem.objects.raw(
+            """
+            SELECT i.id, i.product_id, i.location_id, i.sku, i.on_hand, i.reserved, i.available, i.version,
+                   l.priority AS location_priority, l.code AS location_code
+            FROM inventory_inventoryitem i JOIN inventory_location l ON l.id = i.location_id
+            WHERE i.product_id = ANY(%s) AND l.is_active AND i.available > 0
+            ORDER BY i.id
+            FOR UPDATE OF i
+            """,
+            [list({line.product.id for line in parsed})],
+        ))
         remaining = {row.id: row.available for row in rows}
         candidates: dict[uuid.UUID, list[InventoryItem]] = defaultdict(list)
-        for row in sorted(rows, key=lambda r: (r.location.priority, r.location.code, r.id)):
+        for row in sorted(rows, key=lambda r: (r.location_priority, r.location_code, r.id)):
             candidates[row.product_id].append(row)
         allocations: list[tuple[int, InventoryItem, int]] = []
         short: list[dict[str, Any]] = []

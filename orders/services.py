@@ -9,11 +9,12 @@ from decimal import Decimal
 from typing import Any
 
 from django.db import transaction
-from django.db.models import F, Q
-from django.db.models.functions import Upper
+from django.db.models import F
 from django.utils import timezone
 
+from catalog import selectors as catalog_selectors
 from catalog.models import Product
+from customers import selectors as customers_selectors
 from customers.models import Customer
 from inventory import services as inventory_services
 from orders.models import Order, OrderEvent, OrderItem
@@ -81,23 +82,16 @@ def invalidate(order: Order | uuid.UUID, customer_id: uuid.UUID | None = None) -
 
 
 def _resolve_lines(lines: Sequence[OrderLineInput]) -> list[_Line]:
-    """One query for every product named by id or SKU; each line must name an active product, and a
-    line naming both must name the same one."""
+    """The products the lines name, through the catalog's selectors (one query each for ids and for
+    SKUs); each line must name an active product, and a line naming both must name the same one."""
     if not lines:
         raise ValidationFailed("An order needs at least one item.", details={"items": ["This list may not be empty."]})
     if len(lines) > MAX_LINES:
         raise ValidationFailed(f"An order has at most {MAX_LINES} items.", details={"items": [f"At most {MAX_LINES}."]})
-    ids = {line.product_id for line in lines if line.product_id}
-    skus = {line.sku.upper() for line in lines if line.sku and not line.product_id}
-    products = Product.objects.annotate(sku_upper=Upper("sku")).only(
-        "id", "sku", "name", "price", "currency", "is_active"
-    )
-    by_id: dict[uuid.UUID, Product] = {}
-    by_sku: dict[str, Product] = {}
-    if ids or skus:
-        for product in products.filter(Q(id__in=ids) | Q(sku_upper__in=skus)):
-            by_id[product.id] = product
-            by_sku[product.sku.upper()] = product
+    by_id = catalog_selectors.products_by_ids(
+        product_ids={line.product_id for line in lines if line.product_id})
+    by_sku = catalog_selectors.products_by_skus(
+        skus={line.sku for line in lines if line.sku and not line.product_id})
     resolved: list[_Line] = []
     errors: dict[str, Any] = {}
     for index, line in enumerate(lines):
@@ -142,8 +136,7 @@ def order_create(
     (409) naming each short line. Nothing is written unless everything is. After commit: the
     customer's order lists are invalidated and ``orders_created_total`` counts it."""
     with transaction.atomic(durable=True):
-        customer = (Customer.objects.filter(id=customer_id).order_by()
-                    .only("id", "email", "first_name", "last_name").first())
+        customer = customers_selectors.customer_get(customer_id=customer_id)
         if customer is None:
             raise ValidationFailed("No such customer.", code="customer_not_found",
                                    details={"customer_id": ["No such customer."]})
