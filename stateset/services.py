@@ -143,12 +143,15 @@ def idempotency_claim(*, owner: str, key: str, method: str, path: str, request_h
 
 
 def idempotency_complete(*, record_id: int, status: int, body: Any, headers: dict[str, str]) -> None:
-    IdempotencyRecord.objects.filter(id=record_id).update(
-        status=IdempotencyRecord.Status.COMPLETED,
-        response_status=status,
-        response_body=body,
-        response_headers=headers,
-    )
+    """Store the final answer. ``body`` goes in as orjson-encoded JSON (it can be a whole order)."""
+    from stateset.api.rendering import dumps
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {IdempotencyRecord._meta.db_table} SET status = %s, response_status = %s, "
+            "response_body = %s::jsonb, response_headers = %s::jsonb WHERE id = %s",
+            [IdempotencyRecord.Status.COMPLETED, status, dumps(body).decode(), dumps(headers).decode(), record_id],
+        )
 
 
 def idempotency_release(*, record_id: int) -> None:

@@ -29,7 +29,7 @@ from rest_framework.views import APIView
 from stateset import services
 from stateset.api.errors import NotFound, PreconditionFailed, RateLimited, ValidationFailed
 from stateset.api.pagination import ListParams, Page, paginate
-from stateset.api.rendering import dumps, loads
+from stateset.api.rendering import dumps
 from stateset.config import parse_rate
 
 IDEMPOTENCY_HEADER = "HTTP_IDEMPOTENCY_KEY"
@@ -114,9 +114,8 @@ class ApiMixin:
                 services.idempotency_release(record_id=claim.record_id)
             else:
                 headers = {h: response[h] for h in _STORED_HEADERS if h in response}
-                # Store the JSON form, so a replay renders byte-for-byte the same data.
                 services.idempotency_complete(record_id=claim.record_id, status=response.status_code,
-                                              body=loads(dumps(response.data)), headers=headers)
+                                              body=response.data, headers=headers)
             return response
 
         return wrapped
