@@ -38,3 +38,23 @@ def client_for(raw_key: str) -> APIClient:
     client = APIClient()
     client.credentials(HTTP_X_API_KEY=raw_key)
     return client
+
+
+def error_of(response: Any, status: int) -> dict[str, Any]:
+    """The error payload of an envelope answer, after checking the status and the envelope's shape."""
+    assert response.status_code == status, response.content
+    assert response["Content-Type"].startswith("application/json")
+    body = response.json()
+    assert body["success"] is False and set(body) == {"success", "error", "meta"}
+    assert set(body["error"]) == {"code", "message", "details"}
+    assert body["meta"]["request_id"] == response["X-Request-ID"]
+    assert body["meta"]["timestamp"].endswith("Z")
+    return body["error"]
+
+
+def data_of(response: Any, status: int = 200) -> Any:
+    """The data of a success envelope, after checking the status."""
+    assert response.status_code == status, response.content
+    body = response.json()
+    assert body["success"] is True
+    return body["data"]

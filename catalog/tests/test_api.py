@@ -7,23 +7,10 @@ from django.db import connection
 
 from catalog.models import Product
 from catalog.tests.factories import ProductFactory
+from stateset.testing import data_of, error_of
 
 pytestmark = pytest.mark.django_db
 URL = "/api/v1/products"
-
-
-def error_of(response, status):
-    assert response.status_code == status, response.content
-    body = response.json()
-    assert body["success"] is False and set(body["error"]) == {"code", "message", "details"}
-    return body["error"]
-
-
-def data_of(response, status=200):
-    assert response.status_code == status, response.content
-    body = response.json()
-    assert body["success"] is True
-    return body["data"]
 
 
 def valid_body(**overrides):

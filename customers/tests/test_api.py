@@ -6,21 +6,10 @@ from django.db import connection
 from customers import selectors, services
 from customers.models import Address, Customer
 from customers.tests.factories import AddressFactory, CustomerFactory
+from stateset.testing import data_of, error_of
 
 pytestmark = pytest.mark.django_db
 URL = "/api/v1/customers"
-
-
-def error_of(response, status):
-    assert response.status_code == status, response.content
-    body = response.json()
-    assert body["success"] is False and set(body["error"]) == {"code", "message", "details"}
-    return body["error"]
-
-
-def data_of(response, status=200):
-    assert response.status_code == status, response.content
-    return response.json()["data"]
 
 
 def address_body(**overrides):

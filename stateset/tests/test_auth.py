@@ -7,18 +7,14 @@ from rest_framework.test import APIClient
 from stateset import services
 from stateset.api.auth import scope_allows
 from stateset.models import ApiKey
+from stateset.testing import error_of
 
 pytestmark = [pytest.mark.django_db, pytest.mark.urls("stateset.tests.urls")]
 URL = "/api/v1/_test/things"
 
 
 def assert_error(response, status, code):
-    assert response.status_code == status, response.content
-    assert response["Content-Type"].startswith("application/json")
-    body = response.json()
-    assert body["success"] is False
-    assert body["error"]["code"] == code
-    assert body["meta"]["request_id"] == response["X-Request-ID"]
+    assert error_of(response, status)["code"] == code
 
 
 def test_missing_key_is_401(anon_client):

@@ -3,19 +3,10 @@
 import pytest
 
 from stateset.models import ApiKey
+from stateset.testing import error_of
 
 pytestmark = [pytest.mark.django_db, pytest.mark.urls("stateset.tests.urls")]
 URL = "/api/v1/_test/things"
-
-
-def error_of(response, status):
-    assert response.status_code == status, response.content
-    assert response["Content-Type"].startswith("application/json")
-    body = response.json()
-    assert body["success"] is False and set(body) == {"success", "error", "meta"}
-    assert set(body["error"]) == {"code", "message", "details"}
-    assert body["meta"]["request_id"] and body["meta"]["timestamp"].endswith("Z")
-    return body["error"]
 
 
 def test_malformed_json_is_400(api):
