@@ -1,0 +1,27 @@
+"""SPEC §10: after a database restart the pool recovers without a process restart. A restart is
+modelled by terminating every server process behind the pool's idle connections."""
+
+import psycopg
+import pytest
+from django.db import connection
+
+
+def terminate_pooled_connections() -> int:
+    s = connection.settings_dict
+    with psycopg.connect(dbname=s["NAME"], user=s["USER"], host=s["HOST"] or None, port=s["PORT"] or None,
+                         password=s["PASSWORD"] or None, autocommit=True) as admin:
+        rows = admin.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND application_name = 'stateset' AND pid <> pg_backend_pid()"
+        ).fetchall()
+    return len(rows)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_requests_succeed_after_the_pools_connections_die(api):
+    assert api.get("/api/v1/orders").status_code == 200
+    connection.close()  # the end of a request: the connection goes back to the pool
+    assert terminate_pooled_connections() >= 1
+    response = api.get("/api/v1/orders")
+    assert response.status_code == 200, response.content  # the pool checked and replaced it
+    assert api.get("/health/ready").json()["components"]["database"]["status"] == "ok"
