@@ -71,11 +71,10 @@ class ApiMixin:
         owner = getattr(user, "owner", f"user:{getattr(user, 'pk', '')}")
         key = f"ratelimit:{owner}:{window}:{window_start}"
         try:
-            if cache.add(key, 1, timeout=window + 1):
-                used = 1
-            else:
-                used = cache.incr(key)
+            used = 1 if cache.add(key, 1, timeout=window + 1) else cache.incr(key)
         except Exception:  # cache down: do not turn an outage into 429s or 500s
+            return
+        if not isinstance(used, int):  # django-redis swallowed the outage and answered None
             return
         reset = window_start + window - now
         request.rate_limit_headers = {  # type: ignore[attr-defined]
