@@ -104,7 +104,7 @@ def database_from_url(url: str, *, key: str = "database.url") -> dict:
     if not name:
         raise config_module.ConfigError(f"{key}: the URL names no database")
     return {
-        "ENGINE": "django.db.backends.postgresql",
+        "ENGINE": "stateset.postgresql",  # Django's, with a pool that drains on a failed check
         "NAME": name,
         "USER": unquote(parts.username or "postgres"),
         "PASSWORD": unquote(parts.password or ""),
