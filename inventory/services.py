@@ -14,7 +14,7 @@ Rules every function here keeps:
   calls never deadlock, provided a caller changes stock **once** per transaction (one
   ``stock_reserve`` with every line, one ``stock_release``, ``stock_fulfil_many`` for a shipment).
 - **Side effects after commit**: cache invalidation through ``transaction.on_commit``; domain
-  events through the platform's outbox in the same transaction (:func:`_publish`).
+  events through the outbox in the same transaction (``webhooks.services.publish``).
 
 The functions the orders, fulfillment and returns apps call (``stock_reserve``, ``stock_release``,
 ``stock_fulfil``, ``stock_fulfil_many``, ``stock_return``, ``reservations_expire``) open a plain
@@ -24,7 +24,6 @@ admin and commands call are durable themselves.
 
 from __future__ import annotations
 
-import importlib
 import logging
 import re
 import uuid
@@ -52,6 +51,7 @@ from stateset.api.errors import (
 )
 from stateset.cache import EntityCache
 from stateset.db import insert_rows
+from webhooks import services as webhooks
 
 logger = logging.getLogger("inventory")
 item_cache = EntityCache("inventory")
@@ -330,28 +330,11 @@ def _fetch(item_ids: Sequence[uuid.UUID]) -> list[InventoryItem]:
 
 
 # ---------------------------------------------------------------------------------------------------
-# Events (SPEC §4.7): written to the platform's outbox in the same transaction, when it exists.
-
-_publisher: list[Callable[..., Any] | None] = []
-
-
-def _publish(event_type: str, payload: dict[str, Any]) -> None:
-    """Hand a domain event to ``stateset.events.publish(event_type=..., payload=...)``, which writes
-    the outbox row in the current transaction. Until the platform ships it, events are logged."""
-    if not _publisher:
-        try:
-            _publisher.append(importlib.import_module("stateset.events").publish)
-        except (ImportError, AttributeError):
-            _publisher.append(None)
-    publish = _publisher[0]
-    if publish is None:
-        logger.debug("event %s", event_type, extra={"event_type": event_type, "payload": payload})
-        return
-    publish(event_type=event_type, payload=payload)
+# Events (SPEC §4.7): written to the outbox in the same transaction as the change.
 
 
 def _publish_low_stock(row: Counters) -> None:
-    _publish("inventory.low_stock", {
+    webhooks.publish(event_type="inventory.low_stock", payload={
         "inventory_item_id": str(row.id), "product_id": str(row.product_id), "sku": row.sku,
         "location_id": str(row.location_id), "on_hand": row.on_hand, "reserved": row.reserved,
         "available": row.available, "reorder_point": row.reorder_point,
@@ -1025,7 +1008,7 @@ def _reserve(*, lines: Sequence[ReserveLine], reference_type: str, reference_id:
         insert_rows(reservations)
         for (index, _, _), reservation in zip(allocations, reservations, strict=True):
             reservation.line_index = index  # type: ignore[attr-defined]
-        _publish("inventory.reserved", {
+        webhooks.publish(event_type="inventory.reserved", payload={
             "reference_type": reference_type, "reference_id": reference_id,
             "reservations": [{"id": str(r.id), "inventory_item_id": str(r.inventory_item_id),
                               "sku": r.inventory_item.sku, "location_id": str(r.inventory_item.location_id),

@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from typing import Any
 
 from django.contrib import admin, messages
 from django.db.models import Max, Min, QuerySet
 from django.http import HttpRequest
 
+from fulfillment.models import Shipment
 from orders import services
 from orders.models import Order, OrderEvent, OrderItem
 from orders.selectors import order_filter
-from stateset.admin_site import BoundedCountPaginator
+from returns.models import Return
+from stateset.admin_site import BoundedCountPaginator, ServiceModelAdmin
 from stateset.api.errors import DomainError
 
 
@@ -70,8 +73,43 @@ class OrderEventInline(admin.TabularInline):
         return False
 
 
+class ReturnInline(admin.TabularInline):
+    """The order's returns, read-only; each links to its own page (actions live there)."""
+
+    model = Return
+    fk_name = "order"
+    fields = ("rma_number", "status", "reason", "refund_amount", "currency", "created_at")
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+    show_change_link = True
+    ordering = ("created_at", "id")
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+class ShipmentInline(admin.TabularInline):
+    """The order's shipments, read-only; each links to its own page (actions live there)."""
+
+    model = Shipment
+    fk_name = "order"
+    fields = ("status", "carrier", "service", "tracking_number", "location", "shipped_at", "delivered_at")
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+    show_change_link = True
+    ordering = ("created_at", "id")
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Shipment]:
+        return super().get_queryset(request).select_related("location")
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
 @admin.register(Order)
-class OrderAdmin(admin.ModelAdmin):
+class OrderAdmin(ServiceModelAdmin):
     list_display = ("order_number", "customer_email", "status", "payment_status", "fulfillment_status",
                     "total_amount", "currency", "created_at")
     list_filter = ("status", "payment_status", "fulfillment_status")
@@ -83,8 +121,8 @@ class OrderAdmin(admin.ModelAdmin):
     paginator = BoundedCountPaginator
     list_per_page = 50
     ordering = ("-created_at", "-id")
-    inlines = [OrderItemInline, OrderEventInline]
-    actions = ["confirm_orders", "cancel_orders"]
+    inlines = [OrderItemInline, ShipmentInline, ReturnInline, OrderEventInline]
+    actions = ["confirm_orders", "mark_paid", "cancel_orders"]
     fields = ("order_number", "customer", "status", "payment_status", "fulfillment_status", "currency",
               "subtotal", "tax_total", "shipping_total", "discount_total", "total_amount",
               "shipping_address", "billing_address", "notes", "metadata", "version", "created_at", "updated_at")
@@ -113,23 +151,35 @@ class OrderAdmin(admin.ModelAdmin):
         if "notes" in form.changed_data:
             services.order_update(order_id=obj.id, notes=obj.notes, actor=f"admin:{request.user}")
 
-    def _transition(self, request: HttpRequest, queryset: QuerySet[Order], to_status: str) -> None:
+    def _apply(self, request: HttpRequest, queryset: QuerySet[Order], change: Callable[[Order], Any],
+               done_message: str) -> None:
+        """Run ``change`` (one service call) for each selected order; report successes and refusals."""
         done, failed = 0, []
         for order in queryset.select_related(None).only("id", "order_number"):
             try:
-                services.order_transition(order_id=order.id, to_status=to_status, actor=f"admin:{request.user}",
-                                          reason="admin action")
+                change(order)
                 done += 1
             except DomainError as exc:
                 failed.append(f"{order.order_number}: {exc.message}")
         if done:
-            self.message_user(request, f"{done} order(s) now {to_status}.", messages.SUCCESS)
+            self.message_user(request, f"{done} order(s) {done_message}.", messages.SUCCESS)
         for failure in failed:
             self.message_user(request, failure, messages.ERROR)
+
+    def _transition(self, request: HttpRequest, queryset: QuerySet[Order], to_status: str) -> None:
+        self._apply(request, queryset, lambda order: services.order_transition(
+            order_id=order.id, to_status=to_status, actor=f"admin:{request.user}", reason="admin action"),
+            f"now {to_status}")
 
     @admin.action(description="Confirm selected orders")
     def confirm_orders(self, request: HttpRequest, queryset: QuerySet[Order]) -> None:
         self._transition(request, queryset, Order.Status.CONFIRMED)
+
+    @admin.action(description="Record payment received for selected orders")
+    def mark_paid(self, request: HttpRequest, queryset: QuerySet[Order]) -> None:
+        self._apply(request, queryset, lambda order: services.order_record_payment(
+            order_id=order.id, payment_status=Order.PaymentStatus.PAID, actor=f"admin:{request.user}",
+            reference="admin action"), "marked paid")
 
     @admin.action(description="Cancel selected orders (releases their stock)")
     def cancel_orders(self, request: HttpRequest, queryset: QuerySet[Order]) -> None:

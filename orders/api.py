@@ -16,8 +16,10 @@ from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from fulfillment.api import ShipmentOut
 from orders import selectors, services
 from orders.models import Order
+from returns.api import ReturnOut
 from stateset.api.pagination import parse_list_params
 from stateset.api.serializers import IF_MATCH, StrictSerializer, TextField, page_of
 from stateset.api.views import ApiView, ApiViewSet, expected_version, parse_id
@@ -71,6 +73,15 @@ class OrderUpdateIn(StrictSerializer):
     shipping_address = AddressIn(required=False, allow_null=True)
     billing_address = AddressIn(required=False, allow_null=True)
     metadata = serializers.DictField(required=False)
+
+
+RECORDABLE_PAYMENT = ["authorized", "paid"]  # refunds set the other payment statuses
+
+
+class PaymentIn(StrictSerializer):
+    payment_status = serializers.ChoiceField(choices=RECORDABLE_PAYMENT)
+    reference = TextField(max_length=200, required=False, allow_blank=True, default="",
+                          help_text="The payment gateway's reference, kept on the timeline.")
 
 
 class StatusIn(StrictSerializer):
@@ -162,6 +173,8 @@ class OrderOut(OrderSummaryOut):
     billing_address = AddressIn(allow_null=True)
     notes = serializers.CharField()
     metadata = serializers.DictField()
+    shipments = ShipmentOut(many=True)
+    returns = ReturnOut(many=True)
     timeline = OrderEventOut(many=True)
 
 
@@ -216,6 +229,17 @@ class OrderViewSet(ApiViewSet):
         changes = _validated(OrderUpdateIn, request.data, partial=True)
         order = services.order_update(order_id=order_id(pk), expected_version=expected_version(request),
                                       actor=actor_of(request), **changes)
+        body = selectors.order_detail(order.id)
+        return self.detail_response(body, version=body["version"])
+
+    @extend_schema(request=PaymentIn, responses=ORDER_OUT, parameters=[IF_MATCH],
+                   description="Record the payment a gateway authorized or captured: pending → authorized → paid.")
+    @action(detail=True, methods=["post"])
+    def payment(self, request: Request, pk: str) -> Response:
+        data = _validated(PaymentIn, request.data)
+        order = services.order_record_payment(order_id=order_id(pk), payment_status=data["payment_status"],
+                                              reference=data["reference"], actor=actor_of(request),
+                                              expected_version=expected_version(request))
         body = selectors.order_detail(order.id)
         return self.detail_response(body, version=body["version"])
 

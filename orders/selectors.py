@@ -15,8 +15,10 @@ from django.db.models.functions import Lower
 from django.utils import timezone
 
 from customers.models import Customer
+from fulfillment import selectors as fulfillment_selectors
 from orders.models import Order, OrderEvent, OrderItem
 from orders.services import CENT, CreatedOrder, order_cache
+from returns import selectors as returns_selectors
 from stateset.api.errors import NotFound
 from stateset.api.pagination import ListParams, Sort, after_keyset, paginate
 
@@ -103,7 +105,8 @@ def fields_of(obj: Any, names: Iterable[str]) -> dict[str, Any]:
 
 
 def render_order(order: Order, customer: Customer, items: Iterable[dict[str, Any]],
-                 events: Iterable[dict[str, Any]]) -> dict[str, Any]:
+                 events: Iterable[dict[str, Any]], returns: Iterable[dict[str, Any]] = (),
+                 shipments: Iterable[dict[str, Any]] = ()) -> dict[str, Any]:
     """The full order answer, from rows the caller has (loaded, or just written)."""
     data = render_summary(fields_of(order, SUMMARY_FIELDS))
     data.update(
@@ -113,6 +116,8 @@ def render_order(order: Order, customer: Customer, items: Iterable[dict[str, Any
         notes=order.notes,
         metadata=order.metadata,
         items=[render_item(row) for row in items],
+        shipments=list(shipments),
+        returns=list(returns),
         timeline=list(events),
     )
     return data
@@ -127,7 +132,8 @@ def render_created(created: CreatedOrder) -> dict[str, Any]:
 
 
 def _load_detail(order_id: uuid.UUID) -> dict[str, Any] | None:
-    """The full order: three queries (order with customer, items, timeline)."""
+    """The full order: five queries (order with customer, items, timeline, shipments with their items,
+    returns with their items)."""
     order = (
         Order.objects.select_related("customer")
         .filter(id=order_id)
@@ -140,7 +146,9 @@ def _load_detail(order_id: uuid.UUID) -> dict[str, Any] | None:
     items = OrderItem.objects.filter(order_id=order.id).order_by("sku", "id").values(*ITEM_FIELDS)
     events = (OrderEvent.objects.filter(order_id=order.id, order_created_at=order.created_at)
               .order_by("created_at", "id").values(*EVENT_FIELDS))
-    return render_order(order, order.customer, items, events)
+    returns = returns_selectors.returns_for_order(order.id)  # one query, whatever the number of returns
+    shipments = fulfillment_selectors.shipments_of_order(order.id)  # one query, items included
+    return render_order(order, order.customer, items, events, returns, shipments)
 
 
 def order_detail(order_id: uuid.UUID) -> dict[str, Any]:

@@ -22,6 +22,7 @@ from stateset import metrics
 from stateset.api.errors import InvalidTransition, NotFound, PreconditionFailed, ValidationFailed
 from stateset.cache import EntityCache
 from stateset.db import insert_rows
+from webhooks import services as webhooks
 
 order_cache = EntityCache("orders")
 CENT = Decimal("0.01")
@@ -197,6 +198,12 @@ def order_create(
             expires_at=None,
             actor=actor,
         )
+        webhooks.publish(event_type="order.created", payload={
+            **_event_ref(order), "customer_id": str(customer.id), "status": order.status,
+            "currency": order.currency, "total_amount": str(total),
+            "items": [{"sku": line.product.sku, "quantity": line.quantity, "unit_price": str(line.unit_price)}
+                      for line in lines],
+        })
         order_cache.invalidate_group(f"customer:{customer.id}")  # a new id has no detail to drop
         transaction.on_commit(metrics.ORDERS_CREATED.inc)
     return CreatedOrder(order=order, customer=customer, items=items, events=events)
@@ -204,6 +211,18 @@ def order_create(
 
 def _event(order: Order, kind: str, actor: str, **fields: Any) -> OrderEvent:
     return OrderEvent(order_id=order.id, order_created_at=order.created_at, kind=kind, actor=actor, **fields)
+
+
+def _event_ref(order: Order) -> dict[str, Any]:
+    """How a webhook payload names an order."""
+    return {"order_id": str(order.id), "order_number": order.order_number}
+
+
+def _publish_status_change(order: Order, from_status: str, to_status: str, reason: str) -> None:
+    payload = {**_event_ref(order), "from_status": from_status, "to_status": to_status, "reason": reason}
+    webhooks.publish(event_type="order.status_changed", payload=payload)
+    if to_status == Order.Status.CANCELLED:
+        webhooks.publish(event_type="order.cancelled", payload=payload)
 
 
 def _locked(order_id: uuid.UUID) -> Order:
@@ -249,6 +268,7 @@ def order_transition(*, order_id: uuid.UUID, to_status: str, reason: str = "", a
                                  data={"reservations": [str(r.id) for r in released]}))
         _save(order, updates)
         OrderEvent.objects.bulk_create(events)
+        _publish_status_change(order, current, to_status, reason)
         invalidate(order, order.customer_id)
     return order
 
@@ -257,6 +277,38 @@ def order_cancel(*, order_id: uuid.UUID, reason: str = "", actor: str = "",
                  expected_version: int | None = None) -> Order:
     return order_transition(order_id=order_id, to_status=Order.Status.CANCELLED, reason=reason, actor=actor,
                             expected_version=expected_version)
+
+
+# Payment is captured elsewhere (a gateway); StateSet records what it was told, forward only.
+# ``refunded`` and ``partially_refunded`` are set by refunds (``order_refund``), never here.
+PAYMENT_TRANSITIONS: dict[str, frozenset[str]] = {
+    Order.PaymentStatus.PENDING: frozenset({Order.PaymentStatus.AUTHORIZED, Order.PaymentStatus.PAID}),
+    Order.PaymentStatus.AUTHORIZED: frozenset({Order.PaymentStatus.PAID}),
+}
+
+
+def order_record_payment(*, order_id: uuid.UUID, payment_status: str, reference: str = "", actor: str = "",
+                         expected_version: int | None = None) -> Order:
+    """Record that the order's payment was authorized or captured (``pending → authorized → paid``).
+    Writes a ``note`` event with the gateway's reference. Raises InvalidTransition (409) for any
+    other move or for a cancelled or refunded order, PreconditionFailed (412), NotFound."""
+    with transaction.atomic(durable=True):
+        order = _locked(order_id)
+        if expected_version is not None and order.version != expected_version:
+            raise PreconditionFailed(details={"current_version": order.version})
+        current = order.payment_status
+        allowed = PAYMENT_TRANSITIONS.get(current, frozenset())
+        if payment_status not in allowed or order.status in (Order.Status.CANCELLED, Order.Status.REFUNDED):
+            raise InvalidTransition(
+                f"The payment of a {order.status} order cannot go from {current} to {payment_status}.",
+                details={"from": current, "to": payment_status, "status": order.status,
+                         "allowed": sorted(allowed) if order.status not in ("cancelled", "refunded") else []},
+            )
+        _save(order, {"payment_status": payment_status})
+        _event(order, OrderEvent.Kind.NOTE, actor, message=f"Payment {payment_status}.",
+               data={"payment_status": payment_status, "from": current, "reference": reference}).save(force_insert=True)
+        invalidate(order, order.customer_id)
+    return order
 
 
 def order_update(*, order_id: uuid.UUID, expected_version: int | None = None, actor: str = "",
@@ -289,3 +341,176 @@ def _save(order: Order, updates: dict[str, Any]) -> None:
         setattr(order, name, value)
     order.version += 1
     order.updated_at = now
+
+
+# --- Returns (called by ``returns.services`` inside its own transaction) ----------------------------
+# The returns app changes orders rows only through these. Each expects the order locked by
+# ``order_lock`` (the first lock a return write takes), bumps the order's version (its detail embeds
+# the returns, so its ETag must move) and invalidates the cached detail after commit.
+
+
+def order_lock(*, order_id: uuid.UUID) -> Order:
+    """Lock the order row (``SELECT ... FOR UPDATE``) in the caller's transaction. Raises NotFound."""
+    return _locked(order_id)
+
+
+def order_return_changed(*, order: Order, actor: str = "", kind: str | None = None, message: str = "",
+                         data: dict[str, Any] | None = None) -> None:
+    """A return of ``order`` was written: timeline event ``kind`` (e.g. ``return_requested``) when
+    given, version bump, cache invalidation."""
+    if kind is not None:
+        _event(order, kind, actor, message=message, data=data or {}).save(force_insert=True)
+    _save(order, {})
+    invalidate(order, order.customer_id)
+
+
+def order_items_returned(*, order: Order, quantities: dict[uuid.UUID, int]) -> None:
+    """``quantity_returned += n`` per item of ``order``, in primary-key order, each guarded so it
+    never exceeds ``quantity_fulfilled`` (the table's CHECK); raises InvalidTransition (409,
+    ``exceeds_fulfilled``) naming the item when a guard says no (the caller's transaction then rolls
+    back)."""
+    for item_id in sorted(quantities):
+        quantity = quantities[item_id]
+        changed = OrderItem.objects.filter(
+            id=item_id, order_id=order.id, quantity_fulfilled__gte=F("quantity_returned") + quantity,
+        ).update(quantity_returned=F("quantity_returned") + quantity)
+        if not changed:
+            raise InvalidTransition("More units returned than were shipped.", code="exceeds_fulfilled",
+                                    details={"order_item_id": str(item_id), "quantity": quantity})
+    _save(order, {})
+    invalidate(order, order.customer_id)
+
+
+def order_refund(*, order: Order, amount: Decimal, refunded_total: Decimal, actor: str = "",
+                 data: dict[str, Any] | None = None) -> Order:
+    """Record a refund of ``amount`` (``refunded_total`` = every refund of the order so far, this one
+    included): payment ``refunded`` once ``refunded_total`` covers ``total_amount``, else
+    ``partially_refunded``; a fully refunded order whose status allows it (``TRANSITIONS``, e.g.
+    ``delivered → refunded``) moves to ``refunded`` with a ``status_changed`` event. Writes a
+    ``refunded`` event. Raises InvalidTransition (409) when the order is not paid."""
+    if order.payment_status not in PAID:
+        raise InvalidTransition("Only a paid order can be refunded.", code="order_not_paid",
+                                details={"payment_status": order.payment_status})
+    full = refunded_total >= order.total_amount
+    from_status = order.status
+    updates: dict[str, Any] = {
+        "payment_status": Order.PaymentStatus.REFUNDED if full else Order.PaymentStatus.PARTIALLY_REFUNDED,
+    }
+    events = [_event(order, OrderEvent.Kind.REFUNDED, actor, message=f"Refunded {amount} {order.currency}.",
+                     data={"amount": str(amount), "refunded_total": str(refunded_total), **(data or {})})]
+    if full and Order.Status.REFUNDED in TRANSITIONS.get(order.status, frozenset()):
+        updates["status"] = Order.Status.REFUNDED
+        events.append(_event(order, OrderEvent.Kind.STATUS_CHANGED, actor, from_status=order.status,
+                             to_status=Order.Status.REFUNDED, message="fully refunded"))
+    _save(order, updates)
+    OrderEvent.objects.bulk_create(events)
+    if order.status != from_status:
+        _publish_status_change(order, from_status, order.status, "fully refunded")
+    invalidate(order, order.customer_id)
+    return order
+
+
+# ---------------------------------------------------------------------------------------------------
+# Fulfillment (SPEC §4.5): the order side of a shipment. ``fulfillment.services`` calls these inside
+# its own durable transaction, after locking the order row with ``order_lock`` (above); each writes the
+# timeline, moves statuses through TRANSITIONS, bumps the version and drops the cached detail.
+
+FULFILLABLE = frozenset({Order.Status.PENDING, Order.Status.CONFIRMED, Order.Status.PROCESSING})
+
+
+def order_check_fulfillable(order: Order) -> None:
+    """Raise InvalidTransition (409) unless units of ``order`` may be allocated or shipped now, with
+    code ``order_on_hold``, ``order_cancelled`` (cancelled or refunded) or ``order_fulfilled``
+    (shipped or delivered: nothing is left to ship)."""
+    if order.status in FULFILLABLE:
+        return
+    code = {Order.Status.ON_HOLD: "order_on_hold", Order.Status.CANCELLED: "order_cancelled",
+            Order.Status.REFUNDED: "order_cancelled"}.get(order.status, "order_fulfilled")
+    raise InvalidTransition(f"The order is {order.status}; it cannot be shipped.", code=code,
+                            details={"order_id": str(order.id), "status": order.status})
+
+
+def _fulfilment_move(order: Order, to_status: str, actor: str, updates: dict[str, Any],
+                     events: list[OrderEvent], reason: str) -> None:
+    if order.status == to_status or to_status not in TRANSITIONS.get(order.status, frozenset()):
+        return
+    events.append(_event(order, OrderEvent.Kind.STATUS_CHANGED, actor, from_status=order.status,
+                         to_status=to_status, message=reason))
+    updates["status"] = to_status
+
+
+def _fulfilment_save(order: Order, updates: dict[str, Any], events: list[OrderEvent]) -> None:
+    _save(order, updates)
+    OrderEvent.objects.bulk_create(events)
+    for event in events:
+        if event.kind == OrderEvent.Kind.STATUS_CHANGED:
+            _publish_status_change(order, event.from_status, event.to_status, event.message)
+    invalidate(order, order.customer_id)
+
+
+def order_shipment_created(*, order: Order, shipment_id: uuid.UUID, lines: Sequence[dict[str, Any]],
+                           actor: str = "") -> Order:
+    """A shipment was created for the locked ``order``: ``shipment_created`` event; a pending or
+    confirmed order moves to ``processing`` (``status_changed``). Raises InvalidTransition (see
+    :func:`order_check_fulfillable`)."""
+    order_check_fulfillable(order)
+    updates: dict[str, Any] = {}
+    events = [_event(order, OrderEvent.Kind.SHIPMENT_CREATED, actor,
+                     data={"shipment_id": str(shipment_id), "lines": list(lines)})]
+    _fulfilment_move(order, Order.Status.PROCESSING, actor, updates, events, "shipment created")
+    _fulfilment_save(order, updates, events)
+    return order
+
+
+def order_units_shipped(*, order: Order, quantities: dict[uuid.UUID, int], shipment_id: uuid.UUID,
+                        actor: str = "") -> Order:
+    """Units of the locked ``order`` left in a shipment: ``quantity_fulfilled += n`` per item
+    (item id → n), in primary-key order, each guarded so it never exceeds ``quantity``; the order
+    becomes ``partially_fulfilled`` (status stays ``processing``) or, with its last units,
+    ``fulfilled`` and ``shipped``. Events ``shipped`` (+ ``status_changed``). Raises
+    InvalidTransition (see :func:`order_check_fulfillable`; ``exceeds_unfulfilled`` when a guard
+    says no, and the caller's transaction then rolls back)."""
+    order_check_fulfillable(order)
+    for item_id in sorted(quantities):
+        quantity = quantities[item_id]
+        changed = OrderItem.objects.filter(
+            id=item_id, order_id=order.id, quantity__gte=F("quantity_fulfilled") + quantity,
+        ).update(quantity_fulfilled=F("quantity_fulfilled") + quantity)
+        if not changed:
+            raise InvalidTransition("More units than the order has left to ship.", code="exceeds_unfulfilled",
+                                    details={"order_item_id": str(item_id), "quantity": quantity})
+    done = not OrderItem.objects.filter(order_id=order.id, quantity_fulfilled__lt=F("quantity")).exists()
+    updates: dict[str, Any] = {"fulfillment_status": Order.FulfillmentStatus.FULFILLED if done
+                               else Order.FulfillmentStatus.PARTIALLY_FULFILLED}
+    events = [_event(order, OrderEvent.Kind.SHIPPED, actor, data={
+        "shipment_id": str(shipment_id), "units": sum(quantities.values()),
+        "fulfillment_status": updates["fulfillment_status"]})]
+    _fulfilment_move(order, Order.Status.PROCESSING, actor, updates, events, "shipment shipped")
+    if done:
+        order.status = updates.get("status", order.status)
+        _fulfilment_move(order, Order.Status.SHIPPED, actor, updates, events, "last units shipped")
+    _fulfilment_save(order, updates, events)
+    return order
+
+
+def order_shipment_delivered(*, order: Order, shipment_id: uuid.UUID, all_delivered: bool,
+                             actor: str = "") -> Order:
+    """A shipment of the locked ``order`` was delivered: ``delivered`` event; when every
+    non-cancelled shipment of a fulfilled order is delivered (``all_delivered``) the order moves to
+    ``delivered`` if the machine allows it from where it is (an order on hold stays on hold)."""
+    updates: dict[str, Any] = {}
+    events = [_event(order, OrderEvent.Kind.DELIVERED, actor, data={"shipment_id": str(shipment_id)})]
+    if all_delivered and order.fulfillment_status == Order.FulfillmentStatus.FULFILLED:
+        _fulfilment_move(order, Order.Status.DELIVERED, actor, updates, events, "every shipment delivered")
+    _fulfilment_save(order, updates, events)
+    return order
+
+
+def order_shipment_changed(*, order: Order, shipment_id: uuid.UUID, note: str = "", actor: str = "") -> Order:
+    """A shipment of the locked ``order`` changed without moving the order (cancelled, new tracking
+    number): the order detail shows its shipments, so the version is bumped and the cache dropped;
+    ``note`` (when given) goes on the timeline."""
+    events = [_event(order, OrderEvent.Kind.NOTE, actor, message=note, data={"shipment_id": str(shipment_id)})] \
+        if note else []
+    _fulfilment_save(order, {}, events)
+    return order

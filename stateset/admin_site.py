@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.contrib.admin import AdminSite
+from django.contrib import messages
+from django.contrib.admin import AdminSite, ModelAdmin
 from django.core.paginator import Paginator
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.utils.functional import cached_property
 
+from stateset.api.errors import DomainError
 from stateset.api.pagination import bounded_total
 
 
@@ -23,6 +25,21 @@ class BoundedCountPaginator(Paginator):
         return bounded_total(self.object_list)[0]
 
 
+class ServiceModelAdmin(ModelAdmin):
+    """For models whose changes go through a service (``save_model`` calls it). The service owns the
+    transaction, so the change form is not wrapped in Django's ``atomic()`` (a durable service block
+    may not nest in it), and a refusal (DomainError) is shown as an error on the same page with
+    nothing saved, instead of a traceback or a "changed successfully" next to it."""
+
+    def changeform_view(self, request: HttpRequest, object_id: str | None = None, form_url: str = "",
+                        extra_context: dict[str, Any] | None = None) -> HttpResponse:
+        try:
+            return self._changeform_view(request, object_id, form_url, extra_context)
+        except DomainError as exc:
+            self.message_user(request, f"Not saved: {exc.message}", messages.ERROR)
+            return HttpResponseRedirect(request.get_full_path())
+
+
 class StateSetAdminSite(AdminSite):
     site_header = "StateSet back office"
     site_title = "StateSet"
@@ -31,6 +48,8 @@ class StateSetAdminSite(AdminSite):
     def index(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> TemplateResponse:
         from inventory.selectors import low_stock_items
         from orders.selectors import orders_today
+        from webhooks.selectors import failed_deliveries_count
 
-        context = {"today": orders_today(), "low_stock": low_stock_items(limit=10), **(extra_context or {})}
+        context = {"today": orders_today(), "low_stock": low_stock_items(limit=10),
+                   "failed_webhooks": failed_deliveries_count(), **(extra_context or {})}
         return super().index(request, extra_context=context)

@@ -192,6 +192,10 @@ SCHEMA: dict[str, dict[str, Field]] = {
     },
     "webhooks": {
         "allow_private_targets": Field(False, _bool),
+        "timeout": Field(10, _int(minimum=1, maximum=60)),
+        "max_attempts": Field(8, _int(minimum=1, maximum=20)),
+        "backoff_seconds": Field(30, _int(minimum=1)),
+        "retention_days": Field(30, _int(minimum=1)),
     },
 }
 

@@ -60,6 +60,7 @@ INSTALLED_APPS = [
     "orders",
     "fulfillment",
     "returns",
+    "webhooks",
 ]
 
 MIDDLEWARE = [
@@ -206,6 +207,9 @@ CELERY_BEAT_SCHEDULE = {
     "analyze-tables": {"task": "stateset.tasks.analyze_tables", "schedule": 86400.0},
     "idempotency-purge": {"task": "stateset.tasks.idempotency_purge", "schedule": 3600.0},
     "inventory-reconcile-report": {"task": "inventory.tasks.inventory_reconcile_report", "schedule": 86400.0},
+    # Deliveries are kicked after each commit; this catches missed kicks and runs due retries.
+    "webhooks-pump": {"task": "webhooks.tasks.webhooks_pump", "schedule": 15.0},
+    "webhooks-purge": {"task": "webhooks.tasks.webhooks_purge", "schedule": 86400.0},
 }
 
 # --- i18n / static ---------------------------------------------------------------------------------
@@ -260,6 +264,10 @@ API_RATE_LIMIT = API["rate_limit"]
 API_MAX_BODY_BYTES = API["max_body_bytes"]
 API_EXACT_COUNT_LIMIT = API["exact_count_limit"]
 WEBHOOKS_ALLOW_PRIVATE_TARGETS = CONFIG["webhooks"]["allow_private_targets"]
+WEBHOOKS_TIMEOUT = CONFIG["webhooks"]["timeout"]
+WEBHOOKS_MAX_ATTEMPTS = CONFIG["webhooks"]["max_attempts"]
+WEBHOOKS_BACKOFF_SECONDS = CONFIG["webhooks"]["backoff_seconds"]
+WEBHOOKS_RETENTION_DAYS = CONFIG["webhooks"]["retention_days"]
 SLOW_REQUEST_MS = APP["slow_request_ms"]
 
 SPECTACULAR_SETTINGS = {
@@ -285,6 +293,8 @@ SPECTACULAR_SETTINGS = {
         "AddressKindEnum": "customers.models.Address.Kind",
         "MovementKindEnum": "inventory.models.StockMovement.Kind",
         "OrderStatusEnum": "orders.models.Order.Status",
+        "PaymentStatusEnum": "orders.models.Order.PaymentStatus",
+        "RecordedPaymentStatusEnum": "orders.api.RECORDABLE_PAYMENT",
         "ReservationStatusEnum": "inventory.models.Reservation.Status",
     },
 }

@@ -11,6 +11,9 @@ api_v1 = [
     path("", include("customers.urls")),
     path("", include("inventory.urls")),
     path("", include("orders.urls")),
+    path("", include("fulfillment.urls")),
+    path("", include("returns.urls")),
+    path("", include("webhooks.urls")),
 ]
 
 urlpatterns = [

@@ -1,6 +1,5 @@
 import pytest
 
-from inventory import services
 from inventory.tests.factories import LocationFactory, ProductFactory
 
 
@@ -19,9 +18,21 @@ def east(db):
     return LocationFactory(code="EAST", priority=10)
 
 
+class _Outbox:
+    """The domain events written to the outbox so far, oldest first, as (type, payload) pairs."""
+
+    def _rows(self) -> list[tuple[str, dict]]:
+        from webhooks.models import Event
+
+        return list(Event.objects.order_by("created_at", "id").values_list("type", "payload"))
+
+    def __iter__(self):
+        return iter(self._rows())
+
+    def __getitem__(self, index: int) -> tuple[str, dict]:
+        return self._rows()[index]
+
+
 @pytest.fixture
-def events(monkeypatch):
-    """Capture the domain events the services publish (instead of the platform's outbox)."""
-    published: list[tuple[str, dict]] = []
-    monkeypatch.setattr(services, "_publisher", [lambda *, event_type, payload: published.append((event_type, payload))])
-    return published
+def events(db):
+    return _Outbox()

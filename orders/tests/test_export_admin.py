@@ -3,12 +3,15 @@
 import csv
 import io
 import tracemalloc
+from unittest import mock
 
 import pytest
 from django.db import connection
 
 from inventory.models import InventoryItem
+from orders import services
 from orders.models import Order
+from stateset.api.errors import Conflict
 
 pytestmark = pytest.mark.django_db
 
@@ -129,3 +132,39 @@ def test_admin_index_shows_todays_orders_revenue_and_low_stock(admin_client, mak
     assert '<td id="orders-today">2</td>' in html
     assert "20.00 USD" in html and "99.00" not in html.split('id="revenue-today"')[1].split("</td>")[0]
     assert cheap.sku in html.split('id="low-stock"')[1]
+
+
+def change_form_data(page) -> dict[str, str]:
+    """What the browser would post back from a change page: the inline formsets' management forms
+    and rows as rendered."""
+    data: dict[str, str] = {}
+    for inline in page.context["inline_admin_formsets"]:
+        formset = inline.formset
+        for name, field in formset.management_form.fields.items():
+            data[f"{formset.prefix}-{name}"] = str(formset.management_form.initial.get(name, field.initial) or 0)
+        for form in formset.forms:
+            data[form.add_prefix("id")] = str(form.instance.pk)
+            data[form.add_prefix(formset.fk.name)] = str(formset.instance.pk)
+    return data
+
+
+def test_admin_saves_notes_through_the_service_and_shows_a_refusal(admin_client, make_order):
+    order = make_order()
+    path = f"/admin/orders/order/{order.id}/change/"
+    page = admin_client.get(path)
+    response = admin_client.post(path, {**change_form_data(page), "notes": "call before delivery"})
+    assert response.status_code == 302, response.content[:2000]
+    order.refresh_from_db()
+    assert (order.notes, order.version) == ("call before delivery", 2)
+    assert order.events.filter(kind="updated").count() == 1
+
+    def refuse(**kwargs):
+        raise Conflict("The order changed meanwhile.")
+
+    with mock.patch.object(services, "order_update", refuse):
+        refused = admin_client.post(path, {**change_form_data(admin_client.get(path)), "notes": "other"},
+                                    follow=True)
+    shown = [str(message) for message in refused.context["messages"]]
+    assert shown == ["Not saved: The order changed meanwhile."]
+    order.refresh_from_db()
+    assert order.notes == "call before delivery"

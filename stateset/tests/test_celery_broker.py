@@ -11,7 +11,7 @@ from urllib.parse import quote
 
 import pytest
 from celery import Celery
-from django.db import connection
+from django.db import connection, transaction
 
 from stateset.models import ApiKey
 
@@ -29,34 +29,77 @@ def _database_url() -> str:
     return f"postgresql://{auth}@{host}:{s['PORT'] or 5432}/{s['NAME']}"
 
 
-@pytest.mark.skipif(not BROKER, reason="needs a Redis broker: set REDIS_URL or CELERY_TEST_BROKER_URL")
+needs_broker = pytest.mark.skipif(not BROKER, reason="needs a Redis broker: set REDIS_URL or CELERY_TEST_BROKER_URL")
+
+
+@pytest.fixture
+def worker():
+    """A Celery worker process on the test database and the Redis broker; it consumes the test queue
+    and the default one (where tasks queue their follow-up tasks)."""
+    env = dict(os.environ, DATABASE_URL=_database_url(), STATESET__CELERY__BROKER_URL=BROKER,
+               STATESET__CELERY__ALWAYS_EAGER="false", STATESET_ENV="test")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "stateset", "worker", "-P", "solo", "-l", "warning",
+         "--without-gossip", "--without-mingle", "--without-heartbeat", "-Q", "stateset-test,celery"],
+        env=env, cwd=Path(__file__).resolve().parents[2], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )
+    yield process
+    process.terminate()
+    try:
+        process.wait(20)
+    except subprocess.TimeoutExpired:
+        process.kill()
+
+
+def wait_for(condition, worker, seconds: float = 60) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        assert worker.poll() is None, worker.stderr.read().decode()[-2000:]
+        time.sleep(0.3)
+    raise AssertionError("the worker did not do it in time")
+
+
+def send(task: str, *args: str) -> None:
+    Celery(broker=BROKER).send_task(task, args=list(args), queue="stateset-test")
+
+
+@needs_broker
 @pytest.mark.django_db(transaction=True)
-def test_a_worker_consumes_a_task_from_the_redis_broker(make_key):
+def test_a_worker_consumes_a_task_from_the_redis_broker(make_key, worker):
     make_key("*", name="touched-by-worker")
     key = ApiKey.objects.get(name="touched-by-worker")
     assert key.last_used_at is None
-    env = dict(os.environ, DATABASE_URL=_database_url(), STATESET__CELERY__BROKER_URL=BROKER,
-               STATESET__CELERY__ALWAYS_EAGER="false", STATESET_ENV="test")
-    worker = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "stateset", "worker", "-P", "solo", "-l", "warning",
-         "--without-gossip", "--without-mingle", "--without-heartbeat", "-Q", "stateset-test"],
-        env=env, cwd=Path(__file__).resolve().parents[2], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-    )
+    at = datetime.now(UTC) - timedelta(seconds=5)
+    send("stateset.tasks.api_key_touch", str(key.id), at.isoformat())
+
+    def touched() -> bool:
+        key.refresh_from_db()
+        return key.last_used_at is not None
+
+    wait_for(touched, worker)
+    assert abs((key.last_used_at - at).total_seconds()) < 1
+
+
+@needs_broker
+@pytest.mark.django_db(transaction=True)
+def test_the_worker_dispatches_the_outbox_and_delivers_the_webhook(worker, monkeypatch):
+    from webhooks import services
+    from webhooks.models import Delivery, Event
+    from webhooks.tests.test_webhooks import Receiver, verify
+
+    # Tasks run eagerly in the test process: without this, publishing would deliver right here.
+    monkeypatch.setattr(services, "_kick", lambda event_type: None)
+    receiver = Receiver()
     try:
-        producer = Celery(broker=BROKER)
-        at = datetime.now(UTC) - timedelta(seconds=5)
-        producer.send_task("stateset.tasks.api_key_touch", args=[str(key.id), at.isoformat()], queue="stateset-test")
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            key.refresh_from_db()
-            if key.last_used_at is not None:
-                break
-            assert worker.poll() is None, worker.stderr.read().decode()[-2000:]
-            time.sleep(0.3)
-        assert key.last_used_at is not None and abs((key.last_used_at - at).total_seconds()) < 1
+        endpoint = services.endpoint_create(url=receiver.url, events=["order.created"])
+        with transaction.atomic():
+            services.publish(event_type="order.created", payload={"order_number": "ORD-424242"})
+        send("webhooks.tasks.webhooks_pump")  # dispatch in the worker, which queues the delivery task
+        wait_for(lambda: Delivery.objects.filter(status="succeeded").exists(), worker)
     finally:
-        worker.terminate()
-        try:
-            worker.wait(20)
-        except subprocess.TimeoutExpired:
-            worker.kill()
+        receiver.close()
+    headers, body = receiver.requests[0]
+    assert len(receiver.requests) == 1 and verify(endpoint.secret, headers, body)
+    assert headers["StateSet-Event-Id"] == str(Event.objects.get().id)

@@ -1,0 +1,126 @@
+"""Back office for shipments: fast on big tables (joins chosen up front, bounded counts, searches
+that hit indexes); statuses change only through ``fulfillment.services``, so the rules hold here
+as in the API."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from django.contrib import admin, messages
+from django.db.models import Q, QuerySet
+from django.http import HttpRequest
+
+from fulfillment import services
+from fulfillment.models import Shipment, ShipmentItem
+from orders.selectors import order_filter
+from stateset.admin_site import BoundedCountPaginator, ServiceModelAdmin
+from stateset.api.errors import DomainError
+
+MAX_ACTION_ROWS = 100
+
+
+def _actor(request: HttpRequest) -> str:
+    return f"admin:{request.user.get_username()}"
+
+
+class ShipmentItemInline(admin.TabularInline):
+    model = ShipmentItem
+    fk_name = "shipment"
+    fields = ("sku", "name", "quantity")
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[ShipmentItem]:
+        return super().get_queryset(request).select_related("order_item")
+
+    @admin.display(description="SKU")
+    def sku(self, item: ShipmentItem) -> str:
+        return item.order_item.sku
+
+    @admin.display(description="name")
+    def name(self, item: ShipmentItem) -> str:
+        return item.order_item.name
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(Shipment)
+class ShipmentAdmin(ServiceModelAdmin):
+    list_display = ("id", "order_number", "status", "carrier", "service", "tracking_number", "location_code",
+                    "shipped_at", "delivered_at", "created_at")
+    list_filter = ("status", "location")  # status leads an index; location_id has its own
+    list_select_related = ("order", "location")
+    search_fields = ("tracking_number",)  # see get_search_results: tracking number or order, both indexed
+    search_help_text = "A tracking number (exact), an order number (ORD-000123) or a customer's email."
+    show_full_result_count = False
+    paginator = BoundedCountPaginator
+    list_per_page = 50
+    ordering = ("-created_at", "-id")
+    inlines = [ShipmentItemInline]
+    actions = ["mark_shipped", "mark_delivered", "cancel_shipments"]
+    fields = ("order", "location", "status", "carrier", "service", "tracking_number", "shipped_at",
+              "delivered_at", "version", "created_at", "updated_at")
+    # The services own everything but the carrier's details; those are saved through shipment_update.
+    readonly_fields = ("order", "location", "status", "shipped_at", "delivered_at", "version", "created_at",
+                       "updated_at")
+
+    @admin.display(description="order")
+    def order_number(self, shipment: Shipment) -> str:
+        return shipment.order.order_number
+
+    @admin.display(description="location")
+    def location_code(self, shipment: Shipment) -> str:
+        return shipment.location.code
+
+    def get_search_results(self, request: HttpRequest, queryset: QuerySet[Shipment], search_term: str):  # type: ignore[no-untyped-def]
+        term = search_term.strip()
+        if not term:
+            return queryset, False
+        orders = order_filter(search=term).values("id")
+        return queryset.filter(Q(tracking_number=term) | Q(order_id__in=orders)), False
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False  # shipments are created through the API, which checks allocation and stock
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def save_model(self, request: HttpRequest, obj: Shipment, form: Any, change: bool) -> None:
+        changes = {name: form.cleaned_data[name] for name in form.changed_data
+                   if name in ("carrier", "service", "tracking_number")}
+        if not changes:
+            return
+        services.shipment_update(shipment_id=obj.id, actor=_actor(request), **changes)
+
+    def _apply(self, request: HttpRequest, queryset: QuerySet[Shipment], verb: str,
+               service: Callable[..., Any]) -> None:
+        ids = list(queryset.select_related(None).order_by("id").values_list("id", flat=True)[: MAX_ACTION_ROWS + 1])
+        if len(ids) > MAX_ACTION_ROWS:
+            self.message_user(request, f"Select at most {MAX_ACTION_ROWS} shipments.", messages.ERROR)
+            return
+        done, failed = 0, []
+        for shipment_id in ids:
+            try:
+                service(shipment_id=shipment_id, actor=_actor(request))
+                done += 1
+            except DomainError as exc:
+                failed.append(f"{shipment_id}: {exc.message} ({exc.code})")
+        if done:
+            self.message_user(request, f"{done} shipment(s) {verb}.", messages.SUCCESS)
+        for failure in failed:
+            self.message_user(request, failure, messages.ERROR)
+
+    @admin.action(description="Mark selected shipments shipped (consumes their stock)")
+    def mark_shipped(self, request: HttpRequest, queryset: QuerySet[Shipment]) -> None:
+        self._apply(request, queryset, "shipped", services.shipment_ship)
+
+    @admin.action(description="Mark selected shipments delivered")
+    def mark_delivered(self, request: HttpRequest, queryset: QuerySet[Shipment]) -> None:
+        self._apply(request, queryset, "delivered", services.shipment_deliver)
+
+    @admin.action(description="Cancel selected shipments (pending only)")
+    def cancel_shipments(self, request: HttpRequest, queryset: QuerySet[Shipment]) -> None:
+        self._apply(request, queryset, "cancelled", services.shipment_cancel)

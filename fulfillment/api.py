@@ -1,0 +1,173 @@
+"""Shipments over REST (SPEC §4.5). Thin: validate, call one service or selector, render."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from drf_spectacular.utils import extend_schema
+from rest_framework import serializers
+from rest_framework.decorators import action
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from fulfillment import selectors, services
+from fulfillment.models import Shipment
+from stateset.api.pagination import parse_list_params
+from stateset.api.serializers import IF_MATCH, StrictSerializer, TextField, page_of
+from stateset.api.views import ApiViewSet, expected_version, parse_id
+
+
+def actor_of(request: Request) -> str:
+    return str(request.user)[: services.MAX_ACTOR]
+
+
+class StrictIntegerField(serializers.IntegerField):
+    """JSON integers only: ``"2"``, ``2.0`` and ``true`` are client bugs, not 2."""
+
+    def to_internal_value(self, data: Any) -> int:
+        if isinstance(data, bool) or not isinstance(data, int):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+class ShipmentItemIn(StrictSerializer):
+    order_item_id = serializers.UUIDField()
+    quantity = StrictIntegerField(min_value=1, max_value=services.MAX_QUANTITY)
+
+
+class ShipmentCreateIn(StrictSerializer):
+    order_id = serializers.UUIDField()
+    items = ShipmentItemIn(many=True, required=False, allow_empty=False, max_length=services.MAX_LINES,
+                           help_text="Default: every unit not yet shipped nor in another pending shipment.")
+    location_id = serializers.UUIDField(required=False, help_text=(
+        "Default: the location whose reservations of the order cover every unit (422 location_required "
+        "when the units are reserved at several)."))
+    carrier = TextField(max_length=services.MAX_CARRIER)
+    service = TextField(max_length=services.MAX_SERVICE, required=False, allow_blank=True, default="")
+    tracking_number = TextField(max_length=services.MAX_TRACKING, required=False, allow_blank=True,
+                                allow_null=True)
+
+
+class ShipmentUpdateIn(StrictSerializer):
+    carrier = TextField(max_length=services.MAX_CARRIER, required=False)
+    service = TextField(max_length=services.MAX_SERVICE, required=False, allow_blank=True)
+    tracking_number = TextField(max_length=services.MAX_TRACKING, required=False, allow_blank=True,
+                                allow_null=True)
+    status = serializers.ChoiceField(choices=sorted(services.CARRIER_STATUSES), required=False,
+                                     help_text="A carrier's scan of a shipped parcel.")
+
+
+class ShipmentCancelIn(StrictSerializer):
+    reason = TextField(max_length=500, required=False, allow_blank=True, default="")
+
+
+class ShipmentFilters(serializers.Serializer):
+    order_id = serializers.UUIDField(required=False)
+    status = serializers.ChoiceField(choices=Shipment.Status.choices, required=False)
+    carrier = TextField(max_length=services.MAX_CARRIER, required=False)
+    location_id = serializers.UUIDField(required=False)
+
+
+class ShipmentItemOut(serializers.Serializer):
+    id = serializers.UUIDField()
+    order_item_id = serializers.UUIDField()
+    product_id = serializers.UUIDField()
+    sku = serializers.CharField()
+    name = serializers.CharField()
+    quantity = serializers.IntegerField()
+
+
+class ShipmentOut(serializers.Serializer):
+    id = serializers.UUIDField()
+    order_id = serializers.UUIDField()
+    location_id = serializers.UUIDField()
+    carrier = serializers.CharField()
+    service = serializers.CharField()
+    tracking_number = serializers.CharField(allow_null=True)
+    status = serializers.ChoiceField(choices=Shipment.Status.choices)
+    shipped_at = serializers.DateTimeField(allow_null=True)
+    delivered_at = serializers.DateTimeField(allow_null=True)
+    version = serializers.IntegerField()
+    created_at = serializers.DateTimeField()
+    updated_at = serializers.DateTimeField()
+    items = ShipmentItemOut(many=True)
+
+
+def _validated(serializer_class: type[serializers.Serializer], data: Any, **kwargs: Any) -> dict[str, Any]:
+    serializer = serializer_class(data=data, **kwargs)
+    serializer.is_valid(raise_exception=True)
+    return dict(serializer.validated_data)
+
+
+def shipment_id(value: str) -> uuid.UUID:
+    return parse_id(value, code="shipment_not_found", message="No such shipment.")
+
+
+class ShipmentViewSet(ApiViewSet):
+    scope = "fulfillment"
+    lookup_value_regex = "[^/]+"  # a malformed id reaches the view and gets shipment_not_found
+    action_scopes = {"track": "fulfillment:read"}
+
+    def _detail(self, pk: uuid.UUID, status: int = 200) -> Response:
+        body = selectors.shipment_detail(pk)
+        return self.detail_response(body, version=body["version"], status=status)
+
+    @extend_schema(parameters=[ShipmentFilters], responses=page_of(ShipmentOut, "ShipmentPage"))
+    def list(self, request: Request) -> Response:
+        params = parse_list_params(request.query_params, filters=ShipmentFilters, sort_fields=selectors.SORT_FIELDS)
+        return self.list_response(selectors.shipment_rows(selectors.shipment_filter(**params.filters)), params,
+                                  render=selectors.render_shipments)
+
+    @extend_schema(request=ShipmentCreateIn, responses={201: ShipmentOut})
+    def create(self, request: Request) -> Response:
+        data = _validated(ShipmentCreateIn, request.data)
+        items = data.get("items")
+        created = services.shipment_create(
+            order_id=data["order_id"],
+            items=None if items is None else [services.ShipmentLineInput(order_item_id=i["order_item_id"],
+                                                                         quantity=i["quantity"]) for i in items],
+            location_id=data.get("location_id"),
+            carrier=data["carrier"],
+            service=data.get("service", ""),
+            tracking_number=data.get("tracking_number"),
+            actor=actor_of(request),
+        )
+        return self._detail(created.shipment.id, status=201)
+
+    @extend_schema(responses=ShipmentOut)
+    def retrieve(self, request: Request, pk: str) -> Response:
+        return self._detail(shipment_id(pk))
+
+    @extend_schema(request=ShipmentUpdateIn, responses=ShipmentOut, parameters=[IF_MATCH])
+    def partial_update(self, request: Request, pk: str) -> Response:
+        changes = _validated(ShipmentUpdateIn, request.data, partial=True)
+        shipment = services.shipment_update(shipment_id=shipment_id(pk), expected_version=expected_version(request),
+                                            actor=actor_of(request), **changes)
+        return self._detail(shipment.id)
+
+    @extend_schema(request=None, responses=ShipmentOut)
+    @action(detail=True, methods=["post"])
+    def ship(self, request: Request, pk: str) -> Response:
+        shipment = services.shipment_ship(shipment_id=shipment_id(pk), actor=actor_of(request))
+        return self._detail(shipment.id)
+
+    @extend_schema(request=None, responses=ShipmentOut)
+    @action(detail=True, methods=["post"])
+    def deliver(self, request: Request, pk: str) -> Response:
+        shipment = services.shipment_deliver(shipment_id=shipment_id(pk), actor=actor_of(request))
+        return self._detail(shipment.id)
+
+    @extend_schema(request=ShipmentCancelIn, responses=ShipmentOut)
+    @action(detail=True, methods=["post"])
+    def cancel(self, request: Request, pk: str) -> Response:
+        data = _validated(ShipmentCancelIn, request.data or {})
+        shipment = services.shipment_cancel(shipment_id=shipment_id(pk), reason=data["reason"],
+                                            actor=actor_of(request))
+        return self._detail(shipment.id)
+
+    @extend_schema(responses=ShipmentOut, operation_id="shipments_track")
+    @action(detail=False, methods=["get"], url_path=r"track/(?P<tracking_number>[^/]{1,100})")
+    def track(self, request: Request, tracking_number: str) -> Response:
+        body = selectors.shipment_by_tracking(tracking_number)
+        return self.detail_response(body, version=body["version"])

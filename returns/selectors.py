@@ -1,0 +1,99 @@
+"""Every read of returns the API, the admin and the orders app need, with a fixed number of queries."""
+
+from __future__ import annotations
+
+import uuid
+from collections import defaultdict
+from collections.abc import Iterable
+from decimal import Decimal
+from typing import Any
+
+from django.db.models import QuerySet
+
+from returns.models import Return, ReturnItem
+from stateset.api.errors import NotFound
+
+CENT = Decimal("0.01")
+RETURN_FIELDS = ("id", "rma_number", "order_id", "status", "reason", "refund_amount", "currency", "notes",
+                 "version", "created_at", "updated_at")
+ITEM_FIELDS = ("id", "rma_id", "order_item_id", "order_item__sku", "order_item__product_id",
+               "order_item__unit_price", "quantity", "condition", "restock", "location_id")
+SORT_FIELDS = {"created_at": "created_at", "rma_number": "rma_number"}
+
+
+def _money(value: Any) -> str | None:
+    return None if value is None else str(Decimal(value).quantize(CENT))
+
+
+def render_item(row: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "id": row["id"],
+        "order_item_id": row["order_item_id"],
+        "sku": row["order_item__sku"],
+        "product_id": row["order_item__product_id"],
+        "unit_price": _money(row["order_item__unit_price"]),
+        "quantity": row["quantity"],
+        "condition": row["condition"],
+        "restock": row["restock"],
+        "location_id": row["location_id"],
+    }
+
+
+def render_return(row: dict[str, Any], items: Iterable[dict[str, Any]]) -> dict[str, Any]:
+    data = {name: row[name] for name in RETURN_FIELDS}
+    data["refund_amount"] = _money(row["refund_amount"])
+    data["items"] = list(items)
+    return data
+
+
+def return_filter(*, order_id: uuid.UUID | None = None, status: str | None = None) -> QuerySet[Return]:
+    """Returns matching the list filters; each filter leads an index with ``created_at``."""
+    queryset = Return.objects.all()
+    if order_id:
+        queryset = queryset.filter(order_id=order_id)
+    if status:
+        queryset = queryset.filter(status=status)
+    return queryset
+
+
+def return_rows(queryset: QuerySet[Return]) -> QuerySet:
+    return queryset.values(*RETURN_FIELDS)
+
+
+def items_by_return(return_ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, list[dict[str, Any]]]:
+    """Items of several returns in one query (joined to their order items for SKU and price)."""
+    grouped: dict[uuid.UUID, list[dict[str, Any]]] = defaultdict(list)
+    rows = ReturnItem.objects.filter(rma_id__in=list(return_ids)).order_by("rma_id", "id").values(*ITEM_FIELDS)
+    for row in rows:
+        grouped[row["rma_id"]].append(render_item(row))
+    return grouped
+
+
+def render_page(rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """A list page with every return's items: one query for the whole page."""
+    rows = list(rows)
+    grouped = items_by_return(row["id"] for row in rows) if rows else {}
+    return [render_return(row, grouped.get(row["id"], [])) for row in rows]
+
+
+def return_detail(return_id: uuid.UUID) -> dict[str, Any]:
+    """One return with its items: two queries."""
+    row = Return.objects.filter(id=return_id).values(*RETURN_FIELDS).first()
+    if row is None:
+        raise NotFound("No such return.", code="return_not_found")
+    return render_return(row, items_by_return([return_id]).get(return_id, []))
+
+
+def returns_for_order(order_id: uuid.UUID) -> list[dict[str, Any]]:
+    """Every return of one order with its items, oldest first, in ONE query (items joined to their
+    return; a return always has items). For the order detail."""
+    rows = (ReturnItem.objects.filter(rma__order_id=order_id)
+            .order_by("rma__created_at", "rma_id", "id")
+            .values(*ITEM_FIELDS, *(f"rma__{name}" for name in RETURN_FIELDS)))
+    returns: dict[uuid.UUID, dict[str, Any]] = {}
+    for row in rows:
+        rma_id = row["rma_id"]
+        if rma_id not in returns:
+            returns[rma_id] = render_return({name: row[f"rma__{name}"] for name in RETURN_FIELDS}, [])
+        returns[rma_id]["items"].append(render_item(row))
+    return list(returns.values())

@@ -1,0 +1,394 @@
+"""Every write to returns (SPEC §4.6). Orders rows change only through ``orders.services``; stock only
+through ``inventory.services``.
+
+Every service here runs in one durable transaction and takes its locks in one global order: the
+order row first (``orders.services.order_lock``), then the return row, then order items and
+inventory rows (each by primary key, inside the functions that change them). Holding the order lock
+serialises every return write of one order, which is what keeps two concurrent requests for the same
+units from both succeeding.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from django.db import transaction
+from django.db.models import F, Sum
+from django.utils import timezone
+
+from inventory import selectors as inventory_selectors
+from inventory import services as inventory_services
+from inventory.models import Location
+from orders import services as orders_services
+from orders.models import Order, OrderEvent, OrderItem
+from returns.models import Return, ReturnItem
+from stateset.api.errors import (
+    Conflict,
+    InvalidTransition,
+    NotFound,
+    PreconditionFailed,
+    ValidationFailed,
+)
+from stateset.db import insert_rows
+from webhooks import services as webhooks
+
+CENT = Decimal("0.01")
+MAX_LINES = 100
+MAX_QUANTITY = 10_000
+MAX_REASON = 500
+MAX_NOTES = 5_000
+MAX_ACTOR = 128  # OrderEvent.actor
+Status = Return.Status
+Condition = ReturnItem.Condition
+
+# SPEC §4.6 status machine.
+TRANSITIONS: dict[str, frozenset[str]] = {
+    Status.REQUESTED: frozenset({Status.APPROVED, Status.REJECTED, Status.CANCELLED}),
+    Status.APPROVED: frozenset({Status.RECEIVED, Status.CANCELLED}),
+    Status.RECEIVED: frozenset({Status.REFUNDED}),
+    Status.REFUNDED: frozenset({Status.CLOSED}),
+    Status.REJECTED: frozenset(),
+    Status.CLOSED: frozenset(),
+    Status.CANCELLED: frozenset(),
+}
+# Returns whose units count against what may still be returned (rejected and cancelled ones give
+# their units back).
+HOLDING = frozenset({Status.REQUESTED, Status.APPROVED, Status.RECEIVED, Status.REFUNDED, Status.CLOSED})
+REFUNDED = frozenset({Status.REFUNDED, Status.CLOSED})
+
+
+@dataclass(frozen=True)
+class ReturnLineInput:
+    order_item_id: uuid.UUID
+    quantity: int
+    condition: str
+    restock: bool = True
+    location_id: uuid.UUID | None = None
+
+
+@dataclass(frozen=True)
+class CreatedReturn:
+    """What ``return_create`` wrote, so the caller can answer without reading it back."""
+
+    rma: Return
+    items: list[ReturnItem]
+
+
+# --- events (SPEC §4.7): the outbox row is written in the same transaction as the change -----
+
+
+def _publish(event_type: str, rma: Return) -> None:
+    webhooks.publish(event_type=event_type, payload={
+        "return_id": str(rma.id), "rma_number": rma.rma_number, "order_id": str(rma.order_id),
+        "status": rma.status, "currency": rma.currency,
+        "refund_amount": None if rma.refund_amount is None else str(rma.refund_amount),
+    })
+
+
+# --- create ----------------------------------------------------------------------------------
+
+
+def _check_input(items: Sequence[ReturnLineInput], reason: str, notes: str) -> None:
+    """Shape of the request, before any query: bounded texts, 1..MAX_LINES lines, positive bounded
+    quantities, known conditions, each order item once."""
+    for name, value, limit in (("reason", reason, MAX_REASON), ("notes", notes, MAX_NOTES)):
+        if not isinstance(value, str) or len(value) > limit:
+            raise ValidationFailed(f"{name} must be text of at most {limit} characters.",
+                                   details={name: [f"At most {limit} characters."]})
+    if not items:
+        raise ValidationFailed("A return needs at least one item.", details={"items": ["This list may not be empty."]})
+    if len(items) > MAX_LINES:
+        raise ValidationFailed(f"A return has at most {MAX_LINES} items.", details={"items": [f"At most {MAX_LINES}."]})
+    errors: dict[str, Any] = {}
+    seen: set[uuid.UUID] = set()
+    for index, line in enumerate(items):
+        problems: dict[str, list[str]] = {}
+        if isinstance(line.quantity, bool) or not isinstance(line.quantity, int) or not 1 <= line.quantity <= MAX_QUANTITY:
+            problems["quantity"] = [f"Give a whole number from 1 to {MAX_QUANTITY}."]
+        if line.condition not in Condition.values:
+            problems["condition"] = [f"One of: {', '.join(Condition.values)}."]
+        if line.order_item_id in seen:
+            problems["order_item_id"] = ["This order item appears twice; give it once with the total quantity."]
+        seen.add(line.order_item_id)
+        if problems:
+            errors[str(index)] = problems
+    if errors:
+        raise ValidationFailed("Invalid return items.", details={"items": errors})
+
+
+def _held_quantities(order_item_ids: Sequence[uuid.UUID], *, exclude: uuid.UUID | None = None) -> dict[uuid.UUID, int]:
+    """Units of each order item already in the order's live returns (one query)."""
+    rows = ReturnItem.objects.filter(order_item_id__in=order_item_ids, rma__status__in=HOLDING)
+    if exclude is not None:
+        rows = rows.exclude(rma_id=exclude)
+    totals = rows.values("order_item_id").annotate(total=Sum("quantity")).values_list("order_item_id", "total")
+    return {item_id: int(total) for item_id, total in totals}
+
+
+def _check_locations(location_ids: set[uuid.UUID]) -> None:
+    if not location_ids:
+        return
+    found = dict(Location.objects.filter(id__in=location_ids).values_list("id", "is_active"))
+    missing = sorted(str(i) for i in location_ids - set(found))
+    if missing:
+        raise ValidationFailed("No such location.", code="location_not_found", details={"location_ids": missing})
+    inactive = sorted(str(i) for i, active in found.items() if not active)
+    if inactive:
+        raise ValidationFailed("Returned units cannot go to an inactive location.", code="location_inactive",
+                               details={"location_ids": inactive})
+
+
+def return_create(*, order_id: uuid.UUID, items: Sequence[ReturnLineInput], reason: str = "", notes: str = "",
+                  actor: str = "") -> CreatedReturn:
+    """Request a return (RMA) of shipped units of an order.
+
+    Locks the order row first, so concurrent requests for the same order run one after the other
+    and each sees the units the previous one took. Each line may ask for at most the item's shipped
+    units (``quantity_fulfilled``) minus those already in the order's other requested, approved,
+    received, refunded or closed returns; otherwise ValidationFailed (422, ``exceeds_returnable``)
+    with per-line details and nothing written. Also 422: an unknown order (``order_not_found``), an
+    item of another order (``order_item_not_found``), an unknown or inactive location. Writes the
+    return with ``rma_number`` from its sequence, its items, and a ``return_requested`` event on the
+    order (whose version moves and whose cached detail is dropped after commit)."""
+    _check_input(items, reason, notes)
+    actor = actor[:MAX_ACTOR]
+    with transaction.atomic(durable=True):
+        try:
+            order = orders_services.order_lock(order_id=order_id)
+        except NotFound:
+            raise ValidationFailed("No such order.", code="order_not_found",
+                                   details={"order_id": ["No such order."]}) from None
+        wanted = [line.order_item_id for line in items]
+        order_items = {
+            row.id: row for row in OrderItem.objects.filter(order_id=order.id, id__in=wanted)
+            .only("id", "order_id", "sku", "quantity_fulfilled")
+        }
+        unknown = {str(i): {"order_item_id": ["No such item in this order."]}
+                   for i, line in enumerate(items) if line.order_item_id not in order_items}
+        if unknown:
+            raise ValidationFailed("Some items are not part of this order.", code="order_item_not_found",
+                                   details={"items": unknown})
+        _check_locations({line.location_id for line in items if line.location_id is not None})
+        held = _held_quantities(wanted)
+        over: dict[str, Any] = {}
+        for index, line in enumerate(items):
+            item = order_items[line.order_item_id]
+            returnable = item.quantity_fulfilled - held.get(item.id, 0)
+            if line.quantity > returnable:
+                over[str(index)] = {
+                    "quantity": [f"At most {max(returnable, 0)} unit(s) of {item.sku} can be returned."],
+                    "requested": line.quantity, "returnable": max(returnable, 0),
+                    "shipped": item.quantity_fulfilled, "in_other_returns": held.get(item.id, 0),
+                }
+        if over:
+            raise ValidationFailed("More units than were shipped and not yet returned.", code="exceeds_returnable",
+                                   details={"items": over})
+        now = timezone.now()
+        rma = Return(id=uuid.uuid4(), order_id=order.id, order_created_at=order.created_at, reason=reason,
+                     notes=notes, currency=order.currency, created_at=now, updated_at=now)
+        insert_rows([rma], returning=("rma_number",))
+        lines = [
+            ReturnItem(id=uuid.uuid4(), rma_id=rma.id, order_item_id=line.order_item_id, quantity=line.quantity,
+                       condition=line.condition, restock=line.restock, location_id=line.location_id)
+            for line in items
+        ]
+        insert_rows(lines)
+        orders_services.order_return_changed(
+            order=order, actor=actor, kind=OrderEvent.Kind.RETURN_REQUESTED,
+            message=f"Return {rma.rma_number} requested.",
+            data={"return_id": str(rma.id), "rma_number": rma.rma_number,
+                  "lines": [{"order_item_id": str(li.order_item_id), "sku": order_items[li.order_item_id].sku,
+                             "quantity": li.quantity, "condition": li.condition} for li in lines]},
+        )
+    return CreatedReturn(rma=rma, items=lines)
+
+
+# --- the status machine ----------------------------------------------------------------------
+
+
+def _lock(return_id: uuid.UUID) -> tuple[Order, Return]:
+    """The return's order row, then the return row, both locked (the global order)."""
+    order_id = Return.objects.filter(id=return_id).values_list("order_id", flat=True).first()
+    if order_id is None:
+        raise NotFound("No such return.", code="return_not_found")
+    order = orders_services.order_lock(order_id=order_id)
+    rma = Return.objects.select_for_update().get(id=return_id)
+    return order, rma
+
+
+def _check_move(rma: Return, to_status: str, expected_version: int | None, note: str) -> None:
+    if not isinstance(note, str) or len(note) > MAX_REASON:
+        raise ValidationFailed(f"note must be text of at most {MAX_REASON} characters.",
+                               details={"note": [f"At most {MAX_REASON} characters."]})
+    if expected_version is not None and rma.version != expected_version:
+        raise PreconditionFailed(details={"current_version": rma.version})
+    allowed = TRANSITIONS.get(rma.status, frozenset())
+    if to_status not in allowed:
+        raise InvalidTransition(f"A return cannot go from {rma.status} to {to_status}.",
+                                details={"from": rma.status, "to": to_status, "allowed": sorted(allowed)})
+
+
+def _save(rma: Return, to_status: str, note: str, **updates: Any) -> None:
+    """Status, any other fields and the version, in one UPDATE; the instance follows."""
+    if note:
+        updates["notes"] = f"{rma.notes}\n{to_status}: {note}" if rma.notes else f"{to_status}: {note}"
+    now = timezone.now()
+    Return.objects.filter(id=rma.id).update(status=to_status, version=F("version") + 1, updated_at=now, **updates)
+    for name, value in updates.items():
+        setattr(rma, name, value)
+    rma.status, rma.version, rma.updated_at = to_status, rma.version + 1, now
+
+
+def _move(return_id: uuid.UUID, to_status: str, *, note: str, actor: str, expected_version: int | None) -> Return:
+    actor = actor[:MAX_ACTOR]
+    with transaction.atomic(durable=True):
+        order, rma = _lock(return_id)
+        _check_move(rma, to_status, expected_version, note)
+        _save(rma, to_status, note)
+        orders_services.order_return_changed(order=order, actor=actor)
+        if to_status == Status.APPROVED:
+            _publish("return.approved", rma)
+    return rma
+
+
+def return_approve(*, return_id: uuid.UUID, note: str = "", actor: str = "",
+                   expected_version: int | None = None) -> Return:
+    """requested → approved. Locks the order, then the return. Publishes ``return.approved``.
+    Raises NotFound, InvalidTransition (409), PreconditionFailed (412, stale ``expected_version``)."""
+    return _move(return_id, Status.APPROVED, note=note, actor=actor, expected_version=expected_version)
+
+
+def return_reject(*, return_id: uuid.UUID, note: str = "", actor: str = "",
+                  expected_version: int | None = None) -> Return:
+    """requested → rejected; its units may be asked for again. Locks and raises as approve."""
+    return _move(return_id, Status.REJECTED, note=note, actor=actor, expected_version=expected_version)
+
+
+def return_cancel(*, return_id: uuid.UUID, note: str = "", actor: str = "",
+                  expected_version: int | None = None) -> Return:
+    """requested | approved → cancelled; its units may be asked for again. Locks and raises as approve."""
+    return _move(return_id, Status.CANCELLED, note=note, actor=actor, expected_version=expected_version)
+
+
+def return_close(*, return_id: uuid.UUID, note: str = "", actor: str = "",
+                 expected_version: int | None = None) -> Return:
+    """refunded → closed. Locks and raises as approve."""
+    return _move(return_id, Status.CLOSED, note=note, actor=actor, expected_version=expected_version)
+
+
+def _shipped_from(order_id: uuid.UUID) -> dict[uuid.UUID, uuid.UUID]:
+    """Per product, the location most of the order's shipped units left from: the order's
+    reservations are consumed as units ship, so their ``quantity_fulfilled`` says where."""
+    shipped: dict[uuid.UUID, dict[uuid.UUID, int]] = defaultdict(lambda: defaultdict(int))
+    for reservation in inventory_selectors.reservations_for(reference_id=str(order_id), reference_type="order"):
+        if reservation.quantity_fulfilled > 0:
+            item = reservation.inventory_item
+            shipped[item.product_id][item.location_id] += reservation.quantity_fulfilled
+    return {product_id: max(per_location, key=lambda loc: (per_location[loc], str(loc)))
+            for product_id, per_location in shipped.items()}
+
+
+def _restock_locations(order: Order, lines: list[ReturnItem]) -> dict[uuid.UUID, uuid.UUID]:
+    """Where each restocked line goes (line id → location id): the line's own location; else the
+    active location the units shipped from; else the highest-priority active location (lowest
+    ``priority``, then ``code``). Conflict ``no_active_location`` (409) when there is none."""
+    chosen: dict[uuid.UUID, uuid.UUID] = {}
+    pending = [line for line in lines if line.location_id is None]
+    if pending:
+        origin = _shipped_from(order.id)
+        active = set(Location.objects.filter(is_active=True, id__in=set(origin.values()))
+                     .values_list("id", flat=True)) if origin else set()
+        fallback = Location.objects.filter(is_active=True).order_by("priority", "code").values_list("id", flat=True).first()
+        for line in pending:
+            location_id = origin.get(line.order_item.product_id)
+            if location_id not in active:
+                location_id = fallback
+            if location_id is None:
+                raise Conflict("No active location to put returned units in.", code="no_active_location")
+            chosen[line.id] = location_id
+    for line in lines:
+        if line.location_id is not None:
+            chosen[line.id] = line.location_id
+    return chosen
+
+
+def return_receive(*, return_id: uuid.UUID, note: str = "", actor: str = "",
+                   expected_version: int | None = None) -> Return:
+    """approved → received: the units are back in the warehouse.
+
+    Resellable lines with ``restock`` go back on hand through ``inventory.services.stock_return_many``
+    (ledger ``return``, reference the return) at the line's location, or, when it has none, at the
+    active location the units shipped from, else the highest-priority active location — the chosen
+    location is written on the line. Damaged and defective lines (and restock=false) stay out of
+    stock. Every line adds to its order item's ``quantity_returned`` (guarded ≤ shipped).
+
+    Locks: the order, the return, the order items (by primary key), the inventory rows (by primary
+    key, inside inventory). Raises NotFound, InvalidTransition (409; ``exceeds_fulfilled``),
+    PreconditionFailed (412), Conflict (409, ``no_active_location``)."""
+    actor = actor[:MAX_ACTOR]
+    with transaction.atomic(durable=True):
+        order, rma = _lock(return_id)
+        _check_move(rma, Status.RECEIVED, expected_version, note)
+        lines = list(ReturnItem.objects.filter(rma_id=rma.id).select_related("order_item")
+                     .only("id", "quantity", "condition", "restock", "location_id", "order_item", "order_item__id",
+                           "order_item__product_id", "order_item__sku").order_by("id"))
+        restock = [line for line in lines if line.restock and line.condition == Condition.RESELLABLE]
+        if restock:
+            locations = _restock_locations(order, restock)
+            chosen = [line for line in restock if line.location_id != locations[line.id]]
+            for line in chosen:
+                line.location_id = locations[line.id]
+            ReturnItem.objects.bulk_update(chosen, ["location_id"])  # the line says where its units went
+        quantities: dict[uuid.UUID, int] = defaultdict(int)
+        for line in lines:
+            quantities[line.order_item_id] += line.quantity
+        orders_services.order_items_returned(order=order, quantities=dict(quantities))
+        if restock:
+            inventory_services.stock_return_many(
+                lines=[inventory_services.StockLine(location_id=line.location_id, quantity=line.quantity,
+                                                    product_id=line.order_item.product_id) for line in restock],
+                actor=actor, reason=f"return {rma.rma_number}", reference_type="return", reference_id=str(rma.id),
+            )
+        _save(rma, Status.RECEIVED, note)
+    return rma
+
+
+def return_refund(*, return_id: uuid.UUID, note: str = "", actor: str = "",
+                  expected_version: int | None = None) -> Return:
+    """received → refunded: ``refund_amount`` = Σ unit_price × quantity over the return's lines
+    (Decimal), capped at what the order's payments still hold (``total_amount`` minus the order's
+    earlier refunds). The order's payment becomes ``refunded`` once everything paid is refunded,
+    ``partially_refunded`` otherwise; a fully refunded order moves to ``refunded`` when its status
+    allows (``delivered → refunded``). ``refunded`` event on the order; publishes ``return.refunded``.
+
+    Locks the order, then the return. Raises NotFound, InvalidTransition (409; ``order_not_paid``
+    when the order's payment is not ``paid``/``partially_refunded``), PreconditionFailed (412)."""
+    actor = actor[:MAX_ACTOR]
+    with transaction.atomic(durable=True):
+        order, rma = _lock(return_id)
+        _check_move(rma, Status.REFUNDED, expected_version, note)
+        lines = ReturnItem.objects.filter(rma_id=rma.id).values_list("quantity", "order_item__unit_price")
+        amount = sum((Decimal(price) * quantity for quantity, price in lines), Decimal("0")).quantize(CENT)
+        earlier = (Return.objects.filter(order_id=order.id, status__in=REFUNDED).exclude(id=rma.id)
+                   .aggregate(total=Sum("refund_amount"))["total"]) or Decimal("0.00")
+        amount = max(min(amount, order.total_amount - earlier), Decimal("0.00")).quantize(CENT)
+        orders_services.order_refund(order=order, amount=amount, refunded_total=earlier + amount, actor=actor,
+                                     data={"return_id": str(rma.id), "rma_number": rma.rma_number})
+        _save(rma, Status.REFUNDED, note, refund_amount=amount)
+        _publish("return.refunded", rma)
+    return rma
+
+
+ACTIONS: dict[str, Callable[..., Return]] = {
+    "approve": return_approve,
+    "reject": return_reject,
+    "receive": return_receive,
+    "refund": return_refund,
+    "close": return_close,
+    "cancel": return_cancel,
+}

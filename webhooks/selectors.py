@@ -1,0 +1,48 @@
+"""Every read of the webhooks app."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable
+from typing import Any
+
+from django.db.models import QuerySet
+
+from webhooks.models import Delivery, Endpoint
+
+ENDPOINT_FIELDS = ("id", "url", "events", "description", "is_active", "version", "created_at", "updated_at")
+DELIVERY_FIELDS = ("id", "event_id", "event__type", "status", "attempts", "next_attempt_at", "last_attempt_at",
+                   "response_status", "last_error", "created_at", "delivered_at")
+
+
+def render_endpoint(endpoint: Endpoint) -> dict[str, Any]:
+    return {name: getattr(endpoint, name) for name in ENDPOINT_FIELDS}
+
+
+def endpoint_list() -> QuerySet[Endpoint]:
+    return Endpoint.objects.only(*ENDPOINT_FIELDS)
+
+
+def render_endpoints(rows: Iterable[Endpoint]) -> list[dict[str, Any]]:
+    return [render_endpoint(row) for row in rows]
+
+
+def endpoint_get(endpoint_id: uuid.UUID) -> Endpoint | None:
+    return Endpoint.objects.filter(id=endpoint_id).only(*ENDPOINT_FIELDS).first()
+
+
+def delivery_list(*, endpoint_id: uuid.UUID, status: str | None = None) -> QuerySet:
+    rows = Delivery.objects.filter(endpoint_id=endpoint_id)
+    if status:
+        rows = rows.filter(status=status)
+    return rows.values(*DELIVERY_FIELDS)
+
+
+def render_deliveries(rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [{**{k: v for k, v in row.items() if k != "event__type"}, "event_type": row["event__type"]}
+            for row in rows]
+
+
+def failed_deliveries_count() -> int:
+    """For the admin index: deliveries that gave up (bounded count, index on status)."""
+    return Delivery.objects.filter(status=Delivery.Status.FAILED)[:1000].count()
