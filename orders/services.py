@@ -188,6 +188,12 @@ def order_create(
         ]
         insert_rows(items)
         insert_rows(events)
+        webhooks.publish(event_type="order.created", payload={
+            **_event_ref(order), "customer_id": str(customer.id), "status": order.status,
+            "currency": order.currency, "total_amount": str(total),
+            "items": [{"sku": line.product.sku, "quantity": line.quantity, "unit_price": str(line.unit_price)}
+                      for line in lines],
+        })
         # Stock last: the inventory row locks are then held only for the reservation's own writes
         # and the commit, which is what bounds throughput on a hot SKU.
         inventory_services.stock_reserve(
@@ -198,12 +204,6 @@ def order_create(
             expires_at=None,
             actor=actor,
         )
-        webhooks.publish(event_type="order.created", payload={
-            **_event_ref(order), "customer_id": str(customer.id), "status": order.status,
-            "currency": order.currency, "total_amount": str(total),
-            "items": [{"sku": line.product.sku, "quantity": line.quantity, "unit_price": str(line.unit_price)}
-                      for line in lines],
-        })
         order_cache.invalidate_group(f"customer:{customer.id}")  # a new id has no detail to drop
         transaction.on_commit(metrics.ORDERS_CREATED.inc)
     return CreatedOrder(order=order, customer=customer, items=items, events=events)
