@@ -449,6 +449,21 @@ def shipment_cancel(*, shipment_id: uuid.UUID, reason: str = "", actor: str = ""
     return shipment
 
 
+def on_order_cancelling(*, order: Order, actor: str = "", **_: Any) -> list[uuid.UUID]:
+    """``orders.services.order_cancelling``: cancel the order's pending shipments in the cancelling
+    transaction (the order is locked; its reservations, which those shipments claimed, are released).
+    Shipped parcels are left as they are: they come back as returns."""
+    pending = list(Shipment.objects.select_for_update().filter(order_id=order.id, status=Status.PENDING)
+                   .order_by("id"))
+    for shipment in pending:
+        _save(shipment, status=Status.CANCELLED)
+    if pending:
+        orders_services.order_shipment_changed(
+            order=order, shipment_id=pending[0].id, actor=actor,
+            note=f"{len(pending)} pending shipment(s) cancelled with the order.")
+    return [shipment.id for shipment in pending]
+
+
 def shipment_update(*, shipment_id: uuid.UUID, expected_version: int | None = None, actor: str = "",
                     **changes: Any) -> Shipment:
     """PATCH: ``carrier``, ``service``, ``tracking_number`` (not once delivered or cancelled) and a

@@ -10,6 +10,7 @@ from typing import Any
 
 from django.db import transaction
 from django.db.models import F
+from django.dispatch import Signal
 from django.utils import timezone
 
 from catalog import selectors as catalog_selectors
@@ -25,6 +26,10 @@ from stateset.db import insert_rows
 from webhooks import services as webhooks
 
 order_cache = EntityCache("orders")
+# Sent by ``order_transition`` inside the cancelling transaction, the order row locked and its
+# reservations released, with ``order`` and ``actor``: apps that hold something for the order close
+# it in the same transaction (fulfillment cancels the order's pending shipments).
+order_cancelling = Signal()
 CENT = Decimal("0.01")
 MAX_LINES = 100
 
@@ -266,6 +271,7 @@ def order_transition(*, order_id: uuid.UUID, to_status: str, reason: str = "", a
                                                         actor=actor, reason=reason or "order cancelled")
             events.append(_event(order, OrderEvent.Kind.RELEASED, actor,
                                  data={"reservations": [str(r.id) for r in released]}))
+            order_cancelling.send(sender=Order, order=order, actor=actor)
         _save(order, updates)
         OrderEvent.objects.bulk_create(events)
         _publish_status_change(order, current, to_status, reason)

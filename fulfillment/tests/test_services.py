@@ -139,8 +139,13 @@ def test_delivering_a_pending_shipment_is_409(make_order, ship_order):
     assert Shipment.objects.get(id=shipment.id).delivered_at is None
 
 
-@pytest.mark.parametrize("status, code", [("on_hold", "order_on_hold"), ("cancelled", "order_cancelled")])
-def test_on_hold_and_cancelled_orders_cannot_ship(make_product, make_order, ship_order, status, code):
+@pytest.mark.parametrize("status, code, ship_code, shipment_status", [
+    ("on_hold", "order_on_hold", "order_on_hold", "pending"),
+    # cancelling the order cancelled its pending shipment, so shipping it is the shipment's own 409
+    ("cancelled", "order_cancelled", "invalid_transition", "cancelled"),
+])
+def test_on_hold_and_cancelled_orders_cannot_ship(make_product, make_order, ship_order, status, code, ship_code,
+                                                  shipment_status):
     widget = make_product(stock=5)
     order = make_order(quantity=2, product=widget)
     shipment = ship_order(order)  # the order is now processing
@@ -148,13 +153,13 @@ def test_on_hold_and_cancelled_orders_cannot_ship(make_product, make_order, ship
     before = snapshot(order)
     with pytest.raises(InvalidTransition) as caught:
         services.shipment_ship(shipment_id=shipment.id)
-    assert caught.value.code == code
+    assert caught.value.code == ship_code
     with pytest.raises(InvalidTransition) as caught:
         services.shipment_create(order_id=order.id, carrier="ups", items=[
             services.ShipmentLineInput(order_item_id=line(order, widget).id, quantity=1)])
     assert caught.value.code == code
     assert snapshot(order) == before
-    assert Shipment.objects.get(id=shipment.id).status == "pending"
+    assert Shipment.objects.get(id=shipment.id).status == shipment_status
 
 
 def test_location_defaults_to_where_the_units_are_reserved_and_is_asked_for_when_split(
@@ -229,3 +234,17 @@ def test_the_database_rejects_bad_quantities_and_states(make_order, ship_order):
                 lambda: Shipment.objects.filter(id=shipment.id).update(status="lost")):
         with pytest.raises(IntegrityError), transaction.atomic():
             bad()
+
+
+def test_cancelling_the_order_cancels_its_pending_shipments(make_order):
+    from orders import services as order_services
+    from orders.models import OrderEvent
+
+    order = make_order()
+    pending = services.shipment_create(order_id=order.id, carrier="ups").shipment
+    order_services.order_cancel(order_id=order.id, reason="customer asked")
+    pending.refresh_from_db()
+    assert (pending.status, pending.version) == ("cancelled", 2)
+    note = OrderEvent.objects.get(order_id=order.id, kind="note")
+    assert note.message == "1 pending shipment(s) cancelled with the order."
+    assert note.data == {"shipment_id": str(pending.id)}
