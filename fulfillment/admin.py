@@ -14,14 +14,11 @@ from django.http import HttpRequest
 from fulfillment import services
 from fulfillment.models import Shipment, ShipmentItem
 from orders.selectors import order_filter
-from stateset.admin_site import BoundedCountPaginator, ServiceModelAdmin
+from stateset.admin_site import BoundedCountPaginator, ServiceModelAdmin, admin_actor
 from stateset.api.errors import DomainError
 
 MAX_ACTION_ROWS = 100
 
-
-def _actor(request: HttpRequest) -> str:
-    return f"admin:{request.user.get_username()}"
 
 
 class ShipmentItemInline(admin.TabularInline):
@@ -93,7 +90,7 @@ class ShipmentAdmin(ServiceModelAdmin):
                    if name in ("carrier", "service", "tracking_number")}
         if not changes:
             return
-        services.shipment_update(shipment_id=obj.id, actor=_actor(request), **changes)
+        services.shipment_update(shipment_id=obj.id, actor=admin_actor(request), **changes)
 
     def _apply(self, request: HttpRequest, queryset: QuerySet[Shipment], verb: str,
                service: Callable[..., Any]) -> None:
@@ -104,7 +101,7 @@ class ShipmentAdmin(ServiceModelAdmin):
         done, failed = 0, []
         for shipment_id in ids:
             try:
-                service(shipment_id=shipment_id, actor=_actor(request))
+                service(shipment_id=shipment_id, actor=admin_actor(request))
                 done += 1
             except DomainError as exc:
                 failed.append(f"{shipment_id}: {exc.message} ({exc.code})")

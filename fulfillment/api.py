@@ -14,12 +14,8 @@ from rest_framework.response import Response
 from fulfillment import selectors, services
 from fulfillment.models import Shipment
 from stateset.api.pagination import parse_list_params
-from stateset.api.serializers import IF_MATCH, StrictSerializer, TextField, page_of
-from stateset.api.views import ApiViewSet, expected_version, parse_id
-
-
-def actor_of(request: Request) -> str:
-    return str(request.user)[: services.MAX_ACTOR]
+from stateset.api.serializers import IF_MATCH, StrictSerializer, TextField, page_of, validated
+from stateset.api.views import ApiViewSet, actor_of, expected_version, parse_id
 
 
 class StrictIntegerField(serializers.IntegerField):
@@ -94,11 +90,6 @@ class ShipmentOut(serializers.Serializer):
     items = ShipmentItemOut(many=True)
 
 
-def _validated(serializer_class: type[serializers.Serializer], data: Any, **kwargs: Any) -> dict[str, Any]:
-    serializer = serializer_class(data=data, **kwargs)
-    serializer.is_valid(raise_exception=True)
-    return dict(serializer.validated_data)
-
 
 def shipment_id(value: str) -> uuid.UUID:
     return parse_id(value, code="shipment_not_found", message="No such shipment.")
@@ -121,7 +112,7 @@ class ShipmentViewSet(ApiViewSet):
 
     @extend_schema(request=ShipmentCreateIn, responses={201: ShipmentOut})
     def create(self, request: Request) -> Response:
-        data = _validated(ShipmentCreateIn, request.data)
+        data = validated(ShipmentCreateIn, request.data)
         items = data.get("items")
         created = services.shipment_create(
             order_id=data["order_id"],
@@ -141,7 +132,7 @@ class ShipmentViewSet(ApiViewSet):
 
     @extend_schema(request=ShipmentUpdateIn, responses=ShipmentOut, parameters=[IF_MATCH])
     def partial_update(self, request: Request, pk: str) -> Response:
-        changes = _validated(ShipmentUpdateIn, request.data, partial=True)
+        changes = validated(ShipmentUpdateIn, request.data, partial=True)
         shipment = services.shipment_update(shipment_id=shipment_id(pk), expected_version=expected_version(request),
                                             actor=actor_of(request), **changes)
         return self._detail(shipment.id)
@@ -161,7 +152,7 @@ class ShipmentViewSet(ApiViewSet):
     @extend_schema(request=ShipmentCancelIn, responses=ShipmentOut)
     @action(detail=True, methods=["post"])
     def cancel(self, request: Request, pk: str) -> Response:
-        data = _validated(ShipmentCancelIn, request.data or {})
+        data = validated(ShipmentCancelIn, request.data or {})
         shipment = services.shipment_cancel(shipment_id=shipment_id(pk), reason=data["reason"],
                                             actor=actor_of(request))
         return self._detail(shipment.id)

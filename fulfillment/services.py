@@ -42,6 +42,7 @@ from stateset.api.errors import (
     PreconditionFailed,
     ValidationFailed,
 )
+from stateset.inputs import clean_actor, clean_text
 from webhooks import services as webhooks
 
 Status = Shipment.Status
@@ -81,25 +82,6 @@ class CreatedShipment:
 
 # ---------------------------------------------------------------------------------------------------
 # Input checks (the API validates first; services are the last word: the admin calls them too)
-
-
-def _text(value: Any, name: str, max_length: int, *, required: bool = False) -> str:
-    if value is None:
-        value = ""
-    if not isinstance(value, str):
-        raise ValidationFailed(f"{name} must be a string.", details={name: ["Not a valid string."]})
-    value = value.strip()
-    if "\x00" in value:
-        raise ValidationFailed(f"{name} contains a null character.", details={name: ["Null characters are not allowed."]})
-    if len(value) > max_length:
-        raise ValidationFailed(f"{name} is too long.", details={name: [f"At most {max_length} characters."]})
-    if required and not value:
-        raise ValidationFailed(f"{name} is required.", details={name: ["This field is required."]})
-    return value
-
-
-def _actor(actor: str) -> str:
-    return (actor or "").replace("\x00", "")[:MAX_ACTOR]
 
 
 def _transition(shipment: Shipment, to_status: str) -> None:
@@ -320,10 +302,10 @@ def shipment_create(
     ``exceeds_unfulfilled`` with per-line details, ``location_required``, ``not_reserved_at_location``,
     bad fields), InvalidTransition (``order_on_hold``, ``order_cancelled``, ``order_fulfilled``,
     ``nothing_to_ship``, ``not_reserved``), Conflict (``tracking_number_taken``)."""
-    carrier = _text(carrier, "carrier", MAX_CARRIER, required=True)
-    service = _text(service, "service", MAX_SERVICE)
-    tracking = _text(tracking_number, "tracking_number", MAX_TRACKING) or None
-    actor = _actor(actor)
+    carrier = clean_text(carrier, "carrier", MAX_CARRIER, required=True)
+    service = clean_text(service, "service", MAX_SERVICE)
+    tracking = clean_text(tracking_number, "tracking_number", MAX_TRACKING) or None
+    actor = clean_actor(actor, MAX_ACTOR)
     with transaction.atomic(durable=True):
         try:
             order = orders_services.order_lock(order_id=order_id)
@@ -377,7 +359,7 @@ def shipment_ship(*, shipment_id: uuid.UUID, actor: str = "") -> Shipment:
     inventory rows (inside ``stock_fulfil_many``). Raises NotFound, InvalidTransition (not pending —
     so a second ship is 409 —, ``order_on_hold``/``order_cancelled``, ``not_reserved`` when the
     order's reservations there no longer cover the units), Conflict from inventory."""
-    actor = _actor(actor)
+    actor = clean_actor(actor, MAX_ACTOR)
     with transaction.atomic(durable=True):
         order, shipment = _lock(shipment_id)
         _transition(shipment, Status.SHIPPED)
@@ -420,7 +402,7 @@ def shipment_deliver(*, shipment_id: uuid.UUID, actor: str = "") -> Shipment:
     ``delivered`` event, and once every non-cancelled shipment of a fulfilled order is delivered the
     order becomes ``delivered``; ``shipment.delivered`` in the outbox. Locks the order, then the
     shipment. Raises NotFound, InvalidTransition (pending, cancelled, already delivered)."""
-    actor = _actor(actor)
+    actor = clean_actor(actor, MAX_ACTOR)
     with transaction.atomic(durable=True):
         order, shipment = _lock(shipment_id)
         _transition(shipment, Status.DELIVERED)
@@ -437,8 +419,8 @@ def shipment_cancel(*, shipment_id: uuid.UUID, reason: str = "", actor: str = ""
     """Cancel a pending shipment: its units are open again (its reservations were never touched).
     A note on the order's timeline. Locks the order, then the shipment. Raises NotFound,
     InvalidTransition (anything but pending: a shipped parcel is not cancelled, it is returned)."""
-    reason = _text(reason, "reason", 500)
-    actor = _actor(actor)
+    reason = clean_text(reason, "reason", 500)
+    actor = clean_actor(actor, MAX_ACTOR)
     with transaction.atomic(durable=True):
         order, shipment = _lock(shipment_id)
         _transition(shipment, Status.CANCELLED)
@@ -477,17 +459,17 @@ def shipment_update(*, shipment_id: uuid.UUID, expected_version: int | None = No
                                details={name: ["Read-only."] for name in sorted(unknown)})
     clean: dict[str, Any] = {}
     if "carrier" in changes:
-        clean["carrier"] = _text(changes["carrier"], "carrier", MAX_CARRIER, required=True)
+        clean["carrier"] = clean_text(changes["carrier"], "carrier", MAX_CARRIER, required=True)
     if "service" in changes:
-        clean["service"] = _text(changes["service"], "service", MAX_SERVICE)
+        clean["service"] = clean_text(changes["service"], "service", MAX_SERVICE)
     if "tracking_number" in changes:
-        clean["tracking_number"] = _text(changes["tracking_number"], "tracking_number", MAX_TRACKING) or None
+        clean["tracking_number"] = clean_text(changes["tracking_number"], "tracking_number", MAX_TRACKING) or None
     if "status" in changes:
         if changes["status"] not in CARRIER_STATUSES:
             raise ValidationFailed("Only a carrier's status can be set here; use ship, deliver or cancel.",
                                    details={"status": [f"One of: {', '.join(sorted(CARRIER_STATUSES))}."]})
         clean["status"] = changes["status"]
-    actor = _actor(actor)
+    actor = clean_actor(actor, MAX_ACTOR)
     with transaction.atomic(durable=True):
         order, shipment = _lock(shipment_id)
         if expected_version is not None and shipment.version != expected_version:

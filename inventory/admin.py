@@ -13,7 +13,7 @@ from django.template.response import TemplateResponse
 
 from inventory import selectors, services
 from inventory.models import MAX_QUANTITY, InventoryItem, Location, Reservation, StockMovement
-from stateset.admin_site import BoundedCountPaginator
+from stateset.admin_site import BoundedCountPaginator, admin_actor
 from stateset.api.errors import DomainError
 
 MAX_ACTION_ROWS = services.MAX_LINES
@@ -32,9 +32,6 @@ class ExactReferenceSearch:
             return queryset, False
         return queryset.filter(reference_id=term), False
 
-
-def _actor(request: HttpRequest) -> str:
-    return f"staff:{request.user.get_username()}"
 
 
 def _error_text(exc: DomainError) -> str:
@@ -157,7 +154,7 @@ class InventoryItemAdmin(admin.ModelAdmin):
             else:
                 saved = services.inventory_item_create(product_id=data["product"].pk, location_id=data["location"].pk,
                                                        on_hand=0, reorder_point=data["reorder_point"],
-                                                       safety_stock=data["safety_stock"], actor=_actor(request))
+                                                       safety_stock=data["safety_stock"], actor=admin_actor(request))
         except DomainError as exc:
             messages.error(request, _error_text(exc))
             return
@@ -181,7 +178,7 @@ class InventoryItemAdmin(admin.ModelAdmin):
                     lines=[services.StockLine(location_id=r["location_id"], product_id=r["product_id"],
                                               quantity=data["quantity"]) for r in rows],
                     reason=data["reason"] or "received in back office", reference_id=data["reference_id"],
-                    actor=_actor(request),
+                    actor=admin_actor(request),
                 )
             except DomainError as exc:
                 self.message_user(request, _error_text(exc), messages.ERROR)
@@ -248,7 +245,7 @@ class ReservationAdmin(ExactReferenceSearch, admin.ModelAdmin):
             self.message_user(request, f"Select at most {MAX_ACTION_ROWS} reservations.", messages.ERROR)
             return
         try:
-            released = services.stock_release(reservation_ids=ids, actor=_actor(request),
+            released = services.stock_release(reservation_ids=ids, actor=admin_actor(request),
                                                reason="released in back office")
         except DomainError as exc:
             self.message_user(request, _error_text(exc), messages.ERROR)

@@ -21,15 +21,12 @@ from inventory import selectors, services
 from inventory.models import MAX_QUANTITY, Reservation, StockMovement
 from stateset.api.errors import NotFound, ValidationFailed
 from stateset.api.pagination import parse_list_params
-from stateset.api.serializers import IF_MATCH, StrictSerializer, TextField, page_of
-from stateset.api.views import ApiViewSet, expected_version
+from stateset.api.serializers import IF_MATCH, StrictSerializer, TextField, page_of, validated
+from stateset.api.views import ApiViewSet, actor_of, expected_version
 
 UUID_PATTERN = "[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}"
 MAX_EXPIRES_IN = 30 * 24 * 3600
 
-
-def actor_of(request: Request) -> str:
-    return str(request.user)[: services.MAX_ACTOR]
 
 
 # --- strict JSON fields: DRF would accept "5", 5.0 and true as the integer 5 (TextField, the
@@ -311,11 +308,6 @@ BULK_OUT = inline_serializer(name="BulkAdjustOut", fields={
     "valid": serializers.IntegerField(), "dry_run": serializers.BooleanField()})
 
 
-def _validated(serializer_class: type[serializers.Serializer], data: Any) -> dict[str, Any]:
-    serializer = serializer_class(data=data)
-    serializer.is_valid(raise_exception=True)
-    return dict(serializer.validated_data)
-
 
 def _item(item: Any) -> dict[str, Any]:
     return selectors.render_item(selectors.item_row(item))
@@ -360,13 +352,13 @@ class InventoryViewSet(ApiViewSet):
 
     @extend_schema(request=ItemCreateIn, responses={201: InventoryItemOut})
     def create(self, request: Request) -> Response:
-        data = _validated(ItemCreateIn, request.data)
+        data = validated(ItemCreateIn, request.data)
         item = services.inventory_item_create(actor=actor_of(request), **data)
         return self.detail_response(_item(item), version=item.version, status=201)
 
     @extend_schema(request=ItemUpdateIn, responses=InventoryItemOut, parameters=[IF_MATCH])
     def partial_update(self, request: Request, pk: str) -> Response:
-        data = _validated(ItemUpdateIn, request.data)
+        data = validated(ItemUpdateIn, request.data)
         item = services.inventory_item_update(item_id=uuid.UUID(pk), expected_version=expected_version(request),
                                               **data)
         return self.detail_response(_item(item), version=item.version)
@@ -385,21 +377,21 @@ class InventoryViewSet(ApiViewSet):
     @extend_schema(request=ReceiveIn, responses=InventoryItemOut)
     @action(detail=False, methods=["post"])
     def receive(self, request: Request) -> Response:
-        data = _validated(ReceiveIn, request.data)
+        data = validated(ReceiveIn, request.data)
         item = services.stock_receive(actor=actor_of(request), **data)
         return Response(_item(item))
 
     @extend_schema(request=AdjustIn, responses=InventoryItemOut)
     @action(detail=False, methods=["post"])
     def adjust(self, request: Request) -> Response:
-        data = _validated(AdjustIn, request.data)
+        data = validated(AdjustIn, request.data)
         item = services.stock_adjust(actor=actor_of(request), **data)
         return Response(_item(item))
 
     @extend_schema(request=TransferIn, responses=TRANSFER_OUT)
     @action(detail=False, methods=["post"])
     def transfer(self, request: Request) -> Response:
-        data = _validated(TransferIn, request.data)
+        data = validated(TransferIn, request.data)
         source, target = services.stock_transfer(actor=actor_of(request), **data)
         return Response({"from": _item(source), "to": _item(target)})
 
@@ -411,8 +403,8 @@ class InventoryViewSet(ApiViewSet):
         if unknown:
             raise ValidationFailed(f"Unknown query parameter(s): {', '.join(unknown)}.", code="invalid_parameter",
                                    details={"unknown": unknown, "allowed": ["dry_run"]})
-        options = _validated(BulkAdjustQuery, query)
-        data = _validated(BulkAdjustIn, request.data)
+        options = validated(BulkAdjustQuery, query)
+        data = validated(BulkAdjustIn, request.data)
         result = services.stock_bulk_adjust(adjustments=data["adjustments"], dry_run=options["dry_run"],
                                             actor=actor_of(request))
         return Response(result.as_dict())
@@ -422,7 +414,7 @@ class InventoryViewSet(ApiViewSet):
     @extend_schema(request=ReserveIn, responses={201: RESERVATIONS_OUT})
     @action(detail=False, methods=["post"])
     def reserve(self, request: Request) -> Response:
-        data = _validated(ReserveIn, request.data)
+        data = validated(ReserveIn, request.data)
         expires_at = timezone.now() + timedelta(seconds=data["expires_in"]) if data.get("expires_in") else None
         reservations = services.stock_reserve(
             lines=[services.ReserveLine(quantity=line["quantity"], product_id=line.get("product_id"),
@@ -436,7 +428,7 @@ class InventoryViewSet(ApiViewSet):
     @extend_schema(request=ReleaseIn, responses=RESERVATIONS_OUT)
     @action(detail=False, methods=["post"])
     def release(self, request: Request) -> Response:
-        data = _validated(ReleaseIn, request.data)
+        data = validated(ReleaseIn, request.data)
         released = services.stock_release(
             reservation_ids=data.get("reservation_ids"), reference_type=data.get("reference_type"),
             reference_id=data.get("reference_id"), reason=data["reason"], actor=actor_of(request),
@@ -483,13 +475,13 @@ class LocationViewSet(ApiViewSet):
 
     @extend_schema(request=LocationIn, responses={201: LocationOut})
     def create(self, request: Request) -> Response:
-        data = _validated(LocationIn, request.data)
+        data = validated(LocationIn, request.data)
         location = services.location_create(**data)
         return self.detail_response(selectors.location_row(location), version=location.version, status=201)
 
     @extend_schema(request=LocationUpdateIn, responses=LocationOut, parameters=[IF_MATCH])
     def partial_update(self, request: Request, pk: str) -> Response:
-        data = _validated(LocationUpdateIn, request.data)
+        data = validated(LocationUpdateIn, request.data)
         if not data:
             raise ValidationFailed("Nothing to change.", details={"non_field_errors": ["Give a field to change."]})
         location = services.location_update(location_id=uuid.UUID(pk), expected_version=expected_version(request),

@@ -51,6 +51,7 @@ from stateset.api.errors import (
 )
 from stateset.cache import EntityCache
 from stateset.db import insert_rows
+from stateset.inputs import clean_actor, clean_text
 from webhooks import services as webhooks
 
 logger = logging.getLogger("inventory")
@@ -86,25 +87,6 @@ def _quantity(value: Any, name: str = "quantity", *, allow_zero: bool = False, s
             f"an integer between {low} and {MAX_QUANTITY}"
         raise ValidationFailed(f"{name} must be {rule}.", details={name: [f"Must be {rule}."]})
     return value
-
-
-def _text(value: Any, name: str, max_length: int, *, required: bool = False) -> str:
-    if value is None:
-        value = ""
-    if not isinstance(value, str):
-        raise ValidationFailed(f"{name} must be a string.", details={name: ["Not a valid string."]})
-    value = value.strip()
-    if "\x00" in value:
-        raise ValidationFailed(f"{name} contains a null character.", details={name: ["Null characters are not allowed."]})
-    if len(value) > max_length:
-        raise ValidationFailed(f"{name} is too long.", details={name: [f"At most {max_length} characters."]})
-    if required and not value:
-        raise ValidationFailed(f"{name} is required.", details={name: ["This field is required."]})
-    return value
-
-
-def _actor(value: str) -> str:
-    return (value or "").replace("\x00", "")[:MAX_ACTOR]
 
 
 def _uuid(value: Any, name: str) -> uuid.UUID:
@@ -161,7 +143,7 @@ def _product(product_id: uuid.UUID | None, sku: str | None) -> ProductRef:
     if product_id is not None:
         product_id = _uuid(product_id, "product_id")
     if sku is not None:
-        sku = _text(sku, "sku", 64)
+        sku = clean_text(sku, "sku", 64)
     ref = _product_refs([(product_id, sku)])[0]
     if ref is None:
         raise NotFound("No such product.", code="product_not_found",
@@ -267,7 +249,7 @@ def _apply(changes: Sequence[_Change], *, actor: str) -> dict[uuid.UUID, Counter
     # Taken after the row locks are held, so one row's movements sort by created_at in the order
     # they were made (UUIDv7 ids break ties within this process).
     now = timezone.now()
-    actor = _actor(actor)
+    actor = clean_actor(actor, MAX_ACTOR)
     insert_rows(
         [
             StockMovement(
@@ -384,11 +366,11 @@ def location_create(*, code: str, name: str, priority: int = 100, address: dict[
                     is_active: bool = True) -> Location:
     """Create a location. Raises ValidationFailed for a malformed code/name/priority/address and
     Conflict(code="location_exists") when the code is taken (case-insensitively)."""
-    code = _text(code, "code", 32, required=True)
+    code = clean_text(code, "code", 32, required=True)
     if not LOCATION_CODE_RE.match(code):
         raise ValidationFailed("Invalid location code.", details={
             "code": ["Letters, digits, '.', '_' and '-', starting with a letter or digit, at most 32."]})
-    name = _text(name, "name", 200, required=True)
+    name = clean_text(name, "name", 200, required=True)
     priority = _priority(priority)
     address = _address(address)
     try:
@@ -411,7 +393,7 @@ def location_update(*, location_id: uuid.UUID, expected_version: int | None = No
         raise ValidationFailed("Unknown field.", details={k: ["Unknown field."] for k in unknown})
     clean: dict[str, Any] = {}
     if "name" in changes:
-        clean["name"] = _text(changes["name"], "name", 200, required=True)
+        clean["name"] = clean_text(changes["name"], "name", 200, required=True)
     if "priority" in changes:
         clean["priority"] = _priority(changes["priority"])
     if "address" in changes:
@@ -446,7 +428,7 @@ def inventory_item_create(*, location_id: uuid.UUID, on_hand: int = 0, product_i
     on_hand = _quantity(on_hand, "on_hand", allow_zero=True)
     reorder_point = _quantity(reorder_point, "reorder_point", allow_zero=True)
     safety_stock = _quantity(safety_stock, "safety_stock", allow_zero=True)
-    reason = _text(reason, "reason", MAX_REASON) or "opening stock"
+    reason = clean_text(reason, "reason", MAX_REASON) or "opening stock"
     product = _product(product_id, sku)
     location = _location(location_id)
     # Not durable: the admin's add view runs it inside its own transaction.
@@ -463,7 +445,7 @@ def inventory_item_create(*, location_id: uuid.UUID, on_hand: int = 0, product_i
         if on_hand:
             StockMovement.objects.create(inventory_item_id=item.id, kind=Kind.RECEIVE, on_hand_delta=on_hand,
                                          on_hand_after=on_hand, reserved_after=0, reason=reason,
-                                         actor=_actor(actor))
+                                         actor=clean_actor(actor, MAX_ACTOR))
     return _fetch([item.id])[0]
 
 
@@ -527,16 +509,16 @@ def _increase(*, lines: Sequence[StockLine], kind: str, reason: str, reference_t
     """on_hand += quantity for each line (rows created when missing), one movement per row."""
     if not lines or len(lines) > MAX_LINES:
         raise ValidationFailed(f"Give 1 to {MAX_LINES} lines.", details={"lines": [f"Give 1 to {MAX_LINES} lines."]})
-    reason = _text(reason, "reason", MAX_REASON)
-    reference_type = _text(reference_type, "reference_type", MAX_REFERENCE_TYPE)
-    reference_id = _text(reference_id, "reference_id", MAX_REFERENCE_ID)
+    reason = clean_text(reason, "reason", MAX_REASON)
+    reference_type = clean_text(reference_type, "reference_type", MAX_REFERENCE_TYPE)
+    reference_id = clean_text(reference_id, "reference_id", MAX_REFERENCE_ID)
     quantities = [_quantity(line.quantity) for line in lines]
     location_ids = [_uuid(line.location_id, "location_id") for line in lines]
     for line in lines:
         if line.product_id is None and not line.sku:
             raise ValidationFailed("Give product_id or sku.", details={"product_id": ["Give product_id or sku."]})
     refs = _product_refs([(_uuid(line.product_id, "product_id") if line.product_id is not None else None,
-                           _text(line.sku, "sku", 64) or None) for line in lines])
+                           clean_text(line.sku, "sku", 64) or None) for line in lines])
     if None in refs:
         missing = [{"index": i, "product_id": str(line.product_id) if line.product_id else None, "sku": line.sku}
                    for i, (line, ref) in enumerate(zip(lines, refs, strict=True)) if ref is None]
@@ -627,9 +609,9 @@ def stock_adjust(*, location_id: uuid.UUID, delta: int, reason: str, product_id:
     InsufficientStock (409) when on_hand would fall below what is reserved (details: on_hand,
     reserved, available, delta), ValidationFailed, NotFound (product, location)."""
     delta = _quantity(delta, "delta", signed=True)
-    reason = _text(reason, "reason", MAX_REASON, required=True)
-    reference_type = _text(reference_type, "reference_type", MAX_REFERENCE_TYPE)
-    reference_id = _text(reference_id, "reference_id", MAX_REFERENCE_ID)
+    reason = clean_text(reason, "reason", MAX_REASON, required=True)
+    reference_type = clean_text(reference_type, "reference_type", MAX_REFERENCE_TYPE)
+    reference_id = clean_text(reference_id, "reference_id", MAX_REFERENCE_ID)
     product = _product(product_id, sku)
     location = _location(location_id)
     with transaction.atomic(durable=True):
@@ -660,8 +642,8 @@ def stock_transfer(*, from_location_id: uuid.UUID, to_location_id: uuid.UUID, qu
     InsufficientStock (409) when the source has fewer available units, ValidationFailed (same
     location, inactive destination, bad quantity), NotFound (product, location)."""
     quantity = _quantity(quantity)
-    reason = _text(reason, "reason", MAX_REASON)
-    reference_id = _text(reference_id, "reference_id", MAX_REFERENCE_ID) or str(uuid.uuid4())
+    reason = clean_text(reason, "reason", MAX_REASON)
+    reference_id = clean_text(reference_id, "reference_id", MAX_REFERENCE_ID) or str(uuid.uuid4())
     product = _product(product_id, sku)
     source = _location(from_location_id, "from_location_id")
     target = _location(to_location_id, "to_location_id", active=True)
@@ -732,7 +714,7 @@ def _bulk_row(index: int, raw: Any) -> _BulkRow | dict[str, Any]:
         return _row_error("validation_error", "Unknown field.", {k: ["Unknown field."] for k in unknown})
     try:
         product_id = _uuid(raw["product_id"], "product_id") if raw.get("product_id") is not None else None
-        sku = _text(raw.get("sku"), "sku", 64) or None
+        sku = clean_text(raw.get("sku"), "sku", 64) or None
         if product_id is None and sku is None:
             raise ValidationFailed("Give product_id or sku.", details={"product_id": ["Give product_id or sku."]})
         if raw.get("location_id") is None:
@@ -741,7 +723,7 @@ def _bulk_row(index: int, raw: Any) -> _BulkRow | dict[str, Any]:
         if raw.get("delta") is None:
             raise ValidationFailed("delta is required.", details={"delta": ["This field is required."]})
         delta = _quantity(raw["delta"], "delta", signed=True)
-        reason = _text(raw.get("reason"), "reason", MAX_REASON, required=True)
+        reason = clean_text(raw.get("reason"), "reason", MAX_REASON, required=True)
     except ValidationFailed as exc:
         return _row_error(exc.code, exc.message, exc.details)
     return _BulkRow(index, product_id, sku, location_id, delta, reason)
@@ -898,8 +880,8 @@ def _reserve(*, lines: Sequence[ReserveLine], reference_type: str, reference_id:
              expires_at: datetime | None, actor: str) -> list[Reservation]:
     if not isinstance(lines, Sequence) or not 1 <= len(lines) <= MAX_LINES:
         raise ValidationFailed(f"Give 1 to {MAX_LINES} lines.", details={"lines": [f"Give 1 to {MAX_LINES} lines."]})
-    reference_type = _text(reference_type, "reference_type", MAX_REFERENCE_TYPE, required=True)
-    reference_id = _text(reference_id, "reference_id", MAX_REFERENCE_ID, required=True)
+    reference_type = clean_text(reference_type, "reference_type", MAX_REFERENCE_TYPE, required=True)
+    reference_id = clean_text(reference_id, "reference_id", MAX_REFERENCE_ID, required=True)
     if expires_at is not None and expires_at <= timezone.now():
         raise ValidationFailed("expires_at is in the past.", details={"expires_at": ["Must be in the future."]})
     bad: dict[str, Any] = {}
@@ -911,7 +893,7 @@ def _reserve(*, lines: Sequence[ReserveLine], reference_type: str, reference_id:
             if line.product_id is not None:
                 _uuid(line.product_id, "product_id")
             if line.sku is not None:
-                _text(line.sku, "sku", 64)
+                clean_text(line.sku, "sku", 64)
             if line.location_id is not None:
                 _uuid(line.location_id, "location_id")
         except ValidationFailed as exc:
@@ -1061,7 +1043,7 @@ def stock_release(*, reservation_ids: list[uuid.UUID] | None = None, reference_t
     Locks the reservations (primary-key order), then their inventory rows (primary-key order);
     ledger ``release``, one movement per row. Joins the caller's transaction. Raises
     ValidationFailed (neither ids nor reference, too many ids), NotFound (an unknown id)."""
-    reason = _text(reason, "reason", MAX_REASON)
+    reason = clean_text(reason, "reason", MAX_REASON)
     with transaction.atomic():
         if reservation_ids is not None:
             if not 1 <= len(reservation_ids) <= MAX_LINES:
@@ -1076,11 +1058,11 @@ def stock_release(*, reservation_ids: list[uuid.UUID] | None = None, reference_t
                                details={"reservation_ids": missing})
             rows = [r for r in rows if r.status == Status.ACTIVE]
         elif reference_id:
-            reference_id = _text(reference_id, "reference_id", MAX_REFERENCE_ID, required=True)
+            reference_id = clean_text(reference_id, "reference_id", MAX_REFERENCE_ID, required=True)
             query = (Reservation.objects.select_for_update(of=("self",)).select_related("inventory_item")
                      .filter(reference_id=reference_id, status=Status.ACTIVE))
             if reference_type:
-                query = query.filter(reference_type=_text(reference_type, "reference_type", MAX_REFERENCE_TYPE))
+                query = query.filter(reference_type=clean_text(reference_type, "reference_type", MAX_REFERENCE_TYPE))
             rows = list(query.order_by("id"))
         else:
             raise ValidationFailed("Give reservation_ids or reference_id.",
@@ -1116,8 +1098,8 @@ def stock_fulfil_many(*, fulfilments: Sequence[tuple[uuid.UUID, int]], actor: st
         if reservation_id in wanted:
             raise ValidationFailed("A reservation appears twice.", details={"reservation_id": [str(reservation_id)]})
         wanted[reservation_id] = _quantity(quantity)
-    reference_type = _text(reference_type, "reference_type", MAX_REFERENCE_TYPE)
-    reference_id = _text(reference_id, "reference_id", MAX_REFERENCE_ID)
+    reference_type = clean_text(reference_type, "reference_type", MAX_REFERENCE_TYPE)
+    reference_id = clean_text(reference_id, "reference_id", MAX_REFERENCE_ID)
     with transaction.atomic():
         rows = {r.id: r for r in Reservation.objects.select_for_update().filter(id__in=wanted).order_by("id")}
         missing = sorted(str(i) for i in set(wanted) - set(rows))

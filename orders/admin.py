@@ -15,7 +15,7 @@ from orders import services
 from orders.models import Order, OrderEvent, OrderItem
 from orders.selectors import order_filter
 from returns.models import Return
-from stateset.admin_site import BoundedCountPaginator, ServiceModelAdmin
+from stateset.admin_site import BoundedCountPaginator, ServiceModelAdmin, admin_actor
 from stateset.api.errors import DomainError
 
 
@@ -149,7 +149,7 @@ class OrderAdmin(ServiceModelAdmin):
 
     def save_model(self, request: HttpRequest, obj: Order, form: Any, change: bool) -> None:
         if "notes" in form.changed_data:
-            services.order_update(order_id=obj.id, notes=obj.notes, actor=f"admin:{request.user}")
+            services.order_update(order_id=obj.id, notes=obj.notes, actor=admin_actor(request))
 
     def _apply(self, request: HttpRequest, queryset: QuerySet[Order], change: Callable[[Order], Any],
                done_message: str) -> None:
@@ -168,7 +168,7 @@ class OrderAdmin(ServiceModelAdmin):
 
     def _transition(self, request: HttpRequest, queryset: QuerySet[Order], to_status: str) -> None:
         self._apply(request, queryset, lambda order: services.order_transition(
-            order_id=order.id, to_status=to_status, actor=f"admin:{request.user}", reason="admin action"),
+            order_id=order.id, to_status=to_status, actor=admin_actor(request), reason="admin action"),
             f"now {to_status}")
 
     @admin.action(description="Confirm selected orders")
@@ -178,7 +178,7 @@ class OrderAdmin(ServiceModelAdmin):
     @admin.action(description="Record payment received for selected orders")
     def mark_paid(self, request: HttpRequest, queryset: QuerySet[Order]) -> None:
         self._apply(request, queryset, lambda order: services.order_record_payment(
-            order_id=order.id, payment_status=Order.PaymentStatus.PAID, actor=f"admin:{request.user}",
+            order_id=order.id, payment_status=Order.PaymentStatus.PAID, actor=admin_actor(request),
             reference="admin action"), "marked paid")
 
     @admin.action(description="Cancel selected orders (releases their stock)")

@@ -21,14 +21,11 @@ from orders import selectors, services
 from orders.models import Order
 from returns.api import ReturnOut
 from stateset.api.pagination import parse_list_params
-from stateset.api.serializers import IF_MATCH, StrictSerializer, TextField, page_of
-from stateset.api.views import ApiView, ApiViewSet, expected_version, parse_id
+from stateset.api.serializers import IF_MATCH, StrictSerializer, TextField, page_of, validated
+from stateset.api.views import ApiView, ApiViewSet, actor_of, expected_version, parse_id
 
 MAX_QUANTITY = 10_000
 
-
-def actor_of(request: Request) -> str:
-    return str(request.user)[:128]
 
 
 class AddressIn(serializers.Serializer):
@@ -104,11 +101,6 @@ class OrderFilters(serializers.Serializer):
 class OrderListFilters(OrderFilters):
     include_items = serializers.BooleanField(required=False, default=False)
 
-
-def _validated(serializer_class: type[serializers.Serializer], data: Any, **kwargs: Any) -> dict[str, Any]:
-    serializer = serializer_class(data=data, **kwargs)
-    serializer.is_valid(raise_exception=True)
-    return dict(serializer.validated_data)
 
 
 def _order_lines(items: list[dict[str, Any]]) -> list[services.OrderLineInput]:
@@ -205,7 +197,7 @@ class OrderViewSet(ApiViewSet):
 
     @extend_schema(request=OrderCreateIn, responses={201: ORDER_OUT})
     def create(self, request: Request) -> Response:
-        data = _validated(OrderCreateIn, request.data)
+        data = validated(OrderCreateIn, request.data)
         created = services.order_create(
             customer_id=data["customer_id"],
             items=_order_lines(data["items"]),
@@ -226,7 +218,7 @@ class OrderViewSet(ApiViewSet):
 
     @extend_schema(request=OrderUpdateIn, responses=ORDER_OUT, parameters=[IF_MATCH])
     def partial_update(self, request: Request, pk: str) -> Response:
-        changes = _validated(OrderUpdateIn, request.data, partial=True)
+        changes = validated(OrderUpdateIn, request.data, partial=True)
         order = services.order_update(order_id=order_id(pk), expected_version=expected_version(request),
                                       actor=actor_of(request), **changes)
         body = selectors.order_detail(order.id)
@@ -236,7 +228,7 @@ class OrderViewSet(ApiViewSet):
                    description="Record the payment a gateway authorized or captured: pending → authorized → paid.")
     @action(detail=True, methods=["post"])
     def payment(self, request: Request, pk: str) -> Response:
-        data = _validated(PaymentIn, request.data)
+        data = validated(PaymentIn, request.data)
         order = services.order_record_payment(order_id=order_id(pk), payment_status=data["payment_status"],
                                               reference=data["reference"], actor=actor_of(request),
                                               expected_version=expected_version(request))
@@ -246,7 +238,7 @@ class OrderViewSet(ApiViewSet):
     @extend_schema(request=StatusIn, responses=ORDER_OUT, parameters=[IF_MATCH])
     @action(detail=True, methods=["post"])
     def status(self, request: Request, pk: str) -> Response:
-        data = _validated(StatusIn, request.data)
+        data = validated(StatusIn, request.data)
         order = services.order_transition(order_id=order_id(pk), to_status=data["status"], reason=data["reason"],
                                           actor=actor_of(request), expected_version=expected_version(request))
         body = selectors.order_detail(order.id)
@@ -255,7 +247,7 @@ class OrderViewSet(ApiViewSet):
     @extend_schema(request=CancelIn, responses=ORDER_OUT, parameters=[IF_MATCH])
     @action(detail=True, methods=["post"])
     def cancel(self, request: Request, pk: str) -> Response:
-        data = _validated(CancelIn, request.data or {})
+        data = validated(CancelIn, request.data or {})
         order = services.order_cancel(order_id=order_id(pk), reason=data["reason"], actor=actor_of(request),
                                       expected_version=expected_version(request))
         body = selectors.order_detail(order.id)

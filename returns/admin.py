@@ -13,7 +13,7 @@ from django.http import HttpRequest
 from orders.models import Order
 from returns import services
 from returns.models import Return, ReturnItem
-from stateset.admin_site import BoundedCountPaginator
+from stateset.admin_site import BoundedCountPaginator, admin_actor
 from stateset.api.errors import DomainError
 
 MAX_ACTION_ROWS = 100
@@ -82,7 +82,7 @@ class ReturnAdmin(admin.ModelAdmin):
             return
         for return_id, rma_number in rows:
             try:
-                service(return_id=return_id, actor=f"staff:{request.user.get_username()}", note="admin action")
+                service(return_id=return_id, actor=admin_actor(request), note="admin action")
                 done += 1
             except DomainError as exc:
                 failed.append(f"{rma_number}: {exc.message} ({exc.code})")

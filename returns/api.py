@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from typing import Any
 
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
@@ -14,12 +13,8 @@ from rest_framework.response import Response
 from returns import selectors, services
 from returns.models import Return, ReturnItem
 from stateset.api.pagination import parse_list_params
-from stateset.api.serializers import IF_MATCH, StrictSerializer, TextField, page_of
-from stateset.api.views import ApiViewSet, expected_version, parse_id
-
-
-def actor_of(request: Request) -> str:
-    return str(request.user)[:128]
+from stateset.api.serializers import IF_MATCH, StrictSerializer, TextField, page_of, validated
+from stateset.api.views import ApiViewSet, actor_of, expected_version, parse_id
 
 
 class ReturnItemIn(StrictSerializer):
@@ -77,11 +72,6 @@ class ReturnOut(serializers.Serializer):
 RETURN_PAGE = page_of(ReturnOut, "ReturnPage")
 
 
-def _validated(serializer_class: type[serializers.Serializer], data: Any) -> dict[str, Any]:
-    serializer = serializer_class(data=data)
-    serializer.is_valid(raise_exception=True)
-    return dict(serializer.validated_data)
-
 
 def return_id(value: str) -> uuid.UUID:
     return parse_id(value, code="return_not_found", message="No such return.")
@@ -99,7 +89,7 @@ class ReturnViewSet(ApiViewSet):
 
     @extend_schema(request=ReturnCreateIn, responses={201: ReturnOut})
     def create(self, request: Request) -> Response:
-        data = _validated(ReturnCreateIn, request.data)
+        data = validated(ReturnCreateIn, request.data)
         created = services.return_create(
             order_id=data["order_id"],
             reason=data["reason"],
@@ -118,7 +108,7 @@ class ReturnViewSet(ApiViewSet):
         return self.detail_response(body, version=body["version"])
 
     def _act(self, request: Request, pk: str, verb: str) -> Response:
-        data = _validated(ReturnActionIn, request.data or {})
+        data = validated(ReturnActionIn, request.data or {})
         rma = services.ACTIONS[verb](return_id=return_id(pk), note=data["note"], actor=actor_of(request),
                                      expected_version=expected_version(request))
         body = selectors.return_detail(rma.id)

@@ -35,6 +35,7 @@ from stateset.api.errors import (
     ValidationFailed,
 )
 from stateset.db import insert_rows
+from stateset.inputs import clean_actor
 from webhooks import services as webhooks
 
 CENT = Decimal("0.01")
@@ -156,7 +157,7 @@ def return_create(*, order_id: uuid.UUID, items: Sequence[ReturnLineInput], reas
     return with ``rma_number`` from its sequence, its items, and a ``return_requested`` event on the
     order (whose version moves and whose cached detail is dropped after commit)."""
     _check_input(items, reason, notes)
-    actor = actor[:MAX_ACTOR]
+    actor = clean_actor(actor, MAX_ACTOR)
     with transaction.atomic(durable=True):
         try:
             order = orders_services.order_lock(order_id=order_id)
@@ -245,7 +246,7 @@ def _save(rma: Return, to_status: str, note: str, **updates: Any) -> None:
 
 
 def _move(return_id: uuid.UUID, to_status: str, *, note: str, actor: str, expected_version: int | None) -> Return:
-    actor = actor[:MAX_ACTOR]
+    actor = clean_actor(actor, MAX_ACTOR)
     with transaction.atomic(durable=True):
         order, rma = _lock(return_id)
         _check_move(rma, to_status, expected_version, note)
@@ -330,7 +331,7 @@ def return_receive(*, return_id: uuid.UUID, note: str = "", actor: str = "",
     Locks: the order, the return, the order items (by primary key), the inventory rows (by primary
     key, inside inventory). Raises NotFound, InvalidTransition (409; ``exceeds_fulfilled``),
     PreconditionFailed (412), Conflict (409, ``no_active_location``)."""
-    actor = actor[:MAX_ACTOR]
+    actor = clean_actor(actor, MAX_ACTOR)
     with transaction.atomic(durable=True):
         order, rma = _lock(return_id)
         _check_move(rma, Status.RECEIVED, expected_version, note)
@@ -368,7 +369,7 @@ def return_refund(*, return_id: uuid.UUID, note: str = "", actor: str = "",
 
     Locks the order, then the return. Raises NotFound, InvalidTransition (409; ``order_not_paid``
     when the order's payment is not ``paid``/``partially_refunded``), PreconditionFailed (412)."""
-    actor = actor[:MAX_ACTOR]
+    actor = clean_actor(actor, MAX_ACTOR)
     with transaction.atomic(durable=True):
         order, rma = _lock(return_id)
         _check_move(rma, Status.REFUNDED, expected_version, note)

@@ -25,6 +25,11 @@ class BoundedCountPaginator(Paginator):
         return bounded_total(self.object_list)[0]
 
 
+def admin_actor(request: HttpRequest) -> str:
+    """Who did it, on ledger and timeline rows written from the back office."""
+    return f"admin:{request.user.get_username()}"
+
+
 class ServiceModelAdmin(ModelAdmin):
     """For models whose changes go through a service (``save_model`` calls it). The service owns the
     transaction, so the change form is not wrapped in Django's ``atomic()`` (a durable service block

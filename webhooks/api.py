@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from typing import Any
 
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
@@ -13,7 +12,7 @@ from rest_framework.response import Response
 
 from stateset.api.errors import NotFound
 from stateset.api.pagination import parse_list_params
-from stateset.api.serializers import IF_MATCH, StrictSerializer, TextField, page_of
+from stateset.api.serializers import IF_MATCH, StrictSerializer, TextField, page_of, validated
 from stateset.api.views import ApiViewSet, expected_version, parse_id
 from webhooks import selectors, services
 from webhooks.models import EVENT_TYPES, Delivery
@@ -76,11 +75,6 @@ def endpoint_id(value: str) -> uuid.UUID:
     return parse_id(value, code="webhook_not_found", message="No webhook endpoint with this id.")
 
 
-def _validated(serializer: type[serializers.Serializer], data: Any) -> dict[str, Any]:
-    body = serializer(data=data)
-    body.is_valid(raise_exception=True)
-    return dict(body.validated_data)
-
 
 class WebhookViewSet(ApiViewSet):
     scope = "webhooks"
@@ -95,7 +89,7 @@ class WebhookViewSet(ApiViewSet):
 
     @extend_schema(request=EndpointIn, responses={201: EndpointCreatedOut})
     def create(self, request: Request) -> Response:
-        endpoint = services.endpoint_create(**_validated(EndpointIn, request.data))
+        endpoint = services.endpoint_create(**validated(EndpointIn, request.data))
         data = {**selectors.render_endpoint(endpoint), "secret": endpoint.secret}
         return self.detail_response(data, version=endpoint.version, status=201)
 
@@ -110,7 +104,7 @@ class WebhookViewSet(ApiViewSet):
     def partial_update(self, request: Request, pk: str) -> Response:
         target = endpoint_id(pk)
         version = expected_version(request)
-        endpoint = services.endpoint_update(endpoint_id=target, fields=_validated(EndpointUpdateIn, request.data),
+        endpoint = services.endpoint_update(endpoint_id=target, fields=validated(EndpointUpdateIn, request.data),
                                             expected_version=version)
         return self.detail_response(selectors.render_endpoint(endpoint), version=endpoint.version)
 

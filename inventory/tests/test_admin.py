@@ -79,7 +79,7 @@ def test_receive_stock_action_asks_for_a_quantity_then_calls_the_service(admin_c
     assert done.status_code == 302
     assert sorted(InventoryItem.objects.values_list("on_hand", flat=True)) == [26, 26]
     received = StockMovement.objects.filter(reference_id="PO-42")
-    assert received.count() == 2 and {m.actor for m in received} == {"staff:admin"}
+    assert received.count() == 2 and {m.actor for m in received} == {"admin:admin"}
     assert_ledger_matches_counters()
 
 
@@ -92,7 +92,7 @@ def test_release_reservation_action(admin_client, product, main):
     assert response.status_code == 302
     assert Reservation.objects.get(id=active.id).status == "released"
     assert InventoryItem.objects.get().reserved == 0
-    assert StockMovement.objects.filter(kind="release", actor="staff:admin").count() == 1
+    assert StockMovement.objects.filter(kind="release", actor="admin:admin").count() == 1
 
 
 def test_the_ledger_and_reservations_are_read_only(admin_client, product, main):

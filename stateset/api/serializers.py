@@ -21,6 +21,13 @@ class StrictSerializer(serializers.Serializer):
         return super().to_internal_value(data)
 
 
+def validated(serializer_class: type[serializers.Serializer], data: Any, **kwargs: Any) -> dict[str, Any]:
+    """The validated body, or a 422 ``validation_error`` naming each bad field."""
+    serializer = serializer_class(data=data, **kwargs)
+    serializer.is_valid(raise_exception=True)
+    return dict(serializer.validated_data)
+
+
 class TextField(serializers.CharField):
     """A CharField that takes only JSON strings: ``12`` for a name is a client bug, not "12"."""
 

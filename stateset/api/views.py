@@ -137,6 +137,11 @@ class ApiMixin:
         return Response(data, status=status, headers=headers)
 
 
+def actor_of(request: Request) -> str:
+    """Who made the request, as timeline and ledger rows record it (``api-key:<name>`` or the user)."""
+    return str(request.user)[:100]
+
+
 def parse_id(value: str, *, code: str = "not_found", message: str = "Not found.") -> uuid.UUID:
     """A path id as a UUID; anything else names no row, so it is the resource's own 404."""
     try:

@@ -1,0 +1,30 @@
+"""The checks services apply to free-text inputs. The API validates first; services are the last
+word, because the admin, commands and other apps call them too."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from stateset.api.errors import ValidationFailed
+
+
+def clean_text(value: Any, name: str, max_length: int, *, required: bool = False) -> str:
+    """``value`` stripped; ``None`` is ""; not a string, a NUL character (PostgreSQL refuses it),
+    too long, or empty when ``required`` is ValidationFailed naming ``name``."""
+    if value is None:
+        value = ""
+    if not isinstance(value, str):
+        raise ValidationFailed(f"{name} must be a string.", details={name: ["Not a valid string."]})
+    value = value.strip()
+    if "\x00" in value:
+        raise ValidationFailed(f"{name} contains a null character.", details={name: ["Null characters are not allowed."]})
+    if len(value) > max_length:
+        raise ValidationFailed(f"{name} is too long.", details={name: [f"At most {max_length} characters."]})
+    if required and not value:
+        raise ValidationFailed(f"{name} is required.", details={name: ["This field is required."]})
+    return value
+
+
+def clean_actor(value: str | None, max_length: int) -> str:
+    """Who did it, as recorded on ledger and timeline rows: never refused, cut to the column."""
+    return (value or "").replace("\x00", "")[:max_length]
