@@ -4,21 +4,16 @@ as in the API."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
-from django.contrib import admin, messages
+from django.contrib import admin
 from django.db.models import Q, QuerySet
 from django.http import HttpRequest
 
 from fulfillment import services
 from fulfillment.models import Shipment, ShipmentItem
 from orders.selectors import order_filter
-from stateset.admin_site import BoundedCountPaginator, ServiceModelAdmin, admin_actor
-from stateset.api.errors import DomainError
-
-MAX_ACTION_ROWS = 100
-
+from stateset.admin_site import BoundedCountPaginator, ServiceModelAdmin, admin_actor, run_each
 
 
 class ShipmentItemInline(admin.TabularInline):
@@ -92,32 +87,17 @@ class ShipmentAdmin(ServiceModelAdmin):
             return
         services.shipment_update(shipment_id=obj.id, actor=admin_actor(request), **changes)
 
-    def _apply(self, request: HttpRequest, queryset: QuerySet[Shipment], verb: str,
-               service: Callable[..., Any]) -> None:
-        ids = list(queryset.select_related(None).order_by("id").values_list("id", flat=True)[: MAX_ACTION_ROWS + 1])
-        if len(ids) > MAX_ACTION_ROWS:
-            self.message_user(request, f"Select at most {MAX_ACTION_ROWS} shipments.", messages.ERROR)
-            return
-        done, failed = 0, []
-        for shipment_id in ids:
-            try:
-                service(shipment_id=shipment_id, actor=admin_actor(request))
-                done += 1
-            except DomainError as exc:
-                failed.append(f"{shipment_id}: {exc.message} ({exc.code})")
-        if done:
-            self.message_user(request, f"{done} shipment(s) {verb}.", messages.SUCCESS)
-        for failure in failed:
-            self.message_user(request, failure, messages.ERROR)
-
     @admin.action(description="Mark selected shipments shipped (consumes their stock)")
     def mark_shipped(self, request: HttpRequest, queryset: QuerySet[Shipment]) -> None:
-        self._apply(request, queryset, "shipped", services.shipment_ship)
+        run_each(self, request, queryset, lambda pk: services.shipment_ship(shipment_id=pk, actor=admin_actor(request)),
+                 label="id", noun="shipment(s)", done_as="shipped")
 
     @admin.action(description="Mark selected shipments delivered")
     def mark_delivered(self, request: HttpRequest, queryset: QuerySet[Shipment]) -> None:
-        self._apply(request, queryset, "delivered", services.shipment_deliver)
+        run_each(self, request, queryset, lambda pk: services.shipment_deliver(shipment_id=pk, actor=admin_actor(request)),
+                 label="id", noun="shipment(s)", done_as="delivered")
 
     @admin.action(description="Cancel selected shipments (pending only)")
     def cancel_shipments(self, request: HttpRequest, queryset: QuerySet[Shipment]) -> None:
-        self._apply(request, queryset, "cancelled", services.shipment_cancel)
+        run_each(self, request, queryset, lambda pk: services.shipment_cancel(shipment_id=pk, actor=admin_actor(request)),
+                 label="id", noun="shipment(s)", done_as="cancelled")

@@ -13,7 +13,7 @@ from django.template.response import TemplateResponse
 
 from inventory import selectors, services
 from inventory.models import MAX_QUANTITY, InventoryItem, Location, Reservation, StockMovement
-from stateset.admin_site import BoundedCountPaginator, admin_actor
+from stateset.admin_site import BoundedCountPaginator, ReadOnlyAdmin, admin_actor
 from stateset.api.errors import DomainError
 
 MAX_ACTION_ROWS = services.MAX_LINES
@@ -200,13 +200,11 @@ class InventoryItemAdmin(admin.ModelAdmin):
 
 
 @admin.register(Reservation)
-class ReservationAdmin(ExactReferenceSearch, admin.ModelAdmin):
+class ReservationAdmin(ExactReferenceSearch, ReadOnlyAdmin):
     list_display = ("id", "sku", "location_code", "quantity", "quantity_fulfilled", "status", "reference_type",
                     "reference_id", "expires_at", "created_at")
     list_filter = ("status",)
     list_select_related = ("inventory_item", "inventory_item__location")
-    show_full_result_count = False
-    paginator = BoundedCountPaginator
     list_per_page = 50
     ordering = ("-created_at", "-id")
     actions = ["release_reservations"]
@@ -221,15 +219,6 @@ class ReservationAdmin(ExactReferenceSearch, admin.ModelAdmin):
     @admin.display(description="location")
     def location_code(self, reservation: Reservation) -> str:
         return reservation.inventory_item.location.code
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False  # reservations are made through the API and orders
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
     def has_release_permission(self, request: HttpRequest) -> bool:
         return request.user.has_perm("inventory.change_reservation")
@@ -257,13 +246,11 @@ class ReservationAdmin(ExactReferenceSearch, admin.ModelAdmin):
 
 
 @admin.register(StockMovement)
-class StockMovementAdmin(ExactReferenceSearch, admin.ModelAdmin):
+class StockMovementAdmin(ExactReferenceSearch, ReadOnlyAdmin):
     list_display = ("created_at", "kind", "sku", "location_code", "on_hand_delta", "reserved_delta", "on_hand_after",
                     "reserved_after", "reason", "reference_type", "reference_id", "actor")
     list_filter = ("kind",)
     list_select_related = ("inventory_item", "inventory_item__location")
-    show_full_result_count = False
-    paginator = BoundedCountPaginator
     list_per_page = 50
     ordering = ("-created_at", "-id")
     fields = ("inventory_item", "kind", "on_hand_delta", "reserved_delta", "on_hand_after", "reserved_after",
@@ -278,11 +265,3 @@ class StockMovementAdmin(ExactReferenceSearch, admin.ModelAdmin):
     def location_code(self, movement: StockMovement) -> str:
         return movement.inventory_item.location.code
 
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False

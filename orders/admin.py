@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
 from typing import Any
 
-from django.contrib import admin, messages
+from django.contrib import admin
 from django.db.models import Max, Min, QuerySet
 from django.http import HttpRequest
 
@@ -15,8 +14,13 @@ from orders import services
 from orders.models import Order, OrderEvent, OrderItem
 from orders.selectors import order_filter
 from returns.models import Return
-from stateset.admin_site import BoundedCountPaginator, ServiceModelAdmin, admin_actor
-from stateset.api.errors import DomainError
+from stateset.admin_site import (
+    BoundedCountPaginator,
+    ReadOnlyAdmin,
+    ServiceModelAdmin,
+    admin_actor,
+    run_each,
+)
 
 
 class CalendarQuerySet(QuerySet):
@@ -151,25 +155,10 @@ class OrderAdmin(ServiceModelAdmin):
         if "notes" in form.changed_data:
             services.order_update(order_id=obj.id, notes=obj.notes, actor=admin_actor(request))
 
-    def _apply(self, request: HttpRequest, queryset: QuerySet[Order], change: Callable[[Order], Any],
-               done_message: str) -> None:
-        """Run ``change`` (one service call) for each selected order; report successes and refusals."""
-        done, failed = 0, []
-        for order in queryset.select_related(None).only("id", "order_number"):
-            try:
-                change(order)
-                done += 1
-            except DomainError as exc:
-                failed.append(f"{order.order_number}: {exc.message}")
-        if done:
-            self.message_user(request, f"{done} order(s) {done_message}.", messages.SUCCESS)
-        for failure in failed:
-            self.message_user(request, failure, messages.ERROR)
-
     def _transition(self, request: HttpRequest, queryset: QuerySet[Order], to_status: str) -> None:
-        self._apply(request, queryset, lambda order: services.order_transition(
-            order_id=order.id, to_status=to_status, actor=admin_actor(request), reason="admin action"),
-            f"now {to_status}")
+        run_each(self, request, queryset, lambda pk: services.order_transition(
+            order_id=pk, to_status=to_status, actor=admin_actor(request), reason="admin action"),
+            label="order_number", noun="order(s)", done_as=f"now {to_status}")
 
     @admin.action(description="Confirm selected orders")
     def confirm_orders(self, request: HttpRequest, queryset: QuerySet[Order]) -> None:
@@ -177,9 +166,9 @@ class OrderAdmin(ServiceModelAdmin):
 
     @admin.action(description="Record payment received for selected orders")
     def mark_paid(self, request: HttpRequest, queryset: QuerySet[Order]) -> None:
-        self._apply(request, queryset, lambda order: services.order_record_payment(
-            order_id=order.id, payment_status=Order.PaymentStatus.PAID, actor=admin_actor(request),
-            reference="admin action"), "marked paid")
+        run_each(self, request, queryset, lambda pk: services.order_record_payment(
+            order_id=pk, payment_status=Order.PaymentStatus.PAID, actor=admin_actor(request),
+            reference="admin action"), label="order_number", noun="order(s)", done_as="marked paid")
 
     @admin.action(description="Cancel selected orders (releases their stock)")
     def cancel_orders(self, request: HttpRequest, queryset: QuerySet[Order]) -> None:
@@ -187,21 +176,10 @@ class OrderAdmin(ServiceModelAdmin):
 
 
 @admin.register(OrderEvent)
-class OrderEventAdmin(admin.ModelAdmin):
+class OrderEventAdmin(ReadOnlyAdmin):
     """The timeline across orders, read-only."""
 
     list_display = ("created_at", "order", "kind", "from_status", "to_status", "actor")
     list_filter = ("kind",)
     list_select_related = ("order",)
-    show_full_result_count = False
-    paginator = BoundedCountPaginator
     ordering = ("-created_at",)
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False

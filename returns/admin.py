@@ -6,17 +6,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from django.contrib import admin, messages
+from django.contrib import admin
 from django.db.models import Q, QuerySet
 from django.http import HttpRequest
 
 from orders.models import Order
 from returns import services
 from returns.models import Return, ReturnItem
-from stateset.admin_site import BoundedCountPaginator, admin_actor
-from stateset.api.errors import DomainError
-
-MAX_ACTION_ROWS = 100
+from stateset.admin_site import BoundedCountPaginator, ReadOnlyAdmin, admin_actor, run_each
 
 
 class ReturnItemInline(admin.TabularInline):
@@ -75,21 +72,9 @@ class ReturnAdmin(admin.ModelAdmin):
 
     def _apply(self, request: HttpRequest, queryset: QuerySet[Return], service: Callable[..., Return],
                done_as: str) -> None:
-        done, failed = 0, []
-        rows = list(queryset.select_related(None).order_by("id").values_list("id", "rma_number")[: MAX_ACTION_ROWS + 1])
-        if len(rows) > MAX_ACTION_ROWS:
-            self.message_user(request, f"Select at most {MAX_ACTION_ROWS} returns.", messages.ERROR)
-            return
-        for return_id, rma_number in rows:
-            try:
-                service(return_id=return_id, actor=admin_actor(request), note="admin action")
-                done += 1
-            except DomainError as exc:
-                failed.append(f"{rma_number}: {exc.message} ({exc.code})")
-        if done:
-            self.message_user(request, f"{done} return(s) {done_as}.", messages.SUCCESS)
-        for failure in failed:
-            self.message_user(request, failure, messages.ERROR)
+        run_each(self, request, queryset, lambda pk: service(return_id=pk, actor=admin_actor(request),
+                                                             note="admin action"),
+                 label="rma_number", noun="return(s)", done_as=done_as)
 
     @admin.action(description="Approve selected returns")
     def approve_returns(self, request: HttpRequest, queryset: QuerySet[Return]) -> None:
@@ -105,20 +90,9 @@ class ReturnAdmin(admin.ModelAdmin):
 
 
 @admin.register(ReturnItem)
-class ReturnItemAdmin(admin.ModelAdmin):
+class ReturnItemAdmin(ReadOnlyAdmin):
     """Return lines across returns, read-only (they change through the return's services)."""
 
     list_display = ("rma", "order_item", "quantity", "condition", "restock", "location")
     list_select_related = ("rma", "order_item", "location")
-    show_full_result_count = False
-    paginator = BoundedCountPaginator
     ordering = ("-id",)
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from django.contrib import messages
 from django.contrib.admin import AdminSite, ModelAdmin
 from django.core.paginator import Paginator
+from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.utils.functional import cached_property
@@ -23,6 +25,48 @@ class BoundedCountPaginator(Paginator):
     @cached_property
     def count(self) -> int:  # type: ignore[override]
         return bounded_total(self.object_list)[0]
+
+
+MAX_ACTION_ROWS = 100
+
+
+class ReadOnlyAdmin(ModelAdmin):
+    """A log, ledger or line table in the back office: listed and filtered, never edited here (its
+    rows are written by services). Bounded counts, as every changelist here."""
+
+    show_full_result_count = False
+    paginator = BoundedCountPaginator
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+def run_each(model_admin: ModelAdmin, request: HttpRequest, queryset: QuerySet, call: Callable[[Any], Any], *,
+             label: str, noun: str, done_as: str) -> None:
+    """An admin action's loop: ``call(pk)`` (one service call, its own transaction) for each selected
+    row, then "N <noun> <done_as>." and one error message per refusal, named by the row's ``label``
+    field. More than MAX_ACTION_ROWS rows at once is refused."""
+    rows = list(queryset.select_related(None).order_by("pk").values_list("pk", label)[: MAX_ACTION_ROWS + 1])
+    if len(rows) > MAX_ACTION_ROWS:
+        model_admin.message_user(request, f"Select at most {MAX_ACTION_ROWS} {noun}.", messages.ERROR)
+        return
+    done, failed = 0, []
+    for pk, name in rows:
+        try:
+            call(pk)
+            done += 1
+        except DomainError as exc:
+            failed.append(f"{name}: {exc.message}")
+    if done:
+        model_admin.message_user(request, f"{done} {noun} {done_as}.", messages.SUCCESS)
+    for failure in failed:
+        model_admin.message_user(request, failure, messages.ERROR)
 
 
 def admin_actor(request: HttpRequest) -> str:

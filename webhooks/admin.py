@@ -9,21 +9,10 @@ from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
-from stateset.admin_site import BoundedCountPaginator, ServiceModelAdmin
+from stateset.admin_site import ReadOnlyAdmin, ServiceModelAdmin
 from stateset.api.errors import DomainError
 from webhooks import services
 from webhooks.models import Delivery, Endpoint, Event
-
-
-class ReadOnlyAdmin(admin.ModelAdmin):
-    show_full_result_count = False
-    paginator = BoundedCountPaginator
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
 
 class EndpointForm(forms.ModelForm):
@@ -97,6 +86,3 @@ class EventAdmin(ReadOnlyAdmin):
     list_display = ("created_at", "type", "dispatched_at")
     list_filter = ("type",)
     readonly_fields = ("id", "type", "payload", "created_at", "dispatched_at")
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
