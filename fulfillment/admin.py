@@ -13,16 +13,19 @@ from django.http import HttpRequest
 from fulfillment import services
 from fulfillment.models import Shipment, ShipmentItem
 from orders.selectors import order_filter
-from stateset.admin_site import BoundedCountPaginator, ServiceModelAdmin, admin_actor, run_each
+from stateset.admin_site import (
+    BoundedCountPaginator,
+    ReadOnlyInline,
+    ServiceModelAdmin,
+    admin_actor,
+    run_each,
+)
 
 
-class ShipmentItemInline(admin.TabularInline):
+class ShipmentItemInline(ReadOnlyInline):
     model = ShipmentItem
     fk_name = "shipment"
     fields = ("sku", "name", "quantity")
-    readonly_fields = fields
-    extra = 0
-    can_delete = False
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[ShipmentItem]:
         return super().get_queryset(request).select_related("order_item")
@@ -34,9 +37,6 @@ class ShipmentItemInline(admin.TabularInline):
     @admin.display(description="name")
     def name(self, item: ShipmentItem) -> str:
         return item.order_item.name
-
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
 
 @admin.register(Shipment)

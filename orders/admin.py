@@ -17,6 +17,7 @@ from returns.models import Return
 from stateset.admin_site import (
     BoundedCountPaginator,
     ReadOnlyAdmin,
+    ReadOnlyInline,
     ServiceModelAdmin,
     admin_actor,
     run_each,
@@ -50,66 +51,42 @@ class CalendarQuerySet(QuerySet):
         return periods if order == "ASC" else periods[::-1]
 
 
-class OrderItemInline(admin.TabularInline):
+class OrderItemInline(ReadOnlyInline):
     model = OrderItem
     fk_name = "order"
     fields = ("sku", "name", "quantity", "unit_price", "total_price", "quantity_fulfilled", "quantity_returned")
-    readonly_fields = fields
-    extra = 0
-    can_delete = False
     show_change_link = False
 
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
-
-class OrderEventInline(admin.TabularInline):
+class OrderEventInline(ReadOnlyInline):
     model = OrderEvent
     fk_name = "order"
     verbose_name_plural = "timeline"
     fields = ("created_at", "kind", "from_status", "to_status", "message", "actor", "data")
-    readonly_fields = fields
-    extra = 0
-    can_delete = False
     ordering = ("created_at", "id")
 
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
-
-class ReturnInline(admin.TabularInline):
+class ReturnInline(ReadOnlyInline):
     """The order's returns, read-only; each links to its own page (actions live there)."""
 
     model = Return
     fk_name = "order"
     fields = ("rma_number", "status", "reason", "refund_amount", "currency", "created_at")
-    readonly_fields = fields
-    extra = 0
-    can_delete = False
     show_change_link = True
     ordering = ("created_at", "id")
 
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
-
-class ShipmentInline(admin.TabularInline):
+class ShipmentInline(ReadOnlyInline):
     """The order's shipments, read-only; each links to its own page (actions live there)."""
 
     model = Shipment
     fk_name = "order"
     fields = ("status", "carrier", "service", "tracking_number", "location", "shipped_at", "delivered_at")
-    readonly_fields = fields
-    extra = 0
-    can_delete = False
     show_change_link = True
     ordering = ("created_at", "id")
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Shipment]:
         return super().get_queryset(request).select_related("location")
-
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
 
 @admin.register(Order)

@@ -13,16 +13,19 @@ from django.http import HttpRequest
 from orders.models import Order
 from returns import services
 from returns.models import Return, ReturnItem
-from stateset.admin_site import BoundedCountPaginator, ReadOnlyAdmin, admin_actor, run_each
+from stateset.admin_site import (
+    BoundedCountPaginator,
+    ReadOnlyAdmin,
+    ReadOnlyInline,
+    admin_actor,
+    run_each,
+)
 
 
-class ReturnItemInline(admin.TabularInline):
+class ReturnItemInline(ReadOnlyInline):
     model = ReturnItem
     fk_name = "rma"
     fields = ("sku", "quantity", "condition", "restock", "location")
-    readonly_fields = fields
-    extra = 0
-    can_delete = False
     show_change_link = False
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[ReturnItem]:
@@ -31,9 +34,6 @@ class ReturnItemInline(admin.TabularInline):
     @admin.display(description="SKU")
     def sku(self, item: ReturnItem) -> str:
         return item.order_item.sku
-
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
 
 @admin.register(Return)
