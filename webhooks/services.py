@@ -188,6 +188,10 @@ def deliver(*, delivery_id: uuid.UUID) -> str | None:
         return None
     delivery = Delivery.objects.select_related("endpoint", "event").get(id=delivery_id)
     event, endpoint = delivery.event, delivery.endpoint
+    if not endpoint.is_active:  # deactivated after the event was dispatched: nothing more is sent
+        Delivery.objects.filter(id=delivery.id).update(status=Delivery.Status.FAILED,
+                                                       last_error="The endpoint is deactivated.")
+        return Delivery.Status.FAILED
     body = orjson.dumps({"id": event.id, "type": event.type, "created_at": event.created_at,
                          "data": event.payload}, option=orjson.OPT_UTC_Z)
     timestamp = int(time.time())

@@ -307,3 +307,12 @@ def test_admin_creates_endpoints_through_the_service(admin_client, db):
                                                         "events": "order.created", "is_active": "on"})
     endpoint = Endpoint.objects.get()
     assert endpoint.events == ["order.created"] and endpoint.secret.startswith("whsec_")
+
+
+def test_a_deactivated_endpoint_is_sent_nothing_more(receiver, db):
+    endpoint = services.endpoint_create(url=receiver.url, events=["*"])
+    delivery = Delivery.objects.create(endpoint=endpoint, event=Event.objects.create(type="order.created"))
+    services.endpoint_update(endpoint_id=endpoint.id, fields={"is_active": False})
+    assert services.deliver(delivery_id=delivery.id) == "failed"
+    delivery.refresh_from_db()
+    assert delivery.last_error == "The endpoint is deactivated." and receiver.requests == []
