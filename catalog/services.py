@@ -21,6 +21,7 @@ from catalog import selectors
 from catalog.models import Product
 from stateset.api.errors import Conflict, NotFound, ValidationFailed
 from stateset.db import update_versioned
+from stateset.inputs import writable
 
 # Fields a caller may set; everything else (id, version, timestamps) belongs to the service.
 WRITABLE_FIELDS = ("sku", "name", "description", "price", "currency", "is_active", "attributes")
@@ -63,11 +64,7 @@ def _invalidate(*, product_id: uuid.UUID | str, skus: Iterable[str] = ()) -> Non
 
 
 def _normalise(fields: dict[str, Any]) -> dict[str, Any]:
-    unknown = set(fields) - set(WRITABLE_FIELDS)
-    if unknown:
-        raise ValidationFailed(f"Not writable: {', '.join(sorted(unknown))}.",
-                               details={name: ["Not writable."] for name in sorted(unknown)})
-    out = dict(fields)
+    out = writable(fields, WRITABLE_FIELDS)
     if "sku" in out:
         out["sku"] = out["sku"].strip()
     if "currency" in out:

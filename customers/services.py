@@ -17,6 +17,7 @@ from customers import selectors
 from customers.models import Address, Customer
 from stateset.api.errors import Conflict, NotFound, ValidationFailed
 from stateset.db import update_versioned
+from stateset.inputs import writable
 
 CUSTOMER_FIELDS = ("email", "first_name", "last_name", "phone", "metadata")
 ADDRESS_FIELDS = ("kind", "name", "line1", "line2", "city", "region", "postal_code", "country",
@@ -56,11 +57,7 @@ def normalise_email(email: str) -> str:
 
 
 def _customer_values(fields: dict[str, Any]) -> dict[str, Any]:
-    unknown = set(fields) - set(CUSTOMER_FIELDS)
-    if unknown:
-        raise ValidationFailed(f"Not writable: {', '.join(sorted(unknown))}.",
-                               details={name: ["Not writable."] for name in sorted(unknown)})
-    values = dict(fields)
+    values = writable(fields, CUSTOMER_FIELDS)
     if "email" in values:
         values["email"] = normalise_email(values["email"])
     if "metadata" in values and values["metadata"] is None:
@@ -147,11 +144,7 @@ def customer_ensure(*, id: uuid.UUID, email: str, **fields: Any) -> tuple[Custom
 
 
 def _address_values(fields: dict[str, Any]) -> dict[str, Any]:
-    unknown = set(fields) - set(ADDRESS_FIELDS)
-    if unknown:
-        raise ValidationFailed(f"Not writable: {', '.join(sorted(unknown))}.",
-                               details={name: ["Not writable."] for name in sorted(unknown)})
-    values = dict(fields)
+    values = writable(fields, ADDRESS_FIELDS)
     if "country" in values:
         values["country"] = values["country"].strip().upper()
     return values

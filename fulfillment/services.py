@@ -42,7 +42,7 @@ from stateset.api.errors import (
     PreconditionFailed,
     ValidationFailed,
 )
-from stateset.inputs import clean_actor, clean_text
+from stateset.inputs import clean_actor, clean_text, writable
 from webhooks import services as webhooks
 
 Status = Shipment.Status
@@ -100,12 +100,8 @@ def _transition(shipment: Shipment, to_status: str) -> None:
 
 def _lock(shipment_id: uuid.UUID) -> tuple[Order, Shipment]:
     """Lock the shipment's order, then the shipment. Raises NotFound (``shipment_not_found``)."""
-    order_id = Shipment.objects.filter(id=shipment_id).values_list("order_id", flat=True).first()
-    if order_id is None:
-        raise NotFound("No such shipment.", code="shipment_not_found")
-    order = orders_services.order_lock(order_id=order_id)
-    shipment = Shipment.objects.select_for_update().get(id=shipment_id)  # a shipment is never deleted
-    return order, shipment
+    return orders_services.order_lock_with(Shipment, shipment_id,
+                                           NotFound("No such shipment.", code="shipment_not_found"))
 
 
 def _save(shipment: Shipment, **updates: Any) -> None:
@@ -307,11 +303,7 @@ def shipment_create(
     tracking = clean_text(tracking_number, "tracking_number", MAX_TRACKING) or None
     actor = clean_actor(actor, MAX_ACTOR)
     with transaction.atomic(durable=True):
-        try:
-            order = orders_services.order_lock(order_id=order_id)
-        except NotFound:
-            raise ValidationFailed("No such order.", code="order_not_found",
-                                   details={"order_id": ["No such order."]}) from None
+        order = orders_services.order_lock(order_id=order_id, named_in_body=True)
         orders_services.order_check_fulfillable(order)
         lines, claims = _order_lines(order)
         wanted = _requested(lines, items)
@@ -452,11 +444,7 @@ def shipment_update(*, shipment_id: uuid.UUID, expected_version: int | None = No
     carrier's ``status`` (``in_transit`` / ``exception`` of a shipped parcel). Compares
     ``expected_version`` (If-Match) under the lock: PreconditionFailed (412). Locks the order, then
     the shipment. Raises ValidationFailed, InvalidTransition, Conflict (``tracking_number_taken``)."""
-    allowed = {"carrier", "service", "tracking_number", "status"}
-    unknown = set(changes) - allowed
-    if unknown:
-        raise ValidationFailed(f"These fields cannot be changed: {', '.join(sorted(unknown))}.",
-                               details={name: ["Read-only."] for name in sorted(unknown)})
+    writable(changes, {"carrier", "service", "tracking_number", "status"})
     clean: dict[str, Any] = {}
     if "carrier" in changes:
         clean["carrier"] = clean_text(changes["carrier"], "carrier", MAX_CARRIER, required=True)

@@ -23,6 +23,7 @@ from stateset import metrics
 from stateset.api.errors import InvalidTransition, NotFound, PreconditionFailed, ValidationFailed
 from stateset.cache import EntityCache
 from stateset.db import insert_rows
+from stateset.inputs import writable
 from webhooks import services as webhooks
 
 order_cache = EntityCache("orders")
@@ -321,11 +322,7 @@ def order_update(*, order_id: uuid.UUID, expected_version: int | None = None, ac
                  **changes: Any) -> Order:
     """PATCH: notes, shipping/billing address snapshots, metadata. Compares ``expected_version``
     (If-Match) under the row lock: 412 when it moved. Writes an ``updated`` event naming the fields."""
-    allowed = {"notes", "shipping_address", "billing_address", "metadata"}
-    unknown = set(changes) - allowed
-    if unknown:
-        raise ValidationFailed(f"These fields cannot be changed: {', '.join(sorted(unknown))}.",
-                               details={field: ["Read-only."] for field in sorted(unknown)})
+    writable(changes, {"notes", "shipping_address", "billing_address", "metadata"})
     with transaction.atomic(durable=True):
         order = _locked(order_id)
         if expected_version is not None and order.version != expected_version:
@@ -355,9 +352,27 @@ def _save(order: Order, updates: dict[str, Any]) -> None:
 # the returns, so its ETag must move) and invalidates the cached detail after commit.
 
 
-def order_lock(*, order_id: uuid.UUID) -> Order:
-    """Lock the order row (``SELECT ... FOR UPDATE``) in the caller's transaction. Raises NotFound."""
-    return _locked(order_id)
+def order_lock(*, order_id: uuid.UUID, named_in_body: bool = False) -> Order:
+    """Lock the order row (``SELECT ... FOR UPDATE``) in the caller's transaction. Raises NotFound,
+    or with ``named_in_body`` (a new shipment or return names its order in the request body)
+    ValidationFailed ``order_not_found`` on the ``order_id`` field."""
+    try:
+        return _locked(order_id)
+    except NotFound:
+        if not named_in_body:
+            raise
+        raise ValidationFailed("No such order.", code="order_not_found",
+                               details={"order_id": ["No such order."]}) from None
+
+
+def order_lock_with(model: type[Any], child_id: uuid.UUID, not_found: NotFound) -> tuple[Order, Any]:
+    """Lock the order of a child row (a shipment, a return), then the child: the global lock order
+    every write to an order's children follows. Raises ``not_found`` when the child does not exist."""
+    order_id = model.objects.filter(id=child_id).values_list("order_id", flat=True).first()
+    if order_id is None:
+        raise not_found
+    order = _locked(order_id)
+    return order, model.objects.select_for_update().get(id=child_id)  # children are never deleted
 
 
 def order_return_changed(*, order: Order, actor: str = "", kind: str | None = None, message: str = "",

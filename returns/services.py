@@ -159,11 +159,7 @@ def return_create(*, order_id: uuid.UUID, items: Sequence[ReturnLineInput], reas
     _check_input(items, reason, notes)
     actor = clean_actor(actor, MAX_ACTOR)
     with transaction.atomic(durable=True):
-        try:
-            order = orders_services.order_lock(order_id=order_id)
-        except NotFound:
-            raise ValidationFailed("No such order.", code="order_not_found",
-                                   details={"order_id": ["No such order."]}) from None
+        order = orders_services.order_lock(order_id=order_id, named_in_body=True)
         wanted = [line.order_item_id for line in items]
         order_items = {
             row.id: row for row in OrderItem.objects.filter(order_id=order.id, id__in=wanted)
@@ -214,12 +210,7 @@ def return_create(*, order_id: uuid.UUID, items: Sequence[ReturnLineInput], reas
 
 def _lock(return_id: uuid.UUID) -> tuple[Order, Return]:
     """The return's order row, then the return row, both locked (the global order)."""
-    order_id = Return.objects.filter(id=return_id).values_list("order_id", flat=True).first()
-    if order_id is None:
-        raise NotFound("No such return.", code="return_not_found")
-    order = orders_services.order_lock(order_id=order_id)
-    rma = Return.objects.select_for_update().get(id=return_id)
-    return order, rma
+    return orders_services.order_lock_with(Return, return_id, NotFound("No such return.", code="return_not_found"))
 
 
 def _check_move(rma: Return, to_status: str, expected_version: int | None, note: str) -> None:

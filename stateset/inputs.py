@@ -3,6 +3,7 @@ word, because the admin, commands and other apps call them too."""
 
 from __future__ import annotations
 
+from collections.abc import Collection, Mapping
 from typing import Any
 
 from stateset.api.errors import ValidationFailed
@@ -28,3 +29,12 @@ def clean_text(value: Any, name: str, max_length: int, *, required: bool = False
 def clean_actor(value: str | None, max_length: int) -> str:
     """Who did it, as recorded on ledger and timeline rows: never refused, cut to the column."""
     return (value or "").replace("\x00", "")[:max_length]
+
+
+def writable(fields: Mapping[str, Any], allowed: Collection[str]) -> dict[str, Any]:
+    """``fields`` as a dict, or ValidationFailed naming every field a service does not change."""
+    unknown = sorted(set(fields) - set(allowed))
+    if unknown:
+        raise ValidationFailed(f"These fields cannot be changed: {', '.join(unknown)}.",
+                               details={name: ["Not writable."] for name in unknown})
+    return dict(fields)
