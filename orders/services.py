@@ -385,19 +385,27 @@ def order_return_changed(*, order: Order, actor: str = "", kind: str | None = No
     invalidate(order, order.customer_id)
 
 
+def _add_units(order: Order, quantities: dict[uuid.UUID, int], *, counter: str, ceiling: str, code: str,
+               message: str) -> None:
+    """``counter += n`` per item of ``order`` (item id → n), in primary-key order, each UPDATE
+    guarded so ``counter`` never passes ``ceiling``; InvalidTransition ``code`` naming the item when
+    a guard says no (the caller's transaction then rolls back)."""
+    for item_id in sorted(quantities):
+        quantity = quantities[item_id]
+        changed = OrderItem.objects.filter(
+            id=item_id, order_id=order.id, **{f"{ceiling}__gte": F(counter) + quantity},
+        ).update(**{counter: F(counter) + quantity})
+        if not changed:
+            raise InvalidTransition(message, code=code, details={"order_item_id": str(item_id), "quantity": quantity})
+
+
 def order_items_returned(*, order: Order, quantities: dict[uuid.UUID, int]) -> None:
     """``quantity_returned += n`` per item of ``order``, in primary-key order, each guarded so it
     never exceeds ``quantity_fulfilled`` (the table's CHECK); raises InvalidTransition (409,
     ``exceeds_fulfilled``) naming the item when a guard says no (the caller's transaction then rolls
     back)."""
-    for item_id in sorted(quantities):
-        quantity = quantities[item_id]
-        changed = OrderItem.objects.filter(
-            id=item_id, order_id=order.id, quantity_fulfilled__gte=F("quantity_returned") + quantity,
-        ).update(quantity_returned=F("quantity_returned") + quantity)
-        if not changed:
-            raise InvalidTransition("More units returned than were shipped.", code="exceeds_fulfilled",
-                                    details={"order_item_id": str(item_id), "quantity": quantity})
+    _add_units(order, quantities, counter="quantity_returned", ceiling="quantity_fulfilled",
+               code="exceeds_fulfilled", message="More units returned than were shipped.")
     _save(order, {})
     invalidate(order, order.customer_id)
 
@@ -492,14 +500,8 @@ def order_units_shipped(*, order: Order, quantities: dict[uuid.UUID, int], shipm
     InvalidTransition (see :func:`order_check_fulfillable`; ``exceeds_unfulfilled`` when a guard
     says no, and the caller's transaction then rolls back)."""
     order_check_fulfillable(order)
-    for item_id in sorted(quantities):
-        quantity = quantities[item_id]
-        changed = OrderItem.objects.filter(
-            id=item_id, order_id=order.id, quantity__gte=F("quantity_fulfilled") + quantity,
-        ).update(quantity_fulfilled=F("quantity_fulfilled") + quantity)
-        if not changed:
-            raise InvalidTransition("More units than the order has left to ship.", code="exceeds_unfulfilled",
-                                    details={"order_item_id": str(item_id), "quantity": quantity})
+    _add_units(order, quantities, counter="quantity_fulfilled", ceiling="quantity",
+               code="exceeds_unfulfilled", message="More units than the order has left to ship.")
     done = not OrderItem.objects.filter(order_id=order.id, quantity_fulfilled__lt=F("quantity")).exists()
     updates: dict[str, Any] = {"fulfillment_status": Order.FulfillmentStatus.FULFILLED if done
                                else Order.FulfillmentStatus.PARTIALLY_FULFILLED}
