@@ -9,7 +9,7 @@
 // each endpoint gets its own numbers.
 import http from 'k6/http';
 import { check, sleep } from 'k6';
-import { BASE_URL, headers, options } from './lib/common.js';
+import { BASE_URL, GUIDE_ORDER, headers, options } from './lib/common.js';
 
 export { options };
 
@@ -28,16 +28,7 @@ export default function () {
   if (PAUSE) sleep(PAUSE);
 
   // Test: Create order
-  const orderPayload = JSON.stringify({
-    customer_id: '550e8400-e29b-41d4-a716-446655440001',
-    items: [{
-      product_id: '550e8400-e29b-41d4-a716-446655440002',
-      sku: 'TEST-001',
-      quantity: 2,
-      unit_price: 29.99,
-    }],
-    total_amount: 59.98,
-  });
+  const orderPayload = GUIDE_ORDER;
 
   const createResponse = http.post(`${API}/orders`, orderPayload, {
     headers: headers({

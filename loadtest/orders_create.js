@@ -2,20 +2,11 @@
 // Idempotency-Key per request (the order reserves 2 units of TEST-001). Guide baseline
 // 50 / 120 / 200 ms. The API answers 201 Created (the guide's script checked 200).
 import http from 'k6/http';
-import { BASE_URL, headers, options, record, summary } from './lib/common.js';
+import { BASE_URL, GUIDE_ORDER, headers, options, record, summary } from './lib/common.js';
 
 export { options };
 
-const orderPayload = JSON.stringify({
-  customer_id: '550e8400-e29b-41d4-a716-446655440001',
-  items: [{
-    product_id: '550e8400-e29b-41d4-a716-446655440002',
-    sku: 'TEST-001',
-    quantity: 2,
-    unit_price: 29.99,
-  }],
-  total_amount: 59.98,
-});
+const orderPayload = GUIDE_ORDER;
 
 export default function () {
   const res = http.post(`${BASE_URL}/api/v1/orders`, orderPayload, {

@@ -46,6 +46,18 @@ const holdDuration = new Trend('hold_req_duration', true);
 const holdRequests = new Counter('hold_reqs');
 const holdFailed = new Rate('hold_req_failed');
 
+// The guide's order, exactly as its script sends it (seed_demo creates its customer and product).
+export const GUIDE_ORDER = JSON.stringify({
+  customer_id: '550e8400-e29b-41d4-a716-446655440001',
+  items: [{
+    product_id: '550e8400-e29b-41d4-a716-446655440002',
+    sku: 'TEST-001',
+    quantity: 2,
+    unit_price: 29.99,
+  }],
+  total_amount: 59.98,
+});
+
 export const options = {
   stages: [
     { duration: RAMP, target: VUS }, // ramp up
