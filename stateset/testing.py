@@ -34,6 +34,14 @@ def run_threads(count: int, work: Callable[[int], Any]) -> list[Any]:
     return results
 
 
+def run_threads_cleanly(count: int, work: Callable[[int], Any]) -> list[Any]:
+    """``run_threads``, failing the test if any thread raised (a deadlock, a database error)."""
+    results = run_threads(count, work)
+    errors = [result for result in results if isinstance(result, BaseException)]
+    assert not errors, errors
+    return results
+
+
 def client_for(raw_key: str) -> APIClient:
     client = APIClient()
     client.credentials(HTTP_X_API_KEY=raw_key)

@@ -8,17 +8,10 @@ from rest_framework.test import APIClient
 from catalog import services
 from catalog.models import Product
 from catalog.tests.factories import ProductFactory
-from stateset.testing import run_threads
+from stateset.testing import run_threads_cleanly
 
 pytestmark = pytest.mark.django_db(transaction=True)
 THREADS = 8
-
-
-def run_concurrently(target):
-    results = run_threads(THREADS, target)
-    errors = [r for r in results if isinstance(r, BaseException)]
-    assert not errors, errors
-    return results
 
 
 def test_concurrent_creates_of_one_sku_in_any_case_leave_one_row():
@@ -30,7 +23,7 @@ def test_concurrent_creates_of_one_sku_in_any_case_leave_one_row():
         except services.DuplicateSku:
             return "duplicate"
 
-    assert sorted(run_concurrently(create)) == ["created"] + ["duplicate"] * (THREADS - 1)
+    assert sorted(run_threads_cleanly(THREADS, create)) == ["created"] + ["duplicate"] * (THREADS - 1)
     assert Product.objects.filter(sku__iexact="race-x").count() == 1
 
 
@@ -45,7 +38,7 @@ def test_concurrent_patches_with_the_same_if_match_have_one_winner(make_key):
                                 format="json", HTTP_IF_MATCH='"1"')
         return response.status_code
 
-    results = run_concurrently(patch)
+    results = run_threads_cleanly(THREADS, patch)
     assert sorted(results) == [200] + [412] * (THREADS - 1)
     product.refresh_from_db()
     assert product.version == 2 and product.name.startswith("writer ")

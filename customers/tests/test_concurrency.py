@@ -6,17 +6,10 @@ from rest_framework.test import APIClient
 
 from customers.models import Address, Customer
 from customers.tests.factories import CustomerFactory
-from stateset.testing import run_threads
+from stateset.testing import run_threads_cleanly
 
 pytestmark = pytest.mark.django_db(transaction=True)
 THREADS = 8
-
-
-def run_concurrently(target):
-    results = run_threads(THREADS, target)
-    errors = [r for r in results if isinstance(r, BaseException)]
-    assert not errors, errors
-    return results
 
 
 def test_concurrent_signups_with_one_email_create_one_customer(make_key):
@@ -29,7 +22,7 @@ def test_concurrent_signups_with_one_email_create_one_customer(make_key):
         response = client.post("/api/v1/customers", {"email": email, "first_name": f"n{index}"}, format="json")
         return response.status_code, response.json().get("error", {}).get("code")
 
-    results = run_concurrently(sign_up)
+    results = run_threads_cleanly(THREADS, sign_up)
     assert sorted(results, key=str) == sorted([(201, None)] + [(409, "duplicate_email")] * (THREADS - 1), key=str)
     assert Customer.objects.filter(email__iexact="race@example.com").count() == 1
 
@@ -47,7 +40,7 @@ def test_concurrent_default_addresses_leave_exactly_one_default(make_key):
         }, format="json")
         return response.status_code
 
-    assert run_concurrently(add_default) == [201] * THREADS
+    assert run_threads_cleanly(THREADS, add_default) == [201] * THREADS
     assert Address.objects.filter(customer=customer).count() == THREADS
     assert Address.objects.filter(customer=customer, kind="shipping", is_default=True).count() == 1
     customer.refresh_from_db()

@@ -20,7 +20,7 @@ from inventory.tests.factories import (
     stock,
 )
 from stateset.api.errors import Conflict
-from stateset.testing import client_for, run_threads
+from stateset.testing import client_for, run_threads, run_threads_cleanly
 
 pytestmark = pytest.mark.django_db(transaction=True)
 RESERVE = "/api/v1/inventory/reserve"
@@ -73,8 +73,7 @@ def test_opposite_line_orders_never_deadlock(make_key):
                 statuses.append(released.status_code)
         return statuses
 
-    results = run_threads(40, reserve)
-    assert not [r for r in results if isinstance(r, BaseException)], results
+    results = run_threads_cleanly(40, reserve)
     seen = Counter(status for statuses in results for status in statuses)
     assert set(seen) <= {200, 201, 409}, seen  # never 500 or 503 (a deadlock surfaces as a DB error)
     assert seen[201] > 0 and seen[409] > 0
@@ -117,8 +116,7 @@ def test_expiry_workers_and_releases_race_without_double_counting():
             return services.reservations_expire(now=at, batch_size=7)
         return len(services.stock_release(reference_id=f"c{i * 3}"))
 
-    results = run_threads(14, work)
-    assert not [r for r in results if isinstance(r, BaseException)], results
+    results = run_threads_cleanly(14, work)
     assert sum(results) + services.reservations_expire(now=at) == 40
     assert Reservation.objects.filter(status="active").count() == 0
     assert item(product, main).reserved == 0
@@ -173,9 +171,7 @@ def test_ledger_reproduces_counters_after_a_concurrent_mixed_workload():
                 outcome["refused"] += 1
         return outcome
 
-    results = run_threads(16, work)
-    errors = [r for r in results if isinstance(r, BaseException)]
-    assert not errors, errors  # no deadlock, no DB error, no unexpected exception
+    results = run_threads_cleanly(16, work)  # no deadlock, no DB error, no unexpected exception
     total = sum(results, Counter())
     assert total["reserve"] > 0 and total["refused"] > 0, total
     assert assert_ledger_matches_counters() >= 3
