@@ -1,14 +1,15 @@
-import uuid
 from decimal import Decimal
 
 import pytest
 
 from catalog.models import Product
+from catalog.seed import LOADTEST_PRODUCT_ID
 from customers.models import Customer
+from customers.seed import LOADTEST_CUSTOMER_ID
 from orders import services
 
-GUIDE_CUSTOMER = uuid.UUID("550e8400-e29b-41d4-a716-446655440001")
-GUIDE_PRODUCT = uuid.UUID("550e8400-e29b-41d4-a716-446655440002")
+GUIDE_CUSTOMER = LOADTEST_CUSTOMER_ID
+GUIDE_PRODUCT = LOADTEST_PRODUCT_ID
 
 
 def receive(product: Product, quantity: int, location_code: str = "MAIN", priority: int = 0):

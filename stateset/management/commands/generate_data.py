@@ -33,7 +33,6 @@ import time
 import uuid
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from decimal import Decimal
 from typing import Any
 
 from django.apps import apps
@@ -41,16 +40,14 @@ from django.core.management import call_command, get_commands
 from django.core.management.base import BaseCommand, CommandError
 from django.db import connection, models, transaction
 
+from catalog.seed import LOADTEST_PRICE, LOADTEST_PRODUCT_ID, LOADTEST_SKU
+from customers.seed import LOADTEST_CUSTOMER_ID
 from stateset.partitions import ensure_partitions
 
 GENERATOR_VERSION = 1
 EMAIL_DOMAIN = "generated.example.com"
 ACTOR = "generate_data"
 
-LOADTEST_CUSTOMER_ID = uuid.UUID("550e8400-e29b-41d4-a716-446655440001")
-LOADTEST_PRODUCT_ID = uuid.UUID("550e8400-e29b-41d4-a716-446655440002")
-LOADTEST_SKU = "TEST-001"
-LOADTEST_PRICE = Decimal("29.99")
 LOADTEST_STOCK = 100_000_000
 
 PARTITIONED = ("orders_order", "orders_orderevent", "inventory_stockmovement")
