@@ -316,3 +316,18 @@ def test_a_deactivated_endpoint_is_sent_nothing_more(receiver, db):
     assert services.deliver(delivery_id=delivery.id) == "failed"
     delivery.refresh_from_db()
     assert delivery.last_error == "The endpoint is deactivated." and receiver.requests == []
+
+
+@pytest.mark.parametrize("count", [1, 20])
+def test_endpoint_list_and_delivery_changelist_have_fixed_query_counts(api, admin_client, count,
+                                                                       django_assert_num_queries):
+    for n in range(count):
+        endpoint = services.endpoint_create(url=f"https://example.com/{n}", events=["*"])
+        Delivery.objects.create(endpoint=endpoint, event=Event.objects.create(type="order.created"),
+                                status="failed")
+    api.get("/api/v1/webhooks")  # the key's first use records last_used_at once
+    with django_assert_num_queries(2):  # bounded total, one page (the key is cached)
+        assert len(data_of(api.get("/api/v1/webhooks?limit=50"))["items"]) == count
+    admin_client.get("/admin/webhooks/delivery/")  # session and permission caches
+    with django_assert_num_queries(4):  # session, user, bounded count, one page with its joins
+        assert admin_client.get("/admin/webhooks/delivery/").status_code == 200
