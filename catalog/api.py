@@ -17,7 +17,7 @@ from catalog.currencies import ISO_4217
 from catalog.models import sku_validator
 from stateset.api.errors import NotFound, ValidationFailed
 from stateset.api.pagination import parse_list_params
-from stateset.api.serializers import IF_MATCH, StrictSerializer, TextField, page_of
+from stateset.api.serializers import IF_MATCH, StrictSerializer, TextField, page_of, validated
 from stateset.api.views import ApiViewSet, expected_version
 from stateset.api.views import parse_id as platform_parse_id
 
@@ -130,9 +130,8 @@ class ProductViewSet(ApiViewSet):
 
     @extend_schema(request=ProductIn, responses={201: ProductOut})
     def create(self, request: Request) -> Response:
-        body = ProductIn(data=request.data)
-        body.is_valid(raise_exception=True)
-        product = services.product_create(**body.validated_data)
+        body = validated(ProductIn, request.data)
+        product = services.product_create(**body)
         return self.detail_response(selectors.product_data(product), version=product.version, status=201)
 
     @extend_schema(responses=ProductOut)
@@ -146,9 +145,8 @@ class ProductViewSet(ApiViewSet):
     def partial_update(self, request: Request, pk: str) -> Response:
         product_id = parse_id(pk)
         version = expected_version(request)
-        body = ProductIn(data=request.data, partial=True)
-        body.is_valid(raise_exception=True)
-        product = services.product_update(product_id=product_id, fields=dict(body.validated_data),
+        body = validated(ProductIn, request.data, partial=True)
+        product = services.product_update(product_id=product_id, fields=body,
                                           expected_version=version)
         return self.detail_response(selectors.product_data(product), version=product.version)
 

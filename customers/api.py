@@ -17,7 +17,7 @@ from customers.countries import ISO_3166_ALPHA2
 from customers.models import Address
 from stateset.api.errors import NotFound
 from stateset.api.pagination import parse_list_params
-from stateset.api.serializers import IF_MATCH, StrictSerializer, TextField, page_of
+from stateset.api.serializers import IF_MATCH, StrictSerializer, TextField, page_of, validated
 from stateset.api.views import ApiViewSet, expected_version
 from stateset.api.views import parse_id as platform_parse_id
 
@@ -151,9 +151,8 @@ class CustomerViewSet(ApiViewSet):
 
     @extend_schema(request=CustomerIn, responses={201: CustomerOut})
     def create(self, request: Request) -> Response:
-        body = CustomerIn(data=request.data)
-        body.is_valid(raise_exception=True)
-        customer = services.customer_create(**body.validated_data)
+        body = validated(CustomerIn, request.data)
+        customer = services.customer_create(**body)
         data = {**selectors.customer_data(customer), "addresses": []}
         return self.detail_response(data, version=customer.version, status=201)
 
@@ -168,9 +167,8 @@ class CustomerViewSet(ApiViewSet):
     def partial_update(self, request: Request, pk: str) -> Response:
         customer_id = parse_id(pk)
         version = expected_version(request)
-        body = CustomerIn(data=request.data, partial=True)
-        body.is_valid(raise_exception=True)
-        services.customer_update(customer_id=customer_id, fields=dict(body.validated_data),
+        body = validated(CustomerIn, request.data, partial=True)
+        services.customer_update(customer_id=customer_id, fields=body,
                                  expected_version=version)
         data = selectors.customer_detail(customer_id=customer_id, fresh=True)
         assert data is not None
@@ -185,9 +183,8 @@ class CustomerViewSet(ApiViewSet):
     def addresses(self, request: Request, pk: str) -> Response:
         customer_id = parse_id(pk)
         if request.method == "POST":
-            body = CustomerAddressIn(data=request.data)
-            body.is_valid(raise_exception=True)
-            address = services.address_create(customer_id=customer_id, **body.validated_data)
+            body = validated(CustomerAddressIn, request.data)
+            address = services.address_create(customer_id=customer_id, **body)
             return Response(selectors.address_data(address), status=201)
         params = parse_list_params(request.query_params, filters=AddressFilters,
                                    sort_fields={"created_at": "created_at"}, default_sort="created_at",
