@@ -11,8 +11,18 @@ from rest_framework.test import APIClient
 
 
 @pytest.fixture(autouse=True)
+def _locks_in_global_order():
+    """Every test checks the lock order of every path it runs: a row lock taken out of the global
+    order of ``stateset/locking.py`` raises LockOrderViolation in the service that took it."""
+    from stateset.locking import recording
+
+    with recording(strict=True):
+        yield
+
+
+@pytest.fixture(autouse=True)
 def _clean_cache():
-    from stateset.api.auth import key_cache
+    from stateset.keys import key_cache
 
     key_cache.clear()
     _clear()
@@ -21,6 +31,9 @@ def _clean_cache():
 
 
 def _clear():
+    from stateset.cache import tally
+
+    tally.reset()
     if hasattr(cache, "delete_pattern"):
         cache.delete_pattern("*")
     else:

@@ -15,11 +15,11 @@ from rest_framework.response import Response
 from catalog import selectors, services
 from catalog.currencies import ISO_4217
 from catalog.models import sku_validator
-from stateset.api.errors import NotFound, ValidationFailed
 from stateset.api.pagination import parse_list_params
 from stateset.api.serializers import IF_MATCH, StrictSerializer, TextField, page_of, validated
 from stateset.api.views import ApiViewSet, expected_version
 from stateset.api.views import parse_id as platform_parse_id
+from stateset.errors import NotFound, ValidationFailed
 
 MAX_PRICE_DIGITS = 12
 

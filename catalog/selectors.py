@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import re
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from decimal import Decimal
 from typing import Any
 
@@ -24,6 +24,15 @@ PRODUCT_FIELDS = ("id", "sku", "name", "description", "price", "currency", "is_a
                   "created_at", "updated_at", "version")
 
 product_cache = EntityCache("products")
+
+
+SKU_RENAMES = "sku-renames"
+
+
+def sku_version_key() -> str:
+    """A cache key whose value moves whenever a product's SKU changes: another app that caches a
+    copy of a SKU stores its entries against it (``EntityCache.get_or_load(depends_on=...)``)."""
+    return product_cache.group_version_key(SKU_RENAMES)
 
 
 def product_cache_keys(*, product_id: uuid.UUID | str, skus: Iterable[str] = ()) -> list[str]:
@@ -130,6 +139,11 @@ def products_by_skus(*, skus: Iterable[str]) -> dict[str, Product]:
 
 _WORD = re.compile(r"\w+")
 MAX_QUERY_WORDS = 8
+
+
+def active_product_skus() -> Iterator[tuple[uuid.UUID, str]]:
+    """(id, sku) of every active product, streamed (seeding stock for each)."""
+    return Product.objects.filter(is_active=True).values_list("id", "sku").iterator()
 
 
 def tsquery_text(q: str) -> str | None:

@@ -17,10 +17,10 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import F, ProtectedError, RestrictedError
 from django.utils import timezone
 
-from catalog import selectors
+from catalog import locks, selectors
 from catalog.models import Product
-from stateset.api.errors import Conflict, NotFound, ValidationFailed
 from stateset.db import update_versioned
+from stateset.errors import Conflict, NotFound, ValidationFailed
 from stateset.inputs import writable
 
 # Fields a caller may set; everything else (id, version, timestamps) belongs to the service.
@@ -104,7 +104,7 @@ def product_update(*, product_id: uuid.UUID | str, fields: dict[str, Any],
     ``expected_version`` (the client's ``If-Match``) is part of the UPDATE's WHERE clause, so a write
     that slipped in between the client's read and this call still answers PreconditionFailed (412).
     Raises NotFound (404), DuplicateSku (409), ValidationFailed (422). A new SKU is copied to the
-    product's stock rows in the same transaction. Invalidates the cached detail (by id and by SKU)
+    product's stock rows in the same transaction (by the inventory app's trigger). Invalidates the cached detail (by id and by SKU)
     after commit."""
     values = _normalise(fields)
     if not values:
@@ -115,10 +115,9 @@ def product_update(*, product_id: uuid.UUID | str, fields: dict[str, Any],
                              not_found=NotFound("No product with this id.", code="product_not_found"))
             product = Product.objects.get(pk=product_id)
             if "sku" in values:
-                # Stock rows keep a copy of the SKU for lookups; it changes in the same transaction.
-                from inventory.services import inventory_sync_sku
-
-                inventory_sync_sku(product_id=product.id, sku=product.sku)
+                # Stock rows keep a copy of the SKU; a trigger of the inventory app rewrites it in
+                # this transaction. Their cached details are dropped with the rename.
+                selectors.product_cache.invalidate_group(selectors.SKU_RENAMES)
             _invalidate(product_id=product.id, skus=[product.sku])
     except IntegrityError as exc:
         raise _translate(exc, sku=values.get("sku")) from None
@@ -134,7 +133,7 @@ def product_delete(*, product_id: uuid.UUID | str) -> DeleteResult:
     deactivated instead (``is_active = false``, version bumped). Raises NotFound (404). Invalidates
     the cached detail after commit."""
     with transaction.atomic():
-        product = Product.objects.select_for_update().filter(pk=product_id).first()
+        product = locks.lock_product(product_id)
         if product is None:
             raise NotFound("No product with this id.", code="product_not_found")
         _invalidate(product_id=product.id, skus=[product.sku])
@@ -160,10 +159,7 @@ def products_set_active(*, product_ids: Iterable[uuid.UUID | str], is_active: bo
     """Activate or deactivate many products at once (admin actions). Rows already in the wanted
     state are left alone (no version bump). Returns how many changed; invalidates each after commit."""
     with transaction.atomic():
-        changed = list(
-            Product.objects.filter(pk__in=list(product_ids)).exclude(is_active=is_active)
-            .select_for_update().order_by("pk").values_list("pk", "sku")
-        )
+        changed = locks.lock_products_to_flip(product_ids, is_active=is_active)
         if changed:
             Product.objects.filter(pk__in=[pk for pk, _ in changed]).update(
                 is_active=is_active, version=F("version") + 1, updated_at=timezone.now()

@@ -13,10 +13,10 @@ from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from customers import selectors
+from customers import locks, selectors
 from customers.models import Address, Customer
-from stateset.api.errors import Conflict, NotFound, ValidationFailed
 from stateset.db import update_versioned
+from stateset.errors import Conflict, NotFound, ValidationFailed
 from stateset.inputs import writable
 
 CUSTOMER_FIELDS = ("email", "first_name", "last_name", "phone", "metadata")
@@ -153,7 +153,7 @@ def _address_values(fields: dict[str, Any]) -> dict[str, Any]:
 def _lock_customer(customer_id: uuid.UUID | str) -> None:
     """Address writes of one customer run one at a time: the lock makes "un-default the previous
     default, then insert" safe, and the partial unique index is the backstop."""
-    if not Customer.objects.select_for_update().filter(pk=customer_id).values_list("pk", flat=True):
+    if not locks.lock_customer(customer_id):
         raise NotFound("No customer with this id.", code="customer_not_found")
 
 

@@ -12,6 +12,8 @@ from django.http import HttpRequest
 
 from fulfillment import services
 from fulfillment.models import Shipment, ShipmentItem
+from orders.admin import OrderAdmin
+from orders.models import Order
 from orders.selectors import order_filter
 from stateset.admin_site import (
     BoundedCountPaginator,
@@ -101,3 +103,26 @@ class ShipmentAdmin(ServiceModelAdmin):
     def cancel_shipments(self, request: HttpRequest, queryset: QuerySet[Shipment]) -> None:
         run_each(self, request, queryset, lambda pk: services.shipment_cancel(shipment_id=pk, actor=admin_actor(request)),
                  label="id", noun="shipment(s)", done_as="cancelled")
+
+
+class ShipmentInline(ReadOnlyInline):
+    """An order's shipments on its page, read-only; each links to its own page (actions live there)."""
+
+    model = Shipment
+    fk_name = "order"
+    fields = ("status", "carrier", "service", "tracking_number", "location", "shipped_at", "delivered_at")
+    show_change_link = True
+    ordering = ("created_at", "id")
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Shipment]:
+        return super().get_queryset(request).select_related("location")
+
+
+@admin.action(description="Cancel selected orders (releases their stock, cancels pending shipments)")
+def cancel_orders(model_admin: OrderAdmin, request: HttpRequest, queryset: QuerySet[Order]) -> None:
+    run_each(model_admin, request, queryset, lambda pk: services.order_cancel(
+        order_id=pk, actor=admin_actor(request), reason="admin action"),
+        label="order_number", noun="order(s)", done_as="now cancelled")
+
+
+OrderAdmin.extend(inline=ShipmentInline, action=cancel_orders)

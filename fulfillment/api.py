@@ -13,6 +13,8 @@ from rest_framework.response import Response
 
 from fulfillment import selectors, services
 from fulfillment.models import Shipment
+from orders import selectors as orders_selectors
+from orders.api import ORDER_OUT, CancelIn, StatusIn, order_id
 from stateset.api.pagination import parse_list_params
 from stateset.api.serializers import IF_MATCH, StrictSerializer, TextField, page_of, validated
 from stateset.api.views import ApiViewSet, actor_of, expected_version, parse_id
@@ -161,4 +163,30 @@ class ShipmentViewSet(ApiViewSet):
     @action(detail=False, methods=["get"], url_path=r"track/(?P<tracking_number>[^/]{1,100})")
     def track(self, request: Request, tracking_number: str) -> Response:
         body = selectors.shipment_by_tracking(tracking_number)
+        return self.detail_response(body, version=body["version"])
+
+
+# ``POST /orders/{id}/status`` and ``/orders/{id}/cancel`` are served here, above orders, because a
+# cancellation also cancels the order's pending shipments (``services.order_cancel``).
+class OrderStatusViewSet(ApiViewSet):
+
+    scope = "orders"
+    lookup_value_regex = "[^/]+"
+
+    @extend_schema(request=StatusIn, responses=ORDER_OUT, parameters=[IF_MATCH], tags=["orders"])
+    @action(detail=True, methods=["post"])
+    def status(self, request: Request, pk: str) -> Response:
+        data = validated(StatusIn, request.data)
+        order = services.order_set_status(order_id=order_id(pk), to_status=data["status"], reason=data["reason"],
+                                          actor=actor_of(request), expected_version=expected_version(request))
+        body = orders_selectors.order_detail(order.id)
+        return self.detail_response(body, version=body["version"])
+
+    @extend_schema(request=CancelIn, responses=ORDER_OUT, parameters=[IF_MATCH], tags=["orders"])
+    @action(detail=True, methods=["post"])
+    def cancel(self, request: Request, pk: str) -> Response:
+        data = validated(CancelIn, request.data or {})
+        order = services.order_cancel(order_id=order_id(pk), reason=data["reason"], actor=actor_of(request),
+                                      expected_version=expected_version(request))
+        body = orders_selectors.order_detail(order.id)
         return self.detail_response(body, version=body["version"])

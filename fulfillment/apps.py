@@ -6,7 +6,7 @@ class FulfillmentConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from fulfillment import services
-        from orders.services import order_cancelling
+        from fulfillment import selectors
+        from orders.selectors import register_detail_section
 
-        order_cancelling.connect(services.on_order_cancelling, dispatch_uid="fulfillment-order-cancelling")
+        register_detail_section("shipments", selectors.shipments_of_order)

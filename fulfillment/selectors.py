@@ -11,7 +11,7 @@ from typing import Any
 from django.db.models import QuerySet
 
 from fulfillment.models import Shipment, ShipmentItem
-from stateset.api.errors import NotFound
+from stateset.errors import NotFound
 
 SHIPMENT_FIELDS = ("id", "order_id", "location_id", "carrier", "service", "tracking_number", "status",
                    "shipped_at", "delivered_at", "version", "created_at", "updated_at")

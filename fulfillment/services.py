@@ -4,9 +4,9 @@ only through ``inventory.services``.
 Rules every function here keeps:
 
 - **One durable transaction per call**, nothing written on error.
-- **Locks in one global order**: the order row first (``orders.services.order_lock``), then the
-  shipment, then (when shipping) the order items, the reservations and the inventory rows, each
-  set in primary-key order. Every write to a shipment takes its order's lock first, so two writes
+- **Locks in one global order** (``stateset/locking.py``): the order row first, then the
+  shipment(s) (``fulfillment.locks``), then (when shipping) the order items, the reservations and
+  the inventory rows, each set in primary-key order. Every write to a shipment takes its order's lock first, so two writes
   to shipments of one order run one after the other: allocation cannot be over-counted and a
   shipment cannot ship twice.
 - **A shipment is served from its location's reservations of the order** (``reference_type
@@ -28,19 +28,22 @@ from django.db import IntegrityError, transaction
 from django.db.models import Sum
 from django.utils import timezone
 
+from fulfillment import locks
 from fulfillment.models import Shipment, ShipmentItem
 from inventory import selectors as inventory_selectors
 from inventory import services as inventory_services
-from inventory.models import Location
+from orders import locks as order_locks
 from orders import selectors as orders_selectors
 from orders import services as orders_services
+from orders import under_lock
 from orders.models import Order
-from stateset.api.errors import (
+from stateset.db import save_versioned
+from stateset.errors import (
     Conflict,
     InvalidTransition,
-    NotFound,
     PreconditionFailed,
     ValidationFailed,
+    check_transition,
 )
 from stateset.inputs import clean_actor, clean_text, writable
 from webhooks import services as webhooks
@@ -85,32 +88,12 @@ class CreatedShipment:
 
 
 def _transition(shipment: Shipment, to_status: str) -> None:
-    allowed = TRANSITIONS.get(shipment.status, frozenset())
-    if to_status not in allowed:
-        raise InvalidTransition(
-            f"A shipment cannot go from {shipment.status} to {to_status}.",
-            details={"shipment_id": str(shipment.id), "from": shipment.status, "to": to_status,
-                     "allowed": sorted(allowed)},
-        )
-
-
-# ---------------------------------------------------------------------------------------------------
-# Locking: order first, then the shipment
-
-
-def _lock(shipment_id: uuid.UUID) -> tuple[Order, Shipment]:
-    """Lock the shipment's order, then the shipment. Raises NotFound (``shipment_not_found``)."""
-    return orders_services.order_lock_with(Shipment, shipment_id,
-                                           NotFound("No such shipment.", code="shipment_not_found"))
+    check_transition(TRANSITIONS, shipment.status, to_status, entity="A shipment",
+                     details={"shipment_id": str(shipment.id)})
 
 
 def _save(shipment: Shipment, **updates: Any) -> None:
-    now = timezone.now()
-    for name, value in updates.items():
-        setattr(shipment, name, value)
-    shipment.version += 1
-    shipment.updated_at = now
-    Shipment.objects.filter(id=shipment.id).update(**updates, version=shipment.version, updated_at=now)
+    save_versioned(shipment, updates)
 
 
 def _tracking_taken(tracking_number: str, shipment_id: uuid.UUID | None = None) -> Conflict:
@@ -228,7 +211,7 @@ def _choose_location(wanted: list[tuple[_Line, int]],
     if not locations:
         raise InvalidTransition("The order has no reserved stock left for these items.", code="not_reserved",
                                 details={"items": [str(line.order_item_id) for line, _ in wanted]})
-    codes = dict(Location.objects.filter(id__in=locations).values_list("id", "code"))
+    codes = inventory_selectors.location_codes(locations)
     where = [
         {"location_id": str(loc), "code": codes.get(loc, ""),
          "items": [{"order_item_id": str(line.order_item_id), "sku": line.sku,
@@ -303,8 +286,8 @@ def shipment_create(
     tracking = clean_text(tracking_number, "tracking_number", MAX_TRACKING) or None
     actor = clean_actor(actor, MAX_ACTOR)
     with transaction.atomic(durable=True):
-        order = orders_services.order_lock(order_id=order_id, named_in_body=True)
-        orders_services.order_check_fulfillable(order)
+        order = order_locks.lock_order(order_id, named_in_body=True)
+        under_lock.order_check_fulfillable(order)
         lines, claims = _order_lines(order)
         wanted = _requested(lines, items)
         if not wanted:
@@ -312,9 +295,7 @@ def shipment_create(
                                     code="nothing_to_ship", details={"order_id": str(order.id)})
         capacity = _capacity(order, claims)
         if location_id is not None:
-            if not Location.objects.filter(id=location_id).exists():
-                raise ValidationFailed("No such location.", code="location_not_found",
-                                       details={"location_id": ["No such location."]})
+            inventory_selectors.locations_checked([location_id])
             wanted = _at_location(wanted, capacity, location_id, defaulted=items is None)
         else:
             location_id = _choose_location(wanted, capacity)
@@ -333,7 +314,7 @@ def shipment_create(
             ShipmentItem(shipment=shipment, order_item_id=line.order_item_id, quantity=units)
             for line, units in sorted(wanted, key=lambda pair: (pair[0].sku, pair[0].order_item_id))
         ])
-        orders_services.order_shipment_created(
+        under_lock.order_shipment_created(
             order=order, shipment_id=shipment.id, actor=actor,
             lines=[{"order_item_id": str(line.order_item_id), "sku": line.sku, "quantity": units}
                    for line, units in wanted])
@@ -353,9 +334,9 @@ def shipment_ship(*, shipment_id: uuid.UUID, actor: str = "") -> Shipment:
     order's reservations there no longer cover the units), Conflict from inventory."""
     actor = clean_actor(actor, MAX_ACTOR)
     with transaction.atomic(durable=True):
-        order, shipment = _lock(shipment_id)
+        order, shipment = locks.lock_shipment(shipment_id)
         _transition(shipment, Status.SHIPPED)
-        orders_services.order_check_fulfillable(order)
+        under_lock.order_check_fulfillable(order)
         rows = list(ShipmentItem.objects.filter(shipment_id=shipment.id).order_by("id")
                     .values_list("order_item_id", "order_item__product_id", "quantity"))
         quantities = {item_id: quantity for item_id, _, quantity in rows}
@@ -380,7 +361,7 @@ def shipment_ship(*, shipment_id: uuid.UUID, actor: str = "") -> Shipment:
                                     code="not_reserved", details={"product_ids": short,
                                                                   "location_id": str(shipment.location_id)})
         # Order items before reservations and inventory rows: the global lock order.
-        orders_services.order_units_shipped(order=order, quantities=quantities, shipment_id=shipment.id,
+        under_lock.order_units_shipped(order=order, quantities=quantities, shipment_id=shipment.id,
                                             actor=actor)
         inventory_services.stock_fulfil_many(fulfilments=fulfilments, actor=actor, reference_type="shipment",
                                              reference_id=str(shipment.id))
@@ -396,12 +377,12 @@ def shipment_deliver(*, shipment_id: uuid.UUID, actor: str = "") -> Shipment:
     shipment. Raises NotFound, InvalidTransition (pending, cancelled, already delivered)."""
     actor = clean_actor(actor, MAX_ACTOR)
     with transaction.atomic(durable=True):
-        order, shipment = _lock(shipment_id)
+        order, shipment = locks.lock_shipment(shipment_id)
         _transition(shipment, Status.DELIVERED)
         _save(shipment, status=Status.DELIVERED, delivered_at=timezone.now())
         open_ones = (Shipment.objects.filter(order_id=order.id)
                      .exclude(status__in=[Status.DELIVERED, Status.CANCELLED]).exists())
-        orders_services.order_shipment_delivered(order=order, shipment_id=shipment.id, all_delivered=not open_ones,
+        under_lock.order_shipment_delivered(order=order, shipment_id=shipment.id, all_delivered=not open_ones,
                                                  actor=actor)
         webhooks.publish(event_type="shipment.delivered", payload=_payload(order, shipment))
     return shipment
@@ -414,28 +395,51 @@ def shipment_cancel(*, shipment_id: uuid.UUID, reason: str = "", actor: str = ""
     reason = clean_text(reason, "reason", 500)
     actor = clean_actor(actor, MAX_ACTOR)
     with transaction.atomic(durable=True):
-        order, shipment = _lock(shipment_id)
+        order, shipment = locks.lock_shipment(shipment_id)
         _transition(shipment, Status.CANCELLED)
         _save(shipment, status=Status.CANCELLED)
-        orders_services.order_shipment_changed(
+        under_lock.order_shipment_changed(
             order=order, shipment_id=shipment.id, actor=actor,
             note=f"Shipment {shipment.id} cancelled" + (f": {reason}" if reason else "."))
     return shipment
 
 
-def on_order_cancelling(*, order: Order, actor: str = "", **_: Any) -> list[uuid.UUID]:
-    """``orders.services.order_cancelling``: cancel the order's pending shipments in the cancelling
-    transaction (the order is locked; its reservations, which those shipments claimed, are released).
-    Shipped parcels are left as they are: they come back as returns."""
-    pending = list(Shipment.objects.select_for_update().filter(order_id=order.id, status=Status.PENDING)
-                   .order_by("id"))
-    for shipment in pending:
-        _save(shipment, status=Status.CANCELLED)
-    if pending:
-        orders_services.order_shipment_changed(
-            order=order, shipment_id=pending[0].id, actor=actor,
-            note=f"{len(pending)} pending shipment(s) cancelled with the order.")
-    return [shipment.id for shipment in pending]
+def order_cancel(*, order_id: uuid.UUID, reason: str = "", actor: str = "",
+                 expected_version: int | None = None) -> Order:
+    """Cancel an order (SPEC §4.4) — a use case of two apps, written out here in the upper one: the
+    order's pending shipments are cancelled (their units were only claimed, never taken) and its
+    reservations released, in one durable transaction. Shipped parcels are left as they are: they
+    come back as returns.
+
+    Locks, in the global order: the order, its pending shipments (primary key), then the
+    reservations and inventory rows (inside ``stock_release``). Raises NotFound, PreconditionFailed
+    (412), InvalidTransition (409, the order's machine forbids it: e.g. shipped)."""
+    actor = clean_actor(actor, MAX_ACTOR)
+    reason = clean_text(reason, "reason", 500)
+    with transaction.atomic(durable=True):
+        order = order_locks.lock_order(order_id)
+        if expected_version is not None and order.version != expected_version:
+            raise PreconditionFailed(details={"current_version": order.version})
+        under_lock.order_check_transition(order, Order.Status.CANCELLED)
+        pending = locks.lock_pending_shipments(order)
+        for shipment in pending:
+            _save(shipment, status=Status.CANCELLED)
+        under_lock.order_move(order=order, to_status=Order.Status.CANCELLED, reason=reason, actor=actor)
+        if pending:
+            under_lock.order_shipment_changed(
+                order=order, shipment_id=pending[0].id, actor=actor,
+                note=f"{len(pending)} pending shipment(s) cancelled with the order.")
+    return order
+
+
+def order_set_status(*, order_id: uuid.UUID, to_status: str, reason: str = "", actor: str = "",
+                     expected_version: int | None = None) -> Order:
+    """``POST /orders/{id}/status``: any move of the order's machine; a cancellation is
+    :func:`order_cancel`, every other move ``orders.services.order_transition``."""
+    if to_status == Order.Status.CANCELLED:
+        return order_cancel(order_id=order_id, reason=reason, actor=actor, expected_version=expected_version)
+    return orders_services.order_transition(order_id=order_id, to_status=to_status, reason=reason, actor=actor,
+                                            expected_version=expected_version)
 
 
 def shipment_update(*, shipment_id: uuid.UUID, expected_version: int | None = None, actor: str = "",
@@ -459,7 +463,7 @@ def shipment_update(*, shipment_id: uuid.UUID, expected_version: int | None = No
         clean["status"] = changes["status"]
     actor = clean_actor(actor, MAX_ACTOR)
     with transaction.atomic(durable=True):
-        order, shipment = _lock(shipment_id)
+        order, shipment = locks.lock_shipment(shipment_id)
         if expected_version is not None and shipment.version != expected_version:
             raise PreconditionFailed(details={"current_version": shipment.version})
         if shipment.status in (Status.DELIVERED, Status.CANCELLED) and clean:
@@ -478,7 +482,7 @@ def shipment_update(*, shipment_id: uuid.UUID, expected_version: int | None = No
                 _save(shipment, **changed)
         except IntegrityError:
             raise _tracking_taken(tracking or "") from None
-        orders_services.order_shipment_changed(order=order, shipment_id=shipment.id, actor=actor)
+        under_lock.order_shipment_changed(order=order, shipment_id=shipment.id, actor=actor)
     return shipment
 
 

@@ -14,7 +14,7 @@ from django.template.response import TemplateResponse
 from inventory import selectors, services
 from inventory.models import MAX_QUANTITY, InventoryItem, Location, Reservation, StockMovement
 from stateset.admin_site import BoundedCountPaginator, ReadOnlyAdmin, admin_actor
-from stateset.api.errors import DomainError
+from stateset.errors import DomainError
 
 MAX_ACTION_ROWS = services.MAX_LINES
 

@@ -19,10 +19,10 @@ from rest_framework.response import Response
 
 from inventory import selectors, services
 from inventory.models import MAX_QUANTITY, Reservation, StockMovement
-from stateset.api.errors import NotFound, ValidationFailed
 from stateset.api.pagination import parse_list_params
 from stateset.api.serializers import IF_MATCH, StrictSerializer, TextField, page_of, validated
 from stateset.api.views import ApiViewSet, actor_of, expected_version
+from stateset.errors import NotFound, ValidationFailed
 
 UUID_PATTERN = "[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}"
 MAX_EXPIRES_IN = 30 * 24 * 3600
@@ -344,8 +344,7 @@ class InventoryViewSet(ApiViewSet):
     @extend_schema(responses=InventoryItemOut)
     def retrieve(self, request: Request, pk: str) -> Response:
         item_id = uuid.UUID(pk)
-        body = services.item_cache.get_or_load(services.item_cache_key(item_id),
-                                               lambda: selectors.inventory_detail(item_id))
+        body = selectors.inventory_detail(item_id)
         if body is None:
             raise NotFound("No such inventory row.", code="inventory_not_found")
         return self.detail_response(body, version=body["version"])

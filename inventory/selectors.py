@@ -12,7 +12,16 @@ from typing import Any
 
 from django.db.models import F, Q, QuerySet, Sum
 
+from catalog.selectors import sku_version_key
 from inventory.models import InventoryItem, Location, Reservation, StockMovement
+from stateset.cache import EntityCache
+from stateset.errors import NotFound, ValidationFailed
+
+item_cache = EntityCache("inventory")
+
+
+def item_cache_key(item_id: uuid.UUID | str) -> str:
+    return item_cache.key("item", item_id)
 
 ITEM_FIELDS = ("id", "product_id", "sku", "location_id", "location__code", "on_hand", "reserved", "available",
                "reorder_point", "safety_stock", "version", "created_at", "updated_at")
@@ -142,8 +151,37 @@ def low_stock_list(*, location_id: uuid.UUID | None = None) -> QuerySet:
 
 
 def inventory_detail(item_id: uuid.UUID) -> dict[str, Any] | None:
-    row = InventoryItem.objects.filter(id=item_id).values(*ITEM_FIELDS).first()
-    return render_item(row) if row else None
+    """One row's answer, cached (``[cache.entities] inventory``; dropped after every change of the
+    row, and stale once any product's SKU is renamed: the row shows a copy of its SKU)."""
+
+    def load() -> dict[str, Any] | None:
+        row = InventoryItem.objects.filter(id=item_id).values(*ITEM_FIELDS).first()
+        return render_item(row) if row else None
+
+    return item_cache.get_or_load(item_cache_key(item_id), load, depends_on=sku_version_key())
+
+
+def locations_checked(location_ids: Iterable[uuid.UUID], *, active: bool = False,
+                      in_body: bool = True) -> dict[uuid.UUID, Location]:
+    """The one check that locations exist (and, with ``active``, are active), for every app that
+    names one: the locations by id, or an error naming every bad one — ``location_not_found`` (422
+    when the request named it in its body, else 404) or ``location_inactive`` (422). One query."""
+    wanted = set(location_ids)
+    found = {loc.id: loc for loc in Location.objects.filter(id__in=wanted).only("id", "code", "is_active")}
+    missing = sorted(str(i) for i in wanted - set(found))
+    if missing:
+        error = ValidationFailed if in_body else NotFound
+        raise error("No such location.", code="location_not_found", details={"location_ids": missing})
+    inactive = sorted((loc for loc in found.values() if not loc.is_active), key=lambda loc: loc.code)
+    if active and inactive:
+        raise ValidationFailed("The location is not active.", code="location_inactive",
+                               details={"location_ids": [str(loc.id) for loc in inactive],
+                                        "codes": [loc.code for loc in inactive]})
+    return found
+
+
+def location_codes(location_ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, str]:
+    return dict(Location.objects.filter(id__in=set(location_ids)).values_list("id", "code"))
 
 
 def item_for(*, product_id: uuid.UUID, location_id: uuid.UUID) -> InventoryItem | None:

@@ -9,11 +9,9 @@ from django.contrib import admin
 from django.db.models import Max, Min, QuerySet
 from django.http import HttpRequest
 
-from fulfillment.models import Shipment
 from orders import services
 from orders.models import Order, OrderEvent, OrderItem
 from orders.selectors import order_filter
-from returns.models import Return
 from stateset.admin_site import (
     BoundedCountPaginator,
     ReadOnlyAdmin,
@@ -66,29 +64,6 @@ class OrderEventInline(ReadOnlyInline):
     ordering = ("created_at", "id")
 
 
-class ReturnInline(ReadOnlyInline):
-    """The order's returns, read-only; each links to its own page (actions live there)."""
-
-    model = Return
-    fk_name = "order"
-    fields = ("rma_number", "status", "reason", "refund_amount", "currency", "created_at")
-    show_change_link = True
-    ordering = ("created_at", "id")
-
-
-class ShipmentInline(ReadOnlyInline):
-    """The order's shipments, read-only; each links to its own page (actions live there)."""
-
-    model = Shipment
-    fk_name = "order"
-    fields = ("status", "carrier", "service", "tracking_number", "location", "shipped_at", "delivered_at")
-    show_change_link = True
-    ordering = ("created_at", "id")
-
-    def get_queryset(self, request: HttpRequest) -> QuerySet[Shipment]:
-        return super().get_queryset(request).select_related("location")
-
-
 @admin.register(Order)
 class OrderAdmin(ServiceModelAdmin):
     list_display = ("order_number", "customer_email", "status", "payment_status", "fulfillment_status",
@@ -102,8 +77,10 @@ class OrderAdmin(ServiceModelAdmin):
     paginator = BoundedCountPaginator
     list_per_page = 50
     ordering = ("-created_at", "-id")
-    inlines = [OrderItemInline, ShipmentInline, ReturnInline, OrderEventInline]
-    actions = ["confirm_orders", "mark_paid", "cancel_orders"]
+    # Apps above orders add their inlines (shipments, returns) and actions (cancel) with
+    # ``extend``, so orders never imports them.
+    inlines = [OrderItemInline, OrderEventInline]
+    actions: list[Any] = ["confirm_orders", "mark_paid"]
     fields = ("order_number", "customer", "status", "payment_status", "fulfillment_status", "currency",
               "subtotal", "tax_total", "shipping_total", "discount_total", "total_amount",
               "shipping_address", "billing_address", "notes", "metadata", "version", "created_at", "updated_at")
@@ -130,7 +107,7 @@ class OrderAdmin(ServiceModelAdmin):
 
     def save_model(self, request: HttpRequest, obj: Order, form: Any, change: bool) -> None:
         if "notes" in form.changed_data:
-            services.order_update(order_id=obj.id, notes=obj.notes, actor=admin_actor(request))
+            services.order_update(order_id=obj.id, changes={"notes": obj.notes}, actor=admin_actor(request))
 
     def _transition(self, request: HttpRequest, queryset: QuerySet[Order], to_status: str) -> None:
         run_each(self, request, queryset, lambda pk: services.order_transition(
@@ -147,9 +124,14 @@ class OrderAdmin(ServiceModelAdmin):
             order_id=pk, payment_status=Order.PaymentStatus.PAID, actor=admin_actor(request),
             reference="admin action"), label="order_number", noun="order(s)", done_as="marked paid")
 
-    @admin.action(description="Cancel selected orders (releases their stock)")
-    def cancel_orders(self, request: HttpRequest, queryset: QuerySet[Order]) -> None:
-        self._transition(request, queryset, Order.Status.CANCELLED)
+    @classmethod
+    def extend(cls, *, inline: type[ReadOnlyInline] | None = None, action: Any = None) -> None:
+        """For an app above orders: show ``inline`` on the order page (before the timeline) and
+        offer ``action`` on the changelist."""
+        if inline is not None:
+            cls.inlines = [*cls.inlines[:-1], inline, cls.inlines[-1]]
+        if action is not None:
+            cls.actions = [*cls.actions, action]
 
 
 @admin.register(OrderEvent)

@@ -5,22 +5,26 @@ from __future__ import annotations
 import hashlib
 import uuid
 from collections import defaultdict
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.db.models import Count, Q, QuerySet, Sum
 from django.db.models.functions import Lower
 from django.utils import timezone
 
 from customers.models import Customer
-from fulfillment import selectors as fulfillment_selectors
 from orders.models import Order, OrderEvent, OrderItem
-from orders.services import CENT, CreatedOrder, order_cache
-from returns import selectors as returns_selectors
-from stateset.api.errors import NotFound
-from stateset.api.pagination import ListParams, Sort, after_keyset, paginate
+from stateset.cache import EntityCache
+from stateset.errors import NotFound
+from stateset.pagination import ListParams, Sort, after_keyset, paginate
+
+if TYPE_CHECKING:
+    from orders.services import CreatedOrder
+
+order_cache = EntityCache("orders")
+CENT = Decimal("0.01")
 
 SUMMARY_FIELDS = (
     "id", "order_number", "customer_id", "status", "payment_status", "fulfillment_status", "currency",
@@ -104,10 +108,23 @@ def fields_of(obj: Any, names: Iterable[str]) -> dict[str, Any]:
     return {name: getattr(obj, name) for name in names}
 
 
+DetailSection = Callable[[uuid.UUID], list[dict[str, Any]]]
+_sections: dict[str, DetailSection] = {}
+
+
+def register_detail_section(name: str, loader: DetailSection) -> None:
+    """An app above orders adds a list to every order's detail (fulfillment: ``shipments``,
+    returns: ``returns``): ``loader(order_id)`` returns its rows in one query. Called from the app's
+    ``AppConfig.ready``, so orders never imports the apps that build on it. Their writes bump the
+    order's version and drop its cached detail (``orders.under_lock``)."""
+    _sections[name] = loader
+
+
 def render_order(order: Order, customer: Customer, items: Iterable[dict[str, Any]],
-                 events: Iterable[dict[str, Any]], returns: Iterable[dict[str, Any]] = (),
-                 shipments: Iterable[dict[str, Any]] = ()) -> dict[str, Any]:
-    """The full order answer, from rows the caller has (loaded, or just written)."""
+                 events: Iterable[dict[str, Any]],
+                 sections: dict[str, list[dict[str, Any]]] | None = None) -> dict[str, Any]:
+    """The full order answer, from rows the caller has (loaded, or just written). ``sections`` are
+    the registered lists (empty when not given: a new order has no shipments or returns)."""
     data = render_summary(fields_of(order, SUMMARY_FIELDS))
     data.update(
         customer=fields_of(customer, ("id", "email", "first_name", "last_name")),
@@ -116,8 +133,7 @@ def render_order(order: Order, customer: Customer, items: Iterable[dict[str, Any
         notes=order.notes,
         metadata=order.metadata,
         items=[render_item(row) for row in items],
-        shipments=list(shipments),
-        returns=list(returns),
+        **{name: (sections or {}).get(name, []) for name in _sections},
         timeline=list(events),
     )
     return data
@@ -132,8 +148,8 @@ def render_created(created: CreatedOrder) -> dict[str, Any]:
 
 
 def _load_detail(order_id: uuid.UUID) -> dict[str, Any] | None:
-    """The full order: five queries (order with customer, items, timeline, shipments with their items,
-    returns with their items)."""
+    """The full order: three queries (order with customer, items, timeline) and one per registered
+    section (shipments with their items, returns with their items)."""
     order = (
         Order.objects.select_related("customer")
         .filter(id=order_id)
@@ -146,9 +162,8 @@ def _load_detail(order_id: uuid.UUID) -> dict[str, Any] | None:
     items = OrderItem.objects.filter(order_id=order.id).order_by("sku", "id").values(*ITEM_FIELDS)
     events = (OrderEvent.objects.filter(order_id=order.id, order_created_at=order.created_at)
               .order_by("created_at", "id").values(*EVENT_FIELDS))
-    returns = returns_selectors.returns_for_order(order.id)  # one query, whatever the number of returns
-    shipments = fulfillment_selectors.shipments_of_order(order.id)  # one query, items included
-    return render_order(order, order.customer, items, events, returns, shipments)
+    sections = {name: loader(order.id) for name, loader in _sections.items()}
+    return render_order(order, order.customer, items, events, sections)
 
 
 def order_detail(order_id: uuid.UUID) -> dict[str, Any]:

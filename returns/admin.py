@@ -10,6 +10,7 @@ from django.contrib import admin
 from django.db.models import Q, QuerySet
 from django.http import HttpRequest
 
+from orders.admin import OrderAdmin
 from orders.models import Order
 from returns import services
 from returns.models import Return, ReturnItem
@@ -96,3 +97,16 @@ class ReturnItemAdmin(ReadOnlyAdmin):
     list_display = ("rma", "order_item", "quantity", "condition", "restock", "location")
     list_select_related = ("rma", "order_item", "location")
     ordering = ("-id",)
+
+
+class ReturnInline(ReadOnlyInline):
+    """An order's returns on its page, read-only; each links to its own page (actions live there)."""
+
+    model = Return
+    fk_name = "order"
+    fields = ("rma_number", "status", "reason", "refund_amount", "currency", "created_at")
+    show_change_link = True
+    ordering = ("created_at", "id")
+
+
+OrderAdmin.extend(inline=ReturnInline)

@@ -11,7 +11,7 @@ from typing import Any
 from django.db.models import QuerySet
 
 from returns.models import Return, ReturnItem
-from stateset.api.errors import NotFound
+from stateset.errors import NotFound
 
 CENT = Decimal("0.01")
 RETURN_FIELDS = ("id", "rma_number", "order_id", "status", "reason", "refund_amount", "currency", "notes",

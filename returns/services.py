@@ -2,8 +2,7 @@
 through ``inventory.services``.
 
 Every service here runs in one durable transaction and takes its locks in one global order: the
-order row first (``orders.services.order_lock``), then the return row, then order items and
-inventory rows (each by primary key, inside the functions that change them). Holding the order lock
+order row first, then the return row (``returns.locks``), then order items and inventory rows (each by primary key, inside the functions that change them). Holding the order lock
 serialises every return write of one order, which is what keeps two concurrent requests for the same
 units from both succeeding.
 """
@@ -18,23 +17,19 @@ from decimal import Decimal
 from typing import Any
 
 from django.db import transaction
-from django.db.models import F, Sum
+from django.db.models import Sum
 from django.utils import timezone
 
 from inventory import selectors as inventory_selectors
 from inventory import services as inventory_services
 from inventory.models import Location
-from orders import services as orders_services
+from orders import locks as order_locks
+from orders import under_lock
 from orders.models import Order, OrderEvent, OrderItem
+from returns import locks
 from returns.models import Return, ReturnItem
-from stateset.api.errors import (
-    Conflict,
-    InvalidTransition,
-    NotFound,
-    PreconditionFailed,
-    ValidationFailed,
-)
-from stateset.db import insert_rows
+from stateset.db import insert_rows, save_versioned
+from stateset.errors import Conflict, PreconditionFailed, ValidationFailed, check_transition
 from stateset.inputs import clean_actor
 from webhooks import services as webhooks
 
@@ -131,19 +126,6 @@ def _held_quantities(order_item_ids: Sequence[uuid.UUID], *, exclude: uuid.UUID 
     return {item_id: int(total) for item_id, total in totals}
 
 
-def _check_locations(location_ids: set[uuid.UUID]) -> None:
-    if not location_ids:
-        return
-    found = dict(Location.objects.filter(id__in=location_ids).values_list("id", "is_active"))
-    missing = sorted(str(i) for i in location_ids - set(found))
-    if missing:
-        raise ValidationFailed("No such location.", code="location_not_found", details={"location_ids": missing})
-    inactive = sorted(str(i) for i, active in found.items() if not active)
-    if inactive:
-        raise ValidationFailed("Returned units cannot go to an inactive location.", code="location_inactive",
-                               details={"location_ids": inactive})
-
-
 def return_create(*, order_id: uuid.UUID, items: Sequence[ReturnLineInput], reason: str = "", notes: str = "",
                   actor: str = "") -> CreatedReturn:
     """Request a return (RMA) of shipped units of an order.
@@ -159,7 +141,7 @@ def return_create(*, order_id: uuid.UUID, items: Sequence[ReturnLineInput], reas
     _check_input(items, reason, notes)
     actor = clean_actor(actor, MAX_ACTOR)
     with transaction.atomic(durable=True):
-        order = orders_services.order_lock(order_id=order_id, named_in_body=True)
+        order = order_locks.lock_order(order_id, named_in_body=True)
         wanted = [line.order_item_id for line in items]
         order_items = {
             row.id: row for row in OrderItem.objects.filter(order_id=order.id, id__in=wanted)
@@ -170,7 +152,8 @@ def return_create(*, order_id: uuid.UUID, items: Sequence[ReturnLineInput], reas
         if unknown:
             raise ValidationFailed("Some items are not part of this order.", code="order_item_not_found",
                                    details={"items": unknown})
-        _check_locations({line.location_id for line in items if line.location_id is not None})
+        inventory_selectors.locations_checked({line.location_id for line in items if line.location_id is not None},
+                                              active=True)
         held = _held_quantities(wanted)
         over: dict[str, Any] = {}
         for index, line in enumerate(items):
@@ -195,7 +178,7 @@ def return_create(*, order_id: uuid.UUID, items: Sequence[ReturnLineInput], reas
             for line in items
         ]
         insert_rows(lines)
-        orders_services.order_return_changed(
+        under_lock.order_return_changed(
             order=order, actor=actor, kind=OrderEvent.Kind.RETURN_REQUESTED,
             message=f"Return {rma.rma_number} requested.",
             data={"return_id": str(rma.id), "rma_number": rma.rma_number,
@@ -208,41 +191,29 @@ def return_create(*, order_id: uuid.UUID, items: Sequence[ReturnLineInput], reas
 # --- the status machine ----------------------------------------------------------------------
 
 
-def _lock(return_id: uuid.UUID) -> tuple[Order, Return]:
-    """The return's order row, then the return row, both locked (the global order)."""
-    return orders_services.order_lock_with(Return, return_id, NotFound("No such return.", code="return_not_found"))
-
-
 def _check_move(rma: Return, to_status: str, expected_version: int | None, note: str) -> None:
     if not isinstance(note, str) or len(note) > MAX_REASON:
         raise ValidationFailed(f"note must be text of at most {MAX_REASON} characters.",
                                details={"note": [f"At most {MAX_REASON} characters."]})
     if expected_version is not None and rma.version != expected_version:
         raise PreconditionFailed(details={"current_version": rma.version})
-    allowed = TRANSITIONS.get(rma.status, frozenset())
-    if to_status not in allowed:
-        raise InvalidTransition(f"A return cannot go from {rma.status} to {to_status}.",
-                                details={"from": rma.status, "to": to_status, "allowed": sorted(allowed)})
+    check_transition(TRANSITIONS, rma.status, to_status, entity="A return")
 
 
 def _save(rma: Return, to_status: str, note: str, **updates: Any) -> None:
     """Status, any other fields and the version, in one UPDATE; the instance follows."""
     if note:
         updates["notes"] = f"{rma.notes}\n{to_status}: {note}" if rma.notes else f"{to_status}: {note}"
-    now = timezone.now()
-    Return.objects.filter(id=rma.id).update(status=to_status, version=F("version") + 1, updated_at=now, **updates)
-    for name, value in updates.items():
-        setattr(rma, name, value)
-    rma.status, rma.version, rma.updated_at = to_status, rma.version + 1, now
+    save_versioned(rma, {"status": to_status, **updates})
 
 
 def _move(return_id: uuid.UUID, to_status: str, *, note: str, actor: str, expected_version: int | None) -> Return:
     actor = clean_actor(actor, MAX_ACTOR)
     with transaction.atomic(durable=True):
-        order, rma = _lock(return_id)
+        order, rma = locks.lock_return(return_id)
         _check_move(rma, to_status, expected_version, note)
         _save(rma, to_status, note)
-        orders_services.order_return_changed(order=order, actor=actor)
+        under_lock.order_return_changed(order=order, actor=actor)
         if to_status == Status.APPROVED:
             _publish("return.approved", rma)
     return rma
@@ -324,7 +295,7 @@ def return_receive(*, return_id: uuid.UUID, note: str = "", actor: str = "",
     PreconditionFailed (412), Conflict (409, ``no_active_location``)."""
     actor = clean_actor(actor, MAX_ACTOR)
     with transaction.atomic(durable=True):
-        order, rma = _lock(return_id)
+        order, rma = locks.lock_return(return_id)
         _check_move(rma, Status.RECEIVED, expected_version, note)
         lines = list(ReturnItem.objects.filter(rma_id=rma.id).select_related("order_item")
                      .only("id", "quantity", "condition", "restock", "location_id", "order_item", "order_item__id",
@@ -339,7 +310,7 @@ def return_receive(*, return_id: uuid.UUID, note: str = "", actor: str = "",
         quantities: dict[uuid.UUID, int] = defaultdict(int)
         for line in lines:
             quantities[line.order_item_id] += line.quantity
-        orders_services.order_items_returned(order=order, quantities=dict(quantities))
+        under_lock.order_items_returned(order=order, quantities=dict(quantities))
         if restock:
             inventory_services.stock_return_many(
                 lines=[inventory_services.StockLine(location_id=line.location_id, quantity=line.quantity,
@@ -362,14 +333,14 @@ def return_refund(*, return_id: uuid.UUID, note: str = "", actor: str = "",
     when the order's payment is not ``paid``/``partially_refunded``), PreconditionFailed (412)."""
     actor = clean_actor(actor, MAX_ACTOR)
     with transaction.atomic(durable=True):
-        order, rma = _lock(return_id)
+        order, rma = locks.lock_return(return_id)
         _check_move(rma, Status.REFUNDED, expected_version, note)
         lines = ReturnItem.objects.filter(rma_id=rma.id).values_list("quantity", "order_item__unit_price")
         amount = sum((Decimal(price) * quantity for quantity, price in lines), Decimal("0")).quantize(CENT)
         earlier = (Return.objects.filter(order_id=order.id, status__in=REFUNDED).exclude(id=rma.id)
                    .aggregate(total=Sum("refund_amount"))["total"]) or Decimal("0.00")
         amount = max(min(amount, order.total_amount - earlier), Decimal("0.00")).quantize(CENT)
-        orders_services.order_refund(order=order, amount=amount, refunded_total=earlier + amount, actor=actor,
+        under_lock.order_refund(order=order, amount=amount, refunded_total=earlier + amount, actor=actor,
                                      data={"return_id": str(rma.id), "rma_number": rma.rma_number})
         _save(rma, Status.REFUNDED, note, refund_amount=amount)
         _publish("return.refunded", rma)

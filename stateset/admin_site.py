@@ -1,4 +1,6 @@
-"""The back office's admin site: the index shows what staff check first (SPEC §5)."""
+"""The back office's building blocks for every app's admin (SPEC §5): bounded counts, read-only
+logs and inlines, change forms and actions that go through services. The site itself, with its
+dashboard, is the wiring's ``stateset.backoffice``."""
 
 from __future__ import annotations
 
@@ -6,15 +8,14 @@ from collections.abc import Callable
 from typing import Any
 
 from django.contrib import messages
-from django.contrib.admin import AdminSite, ModelAdmin, TabularInline
+from django.contrib.admin import ModelAdmin, TabularInline
 from django.core.paginator import Paginator
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
-from django.template.response import TemplateResponse
 from django.utils.functional import cached_property
 
-from stateset.api.errors import DomainError
-from stateset.api.pagination import bounded_total
+from stateset.errors import DomainError
+from stateset.pagination import bounded_total
 
 
 class BoundedCountPaginator(Paginator):
@@ -101,18 +102,3 @@ class ServiceModelAdmin(ModelAdmin):
         except DomainError as exc:
             self.message_user(request, f"Not saved: {exc.message}", messages.ERROR)
             return HttpResponseRedirect(request.get_full_path())
-
-
-class StateSetAdminSite(AdminSite):
-    site_header = "StateSet back office"
-    site_title = "StateSet"
-    index_title = "Operations"
-
-    def index(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> TemplateResponse:
-        from inventory.selectors import low_stock_items
-        from orders.selectors import orders_today
-        from webhooks.selectors import failed_deliveries_count
-
-        context = {"today": orders_today(), "low_stock": low_stock_items(limit=10),
-                   "failed_webhooks": failed_deliveries_count(), **(extra_context or {})}
-        return super().index(request, extra_context=context)

@@ -18,7 +18,7 @@ class StateSetAdminConfig(admin_apps.AdminConfig):
     """The Django admin with the back-office index (today's orders and revenue, low stock)."""
 
     default = False  # StatesetConfig is this module's default app config
-    default_site = "stateset.admin_site.StateSetAdminSite"
+    default_site = "stateset.backoffice.StateSetAdminSite"
 
 
 def _size_statement_cache(sender, connection, **kwargs):  # type: ignore[no-untyped-def]

@@ -48,6 +48,11 @@ class _Tally:
         if due:
             self.flush()
 
+    def reset(self) -> None:
+        """Forget what is not flushed yet (tests start from zero)."""
+        with self._lock:
+            self._counts.clear()
+
     def flush(self) -> None:
         with self._lock:
             counts, self._counts = self._counts, TallyCounter()
@@ -79,11 +84,23 @@ class EntityCache:
     def key(self, *parts: Any) -> str:
         return ":".join([self.entity, *(str(p) for p in parts)])
 
-    def get_or_load(self, key: str, loader: Callable[[], T]) -> T:
+    def get_or_load(self, key: str, loader: Callable[[], T], *, depends_on: str | None = None) -> T:
+        """The cached value of ``key``, else ``loader()`` (stored unless None). With ``depends_on``
+        (a group's namespace key, :meth:`group_version_key`), the value is stored with the group's
+        version and counts as a miss once the group moved on — both read in one round trip."""
         if not self.enabled:
             return loader()
+        version = None
         try:
-            value = cache.get(key, _MISSING)
+            if depends_on is None:
+                value = cache.get(key, _MISSING)
+            else:
+                got = cache.get_many([key, depends_on])
+                value, version = got.get(key, _MISSING), got.get(depends_on) or 1
+                if isinstance(value, tuple) and len(value) == 2 and value[0] == version:
+                    value = value[1]
+                elif value != _TOMBSTONE:
+                    value = _MISSING
         except Exception:
             metrics.CACHE_ERRORS.labels("get").inc()
             logger.warning("cache read failed; serving from the database", exc_info=True)
@@ -97,7 +114,12 @@ class EntityCache:
         value = loader()
         if value is not None and value is not _MISSING and value != _TOMBSTONE:
             try:
-                cache.add(key, value, timeout=self.ttl)
+                stored = value if depends_on is None else (version, value)
+                if not cache.add(key, stored, timeout=self.ttl) and depends_on is not None:
+                    # An entry of an older version may be replaced; a tombstone may not.
+                    current = cache.get(key)
+                    if isinstance(current, tuple) and current[0] != version:
+                        cache.set(key, stored, timeout=self.ttl)
             except Exception:
                 metrics.CACHE_ERRORS.labels("set").inc()
         return value
@@ -121,6 +143,10 @@ class EntityCache:
 
     def _group_key(self, group: str) -> str:
         return f"ns:{self.entity}:{group}"
+
+    def group_version_key(self, group: str) -> str:
+        """The key holding ``group``'s version, for another entity's ``get_or_load(depends_on=)``."""
+        return self._group_key(group)
 
     def group_key(self, group: str, *parts: Any) -> str:
         """A key inside ``group``'s current namespace version."""

@@ -13,7 +13,11 @@ from typing import Any
 
 from django.conf import settings
 from django.db import connections, router
+from django.db.models import F
 from django.db.models.fields import NOT_PROVIDED, AutoFieldMixin
+from django.utils import timezone
+
+from stateset.errors import PreconditionFailed
 
 _pinned: contextvars.ContextVar[bool] = contextvars.ContextVar("pinned_to_primary", default=False)
 
@@ -54,17 +58,15 @@ class ReplicaRouter:
         return db == "default"
 
 
-def update_versioned(model: type[Any], *, pk: Any, expected_version: int | None, values: dict[str, Any],
-                     not_found: Exception) -> None:
-    """One ``UPDATE ... SET ..., version = version + 1 WHERE pk = %s [AND version = %s]``: the
-    If-Match check and the write are the same statement, so a write that slipped in between the
-    client's read and this one still answers 412. Raises ``not_found`` or PreconditionFailed."""
-    from django.db.models import F
-    from django.utils import timezone
-
-    from stateset.api.errors import PreconditionFailed
-
-    rows = model.objects.filter(pk=pk)
+def update_versioned(model: type[Any], *, pk: Any, values: dict[str, Any], expected_version: int | None = None,
+                     not_found: Exception, where: dict[str, Any] | None = None) -> None:
+    """The one way a row's ``version`` moves: ``UPDATE ... SET <values>, version = version + 1,
+    updated_at = now() WHERE pk = %s [AND version = %s] RETURNING version``. With
+    ``expected_version`` (If-Match) the check and the write are the same statement, so a write that
+    slipped in between the client's read and this one still answers 412. ``where`` adds conditions
+    (the partition key, so the UPDATE touches one partition). Raises ``not_found`` or
+    PreconditionFailed."""
+    rows = model.objects.filter(pk=pk, **(where or {}))
     if expected_version is not None:
         rows = rows.filter(version=expected_version)
     if rows.update(**values, version=F("version") + 1, updated_at=timezone.now()):
@@ -73,6 +75,18 @@ def update_versioned(model: type[Any], *, pk: Any, expected_version: int | None,
     if current is None:
         raise not_found
     raise PreconditionFailed(details={"current_version": current, "expected_version": expected_version})
+
+
+def save_versioned(obj: Any, values: dict[str, Any], *, where: dict[str, Any] | None = None) -> None:
+    """:func:`update_versioned` for a row the caller holds locked (its ``version`` is current, so
+    there is nothing to compare): one UPDATE, and the instance follows."""
+    now = timezone.now()
+    type(obj).objects.filter(pk=obj.pk, **(where or {})).update(**values, version=F("version") + 1,
+                                                                updated_at=now)
+    for name, value in values.items():
+        setattr(obj, name, value)
+    obj.version += 1
+    obj.updated_at = now
 
 
 def insert_rows(objs: list[Any], *, returning: tuple[str, ...] = ()) -> None:

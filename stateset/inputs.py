@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping
 from typing import Any
 
-from stateset.api.errors import ValidationFailed
+from stateset.errors import ValidationFailed
 
 
 def clean_text(value: Any, name: str, max_length: int, *, required: bool = False) -> str:

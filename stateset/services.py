@@ -12,9 +12,9 @@ from django.conf import settings
 from django.db import DatabaseError, IntegrityError, connection, transaction
 from django.utils import timezone
 
-from stateset.api.auth import KEY_PREFIX, hash_key, key_cache, scope_is_valid
-from stateset.api.errors import Conflict, ValidationFailed
 from stateset.config import ConfigError, parse_rate
+from stateset.errors import Conflict, ValidationFailed
+from stateset.keys import KEY_PREFIX, hash_key, key_cache, scope_is_valid
 from stateset.models import ApiKey, IdempotencyRecord
 
 logger = logging.getLogger("stateset")
@@ -144,7 +144,7 @@ def idempotency_claim(*, owner: str, key: str, method: str, path: str, request_h
 
 def idempotency_complete(*, record_id: int, status: int, body: Any, headers: dict[str, str]) -> None:
     """Store the final answer. ``body`` goes in as orjson-encoded JSON (it can be a whole order)."""
-    from stateset.api.rendering import dumps
+    from stateset.encoding import dumps
 
     with connection.cursor() as cursor:
         cursor.execute(

@@ -10,7 +10,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from stateset.admin_site import ReadOnlyAdmin, ServiceModelAdmin
-from stateset.api.errors import DomainError
+from stateset.errors import DomainError
 from webhooks import services
 from webhooks.models import Delivery, Endpoint, Event
 

@@ -10,10 +10,10 @@ from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from stateset.api.errors import NotFound
 from stateset.api.pagination import parse_list_params
 from stateset.api.serializers import IF_MATCH, StrictSerializer, TextField, page_of, validated
 from stateset.api.views import ApiViewSet, expected_version, parse_id
+from stateset.errors import NotFound
 from webhooks import selectors, services
 from webhooks.models import EVENT_TYPES, Delivery
 

@@ -31,8 +31,9 @@ from django.db.models import F
 from django.utils import timezone
 
 from stateset import metrics
-from stateset.api.errors import NotFound, ValidationFailed
 from stateset.db import insert_rows, update_versioned
+from stateset.errors import NotFound, ValidationFailed
+from webhooks import locks
 from webhooks.models import EVENT_TYPES, Delivery, Endpoint, Event
 
 logger = logging.getLogger("stateset.webhooks")
@@ -96,8 +97,7 @@ def dispatch(*, batch_size: int = 500) -> list[uuid.UUID]:
     dispatchers skip each other's rows. Returns the ids of the deliveries created."""
     now = timezone.now()
     with transaction.atomic(durable=True):
-        events = list(Event.objects.select_for_update(skip_locked=True).filter(dispatched_at__isnull=True)
-                      .order_by("created_at").only("id", "type")[:batch_size])
+        events = locks.claim_undispatched_events(limit=batch_size)
         if not events:
             return []
         endpoints = list(Endpoint.objects.filter(is_active=True).only("id", "events"))

@@ -9,7 +9,7 @@ from django.db import transaction as db_transaction
 from catalog import selectors, services
 from catalog.models import Product
 from catalog.tests.factories import ProductFactory
-from stateset.api.errors import NotFound, PreconditionFailed, ValidationFailed
+from stateset.errors import NotFound, PreconditionFailed, ValidationFailed
 
 pytestmark = pytest.mark.django_db
 

@@ -6,7 +6,7 @@ from django.db import IntegrityError, transaction
 from customers import selectors, services
 from customers.models import Address, Customer
 from customers.tests.factories import AddressFactory, CustomerFactory
-from stateset.api.errors import NotFound, PreconditionFailed, ValidationFailed
+from stateset.errors import NotFound, PreconditionFailed, ValidationFailed
 
 pytestmark = pytest.mark.django_db
 

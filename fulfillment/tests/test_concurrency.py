@@ -7,7 +7,7 @@ from fulfillment import services
 from fulfillment.models import Shipment, ShipmentItem
 from inventory.models import InventoryItem, StockMovement
 from orders.models import Order, OrderItem
-from stateset.api.errors import DomainError
+from stateset.errors import DomainError
 from stateset.testing import run_threads
 
 

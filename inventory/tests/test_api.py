@@ -9,7 +9,7 @@ import pytest
 from django.core.cache import cache
 from django.utils import timezone
 
-from inventory import services
+from inventory import selectors, services
 from inventory.models import InventoryItem, Location, Reservation, StockMovement
 from inventory.services import ReserveLine
 from inventory.tests.factories import LocationFactory, ProductFactory, item, snapshot, stock
@@ -131,7 +131,7 @@ def test_list_pages_with_a_cursor(api, main):
 def test_detail_has_an_etag_is_cached_and_invalidated_after_commit(api, product, main, django_assert_num_queries,
                                                                     django_capture_on_commit_callbacks):
     row = stock(product, main, 5)
-    cache.delete(services.item_cache_key(row.id))  # as if the write's short tombstone had lapsed
+    cache.delete(selectors.item_cache_key(row.id))  # as if the write's short tombstone had lapsed
     url = f"{BASE}/inventory/{row.id}"
     first = api.get(url)
     assert ok(first)["on_hand"] == 5 and first["ETag"] == f'"{row.version}"'

@@ -19,7 +19,7 @@ from inventory.tests.factories import (
     item,
     stock,
 )
-from stateset.api.errors import Conflict
+from stateset.errors import Conflict
 from stateset.testing import client_for, run_threads, run_threads_cleanly
 
 pytestmark = pytest.mark.django_db(transaction=True)

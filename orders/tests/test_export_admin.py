@@ -11,7 +11,7 @@ from django.db import connection
 from inventory.models import InventoryItem
 from orders import services
 from orders.models import Order
-from stateset.api.errors import Conflict
+from stateset.errors import Conflict
 
 pytestmark = pytest.mark.django_db
 

@@ -4,7 +4,7 @@ import pytest
 
 from inventory.models import InventoryItem, Reservation, StockMovement
 from orders.models import Order, OrderEvent
-from orders.services import TRANSITIONS
+from orders.under_lock import TRANSITIONS
 
 pytestmark = pytest.mark.django_db
 STATUSES = [s.value for s in Order.Status]

@@ -5,7 +5,7 @@ import pytest
 from orders.models import OrderItem
 from returns import services
 from returns.models import Return, ReturnItem
-from stateset.api.errors import ValidationFailed
+from stateset.errors import ValidationFailed
 from stateset.testing import run_threads
 
 

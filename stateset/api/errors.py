@@ -19,59 +19,9 @@ from rest_framework import exceptions as drf
 from rest_framework.response import Response
 from rest_framework.views import set_rollback
 
+from stateset.errors import DomainError, RateLimited
+
 logger = logging.getLogger("stateset.api")
-
-
-class DomainError(Exception):
-    """A rule of the domain said no. Subclasses set ``status`` and ``code``."""
-
-    status = 400
-    code = "bad_request"
-    default_message = "The request cannot be processed."
-
-    def __init__(self, message: str | None = None, *, details: dict[str, Any] | None = None,
-                 code: str | None = None):
-        self.message = message or self.default_message
-        self.details = details or {}
-        if code:
-            self.code = code
-        super().__init__(self.message)
-
-
-class ValidationFailed(DomainError):
-    status, code, default_message = 422, "validation_error", "Invalid input."
-
-
-class NotFound(DomainError):
-    status, code, default_message = 404, "not_found", "Not found."
-
-
-class Conflict(DomainError):
-    status, code, default_message = 409, "conflict", "The request conflicts with the current state."
-
-
-class InvalidTransition(Conflict):
-    code, default_message = "invalid_transition", "This state transition is not allowed."
-
-
-class InsufficientStock(Conflict):
-    code, default_message = "insufficient_stock", "Not enough stock to satisfy the request."
-
-
-class PreconditionFailed(DomainError):
-    status, code, default_message = 412, "precondition_failed", "If-Match does not match the current version."
-
-
-class PayloadTooLarge(DomainError):
-    status, code, default_message = 413, "payload_too_large", "The request body is too large."
-
-
-class RateLimited(DomainError):
-    status, code, default_message = 429, "rate_limited", "Too many requests."
-
-    def __init__(self, retry_after: int, **kwargs: Any):
-        super().__init__(**kwargs)
-        self.retry_after = retry_after
 
 
 _DRF_CODES: dict[type[drf.APIException], tuple[int, str]] = {

@@ -1,54 +1,19 @@
-"""Lists: ``?page=&limit=`` (``per_page`` alias) with a bounded-cost total, plus keyset ``cursor``.
-
-Answer shape (SPEC §3)::
-
-    {"items": [...], "page": 1, "limit": 20, "total": N, "total_pages": T,
-     "total_is_estimate": false, "next_cursor": "..." | null}
-
-``total`` is exact up to ``[api] exact_count_limit`` rows (a ``COUNT`` over a ``LIMIT``ed subquery,
-so its cost is bounded); above that it is the planner's estimate and ``total_is_estimate`` is true.
-``next_cursor`` continues after the last row by keyset (``(sort_field, id) < (last)``), never OFFSET.
-"""
+"""The list query string of the API (SPEC §3): ``page``, ``limit`` (``per_page``), ``cursor``,
+``sort_by``/``sort_order`` and each resource's filters, validated strictly. The query side of lists
+(totals, cursors, pages) is ``stateset.pagination``."""
 
 from __future__ import annotations
 
-import base64
 import functools
-import hashlib
-import math
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from typing import Any
 
-import orjson
 from django.conf import settings
-from django.core.cache import cache
-from django.db.models import Model, Q, QuerySet
 from rest_framework import serializers
 
-from stateset.api.errors import ValidationFailed
-from stateset.api.rendering import dumps
+from stateset.errors import ValidationFailed
+from stateset.pagination import ListParams, Sort
 
 PAGINATION_PARAMS = frozenset({"page", "limit", "per_page", "cursor", "sort_by", "sort_order", "format"})
-
-
-@dataclass(frozen=True)
-class Sort:
-    field: str  # model field name
-    descending: bool
-
-    def order_by(self) -> tuple[str, str]:
-        sign = "-" if self.descending else ""
-        return f"{sign}{self.field}", f"{sign}id"
-
-
-@dataclass(frozen=True)
-class ListParams:
-    page: int
-    limit: int
-    cursor: str | None
-    sort: Sort
-    filters: dict[str, Any]
 
 
 def _int_param(data: dict[str, str], name: str, errors: dict[str, Any], *, maximum: int) -> int | None:
@@ -124,119 +89,3 @@ def parse_list_params(
         sort=Sort(field=sort_fields[sort_by], descending=order == "desc"),
         filters=filter_values,
     )
-
-
-# --- totals ----------------------------------------------------------------------------------------
-
-
-def bounded_total(queryset: QuerySet) -> tuple[int, bool]:
-    """(total, is_estimate). Exact up to the configured limit; beyond it the planner's row estimate,
-    remembered for a minute so a big list does not pay even the bounded count on every request."""
-    cap = settings.API_EXACT_COUNT_LIMIT
-    unordered = queryset.order_by()
-    sql, sql_params = unordered.values("pk").query.sql_with_params()
-    cache_key = "count-estimate:" + hashlib.sha1(dumps([sql, [str(p) for p in sql_params]])).hexdigest()
-    estimate = cache.get(cache_key)
-    if estimate is not None:
-        return int(estimate), True
-    exact = unordered[: cap + 1].count()
-    if exact <= cap:
-        return exact, False
-    plan = orjson.loads(unordered.explain(format="json"))
-    estimate = max(int(plan[0]["Plan"]["Plan Rows"]), exact)
-    cache.set(cache_key, estimate, 60)
-    return estimate, True
-
-
-# --- cursors ---------------------------------------------------------------------------------------
-
-
-def encode_cursor(sort_value: Any, pk: Any) -> str:
-    raw = dumps([sort_value, pk])
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def _decode_cursor(cursor: str, model: type[Model], sort: Sort) -> tuple[Any, Any]:
-    try:
-        padded = cursor + "=" * (-len(cursor) % 4)
-        value, pk = orjson.loads(base64.urlsafe_b64decode(padded.encode()))
-        field = model._meta.get_field(sort.field)
-        return field.to_python(value), model._meta.pk.to_python(pk)
-    except Exception:
-        raise ValidationFailed("The cursor is not valid for this list.", code="invalid_cursor",
-                               details={"cursor": ["Pass back next_cursor exactly as received."]}) from None
-
-
-def after_keyset(queryset: QuerySet, sort: Sort, value: Any, pk: Any) -> QuerySet:
-    field = sort.field
-    if value is None:
-        return queryset.filter(**{f"{field}__isnull": True, "pk__lt" if sort.descending else "pk__gt": pk})
-    op = "lt" if sort.descending else "gt"
-    # The first condition bounds the index range scan; the second breaks ties by id.
-    return queryset.filter(
-        Q(**{f"{field}__{op}e": value}) & (Q(**{f"{field}__{op}": value}) | Q(**{f"pk__{op}": pk}))
-    )
-
-
-@dataclass
-class Page:
-    items: list[Any]
-    page: int | None
-    limit: int
-    total: int
-    total_is_estimate: bool
-    next_cursor: str | None
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "items": self.items,
-            "page": self.page,
-            "limit": self.limit,
-            "total": self.total,
-            "total_pages": math.ceil(self.total / self.limit) if self.total else 0,
-            "total_is_estimate": self.total_is_estimate,
-            "next_cursor": self.next_cursor,
-        }
-
-
-def paginate(
-    queryset: QuerySet,
-    params: ListParams,
-    render: Callable[[Iterable[Any]], list[Any]],
-    *,
-    sort_value: Callable[[Any], Any] | None = None,
-    with_total: bool = True,
-) -> Page:
-    """Order ``queryset`` by the requested sort (``id`` breaks ties), slice one page (+1 row to know if
-    there is a next one) and render it. ``render`` turns the rows into output items; ``sort_value``
-    reads the sort field off a row (defaults to ``getattr``/``[]``)."""
-    model = queryset.model
-    total, estimate = bounded_total(queryset) if with_total else (0, False)
-    ordered = queryset.order_by(*params.sort.order_by())
-    if params.cursor:
-        value, pk = _decode_cursor(params.cursor, model, params.sort)
-        rows = list(after_keyset(ordered, params.sort, value, pk)[: params.limit + 1])
-        page_number = None
-    else:
-        offset = (params.page - 1) * params.limit
-        rows = list(ordered[offset : offset + params.limit + 1])
-        page_number = params.page
-    has_more = len(rows) > params.limit
-    rows = rows[: params.limit]
-    next_cursor = None
-    if has_more and rows:
-        last = rows[-1]
-        read = sort_value or _default_reader(params.sort.field)
-        next_cursor = encode_cursor(read(last), _read(last, "pk"))
-    return Page(items=render(rows), page=page_number, limit=params.limit, total=total,
-                total_is_estimate=estimate, next_cursor=next_cursor)
-
-
-def _read(row: Any, name: str) -> Any:
-    if isinstance(row, dict):
-        return row["id"] if name == "pk" else row[name]
-    return getattr(row, name)
-
-
-def _default_reader(field: str) -> Callable[[Any], Any]:
-    return lambda row: _read(row, field)

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import decimal
-import uuid
 from typing import Any
 
 import orjson
@@ -13,36 +11,8 @@ from rest_framework.exceptions import ParseError
 from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.parsers import BaseParser
 from rest_framework.renderers import BaseRenderer, BrowsableAPIRenderer
-from rest_framework.utils.serializer_helpers import ReturnDict, ReturnList
 
-_OPTIONS = orjson.OPT_UTC_Z | orjson.OPT_NON_STR_KEYS
-
-
-def _default(value: Any) -> Any:
-    if isinstance(value, decimal.Decimal):
-        return str(value)
-    if isinstance(value, (ReturnDict, dict)):
-        return dict(value)
-    if isinstance(value, (ReturnList, list, tuple, set, frozenset)):
-        return list(value)
-    if isinstance(value, str):  # ErrorDetail and other str subclasses
-        return str(value)
-    if isinstance(value, (dt.timedelta,)):
-        return value.total_seconds()
-    if hasattr(value, "isoformat"):
-        return value.isoformat()
-    if isinstance(value, uuid.UUID):
-        return str(value)
-    raise TypeError(f"cannot serialise {type(value).__name__}")
-
-
-def dumps(value: Any) -> bytes:
-    """The one JSON encoder: Decimal → string, datetimes RFC 3339 with ``Z``, UUIDs as strings."""
-    return orjson.dumps(value, default=_default, option=_OPTIONS)
-
-
-def loads(data: bytes | str) -> Any:
-    return orjson.loads(data)
+from stateset.encoding import dumps, loads  # noqa: F401  (re-exported for the API modules)
 
 
 def now_rfc3339() -> str:

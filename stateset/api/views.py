@@ -27,10 +27,10 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from stateset import services
-from stateset.api.errors import NotFound, PreconditionFailed, RateLimited, ValidationFailed
-from stateset.api.pagination import ListParams, Page, paginate
 from stateset.api.rendering import dumps
 from stateset.config import parse_rate
+from stateset.errors import NotFound, PreconditionFailed, RateLimited, ValidationFailed
+from stateset.pagination import ListParams, Page, paginate
 
 IDEMPOTENCY_HEADER = "HTTP_IDEMPOTENCY_KEY"
 REPLAYED_HEADER = "Idempotent-Replayed"

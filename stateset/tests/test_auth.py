@@ -5,7 +5,7 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from stateset import services
-from stateset.api.auth import scope_allows
+from stateset.keys import scope_allows
 from stateset.models import ApiKey
 from stateset.testing import error_of
 

@@ -7,8 +7,8 @@ from rest_framework import serializers
 from rest_framework.response import Response
 
 from stateset import services
-from stateset.api.errors import Conflict
 from stateset.api.views import ApiView
+from stateset.errors import Conflict
 from stateset.urls import handler400, handler403, handler404, handler500  # noqa: F401
 from stateset.urls import urlpatterns as project_urlpatterns
 

@@ -18,6 +18,7 @@ from django.utils import timezone
 
 from catalog.models import Product
 from customers.models import Customer
+from fulfillment import services as fulfillment_services
 from inventory import services as inventory_services
 from inventory.models import Location
 from orders import services as order_services
@@ -127,7 +128,7 @@ def test_a_change_that_rolls_back_publishes_nothing(api, shop):
 def test_status_changes_and_cancellation_are_published(shop, django_capture_on_commit_callbacks):
     placed = order(shop)
     with django_capture_on_commit_callbacks(execute=True):
-        order_services.order_cancel(order_id=placed.id, reason="customer asked")
+        fulfillment_services.order_cancel(order_id=placed.id, reason="customer asked")
     changed = Event.objects.get(type="order.status_changed").payload
     assert changed == {"order_id": str(placed.id), "order_number": placed.order_number,
                        "from_status": "pending", "to_status": "cancelled", "reason": "customer asked"}

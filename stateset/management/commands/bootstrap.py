@@ -8,7 +8,7 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand
 
 from stateset import services
-from stateset.api.auth import hash_key
+from stateset.keys import hash_key
 from stateset.models import ApiKey
 
 

@@ -2,7 +2,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.utils.dateparse import parse_datetime
 
 from stateset import services
-from stateset.api.errors import DomainError
+from stateset.errors import DomainError
 
 
 class Command(BaseCommand):

@@ -435,20 +435,16 @@ class Command(BaseCommand):
         items = list(self.InventoryItem.objects.filter(product=product).order_by("location__priority"))
         if sum(item.available for item in items) >= LOADTEST_STOCK:
             return
-        item = items[0] if items else None
-        with transaction.atomic():
-            if item is None:
-                item = self.InventoryItem.objects.create(product=product, location=self.locations[0],
-                                                         sku=product.sku, on_hand=0, reserved=0)
-            item = self.InventoryItem.objects.select_for_update().get(pk=item.pk)
-            delta = LOADTEST_STOCK - (item.on_hand - item.reserved)
-            self.InventoryItem.objects.filter(pk=item.pk).update(
-                on_hand=models.F("on_hand") + delta, version=models.F("version") + 1)
-            item.refresh_from_db()
-            self.StockMovement.objects.create(
-                inventory_item=item, kind="receive", on_hand_delta=delta, reserved_delta=0,
-                on_hand_after=item.on_hand, reserved_after=item.reserved,
-                reason="load-test stock (generate_data)", actor=ACTOR)
+        from inventory import services as inventory_services
+
+        location_id = items[0].location_id if items else self.locations[0].id
+        need = LOADTEST_STOCK - sum(item.available for item in items if item.location_id == location_id)
+        # One receive movement: lines of one row are summed (each line at most MAX_QUANTITY).
+        step = inventory_services.MAX_QUANTITY
+        item = inventory_services.stock_receive_many(lines=[
+            inventory_services.StockLine(product_id=product.id, location_id=location_id,
+                                         quantity=min(step, need - start))
+            for start in range(0, need, step)], reason="load-test stock (generate_data)", actor=ACTOR)[0]
         self.say(f"  {LOADTEST_SKU}: {item.on_hand:,} on hand at {item.location_id}")
 
     # -- catalog and customers ---------------------------------------------------------------

@@ -11,7 +11,7 @@ from django.core.signals import request_finished, request_started
 from django.db import close_old_connections
 from hypothesis import HealthCheck, settings
 
-SCHEMA_FILE = Path(__file__).resolve().parents[2] / "docs" / "openapi.yaml"
+SCHEMA_FILE = Path(__file__).resolve().parents[3] / "docs" / "openapi.yaml"
 schema = schemathesis.openapi.from_dict(yaml.safe_load(SCHEMA_FILE.read_text()))
 
 

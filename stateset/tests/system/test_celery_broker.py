@@ -41,7 +41,7 @@ def worker():
     process = subprocess.Popen(
         [sys.executable, "-m", "celery", "-A", "stateset", "worker", "-P", "solo", "-l", "warning",
          "--without-gossip", "--without-mingle", "--without-heartbeat", "-Q", "stateset-test,celery"],
-        env=env, cwd=Path(__file__).resolve().parents[2], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        env=env, cwd=Path(__file__).resolve().parents[3], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
     )
     yield process
     process.terminate()

@@ -22,7 +22,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
 
-from stateset.api.errors import DomainError
+from stateset.errors import DomainError
 
 
 @dataclass
@@ -53,7 +53,7 @@ def seed_catalog(ctx: SeedContext) -> Any:
 
 def seed_inventory(ctx: SeedContext) -> Any:
     """Locations MAIN and EAST; ample stock of TEST-001 and some of every other active product."""
-    from inventory.services import seed_demo_stock
+    from inventory.seed import seed_demo_stock
 
     result = seed_demo_stock()
     ctx.log(f"inventory: {result}")

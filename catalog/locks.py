@@ -1,0 +1,26 @@
+"""Every row lock of the catalog app (STYLE.md "Locks in one place per app"). Products are locked
+alone (rank PRODUCT in ``stateset/locking.py``), by primary key."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable
+
+from catalog.models import Product
+from stateset.locking import Rank, acquired
+
+
+def lock_product(product_id: uuid.UUID | str) -> Product | None:
+    product = Product.objects.select_for_update().filter(pk=product_id).first()
+    if product is not None:
+        acquired(Rank.PRODUCT, [product.pk])
+    return product
+
+
+def lock_products_to_flip(product_ids: Iterable[uuid.UUID | str], *, is_active: bool) -> list[tuple[uuid.UUID, str]]:
+    """(id, sku) of the given products whose ``is_active`` differs from ``is_active``, locked in
+    primary-key order."""
+    rows = list(Product.objects.filter(pk__in=list(product_ids)).exclude(is_active=is_active)
+                .select_for_update().order_by("pk").values_list("pk", "sku"))
+    acquired(Rank.PRODUCT, [pk for pk, _ in rows])
+    return rows

@@ -1,0 +1,100 @@
+"""Every write to stock (SPEC §4.3): the only place inventory rows change.
+
+One module per concern, re-exported here, so callers write ``inventory.services.stock_reserve``:
+
+- ``ledger``: the one primitive that changes counters (a conditional UPDATE) and writes its movement;
+- ``locations``, ``items``: locations and inventory rows;
+- ``moves``: receive, adjust, transfer, return;
+- ``bulk``: the bulk adjustment;
+- ``reservations``: reserve (all or nothing), release, fulfil, expire — what orders, fulfillment and
+  returns call, joining their transaction;
+- ``reconcile``: counters against reservations and the ledger.
+
+Locks (``inventory.locks``) follow the global order of ``stateset/locking.py``: reservations by
+primary key, then inventory rows by primary key. A change of one row relies on the row lock its own
+UPDATE takes. So concurrent calls never deadlock, provided a caller changes stock **once** per
+transaction (one ``stock_reserve`` with every line, one ``stock_release``, ``stock_fulfil_many`` for a
+shipment). Entry points only the API, admin and commands call are durable transactions themselves.
+"""
+
+from inventory.models import MAX_QUANTITY
+from inventory.services.bulk import (
+    BulkAdjustResult,
+    stock_bulk_adjust,
+)
+from inventory.services.common import (
+    LOCATION_CODE_RE,
+    MAX_LINES,
+    MAX_REASON,
+    MAX_REFERENCE_ID,
+    MAX_REFERENCE_TYPE,
+    ProductRef,
+    location_ref,
+)
+from inventory.services.items import (
+    inventory_item_create,
+    inventory_item_update,
+)
+from inventory.services.ledger import (
+    Counters,
+)
+from inventory.services.locations import (
+    location_create,
+    location_update,
+)
+from inventory.services.moves import (
+    StockLine,
+    stock_adjust,
+    stock_receive,
+    stock_receive_many,
+    stock_return,
+    stock_return_many,
+    stock_transfer,
+)
+from inventory.services.reconcile import (
+    Drift,
+    inventory_ledger_drift,
+    inventory_reconcile,
+)
+from inventory.services.reservations import (
+    ReserveLine,
+    reservations_expire,
+    stock_fulfil,
+    stock_fulfil_many,
+    stock_release,
+    stock_reserve,
+)
+
+__all__ = [
+    "MAX_QUANTITY",
+    "LOCATION_CODE_RE",
+    "BulkAdjustResult",
+    "Counters",
+    "Drift",
+    "MAX_LINES",
+    "MAX_REASON",
+    "MAX_REFERENCE_ID",
+    "MAX_REFERENCE_TYPE",
+    "ProductRef",
+    "ReserveLine",
+    "StockLine",
+    "inventory_item_create",
+    "inventory_item_update",
+    "inventory_ledger_drift",
+    "inventory_reconcile",
+    "location_create",
+    "location_ref",
+    "location_update",
+    "reservations_expire",
+    "stock_adjust",
+    "stock_bulk_adjust",
+    "stock_fulfil",
+    "stock_fulfil_many",
+    "stock_receive",
+    "stock_receive_many",
+    "stock_release",
+    "stock_reserve",
+    "stock_return",
+    "stock_return_many",
+    "stock_transfer",
+]

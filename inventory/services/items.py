@@ -1,0 +1,92 @@
+"""Inventory rows: one per product and location, with their reorder point and safety stock.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from django.db import IntegrityError, transaction
+
+from inventory import locks
+from inventory.models import InventoryItem, StockMovement
+from inventory.selectors import item_cache, item_cache_key
+from inventory.services.common import (
+    MAX_ACTOR,
+    MAX_REASON,
+    Kind,
+    check_quantity,
+    location_ref,
+    product_ref,
+)
+from inventory.services.ledger import (
+    Counters,
+    fetch_items,
+    item_id_for,
+    publish_low_stock,
+)
+from stateset.errors import (
+    Conflict,
+    NotFound,
+    PreconditionFailed,
+    ValidationFailed,
+)
+from stateset.inputs import clean_actor, clean_text
+
+
+def inventory_item_create(*, location_id: uuid.UUID, on_hand: int = 0, product_id: uuid.UUID | None = None,
+                          sku: str | None = None, reorder_point: int = 0, safety_stock: int = 0,
+                          reason: str = "", actor: str = "") -> InventoryItem:
+    """Create the row for (product, location) with an opening count; a non-zero count writes a
+    ``receive`` movement. Raises NotFound (product, location), ValidationFailed,
+    Conflict(code="inventory_exists") when the row exists (its id in ``details``)."""
+    on_hand = check_quantity(on_hand, "on_hand", allow_zero=True)
+    reorder_point = check_quantity(reorder_point, "reorder_point", allow_zero=True)
+    safety_stock = check_quantity(safety_stock, "safety_stock", allow_zero=True)
+    reason = clean_text(reason, "reason", MAX_REASON) or "opening stock"
+    product = product_ref(product_id, sku)
+    location = location_ref(location_id)
+    # Not durable: the admin's add view runs it inside its own transaction.
+    with transaction.atomic():
+        try:
+            with transaction.atomic():
+                item = InventoryItem.objects.create(product_id=product.id, location_id=location.id, sku=product.sku,
+                                                    on_hand=on_hand, reorder_point=reorder_point,
+                                                    safety_stock=safety_stock)
+        except IntegrityError:
+            existing = item_id_for(product.id, location.id)
+            raise Conflict("This product already has an inventory row at this location.",
+                           code="inventory_exists", details={"id": str(existing) if existing else None}) from None
+        if on_hand:
+            StockMovement.objects.create(inventory_item_id=item.id, kind=Kind.RECEIVE, on_hand_delta=on_hand,
+                                         on_hand_after=on_hand, reserved_after=0, reason=reason,
+                                         actor=clean_actor(actor, MAX_ACTOR))
+    return fetch_items([item.id])[0]
+
+def inventory_item_update(*, item_id: uuid.UUID, expected_version: int | None = None,
+                          reorder_point: int | None = None, safety_stock: int | None = None) -> InventoryItem:
+    """Set the reorder point and/or safety stock; bumps ``version``. Locks the row. Publishes
+    ``inventory.low_stock`` when the new reorder point puts the row at or below it. Raises NotFound,
+    PreconditionFailed (412), ValidationFailed."""
+    fields: dict[str, int] = {}
+    if reorder_point is not None:
+        fields["reorder_point"] = check_quantity(reorder_point, "reorder_point", allow_zero=True)
+    if safety_stock is not None:
+        fields["safety_stock"] = check_quantity(safety_stock, "safety_stock", allow_zero=True)
+    if not fields:
+        raise ValidationFailed("Nothing to change.", details={"non_field_errors": ["Give reorder_point or safety_stock."]})
+    with transaction.atomic():
+        item = locks.lock_item(item_id)
+        if item is None:
+            raise NotFound("No such inventory row.", code="inventory_not_found")
+        if expected_version is not None and item.version != expected_version:
+            raise PreconditionFailed(details={"current_version": item.version})
+        was_low = item.available <= item.reorder_point
+        for key, value in fields.items():
+            setattr(item, key, value)
+        item.version += 1
+        item.save(update_fields=[*fields, "version", "updated_at"])
+        if not was_low and item.available <= item.reorder_point:
+            publish_low_stock(Counters(item.id, item.on_hand, item.reserved, item.reorder_point, item.version,
+                                        item.sku, item.product_id, item.location_id))
+        item_cache.invalidate(item_cache_key(item.id))
+    return fetch_items([item.id])[0]

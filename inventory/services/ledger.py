@@ -1,0 +1,173 @@
+"""The one primitive that changes stock counters, and the ledger row it writes with each change.
+
+- **One ledger row per changed inventory row**, in the same transaction, bulk-inserted: summing a
+  row's movements reproduces its ``on_hand`` and ``reserved``.
+- **Counters change in SQL**, by one conditional ``UPDATE ... FROM (VALUES ...) WHERE <the CHECK
+  constraints still hold> RETURNING`` (:func:`apply_changes`); never read-modify-write in Python. A
+  row the guard rejects is not touched and the caller raises, rolling the whole change back.
+- Cache invalidation after commit; ``inventory.low_stock`` through the outbox in the same
+  transaction.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from django.db import connection
+from django.utils import timezone
+
+from inventory import locks
+from inventory.models import InventoryItem, StockMovement
+from inventory.selectors import item_cache, item_cache_key
+from inventory.services.common import (
+    MAX_ACTOR,
+    MAX_REASON,
+    MAX_REFERENCE_ID,
+    MAX_REFERENCE_TYPE,
+    ProductRef,
+)
+from stateset.db import insert_rows
+from stateset.inputs import clean_actor
+from webhooks import services as webhooks
+
+
+@dataclass
+class Change:
+    item_id: uuid.UUID
+    on_hand_delta: int
+    reserved_delta: int
+    kind: str
+    reason: str = ""
+    reference_type: str = ""
+    reference_id: str = ""
+
+@dataclass(frozen=True)
+class Counters:
+    """An inventory row right after a change (from ``RETURNING``)."""
+
+    id: uuid.UUID
+    on_hand: int
+    reserved: int
+    reorder_point: int
+    version: int
+    sku: str
+    product_id: uuid.UUID
+    location_id: uuid.UUID
+
+    @property
+    def available(self) -> int:
+        return self.on_hand - self.reserved
+
+class Rejected(Exception):
+    """Some rows were missing or their guard said no; the caller translates and rolls back."""
+
+    def __init__(self, item_ids: set[uuid.UUID]):
+        self.item_ids = item_ids
+        super().__init__(f"rejected: {sorted(map(str, item_ids))}")
+
+_TABLE = InventoryItem._meta.db_table
+
+_UPDATE_SQL = f"""
+UPDATE "{_TABLE}" AS i
+SET on_hand = i.on_hand + v.dh, reserved = i.reserved + v.dr, version = i.version + 1, updated_at = %s
+FROM (VALUES {{values}}) AS v (id, dh, dr)
+WHERE i.id = v.id
+  AND i.on_hand + v.dh >= 0 AND i.reserved + v.dr >= 0 AND i.on_hand + v.dh >= i.reserved + v.dr
+RETURNING i.id, i.on_hand, i.reserved, i.reorder_point, i.version, i.sku, i.product_id, i.location_id
+"""
+
+def apply_changes(changes: Sequence[Change], *, actor: str) -> dict[uuid.UUID, Counters]:
+    """Change counters of several rows in one conditional UPDATE and write one movement per row.
+
+    The guard repeats the table's CHECK constraints, so a change that would oversell or go negative
+    leaves its row untouched; then :class:`Rejected` names the rows and the caller's transaction
+    must roll back (it always runs inside ``atomic``). Changing more than one row requires the rows
+    to be locked already in primary-key order (``inventory.locks.lock_items``); one row is locked by the UPDATE
+    itself. Schedules cache invalidation and publishes ``inventory.low_stock`` for rows whose
+    ``available`` falls to or below the reorder point."""
+    assert connection.in_atomic_block, "stock changes run inside a transaction"
+    if not changes:
+        return {}
+    if len({c.item_id for c in changes}) != len(changes):
+        raise AssertionError("one change per inventory row")
+    params: list[Any] = [timezone.now()]
+    for change in changes:
+        params += [change.item_id, change.on_hand_delta, change.reserved_delta]
+    values = ", ".join(["(%s::uuid, %s::bigint, %s::bigint)"] * len(changes))
+    locks.item_locked_by_update(c.item_id for c in changes)
+    with connection.cursor() as cursor:
+        cursor.execute(_UPDATE_SQL.format(values=values), params)
+        rows = cursor.fetchall()
+    after = {row[0]: Counters(*row) for row in rows}
+    rejected = {c.item_id for c in changes} - set(after)
+    if rejected:
+        raise Rejected(rejected)
+    # Taken after the row locks are held, so one row's movements sort by created_at in the order
+    # they were made (UUIDv7 ids break ties within this process).
+    now = timezone.now()
+    actor = clean_actor(actor, MAX_ACTOR)
+    insert_rows(
+        [
+            StockMovement(
+                inventory_item_id=c.item_id, kind=c.kind, on_hand_delta=c.on_hand_delta,
+                reserved_delta=c.reserved_delta, on_hand_after=after[c.item_id].on_hand,
+                reserved_after=after[c.item_id].reserved, reason=c.reason[:MAX_REASON],
+                reference_type=c.reference_type[:MAX_REFERENCE_TYPE],
+                reference_id=c.reference_id[:MAX_REFERENCE_ID], actor=actor, created_at=now,
+            )
+            for c in changes
+        ]
+    )
+    for change in changes:
+        row = after[change.item_id]
+        before = row.available - (change.on_hand_delta - change.reserved_delta)
+        if before > row.reorder_point >= row.available:
+            publish_low_stock(row)
+    item_cache.invalidate(*(item_cache_key(item_id) for item_id in after))
+    return after
+
+def ensure_items(pairs: Iterable[tuple[ProductRef, uuid.UUID]]) -> None:
+    """Create missing (product, location) rows with zero stock. ``ON CONFLICT DO NOTHING`` makes a
+    concurrent creation of the same row harmless. Takes no row lock on existing rows; callers run it
+    before locking any row."""
+    rows = {(p.id, loc): InventoryItem(product_id=p.id, location_id=loc, sku=p.sku) for p, loc in pairs}
+    if rows:
+        # Sorted: two transactions inserting overlapping rows wait on each other's unique-index entries
+        # in the same order, so they cannot deadlock.
+        InventoryItem.objects.bulk_create([rows[key] for key in sorted(rows)], ignore_conflicts=True)
+
+def item_id_for(product_id: uuid.UUID, location_id: uuid.UUID) -> uuid.UUID | None:
+    return (InventoryItem.objects.filter(product_id=product_id, location_id=location_id)
+            .values_list("id", flat=True).first())
+
+def item_ids_for(pairs: Iterable[tuple[uuid.UUID, uuid.UUID]]) -> dict[tuple[uuid.UUID, uuid.UUID], uuid.UUID]:
+    """Ids of the existing rows for (product, location) pairs, in one query. It reads the rows of
+    those products at those locations (the unique index answers) and keeps the pairs asked for,
+    which plans far faster than one OR-branch per pair."""
+    wanted = set(pairs)
+    if not wanted:
+        return {}
+    rows = InventoryItem.objects.filter(product_id__in={p for p, _ in wanted},
+                                        location_id__in={loc for _, loc in wanted})
+    return {(p, loc): i for i, p, loc in rows.values_list("id", "product_id", "location_id") if (p, loc) in wanted}
+
+def counters_of(item_id: uuid.UUID | None) -> dict[str, int]:
+    row = None
+    if item_id is not None:
+        row = InventoryItem.objects.filter(id=item_id).values("on_hand", "reserved").first()
+    on_hand, reserved = (row["on_hand"], row["reserved"]) if row else (0, 0)
+    return {"on_hand": on_hand, "reserved": reserved, "available": on_hand - reserved}
+
+def fetch_items(item_ids: Sequence[uuid.UUID]) -> list[InventoryItem]:
+    items = {i.id: i for i in InventoryItem.objects.select_related("location").filter(id__in=item_ids)}
+    return [items[i] for i in item_ids]
+
+def publish_low_stock(row: Counters) -> None:
+    webhooks.publish(event_type="inventory.low_stock", payload={
+        "inventory_item_id": str(row.id), "product_id": str(row.product_id), "sku": row.sku,
+        "location_id": str(row.location_id), "on_hand": row.on_hand, "reserved": row.reserved,
+        "available": row.available, "reorder_point": row.reorder_point,
+    })
