@@ -21,11 +21,12 @@ from stateset.api.views import ApiViewSet, expected_version
 from stateset.api.views import parse_id as platform_parse_id
 from stateset.errors import NotFound, ValidationFailed
 
-MAX_PRICE_DIGITS = 12
+MAX_PRICE_DIGITS = 13
 
 
 def _price_field(**kwargs: Any) -> serializers.DecimalField:
-    return serializers.DecimalField(max_digits=MAX_PRICE_DIGITS, decimal_places=2,
+    """Up to three decimals (KWD); the service allows only the currency's own digits."""
+    return serializers.DecimalField(max_digits=MAX_PRICE_DIGITS, decimal_places=3,
                                     min_value=Decimal("0"), **kwargs)
 
 

@@ -25,7 +25,8 @@ class Product(models.Model):
     sku = models.CharField(max_length=64, validators=[sku_validator])
     name = models.CharField(max_length=255)
     description = models.TextField(blank=True, default="")
-    price = models.DecimalField(max_digits=12, decimal_places=2, validators=[MinValueValidator(0)])
+    price = models.DecimalField(max_digits=13, decimal_places=3, validators=[MinValueValidator(0)],
+                                help_text="At most the currency's minor digits (stateset.money).")
     currency = models.CharField(max_length=3, default="USD", validators=[currency_validator])
     is_active = models.BooleanField(default=True)
     attributes = models.JSONField(default=dict, blank=True)

@@ -19,6 +19,7 @@ from django.db.models.functions import Upper
 
 from catalog.models import SKU_PATTERN, Product
 from stateset.cache import EntityCache
+from stateset.money import money_str
 
 PRODUCT_FIELDS = ("id", "sku", "name", "description", "price", "currency", "is_active", "attributes",
                   "created_at", "updated_at", "version")
@@ -46,7 +47,7 @@ def render_product(row: dict[str, Any]) -> dict[str, Any]:
         "sku": row["sku"],
         "name": row["name"],
         "description": row["description"],
-        "price": str(row["price"]),
+        "price": money_str(row["price"], row["currency"]),
         "currency": row["currency"],
         "is_active": row["is_active"],
         "attributes": row["attributes"],

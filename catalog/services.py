@@ -22,6 +22,7 @@ from catalog.models import Product
 from stateset.db import update_versioned
 from stateset.errors import Conflict, NotFound, ValidationFailed
 from stateset.inputs import writable
+from stateset.money import parse_money
 
 # Fields a caller may set; everything else (id, version, timestamps) belongs to the service.
 WRITABLE_FIELDS = ("sku", "name", "description", "price", "currency", "is_active", "attributes")
@@ -63,14 +64,16 @@ def _invalidate(*, product_id: uuid.UUID | str, skus: Iterable[str] = ()) -> Non
     selectors.product_cache.invalidate_group(selectors.SEARCH_GROUP)
 
 
-def _normalise(fields: dict[str, Any]) -> dict[str, Any]:
+def _normalise(fields: dict[str, Any], currency: str | None = None) -> dict[str, Any]:
+    """Clean writable fields; a price must have at most its currency's minor digits (``currency``:
+    the product's current one when the change does not name one)."""
     out = writable(fields, WRITABLE_FIELDS)
     if "sku" in out:
         out["sku"] = out["sku"].strip()
     if "currency" in out:
         out["currency"] = out["currency"].strip().upper()
     if "price" in out:
-        out["price"] = out["price"] if isinstance(out["price"], Decimal) else Decimal(str(out["price"]))
+        out["price"] = parse_money(out["price"], currency or out.get("currency") or "USD", "price")
     if "attributes" in out and out["attributes"] is None:
         out["attributes"] = {}
     return out
@@ -104,9 +107,16 @@ def product_update(*, product_id: uuid.UUID | str, fields: dict[str, Any],
     ``expected_version`` (the client's ``If-Match``) is part of the UPDATE's WHERE clause, so a write
     that slipped in between the client's read and this call still answers PreconditionFailed (412).
     Raises NotFound (404), DuplicateSku (409), ValidationFailed (422). A new SKU is copied to the
-    product's stock rows in the same transaction (by the inventory app's trigger). Invalidates the cached detail (by id and by SKU)
-    after commit."""
-    values = _normalise(fields)
+    product's stock rows in the same transaction (by the inventory app's trigger). A price has at
+    most its currency's minor digits. Invalidates the cached detail (by id and by SKU) after commit."""
+    currency = None
+    if ("price" in fields) != ("currency" in fields):  # the other half of the pair is the stored one
+        current = Product.objects.filter(pk=product_id).values("price", "currency").first()
+        if current is not None:
+            currency = current["currency"]
+            if "currency" in fields:
+                _normalise({"price": current["price"]}, str(fields["currency"]).strip().upper())
+    values = _normalise(fields, currency)
     if not values:
         raise ValidationFailed("Give at least one field to change.", code="empty_update")
     try:

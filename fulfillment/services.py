@@ -131,7 +131,7 @@ def _order_lines(order: Order) -> tuple[list[_Line], dict[tuple[uuid.UUID, uuid.
     for row in claims:
         per_item[row["order_item_id"]] += row["units"]
         per_place[(row["order_item__product_id"], row["shipment__location_id"])] += row["units"]
-    items = orders_selectors.items_by_order([order.id]).get(order.id, [])
+    items = orders_selectors.items_by_order({order.id: order.currency}).get(order.id, [])
     lines = [_Line(order_item_id=row["id"], product_id=row["product_id"], sku=row["sku"], quantity=row["quantity"],
                    unfulfilled=row["quantity"] - row["quantity_fulfilled"], allocated=per_item[row["id"]])
              for row in items]

@@ -10,7 +10,7 @@ from django.db.models import Max, Min, QuerySet
 from django.http import HttpRequest
 
 from orders import services
-from orders.models import Order, OrderEvent, OrderItem
+from orders.models import ChannelOrder, Order, OrderEvent, OrderItem, Payment, ShippingLine
 from orders.selectors import order_filter
 from stateset.admin_site import (
     BoundedCountPaginator,
@@ -52,8 +52,22 @@ class CalendarQuerySet(QuerySet):
 class OrderItemInline(ReadOnlyInline):
     model = OrderItem
     fk_name = "order"
-    fields = ("sku", "name", "quantity", "unit_price", "total_price", "quantity_fulfilled", "quantity_returned")
+    fields = ("sku", "name", "quantity", "list_price", "unit_price", "total_price", "discount_total", "net_total",
+              "tax_total", "taxes", "quantity_fulfilled", "quantity_returned")
     show_change_link = False
+
+
+class ShippingLineInline(ReadOnlyInline):
+    model = ShippingLine
+    fk_name = "order"
+    fields = ("method", "amount", "tax_total", "taxes")
+
+
+class PaymentInline(ReadOnlyInline):
+    model = Payment
+    fk_name = "order"
+    fields = ("created_at", "kind", "amount", "currency", "status", "provider", "reference", "actor")
+    ordering = ("created_at", "id")
 
 
 class OrderEventInline(ReadOnlyInline):
@@ -68,7 +82,7 @@ class OrderEventInline(ReadOnlyInline):
 class OrderAdmin(ServiceModelAdmin):
     list_display = ("order_number", "customer_email", "status", "payment_status", "fulfillment_status",
                     "total_amount", "currency", "created_at")
-    list_filter = ("status", "payment_status", "fulfillment_status")
+    list_filter = ("status", "payment_status", "fulfillment_status", "channel")
     list_select_related = ("customer",)
     search_fields = ("order_number",)  # see get_search_results: number or email, both indexed
     search_help_text = "An order number (ORD-000123) or a customer's email."
@@ -79,10 +93,11 @@ class OrderAdmin(ServiceModelAdmin):
     ordering = ("-created_at", "-id")
     # Apps above orders add their inlines (shipments, returns) and actions (cancel) with
     # ``extend``, so orders never imports them.
-    inlines = [OrderItemInline, OrderEventInline]
+    inlines = [OrderItemInline, ShippingLineInline, PaymentInline, OrderEventInline]
     actions: list[Any] = ["confirm_orders", "mark_paid"]
-    fields = ("order_number", "customer", "status", "payment_status", "fulfillment_status", "currency",
-              "subtotal", "tax_total", "shipping_total", "discount_total", "total_amount",
+    fields = ("order_number", "customer", "channel", "external_id", "status", "payment_status", "fulfillment_status",
+              "currency", "subtotal", "discount_total", "discounts", "shipping_total", "tax_total",
+              "taxes_included", "total_amount",
               "shipping_address", "billing_address", "notes", "metadata", "version", "created_at", "updated_at")
     readonly_fields = tuple(f for f in fields if f != "notes")
 
@@ -142,3 +157,14 @@ class OrderEventAdmin(ReadOnlyAdmin):
     list_filter = ("kind",)
     list_select_related = ("order",)
     ordering = ("-created_at",)
+
+
+@admin.register(ChannelOrder)
+class ChannelOrderAdmin(ReadOnlyAdmin):
+    """Which order each channel's external id is (the uniqueness of SPEC §4.4 "Channel orders")."""
+
+    list_display = ("channel", "external_id", "order")
+    list_filter = ("channel",)
+    list_select_related = ("order",)
+    search_fields = ("=external_id",)
+    ordering = ("channel", "external_id")

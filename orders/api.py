@@ -6,6 +6,7 @@ import csv
 import io
 import uuid
 from collections.abc import Iterator
+from decimal import Decimal
 from typing import Any
 
 from django.http import StreamingHttpResponse
@@ -17,10 +18,20 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from orders import selectors, services
-from orders.models import Order
+from orders.models import Order, Payment
+from stateset.api.auth import granted_scopes
 from stateset.api.pagination import parse_list_params
-from stateset.api.serializers import IF_MATCH, StrictSerializer, TextField, page_of, validated
+from stateset.api.serializers import (
+    IF_MATCH,
+    MoneyField,
+    StrictIntegerField,
+    StrictSerializer,
+    TextField,
+    page_of,
+    validated,
+)
 from stateset.api.views import ApiView, ApiViewSet, actor_of, expected_version, parse_id
+from stateset.keys import scope_allows
 
 MAX_QUANTITY = 10_000
 
@@ -41,11 +52,22 @@ class AddressIn(serializers.Serializer):
         return value.upper()
 
 
+class TaxIn(StrictSerializer):
+    name = TextField(max_length=64)
+    rate = serializers.DecimalField(max_digits=7, decimal_places=6, min_value=0, max_value=Decimal("0.999999"))
+    amount = MoneyField()
+
+
 class OrderItemIn(StrictSerializer):
     product_id = serializers.UUIDField(required=False)
     sku = TextField(max_length=64, required=False)
-    quantity = serializers.IntegerField(min_value=1, max_value=MAX_QUANTITY)
-    unit_price = serializers.DecimalField(max_digits=12, decimal_places=2, min_value=0, required=False)
+    quantity = StrictIntegerField(min_value=1, max_value=MAX_QUANTITY)
+    unit_price = MoneyField(required=False, help_text=(
+        "The catalog's price unless the key holds orders:set_prices (then any price; the catalog's is "
+        "kept as list_price)."))
+    discount = MoneyField(required=False, help_text="An amount off this line's total.")
+    taxes = TaxIn(many=True, required=False, max_length=services.MAX_TAXES,
+                  help_text="The channel's own taxes for this line (orders:set_prices only).")
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         if not attrs.get("product_id") and not attrs.get("sku"):
@@ -53,10 +75,30 @@ class OrderItemIn(StrictSerializer):
         return attrs
 
 
+class ShippingLineIn(StrictSerializer):
+    method = TextField(max_length=100)
+    amount = MoneyField()
+    taxes = TaxIn(many=True, required=False, max_length=services.MAX_TAXES,
+                  help_text="The channel's own taxes for this line (orders:set_prices only).")
+
+
+class DiscountIn(StrictSerializer):
+    code = TextField(max_length=64, required=False, allow_blank=True, default="")
+    description = TextField(max_length=255, required=False, allow_blank=True, default="")
+    amount = MoneyField()
+
+
 class OrderCreateIn(StrictSerializer):
     customer_id = serializers.UUIDField()
     items = OrderItemIn(many=True, allow_empty=False, max_length=services.MAX_LINES)
-    total_amount = serializers.DecimalField(max_digits=14, decimal_places=2, min_value=0, required=False)
+    shipping_lines = ShippingLineIn(many=True, required=False, max_length=services.MAX_SHIPPING_LINES)
+    discounts = DiscountIn(many=True, required=False, max_length=services.MAX_DISCOUNTS,
+                           help_text="Order discounts, spread over the lines in proportion to their totals.")
+    currency = TextField(min_length=3, max_length=3, required=False, help_text="Default: the products' currency.")
+    channel = TextField(max_length=32, required=False, default="api")
+    external_id = TextField(max_length=128, required=False, allow_blank=True, default="",
+                            help_text="The channel's own order id: (channel, external_id) is unique.")
+    total_amount = MoneyField(required=False, help_text="When given, must equal the computed total (422 total_mismatch).")
     shipping_address = AddressIn(required=False, allow_null=True)
     billing_address = AddressIn(required=False, allow_null=True)
     notes = TextField(max_length=5000, required=False, allow_blank=True, default="")
@@ -88,9 +130,22 @@ class CancelIn(StrictSerializer):
     reason = TextField(max_length=500, required=False, allow_blank=True, default="")
 
 
+class PaymentCreateIn(StrictSerializer):
+    kind = serializers.ChoiceField(choices=list(services.PAYMENT_ACTS), help_text=(
+        "The act: authorize, capture, void or refund (the stored row's kind is authorization, capture, "
+        "void or refund)."))
+    amount = MoneyField(required=False, help_text="Default: the most the act allows.")
+    provider = TextField(max_length=64, required=False, allow_blank=True, default="")
+    reference = TextField(max_length=255, required=False, allow_blank=True, default="")
+    status = serializers.ChoiceField(choices=Payment.Status.choices, required=False, default="succeeded",
+                                     help_text="A failed attempt is recorded and changes no amount.")
+
+
 class OrderFilters(serializers.Serializer):
     status = serializers.ChoiceField(choices=Order.Status.choices, required=False)
     customer_id = serializers.UUIDField(required=False)
+    channel = TextField(max_length=32, required=False)
+    external_id = TextField(max_length=128, required=False)
     created_from = serializers.DateTimeField(required=False)
     created_to = serializers.DateTimeField(required=False)
     search = TextField(max_length=254, required=False, trim_whitespace=True)
@@ -103,7 +158,21 @@ class OrderListFilters(OrderFilters):
 
 def _order_lines(items: list[dict[str, Any]]) -> list[services.OrderLineInput]:
     return [services.OrderLineInput(quantity=item["quantity"], product_id=item.get("product_id"),
-                                    sku=item.get("sku"), unit_price=item.get("unit_price")) for item in items]
+                                    sku=item.get("sku"), unit_price=item.get("unit_price"),
+                                    discount=item.get("discount"),
+                                    taxes=[dict(tax) for tax in item["taxes"]] if "taxes" in item else None)
+            for item in items]
+
+
+def may_set_prices(request: Request) -> bool:
+    """Whether the caller may price an order itself: ``orders:set_prices``, granted by name only."""
+    return scope_allows(granted_scopes(request.user), "orders:set_prices")
+
+
+class TaxOut(serializers.Serializer):
+    name = serializers.CharField()
+    rate = serializers.CharField()
+    amount = MoneyField()
 
 
 class OrderItemOut(serializers.Serializer):
@@ -113,10 +182,40 @@ class OrderItemOut(serializers.Serializer):
     sku = serializers.CharField()
     name = serializers.CharField()
     quantity = serializers.IntegerField()
-    unit_price = serializers.DecimalField(max_digits=12, decimal_places=2)
-    total_price = serializers.DecimalField(max_digits=14, decimal_places=2)
+    unit_price = MoneyField()
+    list_price = MoneyField(allow_null=True, help_text="The catalog's price (null when the product is priced in "
+                                                       "another currency).")
+    total_price = MoneyField(help_text="unit_price × quantity")
+    discount_total = MoneyField(help_text="Its own discount plus its share of the order's discounts.")
+    net_total = MoneyField(help_text="total_price − discount_total")
+    tax_total = MoneyField()
+    taxes = TaxOut(many=True)
     quantity_fulfilled = serializers.IntegerField()
     quantity_returned = serializers.IntegerField()
+
+
+class ShippingLineOut(serializers.Serializer):
+    id = serializers.UUIDField()
+    method = serializers.CharField()
+    amount = MoneyField()
+    tax_total = MoneyField()
+    taxes = TaxOut(many=True)
+
+
+class PaymentOut(serializers.Serializer):
+    id = serializers.UUIDField()
+    kind = serializers.ChoiceField(choices=Payment.Kind.choices)
+    amount = MoneyField()
+    currency = serializers.CharField()
+    status = serializers.ChoiceField(choices=Payment.Status.choices)
+    provider = serializers.CharField()
+    reference = serializers.CharField()
+    created_at = serializers.DateTimeField()
+
+
+class PaymentRecordedOut(serializers.Serializer):
+    payment = PaymentOut()
+    payment_status = serializers.ChoiceField(choices=Order.PaymentStatus.choices)
 
 
 class OrderSummaryOut(serializers.Serializer):
@@ -127,11 +226,13 @@ class OrderSummaryOut(serializers.Serializer):
     payment_status = serializers.ChoiceField(choices=Order.PaymentStatus.choices)
     fulfillment_status = serializers.ChoiceField(choices=Order.FulfillmentStatus.choices)
     currency = serializers.CharField()
-    subtotal = serializers.DecimalField(max_digits=14, decimal_places=2)
-    tax_total = serializers.DecimalField(max_digits=14, decimal_places=2)
-    shipping_total = serializers.DecimalField(max_digits=14, decimal_places=2)
-    discount_total = serializers.DecimalField(max_digits=14, decimal_places=2)
-    total_amount = serializers.DecimalField(max_digits=14, decimal_places=2)
+    subtotal = MoneyField(help_text="Σ lines' total_price, before any discount.")
+    tax_total = MoneyField()
+    shipping_total = MoneyField()
+    discount_total = MoneyField(help_text="Σ lines' discount_total.")
+    total_amount = MoneyField()
+    channel = serializers.CharField()
+    external_id = serializers.CharField()
     version = serializers.IntegerField()
     created_at = serializers.DateTimeField()
     updated_at = serializers.DateTimeField()
@@ -174,12 +275,17 @@ class OrderOut(OrderSummaryOut):
     billing_address = AddressIn(allow_null=True)
     notes = serializers.CharField()
     metadata = serializers.DictField()
+    discounts = DiscountIn(many=True)
+    taxes_included = serializers.BooleanField(help_text="Whether the prices included tax when the order was priced.")
+    shipping_lines = ShippingLineOut(many=True)
+    payments = PaymentOut(many=True)
     shipments = _listed_component("ShipmentOut")()
     returns = _listed_component("ReturnOut")()
     timeline = OrderEventOut(many=True)
 
 
 ORDER_OUT = OrderOut
+PAYMENT_PAGE = page_of(PaymentOut, "PaymentPage")
 ORDER_PAGE = page_of(OrderSummaryOut, "OrderPage")
 
 
@@ -210,7 +316,15 @@ class OrderViewSet(ApiViewSet):
         created = services.order_create(
             customer_id=data["customer_id"],
             items=_order_lines(data["items"]),
+            shipping_lines=[services.ShippingLineInput(method=line["method"], amount=line["amount"],
+                                                       taxes=[dict(t) for t in line["taxes"]] if "taxes" in line else None)
+                            for line in data.get("shipping_lines", [])],
+            discounts=[services.DiscountInput(**discount) for discount in data.get("discounts", [])],
+            currency=data.get("currency"),
+            channel=data.get("channel", "api"),
+            external_id=data.get("external_id", ""),
             total_amount=data.get("total_amount"),
+            set_prices=may_set_prices(request),
             shipping_address=data.get("shipping_address"),
             billing_address=data.get("billing_address"),
             notes=data.get("notes", ""),
@@ -243,6 +357,28 @@ class OrderViewSet(ApiViewSet):
                                               expected_version=expected_version(request))
         body = selectors.order_detail(order.id)
         return self.detail_response(body, version=body["version"])
+
+    @extend_schema(request=PaymentCreateIn, responses={201: PaymentRecordedOut},
+                   parameters=[IF_MATCH], methods=["POST"],
+                   description="Record what a payment provider did: authorize, capture, void or refund, within "
+                               "the order's bounds (409 payment_exceeds beyond them).")
+    @extend_schema(responses=PAYMENT_PAGE, methods=["GET"],
+                   description="The order's payments, oldest first.")
+    @action(detail=True, methods=["get", "post"])
+    def payments(self, request: Request, pk: str) -> Response:
+        if request.method == "GET":
+            params = parse_list_params(request.query_params, sort_fields={"created_at": "created_at"},
+                                       default_order="asc")
+            return self.list_response(selectors.order_payment_rows(order_id(pk)), params,
+                                      render=lambda rows: [selectors.render_payment(row) for row in rows])
+        data = validated(PaymentCreateIn, request.data)
+        payment, order = services.payment_record(
+            order_id=order_id(pk), act=data["kind"], amount=data.get("amount"), provider=data["provider"],
+            reference=data["reference"], succeeded=data["status"] == "succeeded", actor=actor_of(request),
+            expected_version=expected_version(request))
+        body = {"payment": selectors.render_payment(selectors.fields_of(payment, selectors.PAYMENT_FIELDS)),
+                "payment_status": order.payment_status}
+        return Response(body, status=201, headers={"ETag": f'"{order.version}"'})
 
     @extend_schema(responses=page_of(OrderEventOut, "OrderEventPage"))
     @action(detail=True, methods=["get"])

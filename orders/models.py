@@ -14,6 +14,11 @@ from django.db.models import F, Func, Q
 from django.utils import timezone
 
 
+def Money(**kwargs: object) -> models.DecimalField:  # noqa: N802 - a field, read like a class
+    """An amount column: 16 digits, 3 decimals (rounded to the currency's own digits on write)."""
+    return models.DecimalField(max_digits=16, decimal_places=3, **kwargs)  # type: ignore[arg-type]  # kwargs are DecimalField options
+
+
 class NextOrderNumber(Func):
     """``ORD-000123`` from a sequence: unique across partitions by construction (SQL function in
     migration 0001; it never truncates past six digits)."""
@@ -37,11 +42,14 @@ class Order(models.Model):
         REFUNDED = "refunded"
 
     class PaymentStatus(models.TextChoices):
+        """Derived from the order's payments (SPEC §4.4.2), stored for filtering."""
+
         PENDING = "pending"
         AUTHORIZED = "authorized"
+        PARTIALLY_PAID = "partially_paid"
         PAID = "paid"
-        REFUNDED = "refunded"
         PARTIALLY_REFUNDED = "partially_refunded"
+        REFUNDED = "refunded"
 
     class FulfillmentStatus(models.TextChoices):
         UNFULFILLED = "unfulfilled"
@@ -59,11 +67,18 @@ class Order(models.Model):
     fulfillment_status = models.CharField(max_length=24, choices=FulfillmentStatus.choices,
                                           default=FulfillmentStatus.UNFULFILLED)
     currency = models.CharField(max_length=3, default="USD")
-    subtotal = models.DecimalField(max_digits=14, decimal_places=2, default=0)
-    tax_total = models.DecimalField(max_digits=14, decimal_places=2, default=0)
-    shipping_total = models.DecimalField(max_digits=14, decimal_places=2, default=0)
-    discount_total = models.DecimalField(max_digits=14, decimal_places=2, default=0)
-    total_amount = models.DecimalField(max_digits=14, decimal_places=2, default=0)
+    # Amounts are rounded to the currency's minor unit (stateset.money); three decimals fit KWD.
+    subtotal = Money(default=0)
+    tax_total = Money(default=0)
+    shipping_total = Money(default=0)
+    discount_total = Money(default=0)
+    total_amount = Money(default=0)
+    # New columns carry database defaults too, so bulk loaders (COPY) may leave them out.
+    taxes_included = models.BooleanField(default=False, db_default=False, help_text="Prices included tax when priced.")
+    discounts = models.JSONField(default=list, db_default=[], blank=True, help_text="The order discounts as sent.")
+    channel = models.CharField(max_length=32, default="api", db_default="api")
+    external_id = models.CharField(max_length=128, blank=True, default="", db_default="",
+                                   help_text="The channel's own order id; unique per channel.")
     shipping_address = models.JSONField(null=True, blank=True)
     billing_address = models.JSONField(null=True, blank=True)
     notes = models.TextField(blank=True, default="")
@@ -73,6 +88,10 @@ class Order(models.Model):
 
     class Meta:
         ordering = ["-created_at", "-id"]
+        permissions = [
+            ("record_payment", "Can record a payment of an order"),
+            ("set_prices", "Can price an order differently from the catalog"),
+        ]
         indexes = [
             # Lists sort by (created_at DESC, id DESC): keyset pagination and partition pruning together.
             models.Index(F("created_at").desc(), F("id").desc(), name="order_created_idx"),
@@ -80,6 +99,9 @@ class Order(models.Model):
             models.Index(F("customer"), F("created_at").desc(), name="order_customer_created_idx"),
             models.Index(fields=["order_number"], name="order_number_idx"),
             models.Index(F("total_amount").desc(), F("id").desc(), name="order_total_idx"),
+            models.Index(fields=["order_number"], name="order_number_prefix_idx",
+                         opclasses=["varchar_pattern_ops"]),
+            models.Index(F("channel"), F("created_at").desc(), name="order_channel_created_idx"),
         ]
         constraints = [
             models.CheckConstraint(condition=Q(total_amount__gte=0), name="order_total_non_negative"),
@@ -101,8 +123,14 @@ class OrderItem(models.Model):
     sku = models.CharField(max_length=64)
     name = models.CharField(max_length=255)
     quantity = models.PositiveIntegerField()
-    unit_price = models.DecimalField(max_digits=12, decimal_places=2)
-    total_price = models.DecimalField(max_digits=14, decimal_places=2)
+    unit_price = Money()
+    list_price = Money(null=True, blank=True, help_text="The catalog's price (null when priced in another currency).")
+    total_price = Money(help_text="unit_price × quantity")
+    line_discount = Money(default=0, db_default=0, help_text="Its own discount, as sent (edits spread the order's again).")
+    discount_total = Money(default=0, db_default=0, help_text="Its own discount plus its share of the order's.")
+    net_total = Money(default=0, help_text="total_price − discount_total")
+    tax_total = Money(default=0, db_default=0)
+    taxes = models.JSONField(default=list, db_default=[], blank=True)
     quantity_fulfilled = models.PositiveIntegerField(default=0)
     quantity_returned = models.PositiveIntegerField(default=0)
 
@@ -115,6 +143,8 @@ class OrderItem(models.Model):
             models.CheckConstraint(condition=Q(quantity_returned__lte=F("quantity_fulfilled")),
                                    name="order_item_returned_le_fulfilled"),
             models.CheckConstraint(condition=Q(unit_price__gte=0), name="order_item_price_non_negative"),
+            models.CheckConstraint(condition=Q(discount_total__gte=0) & Q(discount_total__lte=F("total_price")),
+                                   name="order_item_discount_within_total"),
         ]
 
     def __str__(self) -> str:
@@ -136,6 +166,9 @@ class OrderEvent(models.Model):
         REFUNDED = "refunded"
         NOTE = "note"
         UPDATED = "updated"
+        EDITED = "edited"
+        BACKORDER_ALLOCATED = "backorder_allocated"
+        PAYMENT = "payment"
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     created_at = models.DateTimeField(default=timezone.now, editable=False)
@@ -155,3 +188,82 @@ class OrderEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} @ {self.created_at:%Y-%m-%d %H:%M}"
+
+
+class ShippingLine(models.Model):
+    """A shipping charge of an order (SPEC §4.4.1), priced and taxed with it."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    order = models.ForeignKey(Order, on_delete=models.DO_NOTHING, db_constraint=False, related_name="shipping_lines")
+    order_created_at = models.DateTimeField(editable=False)
+    method = models.CharField(max_length=100)
+    amount = Money()
+    tax_total = Money(default=0)
+    taxes = models.JSONField(default=list, blank=True)
+
+    class Meta:
+        ordering = ["order_id", "id"]
+        constraints = [models.CheckConstraint(condition=Q(amount__gte=0), name="shipping_line_amount_non_negative")]
+
+    def __str__(self) -> str:
+        return f"{self.method}: {self.amount}"
+
+
+class Payment(models.Model):
+    """What a payment provider did for an order (SPEC §4.4.2): append-only; ``orders.payment_status``
+    is derived from these rows under the order lock."""
+
+    class Kind(models.TextChoices):
+        AUTHORIZATION = "authorization"
+        CAPTURE = "capture"
+        REFUND = "refund"
+        VOID = "void"
+
+    class Status(models.TextChoices):
+        SUCCEEDED = "succeeded"
+        FAILED = "failed"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    order = models.ForeignKey(Order, on_delete=models.DO_NOTHING, db_constraint=False, related_name="payments",
+                              db_index=False)
+    order_created_at = models.DateTimeField(editable=False)
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    amount = Money()
+    currency = models.CharField(max_length=3)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.SUCCEEDED)
+    provider = models.CharField(max_length=64, blank=True, default="")
+    reference = models.CharField(max_length=255, blank=True, default="")
+    actor = models.CharField(max_length=128, blank=True, default="")
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        indexes = [models.Index(fields=["order", "created_at"], name="payment_order_idx")]
+        constraints = [
+            models.CheckConstraint(condition=Q(amount__gte=0), name="payment_amount_non_negative"),
+            models.CheckConstraint(condition=Q(kind__in=["authorization", "capture", "refund", "void"]),
+                                   name="payment_kind_valid"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.amount} {self.currency} ({self.status})"
+
+
+class ChannelOrder(models.Model):
+    """The unique ``(channel, external_id)`` of a channel's order. ``orders_order`` is partitioned
+    by ``created_at`` and PostgreSQL requires a unique constraint there to include the partition key,
+    which would not stop two months holding the same pair; this plain table holds the constraint
+    instead, written in the order's own transaction (docs/decisions.md)."""
+
+    id = models.BigAutoField(primary_key=True)
+    channel = models.CharField(max_length=32)
+    external_id = models.CharField(max_length=128)
+    order = models.ForeignKey(Order, on_delete=models.DO_NOTHING, db_constraint=False, related_name="+")
+    order_created_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["channel", "external_id"], name="channel_order_uniq")]
+        indexes = [models.Index(fields=["external_id"], name="channel_order_external_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.channel}:{self.external_id}"

@@ -5,9 +5,8 @@ from __future__ import annotations
 import hashlib
 import uuid
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import datetime
-from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from django.db.models import Count, Q, QuerySet, Sum
@@ -15,51 +14,67 @@ from django.db.models.functions import Lower
 from django.utils import timezone
 
 from customers.models import Customer
-from orders.models import Order, OrderEvent, OrderItem
+from orders.models import ChannelOrder, Order, OrderEvent, OrderItem, Payment, ShippingLine
 from stateset.cache import EntityCache
 from stateset.errors import NotFound
+from stateset.money import money_str
 from stateset.pagination import ListParams, Sort, after_keyset, paginate
 
 if TYPE_CHECKING:
     from orders.services import CreatedOrder
 
 order_cache = EntityCache("orders")
-CENT = Decimal("0.01")
 
 SUMMARY_FIELDS = (
     "id", "order_number", "customer_id", "status", "payment_status", "fulfillment_status", "currency",
-    "subtotal", "tax_total", "shipping_total", "discount_total", "total_amount", "version", "created_at",
-    "updated_at",
+    "subtotal", "tax_total", "shipping_total", "discount_total", "total_amount", "channel", "external_id",
+    "version", "created_at", "updated_at",
 )
 MONEY = ("subtotal", "tax_total", "shipping_total", "discount_total", "total_amount")
-ITEM_FIELDS = ("id", "order_id", "product_id", "sku", "name", "quantity", "unit_price", "total_price",
-               "quantity_fulfilled", "quantity_returned")
+ITEM_FIELDS = ("id", "order_id", "product_id", "sku", "name", "quantity", "unit_price", "list_price",
+               "total_price", "discount_total", "net_total", "tax_total", "taxes", "quantity_fulfilled",
+               "quantity_returned")
+ITEM_MONEY = ("unit_price", "list_price", "total_price", "discount_total", "net_total", "tax_total")
+SHIPPING_FIELDS = ("id", "method", "amount", "tax_total", "taxes")
+PAYMENT_FIELDS = ("id", "kind", "amount", "currency", "status", "provider", "reference", "created_at")
 EVENT_FIELDS = ("id", "kind", "from_status", "to_status", "message", "data", "actor", "created_at")
 SORT_FIELDS = {"created_at": "created_at", "total_amount": "total_amount", "order_number": "order_number"}
+
+
+def _channel_orders(external_id: str, channel: str | None = None) -> QuerySet[ChannelOrder]:
+    rows = ChannelOrder.objects.filter(external_id=external_id)
+    return rows.filter(channel=channel) if channel else rows
 
 
 def order_filter(
     *,
     status: str | None = None,
     customer_id: uuid.UUID | None = None,
+    channel: str | None = None,
+    external_id: str | None = None,
     created_from: datetime | None = None,
     created_to: datetime | None = None,
     search: str | None = None,
 ) -> QuerySet[Order]:
-    """Orders matching the list filters. ``search`` is an order number (exact, any case) or a
-    customer email (exact, any case): both hit an index."""
+    """Orders matching the list filters, each served by an index. ``external_id`` goes through the
+    channel lookup table; ``search`` is an order number or its prefix (any case), a customer email
+    (exact, any case) or a channel's external id."""
     queryset = Order.objects.all()
     if status:
         queryset = queryset.filter(status=status)
     if customer_id:
         queryset = queryset.filter(customer_id=customer_id)
+    if channel:
+        queryset = queryset.filter(channel=channel)
+    if external_id:
+        queryset = queryset.filter(id__in=_channel_orders(external_id, channel).values("order_id"))
     if created_from:
         queryset = queryset.filter(created_at__gte=created_from)
     if created_to:
         queryset = queryset.filter(created_at__lt=created_to)
     if search:
         term = search.strip()
-        condition = Q(order_number=term.upper())
+        condition = Q(order_number__startswith=term.upper()) | Q(id__in=_channel_orders(term).values("order_id"))
         if "@" in term:
             customers = Customer.objects.annotate(email_lower=Lower("email")).filter(email_lower=term.lower())
             condition |= Q(customer_id__in=customers.values("id"))
@@ -71,34 +86,48 @@ def order_summaries(queryset: QuerySet[Order]) -> QuerySet:
     return queryset.values(*SUMMARY_FIELDS)
 
 
-def money(value: Any) -> str:
-    return str(Decimal(value).quantize(CENT))
-
-
 def render_summary(row: dict[str, Any]) -> dict[str, Any]:
     for name in MONEY:
-        row[name] = money(row[name])
+        row[name] = money_str(row[name], row["currency"])
     return row
 
 
-def render_item(row: dict[str, Any]) -> dict[str, Any]:
-    row["unit_price"] = money(row["unit_price"])
-    row["total_price"] = money(row["total_price"])
+def _render_taxes(taxes: list[dict[str, Any]], currency: str) -> list[dict[str, Any]]:
+    return [{**tax, "amount": money_str(tax["amount"], currency)} for tax in taxes]
+
+
+def render_item(row: dict[str, Any], currency: str) -> dict[str, Any]:
+    for name in ITEM_MONEY:
+        row[name] = money_str(row[name], currency)
+    row["taxes"] = _render_taxes(row["taxes"], currency)
     return row
 
 
-def items_by_order(order_ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, list[dict[str, Any]]]:
-    """Items of several orders in one query."""
+def render_shipping_line(row: dict[str, Any], currency: str) -> dict[str, Any]:
+    row["amount"] = money_str(row["amount"], currency)
+    row["tax_total"] = money_str(row["tax_total"], currency)
+    row["taxes"] = _render_taxes(row["taxes"], currency)
+    return row
+
+
+def render_payment(row: dict[str, Any]) -> dict[str, Any]:
+    row["amount"] = money_str(row["amount"], row["currency"])
+    return row
+
+
+def items_by_order(currencies: Mapping[uuid.UUID, str]) -> dict[uuid.UUID, list[dict[str, Any]]]:
+    """Items of several orders (order id → its currency) in one query."""
     grouped: dict[uuid.UUID, list[dict[str, Any]]] = defaultdict(list)
-    for row in OrderItem.objects.filter(order_id__in=list(order_ids)).order_by("order_id", "sku", "id").values(*ITEM_FIELDS):
-        grouped[row["order_id"]].append(render_item(row))
+    rows = OrderItem.objects.filter(order_id__in=list(currencies)).order_by("order_id", "sku", "id")
+    for row in rows.values(*ITEM_FIELDS):
+        grouped[row["order_id"]].append(render_item(row, currencies[row["order_id"]]))
     return grouped
 
 
 def render_summaries(rows: Iterable[dict[str, Any]], *, include_items: bool = False) -> list[dict[str, Any]]:
     items = [render_summary(row) for row in rows]
     if include_items and items:
-        grouped = items_by_order(row["id"] for row in items)
+        grouped = items_by_order({row["id"]: row["currency"] for row in items})
         for row in items:
             row["items"] = grouped.get(row["id"], [])
     return items
@@ -121,7 +150,8 @@ def register_detail_section(name: str, loader: DetailSection) -> None:
 
 
 def render_order(order: Order, customer: Customer, items: Iterable[dict[str, Any]],
-                 events: Iterable[dict[str, Any]],
+                 events: Iterable[dict[str, Any]], shipping_lines: Iterable[dict[str, Any]] = (),
+                 payments: Iterable[dict[str, Any]] = (),
                  sections: dict[str, list[dict[str, Any]]] | None = None) -> dict[str, Any]:
     """The full order answer, from rows the caller has (loaded, or just written). ``sections`` are
     the registered lists (empty when not given: a new order has no shipments or returns)."""
@@ -132,7 +162,11 @@ def render_order(order: Order, customer: Customer, items: Iterable[dict[str, Any
         billing_address=order.billing_address,
         notes=order.notes,
         metadata=order.metadata,
-        items=[render_item(row) for row in items],
+        discounts=order.discounts,
+        taxes_included=order.taxes_included,
+        items=[render_item(row, order.currency) for row in items],
+        shipping_lines=[render_shipping_line(row, order.currency) for row in shipping_lines],
+        payments=[render_payment(row) for row in payments],
         **{name: (sections or {}).get(name, []) for name in _sections},
         timeline=list(events),
     )
@@ -144,16 +178,19 @@ def render_created(created: CreatedOrder) -> dict[str, Any]:
     items = sorted(created.items, key=lambda item: (item.sku, item.id))
     return render_order(created.order, created.customer,
                         items=[fields_of(item, ITEM_FIELDS) for item in items],
-                        events=[fields_of(event, EVENT_FIELDS) for event in created.events])
+                        events=[fields_of(event, EVENT_FIELDS) for event in created.events],
+                        shipping_lines=[fields_of(line, SHIPPING_FIELDS) for line in created.shipping_lines])
 
 
 def _load_detail(order_id: uuid.UUID) -> dict[str, Any] | None:
-    """The full order: three queries (order with customer, items, timeline) and one per registered
-    section (shipments with their items, returns with their items)."""
+    """The full order: five queries (order with customer, items, shipping lines, payments,
+    timeline) and one per registered section (shipments with their items, returns with their
+    items)."""
     order = (
         Order.objects.select_related("customer")
         .filter(id=order_id)
-        .only(*SUMMARY_FIELDS, "shipping_address", "billing_address", "notes", "metadata",
+        .only(*SUMMARY_FIELDS, "shipping_address", "billing_address", "notes", "metadata", "discounts",
+              "taxes_included",
               "customer__id", "customer__email", "customer__first_name", "customer__last_name")
         .first()
     )
@@ -162,8 +199,24 @@ def _load_detail(order_id: uuid.UUID) -> dict[str, Any] | None:
     items = OrderItem.objects.filter(order_id=order.id).order_by("sku", "id").values(*ITEM_FIELDS)
     events = (OrderEvent.objects.filter(order_id=order.id, order_created_at=order.created_at)
               .order_by("created_at", "id").values(*EVENT_FIELDS))
+    shipping = ShippingLine.objects.filter(order_id=order.id).order_by("id").values(*SHIPPING_FIELDS)
+    payments = order_payments(order)
     sections = {name: loader(order.id) for name, loader in _sections.items()}
-    return render_order(order, order.customer, items, events, sections)
+    return render_order(order, order.customer, items, events, shipping, payments, sections)
+
+
+def order_payment_rows(order_id: uuid.UUID) -> QuerySet:
+    """``GET /orders/{id}/payments``: NotFound for an unknown order."""
+    order = Order.objects.filter(id=order_id).only("id", "created_at").first()
+    if order is None:
+        raise NotFound("No such order.", code="order_not_found")
+    return Payment.objects.filter(order_id=order.id, order_created_at=order.created_at).values(*PAYMENT_FIELDS)
+
+
+def order_payments(order: Order) -> QuerySet:
+    """An order's payments, oldest first (one query, pruned by the order's ``created_at``)."""
+    return (Payment.objects.filter(order_id=order.id, order_created_at=order.created_at)
+            .order_by("created_at", "id").values(*PAYMENT_FIELDS))
 
 
 def order_detail(order_id: uuid.UUID) -> dict[str, Any]:
@@ -213,7 +266,8 @@ def orders_today() -> dict[str, Any]:
         today.exclude(status__in=[Order.Status.CANCELLED, Order.Status.REFUNDED])
         .values("currency").annotate(total=Sum("total_amount")).order_by("currency")
     )
-    return {"count": today.aggregate(n=Count("id"))["n"], "revenue": list(revenue)}
+    return {"count": today.aggregate(n=Count("id"))["n"],
+            "revenue": [{**row, "total": money_str(row["total"], row["currency"])} for row in revenue]}
 
 
 CSV_COLUMNS = ("order_number", "id", "created_at", "status", "payment_status", "fulfillment_status",

@@ -13,17 +13,19 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from django.db.models import F
+from django.db.models import F, Sum
 
 from inventory import services as inventory_services
 from orders import locks
-from orders.models import Order, OrderEvent, OrderItem
+from orders.models import Order, OrderEvent, OrderItem, Payment
 from orders.selectors import order_cache
-from stateset.db import save_versioned
-from stateset.errors import InvalidTransition, check_transition
+from stateset.db import insert_rows, save_versioned
+from stateset.errors import Conflict, InvalidTransition, ValidationFailed, check_transition
+from stateset.money import ZERO, money_str, parse_money
 from webhooks import services as webhooks
 
 # SPEC §4.4 status machine. Fulfillment moves statuses on its own through the same table.
@@ -37,7 +39,7 @@ TRANSITIONS: dict[str, frozenset[str]] = {
     Order.Status.CANCELLED: frozenset({"refunded"}),
     Order.Status.REFUNDED: frozenset(),
 }
-PAID = frozenset({Order.PaymentStatus.PAID, Order.PaymentStatus.PARTIALLY_REFUNDED})
+PAID = frozenset({Order.PaymentStatus.PAID, Order.PaymentStatus.PARTIALLY_PAID, Order.PaymentStatus.PARTIALLY_REFUNDED})
 
 
 # --- the timeline, the outbox, the version -------------------------------------------------------
@@ -150,33 +152,129 @@ def order_items_returned(*, order: Order, quantities: dict[uuid.UUID, int]) -> N
     invalidate(order, order.customer_id)
 
 
-def order_refund(*, order: Order, amount: Decimal, refunded_total: Decimal, actor: str = "",
-                 data: dict[str, Any] | None = None) -> Order:
-    """Record a refund of ``amount`` (``refunded_total`` = every refund of the order so far, this one
-    included): payment ``refunded`` once ``refunded_total`` covers ``total_amount``, else
-    ``partially_refunded``; a fully refunded order whose status allows it (``TRANSITIONS``, e.g.
-    ``delivered → refunded``) moves to ``refunded`` with a ``status_changed`` event. Writes a
-    ``refunded`` event. Raises InvalidTransition (409) when the order is not paid."""
-    if order.payment_status not in PAID:
+def order_refund(*, order: Order, amount: Decimal, actor: str = "", reference: str = "",
+                 data: dict[str, Any] | None = None) -> Payment:
+    """A refund of ``amount`` for the locked ``order`` (a return's refund): recorded as a ``refund``
+    payment capped at what was captured and not yet refunded (:func:`payment_record_locked`).
+    Raises InvalidTransition ``order_not_paid`` (409) when nothing captured is left to refund."""
+    totals = payment_totals(order)
+    if totals.refundable <= 0:
         raise InvalidTransition("Only a paid order can be refunded.", code="order_not_paid",
                                 details={"payment_status": order.payment_status})
-    full = refunded_total >= order.total_amount
-    from_status = order.status
-    updates: dict[str, Any] = {
-        "payment_status": Order.PaymentStatus.REFUNDED if full else Order.PaymentStatus.PARTIALLY_REFUNDED,
-    }
-    events = [event(order, OrderEvent.Kind.REFUNDED, actor, message=f"Refunded {amount} {order.currency}.",
-                     data={"amount": str(amount), "refunded_total": str(refunded_total), **(data or {})})]
-    if full and Order.Status.REFUNDED in TRANSITIONS.get(order.status, frozenset()):
-        updates["status"] = Order.Status.REFUNDED
-        events.append(event(order, OrderEvent.Kind.STATUS_CHANGED, actor, from_status=order.status,
-                             to_status=Order.Status.REFUNDED, message="fully refunded"))
+    return payment_record_locked(order=order, kind=Payment.Kind.REFUND, amount=min(amount, totals.refundable),
+                                 reference=reference, actor=actor, data=data)
+
+
+# --- payments (SPEC §4.4.2): called by ``orders.services.payment_record`` and by returns ------------
+
+
+@dataclass(frozen=True)
+class PaymentTotals:
+    """Sums of an order's succeeded payments, by kind."""
+
+    total: Decimal
+    authorized: Decimal
+    captured: Decimal
+    refunded: Decimal
+    voided: Decimal
+
+    @property
+    def open_authorization(self) -> Decimal:
+        """Authorized and neither captured nor voided."""
+        return max(self.authorized - self.voided - self.captured, ZERO)
+
+    @property
+    def refundable(self) -> Decimal:
+        return self.captured - self.refunded
+
+    def limit(self, kind: str) -> Decimal:
+        """The most a new payment of ``kind`` may be."""
+        if kind == Payment.Kind.AUTHORIZATION:
+            return max(self.total - max(self.authorized - self.voided, self.captured), ZERO)
+        if kind == Payment.Kind.CAPTURE:
+            return self.open_authorization if self.authorized - self.voided > 0 else max(self.total - self.captured, ZERO)
+        if kind == Payment.Kind.VOID:
+            return self.open_authorization
+        return self.refundable
+
+    def status(self) -> str:
+        """``payment_status`` as SPEC §4.4.2 derives it."""
+        if self.refunded > 0:
+            return Order.PaymentStatus.REFUNDED if self.refunded >= self.captured else Order.PaymentStatus.PARTIALLY_REFUNDED
+        if self.captured > 0:
+            return Order.PaymentStatus.PAID if self.captured >= self.total else Order.PaymentStatus.PARTIALLY_PAID
+        if self.authorized - self.voided > 0:
+            return Order.PaymentStatus.AUTHORIZED
+        return Order.PaymentStatus.PENDING
+
+
+def payment_totals(order: Order) -> PaymentTotals:
+    """One query over the order's payments (read under the order lock, so they cannot move)."""
+    sums = dict(Payment.objects.filter(order_id=order.id, order_created_at=order.created_at,
+                                       status=Payment.Status.SUCCEEDED)
+                .values("kind").annotate(total=Sum("amount")).order_by().values_list("kind", "total"))
+    return PaymentTotals(total=order.total_amount, authorized=sums.get(Payment.Kind.AUTHORIZATION, ZERO),
+                         captured=sums.get(Payment.Kind.CAPTURE, ZERO), refunded=sums.get(Payment.Kind.REFUND, ZERO),
+                         voided=sums.get(Payment.Kind.VOID, ZERO))
+
+
+def payment_record_locked(*, order: Order, kind: str, amount: Decimal | str | None = None, provider: str = "",
+                          reference: str = "", succeeded: bool = True, actor: str = "",
+                          data: dict[str, Any] | None = None) -> Payment:
+    """Append a payment of the locked ``order`` within its bounds (:class:`PaymentTotals`), derive
+    ``payment_status`` again, write a ``payment`` event (``refunded`` for a refund) and publish
+    ``payment.recorded``; a full
+    refund moves the order to ``refunded`` when its machine allows it. Raises Conflict
+    ``payment_exceeds``, InvalidTransition (authorizing or capturing a cancelled/refunded order),
+    ValidationFailed (bad amount)."""
+    if kind in (Payment.Kind.AUTHORIZATION, Payment.Kind.CAPTURE) and order.status in (
+            Order.Status.CANCELLED, Order.Status.REFUNDED):
+        raise InvalidTransition(f"A {order.status} order takes no new {kind}.", code=f"order_{order.status}",
+                                details={"status": order.status, "kind": kind})
+    totals = payment_totals(order)
+    allowed = totals.limit(kind)
+    wanted = allowed if amount is None else parse_money(amount, order.currency, "amount", allow_zero=False)
+    if kind == Payment.Kind.VOID and amount is not None and wanted != allowed:
+        raise ValidationFailed("A void cancels the whole uncaptured rest.",
+                               details={"amount": [f"Leave it out, or give {money_str(allowed, order.currency)}."]})
+    if wanted <= 0 or wanted > allowed:
+        raise Conflict(f"This {kind} exceeds what the order allows.", code="payment_exceeds", details={
+            "kind": kind, "requested": money_str(wanted, order.currency),
+            "allowed": money_str(allowed, order.currency)})
+    payment = Payment(order_id=order.id, order_created_at=order.created_at, kind=kind, amount=wanted,
+                      currency=order.currency, provider=provider, reference=reference, actor=actor,
+                      status=Payment.Status.SUCCEEDED if succeeded else Payment.Status.FAILED)
+    insert_rows([payment])
+    after = totals
+    if succeeded:
+        after = PaymentTotals(total=totals.total, **{
+            name: getattr(totals, name) + (wanted if kind == own else ZERO)
+            for name, own in (("authorized", Payment.Kind.AUTHORIZATION), ("captured", Payment.Kind.CAPTURE),
+                              ("refunded", Payment.Kind.REFUND), ("voided", Payment.Kind.VOID))})
+    from_status, status = order.status, order.status
+    updates: dict[str, Any] = {"payment_status": after.status()}
+    kind_of_event = OrderEvent.Kind.REFUNDED if kind == Payment.Kind.REFUND and succeeded else OrderEvent.Kind.PAYMENT
+    events = [event(order, kind_of_event, actor,
+                    message=f"{kind} of {money_str(wanted, order.currency)} {order.currency}"
+                            + ("" if succeeded else " failed"),
+                    data={"payment_id": str(payment.id), "kind": kind, "amount": money_str(wanted, order.currency),
+                          "status": payment.status, "payment_status": updates["payment_status"],
+                          "reference": reference, **(data or {})})]
+    if (succeeded and kind == Payment.Kind.REFUND and after.refunded >= after.captured
+            and Order.Status.REFUNDED in TRANSITIONS.get(order.status, frozenset())):
+        status = updates["status"] = Order.Status.REFUNDED
+        events.append(event(order, OrderEvent.Kind.STATUS_CHANGED, actor, from_status=from_status,
+                            to_status=status, message="fully refunded"))
     save(order, updates)
-    OrderEvent.objects.bulk_create(events)
-    if order.status != from_status:
-        publish_status_change(order, from_status, order.status, "fully refunded")
+    insert_rows(events)
+    webhooks.publish(event_type="payment.recorded", payload={
+        **event_ref(order), "payment_id": str(payment.id), "kind": kind, "status": payment.status,
+        "amount": money_str(wanted, order.currency), "currency": order.currency,
+        "payment_status": order.payment_status, "provider": provider, "reference": reference})
+    if status != from_status:
+        publish_status_change(order, from_status, status, "fully refunded")
     invalidate(order, order.customer_id)
-    return order
+    return payment
 
 
 # --- fulfillment (SPEC §4.5): called by ``fulfillment.services`` under the order lock --------------

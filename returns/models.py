@@ -48,8 +48,8 @@ class Return(models.Model):
     order_created_at = models.DateTimeField(editable=False)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.REQUESTED)
     reason = models.CharField(max_length=500, blank=True, default="")
-    refund_amount = models.DecimalField(max_digits=14, decimal_places=2, null=True, blank=True,
-                                        help_text="Set when the return is refunded.")
+    refund_amount = models.DecimalField(max_digits=16, decimal_places=3, null=True, blank=True,
+                                        help_text="Set when the return is refunded: what was refunded.")
     currency = models.CharField(max_length=3, default="USD")
     notes = models.TextField(blank=True, default="")
     version = models.PositiveIntegerField(default=1)
@@ -96,6 +96,8 @@ class ReturnItem(models.Model):
     location = models.ForeignKey("inventory.Location", on_delete=models.PROTECT, null=True, blank=True,
                                  related_name="return_items",
                                  help_text="Where restocked units go; chosen on receipt when empty.")
+    refund_amount = models.DecimalField(max_digits=16, decimal_places=3, null=True, blank=True,
+                                        help_text="Its units' share of their line's net price and tax.")
 
     class Meta:
         ordering = ["rma_id", "id"]
@@ -103,8 +105,9 @@ class ReturnItem(models.Model):
             models.CheckConstraint(condition=Q(quantity__gt=0), name="return_item_quantity_positive"),
             models.CheckConstraint(condition=Q(condition__in=["resellable", "damaged", "defective"]),
                                    name="return_item_condition_valid"),
-            # Also the index for "the items of a return" (rma_id leads).
-            models.UniqueConstraint(fields=["rma", "order_item"], name="return_item_line_uniq"),
+            # A line may come back in several conditions (1 resellable, 1 damaged), each once. Also
+            # the index for "the items of a return" (rma_id leads).
+            models.UniqueConstraint(fields=["rma", "order_item", "condition"], name="return_item_line_condition_uniq"),
         ]
 
     def __str__(self) -> str:

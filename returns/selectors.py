@@ -5,24 +5,20 @@ from __future__ import annotations
 import uuid
 from collections import defaultdict
 from collections.abc import Iterable
-from decimal import Decimal
 from typing import Any
 
 from django.db.models import QuerySet
 
 from returns.models import Return, ReturnItem
 from stateset.errors import NotFound
+from stateset.money import money_str
 
-CENT = Decimal("0.01")
 RETURN_FIELDS = ("id", "rma_number", "order_id", "status", "reason", "refund_amount", "currency", "notes",
                  "version", "created_at", "updated_at")
 ITEM_FIELDS = ("id", "rma_id", "order_item_id", "order_item__sku", "order_item__product_id",
-               "order_item__unit_price", "quantity", "condition", "restock", "location_id")
+               "order_item__unit_price", "quantity", "condition", "restock", "location_id", "refund_amount",
+               "rma__currency")
 SORT_FIELDS = {"created_at": "created_at", "rma_number": "rma_number"}
-
-
-def _money(value: Any) -> str | None:
-    return None if value is None else str(Decimal(value).quantize(CENT))
 
 
 def render_item(row: dict[str, Any]) -> dict[str, Any]:
@@ -31,17 +27,18 @@ def render_item(row: dict[str, Any]) -> dict[str, Any]:
         "order_item_id": row["order_item_id"],
         "sku": row["order_item__sku"],
         "product_id": row["order_item__product_id"],
-        "unit_price": _money(row["order_item__unit_price"]),
+        "unit_price": money_str(row["order_item__unit_price"], row["rma__currency"]),
         "quantity": row["quantity"],
         "condition": row["condition"],
         "restock": row["restock"],
         "location_id": row["location_id"],
+        "refund_amount": money_str(row["refund_amount"], row["rma__currency"]),
     }
 
 
 def render_return(row: dict[str, Any], items: Iterable[dict[str, Any]]) -> dict[str, Any]:
     data = {name: row[name] for name in RETURN_FIELDS}
-    data["refund_amount"] = _money(row["refund_amount"])
+    data["refund_amount"] = money_str(row["refund_amount"], row["currency"])
     data["items"] = list(items)
     return data
 
@@ -89,7 +86,7 @@ def returns_for_order(order_id: uuid.UUID) -> list[dict[str, Any]]:
     return; a return always has items). For the order detail."""
     rows = (ReturnItem.objects.filter(rma__order_id=order_id)
             .order_by("rma__created_at", "rma_id", "id")
-            .values(*ITEM_FIELDS, *(f"rma__{name}" for name in RETURN_FIELDS)))
+            .values(*ITEM_FIELDS, *(f"rma__{name}" for name in RETURN_FIELDS if name != "currency")))
     returns: dict[uuid.UUID, dict[str, Any]] = {}
     for row in rows:
         rma_id = row["rma_id"]

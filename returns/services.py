@@ -31,9 +31,9 @@ from returns.models import Return, ReturnItem
 from stateset.db import insert_rows, save_versioned
 from stateset.errors import Conflict, PreconditionFailed, ValidationFailed, check_transition
 from stateset.inputs import clean_actor
+from stateset.money import money_str, round_money
 from webhooks import services as webhooks
 
-CENT = Decimal("0.01")
 MAX_LINES = 100
 MAX_QUANTITY = 10_000
 MAX_REASON = 500
@@ -82,7 +82,7 @@ def _publish(event_type: str, rma: Return) -> None:
     webhooks.publish(event_type=event_type, payload={
         "return_id": str(rma.id), "rma_number": rma.rma_number, "order_id": str(rma.order_id),
         "status": rma.status, "currency": rma.currency,
-        "refund_amount": None if rma.refund_amount is None else str(rma.refund_amount),
+        "refund_amount": money_str(rma.refund_amount, rma.currency),
     })
 
 
@@ -101,16 +101,18 @@ def _check_input(items: Sequence[ReturnLineInput], reason: str, notes: str) -> N
     if len(items) > MAX_LINES:
         raise ValidationFailed(f"A return has at most {MAX_LINES} items.", details={"items": [f"At most {MAX_LINES}."]})
     errors: dict[str, Any] = {}
-    seen: set[uuid.UUID] = set()
+    seen: set[tuple[uuid.UUID, str]] = set()
     for index, line in enumerate(items):
         problems: dict[str, list[str]] = {}
         if isinstance(line.quantity, bool) or not isinstance(line.quantity, int) or not 1 <= line.quantity <= MAX_QUANTITY:
             problems["quantity"] = [f"Give a whole number from 1 to {MAX_QUANTITY}."]
         if line.condition not in Condition.values:
             problems["condition"] = [f"One of: {', '.join(Condition.values)}."]
-        if line.order_item_id in seen:
-            problems["order_item_id"] = ["This order item appears twice; give it once with the total quantity."]
-        seen.add(line.order_item_id)
+        # One order line may come back in several conditions (1 resellable, 1 damaged), each once.
+        if (line.order_item_id, line.condition) in seen:
+            problems["order_item_id"] = ["This order item appears twice in this condition; give it once with "
+                                         "the total quantity."]
+        seen.add((line.order_item_id, line.condition))
         if problems:
             errors[str(index)] = problems
     if errors:
@@ -155,10 +157,12 @@ def return_create(*, order_id: uuid.UUID, items: Sequence[ReturnLineInput], reas
         inventory_selectors.locations_checked({line.location_id for line in items if line.location_id is not None},
                                               active=True)
         held = _held_quantities(wanted)
+        asked: dict[uuid.UUID, int] = defaultdict(int)
         over: dict[str, Any] = {}
         for index, line in enumerate(items):
             item = order_items[line.order_item_id]
-            returnable = item.quantity_fulfilled - held.get(item.id, 0)
+            returnable = item.quantity_fulfilled - held.get(item.id, 0) - asked[item.id]
+            asked[item.id] += line.quantity
             if line.quantity > returnable:
                 over[str(index)] = {
                     "quantity": [f"At most {max(returnable, 0)} unit(s) of {item.sku} can be returned."],
@@ -321,28 +325,56 @@ def return_receive(*, return_id: uuid.UUID, note: str = "", actor: str = "",
     return rma
 
 
+def _line_refunds(order: Order, rma: Return) -> list[tuple[ReturnItem, Decimal]]:
+    """What each line of ``rma`` refunds: its units' share of their order line's net price and tax
+    (k of n units: k/n of each, rounded half-up; the line's last units take the remainder, so a
+    line's refunds sum to what it cost). Prices that included tax refund the net price alone."""
+    lines = list(ReturnItem.objects.filter(rma_id=rma.id).select_related("order_item").order_by("id"))
+    earlier: dict[uuid.UUID, tuple[int, Decimal]] = {}
+    done = (ReturnItem.objects.filter(order_item_id__in={line.order_item_id for line in lines},
+                                      rma__status__in=REFUNDED).exclude(rma_id=rma.id)
+            .values("order_item_id").annotate(units=Sum("quantity"), amount=Sum("refund_amount")).order_by())
+    for row in done:
+        earlier[row["order_item_id"]] = (row["units"], row["amount"] or Decimal(0))
+    out = []
+    for line in lines:
+        item = line.order_item
+        paid = item.net_total + (Decimal(0) if order.taxes_included else item.tax_total)
+        units, amount = earlier.get(item.id, (0, Decimal(0)))
+        if units + line.quantity >= item.quantity:
+            share = paid - amount
+        else:
+            share = round_money(item.net_total * line.quantity / item.quantity, order.currency)
+            if not order.taxes_included:
+                share += round_money(item.tax_total * line.quantity / item.quantity, order.currency)
+        earlier[item.id] = (units + line.quantity, amount + share)
+        out.append((line, max(share, Decimal(0))))
+    return out
+
+
 def return_refund(*, return_id: uuid.UUID, note: str = "", actor: str = "",
                   expected_version: int | None = None) -> Return:
-    """received → refunded: ``refund_amount`` = Σ unit_price × quantity over the return's lines
-    (Decimal), capped at what the order's payments still hold (``total_amount`` minus the order's
-    earlier refunds). The order's payment becomes ``refunded`` once everything paid is refunded,
-    ``partially_refunded`` otherwise; a fully refunded order moves to ``refunded`` when its status
-    allows (``delivered → refunded``). ``refunded`` event on the order; publishes ``return.refunded``.
+    """received → refunded: each line refunds its units' share of their order line's net price and
+    tax (:func:`_line_refunds`, SPEC §4.4.2), recorded on the line; the return's ``refund_amount`` is
+    what the order's payments still hold (captured minus refunded) up to that sum, recorded as a
+    ``refund`` payment (``orders.under_lock.order_refund``: ``payment_status`` derived again; a fully
+    refunded order moves to ``refunded`` when its status allows, e.g. ``delivered → refunded``).
+    Publishes ``return.refunded``.
 
     Locks the order, then the return. Raises NotFound, InvalidTransition (409; ``order_not_paid``
-    when the order's payment is not ``paid``/``partially_refunded``), PreconditionFailed (412)."""
+    when nothing captured is left to refund), PreconditionFailed (412)."""
     actor = clean_actor(actor, MAX_ACTOR)
     with transaction.atomic(durable=True):
         order, rma = locks.lock_return(return_id)
         _check_move(rma, Status.REFUNDED, expected_version, note)
-        lines = ReturnItem.objects.filter(rma_id=rma.id).values_list("quantity", "order_item__unit_price")
-        amount = sum((Decimal(price) * quantity for quantity, price in lines), Decimal("0")).quantize(CENT)
-        earlier = (Return.objects.filter(order_id=order.id, status__in=REFUNDED).exclude(id=rma.id)
-                   .aggregate(total=Sum("refund_amount"))["total"]) or Decimal("0.00")
-        amount = max(min(amount, order.total_amount - earlier), Decimal("0.00")).quantize(CENT)
-        under_lock.order_refund(order=order, amount=amount, refunded_total=earlier + amount, actor=actor,
-                                     data={"return_id": str(rma.id), "rma_number": rma.rma_number})
-        _save(rma, Status.REFUNDED, note, refund_amount=amount)
+        shares = _line_refunds(order, rma)
+        for line, share in shares:
+            line.refund_amount = share
+        ReturnItem.objects.bulk_update([line for line, _ in shares], ["refund_amount"])
+        payment = under_lock.order_refund(
+            order=order, amount=sum((share for _, share in shares), Decimal(0)), actor=actor,
+            reference=rma.rma_number, data={"return_id": str(rma.id), "rma_number": rma.rma_number})
+        _save(rma, Status.REFUNDED, note, refund_amount=payment.amount)
         _publish("return.refunded", rma)
     return rma
 

@@ -1,7 +1,7 @@
 """The one configuration loader (SPEC §2).
 
 Precedence, lowest first: built-in defaults → ``config/default.toml`` → ``config/<STATESET_ENV>.toml``
-→ environment variables. ``DATABASE_URL``, ``REDIS_URL``, ``SECRET_KEY``, ``ALLOWED_HOSTS`` and
+→ the file ``STATESET_CONFIG`` names (a mounted configuration) → environment variables. ``DATABASE_URL``, ``REDIS_URL``, ``SECRET_KEY``, ``ALLOWED_HOSTS`` and
 ``DEBUG`` are honoured as usual; any key can be overridden as ``STATESET__SECTION__KEY`` (nested
 tables with more ``__``: ``STATESET__CACHE__ENTITIES__ORDERS=60``). Every value is checked against
 the schema below; a bad one raises :class:`ConfigError` naming the key, which stops start-up.
@@ -133,6 +133,35 @@ def parse_rate(value: str, *, key: str = "rate") -> tuple[int, int]:
     return requests, periods[period]
 
 
+def _tax_rates(key: str, raw: Any) -> dict[str, str]:
+    """``[tax.rates]``: ``"COUNTRY"`` or ``"COUNTRY-REGION"`` (ISO 3166 codes, upper case) → a decimal
+    rate in [0, 1) as a string (``"0.08875"``). From the environment: a JSON object."""
+    from decimal import Decimal, InvalidOperation
+
+    if isinstance(raw, str):
+        try:
+            raw = json.loads(raw) if raw.strip() else {}
+        except json.JSONDecodeError:
+            raise ConfigError(f"{key}: expected a JSON object of rates, got {raw!r}") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{key}: expected a table of rates, got {raw!r}")
+    rates: dict[str, str] = {}
+    for place, value in raw.items():
+        name = f"{key}.{place}"
+        code = str(place).strip().upper()
+        country, _, region = code.partition("-")
+        if len(country) != 2 or not country.isalpha() or (region and not (1 <= len(region) <= 3 and region.isalnum())):
+            raise ConfigError(f"{name}: expected COUNTRY or COUNTRY-REGION (e.g. US-NY), got {place!r}")
+        try:
+            rate = Decimal(str(value))
+        except InvalidOperation:
+            raise ConfigError(f"{name}: expected a decimal rate such as \"0.08875\", got {value!r}") from None
+        if isinstance(value, bool) or not rate.is_finite() or not 0 <= rate < 1:
+            raise ConfigError(f"{name}: a rate is at least 0 and below 1, got {value!r}")
+        rates[code] = str(rate)
+    return rates
+
+
 _PG = _url("postgres", "postgresql")
 _REDIS = _url("redis", "rediss", "unix")
 _ENTITY_TTL = _int(minimum=0, maximum=7 * 86400)
@@ -190,6 +219,11 @@ SCHEMA: dict[str, dict[str, Field]] = {
         "max_body_bytes": Field(1024 * 1024, _int(minimum=1024)),
         "exact_count_limit": Field(10000, _int(minimum=100)),
     },
+    "tax": {
+        "prices_include_tax": Field(False, _bool),
+        "shipping_taxable": Field(False, _bool),
+        "rates": Field({}, _tax_rates),
+    },
     "webhooks": {
         "allow_private_targets": Field(False, _bool),
         "timeout": Field(10, _int(minimum=1, maximum=60)),
@@ -214,12 +248,12 @@ def _flatten(data: Mapping[str, Any], source: str, prefix: str = "") -> dict[str
     flat: dict[str, Any] = {}
     for name, value in data.items():
         dotted = f"{prefix}{name}"
-        if isinstance(value, dict):
+        section, _, key = dotted.rpartition(".")
+        if isinstance(value, dict) and not (section in SCHEMA and key in SCHEMA[section]):
             if dotted not in SCHEMA:
                 raise ConfigError(f"{dotted}: unknown section in {source}")
             flat.update(_flatten(value, source, f"{dotted}."))
             continue
-        section, _, key = dotted.rpartition(".")
         if section not in SCHEMA or key not in SCHEMA[section]:
             raise ConfigError(f"{dotted}: unknown key in {source}")
         flat[dotted] = value
@@ -268,6 +302,11 @@ def load(environ: Mapping[str, str] | None = None, config_dir: Path = CONFIG_DIR
     env_file = config_dir / f"{env_name}.toml"
     if env_file.exists():
         layers.append(_read_toml(env_file))
+    mounted = environ.get("STATESET_CONFIG", "").strip()
+    if mounted:
+        if not Path(mounted).is_file():
+            raise ConfigError(f"STATESET_CONFIG: no such file: {mounted}")
+        layers.append(_read_toml(Path(mounted)))
     layers.append(_env_overrides(environ))
 
     config = Config({section: {k: f.default for k, f in fields.items()} for section, fields in SCHEMA.items()})

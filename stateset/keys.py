@@ -13,6 +13,9 @@ from datetime import datetime
 KEY_PREFIX = "sk_"
 RESOURCES = ("orders", "inventory", "catalog", "customers", "fulfillment", "returns", "webhooks")
 ACTIONS = ("read", "write", "manage")
+GRANTED_BY_NAME = frozenset({"orders:set_prices"})
+"""Scopes no wildcard implies (SPEC §3): trusting a client's prices is a business decision, granted
+to a key by name only."""
 
 
 def hash_key(raw: str) -> str:
@@ -20,7 +23,7 @@ def hash_key(raw: str) -> str:
 
 
 def scope_is_valid(scope: str) -> bool:
-    if scope == "*":
+    if scope == "*" or scope in GRANTED_BY_NAME:
         return True
     resource, sep, action = scope.partition(":")
     return bool(sep) and resource in (*RESOURCES, "*") and action in (*ACTIONS, "*")
@@ -28,7 +31,10 @@ def scope_is_valid(scope: str) -> bool:
 
 def scope_allows(granted: tuple[str, ...] | list[str], required: str) -> bool:
     """``orders:write`` is granted by ``*``, ``orders:*``, ``*:write`` or itself.
-    ``manage`` also grants read and write on its resource."""
+    ``manage`` also grants read and write on its resource. A scope of ``GRANTED_BY_NAME`` is
+    granted only by itself."""
+    if required in GRANTED_BY_NAME:
+        return required in granted
     resource, _, action = required.partition(":")
     for scope in granted:
         if scope == "*" or scope == required:

@@ -263,6 +263,11 @@ API_IDEMPOTENCY_TTL = API["idempotency_ttl"]
 API_RATE_LIMIT = API["rate_limit"]
 API_MAX_BODY_BYTES = API["max_body_bytes"]
 API_EXACT_COUNT_LIMIT = API["exact_count_limit"]
+# SPEC §4.4.1: taxes computed from the shipping address when a channel does not send its own.
+TAX_PRICES_INCLUDE_TAX = CONFIG["tax"]["prices_include_tax"]
+TAX_SHIPPING_TAXABLE = CONFIG["tax"]["shipping_taxable"]
+TAX_RATES = CONFIG["tax"]["rates"]
+
 WEBHOOKS_ALLOW_PRIVATE_TARGETS = CONFIG["webhooks"]["allow_private_targets"]
 WEBHOOKS_TIMEOUT = CONFIG["webhooks"]["timeout"]
 WEBHOOKS_MAX_ATTEMPTS = CONFIG["webhooks"]["max_attempts"]
@@ -294,6 +299,8 @@ SPECTACULAR_SETTINGS = {
         "MovementKindEnum": "inventory.models.StockMovement.Kind",
         "OrderStatusEnum": "orders.models.Order.Status",
         "PaymentStatusEnum": "orders.models.Order.PaymentStatus",
+        "PaymentKindEnum": "orders.models.Payment.Kind",
+        "PaymentResultEnum": "orders.models.Payment.Status",
         "RecordedPaymentStatusEnum": "orders.api.RECORDABLE_PAYMENT",
         "ReservationStatusEnum": "inventory.models.Reservation.Status",
     },

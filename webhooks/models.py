@@ -20,6 +20,27 @@ EVENT_TYPES = (
     "shipment.delivered",
     "return.approved",
     "return.refunded",
+    # SPEC §4.7: every domain change is an event.
+    "order.updated",
+    "order.backorder_allocated",
+    "shipment.created",
+    "shipment.cancelled",
+    "return.requested",
+    "return.received",
+    "return.rejected",
+    "return.closed",
+    "product.created",
+    "product.updated",
+    "product.deleted",
+    "customer.created",
+    "customer.updated",
+    "inventory.received",
+    "inventory.adjusted",
+    "inventory.transferred",
+    "inventory.released",
+    "inventory.expired",
+    "payment.recorded",
+    "import.finished",
 )
 
 

@@ -58,7 +58,8 @@ def test_order_detail_shows_its_shipments_with_a_fixed_query_count(api, make_pro
     for _ in range(count):
         create(api, order, items=[{"order_item_id": str(item.id), "quantity": 1}])
     warm(api)
-    with django_assert_num_queries(5):  # order+customer, items, timeline, shipments with items, returns
+    # order+customer, items, shipping lines, payments, timeline, shipments with items, returns with items
+    with django_assert_num_queries(7):
         response = api.get(f"/api/v1/orders/{order.id}")
     data = data_of(response)
     assert len(data["shipments"]) == count and all(len(s["items"]) == 1 for s in data["shipments"])

@@ -42,6 +42,7 @@ class BulkAdjustResult:
     def as_dict(self) -> dict[str, Any]:
         return {"results": self.results, "applied": self.applied, "valid": self.valid, "dry_run": self.dry_run}
 
+
 @dataclass
 class _BulkRow:
     index: int
@@ -54,6 +55,7 @@ class _BulkRow:
     error: dict[str, Any] | None = field(default=None)
 
 _BULK_FIELDS = {"product_id", "sku", "location_id", "delta", "reason"}
+
 
 def _bulk_row(index: int, raw: Any) -> _BulkRow | dict[str, Any]:
     """Validate one row's shape; an error dict when it is malformed."""
@@ -78,11 +80,13 @@ def _bulk_row(index: int, raw: Any) -> _BulkRow | dict[str, Any]:
         return _row_error(exc.code, exc.message, exc.details)
     return _BulkRow(index, product_id, sku, location_id, delta, reason)
 
+
 def _row_error(code: str, message: str, details: dict[str, Any] | None = None) -> dict[str, Any]:
     error: dict[str, Any] = {"code": code, "message": message}
     if details:
         error["details"] = details
     return error
+
 
 def stock_bulk_adjust(*, adjustments: Sequence[Any], dry_run: bool = False, actor: str = "") -> BulkAdjustResult:
     """Apply up to 1,000 adjustments ``{"product_id" | "sku", "location_id", "delta", "reason"}``.

@@ -39,6 +39,7 @@ Kind = StockMovement.Kind
 
 Status = Reservation.Status
 
+
 def check_quantity(value: Any, name: str = "quantity", *, allow_zero: bool = False, signed: bool = False) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         raise ValidationFailed(f"{name} must be an integer.", details={name: ["A valid integer is required."]})
@@ -49,6 +50,7 @@ def check_quantity(value: Any, name: str = "quantity", *, allow_zero: bool = Fal
         raise ValidationFailed(f"{name} must be {rule}.", details={name: [f"Must be {rule}."]})
     return value
 
+
 def as_uuid(value: Any, name: str) -> uuid.UUID:
     if isinstance(value, uuid.UUID):
         return value
@@ -57,14 +59,17 @@ def as_uuid(value: Any, name: str) -> uuid.UUID:
     except ValueError:
         return _bad_uuid(name)
 
+
 def _bad_uuid(name: str) -> uuid.UUID:
     raise ValidationFailed(f"{name} must be a UUID.", details={name: ["Must be a valid UUID."]})
+
 
 @dataclass(frozen=True)
 class ProductRef:
     id: uuid.UUID
     sku: str
     is_active: bool
+
 
 def product_refs(refs: Sequence[tuple[uuid.UUID | None, str | None]]) -> list[ProductRef | None]:
     """Resolve ``(product_id, sku)`` pairs through the catalog's selectors (SKUs case-insensitively,
@@ -89,6 +94,7 @@ def product_refs(refs: Sequence[tuple[uuid.UUID | None, str | None]]) -> list[Pr
         out.append(ref)
     return out
 
+
 def product_ref(product_id: uuid.UUID | None, sku: str | None) -> ProductRef:
     if product_id is None and not sku:
         raise ValidationFailed("Give product_id or sku.", details={"product_id": ["Give product_id or sku."]})
@@ -101,6 +107,7 @@ def product_ref(product_id: uuid.UUID | None, sku: str | None) -> ProductRef:
         raise NotFound("No such product.", code="product_not_found",
                        details={"product_id": str(product_id)} if product_id else {"sku": sku})
     return ref
+
 
 def location_ref(location_id: Any, name: str = "location_id", *, active: bool = False) -> Location:
     location_id = as_uuid(location_id, name)

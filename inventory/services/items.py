@@ -62,6 +62,7 @@ def inventory_item_create(*, location_id: uuid.UUID, on_hand: int = 0, product_i
                                          actor=clean_actor(actor, MAX_ACTOR))
     return fetch_items([item.id])[0]
 
+
 def inventory_item_update(*, item_id: uuid.UUID, expected_version: int | None = None,
                           reorder_point: int | None = None, safety_stock: int | None = None) -> InventoryItem:
     """Set the reorder point and/or safety stock; bumps ``version``. Locks the row. Publishes

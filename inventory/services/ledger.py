@@ -44,6 +44,7 @@ class Change:
     reference_type: str = ""
     reference_id: str = ""
 
+
 @dataclass(frozen=True)
 class Counters:
     """An inventory row right after a change (from ``RETURNING``)."""
@@ -60,6 +61,7 @@ class Counters:
     @property
     def available(self) -> int:
         return self.on_hand - self.reserved
+
 
 class Rejected(Exception):
     """Some rows were missing or their guard said no; the caller translates and rolls back."""
@@ -78,6 +80,7 @@ WHERE i.id = v.id
   AND i.on_hand + v.dh >= 0 AND i.reserved + v.dr >= 0 AND i.on_hand + v.dh >= i.reserved + v.dr
 RETURNING i.id, i.on_hand, i.reserved, i.reorder_point, i.version, i.sku, i.product_id, i.location_id
 """
+
 
 def apply_changes(changes: Sequence[Change], *, actor: str) -> dict[uuid.UUID, Counters]:
     """Change counters of several rows in one conditional UPDATE and write one movement per row.
@@ -129,6 +132,7 @@ def apply_changes(changes: Sequence[Change], *, actor: str) -> dict[uuid.UUID, C
     item_cache.invalidate(*(item_cache_key(item_id) for item_id in after))
     return after
 
+
 def ensure_items(pairs: Iterable[tuple[ProductRef, uuid.UUID]]) -> None:
     """Create missing (product, location) rows with zero stock. ``ON CONFLICT DO NOTHING`` makes a
     concurrent creation of the same row harmless. Takes no row lock on existing rows; callers run it
@@ -139,9 +143,11 @@ def ensure_items(pairs: Iterable[tuple[ProductRef, uuid.UUID]]) -> None:
         # in the same order, so they cannot deadlock.
         InventoryItem.objects.bulk_create([rows[key] for key in sorted(rows)], ignore_conflicts=True)
 
+
 def item_id_for(product_id: uuid.UUID, location_id: uuid.UUID) -> uuid.UUID | None:
     return (InventoryItem.objects.filter(product_id=product_id, location_id=location_id)
             .values_list("id", flat=True).first())
+
 
 def item_ids_for(pairs: Iterable[tuple[uuid.UUID, uuid.UUID]]) -> dict[tuple[uuid.UUID, uuid.UUID], uuid.UUID]:
     """Ids of the existing rows for (product, location) pairs, in one query. It reads the rows of
@@ -154,6 +160,7 @@ def item_ids_for(pairs: Iterable[tuple[uuid.UUID, uuid.UUID]]) -> dict[tuple[uui
                                         location_id__in={loc for _, loc in wanted})
     return {(p, loc): i for i, p, loc in rows.values_list("id", "product_id", "location_id") if (p, loc) in wanted}
 
+
 def counters_of(item_id: uuid.UUID | None) -> dict[str, int]:
     row = None
     if item_id is not None:
@@ -161,9 +168,11 @@ def counters_of(item_id: uuid.UUID | None) -> dict[str, int]:
     on_hand, reserved = (row["on_hand"], row["reserved"]) if row else (0, 0)
     return {"on_hand": on_hand, "reserved": reserved, "available": on_hand - reserved}
 
+
 def fetch_items(item_ids: Sequence[uuid.UUID]) -> list[InventoryItem]:
     items = {i.id: i for i in InventoryItem.objects.select_related("location").filter(id__in=item_ids)}
     return [items[i] for i in item_ids]
+
 
 def publish_low_stock(row: Counters) -> None:
     webhooks.publish(event_type="inventory.low_stock", payload={

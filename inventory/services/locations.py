@@ -47,11 +47,13 @@ def _address(value: Any) -> dict[str, Any]:
     check(value, 0)
     return value
 
+
 def _priority(value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or not -1_000_000 <= value <= 1_000_000:
         raise ValidationFailed("priority must be an integer between -1000000 and 1000000.",
                                details={"priority": ["Must be an integer between -1000000 and 1000000."]})
     return value
+
 
 def location_create(*, code: str, name: str, priority: int = 100, address: dict[str, Any] | None = None,
                     is_active: bool = True) -> Location:
@@ -71,6 +73,7 @@ def location_create(*, code: str, name: str, priority: int = 100, address: dict[
     except IntegrityError:
         raise Conflict(f"A location with code {code} exists.", code="location_exists",
                        details={"code": code}) from None
+
 
 def location_update(*, location_id: uuid.UUID, expected_version: int | None = None,
                     **changes: Any) -> Location:

@@ -53,6 +53,7 @@ class StockLine:
     product_id: uuid.UUID | None = None
     sku: str | None = None
 
+
 def _increase(*, lines: Sequence[StockLine], kind: str, reason: str, reference_type: str, reference_id: str,
               actor: str) -> list[InventoryItem]:
     """on_hand += quantity for each line (rows created when missing), one movement per row."""
@@ -93,6 +94,7 @@ def _increase(*, lines: Sequence[StockLine], kind: str, reason: str, reference_t
             raise ValidationFailed("The quantity is too large for this row.", code="quantity_too_large") from None
         return fetch_items([ids[key] for key in keys])
 
+
 def stock_receive(*, location_id: uuid.UUID, quantity: int, product_id: uuid.UUID | None = None,
                   sku: str | None = None, reason: str = "", reference_type: str = "", reference_id: str = "",
                   actor: str = "") -> InventoryItem:
@@ -106,6 +108,7 @@ def stock_receive(*, location_id: uuid.UUID, quantity: int, product_id: uuid.UUI
                          kind=Kind.RECEIVE, reason=reason, reference_type=reference_type,
                          reference_id=reference_id, actor=actor)[0]
 
+
 def stock_receive_many(*, lines: Sequence[StockLine], reason: str = "", reference_type: str = "",
                        reference_id: str = "", actor: str = "") -> list[InventoryItem]:
     """:func:`stock_receive` for several lines in one durable transaction (a delivery, the admin's
@@ -114,6 +117,7 @@ def stock_receive_many(*, lines: Sequence[StockLine], reason: str = "", referenc
     with transaction.atomic(durable=True):
         return _increase(lines=lines, kind=Kind.RECEIVE, reason=reason, reference_type=reference_type,
                          reference_id=reference_id, actor=actor)
+
 
 def stock_return(*, product_id: uuid.UUID, location_id: uuid.UUID, quantity: int, actor: str = "",
                  reason: str = "", reference_type: str = "", reference_id: str = "") -> InventoryItem:
@@ -124,12 +128,14 @@ def stock_return(*, product_id: uuid.UUID, location_id: uuid.UUID, quantity: int
                              actor=actor, reason=reason, reference_type=reference_type,
                              reference_id=reference_id)[0]
 
+
 def stock_return_many(*, lines: Sequence[StockLine], actor: str = "", reason: str = "", reference_type: str = "",
                       reference_id: str = "") -> list[InventoryItem]:
     """:func:`stock_return` for several lines: rows locked in primary-key order, one movement per
     row (lines of the same row are summed). Returns the rows in line order."""
     return _increase(lines=lines, kind=Kind.RETURN, reason=reason, reference_type=reference_type,
                      reference_id=reference_id, actor=actor)
+
 
 def stock_adjust(*, location_id: uuid.UUID, delta: int, reason: str, product_id: uuid.UUID | None = None,
                  sku: str | None = None, reference_type: str = "", reference_id: str = "",
@@ -161,6 +167,7 @@ def stock_adjust(*, location_id: uuid.UUID, delta: int, reason: str, product_id:
                 details={**counters, "delta": delta, "sku": product.sku, "location_id": str(location.id)},
             ) from None
         return fetch_items([item_id])[0]
+
 
 def stock_transfer(*, from_location_id: uuid.UUID, to_location_id: uuid.UUID, quantity: int,
                    product_id: uuid.UUID | None = None, sku: str | None = None, reason: str = "",

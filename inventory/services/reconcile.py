@@ -44,11 +44,13 @@ WHERE i.reserved <> COALESCE(r.held, 0) {{extra}}
 ORDER BY i.id
 """
 
+
 def _drift(ids: Sequence[uuid.UUID] | None = None) -> list[Drift]:
     extra, params = ("AND i.id = ANY(%s)", [list(ids)]) if ids is not None else ("", [])
     with connection.cursor() as cursor:
         cursor.execute(_DRIFT_SQL.format(extra=extra), params)
         return [Drift(*row) for row in cursor.fetchall()]
+
 
 def inventory_reconcile(*, fix: bool = False, actor: str = "system:reconcile", batch_size: int = 500,
                         progress: Callable[[int, int], None] | None = None) -> list[Drift]:
@@ -78,6 +80,7 @@ def inventory_reconcile(*, fix: bool = False, actor: str = "system:reconcile", b
         if progress:
             progress(min(start + batch_size, len(ids)), len(ids))
     return drifts
+
 
 def inventory_ledger_drift() -> list[dict[str, Any]]:
     """Rows whose counters differ from the sum of their movements (a full pass over the ledger:

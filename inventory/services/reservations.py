@@ -51,6 +51,7 @@ class ReserveLine:
     sku: str | None = None
     location_id: uuid.UUID | None = None
 
+
 def stock_reserve(*, lines: list[ReserveLine], reference_type: str, reference_id: str,
                   expires_at: datetime | None = None, actor: str = "") -> list[Reservation]:
     """Reserve every line or none (all or nothing).
@@ -84,12 +85,14 @@ def stock_reserve(*, lines: list[ReserveLine], reference_type: str, reference_id
     metrics.RESERVATIONS.labels("reserved").inc()
     return reservations
 
+
 @dataclass
 class _Line:
     index: int
     quantity: int
     product: ProductRef
     location_id: uuid.UUID | None
+
 
 def _reserve(*, lines: Sequence[ReserveLine], reference_type: str, reference_id: str,
              expires_at: datetime | None, actor: str) -> list[Reservation]:
@@ -199,6 +202,7 @@ def _reserve(*, lines: Sequence[ReserveLine], reference_type: str, reference_id:
         })
     return reservations
 
+
 def _close(reservations: Sequence[Reservation], *, status: str, kind: str, actor: str, reason: str) -> None:
     """Mark locked, active reservations ``status`` and give their unfulfilled units back:
     ``reserved -= remainder`` per row (rows locked in primary-key order), one movement per row. A row
@@ -230,6 +234,7 @@ def _close(reservations: Sequence[Reservation], *, status: str, kind: str, actor
         changes.append(Change(item_id, 0, -give_back, kind, text, "" if others else ref_type,
                                "" if others else ref_id))
     apply_changes(changes, actor=actor)
+
 
 def stock_release(*, reservation_ids: list[uuid.UUID] | None = None, reference_type: str | None = None,
                   reference_id: str | None = None, actor: str = "", reason: str = "") -> list[Reservation]:
@@ -264,6 +269,7 @@ def stock_release(*, reservation_ids: list[uuid.UUID] | None = None, reference_t
         _close(rows, status=Status.RELEASED, kind=Kind.RELEASE, actor=actor, reason=reason or "released")
     return rows
 
+
 def stock_fulfil(*, reservation_id: uuid.UUID, quantity: int, actor: str = "", reference_type: str = "",
                  reference_id: str = "") -> Reservation:
     """Ship ``quantity`` units of an active reservation: ``reserved -= q`` and ``on_hand -= q`` on its
@@ -275,6 +281,7 @@ def stock_fulfil(*, reservation_id: uuid.UUID, quantity: int, actor: str = "", r
     several lines should call :func:`stock_fulfil_many` once."""
     return stock_fulfil_many(fulfilments=[(reservation_id, quantity)], actor=actor,
                              reference_type=reference_type, reference_id=reference_id)[0]
+
 
 def stock_fulfil_many(*, fulfilments: Sequence[tuple[uuid.UUID, int]], actor: str = "", reference_type: str = "",
                       reference_id: str = "") -> list[Reservation]:
@@ -324,6 +331,7 @@ def stock_fulfil_many(*, fulfilments: Sequence[tuple[uuid.UUID, int]], actor: st
                            "run reconcile_inventory.", code="inventory_drift",
                            details={"inventory_item_ids": sorted(map(str, exc.item_ids))}) from None
     return [rows[i] for i in wanted]
+
 
 def reservations_expire(*, now: datetime | None = None, batch_size: int = 500) -> int:
     """Expire active reservations whose ``expires_at`` has passed, in batches of ``batch_size``,

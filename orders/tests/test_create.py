@@ -78,7 +78,7 @@ def test_items_can_name_products_by_sku_in_any_case(api, customer, make_product)
     ("change", "status", "code"),
     [
         (lambda p: p["items"][0].update(unit_price=30.00), 422, "price_mismatch"),
-        (lambda p: p.update(total_amount=59.99), 422, "price_mismatch"),
+        (lambda p: p.update(total_amount=59.99), 422, "total_mismatch"),
         (lambda p: p["items"][0].update(quantity=5000) or p.pop("total_amount"), 409, "insufficient_stock"),
         (lambda p: p.update(customer_id=str(uuid.uuid4())), 422, "customer_not_found"),
         (lambda p: p["items"][0].update(product_id=str(uuid.uuid4())), 422, "product_not_found"),

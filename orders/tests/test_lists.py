@@ -39,7 +39,8 @@ def test_list_query_count_is_fixed(api, orders, django_assert_num_queries, count
 def test_detail_and_customer_orders_query_counts_are_fixed(api, orders, customer, django_assert_num_queries, count):
     made = orders(count)
     warm(api)
-    with django_assert_num_queries(5):  # order+customer, items, timeline, shipments (items included), returns
+    # order+customer, items, shipping lines, payments, timeline, shipments with items, returns with items
+    with django_assert_num_queries(7):
         api.get(f"/api/v1/orders/{made[-1].id}")
     with django_assert_num_queries(0):  # cached
         api.get(f"/api/v1/orders/{made[-1].id}")

@@ -28,9 +28,9 @@ def test_authorized_then_paid_each_with_a_timeline_note(api, make_order):
     assert data_of(pay(api, order, "authorized"))["payment_status"] == "authorized"
     answer = pay(api, order, "paid", HTTP_IF_MATCH='"2"')
     assert data_of(answer)["payment_status"] == "paid" and answer["ETag"] == '"3"'
-    notes = OrderEvent.objects.filter(order_id=order.id, kind="note").order_by("created_at")
-    assert [(e.data["from"], e.data["payment_status"]) for e in notes] == [("pending", "authorized"),
-                                                                          ("authorized", "paid")]
+    notes = OrderEvent.objects.filter(order_id=order.id, kind="payment").order_by("created_at")
+    assert [(e.data["kind"], e.data["amount"], e.data["payment_status"]) for e in notes] == [
+        ("authorization", "29.99", "authorized"), ("capture", "29.99", "paid")]  # the whole total, then the rest
 
 
 @pytest.mark.parametrize("setup, status, code", [
@@ -65,6 +65,6 @@ def test_admin_mark_paid_goes_through_the_service(admin_client, make_order):
                                  follow=True)
     shown = sorted(str(message) for message in response.context["messages"])
     assert shown[0] == "1 order(s) marked paid."
-    assert shown[1].startswith(f"{cancelled.order_number}: The payment of a cancelled order")
+    assert shown[1].startswith(f"{cancelled.order_number}: A cancelled order takes no new capture")
     assert Order.objects.get(id=order.id).payment_status == "paid"
     assert Order.objects.get(id=cancelled.id).payment_status == "pending"

@@ -54,13 +54,18 @@ def shipped_order(customer):
     (one shipment: create, ship, and deliver unless ``deliver=False``). ``paid`` records the payment
     through ``orders.services.order_record_payment``."""
 
-    def make(*lines: tuple[Product, int], paid: bool = True, deliver: bool = True) -> Shipped:
+    def make(*lines: tuple[Product, int] | tuple[Product, int, str], paid: bool = True, deliver: bool = True,
+             **order_fields) -> Shipped:
+        """A line may carry its own discount: ``(product, quantity, "5.00")``; ``order_fields`` go to
+        ``order_create`` (``discounts``, ``shipping_address``...)."""
         from fulfillment import services as fulfillment_services
 
         order = orders_services.order_create(
             customer_id=customer.id,
-            items=[orders_services.OrderLineInput(product_id=product.id, quantity=quantity)
-                   for product, quantity in lines],
+            items=[orders_services.OrderLineInput(product_id=line[0].id, quantity=line[1],
+                                                  discount=line[2] if len(line) > 2 else None)
+                   for line in lines],
+            **order_fields,
         ).order
         shipment = fulfillment_services.shipment_create(order_id=order.id, carrier="UPS").shipment
         fulfillment_services.shipment_ship(shipment_id=shipment.id)

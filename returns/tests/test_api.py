@@ -104,7 +104,8 @@ def test_order_detail_embeds_returns_with_a_fixed_query_count(api, returns_of, d
     shipped, made = returns_of(count)
     act(api, made[0], "approve")
     api.get("/api/v1/returns?limit=1")
-    with django_assert_num_queries(5):  # order+customer, items, timeline, shipments, returns with their items
+    # order+customer, items, shipping lines, payments, timeline, shipments with items, returns with items
+    with django_assert_num_queries(7):
         response = api.get(f"/api/v1/orders/{shipped.order.id}")
     returns = data_of(response)["returns"]
     assert [r["id"] for r in returns] == [r["id"] for r in made]

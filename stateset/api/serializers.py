@@ -3,9 +3,10 @@ answer's schema and the If-Match header."""
 
 from __future__ import annotations
 
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from drf_spectacular.utils import OpenApiParameter, inline_serializer
+from drf_spectacular.utils import OpenApiParameter, extend_schema_field, inline_serializer
 from rest_framework import serializers
 
 
@@ -35,6 +36,40 @@ class TextField(serializers.CharField):
         if not isinstance(data, str):
             self.fail("invalid")
         return super().to_internal_value(data)
+
+
+class StrictIntegerField(serializers.IntegerField):
+    """JSON integers only: ``"2"``, ``2.0`` and ``true`` are client bugs, not 2."""
+
+    def to_internal_value(self, data: Any) -> int:
+        if isinstance(data, bool) or not isinstance(data, int):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+@extend_schema_field({"type": "string", "format": "decimal", "example": "59.98"})
+class MoneyField(serializers.Field):
+    """An amount: a JSON decimal string (``"59.98"``) or number, finite and not negative. Its digits
+    are checked against the currency by the service (``stateset.money.parse_money``), which knows it."""
+
+    default_error_messages = {"invalid": "A decimal amount (string or number) is required.",
+                              "negative": "Must not be negative."}
+
+    def to_internal_value(self, data: Any) -> Decimal:
+        if isinstance(data, bool) or not isinstance(data, (str, int, float)):
+            self.fail("invalid")
+        try:
+            amount = Decimal(str(data).strip())
+        except InvalidOperation:
+            self.fail("invalid")
+        if not amount.is_finite() or len(str(data)) > 32:
+            self.fail("invalid")
+        if amount < 0:
+            self.fail("negative")
+        return amount
+
+    def to_representation(self, value: Any) -> str:
+        return str(value)
 
 
 def page_of(item: type[serializers.Serializer], name: str) -> serializers.Serializer:

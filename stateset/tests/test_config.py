@@ -81,3 +81,32 @@ def test_django_refuses_to_start_on_a_bad_value():
     )
     assert result.returncode != 0
     assert "database.max_connections" in result.stderr
+
+
+def test_tax_rates_come_from_the_mounted_config_file_after_the_env_file(tmp_path):
+    write(tmp_path, "default.toml", '[tax]\nshipping_taxable = false\n[tax.rates]\n"GB" = "0.20"\n')
+    mounted = tmp_path / "mounted.toml"
+    mounted.write_text('[tax]\nprices_include_tax = true\nshipping_taxable = true\n'
+                       '[tax.rates]\n"us-ny" = "0.08875"\n"US" = 0.04\n')
+    config = load({"STATESET_CONFIG": str(mounted)}, tmp_path)
+    assert config["tax"]["prices_include_tax"] is True and config["tax"]["shipping_taxable"] is True
+    assert config["tax"]["rates"] == {"US-NY": "0.08875", "US": "0.04"}  # the later file's table replaces
+    env = load({"STATESET_CONFIG": str(mounted), "STATESET__TAX__SHIPPING_TAXABLE": "false"}, tmp_path)
+    assert env["tax"]["shipping_taxable"] is False  # the environment still wins
+
+
+@pytest.mark.parametrize("rates, named", [
+    ('"USA" = "0.1"', "tax.rates.USA"),
+    ('"US-NY" = "1.5"', "tax.rates.US-NY"),
+    ('"US-NY" = "lots"', "tax.rates.US-NY"),
+    ('"GB" = true', "tax.rates.GB"),
+])
+def test_a_bad_tax_rate_stops_start_up_naming_it(tmp_path, rates, named):
+    write(tmp_path, "default.toml", f"[tax.rates]\n{rates}\n")
+    with pytest.raises(ConfigError, match=named.replace(".", r"\.")):
+        load({}, tmp_path)
+
+
+def test_a_missing_mounted_config_file_stops_start_up(tmp_path):
+    with pytest.raises(ConfigError, match="STATESET_CONFIG"):
+        load({"STATESET_CONFIG": str(tmp_path / "nope.toml")}, tmp_path)

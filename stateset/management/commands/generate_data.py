@@ -556,7 +556,7 @@ class Command(BaseCommand):
                                "on orders_next_number() to keep the sequence right")
         item_table = Table(self.OrderItem, [
             "id", "order_id", "order_created_at", "product_id", "sku", "name", "quantity", "unit_price",
-            "total_price", "quantity_fulfilled", "quantity_returned"], self.now)
+            "list_price", "total_price", "net_total", "quantity_fulfilled", "quantity_returned"], self.now)
         event_table = Table(self.OrderEvent, [
             "id", "created_at", "order_id", "order_created_at", "kind", "to_status", "message", "actor"],
             self.now)
@@ -601,7 +601,8 @@ class Command(BaseCommand):
         for oid, created, _cid, _address, lines, delivered in orders:
             for (pid, sku, name, price), quantity in lines:
                 q = str(quantity)
-                yield [v4(), oid, created, pid, sku, name, q, cents(price), cents(price * quantity),
+                total = cents(price * quantity)
+                yield [v4(), oid, created, pid, sku, name, q, cents(price), cents(price), total, total,
                        q if delivered else "0", "0"]
 
     def _event_rows(self, orders: list[Any]) -> Iterator[list[str]]:
