@@ -28,6 +28,8 @@ class Product(models.Model):
     price = models.DecimalField(max_digits=13, decimal_places=3, validators=[MinValueValidator(0)],
                                 help_text="At most the currency's minor digits (stateset.money).")
     currency = models.CharField(max_length=3, default="USD", validators=[currency_validator])
+    allow_backorder = models.BooleanField(default=False, db_default=False, help_text=(
+        "Orders may take more than is in stock; the rest waits and is allocated first come, first served."))
     is_active = models.BooleanField(default=True)
     attributes = models.JSONField(default=dict, blank=True)
     # Name and SKU weigh A, description B; stored by PostgreSQL itself, indexed with GIN.

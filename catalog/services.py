@@ -25,7 +25,7 @@ from stateset.inputs import writable
 from stateset.money import parse_money
 
 # Fields a caller may set; everything else (id, version, timestamps) belongs to the service.
-WRITABLE_FIELDS = ("sku", "name", "description", "price", "currency", "is_active", "attributes")
+WRITABLE_FIELDS = ("sku", "name", "description", "price", "currency", "is_active", "allow_backorder", "attributes")
 
 
 class DuplicateSku(Conflict):

@@ -114,10 +114,12 @@ class _Line:
     quantity: int
     unfulfilled: int  # quantity - quantity_fulfilled
     allocated: int  # units in this order's pending shipments
+    waiting: int = 0  # units backordered: not yet allocated any stock (SPEC §4.4.3)
 
     @property
     def open(self) -> int:
-        return self.unfulfilled - self.allocated
+        """Units that may go into a new shipment: allocated stock, neither shipped nor claimed."""
+        return self.unfulfilled - self.allocated - self.waiting
 
 
 def _order_lines(order: Order) -> tuple[list[_Line], dict[tuple[uuid.UUID, uuid.UUID], int]]:
@@ -133,7 +135,8 @@ def _order_lines(order: Order) -> tuple[list[_Line], dict[tuple[uuid.UUID, uuid.
         per_place[(row["order_item__product_id"], row["shipment__location_id"])] += row["units"]
     items = orders_selectors.items_by_order({order.id: order.currency}).get(order.id, [])
     lines = [_Line(order_item_id=row["id"], product_id=row["product_id"], sku=row["sku"], quantity=row["quantity"],
-                   unfulfilled=row["quantity"] - row["quantity_fulfilled"], allocated=per_item[row["id"]])
+                   unfulfilled=row["quantity"] - row["quantity_fulfilled"], allocated=per_item[row["id"]],
+                   waiting=row["quantity_backordered"])
              for row in items]
     return lines, per_place
 
@@ -150,7 +153,8 @@ def _reserved(order: Order) -> dict[tuple[uuid.UUID, uuid.UUID], list[Any]]:
 
 def _requested(lines: list[_Line], items: Sequence[ShipmentLineInput] | None) -> list[tuple[_Line, int]]:
     """(line, units) the shipment carries. Explicit lines are checked against what is still open
-    (unfulfilled and not in another pending shipment): ValidationFailed with per-line details."""
+    (allocated, unfulfilled and not in another pending shipment): ValidationFailed with per-line
+    details — ``exceeds_allocated`` when only units still waiting for stock stand in the way."""
     by_id = {line.order_item_id: line for line in lines}
     if items is None:
         return [(line, line.open) for line in lines if line.open > 0]
@@ -176,14 +180,18 @@ def _requested(lines: list[_Line], items: Sequence[ShipmentLineInput] | None) ->
             errors[str(index)] = {"quantity": [f"At most {line.open} unit(s) of {line.sku} are left to ship."],
                                   "order_item_id": str(line.order_item_id), "requested": quantity,
                                   "ordered": line.quantity, "fulfilled": line.quantity - line.unfulfilled,
-                                  "in_pending_shipments": line.allocated, "available": line.open}
+                                  "in_pending_shipments": line.allocated, "backordered": line.waiting,
+                                  "available": line.open}
             continue
         out.append((line, quantity))
     if errors:
         over = all("requested" in error for error in errors.values())
+        waiting = over and all(error["requested"] <= error["available"] + error["backordered"]
+                               for error in errors.values())
+        code = "exceeds_allocated" if waiting else "exceeds_unfulfilled" if over else "validation_error"
         raise ValidationFailed("Some items cannot be shipped as asked." if not over
-                               else "More units than the order has left to ship.",
-                               code="exceeds_unfulfilled" if over else "validation_error",
+                               else "Some units are still waiting for stock." if waiting
+                               else "More units than the order has left to ship.", code=code,
                                details={"items": errors})
     return out
 

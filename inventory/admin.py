@@ -149,8 +149,8 @@ class InventoryItemAdmin(admin.ModelAdmin):
         data = form.cleaned_data
         try:
             if change:
-                saved = services.inventory_item_update(item_id=obj.pk, reorder_point=data["reorder_point"],
-                                                       safety_stock=data["safety_stock"])
+                saved = services.inventory_item_update(item_id=obj.pk, actor=admin_actor(request), changes={
+                    "reorder_point": data["reorder_point"], "safety_stock": data["safety_stock"]})
             else:
                 saved = services.inventory_item_create(product_id=data["product"].pk, location_id=data["location"].pk,
                                                        on_hand=0, reorder_point=data["reorder_point"],

@@ -21,7 +21,7 @@ from inventory import selectors, services
 from inventory.models import MAX_QUANTITY, Reservation, StockMovement
 from stateset.api.pagination import parse_list_params
 from stateset.api.serializers import IF_MATCH, StrictSerializer, TextField, page_of, validated
-from stateset.api.views import ApiViewSet, actor_of, expected_version
+from stateset.api.views import ApiViewSet, actor_of, expected_version, parse_id
 from stateset.errors import NotFound, ValidationFailed
 
 UUID_PATTERN = "[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}"
@@ -94,10 +94,11 @@ class ItemCreateIn(ProductRefIn):
 class ItemUpdateIn(StrictSerializer):
     reorder_point = count_field(required=False)
     safety_stock = count_field(required=False)
+    allow_backorder = serializers.BooleanField(required=False)
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         if not attrs:
-            raise serializers.ValidationError("Give reorder_point or safety_stock.")
+            raise serializers.ValidationError("Give reorder_point, safety_stock or allow_backorder.")
         return attrs
 
 
@@ -225,6 +226,26 @@ class ReservationFilters(serializers.Serializer):
     inventory_item_id = serializers.UUIDField(required=False)
 
 
+class BackorderFilters(serializers.Serializer):
+    product_id = serializers.UUIDField(required=False)
+    sku = serializers.CharField(max_length=64, required=False)
+
+
+class BackorderOut(serializers.Serializer):
+    order_id = serializers.UUIDField()
+    order_number = serializers.CharField()
+    order_item_id = serializers.UUIDField()
+    product_id = serializers.UUIDField()
+    sku = serializers.CharField()
+    quantity_backordered = serializers.IntegerField()
+    created_at = serializers.DateTimeField(help_text="The order's: the queue is served oldest first.")
+
+
+class ExtendIn(StrictSerializer):
+    expires_in = StrictIntegerField(min_value=1, max_value=services.MAX_EXPIRES_IN,
+                                    help_text="Seconds from now.")
+
+
 class MovementFilters(serializers.Serializer):
     inventory_item_id = serializers.UUIDField(required=False)
     sku = serializers.CharField(max_length=64, required=False)
@@ -246,9 +267,11 @@ class InventoryItemOut(serializers.Serializer):
     location_code = serializers.CharField()
     on_hand = serializers.IntegerField()
     reserved = serializers.IntegerField()
-    available = serializers.IntegerField()
+    available = serializers.IntegerField(help_text="on_hand − reserved")
+    sellable = serializers.IntegerField(help_text="What may be reserved or ordered: available − safety_stock, at least 0.")
     reorder_point = serializers.IntegerField()
-    safety_stock = serializers.IntegerField()
+    safety_stock = serializers.IntegerField(help_text="Held back from sale.")
+    allow_backorder = serializers.BooleanField()
     low_stock = serializers.BooleanField()
     version = serializers.IntegerField()
     created_at = serializers.DateTimeField()
@@ -358,8 +381,8 @@ class InventoryViewSet(ApiViewSet):
     @extend_schema(request=ItemUpdateIn, responses=InventoryItemOut, parameters=[IF_MATCH])
     def partial_update(self, request: Request, pk: str) -> Response:
         data = validated(ItemUpdateIn, request.data)
-        item = services.inventory_item_update(item_id=uuid.UUID(pk), expected_version=expected_version(request),
-                                              **data)
+        item = services.inventory_item_update(item_id=uuid.UUID(pk), changes=data,
+                                              expected_version=expected_version(request), actor=actor_of(request))
         return self.detail_response(_item(item), version=item.version)
 
     @extend_schema(parameters=[LowStockFilters], responses=page_of(InventoryItemOut, "LowStockPage"))
@@ -441,6 +464,26 @@ class InventoryViewSet(ApiViewSet):
                                    sort_fields={"created_at": "created_at"})
         return self.list_response(selectors.reservation_list(**params.filters), params,
                                   render=_render(selectors.render_reservation))
+
+    @extend_schema(request=ExtendIn, responses=ReservationOut,
+                   description="Move an active, expiring reservation's expiry to now + expires_in seconds.")
+    @action(detail=False, methods=["post"], url_path=r"reservations/(?P<reservation_id>[0-9a-fA-F-]{36})/extend",
+            url_name="reservation-extend")
+    def extend_reservation(self, request: Request, reservation_id: str) -> Response:
+        data = validated(ExtendIn, request.data)
+        reservation = services.reservation_extend(reservation_id=parse_id(reservation_id, code="reservation_not_found"),
+                                                  expires_in=data["expires_in"])
+        return Response(_reservation(reservation))
+
+    @extend_schema(parameters=[BackorderFilters], responses=page_of(BackorderOut, "BackorderPage"),
+                   description="Order lines waiting for stock, oldest order first (the order they are served in).")
+    @action(detail=False, methods=["get"])
+    def backorders(self, request: Request) -> Response:
+        params = parse_list_params(request.query_params, filters=BackorderFilters,
+                                   sort_fields={"created_at": "queued_at"}, default_sort="created_at",
+                                   default_order="asc")
+        return self.list_response(selectors.backorder_queue(**params.filters), params,
+                                  render=_render(selectors.render_backorder))
 
     @extend_schema(parameters=[MovementFilters], responses=page_of(MovementOut, "MovementPage"))
     @action(detail=False, methods=["get"])

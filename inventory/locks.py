@@ -12,16 +12,16 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 
-from inventory.models import InventoryItem, Location, Reservation
+from inventory.models import Backorder, InventoryItem, Location, Reservation
 from stateset.locking import Rank, acquired
 
 _SELLABLE_ROWS_SQL = """
-SELECT i.id, i.product_id, i.location_id, i.sku, i.on_hand, i.reserved, i.available, i.version,
-       l.priority AS location_priority, l.code AS location_code
+SELECT i.id, i.product_id, i.location_id, i.sku, i.on_hand, i.reserved, i.available, i.sellable, i.version,
+       i.allow_backorder, l.priority AS location_priority, l.code AS location_code
 FROM inventory_inventoryitem i JOIN inventory_location l ON l.id = i.location_id
-WHERE i.product_id = ANY(%s) AND l.is_active AND i.available > 0
+WHERE l.is_active AND (i.product_id = ANY(%s) AND i.sellable > 0 OR i.product_id = ANY(%s))
 ORDER BY i.id
 FOR UPDATE OF i
 """
@@ -47,13 +47,43 @@ def lock_item(item_id: uuid.UUID) -> InventoryItem | None:
     return item
 
 
-def lock_stock_rows(product_ids: Iterable[uuid.UUID]) -> list[InventoryItem]:
-    """Every inventory row of ``product_ids`` at an active location with available units, locked in
-    primary-key order, with the location's ``priority`` and ``code`` (``location_priority``,
-    ``location_code``): what a reservation may draw from. Written out (this runs on every
-    reservation and order): only the columns allocation and the answer read."""
-    rows = list(InventoryItem.objects.raw(_SELLABLE_ROWS_SQL, [sorted(set(product_ids))]))
+def lock_stock_rows(product_ids: Iterable[uuid.UUID], *, every_row_of: Iterable[uuid.UUID] = ()) -> list[InventoryItem]:
+    """Every inventory row of ``product_ids`` at an active location with sellable units — and every
+    active row of ``every_row_of`` (lines that may be backordered: a receipt elsewhere must wait for
+    this transaction, so it sees the demand it leaves) — locked in primary-key order, with the
+    location's ``priority`` and ``code`` (``location_priority``, ``location_code``). Written out
+    (this runs on every reservation and order): only the columns allocation and the answer read."""
+    rows = list(InventoryItem.objects.raw(_SELLABLE_ROWS_SQL, [sorted(set(product_ids)), sorted(set(every_row_of))]))
     acquired(Rank.INVENTORY_ITEM, [row.id for row in rows])
+    return rows
+
+
+def lock_product_rows(product_ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, tuple[int, int]]:
+    """Every inventory row of the products, any location, in primary-key order (a writer of a
+    product's backorder queue holds them first)."""
+    ids = list(InventoryItem.objects.filter(product_id__in=set(product_ids)).values_list("id", flat=True))
+    return lock_items(ids)
+
+
+def lock_waiting(product_id: uuid.UUID, *, after: tuple[Any, ...] | None, limit: int) -> list[Backorder]:
+    """The next ``limit`` waiting lines of a product's queue (oldest order first) after ``after``
+    (``(queued_at, reference_id, id)`` of the last one served), locked."""
+    query = Backorder.objects.filter(product_id=product_id, quantity_waiting__gt=0)
+    if after is not None:
+        queued_at, reference_id, backorder_id = after
+        query = query.filter(Q(queued_at__gt=queued_at) | Q(queued_at=queued_at, reference_id__gt=reference_id)
+                             | Q(queued_at=queued_at, reference_id=reference_id, id__gt=backorder_id))
+    rows = list(query.select_for_update().order_by("queued_at", "reference_id", "id")[:limit])
+    acquired(Rank.BACKORDER, [product_id])
+    return rows
+
+
+def lock_backorders_of(*, reference_type: str, reference_id: Any) -> list[Backorder]:
+    """Every demand line of a reference (an order), waiting or not, locked in queue order."""
+    rows = list(Backorder.objects.select_for_update()
+                .filter(reference_type=reference_type, reference_id=reference_id)
+                .order_by("queued_at", "reference_id", "id"))
+    acquired(Rank.BACKORDER, sorted({row.product_id for row in rows}))
     return rows
 
 

@@ -11,8 +11,8 @@ from __future__ import annotations
 import uuid
 
 from django.db import models
-from django.db.models import F, Q
-from django.db.models.functions import Upper
+from django.db.models import F, Q, Value
+from django.db.models.functions import Greatest, Upper
 from django.utils import timezone
 
 from inventory.ids import uuid7
@@ -63,7 +63,13 @@ class InventoryItem(models.Model):
         expression=F("on_hand") - F("reserved"), output_field=models.BigIntegerField(), db_persist=True
     )
     reorder_point = models.IntegerField(default=0)
-    safety_stock = models.IntegerField(default=0)
+    safety_stock = models.IntegerField(default=0, help_text="Held back from sale: reservations stop above it.")
+    sellable = models.GeneratedField(
+        expression=Greatest(F("on_hand") - F("reserved") - F("safety_stock"), Value(0)),
+        output_field=models.BigIntegerField(), db_persist=True,
+        help_text="What reservations, orders and backorder allocation may take: available − safety stock.")
+    allow_backorder = models.BooleanField(default=False, db_default=False,
+                                          help_text="Orders of this product may wait for stock (as the product's flag).")
     version = models.PositiveIntegerField(default=1)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -109,6 +115,8 @@ class Reservation(models.Model):
     reference_type = models.CharField(max_length=32, blank=True, default="")
     reference_id = models.CharField(max_length=100, blank=True, default="")
     expires_at = models.DateTimeField(null=True, blank=True, help_text="Empty: never expires (orders).")
+    backorder = models.ForeignKey("Backorder", on_delete=models.PROTECT, null=True, blank=True,
+                                  related_name="allocations", help_text="The waiting demand this reservation served.")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -188,3 +196,50 @@ class StockMovement(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} {self.on_hand_delta:+}/{self.reserved_delta:+} on {self.inventory_item_id}"
+
+
+class Backorder(models.Model):
+    """Demand waiting for stock (SPEC §4.3, §4.4.3): the units of an order line that found too little
+    sellable stock. Whenever a row's sellable stock grows, waiting demand of its product is served
+    oldest order first (``queued_at`` = the order's ``created_at``, then the order's id) in the same
+    transaction — a reservation per allocation — never more than became sellable. The inventory app
+    owns the queue, so it can allocate wherever stock grows; the orders app reads it."""
+
+    class Status(models.TextChoices):
+        WAITING = "waiting"
+        ALLOCATED = "allocated"
+        CANCELLED = "cancelled"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    product = models.ForeignKey("catalog.Product", on_delete=models.PROTECT, related_name="backorders",
+                                db_index=False)
+    sku = models.CharField(max_length=64)
+    reference_type = models.CharField(max_length=32, default="order")
+    reference_id = models.UUIDField(help_text="The order.")
+    reference_number = models.CharField(max_length=32, blank=True, default="", help_text="The order's number.")
+    line_id = models.UUIDField(help_text="The order line.")
+    queued_at = models.DateTimeField(help_text="The order's created_at: the queue's order.")
+    quantity = models.PositiveIntegerField(help_text="Units that ever waited on this line.")
+    quantity_waiting = models.PositiveIntegerField()
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.WAITING)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["queued_at", "reference_id", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["reference_type", "line_id"], name="backorder_one_per_line"),
+            models.CheckConstraint(condition=Q(quantity_waiting__lte=F("quantity")), name="backorder_waiting_le_quantity"),
+            models.CheckConstraint(condition=Q(status="waiting") | Q(quantity_waiting=0),
+                                   name="backorder_waiting_only_while_waiting"),
+        ]
+        indexes = [
+            # The queue: a product's waiting lines, oldest order first.
+            models.Index(fields=["product", "queued_at", "reference_id", "id"], name="idx_backorder_queue",
+                         condition=Q(quantity_waiting__gt=0)),
+            models.Index(fields=["reference_id"], name="idx_backorder_reference"),
+            models.Index(fields=["queued_at", "id"], name="idx_backorder_created"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.quantity_waiting} × {self.sku} for {self.reference_number or self.reference_id}"

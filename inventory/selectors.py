@@ -13,7 +13,7 @@ from typing import Any
 from django.db.models import F, Q, QuerySet, Sum
 
 from catalog.selectors import sku_version_key
-from inventory.models import InventoryItem, Location, Reservation, StockMovement
+from inventory.models import Backorder, InventoryItem, Location, Reservation, StockMovement
 from stateset.cache import EntityCache
 from stateset.errors import NotFound, ValidationFailed
 
@@ -23,8 +23,48 @@ item_cache = EntityCache("inventory")
 def item_cache_key(item_id: uuid.UUID | str) -> str:
     return item_cache.key("item", item_id)
 
+
+def backorder_version_key(reference_id: uuid.UUID | str | None = None) -> str:
+    """A cache key whose value moves whenever the backorder queue of ``reference_id`` (an order) —
+    or, without one, any queue — changes: the orders app keys its cached answers against it."""
+    return item_cache.group_version_key(f"backorders:{reference_id}" if reference_id else "backorders")
+
+
+def waiting_reference_ids() -> QuerySet:
+    """Ids of every order with a line waiting (a subquery for ``?backordered=true``)."""
+    return Backorder.objects.filter(quantity_waiting__gt=0).values("reference_id")
+
+
+BACKORDER_FIELDS = ("id", "reference_id", "reference_number", "line_id", "product_id", "sku", "quantity_waiting",
+                    "queued_at")
+
+
+def backorder_queue(*, product_id: uuid.UUID | None = None, sku: str | None = None) -> QuerySet:
+    """``GET /inventory/backorders``: the waiting lines, oldest order first (the queue's index)."""
+    rows = Backorder.objects.filter(quantity_waiting__gt=0)
+    if product_id:
+        rows = rows.filter(product_id=product_id)
+    if sku:
+        rows = rows.filter(product__sku__iexact=sku)  # the catalog's UPPER(sku) index
+    return rows.values(*BACKORDER_FIELDS)
+
+
+def render_backorder(row: dict[str, Any]) -> dict[str, Any]:
+    return {"order_id": row["reference_id"], "order_number": row["reference_number"],
+            "order_item_id": row["line_id"], "product_id": row["product_id"], "sku": row["sku"],
+            "quantity_backordered": row["quantity_waiting"], "created_at": row["queued_at"]}
+
+
+def backorder_allocations(reference_id: uuid.UUID) -> list[dict[str, Any]]:
+    """The reservations that served an order's waiting lines, oldest first (its timeline shows them)."""
+    return list(Reservation.objects.filter(reference_type="order", reference_id=str(reference_id),
+                                           backorder__isnull=False)
+                .order_by("created_at", "id")
+                .values("id", "quantity", "created_at", "backorder__line_id", "backorder__sku",
+                        "inventory_item__location_id"))
+
 ITEM_FIELDS = ("id", "product_id", "sku", "location_id", "location__code", "on_hand", "reserved", "available",
-               "reorder_point", "safety_stock", "version", "created_at", "updated_at")
+               "sellable", "reorder_point", "safety_stock", "allow_backorder", "version", "created_at", "updated_at")
 LOCATION_FIELDS = ("id", "code", "name", "address", "is_active", "priority", "version", "created_at", "updated_at")
 RESERVATION_FIELDS = ("id", "inventory_item_id", "inventory_item__sku", "inventory_item__product_id",
                       "inventory_item__location_id", "quantity", "quantity_fulfilled", "status", "reference_type",
@@ -47,8 +87,10 @@ def render_item(row: dict[str, Any]) -> dict[str, Any]:
         "on_hand": row["on_hand"],
         "reserved": row["reserved"],
         "available": row["available"],
+        "sellable": row["sellable"],
         "reorder_point": row["reorder_point"],
         "safety_stock": row["safety_stock"],
+        "allow_backorder": row["allow_backorder"],
         "low_stock": row["available"] <= row["reorder_point"],
         "version": row["version"],
         "created_at": row["created_at"],
@@ -60,6 +102,7 @@ def item_row(item: InventoryItem) -> dict[str, Any]:
     """The ``.values()`` shape of a loaded item (``location`` selected), to render it the same way."""
     row = {name: getattr(item, name) for name in ITEM_FIELDS if name != "location__code"}
     row["available"] = item.on_hand - item.reserved
+    row["sellable"] = max(row["available"] - item.safety_stock, 0)
     row["location__code"] = item.location.code
     return row
 

@@ -146,6 +146,7 @@ class OrderFilters(serializers.Serializer):
     customer_id = serializers.UUIDField(required=False)
     channel = TextField(max_length=32, required=False)
     external_id = TextField(max_length=128, required=False)
+    backordered = serializers.BooleanField(required=False, allow_null=True, default=None)
     created_from = serializers.DateTimeField(required=False)
     created_to = serializers.DateTimeField(required=False)
     search = TextField(max_length=254, required=False, trim_whitespace=True)
@@ -192,6 +193,7 @@ class OrderItemOut(serializers.Serializer):
     taxes = TaxOut(many=True)
     quantity_fulfilled = serializers.IntegerField()
     quantity_returned = serializers.IntegerField()
+    quantity_backordered = serializers.IntegerField(help_text="Units still waiting for stock.")
 
 
 class ShippingLineOut(serializers.Serializer):
@@ -233,6 +235,7 @@ class OrderSummaryOut(serializers.Serializer):
     total_amount = MoneyField()
     channel = serializers.CharField()
     external_id = serializers.CharField()
+    backordered = serializers.BooleanField(help_text="True while any line has backordered units.")
     version = serializers.IntegerField()
     created_at = serializers.DateTimeField()
     updated_at = serializers.DateTimeField()

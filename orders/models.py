@@ -75,6 +75,7 @@ class Order(models.Model):
     total_amount = Money(default=0)
     # New columns carry database defaults too, so bulk loaders (COPY) may leave them out.
     taxes_included = models.BooleanField(default=False, db_default=False, help_text="Prices included tax when priced.")
+    taxes_sent = models.BooleanField(default=False, db_default=False, help_text="The channel sent the taxes.")
     discounts = models.JSONField(default=list, db_default=[], blank=True, help_text="The order discounts as sent.")
     channel = models.CharField(max_length=32, default="api", db_default="api")
     external_id = models.CharField(max_length=128, blank=True, default="", db_default="",

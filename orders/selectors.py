@@ -9,11 +9,13 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from django.db.models import Count, Q, QuerySet, Sum
-from django.db.models.functions import Lower
+from django.db.models import Count, Exists, F, OuterRef, Q, QuerySet, Subquery, Sum
+from django.db.models.functions import Coalesce, Lower
 from django.utils import timezone
 
 from customers.models import Customer
+from inventory import selectors as inventory_selectors
+from inventory.models import Backorder
 from orders.models import ChannelOrder, Order, OrderEvent, OrderItem, Payment, ShippingLine
 from stateset.cache import EntityCache
 from stateset.errors import NotFound
@@ -52,6 +54,7 @@ def order_filter(
     customer_id: uuid.UUID | None = None,
     channel: str | None = None,
     external_id: str | None = None,
+    backordered: bool | None = None,
     created_from: datetime | None = None,
     created_to: datetime | None = None,
     search: str | None = None,
@@ -68,6 +71,9 @@ def order_filter(
         queryset = queryset.filter(channel=channel)
     if external_id:
         queryset = queryset.filter(id__in=_channel_orders(external_id, channel).values("order_id"))
+    if backordered is not None:  # the inventory app's queue knows which orders wait for stock
+        waiting = Q(id__in=inventory_selectors.waiting_reference_ids())
+        queryset = queryset.filter(waiting if backordered else ~waiting)
     if created_from:
         queryset = queryset.filter(created_at__gte=created_from)
     if created_to:
@@ -83,7 +89,9 @@ def order_filter(
 
 
 def order_summaries(queryset: QuerySet[Order]) -> QuerySet:
-    return queryset.values(*SUMMARY_FIELDS)
+    """Summary rows with ``backordered`` (an indexed probe of the backorder queue per row)."""
+    return queryset.annotate(backordered=Exists(
+        Backorder.objects.filter(reference_id=OuterRef("id"), quantity_waiting__gt=0))).values(*SUMMARY_FIELDS, "backordered")
 
 
 def render_summary(row: dict[str, Any]) -> dict[str, Any]:
@@ -96,10 +104,25 @@ def _render_taxes(taxes: list[dict[str, Any]], currency: str) -> list[dict[str, 
     return [{**tax, "amount": money_str(tax["amount"], currency)} for tax in taxes]
 
 
-def render_item(row: dict[str, Any], currency: str) -> dict[str, Any]:
+def item_rows(order_ids: Iterable[uuid.UUID]) -> QuerySet:
+    """Order lines as ``.values()`` rows, each with what the inventory app's backorder queue holds
+    for it (``quantity_backordered``: waiting; ``backorder_allocated``: served from arriving stock),
+    in the same query."""
+    queue = Backorder.objects.filter(reference_id=OuterRef("order_id"), line_id=OuterRef("id"))
+    return (OrderItem.objects.filter(order_id__in=list(order_ids))
+            .annotate(quantity_backordered=Coalesce(Subquery(queue.values("quantity_waiting")[:1]), 0),
+                      backorder_allocated=Coalesce(Subquery(queue.values(
+                          allocated=F("quantity") - F("quantity_waiting"))[:1]), 0))
+            .values(*ITEM_FIELDS, "quantity_backordered", "backorder_allocated"))
+
+
+def render_item(row: dict[str, Any], currency: str, backordered: int | None = None) -> dict[str, Any]:
     for name in ITEM_MONEY:
         row[name] = money_str(row[name], currency)
     row["taxes"] = _render_taxes(row["taxes"], currency)
+    if backordered is not None:
+        row["quantity_backordered"] = backordered
+    row.pop("backorder_allocated", None)
     return row
 
 
@@ -118,8 +141,7 @@ def render_payment(row: dict[str, Any]) -> dict[str, Any]:
 def items_by_order(currencies: Mapping[uuid.UUID, str]) -> dict[uuid.UUID, list[dict[str, Any]]]:
     """Items of several orders (order id → its currency) in one query."""
     grouped: dict[uuid.UUID, list[dict[str, Any]]] = defaultdict(list)
-    rows = OrderItem.objects.filter(order_id__in=list(currencies)).order_by("order_id", "sku", "id")
-    for row in rows.values(*ITEM_FIELDS):
+    for row in item_rows(currencies).order_by("order_id", "sku", "id"):
         grouped[row["order_id"]].append(render_item(row, currencies[row["order_id"]]))
     return grouped
 
@@ -152,10 +174,17 @@ def register_detail_section(name: str, loader: DetailSection) -> None:
 def render_order(order: Order, customer: Customer, items: Iterable[dict[str, Any]],
                  events: Iterable[dict[str, Any]], shipping_lines: Iterable[dict[str, Any]] = (),
                  payments: Iterable[dict[str, Any]] = (),
-                 sections: dict[str, list[dict[str, Any]]] | None = None) -> dict[str, Any]:
+                 sections: dict[str, list[dict[str, Any]]] | None = None,
+                 backordered: Mapping[uuid.UUID, int] | None = None) -> dict[str, Any]:
     """The full order answer, from rows the caller has (loaded, or just written). ``sections`` are
-    the registered lists (empty when not given: a new order has no shipments or returns)."""
-    data = render_summary(fields_of(order, SUMMARY_FIELDS))
+    the registered lists (empty when not given: a new order has no shipments or returns);
+    ``backordered`` the units each line waits for (order line id → units)."""
+    items = list(items)
+    if backordered is not None:
+        for row in items:
+            row["quantity_backordered"] = backordered.get(row["id"], 0)
+    data = render_summary({**fields_of(order, SUMMARY_FIELDS),
+                           "backordered": any(row["quantity_backordered"] for row in items)})
     data.update(
         customer=fields_of(customer, ("id", "email", "first_name", "last_name")),
         shipping_address=order.shipping_address,
@@ -179,13 +208,14 @@ def render_created(created: CreatedOrder) -> dict[str, Any]:
     return render_order(created.order, created.customer,
                         items=[fields_of(item, ITEM_FIELDS) for item in items],
                         events=[fields_of(event, EVENT_FIELDS) for event in created.events],
-                        shipping_lines=[fields_of(line, SHIPPING_FIELDS) for line in created.shipping_lines])
+                        shipping_lines=[fields_of(line, SHIPPING_FIELDS) for line in created.shipping_lines],
+                        backordered=created.backordered)
 
 
 def _load_detail(order_id: uuid.UUID) -> dict[str, Any] | None:
-    """The full order: five queries (order with customer, items, shipping lines, payments,
-    timeline) and one per registered section (shipments with their items, returns with their
-    items)."""
+    """The full order: five queries (order with customer, items with their backordered units,
+    shipping lines, payments, timeline — and the allocations from arriving stock when it has any)
+    and one per registered section (shipments with their items, returns with their items)."""
     order = (
         Order.objects.select_related("customer")
         .filter(id=order_id)
@@ -196,13 +226,27 @@ def _load_detail(order_id: uuid.UUID) -> dict[str, Any] | None:
     )
     if order is None:
         return None
-    items = OrderItem.objects.filter(order_id=order.id).order_by("sku", "id").values(*ITEM_FIELDS)
+    items = list(item_rows([order.id]).order_by("sku", "id"))
     events = (OrderEvent.objects.filter(order_id=order.id, order_created_at=order.created_at)
               .order_by("created_at", "id").values(*EVENT_FIELDS))
     shipping = ShippingLine.objects.filter(order_id=order.id).order_by("id").values(*SHIPPING_FIELDS)
     payments = order_payments(order)
     sections = {name: loader(order.id) for name, loader in _sections.items()}
-    return render_order(order, order.customer, items, events, shipping, payments, sections)
+    timeline = list(events)
+    if any(row["backorder_allocated"] for row in items):
+        timeline = sorted([*timeline, *allocation_events(order.id)], key=lambda e: (e["created_at"], str(e["id"])))
+    return render_order(order, order.customer, items, timeline, shipping, payments, sections)
+
+
+def allocation_events(order_id: uuid.UUID) -> list[dict[str, Any]]:
+    """The ``backorder_allocated`` entries of an order's timeline: each reservation the inventory
+    app made from arriving stock for one of its waiting lines."""
+    return [{"id": row["id"], "kind": OrderEvent.Kind.BACKORDER_ALLOCATED, "from_status": "", "to_status": "",
+             "message": f"{row['quantity']} × {row['backorder__sku']} allocated from arriving stock.",
+             "data": {"order_item_id": str(row["backorder__line_id"]), "quantity": row["quantity"],
+                      "reservation_id": str(row["id"]), "location_id": str(row["inventory_item__location_id"])},
+             "actor": "system:backorders", "created_at": row["created_at"]}
+            for row in inventory_selectors.backorder_allocations(order_id)]
 
 
 def order_payment_rows(order_id: uuid.UUID) -> QuerySet:
@@ -220,8 +264,10 @@ def order_payments(order: Order) -> QuerySet:
 
 
 def order_detail(order_id: uuid.UUID) -> dict[str, Any]:
-    """The cached full order (``[cache.entities] orders`` TTL, dropped after every write)."""
-    data = order_cache.get_or_load(order_cache.key("detail", order_id), lambda: _load_detail(order_id))
+    """The cached full order (``[cache.entities] orders`` TTL, dropped after every write, and stale
+    once its backorder queue moves — allocation happens in the inventory app)."""
+    data = order_cache.get_or_load(order_cache.key("detail", order_id), lambda: _load_detail(order_id),
+                                   depends_on=inventory_selectors.backorder_version_key(order_id))
     if data is None:
         raise NotFound("No such order.", code="order_not_found")
     return data
@@ -238,7 +284,7 @@ def customer_orders_page(customer_id: uuid.UUID, params: ListParams) -> dict[str
         return paginate(queryset, params, render_summaries).as_dict()
 
     key = order_cache.group_key(f"customer:{customer_id}", "page", hashlib.sha1(repr(params).encode()).hexdigest())
-    page = order_cache.get_or_load(key, load)
+    page = order_cache.get_or_load(key, load, depends_on=inventory_selectors.backorder_version_key())
     if page is None:
         raise NotFound("No such customer.", code="customer_not_found")
     return page

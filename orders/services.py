@@ -63,6 +63,7 @@ class CreatedOrder:
     items: list[OrderItem]
     events: list[OrderEvent]
     shipping_lines: list[ShippingLine]
+    backordered: dict[uuid.UUID, int]  # order line id → units waiting for stock
 
 
 @dataclass(frozen=True)
@@ -275,8 +276,9 @@ def order_create(
     ``unit_price`` and the channel's ``taxes`` are taken as sent (the catalog's price is kept as
     ``list_price``). Discounts, taxes and shipping are priced by ``orders.pricing``. A
     ``(channel, external_id)`` pair is claimed in ``orders_channelorder`` before stock is touched.
-    Stock is reserved last, through ``inventory.services.stock_reserve`` (never expiring: units are
-    consumed as they ship, released on cancel).
+    Stock is reserved last, through ``inventory.services.stock_reserve_for_order`` (never expiring:
+    units are consumed as they ship, released on cancel); a line whose product allows backorders
+    reserves what is sellable and waits for the rest in the inventory app's queue.
 
     Raises ValidationFailed (``customer_not_found``, ``product_not_found``, ``product_inactive``,
     ``price_mismatch``, ``mixed_currency``, ``discount_exceeds``, ``total_mismatch`` with
@@ -307,6 +309,7 @@ def order_create(
             id=uuid.uuid4(), created_at=timezone.now(), customer_id=customer.id, currency=order_currency,
             subtotal=priced.subtotal, discount_total=priced.discount_total, shipping_total=priced.shipping_total,
             tax_total=priced.tax_total, total_amount=priced.total_amount, taxes_included=priced.prices_include_tax,
+            taxes_sent=any(line.taxes is not None for line in items) or any(s.taxes is not None for s in shipping_lines),
             discounts=discount_rows, channel=channel, external_id=external_id,
             shipping_address=shipping_address, billing_address=billing_address, notes=notes, metadata=metadata or {},
         )
@@ -347,14 +350,22 @@ def order_create(
         })
         # Stock last: the inventory row locks are then held only for the reservation's own writes
         # and the commit, which is what bounds throughput on a hot SKU.
-        inventory_services.stock_reserve(
-            lines=[inventory_services.ReserveLine(product_id=item.product_id, quantity=item.quantity)
-                   for item in order_items],
-            reference_type="order", reference_id=str(order.id), expires_at=None, actor=actor,
+        reserved = inventory_services.stock_reserve_for_order(
+            lines=[inventory_services.ReserveLine(product_id=item.product_id, quantity=item.quantity,
+                                                  backorder_line_id=item.id) for item in order_items],
+            queue=inventory_services.Queue(order_id=order.id, order_number=order.order_number,
+                                           queued_at=order.created_at),
+            actor=actor,
         )
+        if reserved.backordered:
+            waiting = [{"sku": item.sku, "order_item_id": str(item.id), "quantity": reserved.backordered[item.id]}
+                       for item in order_items if item.id in reserved.backordered]
+            event(order, OrderEvent.Kind.NOTE, actor, message="Backordered: waiting for stock.",
+                  data={"backordered": waiting}).save(force_insert=True)
         order_cache.invalidate_group(f"customer:{customer.id}")  # a new id has no detail to drop
         transaction.on_commit(metrics.ORDERS_CREATED.inc)
-    return CreatedOrder(order=order, customer=customer, items=order_items, events=events, shipping_lines=shipping)
+    return CreatedOrder(order=order, customer=customer, items=order_items, events=events, shipping_lines=shipping,
+                        backordered=reserved.backordered)
 
 
 def _locked(order_id: uuid.UUID, expected_version: int | None) -> Order:

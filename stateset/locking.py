@@ -14,6 +14,9 @@ rank                  rows
 ``PAYMENT``           nothing is locked; payments are appended under the order lock
 ``RESERVATION``       ``inventory_reservation``
 ``INVENTORY_ITEM``    ``inventory_inventoryitem`` (also the implicit lock of a counter UPDATE)
+``BACKORDER``         ``inventory_backorder``: a product's queue of waiting demand, keyed by the
+                      product (its rows are locked in queue order; every writer of a product's
+                      queue holds that product's inventory rows first, which serialises them)
 ``LOCATION``          ``inventory_location`` (changed alone)
 ``PRODUCT``           ``catalog_product`` (changed alone)
 ``CUSTOMER``          ``customers_customer`` / ``customers_address`` (changed alone)
@@ -48,6 +51,7 @@ class Rank(enum.IntEnum):
     PAYMENT = 35
     RESERVATION = 40
     INVENTORY_ITEM = 50
+    BACKORDER = 55
     LOCATION = 60
     PRODUCT = 70
     CUSTOMER = 80

@@ -18,6 +18,12 @@ shipment). Entry points only the API, admin and commands call are durable transa
 """
 
 from inventory.models import MAX_QUANTITY
+from inventory.services.backorders import (
+    Demand,
+    allocate_backorders,
+    backorders_record,
+    backorders_reduce,
+)
 from inventory.services.bulk import (
     BulkAdjustResult,
     stock_bulk_adjust,
@@ -57,15 +63,29 @@ from inventory.services.reconcile import (
     inventory_reconcile,
 )
 from inventory.services.reservations import (
+    MAX_EXPIRES_IN,
+    Queue,
+    Reserved,
     ReserveLine,
+    reservation_extend,
     reservations_expire,
     stock_fulfil,
     stock_fulfil_many,
     stock_release,
     stock_reserve,
+    stock_reserve_for_order,
 )
 
 __all__ = [
+    "MAX_EXPIRES_IN",
+    "reservation_extend",
+    "Demand",
+    "Queue",
+    "Reserved",
+    "allocate_backorders",
+    "backorders_record",
+    "backorders_reduce",
+    "stock_reserve_for_order",
     "MAX_QUANTITY",
     "LOCATION_CODE_RE",
     "BulkAdjustResult",

@@ -69,6 +69,7 @@ class ProductRef:
     id: uuid.UUID
     sku: str
     is_active: bool
+    allow_backorder: bool = False
 
 
 def product_refs(refs: Sequence[tuple[uuid.UUID | None, str | None]]) -> list[ProductRef | None]:
@@ -82,7 +83,7 @@ def product_refs(refs: Sequence[tuple[uuid.UUID | None, str | None]]) -> list[Pr
     products = [*catalog_selectors.products_by_ids(product_ids=ids).values(),
                 *catalog_selectors.products_by_skus(skus=skus).values()]
     for product in products:
-        ref = ProductRef(product.id, product.sku, product.is_active)
+        ref = ProductRef(product.id, product.sku, product.is_active, product.allow_backorder)
         by_id[product.id] = ref
         by_sku[product.sku.upper()] = ref
     out: list[ProductRef | None] = []

@@ -4,12 +4,15 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
+from typing import Any
 
 from django.db import IntegrityError, transaction
 
 from inventory import locks
 from inventory.models import InventoryItem, StockMovement
 from inventory.selectors import item_cache, item_cache_key
+from inventory.services.backorders import allocate_backorders
 from inventory.services.common import (
     MAX_ACTOR,
     MAX_REASON,
@@ -30,7 +33,7 @@ from stateset.errors import (
     PreconditionFailed,
     ValidationFailed,
 )
-from stateset.inputs import clean_actor, clean_text
+from stateset.inputs import clean_actor, clean_text, writable
 
 
 def inventory_item_create(*, location_id: uuid.UUID, on_hand: int = 0, product_id: uuid.UUID | None = None,
@@ -63,31 +66,38 @@ def inventory_item_create(*, location_id: uuid.UUID, on_hand: int = 0, product_i
     return fetch_items([item.id])[0]
 
 
-def inventory_item_update(*, item_id: uuid.UUID, expected_version: int | None = None,
-                          reorder_point: int | None = None, safety_stock: int | None = None) -> InventoryItem:
-    """Set the reorder point and/or safety stock; bumps ``version``. Locks the row. Publishes
-    ``inventory.low_stock`` when the new reorder point puts the row at or below it. Raises NotFound,
+def inventory_item_update(*, item_id: uuid.UUID, changes: Mapping[str, Any], expected_version: int | None = None,
+                          actor: str = "") -> InventoryItem:
+    """``PATCH /inventory/{id}``: ``reorder_point``, ``safety_stock``, ``allow_backorder``; bumps
+    ``version``. Locks the row. Publishes ``inventory.low_stock`` when the change puts the row at or
+    below its reorder point; a lowered safety stock makes units sellable, which go to waiting
+    backorders first (``backorders.allocate_backorders``, same transaction). Raises NotFound,
     PreconditionFailed (412), ValidationFailed."""
-    fields: dict[str, int] = {}
-    if reorder_point is not None:
-        fields["reorder_point"] = check_quantity(reorder_point, "reorder_point", allow_zero=True)
-    if safety_stock is not None:
-        fields["safety_stock"] = check_quantity(safety_stock, "safety_stock", allow_zero=True)
+    fields: dict[str, Any] = dict(writable(changes, {"reorder_point", "safety_stock", "allow_backorder"}))
+    for name in ("reorder_point", "safety_stock"):
+        if name in fields:
+            fields[name] = check_quantity(fields[name], name, allow_zero=True)
+    if "allow_backorder" in fields and not isinstance(fields["allow_backorder"], bool):
+        raise ValidationFailed("allow_backorder must be a boolean.", details={"allow_backorder": ["Must be a boolean."]})
     if not fields:
-        raise ValidationFailed("Nothing to change.", details={"non_field_errors": ["Give reorder_point or safety_stock."]})
+        raise ValidationFailed("Nothing to change.", details={"non_field_errors": [
+            "Give reorder_point, safety_stock or allow_backorder."]})
     with transaction.atomic():
         item = locks.lock_item(item_id)
         if item is None:
             raise NotFound("No such inventory row.", code="inventory_not_found")
         if expected_version is not None and item.version != expected_version:
             raise PreconditionFailed(details={"current_version": item.version})
-        was_low = item.available <= item.reorder_point
+        was_low, was_sellable = item.available <= item.reorder_point, item.sellable
         for key, value in fields.items():
             setattr(item, key, value)
         item.version += 1
         item.save(update_fields=[*fields, "version", "updated_at"])
+        after = Counters(item.id, item.on_hand, item.reserved, item.reorder_point, item.version, item.sku,
+                         item.product_id, item.location_id, item.safety_stock)
         if not was_low and item.available <= item.reorder_point:
-            publish_low_stock(Counters(item.id, item.on_hand, item.reserved, item.reorder_point, item.version,
-                                        item.sku, item.product_id, item.location_id))
+            publish_low_stock(after)
         item_cache.invalidate(item_cache_key(item.id))
+        if after.sellable > was_sellable:
+            allocate_backorders(rows={item.id: after}, growth={item.id: after.sellable - was_sellable}, actor=actor)
     return fetch_items([item.id])[0]

@@ -57,10 +57,15 @@ class Counters:
     sku: str
     product_id: uuid.UUID
     location_id: uuid.UUID
+    safety_stock: int = 0
 
     @property
     def available(self) -> int:
         return self.on_hand - self.reserved
+
+    @property
+    def sellable(self) -> int:
+        return max(self.available - self.safety_stock, 0)
 
 
 class Rejected(Exception):
@@ -75,14 +80,16 @@ _TABLE = InventoryItem._meta.db_table
 _UPDATE_SQL = f"""
 UPDATE "{_TABLE}" AS i
 SET on_hand = i.on_hand + v.dh, reserved = i.reserved + v.dr, version = i.version + 1, updated_at = %s
-FROM (VALUES {{values}}) AS v (id, dh, dr)
+FROM (VALUES {{values}}) AS v (id, dh, dr, keep)
 WHERE i.id = v.id
   AND i.on_hand + v.dh >= 0 AND i.reserved + v.dr >= 0 AND i.on_hand + v.dh >= i.reserved + v.dr
-RETURNING i.id, i.on_hand, i.reserved, i.reorder_point, i.version, i.sku, i.product_id, i.location_id
+  AND (NOT v.keep OR i.on_hand + v.dh - i.reserved - v.dr >= i.safety_stock)
+RETURNING i.id, i.on_hand, i.reserved, i.reorder_point, i.version, i.sku, i.product_id, i.location_id,
+          i.safety_stock
 """
 
 
-def apply_changes(changes: Sequence[Change], *, actor: str) -> dict[uuid.UUID, Counters]:
+def apply_changes(changes: Sequence[Change], *, actor: str, allocate: bool = True) -> dict[uuid.UUID, Counters]:
     """Change counters of several rows in one conditional UPDATE and write one movement per row.
 
     The guard repeats the table's CHECK constraints, so a change that would oversell or go negative
@@ -98,8 +105,9 @@ def apply_changes(changes: Sequence[Change], *, actor: str) -> dict[uuid.UUID, C
         raise AssertionError("one change per inventory row")
     params: list[Any] = [timezone.now()]
     for change in changes:
-        params += [change.item_id, change.on_hand_delta, change.reserved_delta]
-    values = ", ".join(["(%s::uuid, %s::bigint, %s::bigint)"] * len(changes))
+        # A reservation stops at the safety stock; adjustments and shipments may use it (SPEC §4.3).
+        params += [change.item_id, change.on_hand_delta, change.reserved_delta, change.kind == StockMovement.Kind.RESERVE]
+    values = ", ".join(["(%s::uuid, %s::bigint, %s::bigint, %s::boolean)"] * len(changes))
     locks.item_locked_by_update(c.item_id for c in changes)
     with connection.cursor() as cursor:
         cursor.execute(_UPDATE_SQL.format(values=values), params)
@@ -130,7 +138,21 @@ def apply_changes(changes: Sequence[Change], *, actor: str) -> dict[uuid.UUID, C
         if before > row.reorder_point >= row.available:
             publish_low_stock(row)
     item_cache.invalidate(*(item_cache_key(item_id) for item_id in after))
+    if allocate:
+        grown = {c.item_id: growth for c in changes
+                 if (growth := after[c.item_id].sellable - _sellable_before(after[c.item_id], c)) > 0}
+        if grown:
+            # Waiting demand takes what became sellable, oldest order first, in this transaction.
+            from inventory.services.backorders import (
+                allocate_backorders,  # the queue builds on this module
+            )
+
+            allocate_backorders(rows={item_id: after[item_id] for item_id in grown}, growth=grown, actor=actor)
     return after
+
+
+def _sellable_before(row: Counters, change: Change) -> int:
+    return max(row.on_hand - change.on_hand_delta - (row.reserved - change.reserved_delta) - row.safety_stock, 0)
 
 
 def ensure_items(pairs: Iterable[tuple[ProductRef, uuid.UUID]]) -> None:

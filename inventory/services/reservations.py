@@ -6,17 +6,18 @@ from __future__ import annotations
 
 import uuid
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.db import transaction
 from django.utils import timezone
 
 from inventory import locks
-from inventory.models import InventoryItem, Reservation
+from inventory.models import Backorder, InventoryItem, Reservation
 from inventory.selectors import locations_checked
+from inventory.services import backorders
 from inventory.services.common import (
     MAX_LINES,
     MAX_REASON,
@@ -50,6 +51,22 @@ class ReserveLine:
     product_id: uuid.UUID | None = None
     sku: str | None = None
     location_id: uuid.UUID | None = None
+    backorder_line_id: uuid.UUID | None = None  # an order line that may wait for what is short
+
+
+@dataclass(frozen=True)
+class Queue:
+    """Where an order's short lines wait (``stock_reserve_for_order``)."""
+
+    order_id: uuid.UUID
+    order_number: str
+    queued_at: datetime
+
+
+@dataclass(frozen=True)
+class Reserved:
+    reservations: list[Reservation]
+    backordered: dict[uuid.UUID, int]  # order line id → units waiting
 
 
 def stock_reserve(*, lines: list[ReserveLine], reference_type: str, reference_id: str,
@@ -73,9 +90,23 @@ def stock_reserve(*, lines: list[ReserveLine], reference_type: str, reference_id
     "requested", "available"}]}`` naming every short line; NotFound (code ``product_not_found`` /
     ``location_not_found``, details ``lines``/``location_ids``); ValidationFailed (bad quantity,
     inactive product or location, missing reference, expiry in the past)."""
+    return _counted(lambda: _reserve(lines=lines, reference_type=reference_type, reference_id=reference_id,
+                                      expires_at=expires_at, actor=actor, queue=None).reservations)
+
+
+def stock_reserve_for_order(*, lines: list[ReserveLine], queue: Queue, actor: str = "") -> Reserved:
+    """:func:`stock_reserve` for an order (``reference_type "order"``, never expiring), where a line
+    with ``backorder_line_id`` whose product allows backorders (the product, or one of its active
+    rows) reserves what is sellable and queues the rest (``backorders.backorders_record``) instead of
+    failing. Such lines lock every active row of their product, so a receipt elsewhere waits for
+    this transaction and then serves the new demand. Raises as :func:`stock_reserve` for the others."""
+    return _counted(lambda: _reserve(lines=lines, reference_type="order", reference_id=str(queue.order_id),
+                                      expires_at=None, actor=actor, queue=queue))
+
+
+def _counted(run: Callable[[], Any]) -> Any:
     try:
-        reservations = _reserve(lines=lines, reference_type=reference_type, reference_id=reference_id,
-                                expires_at=expires_at, actor=actor)
+        result = run()
     except InsufficientStock:
         metrics.RESERVATIONS.labels("insufficient_stock").inc()
         raise
@@ -83,7 +114,7 @@ def stock_reserve(*, lines: list[ReserveLine], reference_type: str, reference_id
         metrics.RESERVATIONS.labels("rejected").inc()
         raise
     metrics.RESERVATIONS.labels("reserved").inc()
-    return reservations
+    return result
 
 
 @dataclass
@@ -95,7 +126,7 @@ class _Line:
 
 
 def _reserve(*, lines: Sequence[ReserveLine], reference_type: str, reference_id: str,
-             expires_at: datetime | None, actor: str) -> list[Reservation]:
+             expires_at: datetime | None, actor: str, queue: Queue | None) -> Reserved:
     if not isinstance(lines, Sequence) or not 1 <= len(lines) <= MAX_LINES:
         raise ValidationFailed(f"Give 1 to {MAX_LINES} lines.", details={"lines": [f"Give 1 to {MAX_LINES} lines."]})
     reference_type = clean_text(reference_type, "reference_type", MAX_REFERENCE_TYPE, required=True)
@@ -136,9 +167,14 @@ def _reserve(*, lines: Sequence[ReserveLine], reference_type: str, reference_id:
         for i, (ln, ref) in enumerate(zip(lines, refs, strict=True)) if ref is not None
     ]
 
+    may_wait = {line.product.id for line, given in zip(parsed, lines, strict=True)
+                if queue is not None and given.backorder_line_id is not None}
     with transaction.atomic():
-        rows = locks.lock_stock_rows(line.product.id for line in parsed)
-        remaining = {row.id: row.available for row in rows}
+        rows = locks.lock_stock_rows((line.product.id for line in parsed), every_row_of=may_wait)
+        remaining = {row.id: row.sellable for row in rows}
+        allowed = {line.product.id for line in parsed if line.product.allow_backorder} | {
+            row.product_id for row in rows if row.allow_backorder}
+        waiting: list[tuple[int, int]] = []  # (line index, units short)
         candidates: dict[uuid.UUID, list[InventoryItem]] = defaultdict(list)
         for row in sorted(rows, key=lambda r: (r.location_priority, r.location_code, r.id)):
             candidates[row.product_id].append(row)
@@ -149,7 +185,10 @@ def _reserve(*, lines: Sequence[ReserveLine], reference_type: str, reference_id:
             pool = [r for r in candidates[line.product.id]
                     if line.location_id is None or r.location_id == line.location_id]
             available = sum(remaining[r.id] for r in pool)
-            if available < line.quantity:
+            backorder = lines[line.index].backorder_line_id is not None and line.product.id in may_wait & allowed
+            if available < line.quantity and backorder:
+                waiting.append((line.index, line.quantity - available))
+            elif available < line.quantity:
                 entry = {"index": line.index, "sku": line.product.sku, "product_id": str(line.product.id),
                          "requested": line.quantity, "available": available}
                 if line.location_id is not None:
@@ -189,9 +228,22 @@ def _reserve(*, lines: Sequence[ReserveLine], reference_type: str, reference_id:
                         reference_id=reference_id, expires_at=expires_at)
             for _, row, take in allocations
         ]
-        insert_rows(reservations)
+        if reservations:
+            insert_rows(reservations)
         for (index, _, _), reservation in zip(allocations, reservations, strict=True):
-            reservation.line_index = index  # type: ignore[attr-defined]
+            reservation.line_index = index  # type: ignore[attr-defined]  # the line it serves, for the caller
+        backordered: dict[uuid.UUID, int] = {}
+        if waiting:
+            assert queue is not None
+            by_index = {line.index: line for line in parsed}
+            demands = [backorders.Demand(product_id=by_index[i].product.id, sku=by_index[i].product.sku,
+                                         line_id=lines[i].backorder_line_id, quantity=units)  # type: ignore[arg-type]  # set on waiting lines
+                       for i, units in waiting]
+            backorders.backorders_record(demands=demands, reference_type="order", reference_id=queue.order_id,
+                                         reference_number=queue.order_number, queued_at=queue.queued_at)
+            backordered = {demand.line_id: demand.quantity for demand in demands}
+        if not reservations:
+            return Reserved(reservations=[], backordered=backordered)
         webhooks.publish(event_type="inventory.reserved", payload={
             "reference_type": reference_type, "reference_id": reference_id,
             "reservations": [{"id": str(r.id), "inventory_item_id": str(r.inventory_item_id),
@@ -200,7 +252,7 @@ def _reserve(*, lines: Sequence[ReserveLine], reference_type: str, reference_id:
                               "expires_at": r.expires_at.isoformat() if r.expires_at else None}
                              for r in reservations],
         })
-    return reservations
+    return Reserved(reservations=reservations, backordered=backordered)
 
 
 def _close(reservations: Sequence[Reservation], *, status: str, kind: str, actor: str, reason: str) -> None:
@@ -242,9 +294,13 @@ def stock_release(*, reservation_ids: list[uuid.UUID] | None = None, reference_t
     (``reference_id`` with an optional ``reference_type``). Already released, fulfilled or expired
     reservations are left alone (releasing twice is harmless); the answer lists what was released.
 
-    Locks the reservations (primary-key order), then their inventory rows (primary-key order);
-    ledger ``release``, one movement per row. Joins the caller's transaction. Raises
-    ValidationFailed (neither ids nor reference, too many ids), NotFound (an unknown id)."""
+    Released by reference, an order also leaves the backorder queue (its waiting lines are cut).
+    What becomes sellable goes to the orders still waiting (``backorders.allocate_backorders``).
+
+    Locks the reservations (primary-key order), then their inventory rows — with every row of the
+    products the order was waiting for — (primary-key order), then those products' queues; ledger
+    ``release``, one movement per row. Joins the caller's transaction. Raises ValidationFailed
+    (neither ids nor reference, too many ids), NotFound (an unknown id)."""
     reason = clean_text(reason, "reason", MAX_REASON)
     with transaction.atomic():
         if reservation_ids is not None:
@@ -260,14 +316,33 @@ def stock_release(*, reservation_ids: list[uuid.UUID] | None = None, reference_t
             rows = [r for r in rows if r.status == Status.ACTIVE]
         elif reference_id:
             reference_id = clean_text(reference_id, "reference_id", MAX_REFERENCE_ID, required=True)
-            rows = locks.lock_active_reservations_of(
-                reference_id=reference_id,
-                reference_type=clean_text(reference_type, "reference_type", MAX_REFERENCE_TYPE) or None)
+            reference_type = clean_text(reference_type, "reference_type", MAX_REFERENCE_TYPE) or None
+            rows = locks.lock_active_reservations_of(reference_id=reference_id, reference_type=reference_type)
+            if reference_type in (None, "order"):
+                _leave_queue(rows, reference_id)
         else:
             raise ValidationFailed("Give reservation_ids or reference_id.",
                                    details={"reservation_ids": ["Give reservation_ids or reference_id."]})
         _close(rows, status=Status.RELEASED, kind=Kind.RELEASE, actor=actor, reason=reason or "released")
     return rows
+
+
+def _leave_queue(reservations: Sequence[Reservation], reference_id: str) -> None:
+    """An order released by reference (cancelled) leaves the backorder queue first, so what it gives
+    back goes to the next order waiting, not to itself: its products' rows are locked (with those of
+    its reservations), then its waiting lines cut."""
+    try:
+        order_id = uuid.UUID(reference_id)
+    except ValueError:
+        return
+    products = set(Backorder.objects.filter(reference_id=order_id, quantity_waiting__gt=0)
+                   .values_list("product_id", flat=True))
+    if not products:
+        return
+    locks.lock_items({r.inventory_item_id for r in reservations}
+                     | set(InventoryItem.objects.filter(product_id__in=products).values_list("id", flat=True)))
+    lines = Backorder.objects.filter(reference_id=order_id, quantity_waiting__gt=0).values_list("line_id", flat=True)
+    backorders.backorders_reduce(reference_type="order", reference_id=order_id, cuts=dict.fromkeys(lines))
 
 
 def stock_fulfil(*, reservation_id: uuid.UUID, quantity: int, actor: str = "", reference_type: str = "",
@@ -331,6 +406,34 @@ def stock_fulfil_many(*, fulfilments: Sequence[tuple[uuid.UUID, int]], actor: st
                            "run reconcile_inventory.", code="inventory_drift",
                            details={"inventory_item_ids": sorted(map(str, exc.item_ids))}) from None
     return [rows[i] for i in wanted]
+
+
+MAX_EXPIRES_IN = 30 * 86400
+
+
+def reservation_extend(*, reservation_id: uuid.UUID, expires_in: int) -> Reservation:
+    """``POST /inventory/reservations/{id}/extend``: an active, expiring reservation now expires
+    ``expires_in`` seconds from now. Locks the reservation. Raises NotFound, Conflict
+    (``reservation_not_active`` for another status, ``not_expiring`` for one that never expires,
+    such as an order's), ValidationFailed (``expires_in`` not 1..30 days)."""
+    if isinstance(expires_in, bool) or not isinstance(expires_in, int) or not 1 <= expires_in <= MAX_EXPIRES_IN:
+        raise ValidationFailed("expires_in is 1 to 2592000 seconds.",
+                               details={"expires_in": [f"An integer from 1 to {MAX_EXPIRES_IN}."]})
+    with transaction.atomic(durable=True):
+        found = locks.lock_reservations([reservation_id], with_items=True)
+        if not found:
+            raise NotFound("No such reservation.", code="reservation_not_found")
+        reservation = found[0]
+        if reservation.status != Status.ACTIVE:
+            raise Conflict(f"The reservation is {reservation.status}.", code="reservation_not_active",
+                           details={"status": reservation.status})
+        if reservation.expires_at is None:
+            raise Conflict("The reservation never expires.", code="not_expiring")
+        reservation.expires_at = timezone.now() + timedelta(seconds=expires_in)
+        reservation.updated_at = timezone.now()
+        Reservation.objects.filter(id=reservation.id).update(expires_at=reservation.expires_at,
+                                                            updated_at=reservation.updated_at)
+    return reservation
 
 
 def reservations_expire(*, now: datetime | None = None, batch_size: int = 500) -> int:

@@ -455,8 +455,8 @@ def test_update_reorder_point_checks_version_and_can_cross_into_low_stock(produc
     from stateset.errors import PreconditionFailed
 
     with pytest.raises(PreconditionFailed):
-        services.inventory_item_update(item_id=row.id, expected_version=row.version + 1, reorder_point=9)
-    updated = services.inventory_item_update(item_id=row.id, expected_version=row.version, reorder_point=5)
+        services.inventory_item_update(item_id=row.id, expected_version=row.version + 1, changes={"reorder_point": 9})
+    updated = services.inventory_item_update(item_id=row.id, expected_version=row.version, changes={"reorder_point": 5})
     assert (updated.reorder_point, updated.version) == (5, row.version + 1)
     assert [e for e, _ in events] == ["inventory.low_stock"]
 
