@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers
 from rest_framework.decorators import action
 from rest_framework.request import Request
@@ -14,19 +14,19 @@ from rest_framework.response import Response
 from fulfillment import selectors, services
 from fulfillment.models import Shipment
 from orders import selectors as orders_selectors
-from orders.api import ORDER_OUT, CancelIn, StatusIn, order_id
+from orders import services as orders_services
+from orders.api import ORDER_OUT, CancelIn, StatusIn, may_set_prices, order_id
 from stateset.api.pagination import parse_list_params
-from stateset.api.serializers import IF_MATCH, StrictSerializer, TextField, page_of, validated
+from stateset.api.serializers import (
+    IF_MATCH,
+    MoneyField,
+    StrictIntegerField,
+    StrictSerializer,
+    TextField,
+    page_of,
+    validated,
+)
 from stateset.api.views import ApiViewSet, actor_of, expected_version, parse_id
-
-
-class StrictIntegerField(serializers.IntegerField):
-    """JSON integers only: ``"2"``, ``2.0`` and ``true`` are client bugs, not 2."""
-
-    def to_internal_value(self, data: Any) -> int:
-        if isinstance(data, bool) or not isinstance(data, int):
-            self.fail("invalid")
-        return super().to_internal_value(data)
 
 
 class ShipmentItemIn(StrictSerializer):
@@ -166,6 +166,39 @@ class ShipmentViewSet(ApiViewSet):
         return self.detail_response(body, version=body["version"])
 
 
+class EditAddIn(StrictSerializer):
+    product_id = serializers.UUIDField(required=False)
+    sku = TextField(max_length=64, required=False)
+    quantity = StrictIntegerField(min_value=1, max_value=services.MAX_QUANTITY)
+    unit_price = MoneyField(required=False, help_text="The catalog's price unless the key holds orders:set_prices.")
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        if not attrs.get("product_id") and not attrs.get("sku"):
+            raise serializers.ValidationError("Give product_id or sku.")
+        return attrs
+
+
+class EditChangeIn(StrictSerializer):
+    order_item_id = serializers.UUIDField()
+    quantity = StrictIntegerField(min_value=1, max_value=services.MAX_QUANTITY)
+
+
+class OrderEditIn(StrictSerializer):
+    add = EditAddIn(many=True, required=False, max_length=services.MAX_LINES)
+    change = EditChangeIn(many=True, required=False, max_length=services.MAX_LINES)
+    remove = serializers.ListField(child=serializers.UUIDField(), required=False, max_length=services.MAX_LINES)
+    reason = TextField(max_length=500, required=False, allow_blank=True, default="")
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        if not (attrs.get("add") or attrs.get("change") or attrs.get("remove")):
+            raise serializers.ValidationError("Give at least one of add, change, remove.")
+        return attrs
+
+
+IF_MATCH_REQUIRED = OpenApiParameter("If-Match", str, OpenApiParameter.HEADER, required=True,
+                                     description="The ETag of the order you read (428 without it, 412 if it changed).")
+
+
 # ``POST /orders/{id}/status`` and ``/orders/{id}/cancel`` are served here, above orders, because a
 # cancellation also cancels the order's pending shipments (``services.order_cancel``).
 class OrderStatusViewSet(ApiViewSet):
@@ -188,5 +221,22 @@ class OrderStatusViewSet(ApiViewSet):
         data = validated(CancelIn, request.data or {})
         order = services.order_cancel(order_id=order_id(pk), reason=data["reason"], actor=actor_of(request),
                                       expected_version=expected_version(request))
+        body = orders_selectors.order_detail(order.id)
+        return self.detail_response(body, version=body["version"])
+
+    @extend_schema(request=OrderEditIn, responses=ORDER_OUT, parameters=[IF_MATCH_REQUIRED], tags=["orders"],
+                   description="Add, change or remove lines of an order not yet shipped (pending, confirmed, "
+                               "processing, on_hold): stock moves by the difference only, totals are recomputed.")
+    @action(detail=True, methods=["post"])
+    def edit(self, request: Request, pk: str) -> Response:
+        data = validated(OrderEditIn, request.data)
+        order = services.order_edit(
+            order_id=order_id(pk), expected_version=expected_version(request),
+            add=[orders_services.OrderLineInput(quantity=line["quantity"], product_id=line.get("product_id"),
+                                                sku=line.get("sku"), unit_price=line.get("unit_price"))
+                 for line in data.get("add", [])],
+            change={line["order_item_id"]: line["quantity"] for line in data.get("change", [])},
+            remove=data.get("remove", []), reason=data["reason"], set_prices=may_set_prices(request),
+            actor=actor_of(request))
         body = orders_selectors.order_detail(order.id)
         return self.detail_response(body, version=body["version"])

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import uuid
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -42,6 +42,7 @@ from stateset.errors import (
     Conflict,
     InvalidTransition,
     PreconditionFailed,
+    PreconditionRequired,
     ValidationFailed,
     check_transition,
 )
@@ -501,3 +502,51 @@ def _payload(order: Order, shipment: Shipment, **extra: Any) -> dict[str, Any]:
     if "units" in extra:
         payload["items"] = [{"order_item_id": str(i), "quantity": q} for i, q in extra["units"].items()]
     return payload
+
+
+def order_edit(*, order_id: uuid.UUID, expected_version: int | None,
+               add: Sequence[orders_services.OrderLineInput] = (), change: Mapping[uuid.UUID, int] | None = None,
+               remove: Sequence[uuid.UUID] = (), reason: str = "", set_prices: bool = False,
+               actor: str = "") -> Order:
+    """``POST /orders/{id}/edit`` (SPEC §4.4.3) — a use case of orders and fulfillment, written out
+    here: a line may not drop below its shipped units plus those in this app's pending shipments,
+    which only this app knows. ``expected_version`` (If-Match) is required (PreconditionRequired,
+    428). The rest is ``orders.under_lock.order_edit_locked``.
+
+    Locks, in the global order: the order, then (inside the orders and inventory services) its
+    items, its reservations, the inventory rows and the backorder queues of the products involved.
+    Raises PreconditionRequired (428), PreconditionFailed (412), NotFound, InvalidTransition
+    (``order_not_editable``), ValidationFailed (``below_fulfilled``, ``order_item_not_found``, a
+    line's product, price or quantity), InsufficientStock (409, nothing changed)."""
+    change = dict(change or {})
+    if not (add or change or remove):
+        raise ValidationFailed("Give lines to add, change or remove.",
+                               details={"non_field_errors": ["At least one of add, change, remove."]})
+    if len(add) + len(change) + len(remove) > MAX_LINES:
+        raise ValidationFailed(f"At most {MAX_LINES} changes.", details={"non_field_errors": [f"At most {MAX_LINES}."]})
+    for quantity in [*change.values(), *(line.quantity for line in add)]:
+        if isinstance(quantity, bool) or not isinstance(quantity, int) or not 1 <= quantity <= MAX_QUANTITY:
+            raise ValidationFailed("A quantity is an integer from 1.", details={"quantity": [
+                f"Must be an integer between 1 and {MAX_QUANTITY}."]})
+    if set(change) & set(remove):
+        raise ValidationFailed("A line is both changed and removed.", details={"remove": ["Also in change."]})
+    if expected_version is None:
+        raise PreconditionRequired()
+    reason = clean_text(reason, "reason", 500)
+    actor = clean_actor(actor, MAX_ACTOR)
+    with transaction.atomic(durable=True):
+        order = order_locks.lock_order(order_id)
+        if order.version != expected_version:
+            raise PreconditionFailed(details={"current_version": order.version})
+        claims = (ShipmentItem.objects.filter(shipment__order_id=order.id, shipment__status=Status.PENDING)
+                  .values("order_item_id", "order_item__product_id", "shipment__location_id")
+                  .annotate(units=Sum("quantity")).order_by())
+        claimed: dict[uuid.UUID, int] = defaultdict(int)
+        claimed_at: dict[tuple[uuid.UUID, uuid.UUID], int] = defaultdict(int)
+        for row in claims:
+            claimed[row["order_item_id"]] += row["units"]
+            claimed_at[(row["order_item__product_id"], row["shipment__location_id"])] += row["units"]
+        added = orders_services.lines_to_add(order=order, lines=add, set_prices=set_prices)
+        under_lock.order_edit_locked(order=order, add=added, change=change, remove=remove, claimed=claimed,
+                                     claimed_at=claimed_at, reason=reason, actor=actor)
+    return order

@@ -26,6 +26,7 @@ from orders import locks, pricing
 from orders.models import ChannelOrder, Order, OrderEvent, OrderItem, Payment, ShippingLine
 from orders.selectors import order_cache
 from orders.under_lock import (
+    AddedLine,
     event,
     event_ref,
     invalidate,
@@ -451,3 +452,18 @@ def order_update(*, order_id: uuid.UUID, changes: dict[str, Any], expected_versi
             event(order, OrderEvent.Kind.UPDATED, actor, data={"fields": sorted(changes)}).save(force_insert=True)
             invalidate(order, order.customer_id)
     return order
+
+
+def lines_to_add(*, order: Order, lines: Sequence[OrderLineInput], set_prices: bool) -> list[AddedLine]:
+    """Lines an edit adds to ``order``: active products in the order's currency, priced by the
+    catalog or — for a key that may set prices — as sent (``price_mismatch``, ``mixed_currency``,
+    ``product_not_found`` as for a new order)."""
+    if not lines:
+        return []
+    products = _products(lines)
+    _currency(order.currency, products, lines, set_prices)
+    priced, list_prices = _price([OrderLineInput(quantity=line.quantity, product_id=line.product_id, sku=line.sku,
+                                                 unit_price=line.unit_price) for line in lines],
+                                 products, order.currency, set_prices)
+    return [AddedLine(product=product, quantity=line.quantity, unit_price=line.unit_price, list_price=list_price)
+            for product, line, list_price in zip(products, priced, list_prices, strict=True)]

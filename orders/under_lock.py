@@ -12,7 +12,7 @@ embeds shipments and returns, so its ETag must move) and drops its cached detail
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -20,12 +20,12 @@ from typing import Any
 from django.db.models import F, Sum
 
 from inventory import services as inventory_services
-from orders import locks
-from orders.models import Order, OrderEvent, OrderItem, Payment
+from orders import locks, pricing
+from orders.models import Order, OrderEvent, OrderItem, Payment, ShippingLine
 from orders.selectors import order_cache
 from stateset.db import insert_rows, save_versioned
 from stateset.errors import Conflict, InvalidTransition, ValidationFailed, check_transition
-from stateset.money import ZERO, money_str, parse_money
+from stateset.money import ZERO, money_str, parse_money, round_money
 from webhooks import services as webhooks
 
 # SPEC §4.4 status machine. Fulfillment moves statuses on its own through the same table.
@@ -372,3 +372,134 @@ def order_shipment_changed(*, order: Order, shipment_id: uuid.UUID, note: str = 
         if note else []
     _fulfilment_write(order, {}, events)
     return order
+
+
+# --- edits (SPEC §4.4.3): called by ``fulfillment.services.order_edit`` under the order lock ---------
+
+EDITABLE = frozenset({Order.Status.PENDING, Order.Status.CONFIRMED, Order.Status.PROCESSING, Order.Status.ON_HOLD})
+
+
+@dataclass(frozen=True)
+class AddedLine:
+    product: Any  # catalog.models.Product
+    quantity: int
+    unit_price: Decimal
+    list_price: Decimal | None
+
+
+def _snapshot(order: Order, items: Sequence[OrderItem]) -> dict[str, Any]:
+    return {"total_amount": money_str(order.total_amount, order.currency),
+            "lines": [{"order_item_id": str(i.id), "sku": i.sku, "quantity": i.quantity,
+                       "net_total": money_str(i.net_total, order.currency)} for i in items]}
+
+
+def order_edit_locked(*, order: Order, add: Sequence[AddedLine], change: Mapping[uuid.UUID, int],
+                      remove: Sequence[uuid.UUID], claimed: Mapping[uuid.UUID, int],
+                      claimed_at: Mapping[tuple[uuid.UUID, uuid.UUID], int], reason: str = "",
+                      actor: str = "") -> Order:
+    """Change the lines of the locked ``order``: ``change`` (line → new quantity), ``remove``,
+    ``add``. A line may not drop below what shipped or sits in a pending shipment (``claimed``:
+    line → units; 422 ``below_fulfilled``). Stock moves by the difference only
+    (``inventory.services.stock_rebalance``: lowering a backordered line cuts its waiting units
+    first; all or nothing, 409 ``insufficient_stock`` unless the line may be backordered); order
+    discounts are spread again and totals and taxes recomputed (``orders.pricing``); an ``edited``
+    timeline event with before and after; ``order.updated``. Raises InvalidTransition
+    (``order_not_editable``), ValidationFailed, InsufficientStock."""
+    if order.status not in EDITABLE:
+        raise InvalidTransition(f"A {order.status} order cannot be edited.", code="order_not_editable",
+                                details={"status": order.status, "editable": sorted(EDITABLE)})
+    items = list(OrderItem.objects.filter(order_id=order.id).order_by("sku", "id"))
+    by_id = {item.id: item for item in items}
+    errors: dict[str, Any] = {}
+    for item_id in [*change, *remove]:
+        if item_id not in by_id:
+            errors[str(item_id)] = ["Not a line of this order."]
+    if errors:
+        raise ValidationFailed("Some lines are not part of this order.", code="order_item_not_found",
+                               details={"lines": errors})
+    for item_id, quantity in [*change.items(), *((i, 0) for i in remove)]:
+        item = by_id[item_id]
+        floor = item.quantity_fulfilled + claimed.get(item_id, 0)
+        if quantity < floor or (quantity == 0 and floor):
+            errors[str(item_id)] = {"quantity": [f"At least {floor}: shipped or in a pending shipment."],
+                                    "shipped": item.quantity_fulfilled, "in_pending_shipments": claimed.get(item_id, 0)}
+    if errors:
+        raise ValidationFailed("A line cannot drop below what has shipped or is being shipped.",
+                               code="below_fulfilled", details={"lines": errors})
+    before = _snapshot(order, items)
+    old_open = {item.id: item.quantity - item.quantity_fulfilled for item in items}
+    old_quantity = {item.id: item.quantity for item in items}
+    kept = [item for item in items if item.id not in set(remove)]
+    for item in kept:
+        item.quantity = change.get(item.id, item.quantity)
+    added = [OrderItem(id=uuid.uuid4(), order_id=order.id, order_created_at=order.created_at,
+                       product_id=line.product.id, sku=line.product.sku, name=line.product.name,
+                       quantity=line.quantity, unit_price=line.unit_price, list_price=line.list_price)
+             for line in add]
+    lines = [*kept, *added]
+    if not lines:
+        raise ValidationFailed("An order keeps at least one line; cancel it instead.",
+                               details={"remove": ["An order keeps at least one line."]})
+    _reprice(order, lines, old_quantity)
+    # Order items before stock (the global lock order): write the lines, then move the stock.
+    if remove:
+        OrderItem.objects.filter(id__in=list(remove), order_id=order.id).delete()
+    OrderItem.objects.bulk_update(kept, ["quantity", "total_price", "line_discount", "discount_total", "net_total",
+                                         "tax_total", "taxes"])
+    if added:
+        insert_rows(added)
+    deltas = [inventory_services.LineChange(line_id=item.id, product_id=item.product_id,
+                                            units=item.quantity - item.quantity_fulfilled - old_open.get(item.id, 0))
+              for item in lines]
+    deltas += [inventory_services.LineChange(line_id=item_id, product_id=by_id[item_id].product_id,
+                                             units=-old_open[item_id]) for item_id in remove]
+    inventory_services.stock_rebalance(
+        queue=inventory_services.Queue(order_id=order.id, order_number=order.order_number, queued_at=order.created_at),
+        changes=[d for d in deltas if d.units], claimed=claimed_at, actor=actor)
+    save(order, {"subtotal": order.subtotal, "discount_total": order.discount_total,
+                 "shipping_total": order.shipping_total, "tax_total": order.tax_total,
+                 "total_amount": order.total_amount})
+    after = _snapshot(order, sorted(lines, key=lambda i: (i.sku, i.id)))
+    event(order, OrderEvent.Kind.EDITED, actor, message=reason,
+          data={"before": before, "after": after}).save(force_insert=True)
+    webhooks.publish(event_type="order.updated", payload={**event_ref(order), "change": "edited",
+                                                          "before": before, "after": after})
+    invalidate(order, order.customer_id)
+    return order
+
+
+def _reprice(order: Order, lines: Sequence[OrderItem], old_quantities: Mapping[uuid.UUID, int]) -> None:
+    """Price the order's lines again after an edit (``orders.pricing``): each line keeps its unit
+    price and own discount (capped at its new total), the order discounts are spread again, taxes
+    are computed again from the address — or, when the channel sent them, scaled to the new
+    quantity — and shipping is kept. Writes the new amounts onto ``order`` and ``lines``."""
+    currency = order.currency
+    inputs = []
+    for line in lines:
+        total = round_money(line.unit_price * line.quantity, currency)
+        taxes = None
+        if order.taxes_sent:
+            old = old_quantities.get(line.id, line.quantity) or 1
+            taxes = [pricing.Tax(t["name"], Decimal(t["rate"]),
+                                 round_money(Decimal(t["amount"]) * line.quantity / old, currency))
+                     for t in (line.taxes or [])]
+        inputs.append(pricing.LineIn(quantity=line.quantity, unit_price=line.unit_price,
+                                     discount=min(line.line_discount, total), taxes=taxes))
+    shipping = [pricing.ShippingIn(method=s.method, amount=s.amount,
+                                   taxes=[pricing.Tax(t["name"], Decimal(t["rate"]), Decimal(t["amount"]))
+                                          for t in s.taxes] if order.taxes_sent else None)
+                for s in ShippingLine.objects.filter(order_id=order.id).order_by("id")]
+    discounts = sum((Decimal(d["amount"]) for d in order.discounts), ZERO)
+    rules = pricing.TaxRules.for_address(order.shipping_address, prices_include_tax=order.taxes_included)
+    priced = pricing.price_order(currency=currency, lines=inputs, discounts=discounts, shipping=shipping, rules=rules)
+    for line, given, result in zip(lines, inputs, priced.lines, strict=True):
+        line.total_price, line.line_discount = result.total_price, given.discount
+        line.discount_total, line.net_total = result.discount_total, result.net_total
+        line.tax_total, line.taxes = result.tax_total, [tax.as_dict(currency) for tax in result.taxes]
+    if not order.taxes_sent:
+        for row, result in zip(ShippingLine.objects.filter(order_id=order.id).order_by("id"), priced.shipping,
+                               strict=True):
+            ShippingLine.objects.filter(id=row.id).update(tax_total=result.tax_total,
+                                                         taxes=[tax.as_dict(currency) for tax in result.taxes])
+    order.subtotal, order.discount_total = priced.subtotal, priced.discount_total
+    order.shipping_total, order.tax_total, order.total_amount = priced.shipping_total, priced.tax_total, priced.total_amount

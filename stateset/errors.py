@@ -54,6 +54,10 @@ class PreconditionFailed(DomainError):
     status, code, default_message = 412, "precondition_failed", "If-Match does not match the current version."
 
 
+class PreconditionRequired(DomainError):
+    status, code, default_message = 428, "if_match_required", "Send If-Match with the ETag you read."
+
+
 class PayloadTooLarge(DomainError):
     status, code, default_message = 413, "payload_too_large", "The request body is too large."
 

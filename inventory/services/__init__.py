@@ -64,6 +64,7 @@ from inventory.services.reconcile import (
 )
 from inventory.services.reservations import (
     MAX_EXPIRES_IN,
+    LineChange,
     Queue,
     Reserved,
     ReserveLine,
@@ -71,12 +72,15 @@ from inventory.services.reservations import (
     reservations_expire,
     stock_fulfil,
     stock_fulfil_many,
+    stock_rebalance,
     stock_release,
     stock_reserve,
     stock_reserve_for_order,
 )
 
 __all__ = [
+    "LineChange",
+    "stock_rebalance",
     "MAX_EXPIRES_IN",
     "reservation_extend",
     "Demand",

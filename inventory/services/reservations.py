@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import uuid
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -454,3 +454,83 @@ def reservations_expire(*, now: datetime | None = None, batch_size: int = 500) -
         total += len(batch)
         if len(batch) < batch_size:
             return total
+
+
+@dataclass(frozen=True)
+class LineChange:
+    """One order line's change of held units (reserved or waiting) in an edit: ``units`` > 0 holds
+    more (reserve, or wait when it may), < 0 holds fewer (waiting units are cut first)."""
+
+    line_id: uuid.UUID
+    product_id: uuid.UUID
+    units: int
+    location_id: uuid.UUID | None = None
+
+
+def stock_rebalance(*, queue: Queue, changes: Sequence[LineChange],
+                    claimed: Mapping[tuple[uuid.UUID, uuid.UUID], int] | None = None, actor: str = "") -> Reserved:
+    """Move an order's stock by the difference only (an order edit, SPEC §4.4.3): lines holding more
+    reserve it (or wait for it, when they may be backordered) — all or nothing, InsufficientStock
+    otherwise —; lines holding fewer give back their waiting units first, then reserved units
+    (``release``, from the order's reservations of that product, never those ``claimed`` by pending
+    shipments: (product, location) → units). What is given back goes to the orders waiting for it.
+
+    Locks, in the global order: the order's reservations, every inventory row of the products
+    involved, those products' queues. Joins the caller's transaction."""
+    claimed = claimed or {}
+    increases = [c for c in changes if c.units > 0]
+    decreases = [c for c in changes if c.units < 0]
+    with transaction.atomic():
+        held = locks.lock_active_reservations_of(reference_id=str(queue.order_id), reference_type="order")
+        locks.lock_product_rows({c.product_id for c in changes})
+        reserved = Reserved(reservations=[], backordered={})
+        if increases:
+            reserved = _reserve(lines=[ReserveLine(quantity=c.units, product_id=c.product_id, location_id=c.location_id,
+                                                   backorder_line_id=c.line_id) for c in increases],
+                                reference_type="order", reference_id=str(queue.order_id), expires_at=None,
+                                actor=actor, queue=queue)
+        if decreases:
+            cut = backorders.backorders_reduce(reference_type="order", reference_id=queue.order_id,
+                                               cuts={c.line_id: -c.units for c in decreases})
+            give_back: dict[uuid.UUID, int] = defaultdict(int)
+            for change in decreases:
+                give_back[change.product_id] += -change.units - cut.get(change.line_id, 0)
+            _release_units(held, give_back, claimed, actor=actor)
+    return reserved
+
+
+def _release_units(held: Sequence[Reservation], units: Mapping[uuid.UUID, int],
+                   claimed: Mapping[tuple[uuid.UUID, uuid.UUID], int], *, actor: str) -> None:
+    """Give back ``units`` per product from locked, active reservations (newest first), leaving what
+    pending shipments claim at each location; one ``release`` movement per row."""
+    room: dict[tuple[uuid.UUID, uuid.UUID], int] = defaultdict(int)
+    for r in held:
+        room[(r.inventory_item.product_id, r.inventory_item.location_id)] += r.remaining
+    for place, units_claimed in claimed.items():
+        room[place] -= units_claimed
+    per_row: dict[uuid.UUID, int] = defaultdict(int)
+    now = timezone.now()
+    touched: list[Reservation] = []
+    for r in sorted(held, key=lambda r: (r.created_at, r.id), reverse=True):
+        product = r.inventory_item.product_id
+        place = (product, r.inventory_item.location_id)
+        take = min(units.get(product, 0), r.remaining, max(room[place], 0))
+        if take <= 0:
+            continue
+        units = {**units, product: units[product] - take}
+        room[place] -= take
+        per_row[r.inventory_item_id] += take
+        r.quantity -= take
+        if r.quantity == r.quantity_fulfilled:
+            r.status = Status.FULFILLED if r.quantity_fulfilled else Status.RELEASED
+            if not r.quantity:
+                r.quantity, r.status = take, Status.RELEASED  # a row keeps its size; nothing is left of it
+        r.updated_at = now
+        touched.append(r)
+    short = {p: n for p, n in units.items() if n > 0}
+    if short:  # the order holds fewer free units than its lines say: the lines were checked first
+        raise Conflict("The order's reservations do not cover this change; run reconcile_inventory.",
+                       code="inventory_drift", details={"product_ids": sorted(map(str, short))})
+    Reservation.objects.bulk_update(touched, ["quantity", "status", "updated_at"])
+    apply_changes([Change(item_id, 0, -quantity, Kind.RELEASE, "order edited", "order",
+                          touched[0].reference_id) for item_id, quantity in sorted(per_row.items())], actor=actor)
