@@ -133,6 +133,13 @@ def parse_rate(value: str, *, key: str = "rate") -> tuple[int, int]:
     return requests, periods[period]
 
 
+def _pepper(key: str, raw: Any) -> str:
+    value = _str(key, raw)
+    if value and len(value) < 32:
+        raise ConfigError(f"{key}: at least 32 characters (it keys every stored API-key hash)")
+    return value
+
+
 _PG = _url("postgres", "postgresql")
 _REDIS = _url("redis", "rediss", "unix")
 _ENTITY_TTL = _int(minimum=0, maximum=7 * 86400)
@@ -142,6 +149,8 @@ SCHEMA: dict[str, dict[str, Field]] = {
         "env": Field("development", _str),
         "debug": Field(False, _bool),
         "secret_key": Field("", _str),
+        # The HMAC key of stored API-key hashes; empty = derived from secret_key (docs/decisions.md).
+        "key_pepper": Field("", _pepper),
         "allowed_hosts": Field(["127.0.0.1", "localhost"], _list(_str)),
         "time_zone": Field("UTC", _str),
         "slow_request_ms": Field(500, _int(minimum=1)),
@@ -204,6 +213,7 @@ CONVENTIONAL_ENV = {
     "DATABASE_URL": "database.url",
     "REDIS_URL": "redis.url",
     "SECRET_KEY": "app.secret_key",
+    "STATESET_KEY_PEPPER": "app.key_pepper",
     "ALLOWED_HOSTS": "app.allowed_hosts",
     "DEBUG": "app.debug",
 }

@@ -30,6 +30,10 @@ class ValidationFailed(DomainError):
     status, code, default_message = 422, "validation_error", "Invalid input."
 
 
+class Forbidden(DomainError):
+    status, code, default_message = 403, "forbidden", "You may not do this."
+
+
 class NotFound(DomainError):
     status, code, default_message = 404, "not_found", "Not found."
 

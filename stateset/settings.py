@@ -263,6 +263,11 @@ API_IDEMPOTENCY_TTL = API["idempotency_ttl"]
 API_RATE_LIMIT = API["rate_limit"]
 API_MAX_BODY_BYTES = API["max_body_bytes"]
 API_EXACT_COUNT_LIMIT = API["exact_count_limit"]
+# API-key hashes are HMAC-SHA256 keyed with this pepper (stateset.keys.hash_key).
+API_KEY_PEPPER = APP["key_pepper"]
+# Where the generation of API keys lives (stateset.keys): Redis shared by every process; "local" for
+# the single-process test run without Redis; "off" = no principal cache (every request reads the key).
+API_KEY_CACHE = "redis" if CACHE_REDIS_URL else ("local" if APP["env"] == "test" else "off")
 WEBHOOKS_ALLOW_PRIVATE_TARGETS = CONFIG["webhooks"]["allow_private_targets"]
 WEBHOOKS_TIMEOUT = CONFIG["webhooks"]["timeout"]
 WEBHOOKS_MAX_ATTEMPTS = CONFIG["webhooks"]["max_attempts"]

@@ -52,3 +52,12 @@ def page_of(item: type[serializers.Serializer], name: str) -> serializers.Serial
 
 IF_MATCH = OpenApiParameter("If-Match", str, OpenApiParameter.HEADER,
                             description="The ETag of the version you read; 412 if it changed since.")
+
+
+class StrictIntegerField(serializers.IntegerField):
+    """JSON integers only: ``"2"``, ``2.0`` and ``true`` are client bugs, not 2."""
+
+    def to_internal_value(self, data: Any) -> int:
+        if isinstance(data, bool) or not isinstance(data, int):
+            self.fail("invalid")
+        return super().to_internal_value(data)
