@@ -296,6 +296,7 @@ SPECTACULAR_SETTINGS = {
     # Several apps have a "kind" field; name each enum after its model instead of colliding.
     "ENUM_NAME_OVERRIDES": {
         "AddressKindEnum": "customers.models.Address.Kind",
+        "CustomerAddressInKindEnum": "customers.api.ADDRESS_KINDS",
         "MovementKindEnum": "inventory.models.StockMovement.Kind",
         "OrderStatusEnum": "orders.models.Order.Status",
         "PaymentStatusEnum": "orders.models.Order.PaymentStatus",

@@ -20,6 +20,8 @@ EVENT_TYPES = (
     "shipment.delivered",
     "return.approved",
     "return.refunded",
+    "customer.created",
+    "customer.updated",
 )
 
 
