@@ -168,15 +168,17 @@ _LOOKUP_FIELDS = ("id", "name", "scopes", "rate_limit", "expires_at", "key_hash"
 
 def lookup(raw: str) -> KeyPrincipal | None:
     """The live (unrevoked) key whose current secret, or previous secret within its grace period,
-    is ``raw``; read from the database (one query on the two unique hash indexes). A legacy
+    is ``raw``; read from the primary (one query on the two unique hash indexes). A legacy
     SHA-256 row found by its current secret is re-hashed with the HMAC on the way."""
     from django.db.models import Q
 
     from stateset.models import ApiKey
 
     digests = candidate_hashes(raw)
+    # From the primary, never a replica: a lagging replica would still show a revoked key alive,
+    # and the answer is cached.
     rows = list(
-        ApiKey.objects.filter(revoked_at__isnull=True)
+        ApiKey.objects.using("default").filter(revoked_at__isnull=True)
         .filter(Q(key_hash__in=digests.values())
                 | Q(previous_key_hash__in=digests.values(), previous_expires_at__gt=timezone.now()))
         .values(*_LOOKUP_FIELDS)[:2]
