@@ -23,8 +23,12 @@ def _locks_in_global_order():
 @pytest.fixture(autouse=True)
 def _clean_cache():
     from stateset.keys import key_cache
+    from webhooks.services import subscriptions
 
+    # Process-local caches: a test must not see what an earlier one left (their clears run on
+    # commit, which a test's own transaction never reaches).
     key_cache.clear()
+    subscriptions.clear()
     _clear()
     yield
     _clear()

@@ -26,6 +26,10 @@ phone_validator = RegexValidator(r"^\+?[0-9(][0-9 ().-]{1,30}$",
                                  code="invalid_phone")
 
 
+# The API's address kinds, as plain values (one enum in the schema: ENUM_NAME_OVERRIDES).
+ADDRESS_KINDS = Address.Kind.values
+
+
 def _text(max_length: int) -> serializers.CharField:
     return TextField(max_length=max_length, allow_blank=True, required=False, default="")
 
@@ -40,7 +44,7 @@ class CustomerIn(StrictSerializer):
 
 
 class CustomerAddressIn(StrictSerializer):
-    kind = serializers.ChoiceField(choices=Address.Kind.values)
+    kind = serializers.ChoiceField(choices=ADDRESS_KINDS)
     name = _text(200)
     line1 = TextField(max_length=200)
     line2 = _text(200)
@@ -57,6 +61,13 @@ class CustomerAddressIn(StrictSerializer):
         if value not in ISO_3166_ALPHA2:
             raise serializers.ValidationError("Use an ISO 3166-1 alpha-2 country code such as US.")
         return value
+
+
+class AddressUpdateIn(CustomerAddressIn):
+    """PATCH/PUT of an address: any field of the address (partial); ``is_default`` true makes it the
+    default of its kind, false leaves the kind without one."""
+
+    is_default = serializers.BooleanField(required=False)
 
 
 class CustomerFilters(serializers.Serializer):
@@ -103,6 +114,8 @@ class CustomerAddressOut(serializers.Serializer):
     phone = serializers.CharField()
     is_default = serializers.BooleanField()
     created_at = serializers.DateTimeField()
+    updated_at = serializers.DateTimeField()
+    version = serializers.IntegerField(help_text="The address's ETag: If-Match on PATCH/PUT/DELETE.")
 
 
 class CustomerOut(CustomerListItemOut):
@@ -135,6 +148,11 @@ ADDRESS_IS_DEFAULT = OpenApiParameter("is_default", bool, required=False)
 
 def parse_id(value: str) -> uuid.UUID:
     return platform_parse_id(value, code="customer_not_found", message="No customer with this id.")
+
+
+def parse_address_id(value: str) -> uuid.UUID:
+    return platform_parse_id(value, code="address_not_found",
+                             message="This customer has no address with this id.")
 
 
 class CustomerViewSet(ApiViewSet):
@@ -174,6 +192,11 @@ class CustomerViewSet(ApiViewSet):
         assert data is not None
         return self.detail_response(data, version=data["version"])
 
+    @extend_schema(request=CustomerIn(partial=True), responses=CustomerOut, parameters=[IF_MATCH],
+                   description="The same fields and rules as PATCH (SPEC §3): only the fields sent change.")
+    def update(self, request: Request, pk: str) -> Response:
+        return self.partial_update(request, pk)
+
     @extend_schema(methods=["GET"], parameters=[ADDRESS_KIND, ADDRESS_IS_DEFAULT, AddressListQuery],
                    responses=page_of(CustomerAddressOut, "AddressPage"))
     @extend_schema(methods=["POST"], request=CustomerAddressIn, responses={201: CustomerAddressOut},
@@ -193,3 +216,35 @@ class CustomerViewSet(ApiViewSet):
             raise NotFound("No customer with this id.", code="customer_not_found")
         return self.list_response(selectors.address_list(customer_id=customer_id, filters=params.filters),
                                   params, render=selectors.render_addresses)
+
+    @extend_schema(methods=["GET"], responses=CustomerAddressOut, operation_id="customers_address_retrieve")
+    @extend_schema(methods=["PATCH"], request=AddressUpdateIn(partial=True), responses=CustomerAddressOut,
+                   parameters=[IF_MATCH], operation_id="customers_address_partial_update",
+                   description="Only the fields sent change. is_default true un-defaults the customer's "
+                               "other default of the kind; false leaves the kind without one.")
+    @extend_schema(methods=["PUT"], request=AddressUpdateIn(partial=True), responses=CustomerAddressOut,
+                   parameters=[IF_MATCH], operation_id="customers_address_update",
+                   description="Only the fields sent change (PUT as PATCH). is_default true un-defaults "
+                               "the customer's other default of the kind; false leaves the kind without one.")
+    @extend_schema(methods=["DELETE"], responses={204: None}, parameters=[IF_MATCH],
+                   operation_id="customers_address_destroy",
+                   description="Deleting the default address leaves its kind without a default.")
+    @action(detail=True, methods=["get", "patch", "put", "delete"],
+            url_path=r"addresses/(?P<address_id>[^/]+)")
+    def address(self, request: Request, pk: str, address_id: str) -> Response:
+        customer_id, target = parse_id(pk), parse_address_id(address_id)
+        if request.method == "GET":
+            data = selectors.address_detail(customer_id=customer_id, address_id=target)
+            if data is None:
+                if not selectors.customer_exists(customer_id=customer_id):
+                    raise NotFound("No customer with this id.", code="customer_not_found")
+                raise NotFound("This customer has no address with this id.", code="address_not_found")
+            return self.detail_response(data, version=data["version"])
+        version = expected_version(request)
+        if request.method == "DELETE":
+            services.address_delete(address_id=target, customer_id=customer_id, expected_version=version)
+            return Response(status=204)
+        body = validated(AddressUpdateIn, request.data, partial=True)
+        address = services.address_update(address_id=target, customer_id=customer_id, fields=body,
+                                          expected_version=version)
+        return self.detail_response(selectors.address_data(address), version=address.version)

@@ -62,6 +62,9 @@ class Address(models.Model):
     phone = models.CharField(max_length=32, blank=True, default="")
     is_default = models.BooleanField(default=False)
     created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    # The address's own ETag (If-Match on PATCH/PUT/DELETE of the address); every write bumps it.
+    version = models.PositiveIntegerField(default=1)
 
     class Meta:
         ordering = ["created_at", "id"]

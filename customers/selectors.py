@@ -19,9 +19,16 @@ from stateset.cache import EntityCache
 CUSTOMER_FIELDS = ("id", "email", "first_name", "last_name", "phone", "metadata", "created_at",
                    "updated_at", "version")
 ADDRESS_FIELDS = ("id", "customer_id", "kind", "name", "line1", "line2", "city", "region",
-                  "postal_code", "country", "phone", "is_default", "created_at")
+                  "postal_code", "country", "phone", "is_default", "created_at", "updated_at", "version")
 
 customer_cache = EntityCache("customers")
+# Part of the cache key: a detail cached in an older shape (before addresses had versions) is
+# never served in the new one.
+DETAIL_SHAPE = "v2"
+
+
+def detail_key(customer_id: uuid.UUID | str) -> str:
+    return customer_cache.key(DETAIL_SHAPE, customer_id)
 
 
 def render_customer(row: dict[str, Any]) -> dict[str, Any]:
@@ -57,6 +64,8 @@ def render_address(row: dict[str, Any]) -> dict[str, Any]:
         "phone": row["phone"],
         "is_default": row["is_default"],
         "created_at": row["created_at"],
+        "updated_at": row["updated_at"],
+        "version": row["version"],
     }
 
 
@@ -126,7 +135,7 @@ def customer_detail(*, customer_id: uuid.UUID | str, fresh: bool = False) -> dic
     or None. ``fresh`` reads the database (the answer to a write, before its commit)."""
     if fresh:
         return _load_detail(customer_id)
-    return customer_cache.get_or_load(customer_cache.key(customer_id), lambda: _load_detail(customer_id))
+    return customer_cache.get_or_load(detail_key(customer_id), lambda: _load_detail(customer_id))
 
 
 def customer_get(*, customer_id: uuid.UUID | str) -> Customer | None:
@@ -152,6 +161,12 @@ def address_list(*, customer_id: uuid.UUID | str, filters: dict[str, Any]) -> Qu
     if filters.get("is_default") is not None:
         rows = rows.filter(is_default=filters["is_default"])
     return rows.values(*ADDRESS_FIELDS)
+
+
+def address_detail(*, customer_id: uuid.UUID | str, address_id: uuid.UUID | str) -> dict[str, Any] | None:
+    """The rendered address if it is this customer's, else None."""
+    row = Address.objects.filter(pk=address_id, customer_id=customer_id).values(*ADDRESS_FIELDS).first()
+    return render_address(row) if row is not None else None
 
 
 def address_default(*, customer_id: uuid.UUID | str, kind: str) -> Address | None:

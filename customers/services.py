@@ -15,9 +15,10 @@ from django.utils import timezone
 
 from customers import locks, selectors
 from customers.models import Address, Customer
-from stateset.db import update_versioned
-from stateset.errors import Conflict, NotFound, ValidationFailed
+from stateset.db import save_versioned, update_versioned
+from stateset.errors import Conflict, NotFound, PreconditionFailed, ValidationFailed
 from stateset.inputs import writable
+from webhooks import services as webhooks
 
 CUSTOMER_FIELDS = ("email", "first_name", "last_name", "phone", "metadata")
 ADDRESS_FIELDS = ("kind", "name", "line1", "line2", "city", "region", "postal_code", "country",
@@ -66,7 +67,7 @@ def _customer_values(fields: dict[str, Any]) -> dict[str, Any]:
 
 
 def _invalidate(customer_id: uuid.UUID | str) -> None:
-    selectors.customer_cache.invalidate(selectors.customer_cache.key(customer_id))
+    selectors.customer_cache.invalidate(selectors.detail_key(customer_id))
 
 
 def _touch(customer_id: uuid.UUID | str) -> None:
@@ -76,13 +77,27 @@ def _touch(customer_id: uuid.UUID | str) -> None:
     _invalidate(customer_id)
 
 
+# --- events (SPEC §4.7): written to the outbox in the change's transaction -----------------------
+
+
+def _publish_updated(customer_id: uuid.UUID | str, changed: list[str], **extra: Any) -> None:
+    """``customer.updated`` naming what changed (``addresses`` for an address, with its id and
+    ``address_change``: created, updated or deleted)."""
+    row = Customer.objects.filter(pk=customer_id).values("email", "version").get()
+    webhooks.publish(event_type="customer.updated", payload={
+        "customer_id": str(customer_id), "email": row["email"], "version": row["version"],
+        "changed": changed, **extra,
+    })
+
+
 # --- customers -----------------------------------------------------------------------------------
 
 
 def customer_create(*, email: str, first_name: str = "", last_name: str = "", phone: str = "",
                     metadata: dict[str, Any] | None = None, id: uuid.UUID | None = None) -> Customer:
-    """Insert one customer (version 1). Raises DuplicateEmail (409) when the email exists in any
-    letter case, also when a concurrent request inserted it first (the unique index decides)."""
+    """Insert one customer (version 1) and publish ``customer.created``. Raises DuplicateEmail (409)
+    when the email exists in any letter case, also when a concurrent request inserted it first (the
+    unique index decides)."""
     values = _customer_values({"email": email, "first_name": first_name, "last_name": last_name,
                                "phone": phone, "metadata": metadata or {}})
     if id is not None:
@@ -90,6 +105,10 @@ def customer_create(*, email: str, first_name: str = "", last_name: str = "", ph
     try:
         with transaction.atomic():
             customer = Customer.objects.create(**values)
+            webhooks.publish(event_type="customer.created", payload={
+                "customer_id": str(customer.id), "email": customer.email,
+                "first_name": customer.first_name, "last_name": customer.last_name,
+            })
     except IntegrityError as exc:
         raise _translate(exc, email=values["email"]) from None
     return customer
@@ -99,7 +118,8 @@ def customer_update(*, customer_id: uuid.UUID | str, fields: dict[str, Any],
                     expected_version: int | None = None) -> Customer:
     """Change the given fields and bump ``version`` in one ``UPDATE`` whose WHERE clause holds
     ``expected_version`` (If-Match). Raises NotFound (404), PreconditionFailed (412),
-    DuplicateEmail (409). Invalidates the cached detail after commit."""
+    DuplicateEmail (409). Invalidates the cached detail after commit; publishes
+    ``customer.updated``."""
     values = _customer_values(fields)
     if not values:
         raise ValidationFailed("Give at least one field to change.", code="empty_update")
@@ -109,6 +129,10 @@ def customer_update(*, customer_id: uuid.UUID | str, fields: dict[str, Any],
                              not_found=NotFound("No customer with this id.", code="customer_not_found"))
             customer = Customer.objects.get(pk=customer_id)
             _invalidate(customer.id)
+            webhooks.publish(event_type="customer.updated", payload={
+                "customer_id": str(customer.id), "email": customer.email, "version": customer.version,
+                "changed": sorted(values),
+            })
     except IntegrityError as exc:
         raise _translate(exc, email=values.get("email")) from None
     return customer
@@ -158,10 +182,11 @@ def _lock_customer(customer_id: uuid.UUID | str) -> None:
 
 
 def _undefault_others(*, customer_id: uuid.UUID | str, kind: str, keep: uuid.UUID | None = None) -> None:
+    """The customer's default of ``kind`` (but ``keep``) stops being the default; its version moves."""
     others = Address.objects.filter(customer_id=customer_id, kind=kind, is_default=True)
     if keep is not None:
         others = others.exclude(pk=keep)
-    others.update(is_default=False)
+    others.update(is_default=False, version=F("version") + 1, updated_at=timezone.now())
 
 
 def address_create(*, customer_id: uuid.UUID | str, kind: str, line1: str, city: str, country: str,
@@ -171,59 +196,92 @@ def address_create(*, customer_id: uuid.UUID | str, kind: str, line1: str, city:
 
     Locks the customer row. ``is_default=None`` makes the first address of a kind the default.
     A new default un-defaults the previous default of its kind in the same transaction. Bumps the
-    customer's version and invalidates its cached detail after commit. Raises NotFound (404),
-    ValidationFailed (422)."""
+    customer's version, invalidates its cached detail after commit and publishes
+    ``customer.updated``. Raises NotFound (404), ValidationFailed (422)."""
     values = _address_values({"kind": kind, "line1": line1, "city": city, "country": country,
                               "name": name, "line2": line2, "region": region,
                               "postal_code": postal_code, "phone": phone})
     try:
         with transaction.atomic():
             _lock_customer(customer_id)
-            current_default = Address.objects.filter(customer_id=customer_id, kind=values["kind"],
-                                                     is_default=True)
             if is_default is None:
-                is_default = not current_default.exists()
+                is_default = not Address.objects.filter(customer_id=customer_id, kind=values["kind"],
+                                                        is_default=True).exists()
             elif is_default:
-                current_default.update(is_default=False)
+                _undefault_others(customer_id=customer_id, kind=values["kind"])
             address = Address.objects.create(customer_id=customer_id, is_default=is_default, **values)
             _touch(customer_id)
+            _publish_updated(customer_id, ["addresses"], address_id=str(address.id), address_change="created")
     except IntegrityError as exc:
         raise _translate(exc) from None
     return address
 
 
-def address_update(*, address_id: uuid.UUID | str, fields: dict[str, Any]) -> Address:
-    """Change an address (admin). Setting ``is_default`` un-defaults the previous default of its
-    kind; changing ``kind`` of a default address un-defaults the default of the new kind. Locks the
-    customer row; bumps the customer's version. Raises NotFound (404), ValidationFailed (422)."""
-    values = _address_values(fields)
-    customer_id = Address.objects.filter(pk=address_id).values_list("customer_id", flat=True).first()
+def _locked_address(*, address_id: uuid.UUID | str, customer_id: uuid.UUID | str | None,
+                    expected_version: int | None) -> Address:
+    """The address, read under its customer's lock (every address write of a customer holds it, so
+    the version compared here cannot move before the write). ``customer_id`` None: whosever it is
+    (the admin). NotFound for a missing customer or an address of another customer; PreconditionFailed
+    when ``expected_version`` (If-Match) is not the address's."""
     if customer_id is None:
-        raise NotFound("No address with this id.", code="address_not_found")
+        customer_id = Address.objects.filter(pk=address_id).values_list("customer_id", flat=True).first()
+        if customer_id is None:
+            raise NotFound("No address with this id.", code="address_not_found")
+    _lock_customer(customer_id)
+    address = Address.objects.filter(pk=address_id, customer_id=customer_id).first()
+    if address is None:
+        raise NotFound("This customer has no address with this id.", code="address_not_found")
+    if expected_version is not None and address.version != expected_version:
+        raise PreconditionFailed(details={"current_version": address.version,
+                                          "expected_version": expected_version})
+    return address
+
+
+def address_update(*, address_id: uuid.UUID | str, fields: dict[str, Any],
+                   customer_id: uuid.UUID | str | None = None,
+                   expected_version: int | None = None) -> Address:
+    """Change an address (API PATCH/PUT, admin).
+
+    Locks the customer row. Making it the default (``is_default`` true, or a default moved to
+    another ``kind``) un-defaults the other default of its kind in the same transaction;
+    ``is_default`` false leaves the kind without a default. Bumps the address's and the customer's
+    versions, invalidates the customer's cached detail after commit, publishes ``customer.updated``.
+    Raises NotFound (404; also for ``customer_id`` not owning it), PreconditionFailed (412),
+    ValidationFailed (422: also for no field at all)."""
+    values = _address_values(fields)
+    if not values:
+        raise ValidationFailed("Give at least one field to change.", code="empty_update")
+    if "is_default" in values and not isinstance(values["is_default"], bool):
+        raise ValidationFailed("is_default: true or false.", details={"is_default": ["Must be a boolean."]})
     try:
         with transaction.atomic():
-            _lock_customer(customer_id)
-            address = Address.objects.get(pk=address_id)
-            for field, value in values.items():
-                setattr(address, field, value)
-            if address.is_default:
-                _undefault_others(customer_id=customer_id, kind=address.kind, keep=address.pk)
-            address.save(update_fields=list(values) or None)
-            _touch(customer_id)
+            address = _locked_address(address_id=address_id, customer_id=customer_id,
+                                      expected_version=expected_version)
+            kind = values.get("kind", address.kind)
+            if values.get("is_default", address.is_default):
+                _undefault_others(customer_id=address.customer_id, kind=kind, keep=address.pk)
+            save_versioned(address, values)
+            _touch(address.customer_id)
+            _publish_updated(address.customer_id, ["addresses"], address_id=str(address.id),
+                             address_change="updated")
     except IntegrityError as exc:
         raise _translate(exc) from None
     return address
 
 
-def address_delete(*, address_id: uuid.UUID | str) -> None:
-    """Remove an address (admin). Orders keep their own snapshots, so nothing else changes."""
-    customer_id = Address.objects.filter(pk=address_id).values_list("customer_id", flat=True).first()
-    if customer_id is None:
-        raise NotFound("No address with this id.", code="address_not_found")
+def address_delete(*, address_id: uuid.UUID | str, customer_id: uuid.UUID | str | None = None,
+                   expected_version: int | None = None) -> None:
+    """Remove an address (API DELETE, admin). Deleting the default leaves its kind without one;
+    orders keep their own snapshots. Locks the customer row; bumps its version, invalidates its
+    cached detail after commit, publishes ``customer.updated``. Raises NotFound (404),
+    PreconditionFailed (412)."""
     with transaction.atomic():
-        _lock_customer(customer_id)
-        Address.objects.filter(pk=address_id).delete()
-        _touch(customer_id)
+        address = _locked_address(address_id=address_id, customer_id=customer_id,
+                                  expected_version=expected_version)
+        Address.objects.filter(pk=address.pk).delete()
+        _touch(address.customer_id)
+        _publish_updated(address.customer_id, ["addresses"], address_id=str(address.id),
+                         address_change="deleted")
 
 
 def addresses_bulk_create(*, rows: list[dict[str, Any]], batch_size: int = 1000) -> int:

@@ -12,7 +12,7 @@ from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 
 from inventory import selectors, services
-from inventory.models import MAX_QUANTITY, InventoryItem, Location, Reservation, StockMovement
+from inventory.models import MAX_QUANTITY, Backorder, InventoryItem, Location, Reservation, StockMovement
 from stateset.admin_site import BoundedCountPaginator, ReadOnlyAdmin, admin_actor
 from stateset.errors import DomainError
 
@@ -265,3 +265,14 @@ class StockMovementAdmin(ExactReferenceSearch, ReadOnlyAdmin):
     def location_code(self, movement: StockMovement) -> str:
         return movement.inventory_item.location.code
 
+
+
+@admin.register(Backorder)
+class BackorderAdmin(ReadOnlyAdmin):
+    """The backorder queue: order lines waiting for stock, oldest order first (served in that order
+    by the inventory services whenever sellable stock grows)."""
+
+    list_display = ("queued_at", "reference_number", "sku", "quantity", "quantity_waiting", "status")
+    list_filter = ("status",)
+    search_fields = ("=reference_number",)
+    ordering = ("queued_at", "reference_id", "id")

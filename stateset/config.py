@@ -160,6 +160,11 @@ def _tax_rates(key: str, raw: Any) -> dict[str, str]:
             raise ConfigError(f"{name}: a rate is at least 0 and below 1, got {value!r}")
         rates[code] = str(rate)
     return rates
+def _pepper(key: str, raw: Any) -> str:
+    value = _str(key, raw)
+    if value and len(value) < 32:
+        raise ConfigError(f"{key}: at least 32 characters (it keys every stored API-key hash)")
+    return value
 
 
 _PG = _url("postgres", "postgresql")
@@ -171,6 +176,8 @@ SCHEMA: dict[str, dict[str, Field]] = {
         "env": Field("development", _str),
         "debug": Field(False, _bool),
         "secret_key": Field("", _str),
+        # The HMAC key of stored API-key hashes; empty = derived from secret_key (docs/decisions.md).
+        "key_pepper": Field("", _pepper),
         "allowed_hosts": Field(["127.0.0.1", "localhost"], _list(_str)),
         "time_zone": Field("UTC", _str),
         "slow_request_ms": Field(500, _int(minimum=1)),
@@ -238,6 +245,7 @@ CONVENTIONAL_ENV = {
     "DATABASE_URL": "database.url",
     "REDIS_URL": "redis.url",
     "SECRET_KEY": "app.secret_key",
+    "STATESET_KEY_PEPPER": "app.key_pepper",
     "ALLOWED_HOSTS": "app.allowed_hosts",
     "DEBUG": "app.debug",
 }

@@ -268,6 +268,11 @@ TAX_PRICES_INCLUDE_TAX = CONFIG["tax"]["prices_include_tax"]
 TAX_SHIPPING_TAXABLE = CONFIG["tax"]["shipping_taxable"]
 TAX_RATES = CONFIG["tax"]["rates"]
 
+# API-key hashes are HMAC-SHA256 keyed with this pepper (stateset.keys.hash_key).
+API_KEY_PEPPER = APP["key_pepper"]
+# Where the generation of API keys lives (stateset.keys): Redis shared by every process; "local" for
+# the single-process test run without Redis; "off" = no principal cache (every request reads the key).
+API_KEY_CACHE = "redis" if CACHE_REDIS_URL else ("local" if APP["env"] == "test" else "off")
 WEBHOOKS_ALLOW_PRIVATE_TARGETS = CONFIG["webhooks"]["allow_private_targets"]
 WEBHOOKS_TIMEOUT = CONFIG["webhooks"]["timeout"]
 WEBHOOKS_MAX_ATTEMPTS = CONFIG["webhooks"]["max_attempts"]
@@ -296,6 +301,7 @@ SPECTACULAR_SETTINGS = {
     # Several apps have a "kind" field; name each enum after its model instead of colliding.
     "ENUM_NAME_OVERRIDES": {
         "AddressKindEnum": "customers.models.Address.Kind",
+        "CustomerAddressInKindEnum": "customers.api.ADDRESS_KINDS",
         "MovementKindEnum": "inventory.models.StockMovement.Kind",
         "OrderStatusEnum": "orders.models.Order.Status",
         "PaymentStatusEnum": "orders.models.Order.PaymentStatus",

@@ -1,8 +1,13 @@
 from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from rest_framework.routers import SimpleRouter
 
 from stateset import health, metrics
+from stateset.api.keys import ApiKeyViewSet
+
+platform_router = SimpleRouter(trailing_slash=False)
+platform_router.register("api-keys", ApiKeyViewSet, basename="api-key")
 
 api_v1 = [
     path("health", health.ApiHealthView.as_view(), name="api-health"),
@@ -14,6 +19,7 @@ api_v1 = [
     path("", include("fulfillment.urls")),
     path("", include("returns.urls")),
     path("", include("webhooks.urls")),
+    path("", include(platform_router.urls)),
 ]
 
 urlpatterns = [

@@ -45,3 +45,42 @@ def test_concurrent_default_addresses_leave_exactly_one_default(make_key):
     assert Address.objects.filter(customer=customer, kind="shipping", is_default=True).count() == 1
     customer.refresh_from_db()
     assert customer.version == 1 + THREADS
+
+
+def test_concurrent_updates_to_default_leave_exactly_one_default(make_key):
+    customer = CustomerFactory()
+    addresses = [Address.objects.create(customer=customer, kind="shipping", line1=f"{i} Race St", city="Austin",
+                                        country="US", is_default=i == 0) for i in range(THREADS)]
+    key = make_key("customers:write")
+
+    def make_default(index):
+        client = APIClient()
+        client.credentials(HTTP_X_API_KEY=key)
+        method = client.patch if index % 2 else client.put
+        response = method(f"/api/v1/customers/{customer.id}/addresses/{addresses[index].id}",
+                          {"is_default": True}, format="json")
+        return response.status_code
+
+    assert run_threads_cleanly(THREADS, make_default) == [200] * THREADS
+    assert Address.objects.filter(customer=customer, kind="shipping", is_default=True).count() == 1
+    customer.refresh_from_db()
+    assert customer.version == 1 + THREADS
+
+
+def test_concurrent_delete_and_update_of_one_address_never_500(make_key):
+    customer = CustomerFactory()
+    address = Address.objects.create(customer=customer, kind="shipping", line1="1 Race St", city="Austin",
+                                     country="US", is_default=True)
+    key = make_key("customers:write")
+    url = f"/api/v1/customers/{customer.id}/addresses/{address.id}"
+
+    def work(index):
+        client = APIClient()
+        client.credentials(HTTP_X_API_KEY=key)
+        if index == 0:
+            return client.delete(url).status_code
+        return client.patch(url, {"city": f"City {index}"}, format="json").status_code
+
+    results = run_threads_cleanly(THREADS, work)
+    assert results[0] == 204 and set(results[1:]) <= {200, 404}
+    assert not Address.objects.filter(pk=address.pk).exists()

@@ -10,29 +10,9 @@ from rest_framework import exceptions
 from rest_framework.authentication import BaseAuthentication, SessionAuthentication
 from rest_framework.permissions import SAFE_METHODS, BasePermission
 
-from stateset.keys import KEY_PREFIX, KeyPrincipal, hash_key, key_cache, scope_allows
+from stateset.keys import KEY_PREFIX, KeyPrincipal, key_cache, principal_for_key, scope_allows
 
 logger = logging.getLogger("stateset.auth")
-
-
-def principal_for_key(raw: str) -> KeyPrincipal | None:
-    from stateset.models import ApiKey
-
-    digest = hash_key(raw)
-    hit, principal = key_cache.get(digest)
-    if hit:
-        return principal
-    row = (
-        ApiKey.objects.filter(key_hash=digest, revoked_at__isnull=True)
-        .values("id", "name", "scopes", "rate_limit", "expires_at")
-        .first()
-    )
-    principal = None
-    if row is not None:
-        principal = KeyPrincipal(id=str(row["id"]), name=row["name"], scopes=tuple(row["scopes"]),
-                                 rate_limit=row["rate_limit"], expires_at=row["expires_at"])
-    key_cache.put(digest, principal)
-    return principal
 
 
 def _raw_key(request: Any) -> str | None:

@@ -42,6 +42,9 @@ class ApiMixin:
 
     scope: str | None = None
     action_scopes: dict[str, str] = {}
+    # Top-level answer fields that carry a secret shown once (``("key",)``): an idempotency record
+    # stores them as null, so a replay answers the same status and data without the secret.
+    secret_fields: tuple[str, ...] = ()
 
     # --- request pipeline -----------------------------------------------------------------------
 
@@ -114,7 +117,8 @@ class ApiMixin:
             else:
                 headers = {h: response[h] for h in _STORED_HEADERS if h in response}
                 services.idempotency_complete(record_id=claim.record_id, status=response.status_code,
-                                              body=response.data, headers=headers)
+                                              body=redact(response.data, self.secret_fields),
+                                              headers=headers)
             return response
 
         return wrapped
@@ -135,6 +139,14 @@ class ApiMixin:
             if status == 200 and etag_matches(self.request.META.get("HTTP_IF_NONE_MATCH"), version):
                 return Response(status=304, headers=headers)
         return Response(data, status=status, headers=headers)
+
+
+def redact(data: Any, fields: Iterable[str]) -> Any:
+    """``data`` with each of ``fields`` (top level of a dict answer) replaced by None."""
+    fields = tuple(fields)
+    if not fields or not isinstance(data, dict):
+        return data
+    return {name: None if name in fields else value for name, value in data.items()}
 
 
 def actor_of(request: Request) -> str:

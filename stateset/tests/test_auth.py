@@ -57,7 +57,7 @@ def test_expired_and_revoked_keys_are_401(make_key):
     assert_error(client.post(URL, {"name": "x"}, format="json"), 401, "api_key_expired")
 
     live = make_key("*", name="to-revoke")
-    services.api_key_revoke(api_key=ApiKey.objects.get(name="to-revoke"))
+    services.api_key_revoke(api_key_id=ApiKey.objects.get(name="to-revoke").pk)
     client.credentials(HTTP_X_API_KEY=live)
     assert_error(client.post(URL, {"name": "x"}, format="json"), 401, "invalid_api_key")
 

@@ -8,8 +8,7 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand
 
 from stateset import services
-from stateset.keys import hash_key
-from stateset.models import ApiKey
+from stateset.keys import lookup
 
 
 class Command(BaseCommand):
@@ -29,8 +28,9 @@ class Command(BaseCommand):
             creds["admin_password"] = secrets.token_urlsafe(12)
             User.objects.create_superuser(username, f"{username}@localhost", creds["admin_password"])
         key = creds.get("api_key")
-        if not key or not ApiKey.objects.filter(key_hash=hash_key(key), revoked_at__isnull=True).exists():
-            _, creds["api_key"] = services.api_key_create(name="demo (make run)", scopes=["*"])
+        if not key or lookup(key) is None:
+            _, creds["api_key"] = services.api_key_create(name="demo (make run)", scopes=["*"],
+                                                             created_by="command:bootstrap")
         settings.DATA_DIR.mkdir(parents=True, exist_ok=True)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as handle:
