@@ -12,7 +12,14 @@ from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 
 from inventory import selectors, services
-from inventory.models import MAX_QUANTITY, Backorder, InventoryItem, Location, Reservation, StockMovement
+from inventory.models import (
+    MAX_QUANTITY,
+    Backorder,
+    InventoryItem,
+    Location,
+    Reservation,
+    StockMovement,
+)
 from stateset.admin_site import BoundedCountPaginator, ReadOnlyAdmin, admin_actor
 from stateset.errors import DomainError
 
