@@ -1,7 +1,10 @@
+from django import forms
 from django.contrib import admin, messages
 from django.http import HttpRequest
 
 from stateset import services
+from stateset.config import ConfigError, parse_rate
+from stateset.keys import scope_is_valid
 from stateset.models import ApiKey, IdempotencyRecord
 
 admin.site.site_header = "StateSet back office"
@@ -9,8 +12,36 @@ admin.site.site_title = "StateSet"
 admin.site.index_title = "Operations"
 
 
+class ApiKeyForm(forms.ModelForm):
+    """Refuses what ``services.api_key_create`` and the request path would refuse (same checks:
+    ``scope_is_valid``, ``parse_rate``), so a key saved here never makes its requests fail."""
+
+    class Meta:
+        model = ApiKey
+        fields = ("name", "scopes", "rate_limit", "expires_at")
+
+    def clean_scopes(self) -> list[str]:
+        scopes = [s.strip() for s in self.cleaned_data.get("scopes") or [] if s.strip()]
+        bad = [s for s in scopes if not scope_is_valid(s)]
+        if bad:
+            raise forms.ValidationError(f"Unknown scope(s): {', '.join(bad)}.")
+        if not scopes:
+            raise forms.ValidationError("Give at least one scope.")
+        return scopes
+
+    def clean_rate_limit(self) -> str:
+        rate = (self.cleaned_data.get("rate_limit") or "").strip()
+        if rate:
+            try:
+                parse_rate(rate, key="rate_limit")
+            except ConfigError as exc:
+                raise forms.ValidationError(str(exc)) from None
+        return rate
+
+
 @admin.register(ApiKey)
 class ApiKeyAdmin(admin.ModelAdmin):
+    form = ApiKeyForm
     list_display = ("name", "prefix", "scopes", "expires_at", "revoked_at", "last_used_at", "created_at")
     list_filter = ("revoked_at",)
     search_fields = ("name", "prefix")
@@ -28,7 +59,7 @@ class ApiKeyAdmin(admin.ModelAdmin):
         obj.pk, obj.prefix, obj.key_hash, obj._state.adding = created.pk, created.prefix, created.key_hash, False
         messages.warning(request, f"The new key is {raw} — copy it now, it is not shown again.")
 
-    @admin.action(description="Revoke selected keys")
+    @admin.action(description="Revoke selected keys", permissions=["change"])
     def revoke(self, request: HttpRequest, queryset) -> None:  # type: ignore[no-untyped-def]
         for key in queryset.filter(revoked_at__isnull=True):
             services.api_key_revoke(api_key=key)
