@@ -22,9 +22,14 @@ def _locks_in_global_order():
 
 @pytest.fixture(autouse=True)
 def _clean_cache():
+    from stateset.api.auth import auth_failures
+    from stateset.breaker import broker_breaker, redis_breaker
     from stateset.keys import key_cache
 
     key_cache.clear()
+    auth_failures.clear()
+    redis_breaker.reset()
+    broker_breaker.reset()
     _clear()
     yield
     _clear()

@@ -171,7 +171,7 @@ SCHEMA: dict[str, dict[str, Field]] = {
     "redis": {
         "url": Field("", _REDIS),
         "pool_size": Field(20, _int(minimum=1)),
-        "timeout": Field(5000, _int(minimum=1)),
+        "timeout": Field(100, _int(minimum=1, maximum=60_000)),
     },
     "celery": {
         "broker_url": Field("", _url("redis", "rediss", "amqp", "memory")),
@@ -189,6 +189,8 @@ SCHEMA: dict[str, dict[str, Field]] = {
         "rate_limit": Field("", _rate),
         "max_body_bytes": Field(1024 * 1024, _int(minimum=1024)),
         "exact_count_limit": Field(10000, _int(minimum=100)),
+        "auth_failure_limit": Field("30/min", _rate),
+        "trusted_proxies": Field(0, _int(minimum=0, maximum=10)),
     },
     "webhooks": {
         "allow_private_targets": Field(False, _bool),

@@ -153,6 +153,8 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- cache -----------------------------------------------------------------------------------------
 REDIS_URL = CONFIG["redis"]["url"]
+# Connect and read timeout of every Redis call (cache, rate limiter, broker publish from a request).
+REDIS_TIMEOUT_SECONDS = CONFIG["redis"]["timeout"] / 1000
 CACHE_REDIS_URL = CONFIG["cache"]["redis_url"] or REDIS_URL
 # Entity caching needs a cache every process shares: a process-local one could not be invalidated
 # across gunicorn workers, so without Redis it is off (tests run in one process and keep it on).
@@ -166,13 +168,15 @@ if CACHE_REDIS_URL:
             "TIMEOUT": CONFIG["cache"]["default_ttl"],
             "KEY_PREFIX": "ss-test" if APP["env"] == "test" else "ss",
             "OPTIONS": {
-                "CLIENT_CLASS": "django_redis.client.DefaultClient",
-                "SOCKET_CONNECT_TIMEOUT": CONFIG["redis"]["timeout"] / 1000,
-                "SOCKET_TIMEOUT": CONFIG["redis"]["timeout"] / 1000,
+                # Every command behind the Redis circuit breaker: a hung Redis costs one timeout.
+                "CLIENT_CLASS": "stateset.cache.BreakerClient",
+                "SOCKET_CONNECT_TIMEOUT": REDIS_TIMEOUT_SECONDS,
+                "SOCKET_TIMEOUT": REDIS_TIMEOUT_SECONDS,
                 "CONNECTION_POOL_KWARGS": {"max_connections": CONFIG["redis"]["pool_size"]},
                 # Redis down must never become a 500: reads miss, writes are dropped, both logged.
                 "IGNORE_EXCEPTIONS": True,
-                "LOG_IGNORED_EXCEPTIONS": True,
+                # The breaker logs when it opens and closes; a line per skipped call would flood.
+                "LOG_IGNORED_EXCEPTIONS": False,
             },
         }
     }
@@ -263,6 +267,8 @@ API_IDEMPOTENCY_TTL = API["idempotency_ttl"]
 API_RATE_LIMIT = API["rate_limit"]
 API_MAX_BODY_BYTES = API["max_body_bytes"]
 API_EXACT_COUNT_LIMIT = API["exact_count_limit"]
+API_AUTH_FAILURE_LIMIT = API["auth_failure_limit"]
+API_TRUSTED_PROXIES = API["trusted_proxies"]
 WEBHOOKS_ALLOW_PRIVATE_TARGETS = CONFIG["webhooks"]["allow_private_targets"]
 WEBHOOKS_TIMEOUT = CONFIG["webhooks"]["timeout"]
 WEBHOOKS_MAX_ATTEMPTS = CONFIG["webhooks"]["max_attempts"]

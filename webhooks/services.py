@@ -33,6 +33,7 @@ from django.utils import timezone
 from stateset import metrics
 from stateset.db import insert_rows, update_versioned
 from stateset.errors import NotFound, ValidationFailed
+from stateset.queue import enqueue
 from webhooks import locks
 from webhooks.models import EVENT_TYPES, Delivery, Endpoint, Event
 
@@ -86,10 +87,9 @@ def _kick(event_type: str) -> None:
         return
     from webhooks import tasks
 
-    try:
-        tasks.webhooks_dispatch.delay()
-    except Exception:  # broker down: the event waits in the outbox for the pump
-        logger.warning("could not enqueue webhook dispatch; the pump will pick it up", exc_info=True)
+    # Broker down or hung: the event waits in the outbox for the pump (one bounded try, then the
+    # broker's breaker skips it).
+    enqueue(tasks.webhooks_dispatch)
 
 
 def dispatch(*, batch_size: int = 500) -> list[uuid.UUID]:
@@ -114,11 +114,8 @@ def _enqueue(delivery_ids: list[uuid.UUID]) -> None:
     from webhooks import tasks
 
     for delivery_id in delivery_ids:
-        try:
-            tasks.webhooks_deliver.delay(str(delivery_id))
-        except Exception:
-            logger.warning("could not enqueue a webhook delivery; the pump will retry it", exc_info=True)
-            return
+        if not enqueue(tasks.webhooks_deliver, str(delivery_id)):
+            return  # the pump sends what is due
 
 
 def due_deliveries(*, limit: int = 500) -> list[uuid.UUID]:
