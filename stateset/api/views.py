@@ -48,9 +48,11 @@ class ApiMixin:
     def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
         super().initial(request, *args, **kwargs)  # type: ignore[misc]
         self._rate_limit(request)
-        if request.method == "POST" and IDEMPOTENCY_HEADER in request.META:
+        handler = getattr(self, "post", None)
+        if request.method == "POST" and IDEMPOTENCY_HEADER in request.META and handler is not None:
             # Wrap the handler that dispatch() is about to look up, after auth and permissions ran.
-            self.post = self._idempotent(self.post)  # type: ignore[attr-defined, has-type]
+            # A route without POST has none: dispatch() answers 405 as for any unserved method.
+            self.post = self._idempotent(handler)
 
     def finalize_response(self, request: Request, response: Response, *args: Any, **kwargs: Any) -> Response:
         response = super().finalize_response(request, response, *args, **kwargs)  # type: ignore[misc]
