@@ -42,6 +42,9 @@ class ApiMixin:
 
     scope: str | None = None
     action_scopes: dict[str, str] = {}
+    # Fields of an answer that carry a secret shown only once, by action (or handler name for a
+    # plain view): {"create": ("secret",)}. An idempotency record stores them as null.
+    secret_fields: dict[str, tuple[str, ...]] = {}
 
     # --- request pipeline -----------------------------------------------------------------------
 
@@ -93,8 +96,8 @@ class ApiMixin:
     def _idempotent(self, handler: Callable[..., Response]) -> Callable[..., Response]:
         def wrapped(request: Request, *args: Any, **kwargs: Any) -> Response:
             key = request.META[IDEMPOTENCY_HEADER].strip()
-            if not 1 <= len(key) <= 255:
-                raise ValidationFailed("Idempotency-Key must be 1 to 255 characters.",
+            if not 1 <= len(key) <= 255 or not key.isprintable():
+                raise ValidationFailed("Idempotency-Key must be 1 to 255 printable characters.",
                                        code="invalid_idempotency_key")
             body_hash = hashlib.sha256(dumps(request.data)).hexdigest()
             owner = getattr(request.user, "owner", None) or f"user:{request.user.pk}"
@@ -115,8 +118,9 @@ class ApiMixin:
                 services.idempotency_release(record_id=claim.record_id)
             else:
                 headers = {h: response[h] for h in _STORED_HEADERS if h in response}
+                secret = self.secret_fields.get(getattr(self, "action", None) or "post", ())
                 services.idempotency_complete(record_id=claim.record_id, status=response.status_code,
-                                              body=response.data, headers=headers)
+                                              body=response.data, headers=headers, secret_fields=secret)
             return response
 
         return wrapped
