@@ -133,6 +133,27 @@ def parse_rate(value: str, *, key: str = "rate") -> tuple[int, int]:
     return requests, periods[period]
 
 
+# Keys shipped in this repository's files or commonly left in place: never a production key.
+KNOWN_SECRET_KEYS = frozenset({"change-me-in-production", "changeme", "change-me", "secret", "build",
+                               "development", "dev", "test", "insecure"})
+MIN_SECRET_KEY_LENGTH = 50
+
+
+def secret_key_problem(key: str) -> str:
+    """Why ``key`` is not fit for production ("" when it is): missing, a known default, Django's
+    generated development prefix, shorter than 50 characters or fewer than 5 distinct ones (the
+    same bar as Django's ``check --deploy``)."""
+    if not key:
+        return "required when STATESET_ENV=production (SECRET_KEY)"
+    if key.strip().lower() in KNOWN_SECRET_KEYS:
+        return "is a known default value; set SECRET_KEY to 50+ random characters"
+    if key.startswith("django-insecure"):
+        return "is a development key (django-insecure-…); set SECRET_KEY to 50+ random characters"
+    if len(key) < MIN_SECRET_KEY_LENGTH or len(set(key)) < 5:
+        return f"is too weak: use at least {MIN_SECRET_KEY_LENGTH} random characters"
+    return ""
+
+
 _PG = _url("postgres", "postgresql")
 _REDIS = _url("redis", "rediss", "unix")
 _ENTITY_TTL = _int(minimum=0, maximum=7 * 86400)

@@ -37,8 +37,9 @@ def _development_secret_key() -> str:
         return secrets.token_urlsafe(50)
 
 
-if not APP["secret_key"] and APP["env"] == "production":
-    raise config_module.ConfigError("app.secret_key: required when STATESET_ENV=production (SECRET_KEY)")
+PRODUCTION = APP["env"] == "production"
+if PRODUCTION and (problem := config_module.secret_key_problem(APP["secret_key"])):
+    raise config_module.ConfigError(f"app.secret_key: {problem}")
 SECRET_KEY = APP["secret_key"] or _development_secret_key()
 ALLOWED_HOSTS = APP["allowed_hosts"] + (["testserver"] if APP["env"] == "test" else [])
 
@@ -238,6 +239,18 @@ SESSION_COOKIE_HTTPONLY = True
 CSRF_COOKIE_HTTPONLY = False
 X_FRAME_OPTIONS = "DENY"
 SECURE_CONTENT_TYPE_NOSNIFF = True
+if PRODUCTION:
+    # Behind nginx (deploy/nginx), which terminates or forwards TLS and says which in
+    # X-Forwarded-Proto; a request that came over plain http is redirected, except the probes and
+    # the scrape, which reach the pod directly (kubelet, Prometheus) without going through nginx.
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    SECURE_SSL_REDIRECT = True
+    SECURE_REDIRECT_EXEMPT = [r"^health$", r"^health/", r"^metrics$", r"^metrics/"]
+    SECURE_HSTS_SECONDS = 31_536_000
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = True
+    SECURE_HSTS_PRELOAD = True
+    SESSION_COOKIE_SECURE = True
+    CSRF_COOKIE_SECURE = True
 DATA_UPLOAD_MAX_MEMORY_SIZE = API["max_body_bytes"]
 DATA_UPLOAD_MAX_NUMBER_FIELDS = 5000
 
