@@ -13,6 +13,7 @@ A domain viewset looks like::
 from __future__ import annotations
 
 import hashlib
+import logging
 import time
 import uuid
 from collections.abc import Callable, Iterable
@@ -28,10 +29,11 @@ from rest_framework.views import APIView
 
 from stateset import services
 from stateset.api.rendering import dumps
-from stateset.config import parse_rate
+from stateset.config import ConfigError, parse_rate
 from stateset.errors import NotFound, PreconditionFailed, RateLimited, ValidationFailed
 from stateset.pagination import ListParams, Page, paginate
 
+logger = logging.getLogger("stateset.api")
 IDEMPOTENCY_HEADER = "HTTP_IDEMPOTENCY_KEY"
 REPLAYED_HEADER = "Idempotent-Replayed"
 _STORED_HEADERS = ("ETag", "Location")
@@ -70,7 +72,15 @@ class ApiMixin:
         rate = getattr(user, "rate_limit", "") or settings.API_RATE_LIMIT
         if not rate or not getattr(user, "is_authenticated", False):
             return
-        limit, window = parse_rate(rate)
+        try:
+            limit, window = parse_rate(rate)
+        except ConfigError:  # a key saved with a bad rate (the admin refuses them now): no 500
+            logger.warning("unreadable rate limit on a key; the default applies", extra={"fields": {
+                "owner": getattr(user, "owner", ""), "rate": rate[:40]}})
+            if not settings.API_RATE_LIMIT:
+                return
+            rate = settings.API_RATE_LIMIT
+            limit, window = parse_rate(rate)
         now = int(time.time())
         window_start = now - now % window
         owner = getattr(user, "owner", f"user:{getattr(user, 'pk', '')}")

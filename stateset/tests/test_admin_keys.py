@@ -49,3 +49,13 @@ def test_a_good_key_is_created_through_the_service(admin_client):
     assert response.status_code == 302
     key = ApiKey.objects.get(name="ops")
     assert key.scopes == ["orders:read", "orders:write"] and key.rate_limit == "100/min"
+
+
+def test_a_key_stored_with_an_unreadable_rate_still_answers(settings):
+    """Keys saved before the form checked rates: the request path falls back to the default."""
+    settings.API_RATE_LIMIT = "5/min"
+    key, raw = services.api_key_create(name="old", scopes=["catalog:write"])
+    ApiKey.objects.filter(pk=key.pk).update(rate_limit="lots")
+    response = client_for(raw).post("/api/v1/_test/things", {"name": "fine"}, format="json")
+    assert response.status_code == 201
+    assert response["RateLimit-Limit"] == "5"
