@@ -52,7 +52,11 @@ def _drop_producer() -> None:
 def enqueue(task: Any, *args: Any) -> bool:
     """Send ``task(*args)`` to the broker (or run it, in eager mode). False when it was not sent."""
     if task.app.conf.task_always_eager:
-        task.apply_async(args)
+        try:
+            task.apply_async(args)
+        except Exception:  # ran in-process and failed: the caller's fallback applies, as for a send
+            logger.warning("eager task %s failed", task.name, exc_info=True)
+            return False
         return True
     if not broker_breaker.allow():
         return False
