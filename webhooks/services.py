@@ -215,10 +215,15 @@ def deliver(*, delivery_id: uuid.UUID) -> str | None:
     None when the delivery was not due (already sent, failed, or claimed elsewhere)."""
     now = timezone.now()
     lease = now + timedelta(seconds=settings.WEBHOOKS_TIMEOUT + 30)
-    claimed = Delivery.objects.filter(id=delivery_id, status=Delivery.Status.PENDING,
-                                      next_attempt_at__lte=now).update(
+    due = Delivery.objects.filter(id=delivery_id, status=Delivery.Status.PENDING, next_attempt_at__lte=now)
+    claimed = due.filter(attempts__lt=settings.WEBHOOKS_MAX_ATTEMPTS).update(
         next_attempt_at=lease, attempts=F("attempts") + 1, last_attempt_at=now)
     if not claimed:
+        # Out of attempts yet still pending (a worker died between its claim and its record): it is
+        # failed now, never claimed again.
+        if due.filter(attempts__gte=settings.WEBHOOKS_MAX_ATTEMPTS).update(
+                status=Delivery.Status.FAILED, last_error="Attempts exhausted; the last one did not finish."):
+            return Delivery.Status.FAILED
         return None
     delivery = Delivery.objects.select_related("endpoint", "event").get(id=delivery_id)
     event, endpoint = delivery.event, delivery.endpoint

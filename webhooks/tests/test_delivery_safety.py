@@ -235,3 +235,14 @@ def test_an_attempt_that_raises_is_recorded_and_counted(db, receiver, monkeypatc
     assert delivery.next_attempt_at > delivery.last_attempt_at  # backed off, not stuck on its lease
     Delivery.objects.filter(id=delivery.id).update(next_attempt_at=delivery.created_at)
     assert services.deliver(delivery_id=delivery.id) == Delivery.Status.FAILED
+
+
+@override_settings(WEBHOOKS_MAX_ATTEMPTS=2)
+def test_a_delivery_whose_last_attempt_never_finished_is_failed_not_retried_forever(db, receiver):
+    delivery = delivery_for(f"http://127.0.0.1:{receiver.port}/in")
+    # A worker claimed its last attempt and died before recording it: pending, lease over, no attempts left.
+    Delivery.objects.filter(id=delivery.id).update(attempts=2, next_attempt_at=delivery.created_at)
+    assert services.deliver(delivery_id=delivery.id) == Delivery.Status.FAILED
+    delivery.refresh_from_db()
+    assert delivery.status == Delivery.Status.FAILED and delivery.attempts == 2
+    assert receiver.requests == [] and services.due_deliveries() == []
