@@ -77,7 +77,7 @@ def world(db):
 
 def snapshot() -> dict[str, list[dict]]:
     return {model._meta.label: list(model.objects.order_by("pk").values())
-            for label in PRODUCT_APPS for model in apps.get_app_config(label).get_models()}
+            for label in (*PRODUCT_APPS, "auth") for model in apps.get_app_config(label).get_models()}
 
 
 @pytest.fixture
