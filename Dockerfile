@@ -18,7 +18,7 @@ WORKDIR /app
 COPY --chown=stateset:stateset . .
 # Static files (admin, Swagger UI from the sidecar) are collected at build time; SECRET_KEY and
 # DATABASE_URL here are placeholders that only satisfy the settings loader.
-RUN SECRET_KEY=build DATABASE_URL=postgres://build/build python manage.py collectstatic --no-input -v 0
+RUN STATESET_ENV=build SECRET_KEY=build DATABASE_URL=postgres://build/build python manage.py collectstatic --no-input -v 0
 USER stateset
 EXPOSE 8000
 HEALTHCHECK --interval=10s --timeout=3s CMD python -c "import urllib.request,sys; sys.exit(urllib.request.urlopen('http://127.0.0.1:8000/health').status != 200)"

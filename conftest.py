@@ -22,6 +22,8 @@ def _locks_in_global_order():
 
 @pytest.fixture(autouse=True)
 def _clean_cache():
+    from stateset.api.auth import auth_failures
+    from stateset.breaker import broker_breaker, redis_breaker
     from stateset.keys import key_cache
     from webhooks.services import subscriptions
 
@@ -29,6 +31,9 @@ def _clean_cache():
     # commit, which a test's own transaction never reaches).
     key_cache.clear()
     subscriptions.clear()
+    auth_failures.clear()
+    redis_breaker.reset()
+    broker_breaker.reset()
     _clear()
     yield
     _clear()

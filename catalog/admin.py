@@ -59,12 +59,12 @@ class ProductAdmin(admin.ModelAdmin):
             messages.warning(request, f"Referenced by other records, deactivated instead of deleted: "
                                       f"{', '.join(kept)}.")
 
-    @admin.action(description="Activate selected products")
+    @admin.action(description="Activate selected products", permissions=["change"])
     def activate(self, request: HttpRequest, queryset: QuerySet) -> None:
         count = services.products_set_active(product_ids=queryset.values_list("pk", flat=True), is_active=True)
         self.message_user(request, f"Activated {count} product(s).")
 
-    @admin.action(description="Deactivate selected products")
+    @admin.action(description="Deactivate selected products", permissions=["change"])
     def deactivate(self, request: HttpRequest, queryset: QuerySet) -> None:
         count = services.products_set_active(product_ids=queryset.values_list("pk", flat=True), is_active=False)
         self.message_user(request, f"Deactivated {count} product(s).")

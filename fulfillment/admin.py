@@ -89,17 +89,17 @@ class ShipmentAdmin(ServiceModelAdmin):
             return
         services.shipment_update(shipment_id=obj.id, actor=admin_actor(request), **changes)
 
-    @admin.action(description="Mark selected shipments shipped (consumes their stock)")
+    @admin.action(description="Mark selected shipments shipped (consumes their stock)", permissions=["change"])
     def mark_shipped(self, request: HttpRequest, queryset: QuerySet[Shipment]) -> None:
         run_each(self, request, queryset, lambda pk: services.shipment_ship(shipment_id=pk, actor=admin_actor(request)),
                  label="id", noun="shipment(s)", done_as="shipped")
 
-    @admin.action(description="Mark selected shipments delivered")
+    @admin.action(description="Mark selected shipments delivered", permissions=["change"])
     def mark_delivered(self, request: HttpRequest, queryset: QuerySet[Shipment]) -> None:
         run_each(self, request, queryset, lambda pk: services.shipment_deliver(shipment_id=pk, actor=admin_actor(request)),
                  label="id", noun="shipment(s)", done_as="delivered")
 
-    @admin.action(description="Cancel selected shipments (pending only)")
+    @admin.action(description="Cancel selected shipments (pending only)", permissions=["change"])
     def cancel_shipments(self, request: HttpRequest, queryset: QuerySet[Shipment]) -> None:
         run_each(self, request, queryset, lambda pk: services.shipment_cancel(shipment_id=pk, actor=admin_actor(request)),
                  label="id", noun="shipment(s)", done_as="cancelled")
@@ -118,7 +118,7 @@ class ShipmentInline(ReadOnlyInline):
         return super().get_queryset(request).select_related("location")
 
 
-@admin.action(description="Cancel selected orders (releases their stock, cancels pending shipments)")
+@admin.action(description="Cancel selected orders (releases their stock, cancels pending shipments)", permissions=["change"])
 def cancel_orders(model_admin: OrderAdmin, request: HttpRequest, queryset: QuerySet[Order]) -> None:
     run_each(model_admin, request, queryset, lambda pk: services.order_cancel(
         order_id=pk, actor=admin_actor(request), reason="admin action"),

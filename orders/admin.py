@@ -129,11 +129,11 @@ class OrderAdmin(ServiceModelAdmin):
             order_id=pk, to_status=to_status, actor=admin_actor(request), reason="admin action"),
             label="order_number", noun="order(s)", done_as=f"now {to_status}")
 
-    @admin.action(description="Confirm selected orders")
+    @admin.action(description="Confirm selected orders", permissions=["change"])
     def confirm_orders(self, request: HttpRequest, queryset: QuerySet[Order]) -> None:
         self._transition(request, queryset, Order.Status.CONFIRMED)
 
-    @admin.action(description="Record payment received for selected orders")
+    @admin.action(description="Record payment received for selected orders", permissions=["change"])
     def mark_paid(self, request: HttpRequest, queryset: QuerySet[Order]) -> None:
         run_each(self, request, queryset, lambda pk: services.order_record_payment(
             order_id=pk, payment_status=Order.PaymentStatus.PAID, actor=admin_actor(request),

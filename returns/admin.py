@@ -77,15 +77,15 @@ class ReturnAdmin(admin.ModelAdmin):
                                                              note="admin action"),
                  label="rma_number", noun="return(s)", done_as=done_as)
 
-    @admin.action(description="Approve selected returns")
+    @admin.action(description="Approve selected returns", permissions=["change"])
     def approve_returns(self, request: HttpRequest, queryset: QuerySet[Return]) -> None:
         self._apply(request, queryset, services.return_approve, "approved")
 
-    @admin.action(description="Receive selected returns (restocks resellable units)")
+    @admin.action(description="Receive selected returns (restocks resellable units)", permissions=["change"])
     def receive_returns(self, request: HttpRequest, queryset: QuerySet[Return]) -> None:
         self._apply(request, queryset, services.return_receive, "received")
 
-    @admin.action(description="Refund selected returns")
+    @admin.action(description="Refund selected returns", permissions=["change"])
     def refund_returns(self, request: HttpRequest, queryset: QuerySet[Return]) -> None:
         self._apply(request, queryset, services.return_refund, "refunded")
 

@@ -109,6 +109,10 @@ class IdempotencyRecordAdmin(admin.ModelAdmin):
     list_filter = ("status",)
     search_fields = ("key",)
     show_full_result_count = False
+    # The stored answer is for replays, not for reading: it is never shown here (an answer that
+    # carried a secret is stored redacted, and one stored before that was may still hold it).
+    fields = ("key", "owner", "method", "path", "request_hash", "status", "response_status",
+              "response_headers", "locked_until", "created_at", "expires_at")
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False

@@ -7,11 +7,16 @@
 - Groups ("all orders of customer X") are versioned namespaces: bumping the version orphans every key
   of the group at once, without ``KEYS``/``SCAN``.
 - Redis down: every call falls back to the loader, logged and counted, never an error.
+- Redis hung (accepts, never answers): each call waits at most ``[redis] timeout``, and the first
+  one that times out opens ``redis_breaker``: every cache call of every caller (entity cache, rate
+  limiter, count estimates) is then skipped for a few seconds (:class:`BreakerClient`).
 """
 
 from __future__ import annotations
 
+import functools
 import logging
+import socket
 import threading
 import time
 from collections import Counter as TallyCounter
@@ -21,8 +26,13 @@ from typing import Any, TypeVar
 from django.conf import settings
 from django.core.cache import cache
 from django.db import transaction
+from django_redis.client import DefaultClient
+from django_redis.exceptions import ConnectionInterrupted
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from stateset import metrics
+from stateset.breaker import redis_breaker
 
 logger = logging.getLogger("stateset.cache")
 T = TypeVar("T")
@@ -30,6 +40,63 @@ _MISSING = object()
 _TOMBSTONE = "__invalidated__"
 TOMBSTONE_SECONDS = 10
 STATS_KEY = "cache-stats:{entity}:{kind}"
+
+
+# --- the Redis client behind the breaker -------------------------------------------------------------
+
+
+class BreakerOpen(ConnectionInterrupted):
+    """Raised instead of calling Redis while its breaker is open (django-redis ignores it, like any
+    outage, when ``IGNORE_EXCEPTIONS`` is set: a read misses, a write is dropped)."""
+
+    def __str__(self) -> str:
+        return "Redis skipped: circuit open"
+
+
+_OUTAGES = (RedisConnectionError, RedisTimeoutError, socket.timeout, OSError)
+
+
+def _guarded(method: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(method)
+    def call(self: DefaultClient, *args: Any, **kwargs: Any) -> Any:
+        try:
+            result = method(self, *args, **kwargs)
+        except BreakerOpen:
+            raise
+        except ConnectionInterrupted as exc:
+            if isinstance(exc.__cause__, _OUTAGES):  # not a ResponseError: Redis did answer
+                redis_breaker.failure(exc.__cause__)
+            raise
+        except _OUTAGES as exc:
+            redis_breaker.failure(exc)
+            raise ConnectionInterrupted(connection=None) from exc
+        redis_breaker.success()
+        return result
+
+    return call
+
+
+class BreakerClient(DefaultClient):
+    """django-redis' client with :data:`stateset.breaker.redis_breaker` in front of every command."""
+
+    def get_client(self, write: bool = True, tried: Any = None) -> Any:
+        if not redis_breaker.allow():
+            raise BreakerOpen(connection=None)
+        return super().get_client(write, tried)
+
+    def get_client_with_index(self, write: bool = True, tried: Any = None) -> Any:
+        if not redis_breaker.allow():
+            raise BreakerOpen(connection=None)
+        return super().get_client_with_index(write, tried)
+
+
+for _name in ("get", "set", "add", "incr", "decr", "get_many", "set_many", "delete", "delete_many",
+              "delete_pattern", "has_key", "touch", "ttl", "expire", "persist", "clear", "keys",
+              "incr_version"):
+    setattr(BreakerClient, _name, _guarded(getattr(DefaultClient, _name)))
+
+
+# --- hit/miss tallies -----------------------------------------------------------------------------
 
 
 class _Tally:

@@ -160,11 +160,34 @@ def _tax_rates(key: str, raw: Any) -> dict[str, str]:
             raise ConfigError(f"{name}: a rate is at least 0 and below 1, got {value!r}")
         rates[code] = str(rate)
     return rates
+
+
 def _pepper(key: str, raw: Any) -> str:
     value = _str(key, raw)
     if value and len(value) < 32:
         raise ConfigError(f"{key}: at least 32 characters (it keys every stored API-key hash)")
     return value
+
+
+# Keys shipped in this repository's files or commonly left in place: never a production key.
+KNOWN_SECRET_KEYS = frozenset({"change-me-in-production", "changeme", "change-me", "secret", "build",
+                               "development", "dev", "test", "insecure"})
+MIN_SECRET_KEY_LENGTH = 50
+
+
+def secret_key_problem(key: str) -> str:
+    """Why ``key`` is not fit for production ("" when it is): missing, a known default, Django's
+    generated development prefix, shorter than 50 characters or fewer than 5 distinct ones (the
+    same bar as Django's ``check --deploy``)."""
+    if not key:
+        return "required when STATESET_ENV=production (SECRET_KEY)"
+    if key.strip().lower() in KNOWN_SECRET_KEYS:
+        return "is a known default value; set SECRET_KEY to 50+ random characters"
+    if key.startswith("django-insecure"):
+        return "is a development key (django-insecure-…); set SECRET_KEY to 50+ random characters"
+    if len(key) < MIN_SECRET_KEY_LENGTH or len(set(key)) < 5:
+        return f"is too weak: use at least {MIN_SECRET_KEY_LENGTH} random characters"
+    return ""
 
 
 _PG = _url("postgres", "postgresql")
@@ -207,7 +230,7 @@ SCHEMA: dict[str, dict[str, Field]] = {
     "redis": {
         "url": Field("", _REDIS),
         "pool_size": Field(20, _int(minimum=1)),
-        "timeout": Field(5000, _int(minimum=1)),
+        "timeout": Field(100, _int(minimum=1, maximum=60_000)),
     },
     "celery": {
         "broker_url": Field("", _url("redis", "rediss", "amqp", "memory")),
@@ -225,6 +248,8 @@ SCHEMA: dict[str, dict[str, Field]] = {
         "rate_limit": Field("", _rate),
         "max_body_bytes": Field(1024 * 1024, _int(minimum=1024)),
         "exact_count_limit": Field(10000, _int(minimum=100)),
+        "auth_failure_limit": Field("30/min", _rate),
+        "trusted_proxies": Field(0, _int(minimum=0, maximum=10)),
     },
     "tax": {
         "prices_include_tax": Field(False, _bool),

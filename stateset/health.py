@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from typing import Any
 
@@ -17,6 +18,7 @@ from stateset.api.errors import error_payload
 from stateset.api.rendering import dumps
 from stateset.api.views import ApiView
 
+logger = logging.getLogger("stateset.health")
 VERSION = "1.0.0"
 STARTED = time.time()
 _LIVE = b'{"status":"ok"}'
@@ -26,7 +28,23 @@ def live(request: HttpRequest) -> HttpResponse:
     return HttpResponse(_LIVE, content_type="application/json")
 
 
-def _timed(check) -> dict[str, Any]:  # type: ignore[no-untyped-def]
+def failure_name(exc: BaseException) -> str:
+    """A generic name for a failed check: probes and status pages are seen by more people than the
+    logs, and raw exception text carries host names, user names and addresses."""
+    from stateset.cache import BreakerOpen
+
+    if isinstance(exc, BreakerOpen):
+        return "skipped: circuit open"
+    names = {type(c).__name__ for c in (exc, exc.__cause__, exc.__context__) if c is not None}
+    if isinstance(exc, TimeoutError) or any("Timeout" in name for name in names):
+        return "timeout"
+    if isinstance(exc, (ConnectionError, OSError)) or names & {"OperationalError", "InterfaceError",
+                                                                 "ConnectionError", "ConnectionInterrupted"}:
+        return "unreachable"
+    return "error"
+
+
+def _timed(name: str, check) -> dict[str, Any]:  # type: ignore[no-untyped-def]
     started = time.perf_counter()
     try:
         detail = check()
@@ -34,7 +52,8 @@ def _timed(check) -> dict[str, Any]:  # type: ignore[no-untyped-def]
         if detail:
             result["detail"] = detail
     except Exception as exc:  # every failure is a finding here, not an error
-        result = {"status": "down", "error": f"{type(exc).__name__}: {exc}"[:300]}
+        result = {"status": "down", "error": failure_name(exc)}
+        logger.warning("readiness check failed", exc_info=exc, extra={"fields": {"component": name}})
     result["latency_ms"] = round((time.perf_counter() - started) * 1000, 2)
     return result
 
@@ -64,7 +83,8 @@ def _broker() -> str | None:
 
 
 def components() -> dict[str, dict[str, Any]]:
-    found = {"database": _timed(_database), "redis": _timed(_redis), "broker": _timed(_broker)}
+    found = {"database": _timed("database", _database), "redis": _timed("redis", _redis),
+             "broker": _timed("broker", _broker)}
     # Only the database is required: without Redis the API serves from PostgreSQL, without the
     # broker events wait in the outbox (SPEC §10). Those two report "degraded", not "down".
     found["database"]["required"] = True

@@ -28,6 +28,9 @@ ORDERS_CREATED = Counter("orders_created_total", "Orders created")
 RESERVATIONS = Counter("inventory_reservations_total", "Reservation attempts", ["result"])
 WEBHOOK_DELIVERIES = Counter("webhook_deliveries_total", "Webhook delivery attempts", ["result"])
 CELERY_TASKS = Counter("celery_tasks_total", "Celery task runs", ["task", "state"])
+BREAKER_OPEN = Gauge("circuit_breaker_open", "1 while a dependency is skipped after failing",
+                     ["dependency"], multiprocess_mode="livemax")
+BREAKER_TRIPS = Counter("circuit_breaker_trips_total", "Times a dependency's breaker opened", ["dependency"])
 
 
 def observe_request(method: str, route: str, status: int, seconds: float) -> None:

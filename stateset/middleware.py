@@ -13,14 +13,14 @@ from collections.abc import Callable
 
 import brotli
 from django.conf import settings
-from django.db import connections
+from django.db import DataError, connections
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.urls import Resolver404, resolve
 from django.utils.cache import patch_vary_headers
 
 from stateset import db as db_routing
 from stateset import metrics
-from stateset.api.errors import json_error_response
+from stateset.api.errors import annotate_data_error, json_error_response
 from stateset.logging import request_context
 
 logger = logging.getLogger("stateset.request")
@@ -28,6 +28,9 @@ _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
 
 
 class _QueryCounter:
+    """Counts the request's queries, and notes on a DataError which field's value the database
+    refused (the 422 names it). The ``try`` costs nothing until a statement fails."""
+
     __slots__ = ("count",)
 
     def __init__(self) -> None:
@@ -35,7 +38,11 @@ class _QueryCounter:
 
     def __call__(self, execute, sql, params, many, context):  # type: ignore[no-untyped-def]
         self.count += 1
-        return execute(sql, params, many, context)
+        try:
+            return execute(sql, params, many, context)
+        except DataError as exc:
+            annotate_data_error(exc, sql, params, many)
+            raise
 
 
 def route_of(request: HttpRequest) -> str:
@@ -106,16 +113,33 @@ class BodyLimitMiddleware:
         if length > limit:
             return json_error_response(request, 413, "payload_too_large",
                                        f"The request body exceeds {limit} bytes.", {"limit_bytes": limit})
-        if not length and request.META.get("HTTP_TRANSFER_ENCODING", "").lower() == "chunked":
-            # No length to trust: read at most limit + 1 bytes and keep them as the body.
-            body = request.read(limit + 1)
+        if "chunked" in request.META.get("HTTP_TRANSFER_ENCODING", "").lower():
+            # No length to trust. Django reads CONTENT_LENGTH bytes (none, here), so the body would
+            # silently be empty: read it from the server's decoded stream instead, at most limit + 1
+            # bytes, and keep it as the body. A server that does not decode chunked bodies (says no
+            # wsgi.input_terminated, as gunicorn does) cannot be read safely: 411.
+            if not request.META.get("wsgi.input_terminated"):
+                return json_error_response(request, 411, "length_required",
+                                           "Send the body with a Content-Length header.")
+            body = _read_at_most(request.META["wsgi.input"], limit + 1)
             if len(body) > limit:
                 return json_error_response(request, 413, "payload_too_large",
                                            f"The request body exceeds {limit} bytes.", {"limit_bytes": limit})
-            request._body = body  # type: ignore[attr-defined]
             request._stream = io.BytesIO(body)  # type: ignore[attr-defined]
             request.META["CONTENT_LENGTH"] = str(len(body))
+            request.META.pop("HTTP_TRANSFER_ENCODING", None)
         return self.get_response(request)
+
+
+def _read_at_most(stream, size: int) -> bytes:  # type: ignore[no-untyped-def]
+    chunks, left = [], size
+    while left > 0:
+        chunk = stream.read(min(left, 64 * 1024))
+        if not chunk:
+            break
+        chunks.append(chunk)
+        left -= len(chunk)
+    return b"".join(chunks)
 
 
 _COMPRESSIBLE = re.compile(r"^(text/|application/(json|javascript|xml|vnd\.oai\.openapi)|image/svg)")

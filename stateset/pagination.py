@@ -24,6 +24,7 @@ from django.conf import settings
 from django.core.cache import cache
 from django.db.models import Model, Q, QuerySet
 
+from stateset.columns import column_refuses
 from stateset.encoding import dumps
 from stateset.errors import ValidationFailed
 
@@ -77,15 +78,44 @@ def encode_cursor(sort_value: Any, pk: Any) -> str:
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
+MAX_CURSOR_CHARS = 512
+_SCALARS = (str, int, float, bool, type(None))
+
+
+def _bad_cursor() -> ValidationFailed:
+    return ValidationFailed("The cursor is not valid for this list.", code="invalid_cursor",
+                            details={"cursor": ["Pass back next_cursor exactly as received."]})
+
+
 def _decode_cursor(cursor: str, model: type[Model], sort: Sort) -> tuple[Any, Any]:
+    """``[sort value, pk]`` from a cursor this module wrote — or 422 ``invalid_cursor``. A crafted
+    cursor is bounded in length and shape (two scalars) and each value must be one the column can
+    hold, so the keyset query it builds never reaches the database with a value it would refuse."""
+    if not isinstance(cursor, str) or not 1 <= len(cursor) <= MAX_CURSOR_CHARS:
+        raise _bad_cursor()
     try:
         padded = cursor + "=" * (-len(cursor) % 4)
-        value, pk = orjson.loads(base64.urlsafe_b64decode(padded.encode()))
+        decoded = orjson.loads(base64.urlsafe_b64decode(padded.encode("ascii")))
+        if not isinstance(decoded, list) or len(decoded) != 2:
+            raise ValueError("shape")
+        value, pk = decoded
+        if not isinstance(value, _SCALARS) or not isinstance(pk, (str, int)) or isinstance(pk, bool):
+            raise ValueError("shape")
         field = model._meta.get_field(sort.field)
-        return field.to_python(value), model._meta.pk.to_python(pk)
+        value = None if value is None else _storable(field, field.to_python(value))
+        pk = _storable(model._meta.pk, model._meta.pk.to_python(pk))
     except Exception:
-        raise ValidationFailed("The cursor is not valid for this list.", code="invalid_cursor",
-                               details={"cursor": ["Pass back next_cursor exactly as received."]}) from None
+        raise _bad_cursor() from None
+    if pk is None or (value is None and not field.null):
+        raise _bad_cursor()
+    return value, pk
+
+
+def _storable(field: Any, value: Any) -> Any:
+    """``value`` when the column can hold it; ValueError otherwise (the cursor was crafted)."""
+    if column_refuses(field, value):
+        raise ValueError("not storable")
+    return value
 
 
 def after_keyset(queryset: QuerySet, sort: Sort, value: Any, pk: Any) -> QuerySet:

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import re
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -247,6 +250,44 @@ def api_key_touch(*, key_id: str, at: datetime) -> int:
 # Idempotency (SPEC §3): claim → run → complete (or release on a crash)
 
 IN_FLIGHT_LEASE = timedelta(seconds=60)
+MAX_STORED_PATH = 255
+# Secrets the platform issues; a stored answer never keeps one, declared or not (see redact_secrets).
+_SECRET_VALUE = re.compile(r"^(sk_|whsec_)[A-Za-z0-9_\-]{16,}$")
+
+
+def stored_path(path: str) -> str:
+    """The path as an idempotency record keeps it: as is when short and printable, else a readable
+    prefix and the SHA-256 of the whole path — bounded, so no path can make the INSERT fail, and
+    still different for different paths."""
+    if len(path) <= MAX_STORED_PATH and path.isprintable():
+        return path
+    digest = hashlib.sha256(path.encode("utf-8", "surrogatepass")).hexdigest()
+    readable = "".join(c if c.isprintable() else "?" for c in path[:180])
+    return f"{readable}#sha256={digest}"
+
+
+def redact_secrets(body: Any, fields: Iterable[str] = ()) -> Any:
+    """``body`` with every declared secret field (``"secret"``, or dotted: ``"key.value"``) and every
+    value shaped like a secret this platform issues (``sk_…``, ``whsec_…``) replaced by None. A
+    replay then answers the same status and data, the secret as null (SPEC §4.7)."""
+    body = _redact_values(body)
+    for dotted in fields:
+        node, *path, last = [body, *dotted.split(".")]
+        for name in path:
+            node = node.get(name) if isinstance(node, dict) else None
+        if isinstance(node, dict) and last in node:
+            node[last] = None
+    return body
+
+
+def _redact_values(node: Any) -> Any:
+    if isinstance(node, dict):
+        return {key: _redact_values(value) for key, value in node.items()}
+    if isinstance(node, list):
+        return [_redact_values(value) for value in node]
+    if isinstance(node, str) and _SECRET_VALUE.match(node):
+        return None
+    return node
 
 
 @dataclass
@@ -272,6 +313,7 @@ def idempotency_claim(*, owner: str, key: str, method: str, path: str, request_h
     (422) for a different body or endpoint, IdempotencyInFlight (409) while the first still runs.
     A claim older than its lease (the process died) is taken over."""
     now = timezone.now()
+    path = stored_path(path)
     table = IdempotencyRecord._meta.db_table
     for _ in range(3):
         # One statement claims a new key (the common case); a conflict means it exists already.
@@ -309,9 +351,13 @@ def idempotency_claim(*, owner: str, key: str, method: str, path: str, request_h
     raise IdempotencyInFlight()
 
 
-def idempotency_complete(*, record_id: int, status: int, body: Any, headers: dict[str, str]) -> None:
-    """Store the final answer. ``body`` goes in as orjson-encoded JSON (it can be a whole order)."""
+def idempotency_complete(*, record_id: int, status: int, body: Any, headers: dict[str, str],
+                         secret_fields: Iterable[str] = ()) -> None:
+    """Store the final answer, its secrets redacted (:func:`redact_secrets`). ``body`` goes in as
+    orjson-encoded JSON (it can be a whole order)."""
     from stateset.encoding import dumps
+
+    body = redact_secrets(body, secret_fields)
 
     with connection.cursor() as cursor:
         cursor.execute(

@@ -37,8 +37,9 @@ def _development_secret_key() -> str:
         return secrets.token_urlsafe(50)
 
 
-if not APP["secret_key"] and APP["env"] == "production":
-    raise config_module.ConfigError("app.secret_key: required when STATESET_ENV=production (SECRET_KEY)")
+PRODUCTION = APP["env"] == "production"
+if PRODUCTION and (problem := config_module.secret_key_problem(APP["secret_key"])):
+    raise config_module.ConfigError(f"app.secret_key: {problem}")
 SECRET_KEY = APP["secret_key"] or _development_secret_key()
 ALLOWED_HOSTS = APP["allowed_hosts"] + (["testserver"] if APP["env"] == "test" else [])
 
@@ -153,6 +154,8 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- cache -----------------------------------------------------------------------------------------
 REDIS_URL = CONFIG["redis"]["url"]
+# Connect and read timeout of every Redis call (cache, rate limiter, broker publish from a request).
+REDIS_TIMEOUT_SECONDS = CONFIG["redis"]["timeout"] / 1000
 CACHE_REDIS_URL = CONFIG["cache"]["redis_url"] or REDIS_URL
 # Entity caching needs a cache every process shares: a process-local one could not be invalidated
 # across gunicorn workers, so without Redis it is off (tests run in one process and keep it on).
@@ -166,13 +169,15 @@ if CACHE_REDIS_URL:
             "TIMEOUT": CONFIG["cache"]["default_ttl"],
             "KEY_PREFIX": "ss-test" if APP["env"] == "test" else "ss",
             "OPTIONS": {
-                "CLIENT_CLASS": "django_redis.client.DefaultClient",
-                "SOCKET_CONNECT_TIMEOUT": CONFIG["redis"]["timeout"] / 1000,
-                "SOCKET_TIMEOUT": CONFIG["redis"]["timeout"] / 1000,
+                # Every command behind the Redis circuit breaker: a hung Redis costs one timeout.
+                "CLIENT_CLASS": "stateset.cache.BreakerClient",
+                "SOCKET_CONNECT_TIMEOUT": REDIS_TIMEOUT_SECONDS,
+                "SOCKET_TIMEOUT": REDIS_TIMEOUT_SECONDS,
                 "CONNECTION_POOL_KWARGS": {"max_connections": CONFIG["redis"]["pool_size"]},
                 # Redis down must never become a 500: reads miss, writes are dropped, both logged.
                 "IGNORE_EXCEPTIONS": True,
-                "LOG_IGNORED_EXCEPTIONS": True,
+                # The breaker logs when it opens and closes; a line per skipped call would flood.
+                "LOG_IGNORED_EXCEPTIONS": False,
             },
         }
     }
@@ -234,6 +239,18 @@ SESSION_COOKIE_HTTPONLY = True
 CSRF_COOKIE_HTTPONLY = False
 X_FRAME_OPTIONS = "DENY"
 SECURE_CONTENT_TYPE_NOSNIFF = True
+if PRODUCTION:
+    # Behind nginx (deploy/nginx), which terminates or forwards TLS and says which in
+    # X-Forwarded-Proto; a request that came over plain http is redirected, except the probes and
+    # the scrape, which reach the pod directly (kubelet, Prometheus) without going through nginx.
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    SECURE_SSL_REDIRECT = True
+    SECURE_REDIRECT_EXEMPT = [r"^health$", r"^health/", r"^metrics$", r"^metrics/"]
+    SECURE_HSTS_SECONDS = 31_536_000
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = True
+    SECURE_HSTS_PRELOAD = True
+    SESSION_COOKIE_SECURE = True
+    CSRF_COOKIE_SECURE = True
 DATA_UPLOAD_MAX_MEMORY_SIZE = API["max_body_bytes"]
 DATA_UPLOAD_MAX_NUMBER_FIELDS = 5000
 
@@ -273,6 +290,8 @@ API_KEY_PEPPER = APP["key_pepper"]
 # Where the generation of API keys lives (stateset.keys): Redis shared by every process; "local" for
 # the single-process test run without Redis; "off" = no principal cache (every request reads the key).
 API_KEY_CACHE = "redis" if CACHE_REDIS_URL else ("local" if APP["env"] == "test" else "off")
+API_AUTH_FAILURE_LIMIT = API["auth_failure_limit"]
+API_TRUSTED_PROXIES = API["trusted_proxies"]
 WEBHOOKS_ALLOW_PRIVATE_TARGETS = CONFIG["webhooks"]["allow_private_targets"]
 WEBHOOKS_TIMEOUT = CONFIG["webhooks"]["timeout"]
 WEBHOOKS_MAX_ATTEMPTS = CONFIG["webhooks"]["max_attempts"]

@@ -75,7 +75,10 @@ class DeliveryAdmin(ReadOnlyAdmin):
     def event_type(self, obj: Delivery) -> str:
         return obj.event.type
 
-    @admin.action(description="Resend the selected deliveries")
+    def has_resend_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("webhooks.change_delivery")
+
+    @admin.action(description="Resend the selected deliveries", permissions=["resend"])
     def resend(self, request: HttpRequest, queryset: QuerySet[Delivery]) -> None:
         count = services.deliveries_resend(delivery_ids=list(queryset.values_list("id", flat=True)))
         self.message_user(request, f"{count} deliveries queued again.", messages.SUCCESS)

@@ -81,6 +81,7 @@ class WebhookViewSet(ApiViewSet):
     lookup_value_regex = "[^/]+"
     action_scopes = {name: "webhooks:manage" for name in
                      ("list", "create", "retrieve", "partial_update", "destroy", "deliveries", "resend")}
+    secret_fields = {"create": ("secret",)}  # shown once: a replay answers it as null
 
     @extend_schema(responses=page_of(EndpointOut, "WebhookEndpointPage"))
     def list(self, request: Request) -> Response:

@@ -16,6 +16,7 @@ import ipaddress
 import logging
 import secrets
 import socket
+import ssl
 import threading
 import time
 import uuid
@@ -33,6 +34,7 @@ from django.utils import timezone
 from stateset import metrics
 from stateset.db import insert_rows, update_versioned
 from stateset.errors import NotFound, ValidationFailed
+from stateset.queue import enqueue
 from webhooks import locks
 from webhooks.models import EVENT_TYPES, Delivery, Endpoint, Event
 
@@ -86,10 +88,9 @@ def _kick(event_type: str) -> None:
         return
     from webhooks import tasks
 
-    try:
-        tasks.webhooks_dispatch.delay()
-    except Exception:  # broker down: the event waits in the outbox for the pump
-        logger.warning("could not enqueue webhook dispatch; the pump will pick it up", exc_info=True)
+    # Broker down or hung: the event waits in the outbox for the pump (one bounded try, then the
+    # broker's breaker skips it).
+    enqueue(tasks.webhooks_dispatch)
 
 
 def dispatch(*, batch_size: int = 500) -> list[uuid.UUID]:
@@ -114,11 +115,8 @@ def _enqueue(delivery_ids: list[uuid.UUID]) -> None:
     from webhooks import tasks
 
     for delivery_id in delivery_ids:
-        try:
-            tasks.webhooks_deliver.delay(str(delivery_id))
-        except Exception:
-            logger.warning("could not enqueue a webhook delivery; the pump will retry it", exc_info=True)
-            return
+        if not enqueue(tasks.webhooks_deliver, str(delivery_id)):
+            return  # the pump sends what is due
 
 
 def due_deliveries(*, limit: int = 500) -> list[uuid.UUID]:
@@ -148,18 +146,54 @@ class AttemptResult:
     error: str
 
 
+class _PinnedHTTPConnection(http.client.HTTPConnection):
+    """Connects to ``address`` (already resolved and checked) instead of resolving ``host`` again;
+    the Host header is still the URL's (http.client builds it from ``host``/``port``)."""
+
+    def __init__(self, host: str, port: int | None, *, address: str, timeout: float) -> None:
+        super().__init__(host, port, timeout=timeout)
+        self._address = address
+
+    def connect(self) -> None:
+        self.sock = socket.create_connection((self._address, self.port), self.timeout)
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+
+class _PinnedHTTPSConnection(http.client.HTTPSConnection):
+    """As :class:`_PinnedHTTPConnection`, over TLS: the server name sent (SNI) and the name the
+    certificate must match are the URL's host, not the address connected to."""
+
+    def __init__(self, host: str, port: int | None, *, address: str, timeout: float) -> None:
+        super().__init__(host, port, timeout=timeout, context=tls_context())
+        self._address = address
+
+    def connect(self) -> None:
+        sock = socket.create_connection((self._address, self.port), self.timeout)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.sock = self._context.wrap_socket(sock, server_hostname=self.host)
+
+
+def tls_context() -> ssl.SSLContext:
+    """Certificates verified against the system's CAs, host name checked (tests trust their own)."""
+    return ssl.create_default_context()
+
+
 def _post(url: str, body: bytes, headers: dict[str, str]) -> AttemptResult:
     """One POST with http.client: header names go out as written, and a redirect is an answer
-    (a 3xx fails the attempt), never a hop to somewhere the endpoint's checks did not cover."""
-    refused = target_refusal(url, resolve=True)
+    (a 3xx fails the attempt), never a hop to somewhere the endpoint's checks did not cover. The
+    host is resolved once, every address it has is checked, and the connection goes to the checked
+    address (:func:`resolve_target`): a name that answers differently the next time (DNS
+    rebinding) cannot move the request to an internal address."""
+    address, refused = resolve_target(url)
     if refused:
         return AttemptResult(False, None, refused)
     parts = urlsplit(url)
-    connection_class = http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
+    connection_class = _PinnedHTTPSConnection if parts.scheme == "https" else _PinnedHTTPConnection
     target = parts.path or "/"
     if parts.query:
         target += f"?{parts.query}"
-    conn = connection_class(parts.hostname, parts.port, timeout=settings.WEBHOOKS_TIMEOUT)
+    conn = connection_class(parts.hostname or "", parts.port, address=address,
+                            timeout=settings.WEBHOOKS_TIMEOUT)
     try:
         conn.request("POST", target, body=body, headers=headers)
         response = conn.getresponse()
@@ -181,10 +215,15 @@ def deliver(*, delivery_id: uuid.UUID) -> str | None:
     None when the delivery was not due (already sent, failed, or claimed elsewhere)."""
     now = timezone.now()
     lease = now + timedelta(seconds=settings.WEBHOOKS_TIMEOUT + 30)
-    claimed = Delivery.objects.filter(id=delivery_id, status=Delivery.Status.PENDING,
-                                      next_attempt_at__lte=now).update(
+    due = Delivery.objects.filter(id=delivery_id, status=Delivery.Status.PENDING, next_attempt_at__lte=now)
+    claimed = due.filter(attempts__lt=settings.WEBHOOKS_MAX_ATTEMPTS).update(
         next_attempt_at=lease, attempts=F("attempts") + 1, last_attempt_at=now)
     if not claimed:
+        # Out of attempts yet still pending (a worker died between its claim and its record): it is
+        # failed now, never claimed again.
+        if due.filter(attempts__gte=settings.WEBHOOKS_MAX_ATTEMPTS).update(
+                status=Delivery.Status.FAILED, last_error="Attempts exhausted; the last one did not finish."):
+            return Delivery.Status.FAILED
         return None
     delivery = Delivery.objects.select_related("endpoint", "event").get(id=delivery_id)
     event, endpoint = delivery.event, delivery.endpoint
@@ -192,18 +231,25 @@ def deliver(*, delivery_id: uuid.UUID) -> str | None:
         Delivery.objects.filter(id=delivery.id).update(status=Delivery.Status.FAILED,
                                                        last_error="The endpoint is deactivated.")
         return Delivery.Status.FAILED
-    body = orjson.dumps({"id": event.id, "type": event.type, "created_at": event.created_at,
-                         "data": event.payload}, option=orjson.OPT_UTC_Z)
-    timestamp = int(time.time())
-    result = _post(endpoint.url, body, {
-        "Content-Type": "application/json",
-        "User-Agent": "StateSet-Webhooks/1.0",
-        SIGNATURE_HEADER: sign(endpoint.secret, timestamp, body),
-        "StateSet-Event-Id": str(event.id),
-        "StateSet-Event-Type": event.type,
-        "StateSet-Delivery-Id": str(delivery.id),
-        "StateSet-Delivery-Attempt": str(delivery.attempts),
-    })
+    try:
+        body = orjson.dumps({"id": event.id, "type": event.type, "created_at": event.created_at,
+                             "data": event.payload}, option=orjson.OPT_UTC_Z)
+        timestamp = int(time.time())
+        result = _post(endpoint.url, body, {
+            "Content-Type": "application/json",
+            "User-Agent": "StateSet-Webhooks/1.0",
+            SIGNATURE_HEADER: sign(endpoint.secret, timestamp, body),
+            "StateSet-Event-Id": str(event.id),
+            "StateSet-Event-Type": event.type,
+            "StateSet-Delivery-Id": str(delivery.id),
+            "StateSet-Delivery-Attempt": str(delivery.attempts),
+        })
+    except Exception as exc:
+        # Whatever went wrong (a URL stored before today's checks, an unencodable payload), the
+        # attempt happened: it is recorded and counted, so the delivery ends at its attempt limit
+        # instead of being claimed and retried forever.
+        logger.exception("webhook delivery attempt raised", extra={"delivery_id": str(delivery.id)})
+        result = AttemptResult(False, None, f"Delivery failed: {type(exc).__name__}"[:1000])
     finished = timezone.now()
     if result.ok:
         status = Delivery.Status.SUCCEEDED
@@ -261,32 +307,102 @@ def purge(*, older_than_days: int | None = None, batch_size: int = 5000) -> int:
 # --- endpoints ------------------------------------------------------------------------------------
 
 
-def target_refusal(url: str, *, resolve: bool = False) -> str:
-    """Why ``url`` may not receive webhooks ("" when it may): http(s) only, and unless
-    ``[webhooks] allow_private_targets``, no loopback, private, link-local or reserved address —
-    checked on the literal host at registration and on every resolved address before each attempt."""
+PRIVATE_TARGET = "Private, loopback and other internal addresses cannot receive webhooks."
+# IPv6 ranges that carry an IPv4 address or reach one through a translator (SPEC §4.7), beyond what
+# ``ipaddress`` flags: NAT64 (well-known and local-use prefixes), IPv4-compatible, IPv4-translated.
+_EMBEDDING_V6 = tuple(ipaddress.ip_network(net) for net in (
+    "64:ff9b::/96", "64:ff9b:1::/48", "::/96", "::ffff:0:0:0/96"))
+
+
+def address_refusal(address: str) -> str:
+    """Why ``address`` (an IP literal) may not receive webhooks, "" when it may. Refused: loopback,
+    private, link-local, unique-local, shared (CGNAT), multicast, unspecified, reserved and
+    documentation ranges, and any IPv6 address that embeds or translates to an IPv4 one (mapped,
+    compatible, NAT64, 6to4, Teredo) — those are refused whatever the IPv4 address inside."""
+    try:
+        ip = ipaddress.ip_address(address.split("%", 1)[0])
+    except ValueError:
+        return PRIVATE_TARGET
+    if isinstance(ip, ipaddress.IPv6Address) and (
+            ip.ipv4_mapped is not None or ip.sixtofour is not None or ip.teredo is not None
+            or ip.is_site_local or any(ip in net for net in _EMBEDDING_V6)):
+        return PRIVATE_TARGET
+    if (not ip.is_global or ip.is_multicast or ip.is_unspecified or ip.is_reserved or ip.is_loopback
+            or ip.is_link_local or ip.is_private):
+        return PRIVATE_TARGET
+    return ""
+
+
+def _url_refusal(url: str) -> tuple[str, str, int]:
+    """(refusal, host, port) from the URL alone: http(s), a host, a port in 1–65535."""
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        return "The URL must be http:// or https:// with a host."
-    if settings.WEBHOOKS_ALLOW_PRIVATE_TARGETS:
-        return ""
-    host = parts.hostname
-    if host == "localhost" or host.endswith(".localhost"):
-        return "Private and loopback addresses cannot receive webhooks."
-    addresses: list[str] = []
+        return "The URL must be http:// or https:// with a host.", "", 0
     try:
-        addresses = [str(ipaddress.ip_address(host))]
+        port = parts.port
     except ValueError:
-        if resolve:
-            try:
-                addresses = [info[4][0] for info in socket.getaddrinfo(host, parts.port or 443)]
-            except OSError as exc:
-                return f"Cannot resolve {host}: {exc}"
-    for address in addresses:
-        ip = ipaddress.ip_address(address.split("%")[0])
-        if not ip.is_global:
-            return "Private and loopback addresses cannot receive webhooks."
-    return ""
+        return "The URL's port must be between 1 and 65535.", "", 0
+    if port is not None and not 1 <= port <= 65535:
+        return "The URL's port must be between 1 and 65535.", "", 0
+    return "", parts.hostname, port or (443 if parts.scheme == "https" else 80)
+
+
+def _literal_address(host: str) -> str | None:
+    """The address a host names without DNS: an IP literal, or a numeric IPv4 shorthand that the
+    resolver would read as one (``127.1``, ``0x7f000001``, ``2130706433``)."""
+    try:
+        return str(ipaddress.ip_address(host))
+    except ValueError:
+        pass
+    try:
+        return socket.inet_ntoa(socket.inet_aton(host))
+    except OSError:
+        return None
+
+
+def target_refusal(url: str) -> str:
+    """Why ``url`` may not be registered ("" when it may): scheme, port, and unless
+    ``[webhooks] allow_private_targets``, a host that is (or spells) an internal address. A name is
+    checked again, resolved, before every attempt (:func:`resolve_target`)."""
+    refused, host, _ = _url_refusal(url)
+    if refused or settings.WEBHOOKS_ALLOW_PRIVATE_TARGETS:
+        return refused
+    if host == "localhost" or host.endswith(".localhost"):
+        return PRIVATE_TARGET
+    literal = _literal_address(host)
+    return address_refusal(literal) if literal is not None else ""
+
+
+def getaddrinfo(host: str, port: int) -> list[str]:
+    """The addresses ``host`` resolves to now (tests replace this with a fake resolver)."""
+    return [info[4][0] for info in socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)]
+
+
+def resolve_target(url: str) -> tuple[str, str]:
+    """(address to connect to, refusal): the host is resolved ONCE and every address it answers is
+    checked; the first is the one connected to. Refused when any is internal (unless
+    ``[webhooks] allow_private_targets``), or when it does not resolve."""
+    refused, host, port = _url_refusal(url)
+    if refused:
+        return "", refused
+    literal = _literal_address(host)
+    if literal is not None:
+        addresses = [literal]
+    else:
+        try:
+            addresses = list(dict.fromkeys(getaddrinfo(host, port)))
+        except (OSError, UnicodeError) as exc:
+            return "", f"Cannot resolve {host[:200]}: {type(exc).__name__}"
+        if not addresses:
+            return "", f"Cannot resolve {host[:200]}."
+    if not settings.WEBHOOKS_ALLOW_PRIVATE_TARGETS:
+        if host == "localhost" or host.endswith(".localhost"):
+            return "", PRIVATE_TARGET
+        for address in addresses:
+            refused = address_refusal(address)
+            if refused:
+                return "", refused
+    return addresses[0].split("%", 1)[0], ""
 
 
 def clean_events(events: list[str]) -> list[str]:

@@ -1,16 +1,30 @@
-"""API keys: authentication (``X-API-Key`` / ``Authorization: Bearer``) and scopes (SPEC §3)."""
+"""API keys: authentication (``X-API-Key`` / ``Authorization: Bearer``) and scopes (SPEC §3).
+
+- A staff session has exactly the scopes its Django permissions give (:func:`scopes_for_permissions`).
+- Failed key authentication is counted per client address (:data:`auth_failures`); past
+  ``[api] auth_failure_limit`` every request from that address carrying a key is a 429 with
+  ``Retry-After`` until the window ends, before any key is looked up.
+"""
 
 from __future__ import annotations
 
 import logging
+import threading
+import time
+from collections.abc import Iterable
 from typing import Any
 
+from django.conf import settings
+from django.core.cache import cache
 from django.utils import timezone
 from rest_framework import exceptions
 from rest_framework.authentication import BaseAuthentication, SessionAuthentication
 from rest_framework.permissions import SAFE_METHODS, BasePermission
 
+from stateset.config import parse_rate
+from stateset.errors import RateLimited
 from stateset.keys import KEY_PREFIX, KeyPrincipal, key_cache, principal_for_key, scope_allows
+from stateset.queue import enqueue
 
 logger = logging.getLogger("stateset.auth")
 
@@ -26,21 +40,108 @@ def _raw_key(request: Any) -> str | None:
     return None
 
 
+def client_address(request: Any) -> str:
+    """The client's address: ``REMOTE_ADDR``, or behind ``[api] trusted_proxies`` reverse proxies
+    that append to ``X-Forwarded-For`` (nginx's ``$proxy_add_x_forwarded_for``), the entry the
+    outermost trusted proxy added. Entries further left are the client's own claim, never trusted."""
+    meta = request.META
+    hops = settings.API_TRUSTED_PROXIES
+    if hops:
+        forwarded = [part.strip() for part in meta.get("HTTP_X_FORWARDED_FOR", "").split(",") if part.strip()]
+        if len(forwarded) >= hops:
+            return forwarded[-hops][:64]
+    return str(meta.get("REMOTE_ADDR", ""))[:64]
+
+
+class _AuthFailures:
+    """Failed authentications per client address and window, shared across processes through the
+    cache (one counter write per *failure*; successes cost one dict lookup). Each process remembers
+    the addresses it has seen go over the limit, so a blocked address is refused without a cache
+    round trip or a key lookup. Without the cache (down, or its breaker open) it counts in-process."""
+
+    def __init__(self) -> None:
+        self._blocked: dict[str, float] = {}
+        self._local: dict[str, int] = {}
+        self._lock = threading.Lock()
+
+    def retry_after(self, address: str) -> int | None:
+        until = self._blocked.get(address)
+        if until is None:
+            return None
+        left = until - time.time()
+        if left <= 0:
+            self._blocked.pop(address, None)
+            return None
+        return max(int(left + 0.999), 1)
+
+    def record(self, address: str) -> int | None:
+        """Count one failure; the seconds to wait when this one went over the limit, else None."""
+        if not settings.API_AUTH_FAILURE_LIMIT:
+            return None
+        limit, window = parse_rate(settings.API_AUTH_FAILURE_LIMIT)
+        now = int(time.time())
+        start = now - now % window
+        key = f"authfail:{address}:{window}:{start}"
+        try:
+            used = 1 if cache.add(key, 1, timeout=window + 1) else cache.incr(key)
+        except Exception:  # a cache error is no reason to let guesses through uncounted
+            used = None
+        if not isinstance(used, int):
+            with self._lock:
+                if len(self._local) > 10_000:
+                    self._local.clear()
+                used = self._local[key] = self._local.get(key, 0) + 1
+        if used <= limit:
+            return None
+        with self._lock:
+            if len(self._blocked) > 10_000:
+                self._blocked.clear()
+            self._blocked[address] = start + window
+        logger.warning("authentication failures over the limit", extra={"fields": {
+            "client": address, "failures": used, "window_seconds": window}})
+        return max(start + window - now, 1)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._blocked.clear()
+            self._local.clear()
+
+
+auth_failures = _AuthFailures()
+
+
+def _too_many_failures(retry_after: int) -> RateLimited:
+    return RateLimited(retry_after=retry_after, code="too_many_failed_authentications",
+                       message="Too many failed authentication attempts from this address; retry later.")
+
+
 class ApiKeyAuthentication(BaseAuthentication):
     def authenticate(self, request: Any) -> tuple[KeyPrincipal, KeyPrincipal] | None:
         raw = _raw_key(request)
         if raw is None:
             return None
-        if not raw.startswith(KEY_PREFIX) or len(raw) > 200:
-            raise exceptions.AuthenticationFailed("Invalid API key.", code="invalid_api_key")
-        principal = principal_for_key(raw)
+        address = client_address(request)
+        wait = auth_failures.retry_after(address)
+        if wait is not None:
+            raise _too_many_failures(wait)
+        principal = None
+        if raw.startswith(KEY_PREFIX) and len(raw) <= 200:
+            principal = principal_for_key(raw)
         if principal is None:
+            self._failed(address)
             raise exceptions.AuthenticationFailed("Invalid API key.", code="invalid_api_key")
         if principal.expires_at is not None and principal.expires_at <= timezone.now():
+            self._failed(address)
             raise exceptions.AuthenticationFailed("This API key has expired.", code="api_key_expired")
         if key_cache.should_touch(principal.id):
             _schedule_touch(principal.id)
         return principal, principal
+
+    @staticmethod
+    def _failed(address: str) -> None:
+        wait = auth_failures.record(address)
+        if wait is not None:
+            raise _too_many_failures(wait)
 
     def authenticate_header(self, request: Any) -> str:
         # Having a header makes DRF answer 401 (not 403) to unauthenticated requests.
@@ -50,10 +151,8 @@ class ApiKeyAuthentication(BaseAuthentication):
 def _schedule_touch(key_id: str) -> None:
     from stateset.tasks import api_key_touch
 
-    try:
-        api_key_touch.delay(key_id, timezone.now().isoformat())
-    except Exception:  # broker down: last_used_at is best-effort, the request is not
-        logger.warning("could not schedule last_used_at update", exc_info=True)
+    # Broker down or hung: last_used_at is best-effort, the request is not (bounded, breaker).
+    enqueue(api_key_touch, key_id, timezone.now().isoformat())
 
 
 class StaffSessionAuthentication(SessionAuthentication):
@@ -66,14 +165,47 @@ class StaffSessionAuthentication(SessionAuthentication):
         return result
 
 
+# SPEC §3/§5: which API resource a Django permission speaks for. A domain app is its resource;
+# on the platform and webhooks apps only the models that have an API resource count.
+APP_RESOURCES = {app: app for app in ("catalog", "customers", "inventory", "orders", "fulfillment", "returns")}
+MODEL_RESOURCES = {"webhooks.endpoint": "webhooks", "stateset.apikey": "keys"}
+MANAGED_RESOURCES = frozenset({"webhooks", "keys"})  # their write scope is <resource>:manage
+_PERMISSION_ACTIONS = {"view": "read", "add": "write", "change": "write", "delete": "write"}
+
+
+def scopes_for_permissions(permissions: Iterable[str]) -> tuple[str, ...]:
+    """``{"orders.view_order", "catalog.change_product"}`` → ``("catalog:write", "orders:read")``:
+    ``view_<model>`` gives ``<resource>:read``, ``add/change/delete_<model>`` ``<resource>:write``
+    (``:manage`` for webhooks and keys). Custom permissions grant no scope: they name a move
+    (``orders.record_payment``), not an access level."""
+    scopes: set[str] = set()
+    for permission in permissions:
+        app, _, codename = permission.partition(".")
+        verb, _, model = codename.partition("_")
+        action = _PERMISSION_ACTIONS.get(verb)
+        if action is None:
+            continue
+        resource = MODEL_RESOURCES.get(f"{app}.{model}") or (
+            APP_RESOURCES.get(app) if app in APP_RESOURCES else None)
+        if resource is None:
+            continue
+        if resource in MANAGED_RESOURCES and action == "write":
+            action = "manage"
+        scopes.add(f"{resource}:{action}")
+    return tuple(sorted(scopes))
+
+
 def granted_scopes(user: Any) -> tuple[str, ...]:
     if isinstance(user, KeyPrincipal):
         return user.scopes
-    if getattr(user, "is_superuser", False):
+    if not getattr(user, "is_active", False) or not getattr(user, "is_staff", False):
+        return ()
+    if user.is_superuser:
         return ("*",)
-    if getattr(user, "is_staff", False):
-        return ("*:read",)
-    return ()
+    cached = getattr(user, "_api_scopes", None)
+    if cached is None:
+        cached = user._api_scopes = scopes_for_permissions(user.get_all_permissions())
+    return cached
 
 
 class HasScope(BasePermission):

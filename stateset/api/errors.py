@@ -7,18 +7,23 @@ maps all of them to ``{"code", "message", "details"}`` with the right status; th
 
 from __future__ import annotations
 
+import functools
 import logging
+import re
+from collections.abc import Iterator
 from typing import Any
 
+from django.apps import apps
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import RequestDataTooBig
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.db import DatabaseError, IntegrityError
+from django.db import DatabaseError, DataError, IntegrityError, InterfaceError, models
 from django.http import Http404, HttpRequest, HttpResponse
 from rest_framework import exceptions as drf
 from rest_framework.response import Response
 from rest_framework.views import set_rollback
 
+from stateset.columns import column_refuses
 from stateset.errors import DomainError, RateLimited
 
 logger = logging.getLogger("stateset.api")
@@ -113,11 +118,106 @@ def exception_to_payload(exc: BaseException) -> tuple[int, dict[str, Any], dict[
         # service did not check first. Still the client's conflict, never a 500.
         logger.warning("integrity error reached the API boundary", exc_info=exc)
         return 409, error_payload("conflict", "The request conflicts with existing data."), headers
-    if isinstance(exc, DatabaseError):
+    if isinstance(exc, DataError):
+        # The database refused a value (out of range, too long, a NUL character, an overflowing
+        # total): the client's input, not an outage. Still worth knowing which check was missing.
+        field = getattr(exc, "stateset_field", None) or _diag_column(exc)
+        reason = _data_error_reason(exc)
+        logger.warning("database refused a value", extra={"fields": {"field": field, "reason": reason}})
+        message = f"{field}: {reason}" if field else reason
+        return 422, error_payload("invalid_value", message, {field or "non_field_errors": [reason]}), headers
+    if isinstance(exc, (DatabaseError, InterfaceError)):
         logger.error("database error", exc_info=exc)
         return 503, error_payload("service_unavailable", "The database is unavailable; retry."), headers
     logger.error("unhandled exception", exc_info=exc)
     return 500, error_payload("internal_error", "Internal server error."), headers
+
+
+# --- which field a database refusal is about ----------------------------------------------------
+
+_REASONS = {
+    "22001": "The value is too long.",
+    "22003": "The value is out of range.",
+    "22008": "The date or time is out of range.",
+    "22021": "The value contains a character the database cannot store (such as NUL).",
+    "22P05": "The value contains a character the database cannot store (such as NUL).",
+}
+
+
+def _sqlstate(exc: BaseException) -> str:
+    cause = exc.__cause__
+    return str(getattr(cause, "sqlstate", "") or "")
+
+
+def _data_error_reason(exc: BaseException) -> str:
+    state = _sqlstate(exc)
+    if state in _REASONS:
+        return _REASONS[state]
+    if "NUL" in str(exc.__cause__ or exc):  # psycopg refuses NUL in text before sending it
+        return _REASONS["22021"]
+    return "The database does not accept this value."
+
+
+def _diag_column(exc: BaseException) -> str | None:
+    diag = getattr(exc.__cause__, "diag", None)
+    return getattr(diag, "column_name", None) or None
+
+
+@functools.cache
+def _fields_by_column() -> dict[tuple[str, str], models.Field]:
+    return {(model._meta.db_table, field.column): field
+            for model in apps.get_models() for field in model._meta.concrete_fields}
+
+
+_INSERT = re.compile(r'\s*INSERT INTO "([^"]+)" \(([^)]*)\)', re.S)
+_UPDATE = re.compile(r'\s*UPDATE "([^"]+)" SET (.*?)(?: WHERE |$)', re.S)
+_ASSIGNMENT = re.compile(r'"([^"]+)" = ')
+
+
+def _columns_and_values(sql: str, params: Any) -> Iterator[tuple[str, str, Any]]:
+    """(table, column, value) for the parameters of an INSERT or UPDATE that Django wrote."""
+    if not params:
+        return
+    params = list(params)
+    if match := _INSERT.match(sql):
+        table, columns = match.group(1), re.findall(r'"([^"]+)"', match.group(2))
+        if not columns:
+            return
+        if "UNNEST(" in sql:  # bulk insert: one array per column
+            yield from ((table, column, value) for column, value in zip(columns, params, strict=False))
+        else:
+            yield from ((table, columns[i % len(columns)], value) for i, value in enumerate(params))
+    elif match := _UPDATE.match(sql):
+        table, assignments = match.group(1), match.group(2)
+        index = 0
+        pieces = _ASSIGNMENT.split(assignments)[1:]  # [column, expression, column, expression...]
+        for column, expression in zip(pieces[::2], pieces[1::2], strict=False):
+            for _ in range(expression.count("%s")):
+                if index < len(params):
+                    yield table, column, params[index]
+                index += 1
+
+
+def offending_field(sql: str, params: Any, many: bool) -> str | None:
+    """The model field whose value made the statement fail, when the parameters show it."""
+    fields = _fields_by_column()
+    rows = params if many else [params]
+    for row in rows or ():
+        for table, column, value in _columns_and_values(sql, row):
+            field = fields.get((table, column))
+            if field is not None and column_refuses(field, value):
+                return field.name
+    return None
+
+
+def annotate_data_error(exc: DataError, sql: str, params: Any, many: bool) -> None:
+    """Remember on ``exc`` which field it is about (``exception_to_payload`` names it)."""
+    try:
+        field = offending_field(sql, params, many)
+    except Exception:  # naming the field is a courtesy; the 422 does not depend on it
+        field = None
+    if field:
+        exc.stateset_field = field  # type: ignore[attr-defined]
 
 
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response:

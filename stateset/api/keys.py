@@ -90,7 +90,7 @@ class ApiKeyViewSet(ApiViewSet):
     lookup_value_regex = "[^/]+"
     action_scopes = {name: "keys:manage" for name in ("list", "create", "retrieve", "destroy", "rotate")}
     # Fields of an answer that carry a secret: never stored in an idempotency record.
-    secret_fields = ("key",)
+    secret_fields = {"create": ("key",), "rotate": ("key",)}  # shown once: a replay answers it as null
 
     @extend_schema(parameters=[ApiKeyFilters], responses=page_of(ApiKeyOut, "ApiKeyPage"))
     def list(self, request: Request) -> Response:

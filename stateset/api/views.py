@@ -13,6 +13,7 @@ A domain viewset looks like::
 from __future__ import annotations
 
 import hashlib
+import logging
 import time
 import uuid
 from collections.abc import Callable, Iterable
@@ -28,10 +29,11 @@ from rest_framework.views import APIView
 
 from stateset import services
 from stateset.api.rendering import dumps
-from stateset.config import parse_rate
+from stateset.config import ConfigError, parse_rate
 from stateset.errors import NotFound, PreconditionFailed, RateLimited, ValidationFailed
 from stateset.pagination import ListParams, Page, paginate
 
+logger = logging.getLogger("stateset.api")
 IDEMPOTENCY_HEADER = "HTTP_IDEMPOTENCY_KEY"
 REPLAYED_HEADER = "Idempotent-Replayed"
 _STORED_HEADERS = ("ETag", "Location")
@@ -42,18 +44,20 @@ class ApiMixin:
 
     scope: str | None = None
     action_scopes: dict[str, str] = {}
-    # Top-level answer fields that carry a secret shown once (``("key",)``): an idempotency record
-    # stores them as null, so a replay answers the same status and data without the secret.
-    secret_fields: tuple[str, ...] = ()
+    # Fields of an answer that carry a secret shown only once, by action (or handler name for a
+    # plain view): {"create": ("secret",)}. An idempotency record stores them as null.
+    secret_fields: dict[str, tuple[str, ...]] = {}
 
     # --- request pipeline -----------------------------------------------------------------------
 
     def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
         super().initial(request, *args, **kwargs)  # type: ignore[misc]
         self._rate_limit(request)
-        if request.method == "POST" and IDEMPOTENCY_HEADER in request.META:
+        handler = getattr(self, "post", None)
+        if request.method == "POST" and IDEMPOTENCY_HEADER in request.META and handler is not None:
             # Wrap the handler that dispatch() is about to look up, after auth and permissions ran.
-            self.post = self._idempotent(self.post)  # type: ignore[attr-defined, has-type]
+            # A route without POST has none: dispatch() answers 405 as for any unserved method.
+            self.post = self._idempotent(handler)
 
     def finalize_response(self, request: Request, response: Response, *args: Any, **kwargs: Any) -> Response:
         response = super().finalize_response(request, response, *args, **kwargs)  # type: ignore[misc]
@@ -68,7 +72,15 @@ class ApiMixin:
         rate = getattr(user, "rate_limit", "") or settings.API_RATE_LIMIT
         if not rate or not getattr(user, "is_authenticated", False):
             return
-        limit, window = parse_rate(rate)
+        try:
+            limit, window = parse_rate(rate)
+        except ConfigError:  # a key saved with a bad rate (the admin refuses them now): no 500
+            logger.warning("unreadable rate limit on a key; the default applies", extra={"fields": {
+                "owner": getattr(user, "owner", ""), "rate": rate[:40]}})
+            if not settings.API_RATE_LIMIT:
+                return
+            rate = settings.API_RATE_LIMIT
+            limit, window = parse_rate(rate)
         now = int(time.time())
         window_start = now - now % window
         owner = getattr(user, "owner", f"user:{getattr(user, 'pk', '')}")
@@ -94,8 +106,8 @@ class ApiMixin:
     def _idempotent(self, handler: Callable[..., Response]) -> Callable[..., Response]:
         def wrapped(request: Request, *args: Any, **kwargs: Any) -> Response:
             key = request.META[IDEMPOTENCY_HEADER].strip()
-            if not 1 <= len(key) <= 255:
-                raise ValidationFailed("Idempotency-Key must be 1 to 255 characters.",
+            if not 1 <= len(key) <= 255 or not key.isprintable():
+                raise ValidationFailed("Idempotency-Key must be 1 to 255 printable characters.",
                                        code="invalid_idempotency_key")
             body_hash = hashlib.sha256(dumps(request.data)).hexdigest()
             owner = getattr(request.user, "owner", None) or f"user:{request.user.pk}"
@@ -116,9 +128,9 @@ class ApiMixin:
                 services.idempotency_release(record_id=claim.record_id)
             else:
                 headers = {h: response[h] for h in _STORED_HEADERS if h in response}
+                secret = self.secret_fields.get(getattr(self, "action", None) or "post", ())
                 services.idempotency_complete(record_id=claim.record_id, status=response.status_code,
-                                              body=redact(response.data, self.secret_fields),
-                                              headers=headers)
+                                              body=response.data, headers=headers, secret_fields=secret)
             return response
 
         return wrapped
@@ -139,14 +151,6 @@ class ApiMixin:
             if status == 200 and etag_matches(self.request.META.get("HTTP_IF_NONE_MATCH"), version):
                 return Response(status=304, headers=headers)
         return Response(data, status=status, headers=headers)
-
-
-def redact(data: Any, fields: Iterable[str]) -> Any:
-    """``data`` with each of ``fields`` (top level of a dict answer) replaced by None."""
-    fields = tuple(fields)
-    if not fields or not isinstance(data, dict):
-        return data
-    return {name: None if name in fields else value for name, value in data.items()}
 
 
 def actor_of(request: Request) -> str:

@@ -1,4 +1,12 @@
-"""Django's PostgreSQL backend, with one change to its connection pool.
+"""Django's PostgreSQL backend, with two changes: integers are range-checked, and the pool drains.
+
+With server-side binding Django sends integer columns' values as psycopg's ``Int2``/``Int4``/
+``Int8``, whose binary dumpers pack the value into 2, 4 or 8 bytes without a range check:
+``priority=2**31 + 5`` was stored as ``-2147483643``, silently. The dumpers registered here refuse an
+out-of-range value with a DataError instead (the API answers 422 ``invalid_value`` naming the
+field), as PostgreSQL itself does for a value sent as text.
+
+The pool:
 
 Django's pool checks a connection before lending it (``CONN_HEALTH_CHECKS``). When the database has
 restarted, every idle connection in the pool is dead, and psycopg_pool tries them one at a time with
@@ -12,11 +20,43 @@ from __future__ import annotations
 
 from typing import Any
 
+import psycopg
 from django.db.backends.base.base import NO_DB_ALIAS
 from django.db.backends.postgresql import base
+from psycopg.types import numeric
+
+
+def _checked(dumper: type, bits: int) -> type:
+    low, high = -(2 ** (bits - 1)), 2 ** (bits - 1) - 1
+
+    class Checked(dumper):  # type: ignore[misc, valid-type]
+        def dump(self, obj: int) -> Any:
+            if not low <= obj <= high:
+                raise psycopg.DataError(f"integer out of range for a {bits}-bit column: {obj}")
+            return super().dump(obj)
+
+    Checked.__name__ = f"Checked{dumper.__name__}"
+    return Checked
+
+
+_CHECKED_DUMPERS = [
+    (numeric.Int2, _checked(numeric.Int2Dumper, 16)), (numeric.Int4, _checked(numeric.Int4Dumper, 32)),
+    (numeric.Int8, _checked(numeric.Int8Dumper, 64)),
+    (numeric.Int2, _checked(numeric.Int2BinaryDumper, 16)),
+    (numeric.Int4, _checked(numeric.Int4BinaryDumper, 32)),
+    (numeric.Int8, _checked(numeric.Int8BinaryDumper, 64)),
+]
 
 
 class DatabaseWrapper(base.DatabaseWrapper):
+    def get_connection_params(self) -> dict[str, Any]:
+        params = super().get_connection_params()
+        context = params.get("context")
+        if context is not None:
+            for cls, dumper in _CHECKED_DUMPERS:
+                context.register_dumper(cls, dumper)
+        return params
+
     @property
     def pool(self) -> Any:
         options = self.settings_dict["OPTIONS"].get("pool")

@@ -102,3 +102,41 @@ def test_create_api_key_command_with_a_chosen_key(db, capsys):
     client = APIClient()
     client.credentials(HTTP_X_API_KEY="sk_loadtest_key_0123456789")
     assert_error(client.post(URL, {"name": "x"}, format="json"), 403, "insufficient_scope")
+
+
+def test_failed_authentication_is_limited_per_client_address(make_key, settings):
+    settings.API_AUTH_FAILURE_LIMIT = "3/min"
+    good = make_key("*", name="good")
+    attacker, neighbour = APIClient(REMOTE_ADDR="203.0.113.7"), APIClient(REMOTE_ADDR="203.0.113.8")
+    for n in range(3):
+        attacker.credentials(HTTP_X_API_KEY=f"sk_guess-{n:030d}")
+        assert_error(attacker.post(URL, {"name": "x"}, format="json"), 401, "invalid_api_key")
+    attacker.credentials(HTTP_X_API_KEY="sk_guess-" + "9" * 30)
+    response = attacker.post(URL, {"name": "x"}, format="json")
+    assert_error(response, 429, "too_many_failed_authentications")
+    assert 1 <= int(response["Retry-After"]) <= 60
+    # Blocked before any key is looked up: the right key from that address waits too...
+    attacker.credentials(HTTP_X_API_KEY=good)
+    assert_error(attacker.post(URL, {"name": "x"}, format="json"), 429, "too_many_failed_authentications")
+    # ...while another address is not affected.
+    neighbour.credentials(HTTP_X_API_KEY=good)
+    assert neighbour.post(URL, {"name": "ok"}, format="json").status_code == 201
+    assert not ApiKey.objects.filter(name="x").exists()
+
+
+def test_behind_a_proxy_the_address_is_the_one_the_proxy_saw(make_key, settings):
+    settings.API_AUTH_FAILURE_LIMIT = "2/min"
+    settings.API_TRUSTED_PROXIES = 1
+    good = make_key("*", name="good")
+
+    def client(forwarded: str) -> APIClient:
+        return APIClient(REMOTE_ADDR="10.0.0.2", HTTP_X_FORWARDED_FOR=forwarded)
+
+    for n in range(3):  # a client cannot escape by inventing its own X-Forwarded-For entries
+        spoofing = client(f"198.51.100.{n}, 203.0.113.9")
+        spoofing.credentials(HTTP_X_API_KEY="sk_nope-" + "0" * 30)
+        last = spoofing.post(URL, {"name": "x"}, format="json")
+    assert_error(last, 429, "too_many_failed_authentications")
+    other = client("203.0.113.10")  # another client behind the same proxy
+    other.credentials(HTTP_X_API_KEY=good)
+    assert other.post(URL, {"name": "ok"}, format="json").status_code == 201

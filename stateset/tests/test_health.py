@@ -81,3 +81,29 @@ def test_static_assets_are_served(client, settings, tmp_path):
     response = client.get("/static/drf_spectacular_sidecar/swagger-ui-dist/swagger-ui-bundle.js")
     assert response.status_code == 200
     assert client.get("/static/admin/css/base.css").status_code == 200
+
+
+def test_readiness_names_failures_generically_never_the_raw_exception(client, monkeypatch):
+    from django.db import OperationalError
+
+    from stateset import health
+
+    def database():
+        raise OperationalError('connection to server at "10.0.3.7", port 5432 failed: FATAL: password '
+                               'authentication failed for user "stateset_admin"')
+
+    def redis():
+        raise TimeoutError("Timeout reading from redis-primary.internal:6379")
+
+    monkeypatch.setattr(health, "_database", database)
+    monkeypatch.setattr(health, "_redis", redis)
+    for path in ("/health/ready", "/api/v1/status"):
+        response = client.get(path)
+        assert response.status_code == 503
+        text = response.content.decode()
+        for secret in ("10.0.3.7", "password", "stateset_admin", "redis-primary", "6379", "FATAL"):
+            assert secret not in text, (path, secret)
+    components = client.get("/health/ready").json()["components"]
+    assert components["database"] == {"status": "down", "error": "unreachable", "required": True,
+                                      "latency_ms": components["database"]["latency_ms"]}
+    assert components["redis"]["error"] == "timeout"
