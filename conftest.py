@@ -23,8 +23,12 @@ def _locks_in_global_order():
 @pytest.fixture(autouse=True)
 def _clean_cache():
     from stateset.keys import key_cache
+    from webhooks.services import subscriptions
 
     key_cache.clear()
+    # Process-local, refreshed every 10 s and dropped only after a commit: a test whose endpoint is
+    # made inside the test transaction must not see the set a test before it cached.
+    subscriptions.clear()
     _clear()
     yield
     _clear()
