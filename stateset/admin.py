@@ -1,4 +1,7 @@
+from typing import Any
+
 from django.contrib import admin, messages
+from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from stateset import services
@@ -10,7 +13,7 @@ admin.site.index_title = "Operations"
 
 
 @admin.register(ApiKey)
-class ApiKeyAdmin(admin.ModelAdmin):
+class ApiKeyAdmin(admin.ModelAdmin[ApiKey]):
     list_display = ("name", "prefix", "scopes", "expires_at", "revoked_at", "last_used_at", "created_at")
     list_filter = ("revoked_at",)
     search_fields = ("name", "prefix")
@@ -19,7 +22,7 @@ class ApiKeyAdmin(admin.ModelAdmin):
     actions = ["revoke"]
     show_full_result_count = False
 
-    def save_model(self, request: HttpRequest, obj: ApiKey, form, change: bool) -> None:  # type: ignore[no-untyped-def]
+    def save_model(self, request: HttpRequest, obj: ApiKey, form: Any, change: bool) -> None:
         if change:
             super().save_model(request, obj, form, change)
             return
@@ -29,14 +32,14 @@ class ApiKeyAdmin(admin.ModelAdmin):
         messages.warning(request, f"The new key is {raw} — copy it now, it is not shown again.")
 
     @admin.action(description="Revoke selected keys")
-    def revoke(self, request: HttpRequest, queryset) -> None:  # type: ignore[no-untyped-def]
+    def revoke(self, request: HttpRequest, queryset: QuerySet[ApiKey]) -> None:
         for key in queryset.filter(revoked_at__isnull=True):
             services.api_key_revoke(api_key=key)
         self.message_user(request, "Revoked.")
 
 
 @admin.register(IdempotencyRecord)
-class IdempotencyRecordAdmin(admin.ModelAdmin):
+class IdempotencyRecordAdmin(admin.ModelAdmin[IdempotencyRecord]):
     list_display = ("key", "owner", "method", "path", "status", "response_status", "created_at", "expires_at")
     list_filter = ("status",)
     search_fields = ("key",)
@@ -45,5 +48,5 @@ class IdempotencyRecordAdmin(admin.ModelAdmin):
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
 
-    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:  # type: ignore[no-untyped-def]
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False

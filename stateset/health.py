@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 from django.conf import settings
@@ -26,7 +27,7 @@ def live(request: HttpRequest) -> HttpResponse:
     return HttpResponse(_LIVE, content_type="application/json")
 
 
-def _timed(check) -> dict[str, Any]:  # type: ignore[no-untyped-def]
+def _timed(check: Callable[[], str | None]) -> dict[str, Any]:
     started = time.perf_counter()
     try:
         detail = check()
@@ -84,8 +85,8 @@ def ready(request: HttpRequest) -> HttpResponse:
 class ApiHealthView(ApiView):
     """``/api/v1/health``: liveness inside the API envelope (compatibility)."""
 
-    authentication_classes: list = []
-    permission_classes: list = []
+    authentication_classes: list[Any] = []
+    permission_classes: list[Any] = []
 
     @extend_schema(responses=OpenApiTypes.OBJECT)
     def get(self, request: Request) -> Response:
@@ -95,8 +96,8 @@ class ApiHealthView(ApiView):
 class ApiStatusView(ApiView):
     """``/api/v1/status``: version, uptime and each dependency (compatibility)."""
 
-    authentication_classes: list = []
-    permission_classes: list = []
+    authentication_classes: list[Any] = []
+    permission_classes: list[Any] = []
 
     @extend_schema(responses=OpenApiTypes.OBJECT)
     def get(self, request: Request) -> Response:

@@ -22,7 +22,7 @@ from typing import Any
 import orjson
 from django.conf import settings
 from django.core.cache import cache
-from django.db.models import Model, Q, QuerySet
+from django.db.models import Field, Model, Q, QuerySet
 
 from stateset.encoding import dumps
 from stateset.errors import ValidationFailed
@@ -50,7 +50,7 @@ class ListParams:
 # --- totals ----------------------------------------------------------------------------------------
 
 
-def bounded_total(queryset: QuerySet) -> tuple[int, bool]:
+def bounded_total(queryset: QuerySet[Any]) -> tuple[int, bool]:
     """(total, is_estimate). Exact up to the configured limit; beyond it the planner's row estimate,
     remembered for a minute so a big list does not pay even the bounded count on every request."""
     cap = settings.API_EXACT_COUNT_LIMIT
@@ -82,13 +82,14 @@ def _decode_cursor(cursor: str, model: type[Model], sort: Sort) -> tuple[Any, An
         padded = cursor + "=" * (-len(cursor) % 4)
         value, pk = orjson.loads(base64.urlsafe_b64decode(padded.encode()))
         field = model._meta.get_field(sort.field)
+        assert isinstance(field, Field)  # sort fields are columns, never reverse relations
         return field.to_python(value), model._meta.pk.to_python(pk)
     except Exception:
         raise ValidationFailed("The cursor is not valid for this list.", code="invalid_cursor",
                                details={"cursor": ["Pass back next_cursor exactly as received."]}) from None
 
 
-def after_keyset(queryset: QuerySet, sort: Sort, value: Any, pk: Any) -> QuerySet:
+def after_keyset(queryset: QuerySet[Any], sort: Sort, value: Any, pk: Any) -> QuerySet[Any]:
     field = sort.field
     if value is None:
         return queryset.filter(**{f"{field}__isnull": True, "pk__lt" if sort.descending else "pk__gt": pk})
@@ -121,7 +122,7 @@ class Page:
 
 
 def paginate(
-    queryset: QuerySet,
+    queryset: QuerySet[Any],
     params: ListParams,
     render: Callable[[Iterable[Any]], list[Any]],
     *,

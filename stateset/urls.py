@@ -1,10 +1,10 @@
 from django.contrib import admin
-from django.urls import include, path
+from django.urls import URLPattern, URLResolver, include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from stateset import health, metrics
 
-api_v1 = [
+api_v1: list[URLPattern | URLResolver] = [
     path("health", health.ApiHealthView.as_view(), name="api-health"),
     path("status", health.ApiStatusView.as_view(), name="api-status"),
     path("", include("catalog.urls")),
