@@ -159,6 +159,7 @@ def _post(url: str, body: bytes, headers: dict[str, str]) -> AttemptResult:
     target = parts.path or "/"
     if parts.query:
         target += f"?{parts.query}"
+    assert parts.hostname  # target_refusal refuses a URL without a host
     conn = connection_class(parts.hostname, parts.port, timeout=settings.WEBHOOKS_TIMEOUT)
     try:
         conn.request("POST", target, body=body, headers=headers)
@@ -252,7 +253,7 @@ def purge(*, older_than_days: int | None = None, batch_size: int = 5000) -> int:
                 "DELETE FROM webhooks_event WHERE id IN (SELECT id FROM old)",
                 [cutoff, batch_size],
             )
-            count = cursor.rowcount
+            count: int = cursor.rowcount
         deleted += count
         if count < batch_size:
             return deleted
@@ -279,7 +280,7 @@ def target_refusal(url: str, *, resolve: bool = False) -> str:
     except ValueError:
         if resolve:
             try:
-                addresses = [info[4][0] for info in socket.getaddrinfo(host, parts.port or 443)]
+                addresses = [str(info[4][0]) for info in socket.getaddrinfo(host, parts.port or 443)]
             except OSError as exc:
                 return f"Cannot resolve {host}: {exc}"
     for address in addresses:
