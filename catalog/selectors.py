@@ -69,7 +69,7 @@ def product_data(product: Product) -> dict[str, Any]:
 # --- lists and details ---------------------------------------------------------------------------
 
 
-def product_list(*, filters: dict[str, Any]) -> QuerySet:
+def product_list(*, filters: dict[str, Any]) -> QuerySet[Product, dict[str, Any]]:
     """``.values()`` rows for ``GET /products``; filters ``is_active``, ``min_price``, ``max_price``,
     ``sku`` (exact, any case: served by the UPPER(sku) unique index)."""
     rows = Product.objects.all()
@@ -81,7 +81,8 @@ def product_list(*, filters: dict[str, Any]) -> QuerySet:
         rows = rows.filter(price__lte=filters["max_price"])
     if filters.get("sku"):
         rows = rows.filter(sku__iexact=filters["sku"])
-    return rows.values(*PRODUCT_FIELDS)
+    values: QuerySet[Product, dict[str, Any]] = rows.values(*PRODUCT_FIELDS)
+    return values
 
 
 def _load_detail(product_id: uuid.UUID | str) -> dict[str, Any] | None:
@@ -187,7 +188,7 @@ def _search_condition(q: str) -> tuple[Q | None, SearchQuery | None]:
 
 def product_search_queryset(*, q: str, is_active: bool | None = None,
                             min_price: Decimal | None = None,
-                            max_price: Decimal | None = None) -> QuerySet | None:
+                            max_price: Decimal | None = None) -> QuerySet[Product, dict[str, Any]] | None:
     """Matches of ``q`` ordered best first: exact SKU (any case), then ``ts_rank`` (name and SKU
     weigh A, description B), then SKU. None when ``q`` holds nothing searchable."""
     condition, query = _search_condition(q)
@@ -206,7 +207,8 @@ def product_search_queryset(*, q: str, is_active: bool | None = None,
     if query is not None:
         rows = rows.annotate(rank=SearchRank(F("search_vector"), query))
         order.insert(1, "-rank")
-    return rows.order_by(*order).values(*PRODUCT_FIELDS)
+    values: QuerySet[Product, dict[str, Any]] = rows.order_by(*order).values(*PRODUCT_FIELDS)
+    return values
 
 
 SEARCH_GROUP = "search"
@@ -230,7 +232,7 @@ def product_search(*, q: str, limit: int, offset: int = 0, **filters: Any) -> tu
     return product_cache.get_or_load(product_cache.group_key(SEARCH_GROUP, digest), load)
 
 
-def product_search_filter(queryset: QuerySet, term: str) -> QuerySet:
+def product_search_filter(queryset: QuerySet[Product], term: str) -> QuerySet[Product]:
     """Restrict ``queryset`` to products matching ``term`` (admin search box): the same indexed
     full-text and SKU-prefix conditions as the API search, without its ordering."""
     condition, _ = _search_condition(term)

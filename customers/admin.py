@@ -31,11 +31,12 @@ class AddressForm(forms.ModelForm):
     def validate_constraints(self) -> None:
         # Marking an address default un-defaults the previous one (address_update/create do it), so
         # the one-default-per-kind constraint must not reject the form beforehand.
-        exclude = self._get_validation_exclusions() | {"is_default"}
+        # Both helpers are private to Django's ModelForm (not in django-stubs).
+        exclude = self._get_validation_exclusions() | {"is_default"}  # type: ignore[attr-defined]  # private
         try:
             self.instance.validate_constraints(exclude=exclude)
         except ValidationError as exc:
-            self._update_errors(exc)
+            self._update_errors(exc)  # type: ignore[attr-defined]  # private, see above
 
 
 def _address_fields(form: forms.ModelForm, *, changed_only: bool) -> dict[str, Any]:

@@ -84,7 +84,7 @@ def address_data(address: Address) -> dict[str, Any]:
 # --- customers -----------------------------------------------------------------------------------
 
 
-def customer_list(*, filters: dict[str, Any]) -> QuerySet:
+def customer_list(*, filters: dict[str, Any]) -> QuerySet[Customer, dict[str, Any]]:
     """``.values()`` rows for ``GET /customers``.
 
     ``email``: exact in any case (the lower(email) unique index). ``search``: a prefix of the email,
@@ -95,10 +95,12 @@ def customer_list(*, filters: dict[str, Any]) -> QuerySet:
         rows = rows.filter(email_lower=filters["email"].strip().lower())
     if filters.get("search") and filters["search"].strip():
         rows = rows.filter(_search_condition(filters["search"]))
-    return rows.values(*CUSTOMER_FIELDS)
+    values: QuerySet[Customer, dict[str, Any]] = rows.values(*CUSTOMER_FIELDS)
+    return values
 
 
-def _aliased(queryset: QuerySet) -> QuerySet:
+def _aliased(queryset: QuerySet[Customer]) -> QuerySet[Any]:
+    # QuerySet[Any]: django-stubs does not see alias() names, which the callers filter on.
     return queryset.alias(
         email_lower=Lower("email"), first_lower=Lower("first_name"), last_lower=Lower("last_name")
     )
@@ -115,7 +117,7 @@ def _search_condition(term: str) -> Q:
     return condition
 
 
-def customer_search_filter(queryset: QuerySet, term: str) -> QuerySet:
+def customer_search_filter(queryset: QuerySet[Customer], term: str) -> QuerySet[Customer]:
     """Restrict ``queryset`` to customers matching ``term`` (API ``?search=`` and the admin)."""
     if not term.strip():
         return queryset
@@ -154,13 +156,14 @@ def customer_exists(*, customer_id: uuid.UUID | str) -> bool:
 # --- addresses -----------------------------------------------------------------------------------
 
 
-def address_list(*, customer_id: uuid.UUID | str, filters: dict[str, Any]) -> QuerySet:
+def address_list(*, customer_id: uuid.UUID | str, filters: dict[str, Any]) -> QuerySet[Address, dict[str, Any]]:
     rows = Address.objects.filter(customer_id=customer_id)
     if filters.get("kind"):
         rows = rows.filter(kind=filters["kind"])
     if filters.get("is_default") is not None:
         rows = rows.filter(is_default=filters["is_default"])
-    return rows.values(*ADDRESS_FIELDS)
+    values: QuerySet[Address, dict[str, Any]] = rows.values(*ADDRESS_FIELDS)
+    return values
 
 
 def address_detail(*, customer_id: uuid.UUID | str, address_id: uuid.UUID | str) -> dict[str, Any] | None:

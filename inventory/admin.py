@@ -7,6 +7,7 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin import helpers
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
@@ -26,14 +27,15 @@ from stateset.errors import DomainError
 MAX_ACTION_ROWS = services.MAX_LINES
 
 
-class ExactReferenceSearch:
+class ExactReferenceSearch(admin.ModelAdmin[Any]):
     """Search by an exact ``reference_id`` (case-sensitive, as stored), so the plain b-tree index on
     it answers; Django's ``=field`` search would compare ``UPPER(...)`` and scan the table."""
 
     search_fields = ("reference_id",)
     search_help_text = "An exact reference id (an order, a cart, a transfer, a purchase order)."
 
-    def get_search_results(self, request: HttpRequest, queryset: QuerySet, search_term: str):  # type: ignore[no-untyped-def]
+    def get_search_results(self, request: HttpRequest, queryset: QuerySet[Any],
+                           search_term: str) -> tuple[QuerySet[Any], bool]:
         term = search_term.strip()
         if not term:
             return queryset, False
@@ -140,7 +142,7 @@ class InventoryItemAdmin(admin.ModelAdmin):
     actions = ["receive_stock"]
     counters = ("sku", "on_hand", "reserved", "available", "version", "created_at", "updated_at")
 
-    def get_fields(self, request: HttpRequest, obj: InventoryItem | None = None) -> list[str]:
+    def get_fields(self, request: HttpRequest, obj: InventoryItem | None = None) -> list[Any]:
         if obj is None:
             return ["product", "location", "reorder_point", "safety_stock"]
         return ["product", "location", *self.counters[:4], "reorder_point", "safety_stock", *self.counters[4:]]
@@ -198,7 +200,7 @@ class InventoryItemAdmin(admin.ModelAdmin):
             "opts": self.model._meta,
             "rows": rows,
             "form": form,
-            "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME,
+            "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
         }
         return TemplateResponse(request, "admin/inventory/receive_stock.html", context)
 

@@ -158,7 +158,8 @@ class ReserveItemIn(ProductRefIn):
 
 
 class ReserveIn(StrictSerializer):
-    items = ReserveItemIn(many=True, allow_empty=False, max_length=services.MAX_LINES)
+    # max_length goes to the ListSerializer (many=True); djangorestframework-stubs lacks it.
+    items = ReserveItemIn(many=True, allow_empty=False, max_length=services.MAX_LINES)  # type: ignore[call-arg]
     reference_type = _text(services.MAX_REFERENCE_TYPE)
     reference_id = _text(services.MAX_REFERENCE_ID)
     expires_in = StrictIntegerField(min_value=1, max_value=MAX_EXPIRES_IN, required=False,

@@ -174,7 +174,7 @@ def low_stock_q() -> Q:
 
 
 def inventory_list(*, sku: str | None = None, product_id: uuid.UUID | None = None,
-                   location_id: uuid.UUID | None = None, low_stock: bool | None = None) -> QuerySet:
+                   location_id: uuid.UUID | None = None, low_stock: bool | None = None) -> QuerySet[InventoryItem, dict[str, Any]]:
     query = InventoryItem.objects.all()
     if sku:
         query = query.filter(sku__iexact=sku)  # UPPER(sku) index
@@ -186,10 +186,11 @@ def inventory_list(*, sku: str | None = None, product_id: uuid.UUID | None = Non
         query = query.filter(low_stock_q())
     elif low_stock is False:
         query = query.exclude(low_stock_q())
-    return query.values(*ITEM_FIELDS)
+    values: QuerySet[InventoryItem, dict[str, Any]] = query.values(*ITEM_FIELDS)
+    return values
 
 
-def low_stock_list(*, location_id: uuid.UUID | None = None) -> QuerySet:
+def low_stock_list(*, location_id: uuid.UUID | None = None) -> QuerySet[InventoryItem, dict[str, Any]]:
     return inventory_list(location_id=location_id, low_stock=True)
 
 
@@ -252,13 +253,14 @@ def low_stock_items(*, limit: int = 10) -> list[dict[str, Any]]:
 # --- locations -------------------------------------------------------------------------------------
 
 
-def location_list(*, is_active: bool | None = None, code: str | None = None) -> QuerySet:
+def location_list(*, is_active: bool | None = None, code: str | None = None) -> QuerySet[Location, dict[str, Any]]:
     query = Location.objects.all()
     if is_active is not None:
         query = query.filter(is_active=is_active)
     if code:
         query = query.filter(code__iexact=code)
-    return query.values(*LOCATION_FIELDS)
+    values: QuerySet[Location, dict[str, Any]] = query.values(*LOCATION_FIELDS)
+    return values
 
 
 def location_detail(location_id: uuid.UUID) -> dict[str, Any] | None:
@@ -271,7 +273,7 @@ def location_detail(location_id: uuid.UUID) -> dict[str, Any] | None:
 
 def reservation_list(*, status: str | None = None, reference_type: str | None = None,
                      reference_id: str | None = None, sku: str | None = None,
-                     inventory_item_id: uuid.UUID | None = None) -> QuerySet:
+                     inventory_item_id: uuid.UUID | None = None) -> QuerySet[Reservation, dict[str, Any]]:
     query = Reservation.objects.all()
     if status:
         query = query.filter(status=status)
@@ -283,7 +285,8 @@ def reservation_list(*, status: str | None = None, reference_type: str | None = 
         query = query.filter(inventory_item__sku__iexact=sku)
     if inventory_item_id:
         query = query.filter(inventory_item_id=inventory_item_id)
-    return query.values(*RESERVATION_FIELDS)
+    values: QuerySet[Reservation, dict[str, Any]] = query.values(*RESERVATION_FIELDS)
+    return values
 
 
 def reservations_for(*, reference_id: str, reference_type: str | None = None,
@@ -299,7 +302,7 @@ def reservations_for(*, reference_id: str, reference_type: str | None = None,
 
 def movement_list(*, inventory_item_id: uuid.UUID | None = None, sku: str | None = None,
                   location_id: uuid.UUID | None = None, kind: str | None = None, reference_id: str | None = None,
-                  created_from: Any = None, created_to: Any = None) -> QuerySet:
+                  created_from: Any = None, created_to: Any = None) -> QuerySet[StockMovement, dict[str, Any]]:
     """The ledger, newest first by default. ``created_from``/``created_to`` prune partitions."""
     query = StockMovement.objects.all()
     if inventory_item_id:
@@ -316,4 +319,5 @@ def movement_list(*, inventory_item_id: uuid.UUID | None = None, sku: str | None
         query = query.filter(created_at__gte=created_from)
     if created_to:
         query = query.filter(created_at__lt=created_to)
-    return query.values(*MOVEMENT_FIELDS)
+    values: QuerySet[StockMovement, dict[str, Any]] = query.values(*MOVEMENT_FIELDS)
+    return values

@@ -104,7 +104,7 @@ class ApiKeyAdmin(ServiceModelAdmin):
 
 
 @admin.register(IdempotencyRecord)
-class IdempotencyRecordAdmin(admin.ModelAdmin):
+class IdempotencyRecordAdmin(admin.ModelAdmin[IdempotencyRecord]):
     list_display = ("key", "owner", "method", "path", "status", "response_status", "created_at", "expires_at")
     list_filter = ("status",)
     search_fields = ("key",)
@@ -117,5 +117,5 @@ class IdempotencyRecordAdmin(admin.ModelAdmin):
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
 
-    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:  # type: ignore[no-untyped-def]
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False

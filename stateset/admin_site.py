@@ -5,7 +5,7 @@ dashboard, is the wiring's ``stateset.backoffice``."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 from django.contrib import messages
 from django.contrib.admin import ModelAdmin, TabularInline
@@ -18,20 +18,21 @@ from stateset.errors import DomainError
 from stateset.pagination import bounded_total
 
 
-class BoundedCountPaginator(Paginator):
+class BoundedCountPaginator(Paginator[Any]):
     """Changelist counts are exact up to ``[api] exact_count_limit`` and a planner estimate above,
     never a full ``COUNT(*)`` over a million rows (``show_full_result_count = False`` avoids only
     the second, unfiltered count)."""
 
     @cached_property
-    def count(self) -> int:  # type: ignore[override]
-        return bounded_total(self.object_list)[0]
+    def count(self) -> int:
+        # Changelists paginate querysets only.
+        return bounded_total(cast("QuerySet[Any]", self.object_list))[0]
 
 
 MAX_ACTION_ROWS = 100
 
 
-class ReadOnlyAdmin(ModelAdmin):
+class ReadOnlyAdmin(ModelAdmin[Any]):
     """A log, ledger or line table in the back office: listed and filtered, never edited here (its
     rows are written by services). Bounded counts, as every changelist here."""
 
@@ -48,7 +49,7 @@ class ReadOnlyAdmin(ModelAdmin):
         return False
 
 
-class ReadOnlyInline(TabularInline):
+class ReadOnlyInline(TabularInline[Any, Any]):
     """Rows shown on their parent's page (an order's items, shipments, returns, timeline), read-only:
     they change through their own services and pages. Every field listed in ``fields`` is read-only."""
 
@@ -62,7 +63,7 @@ class ReadOnlyInline(TabularInline):
         return False
 
 
-def run_each(model_admin: ModelAdmin, request: HttpRequest, queryset: QuerySet, call: Callable[[Any], Any], *,
+def run_each(model_admin: ModelAdmin[Any], request: HttpRequest, queryset: QuerySet[Any], call: Callable[[Any], Any], *,
              label: str, noun: str, done_as: str) -> None:
     """An admin action's loop: ``call(pk)`` (one service call, its own transaction) for each selected
     row, then "N <noun> <done_as>." and one error message per refusal, named by the row's ``label``
@@ -89,7 +90,7 @@ def admin_actor(request: HttpRequest) -> str:
     return f"admin:{request.user.get_username()}"
 
 
-class ServiceModelAdmin(ModelAdmin):
+class ServiceModelAdmin(ModelAdmin[Any]):
     """For models whose changes go through a service (``save_model`` calls it). The service owns the
     transaction, so the change form is not wrapped in Django's ``atomic()`` (a durable service block
     may not nest in it), and a refusal (DomainError) is shown as an error on the same page with
@@ -98,7 +99,10 @@ class ServiceModelAdmin(ModelAdmin):
     def changeform_view(self, request: HttpRequest, object_id: str | None = None, form_url: str = "",
                         extra_context: dict[str, Any] | None = None) -> HttpResponse:
         try:
-            return self._changeform_view(request, object_id, form_url, extra_context)
+            # Django's own body of changeform_view, without its atomic(): private, so not in django-stubs.
+            response: HttpResponse = self._changeform_view(  # type: ignore[attr-defined]  # private Django API
+                request, object_id, form_url, extra_context)
+            return response
         except DomainError as exc:
             self.message_user(request, f"Not saved: {exc.message}", messages.ERROR)
             return HttpResponseRedirect(request.get_full_path())

@@ -1,3 +1,5 @@
+from typing import Any
+
 from django.apps import AppConfig
 from django.contrib.admin import apps as admin_apps
 
@@ -21,7 +23,7 @@ class StateSetAdminConfig(admin_apps.AdminConfig):
     default_site = "stateset.backoffice.StateSetAdminSite"
 
 
-def _size_statement_cache(sender, connection, **kwargs):  # type: ignore[no-untyped-def]
+def _size_statement_cache(sender: Any, connection: Any, **kwargs: Any) -> None:
     """psycopg keeps at most ``prepared_max`` prepared statements per connection."""
     from django.conf import settings
 

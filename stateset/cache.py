@@ -21,7 +21,7 @@ import threading
 import time
 from collections import Counter as TallyCounter
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from django.conf import settings
 from django.core.cache import cache
@@ -175,7 +175,7 @@ class EntityCache:
         if value is not _MISSING and value != _TOMBSTONE:
             metrics.CACHE_HITS.labels(self.entity).inc()
             tally.add(self.entity, "hits")
-            return value  # type: ignore[return-value]
+            return cast(T, value)  # what a loader of this key stored
         metrics.CACHE_MISSES.labels(self.entity).inc()
         tally.add(self.entity, "misses")
         value = loader()

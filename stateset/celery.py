@@ -1,6 +1,7 @@
 """The Celery app. Redis broker when configured; without one, tasks run eagerly in-process."""
 
 import os
+from typing import Any
 
 from celery import Celery
 from celery.signals import task_postrun
@@ -13,7 +14,7 @@ app.autodiscover_tasks()
 
 
 @task_postrun.connect
-def _count_task(task=None, state=None, **_kwargs):  # type: ignore[no-untyped-def]
+def _count_task(task: Any = None, state: str | None = None, **_kwargs: Any) -> None:
     from stateset import metrics
 
     metrics.CELERY_TASKS.labels(getattr(task, "name", "?"), state or "UNKNOWN").inc()

@@ -104,8 +104,8 @@ def ready(request: HttpRequest) -> HttpResponse:
 class ApiHealthView(ApiView):
     """``/api/v1/health``: liveness inside the API envelope (compatibility)."""
 
-    authentication_classes: list = []
-    permission_classes: list = []
+    authentication_classes: list[Any] = []
+    permission_classes: list[Any] = []
 
     @extend_schema(responses=OpenApiTypes.OBJECT)
     def get(self, request: Request) -> Response:
@@ -115,8 +115,8 @@ class ApiHealthView(ApiView):
 class ApiStatusView(ApiView):
     """``/api/v1/status``: version, uptime and each dependency (compatibility)."""
 
-    authentication_classes: list = []
-    permission_classes: list = []
+    authentication_classes: list[Any] = []
+    permission_classes: list[Any] = []
 
     @extend_schema(responses=OpenApiTypes.OBJECT)
     def get(self, request: Request) -> Response:

@@ -9,7 +9,7 @@ from typing import Any
 from stateset.errors import ValidationFailed
 
 
-def clean_text(value: Any, name: str, max_length: int, *, required: bool = False) -> str:
+def clean_text(value: object, name: str, max_length: int, *, required: bool = False) -> str:
     """``value`` stripped; ``None`` is ""; not a string, a NUL character (PostgreSQL refuses it),
     too long, or empty when ``required`` is ValidationFailed naming ``name``."""
     if value is None:

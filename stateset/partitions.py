@@ -19,10 +19,16 @@ from __future__ import annotations
 import datetime as dt
 import re
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from django.db import connection as default_connection
 from django.db import migrations, transaction
 from django.db.backends.base.base import BaseDatabaseWrapper
+
+if TYPE_CHECKING:
+    from django.db.backends.base.schema import BaseDatabaseSchemaEditor
+    from django.db.backends.utils import CursorWrapper
+    from django.db.migrations.state import ProjectState, StateApps
 
 PARTITION_KEY = "created_at"
 
@@ -51,7 +57,8 @@ def default_partition_name(table: str) -> str:
 class CreatePartitionedModel(migrations.CreateModel):
     """``CreateModel`` whose table is range-partitioned by month on ``created_at``."""
 
-    def database_forwards(self, app_label, schema_editor, from_state, to_state):  # type: ignore[no-untyped-def]
+    def database_forwards(self, app_label: str, schema_editor: BaseDatabaseSchemaEditor, from_state: ProjectState,
+                          to_state: ProjectState) -> None:
         model = to_state.apps.get_model(app_label, self.name)
         if not self.allow_migrate_model(schema_editor.connection.alias, model):
             return
@@ -66,7 +73,7 @@ class CreatePartitionedModel(migrations.CreateModel):
         key = f"{quoted_pk}, {schema_editor.quote_name(PARTITION_KEY)}"
         sql = f"{sql[:-1]}, PRIMARY KEY ({key})) PARTITION BY RANGE ({schema_editor.quote_name(PARTITION_KEY)})"
         schema_editor.execute(sql, params or None)
-        schema_editor.deferred_sql.extend(schema_editor._model_indexes_sql(model))
+        schema_editor.deferred_sql.extend(schema_editor._model_indexes_sql(model))  # type: ignore[attr-defined]  # private to Django's schema editor
 
     def describe(self) -> str:
         return f"Create model {self.name} (partitioned by month on {PARTITION_KEY})"
@@ -78,7 +85,7 @@ class EnsurePartitions(migrations.RunPython):
     def __init__(self, table: str, months_back: int = 1, months_ahead: int = 3):
         self.table = table
 
-        def forwards(apps, schema_editor):  # type: ignore[no-untyped-def]
+        def forwards(apps: StateApps, schema_editor: BaseDatabaseSchemaEditor) -> None:
             ensure_partitions(self.table, months_back=months_back, months_ahead=months_ahead,
                               connection=schema_editor.connection)
 
@@ -141,7 +148,7 @@ def list_partitions(table: str, connection: BaseDatabaseWrapper = default_connec
         return [PartitionInfo(name, bounds, max(int(rows), 0)) for name, bounds, rows in cursor.fetchall()]
 
 
-def _exists(cursor, name: str) -> bool:  # type: ignore[no-untyped-def]
+def _exists(cursor: CursorWrapper, name: str) -> bool:
     cursor.execute("SELECT to_regclass(%s) IS NOT NULL", [name])
     return bool(cursor.fetchone()[0])
 
@@ -171,7 +178,7 @@ def ensure_partitions(
     return created
 
 
-def _referencing_foreign_keys(cursor, table: str) -> list[tuple[str, str, str]]:  # type: ignore[no-untyped-def]
+def _referencing_foreign_keys(cursor: CursorWrapper, table: str) -> list[tuple[str, str, str]]:
     """(child table, constraint name, definition) of every foreign key pointing at ``table``
     (declared on the child's parent table, not inherited copies)."""
     cursor.execute(

@@ -5,9 +5,16 @@ from __future__ import annotations
 import os
 import secrets
 from pathlib import Path
+from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
+import django_stubs_ext
+
 from stateset import config as config_module
+
+# Django's generic classes (ModelAdmin[Order], Paginator[...]) subscriptable at runtime, as
+# django-stubs types them.
+django_stubs_ext.monkeypatch()
 
 CONFIG = config_module.load()
 APP, DB, API = CONFIG["app"], CONFIG["database"], CONFIG["api"]
@@ -98,7 +105,7 @@ TEMPLATES = [
 ]
 
 
-def database_from_url(url: str, *, key: str = "database.url") -> dict:
+def database_from_url(url: str, *, key: str = "database.url") -> dict[str, Any]:
     """``postgres://user:pass@host:port/name?host=/socket/dir`` → a Django DATABASES entry."""
     parts = urlsplit(url)
     query = {k: v[-1] for k, v in parse_qs(parts.query).items()}

@@ -57,7 +57,8 @@ def error_of(response: Any, status: int) -> dict[str, Any]:
     assert set(body["error"]) == {"code", "message", "details"}
     assert body["meta"]["request_id"] == response["X-Request-ID"]
     assert body["meta"]["timestamp"].endswith("Z")
-    return body["error"]
+    error: dict[str, Any] = body["error"]
+    return error
 
 
 def data_of(response: Any, status: int = 200) -> Any:

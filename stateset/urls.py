@@ -1,5 +1,5 @@
 from django.contrib import admin
-from django.urls import include, path
+from django.urls import URLPattern, URLResolver, include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import SimpleRouter
 
@@ -9,7 +9,7 @@ from stateset.api.keys import ApiKeyViewSet
 platform_router = SimpleRouter(trailing_slash=False)
 platform_router.register("api-keys", ApiKeyViewSet, basename="api-key")
 
-api_v1 = [
+api_v1: list[URLPattern | URLResolver] = [
     path("health", health.ApiHealthView.as_view(), name="api-health"),
     path("status", health.ApiStatusView.as_view(), name="api-status"),
     path("", include("catalog.urls")),

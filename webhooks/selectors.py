@@ -31,11 +31,12 @@ def endpoint_get(endpoint_id: uuid.UUID) -> Endpoint | None:
     return Endpoint.objects.filter(id=endpoint_id).only(*ENDPOINT_FIELDS).first()
 
 
-def delivery_list(*, endpoint_id: uuid.UUID, status: str | None = None) -> QuerySet:
+def delivery_list(*, endpoint_id: uuid.UUID, status: str | None = None) -> QuerySet[Delivery, dict[str, Any]]:
     rows = Delivery.objects.filter(endpoint_id=endpoint_id)
     if status:
         rows = rows.filter(status=status)
-    return rows.values(*DELIVERY_FIELDS)
+    values: QuerySet[Delivery, dict[str, Any]] = rows.values(*DELIVERY_FIELDS)
+    return values
 
 
 def render_deliveries(rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -298,7 +298,7 @@ def purge(*, older_than_days: int | None = None, batch_size: int = 5000) -> int:
                 "DELETE FROM webhooks_event WHERE id IN (SELECT id FROM old)",
                 [cutoff, batch_size],
             )
-            count = cursor.rowcount
+            count: int = cursor.rowcount
         deleted += count
         if count < batch_size:
             return deleted

@@ -96,3 +96,18 @@ def test_change_page_shows_a_refusal_and_saves_nothing(admin_client, make_order,
     assert errors == {"__all__": ["Another shipment already has this tracking number."]}
     shipment.refresh_from_db()
     assert (shipment.tracking_number, shipment.version) == (None, 1)
+
+
+def test_admin_cancel_action_goes_through_the_service(admin_client, make_order, make_product):
+    product = make_product(stock=5)
+    order = make_order(quantity=2, product=product)
+    response = admin_client.post("/admin/orders/order/", {"action": "cancel_orders", "_selected_action": [str(order.id)]},
+                                 follow=True)
+    assert response.status_code == 200
+    order.refresh_from_db()
+    assert order.status == "cancelled"
+    assert InventoryItem.objects.get(product_id=product.id).reserved == 0
+    # A second cancel is refused by the state machine and reported, not applied.
+    response = admin_client.post("/admin/orders/order/", {"action": "cancel_orders", "_selected_action": [str(order.id)]},
+                                 follow=True)
+    assert b"cannot go from cancelled to cancelled" in response.content

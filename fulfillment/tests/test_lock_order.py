@@ -31,16 +31,6 @@ def test_cancelling_locks_order_pending_shipments_reservations_then_stock(make_p
     assert recorder.ranks == [[R.ORDER, R.SHIPMENT_RETURN, R.RESERVATION, R.INVENTORY_ITEM, R.BACKORDER]]
 
 
-def test_creating_an_order_locks_only_stock_rows(make_product, customer):
-    from orders import services as orders_services
-
-    product = make_product(stock=5)
-    with recording() as recorder:
-        orders_services.order_create(customer_id=customer.id, items=[
-            orders_services.OrderLineInput(product_id=product.id, quantity=1)])
-    assert recorder.ranks == [[R.INVENTORY_ITEM]]
-
-
 def test_a_path_that_locks_stock_before_its_shipment_is_refused(make_product, make_order, ship_order):
     """What the recorder exists for: taking the inventory row before the shipment (the order a
     careless refactoring of ``order_cancel`` would produce) fails at once, in any test."""

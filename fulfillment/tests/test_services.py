@@ -8,10 +8,10 @@ from django.db import IntegrityError, connection, transaction
 
 from fulfillment import services
 from fulfillment.models import Shipment, ShipmentItem
-from fulfillment.tests.conftest import receive
 from inventory import services as inventory_services
 from inventory.models import InventoryItem, Reservation, StockMovement
 from orders.models import Order, OrderEvent, OrderItem
+from orders.tests.factories import receive
 from stateset.errors import InvalidTransition, ValidationFailed
 
 pytestmark = pytest.mark.django_db

@@ -82,6 +82,7 @@ def product_refs(refs: Sequence[tuple[uuid.UUID | None, str | None]]) -> list[Pr
     by_sku: dict[str, ProductRef] = {}
     products = [*catalog_selectors.products_by_ids(product_ids=ids).values(),
                 *catalog_selectors.products_by_skus(skus=skus).values()]
+    ref: ProductRef | None
     for product in products:
         ref = ProductRef(product.id, product.sku, product.is_active, product.allow_backorder)
         by_id[product.id] = ref

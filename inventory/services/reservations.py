@@ -134,17 +134,17 @@ def _reserve(*, lines: Sequence[ReserveLine], reference_type: str, reference_id:
     if expires_at is not None and expires_at <= timezone.now():
         raise ValidationFailed("expires_at is in the past.", details={"expires_at": ["Must be in the future."]})
     bad: dict[str, Any] = {}
-    for index, line in enumerate(lines):
+    for index, ln in enumerate(lines):
         try:
-            check_quantity(line.quantity)
-            if line.product_id is None and not line.sku:
+            check_quantity(ln.quantity)
+            if ln.product_id is None and not ln.sku:
                 raise ValidationFailed(details={"product_id": ["Give product_id or sku."]})
-            if line.product_id is not None:
-                as_uuid(line.product_id, "product_id")
-            if line.sku is not None:
-                clean_text(line.sku, "sku", 64)
-            if line.location_id is not None:
-                as_uuid(line.location_id, "location_id")
+            if ln.product_id is not None:
+                as_uuid(ln.product_id, "product_id")
+            if ln.sku is not None:
+                clean_text(ln.sku, "sku", 64)
+            if ln.location_id is not None:
+                as_uuid(ln.location_id, "location_id")
         except ValidationFailed as exc:
             bad[str(index)] = exc.details
     if bad:
@@ -176,7 +176,8 @@ def _reserve(*, lines: Sequence[ReserveLine], reference_type: str, reference_id:
             row.product_id for row in rows if row.allow_backorder}
         waiting: list[tuple[int, int]] = []  # (line index, units short)
         candidates: dict[uuid.UUID, list[InventoryItem]] = defaultdict(list)
-        for row in sorted(rows, key=lambda r: (r.location_priority, r.location_code, r.id)):
+        # location_priority and location_code are annotated on the rows by locks.lock_stock_rows.
+        for row in sorted(rows, key=lambda r: (r.location_priority, r.location_code, r.id)):  # type: ignore[attr-defined]  # see above
             candidates[row.product_id].append(row)
         allocations: list[tuple[int, InventoryItem, int]] = []
         short: list[dict[str, Any]] = []

@@ -1,4 +1,5 @@
-"""factory_boy factories and small helpers for the inventory tests."""
+"""factory_boy factories and small helpers for the inventory tests (and the tests of the apps
+above inventory)."""
 
 from __future__ import annotations
 
@@ -8,16 +9,17 @@ import factory
 from factory.django import DjangoModelFactory
 
 from catalog.models import Product
+from catalog.tests import factories as catalog_factories
 from inventory import services
 from inventory.models import InventoryItem, Location, Reservation, StockMovement
 
 
-class ProductFactory(DjangoModelFactory):
-    class Meta:
-        model = Product
+class ProductFactory(catalog_factories.ProductFactory):
+    """The catalog's factory with the inventory tests' SKUs (``INV-00001``…) and price."""
 
     sku = factory.Sequence(lambda n: f"INV-{n:05d}")
     name = factory.Sequence(lambda n: f"Widget {n}")
+    description = ""
     price = Decimal("9.99")
 
 

@@ -1,41 +1,36 @@
+"""Fixtures of the orders tests, built on the factories of orders and of the apps below it."""
+
 from decimal import Decimal
 
 import pytest
 
 from catalog.models import Product
-from catalog.seed import LOADTEST_PRODUCT_ID
-from customers.models import Customer
-from customers.seed import LOADTEST_CUSTOMER_ID
-from orders import services
-
-GUIDE_CUSTOMER = LOADTEST_CUSTOMER_ID
-GUIDE_PRODUCT = LOADTEST_PRODUCT_ID
-
-
-def receive(product: Product, quantity: int, location_code: str = "MAIN", priority: int = 0):
-    """Put ``quantity`` units of ``product`` on hand at ``location_code`` through the inventory service."""
-    from inventory import services as inventory_services
-    from inventory.models import Location
-
-    location, _ = Location.objects.get_or_create(code=location_code, defaults={"name": location_code, "priority": priority})
-    return inventory_services.stock_receive(product_id=product.id, location_id=location.id, quantity=quantity,
-                                            reason="test stock")
+from customers.tests.factories import CustomerFactory
+from orders.tests.factories import (
+    GUIDE_CUSTOMER,
+    GUIDE_PRODUCT,
+    OrderFactory,
+    StockedProductFactory,
+)
 
 
 @pytest.fixture
 def customer(db):
-    return Customer.objects.create(id=GUIDE_CUSTOMER, email="LoadTest@Example.com", first_name="Load", last_name="Test")
+    return CustomerFactory(id=GUIDE_CUSTOMER, email="LoadTest@Example.com", first_name="Load",
+                           last_name="Test", phone="")
 
 
 @pytest.fixture
 def make_product(db):
-    counter = iter(range(1, 10_000))
+    """make_product(sku=None, price="29.99", stock=100, active=True, **fields) → a product with
+    ``stock`` units on hand at MAIN (received through inventory), deactivated afterwards unless
+    ``active``."""
 
-    def make(*, sku: str | None = None, price: str = "29.99", stock: int = 100, active: bool = True, **fields):
-        product = Product.objects.create(sku=sku or f"SKU-{next(counter):05d}", name=fields.pop("name", "Widget"),
-                                         price=Decimal(price), is_active=True, **fields)
-        if stock:
-            receive(product, stock)
+    def make(*, sku: str | None = None, price: str = "29.99", stock: int = 100, active: bool = True,
+             **fields):
+        if sku is not None:
+            fields["sku"] = sku
+        product = StockedProductFactory(price=Decimal(price), stock=stock, **fields)
         if not active:
             Product.objects.filter(id=product.id).update(is_active=False)
             product.is_active = False
@@ -46,25 +41,15 @@ def make_product(db):
 
 @pytest.fixture
 def guide_product(make_product):
-    return make_product(sku="TEST-001", price="29.99", stock=1000, id=GUIDE_PRODUCT, name="Test product")
+    return make_product(sku="TEST-001", price="29.99", stock=1000, id=GUIDE_PRODUCT,
+                        name="Test product")
 
 
 @pytest.fixture
 def make_order(customer, make_product):
     """make_order(quantity=1, product=None) → an order created through the service."""
 
-    def make(quantity: int = 1, product: Product | None = None) -> object:
-        product = product or make_product()
-        return services.order_create(customer_id=customer.id,
-                                     items=[services.OrderLineInput(product_id=product.id, quantity=quantity)]).order
+    def make(quantity: int = 1, product: Product | None = None):
+        return OrderFactory(customer=customer, lines=[(product or make_product(), quantity)])
 
     return make
-
-
-def guide_payload() -> dict:
-    """The seed guide's k6 payload, exactly as written there (floats and all)."""
-    return {
-        "customer_id": str(GUIDE_CUSTOMER),
-        "items": [{"product_id": str(GUIDE_PRODUCT), "sku": "TEST-001", "quantity": 2, "unit_price": 29.99}],
-        "total_amount": 59.98,
-    }

@@ -7,9 +7,12 @@ import orjson
 import pytest
 
 from inventory.models import InventoryItem, Reservation, StockMovement
+from orders import services
 from orders.models import Order, OrderEvent, OrderItem
-from orders.tests.conftest import GUIDE_CUSTOMER, GUIDE_PRODUCT, guide_payload
+from orders.tests.factories import GUIDE_CUSTOMER, GUIDE_PRODUCT, guide_payload
+from stateset.locking import Rank, recording
 from stateset.testing import client_for, run_threads
+from webhooks.models import Event
 
 pytestmark = pytest.mark.django_db
 
@@ -54,6 +57,36 @@ def test_the_create_answer_is_the_detail_answer(api, customer, make_product):
     fetched = api.get(f"/api/v1/orders/{created.json()['data']['id']}")
     assert created.json()["data"] == fetched.json()["data"]
     assert created["ETag"] == fetched["ETag"]
+
+
+def test_creating_an_order_publishes_order_created_with_its_lines(customer, make_product):
+    product = make_product(sku="HOOK-1", price="12.50", stock=5)
+    placed = services.order_create(customer_id=customer.id, items=[
+        services.OrderLineInput(product_id=product.id, quantity=2)]).order
+    payload = Event.objects.get(type="order.created").payload
+    assert payload["order_id"] == str(placed.id)
+    assert payload["order_number"] == placed.order_number
+    assert payload["total_amount"] == "25.00"
+    assert payload["items"] == [{"sku": "HOOK-1", "quantity": 2, "unit_price": "12.50"}]
+    # The reservation is published with it, in the same transaction.
+    assert set(Event.objects.values_list("type", flat=True)) == {"order.created", "inventory.reserved"}
+
+
+def test_an_order_that_rolls_back_publishes_nothing(api, customer, make_product):
+    product = make_product(stock=5)
+    response = api.post("/api/v1/orders", {"customer_id": str(customer.id),
+                                           "items": [{"product_id": str(product.id), "quantity": 6}]},
+                        format="json")
+    assert response.status_code == 409 and response.json()["error"]["code"] == "insufficient_stock"
+    assert not Event.objects.exists()
+
+
+def test_creating_an_order_locks_only_stock_rows(make_product, customer):
+    product = make_product(stock=5)
+    with recording() as recorder:
+        services.order_create(customer_id=customer.id, items=[
+            services.OrderLineInput(product_id=product.id, quantity=1)])
+    assert recorder.ranks == [[Rank.INVENTORY_ITEM]]
 
 
 def test_order_numbers_come_from_a_sequence(make_order):

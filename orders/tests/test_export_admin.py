@@ -8,7 +8,6 @@ from unittest import mock
 import pytest
 from django.db import connection
 
-from inventory.models import InventoryItem
 from orders import services
 from orders.models import Order
 from stateset.errors import Conflict
@@ -95,21 +94,6 @@ def test_admin_change_page_shows_items_and_timeline(admin_client, make_order, dj
     response = admin_client.get(f"/admin/orders/order/{order.id}/change/")
     assert response.status_code == 200
     assert b"Widget" in response.content and b"reserved" in response.content
-
-
-def test_admin_cancel_action_goes_through_the_service(admin_client, make_order, make_product):
-    product = make_product(stock=5)
-    order = make_order(quantity=2, product=product)
-    response = admin_client.post("/admin/orders/order/", {"action": "cancel_orders", "_selected_action": [str(order.id)]},
-                                 follow=True)
-    assert response.status_code == 200
-    order.refresh_from_db()
-    assert order.status == "cancelled"
-    assert InventoryItem.objects.get(product_id=product.id).reserved == 0
-    # A second cancel is refused by the state machine and reported, not applied.
-    response = admin_client.post("/admin/orders/order/", {"action": "cancel_orders", "_selected_action": [str(order.id)]},
-                                 follow=True)
-    assert b"cannot go from cancelled to cancelled" in response.content
 
 
 def test_admin_date_hierarchy_does_not_scan_distinct_dates(admin_client, make_order, django_assert_max_num_queries):

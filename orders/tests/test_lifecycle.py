@@ -1,10 +1,12 @@
-"""The status machine, cancel, PATCH with If-Match, events (SPEC §4.4)."""
+"""The status machine, PATCH with If-Match, events (SPEC §4.4). Cancelling and the status
+endpoint (``POST /orders/{id}/cancel|status``) are fulfillment's: its tests cover them."""
 
 import pytest
 
-from inventory.models import InventoryItem, Reservation, StockMovement
+from orders import services
 from orders.models import Order, OrderEvent
 from orders.under_lock import TRANSITIONS
+from stateset.errors import InvalidTransition
 
 pytestmark = pytest.mark.django_db
 STATUSES = [s.value for s in Order.Status]
@@ -16,22 +18,24 @@ def put_in(order, status, payment_status="pending"):
 
 @pytest.mark.parametrize("current", STATUSES)
 @pytest.mark.parametrize("target", STATUSES)
-def test_every_transition_is_allowed_or_409(api, make_order, current, target):
+def test_every_transition_is_allowed_or_409_through_the_service(make_order, current, target):
+    """``orders.services.order_transition`` moves along ``TRANSITIONS``; a cancellation is the
+    cancel use case of fulfillment (``use_cancel``). A refused move writes nothing."""
     order = make_order()
     put_in(order, current, payment_status="paid")
-    events_before = OrderEvent.objects.filter(order_id=order.id, kind="status_changed").count()
-    response = api.post(f"/api/v1/orders/{order.id}/status", {"status": target, "reason": "test"}, format="json")
-    order.refresh_from_db()
-    if target in TRANSITIONS[current]:
-        assert response.status_code == 200, response.content
-        assert order.status == target
+    before = (Order.objects.get(id=order.id).version, OrderEvent.objects.filter(order_id=order.id).count())
+    if target in TRANSITIONS[current] and target != "cancelled":
+        moved = services.order_transition(order_id=order.id, to_status=target, reason="test")
+        assert moved.status == target and Order.objects.get(id=order.id).status == target
         event = OrderEvent.objects.filter(order_id=order.id, kind="status_changed").latest("created_at")
         assert (event.from_status, event.to_status, event.message) == (current, target, "test")
-    else:
-        assert response.status_code == 409, response.content
-        assert response.json()["error"]["code"] == "invalid_transition"
-        assert order.status == current
-        assert OrderEvent.objects.filter(order_id=order.id, kind="status_changed").count() == events_before
+        return
+    with pytest.raises(InvalidTransition) as caught:
+        services.order_transition(order_id=order.id, to_status=target, reason="test")
+    assert caught.value.code == ("use_cancel" if target == "cancelled" else "invalid_transition")
+    order.refresh_from_db()
+    assert order.status == current
+    assert (order.version, OrderEvent.objects.filter(order_id=order.id).count()) == before
 
 
 def test_the_machine_is_the_specs():
@@ -40,28 +44,13 @@ def test_the_machine_is_the_specs():
     assert TRANSITIONS["delivered"] == {"refunded"} and TRANSITIONS["refunded"] == set()
 
 
-def test_refunding_an_unpaid_cancelled_order_is_409(api, make_order):
+def test_refunding_an_unpaid_cancelled_order_is_409(make_order):
     order = make_order()
     put_in(order, "cancelled", payment_status="pending")
-    response = api.post(f"/api/v1/orders/{order.id}/status", {"status": "refunded"}, format="json")
-    assert response.status_code == 409 and response.json()["error"]["code"] == "invalid_transition"
-
-
-def test_cancel_releases_the_reservations(api, make_order, make_product):
-    product = make_product(stock=10)
-    order = make_order(quantity=4, product=product)
-    assert InventoryItem.objects.get(product_id=product.id).reserved == 4
-    response = api.post(f"/api/v1/orders/{order.id}/cancel", {"reason": "customer asked"}, format="json")
-    assert response.status_code == 200, response.content
-    data = response.json()["data"]
-    assert data["status"] == "cancelled"
-    assert [e["kind"] for e in data["timeline"]][-2:] == ["status_changed", "released"]
-    item = InventoryItem.objects.get(product_id=product.id)
-    assert item.reserved == 0 and item.on_hand == 10
-    assert Reservation.objects.get(reference_id=str(order.id)).status == "released"
-    assert StockMovement.objects.filter(reference_id=str(order.id), kind="release").count() == 1
-    again = api.post(f"/api/v1/orders/{order.id}/cancel", {}, format="json")
-    assert again.status_code == 409
+    with pytest.raises(InvalidTransition) as caught:
+        services.order_transition(order_id=order.id, to_status="refunded")
+    assert caught.value.code == "invalid_transition"
+    assert Order.objects.get(id=order.id).status == "cancelled"
 
 
 def test_patch_honours_if_match(api, make_order):
@@ -96,7 +85,6 @@ def test_unknown_order_is_404(api):
     import uuid
 
     assert api.get(f"/api/v1/orders/{uuid.uuid4()}").status_code == 404
-    assert api.post(f"/api/v1/orders/{uuid.uuid4()}/cancel", {}, format="json").status_code == 404
     assert api.get("/api/v1/orders/by-number/ORD-999999999").status_code == 404
 
 
@@ -113,5 +101,6 @@ def test_scopes(client_with, make_order):
     order = make_order()
     reader = client_with("orders:read")
     assert reader.get(f"/api/v1/orders/{order.id}").status_code == 200
-    assert reader.post(f"/api/v1/orders/{order.id}/cancel", {}, format="json").status_code == 403
+    assert reader.patch(f"/api/v1/orders/{order.id}", {"notes": "x"}, format="json").status_code == 403
+    assert Order.objects.get(id=order.id).notes == ""
     assert client_with("inventory:*").get("/api/v1/orders").status_code == 403

@@ -11,7 +11,7 @@ from catalog.models import Product
 from inventory.models import InventoryItem, Reservation, StockMovement
 from orders.models import ChannelOrder, Order, OrderEvent, OrderItem, Payment, ShippingLine
 from orders.pricing import spread
-from orders.tests.conftest import receive
+from orders.tests.factories import receive
 from stateset.testing import client_for, data_of, run_threads
 from webhooks.models import Event
 

@@ -7,7 +7,7 @@ import pytest
 
 from inventory.models import StockMovement
 from returns.models import Return
-from returns.tests.conftest import request_return
+from returns.tests.factories import request_return
 
 pytestmark = pytest.mark.django_db
 

@@ -6,7 +6,7 @@ import uuid
 import pytest
 
 from returns.models import Return
-from returns.tests.conftest import act
+from returns.tests.factories import act
 from stateset.testing import data_of, error_of
 
 pytestmark = pytest.mark.django_db

@@ -5,6 +5,7 @@ import pytest
 from orders.models import OrderItem
 from returns import services
 from returns.models import Return, ReturnItem
+from returns.tests.factories import ReturnFactory
 from stateset.errors import ValidationFailed
 from stateset.testing import run_threads
 
@@ -34,8 +35,7 @@ def test_concurrent_return_requests_never_exceed_what_shipped(make_product, ship
 def test_concurrent_receipts_of_one_return_restock_once(make_product, shipped_order):
     product = make_product(sku="A")
     shipped = shipped_order((product, 2))
-    rma = services.return_create(order_id=shipped.order.id, items=[
-        services.ReturnLineInput(order_item_id=shipped.items["A"].id, quantity=2, condition="resellable")]).rma
+    rma = ReturnFactory(order=shipped.order, lines=[(shipped.items["A"], 2, "resellable")])
     services.return_approve(return_id=rma.id)
 
     results = run_threads(4, lambda i: services.return_receive(return_id=rma.id))

@@ -13,7 +13,7 @@ from inventory.models import InventoryItem, StockMovement
 from orders.models import Order, OrderEvent, OrderItem
 from returns import services
 from returns.models import Return, ReturnItem
-from returns.tests.conftest import act, request_return
+from returns.tests.factories import act, request_return
 from stateset.testing import data_of, error_of
 
 pytestmark = pytest.mark.django_db

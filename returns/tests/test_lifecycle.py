@@ -9,7 +9,7 @@ from inventory.models import InventoryItem, StockMovement
 from orders.models import Order, OrderEvent, OrderItem
 from returns import services
 from returns.models import Return
-from returns.tests.conftest import act, request_return
+from returns.tests.factories import act, request_return
 from stateset.testing import data_of, error_of
 from webhooks.models import Event
 

@@ -9,7 +9,7 @@ from django.test import override_settings
 from orders.models import Order, OrderItem, Payment
 from orders.services import DiscountInput
 from returns.models import ReturnItem
-from returns.tests.conftest import act, request_return
+from returns.tests.factories import act, request_return
 
 pytestmark = pytest.mark.django_db
 

@@ -30,10 +30,10 @@ logger = logging.getLogger("stateset.auth")
 
 
 def _raw_key(request: Any) -> str | None:
-    raw = request.META.get("HTTP_X_API_KEY")
+    raw: str | None = request.META.get("HTTP_X_API_KEY")
     if raw:
         return raw.strip()
-    header = request.META.get("HTTP_AUTHORIZATION", "")
+    header: str = request.META.get("HTTP_AUTHORIZATION", "")
     scheme, _, value = header.partition(" ")
     if scheme.lower() == "bearer" and value.strip():
         return value.strip()
@@ -229,7 +229,7 @@ def required_scope(request: Any, view: Any) -> str | None:
     if resource is None:
         return None
     action = getattr(view, "action", None)
-    overrides = getattr(view, "action_scopes", {}) or {}
+    overrides: dict[str, str] = getattr(view, "action_scopes", {}) or {}
     if action in overrides:
         return overrides[action]
     return f"{resource}:{'read' if request.method in SAFE_METHODS else 'write'}"

@@ -51,7 +51,7 @@ def _drf_payload(exc: drf.APIException) -> tuple[int, dict[str, Any]]:
         return 422, error_payload("validation_error", _first_message(exc.detail), exc.detail)
     for cls in type(exc).__mro__:
         if cls in _DRF_CODES:
-            status, code = _DRF_CODES[cls]  # type: ignore[index]
+            status, code = _DRF_CODES[cls]
             break
     else:
         status, code = exc.status_code, "error"
@@ -99,8 +99,9 @@ def exception_to_payload(exc: BaseException) -> tuple[int, dict[str, Any], dict[
         headers["Retry-After"] = str(exc.retry_after)
     if isinstance(exc, DomainError):
         return exc.status, error_payload(exc.code, exc.message, exc.details), headers
-    if isinstance(exc, drf.Throttled) and exc.wait is not None:
-        headers["Retry-After"] = str(int(exc.wait) + 1)
+    # Throttled.wait is set by its __init__ and missing from djangorestframework-stubs.
+    if isinstance(exc, drf.Throttled) and (wait := getattr(exc, "wait", None)) is not None:
+        headers["Retry-After"] = str(int(wait) + 1)
     if isinstance(exc, drf.APIException):
         status, payload = _drf_payload(exc)
         return status, payload, headers

@@ -32,14 +32,14 @@ def _int_param(data: dict[str, str], name: str, errors: dict[str, Any], *, maxim
 
 
 @functools.cache
-def _filter_names(filters: type[serializers.Serializer]) -> frozenset[str]:
+def _filter_names(filters: type[serializers.Serializer[Any]]) -> frozenset[str]:
     return frozenset(filters().fields)
 
 
 def parse_list_params(
     query_params: Any,
     *,
-    filters: type[serializers.Serializer] | None = None,
+    filters: type[serializers.Serializer[Any]] | None = None,
     sort_fields: dict[str, str] | None = None,
     default_sort: str = "created_at",
     default_order: str = "desc",

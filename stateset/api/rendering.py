@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import orjson
@@ -12,7 +13,9 @@ from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.parsers import BaseParser
 from rest_framework.renderers import BaseRenderer, BrowsableAPIRenderer
 
-from stateset.encoding import dumps, loads  # noqa: F401  (re-exported for the API modules)
+# Re-exported for the API modules.
+from stateset.encoding import dumps as dumps
+from stateset.encoding import loads as loads
 
 
 def now_rfc3339() -> str:
@@ -41,7 +44,7 @@ class EnvelopeJSONRenderer(BaseRenderer):
     charset = None  # JSON is UTF-8 by definition
 
     def render(self, data: Any, accepted_media_type: str | None = None,
-               renderer_context: dict[str, Any] | None = None) -> bytes:
+               renderer_context: Mapping[str, Any] | None = None) -> bytes:
         context = renderer_context or {}
         response = context.get("response")
         status = response.status_code if response is not None else 200
@@ -58,7 +61,7 @@ class StrictJSONParser(BaseParser):
     media_type = "application/json"
 
     def parse(self, stream: Any, media_type: str | None = None,
-              parser_context: dict[str, Any] | None = None) -> Any:
+              parser_context: Mapping[str, Any] | None = None) -> Any:
         body = stream.read()
         try:
             return orjson.loads(body)
@@ -70,13 +73,16 @@ class StaffBrowsableNegotiation(DefaultContentNegotiation):
     """The browsable renderer only for staff logged into the admin; everyone else gets JSON, so no
     HTML error page can reach an API client."""
 
-    def select_renderer(self, request: Any, renderers: list[BaseRenderer], format_suffix: str | None = None):
+    def select_renderer(self, request: Any, renderers: Iterable[BaseRenderer],
+                        format_suffix: str | None = None) -> tuple[BaseRenderer, str]:
+        offered = list(renderers)
         user = getattr(request._request, "user", None)
         if not (user is not None and getattr(user, "is_staff", False)):
-            renderers = [r for r in renderers if not isinstance(r, BrowsableAPIRenderer)] or renderers[:1]
+            offered = [r for r in offered if not isinstance(r, BrowsableAPIRenderer)] or offered[:1]
         try:
-            return super().select_renderer(request, renderers, format_suffix)
+            chosen: tuple[BaseRenderer, str] = super().select_renderer(request, offered, format_suffix)
+            return chosen
         except Exception:
             # An unsatisfiable Accept header still gets the JSON envelope, not a 406 in another format.
-            json_renderer = renderers[0]
+            json_renderer = offered[0]
             return json_renderer, json_renderer.media_type

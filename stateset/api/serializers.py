@@ -10,7 +10,7 @@ from drf_spectacular.utils import OpenApiParameter, extend_schema_field, inline_
 from rest_framework import serializers
 
 
-class StrictSerializer(serializers.Serializer):
+class StrictSerializer(serializers.Serializer[Any]):
     """Rejects fields it does not know (422) instead of silently ignoring them: a client that sends
     ``{"statuss": ...}`` or tries to PATCH a read-only field learns it at once."""
 
@@ -22,7 +22,7 @@ class StrictSerializer(serializers.Serializer):
         return super().to_internal_value(data)
 
 
-def validated(serializer_class: type[serializers.Serializer], data: Any, **kwargs: Any) -> dict[str, Any]:
+def validated(serializer_class: type[serializers.Serializer[Any]], data: Any, **kwargs: Any) -> dict[str, Any]:
     """The validated body, or a 422 ``validation_error`` naming each bad field."""
     serializer = serializer_class(data=data, **kwargs)
     serializer.is_valid(raise_exception=True)
@@ -72,7 +72,7 @@ class MoneyField(serializers.Field):
         return str(value)
 
 
-def page_of(item: type[serializers.Serializer], name: str) -> serializers.Serializer:
+def page_of(item: type[serializers.Serializer[Any]], name: str) -> serializers.Serializer[Any]:
     """The schema of a list answer (``stateset.api.pagination.Page``) whose items are ``item``."""
     return inline_serializer(name, fields={
         "items": item(many=True),

@@ -17,7 +17,7 @@ import logging
 import time
 import uuid
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.core.cache import cache
@@ -39,7 +39,14 @@ REPLAYED_HEADER = "Idempotent-Replayed"
 _STORED_HEADERS = ("ETag", "Location")
 
 
-class ApiMixin:
+# What the mixin is mixed into, for the type checker (APIView's methods and attributes).
+if TYPE_CHECKING:
+    _View = APIView
+else:
+    _View = object
+
+
+class ApiMixin(_View):
     """Mixed into APIView/ViewSet; see the module docstring."""
 
     scope: str | None = None
@@ -51,7 +58,7 @@ class ApiMixin:
     # --- request pipeline -----------------------------------------------------------------------
 
     def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
-        super().initial(request, *args, **kwargs)  # type: ignore[misc]
+        super().initial(request, *args, **kwargs)
         self._rate_limit(request)
         handler = getattr(self, "post", None)
         if request.method == "POST" and IDEMPOTENCY_HEADER in request.META and handler is not None:
@@ -60,7 +67,7 @@ class ApiMixin:
             self.post = self._idempotent(handler)
 
     def finalize_response(self, request: Request, response: Response, *args: Any, **kwargs: Any) -> Response:
-        response = super().finalize_response(request, response, *args, **kwargs)  # type: ignore[misc]
+        response = super().finalize_response(request, response, *args, **kwargs)
         for header, value in getattr(request, "rate_limit_headers", {}).items():
             response[header] = value
         return response
@@ -92,7 +99,7 @@ class ApiMixin:
         if not isinstance(used, int):  # django-redis swallowed the outage and answered None
             return
         reset = window_start + window - now
-        request.rate_limit_headers = {  # type: ignore[attr-defined]
+        request.rate_limit_headers = {  # type: ignore[attr-defined]  # read by finalize_response
             "RateLimit-Limit": str(limit),
             "RateLimit-Remaining": str(max(limit - used, 0)),
             "RateLimit-Reset": str(reset),
@@ -111,6 +118,7 @@ class ApiMixin:
                                        code="invalid_idempotency_key")
             body_hash = hashlib.sha256(dumps(request.data)).hexdigest()
             owner = getattr(request.user, "owner", None) or f"user:{request.user.pk}"
+            assert request.method is not None  # the POST being wrapped
             claim = services.idempotency_claim(owner=owner, key=key, method=request.method,
                                                path=request.path, request_hash=body_hash)
             if claim.replay is not None:
@@ -123,7 +131,7 @@ class ApiMixin:
             try:
                 response = handler(request, *args, **kwargs)
             except Exception as exc:
-                response = self.handle_exception(exc)  # type: ignore[attr-defined]
+                response = self.handle_exception(exc)
             if response.status_code >= 500 or response.status_code == 429:
                 services.idempotency_release(record_id=claim.record_id)
             else:
@@ -137,7 +145,7 @@ class ApiMixin:
 
     # --- answers ---------------------------------------------------------------------------------
 
-    def list_response(self, queryset: QuerySet, params: ListParams,
+    def list_response(self, queryset: QuerySet[Any], params: ListParams,
                       render: Callable[[Iterable[Any]], list[Any]], **kwargs: Any) -> Response:
         page: Page = paginate(queryset, params, render, **kwargs)
         return Response(page.as_dict())

@@ -62,7 +62,8 @@ class DatabaseWrapper(base.DatabaseWrapper):
         options = self.settings_dict["OPTIONS"].get("pool")
         if self.alias == NO_DB_ALIAS or not options:
             return None
-        if self.alias not in self._connection_pools:
+        # Django's pool registry and connection set-up are private: not in django-stubs.
+        if self.alias not in self._connection_pools:  # type: ignore[attr-defined]
             from psycopg_pool import ConnectionPool
 
             connect_kwargs = self.get_connection_params()
@@ -70,12 +71,12 @@ class DatabaseWrapper(base.DatabaseWrapper):
             pool = ConnectionPool(
                 kwargs=connect_kwargs,
                 open=False,  # opened on first use, not at start-up
-                configure=self._configure_connection,
+                configure=self._configure_connection,  # type: ignore[attr-defined]
                 check=_check_or_drain if self.settings_dict["CONN_HEALTH_CHECKS"] else None,
                 **({} if options is True else options),
             )
-            self._connection_pools.setdefault(self.alias, pool)  # first thread to get here wins
-        return self._connection_pools[self.alias]
+            self._connection_pools.setdefault(self.alias, pool)  # type: ignore[attr-defined]  # first thread wins
+        return self._connection_pools[self.alias]  # type: ignore[attr-defined]
 
 
 def _check_or_drain(conn: Any) -> None:

@@ -1,3 +1,5 @@
+from typing import Any
+
 from django.core.management.base import BaseCommand, CommandParser
 
 from inventory import services
@@ -15,7 +17,7 @@ class Command(BaseCommand):
         parser.add_argument("--ledger", action="store_true", help="Also compare counters with the ledger.")
         parser.add_argument("--batch-size", type=int, default=500)
 
-    def handle(self, *args, **options) -> None:  # type: ignore[no-untyped-def]
+    def handle(self, *args: Any, **options: Any) -> None:
         fix = options["fix"]
 
         def progress(done: int, total: int) -> None:

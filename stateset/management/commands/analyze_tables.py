@@ -1,6 +1,7 @@
 import time
+from typing import Any
 
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandParser
 from django.db import connection
 
 from stateset.partitions import partitioned_tables
@@ -9,10 +10,10 @@ from stateset.partitions import partitioned_tables
 class Command(BaseCommand):
     help = "ANALYZE every table (or the ones named) so the planner and list-total estimates stay current."
 
-    def add_arguments(self, parser):  # type: ignore[no-untyped-def]
+    def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("tables", nargs="*", help="Tables to analyze (default: all of this database).")
 
-    def handle(self, *args, **options):  # type: ignore[no-untyped-def]
+    def handle(self, *args: Any, **options: Any) -> None:
         tables = options["tables"] or sorted(set(connection.introspection.table_names()) | set(partitioned_tables()))
         with connection.cursor() as cursor:
             for index, table in enumerate(tables, 1):

@@ -1,11 +1,12 @@
 import json
 import os
 import secrets
+from typing import Any
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandParser
 
 from stateset import services
 from stateset.keys import lookup
@@ -15,10 +16,10 @@ class Command(BaseCommand):
     help = ("Local set-up for `make run`, once: an admin user, a demo API key and demo data. Their "
             "secrets are kept in .data/credentials.json (mode 600) and printed on every run.")
 
-    def add_arguments(self, parser):  # type: ignore[no-untyped-def]
+    def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--no-seed", action="store_true", help="Skip seed_demo.")
 
-    def handle(self, *args, **options):  # type: ignore[no-untyped-def]
+    def handle(self, *args: Any, **options: Any) -> None:
         path = settings.DATA_DIR / "credentials.json"
         creds = json.loads(path.read_text()) if path.exists() else {}
         User = get_user_model()

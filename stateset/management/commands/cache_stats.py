@@ -1,3 +1,5 @@
+from typing import Any
+
 from django.conf import settings
 from django.core.management.base import BaseCommand
 
@@ -7,7 +9,7 @@ from stateset.cache import cache_stats
 class Command(BaseCommand):
     help = "Cache hits, misses and hit rate per entity, across all processes sharing the cache."
 
-    def handle(self, *args, **options):  # type: ignore[no-untyped-def]
+    def handle(self, *args: Any, **options: Any) -> None:
         if not settings.CACHE_REDIS_URL:
             self.stdout.write("Cache is process-local (no REDIS_URL): counts cover this process only.")
         for entity, stats in cache_stats().items():

@@ -1,4 +1,6 @@
-from django.core.management.base import BaseCommand, CommandError
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils.dateparse import parse_datetime
 
 from stateset import services
@@ -8,7 +10,7 @@ from stateset.errors import DomainError
 class Command(BaseCommand):
     help = "Create an API key and print it (it is stored hashed and never shown again)."
 
-    def add_arguments(self, parser):  # type: ignore[no-untyped-def]
+    def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--name", required=True)
         parser.add_argument("--scopes", required=True, help="Comma-separated, e.g. orders:read,orders:write or *. "
                                  "orders:set_prices is granted only by name (no wildcard implies it).")
@@ -16,7 +18,7 @@ class Command(BaseCommand):
         parser.add_argument("--expires-at", help="RFC 3339 timestamp after which the key stops working.")
         parser.add_argument("--rate-limit", default="", help='Per-key limit such as "6000/min".')
 
-    def handle(self, *args, **options):  # type: ignore[no-untyped-def]
+    def handle(self, *args: Any, **options: Any) -> None:
         expires_at = None
         if options["expires_at"]:
             expires_at = parse_datetime(options["expires_at"])

@@ -1,4 +1,6 @@
-from django.core.management.base import BaseCommand
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandParser
 
 from stateset.partitions import ensure_partitions, list_partitions, partitioned_tables
 
@@ -6,11 +8,11 @@ from stateset.partitions import ensure_partitions, list_partitions, partitioned_
 class Command(BaseCommand):
     help = "Create monthly partitions ahead of time for every partitioned table (idempotent)."
 
-    def add_arguments(self, parser):  # type: ignore[no-untyped-def]
+    def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--months-ahead", type=int, default=3)
         parser.add_argument("--months-back", type=int, default=0)
 
-    def handle(self, *args, **options):  # type: ignore[no-untyped-def]
+    def handle(self, *args: Any, **options: Any) -> None:
         tables = partitioned_tables()
         if not tables:
             self.stdout.write("no partitioned tables (run migrate first)")

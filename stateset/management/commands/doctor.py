@@ -1,4 +1,5 @@
 import os
+from typing import Any
 
 from django.conf import settings
 from django.core.management.base import BaseCommand
@@ -18,7 +19,7 @@ from stateset.partitions import (
 class Command(BaseCommand):
     help = "Check the database, pool, Redis, broker, partitions and migrations; suggest a pool size."
 
-    def handle(self, *args, **options):  # type: ignore[no-untyped-def]
+    def handle(self, *args: Any, **options: Any) -> None:
         problems = 0
 
         def report(ok: bool, name: str, detail: str) -> None:

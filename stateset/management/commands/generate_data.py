@@ -37,7 +37,7 @@ from typing import Any
 
 from django.apps import apps
 from django.core.management import call_command, get_commands
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import connection, models, transaction
 
 from catalog.seed import LOADTEST_PRICE, LOADTEST_PRODUCT_ID, LOADTEST_SKU
@@ -200,6 +200,7 @@ class Table:
             else:
                 raise CommandError(f"{self.table}.{field.column} is NOT NULL without a default: "
                                    "generate_data needs updating for the current models")
+            assert field.column is not None  # a concrete field has a column
             rest.append((field.column, copy_text(value)))
         self.columns = [*columns, *(c for c, _ in rest)]
         self.suffix = "".join("\t" + text for _, text in rest) + "\n"
@@ -224,7 +225,8 @@ class Table:
         return count
 
 
-def model(label: str) -> type[models.Model]:
+def model(label: str) -> Any:
+    """The installed model ``label`` (typed Any: its manager and fields are named by string here)."""
     try:
         return apps.get_model(label)
     except LookupError:
@@ -254,7 +256,7 @@ class Command(BaseCommand):
     help = ("Load a benchmark data set (customers, products, stock, orders with items and timeline) "
             "with COPY. Refuses a database that already holds generated data.")
 
-    def add_arguments(self, parser):  # type: ignore[no-untyped-def]
+    def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--orders", type=int, required=True)
         parser.add_argument("--products", type=int, required=True)
         parser.add_argument("--customers", type=int, default=None,
@@ -278,7 +280,7 @@ class Command(BaseCommand):
 
     # -- main ----------------------------------------------------------------------------------
 
-    def handle(self, *args, **options):  # type: ignore[no-untyped-def]
+    def handle(self, *args: Any, **options: Any) -> None:
         n_orders, n_products = options["orders"], options["products"]
         n_customers = options["customers"]
         if n_customers is None:

@@ -1,3 +1,5 @@
+from typing import Any
+
 from django.core.management.base import BaseCommand
 from django.db import connection
 
@@ -22,7 +24,7 @@ LIMIT 20
 class Command(BaseCommand):
     help = "Unused indexes and tables that look like they miss one (pg_stat_user_indexes/tables)."
 
-    def handle(self, *args, **options):  # type: ignore[no-untyped-def]
+    def handle(self, *args: Any, **options: Any) -> None:
         with connection.cursor() as cursor:
             cursor.execute(UNUSED)
             unused = cursor.fetchall()

@@ -20,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from stateset.errors import DomainError
 
@@ -71,14 +71,14 @@ class Command(BaseCommand):
     help = ("Load demo data: the performance guide's load-test customer and product, a catalog and "
             "customers with addresses. Safe to re-run: existing rows are kept, missing ones added.")
 
-    def add_arguments(self, parser):  # type: ignore[no-untyped-def]
+    def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--products", type=int, default=300, help="Demo products (default 300).")
         parser.add_argument("--customers", type=int, default=200, help="Demo customers (default 200).")
         parser.add_argument("--seed", type=int, default=42, help="Random seed (same seed, same data).")
         parser.add_argument("--only", nargs="+", choices=[name for name, _ in SECTIONS],
                             help="Run only these sections (and nothing they depend on).")
 
-    def handle(self, *args, **options):  # type: ignore[no-untyped-def]
+    def handle(self, *args: Any, **options: Any) -> None:
         if options["products"] < 0 or options["customers"] < 0:
             raise CommandError("--products and --customers must be zero or more.")
         ctx = SeedContext(seed=options["seed"], products=options["products"],

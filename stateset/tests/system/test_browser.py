@@ -13,6 +13,7 @@ pytestmark = pytest.mark.skipif(not CHROMIUM, reason="Debian's chromium is not i
 
 
 def rendered_dom(url: str) -> str:
+    assert CHROMIUM is not None  # the module is skipped without it
     with tempfile.TemporaryDirectory() as profile:
         result = subprocess.run(
             [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",

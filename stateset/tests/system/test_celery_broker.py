@@ -51,7 +51,7 @@ def worker():
         process.kill()
 
 
-def wait_for(condition, worker, seconds: float = 60) -> None:  # type: ignore[no-untyped-def]
+def wait_for(condition, worker, seconds: float = 60) -> None:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         if condition():

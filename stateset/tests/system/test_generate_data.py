@@ -11,15 +11,12 @@ from django.db import connection
 from django.db.models import Sum
 
 from catalog.models import Product
+from catalog.seed import LOADTEST_PRODUCT_ID
 from customers.models import Customer
+from customers.seed import LOADTEST_CUSTOMER_ID
 from inventory.models import InventoryItem, StockMovement
 from orders.models import Order, OrderEvent, OrderItem
-from stateset.management.commands.generate_data import (
-    EMAIL_DOMAIN,
-    LOADTEST_CUSTOMER_ID,
-    LOADTEST_PRODUCT_ID,
-    LOADTEST_STOCK,
-)
+from stateset.management.commands.generate_data import EMAIL_DOMAIN, LOADTEST_STOCK
 
 ORDERS, PRODUCTS, CUSTOMERS = 120, 30, 15
 

@@ -1,16 +1,41 @@
 """An order's whole life over the API, across every app: taken, shipped, delivered, paid, returned,
-restocked and refunded — with the stock, the ledger, the timeline and the outbox agreeing."""
+restocked and refunded — with the stock, the ledger, the timeline and the outbox agreeing; and an
+order reaching a webhook subscriber, signed."""
 
 from decimal import Decimal
 
+import orjson
 import pytest
 
+from customers.tests.factories import CustomerFactory
 from inventory.models import InventoryItem, StockMovement
+from orders import services as order_services
 from orders.models import Order
+from orders.tests.factories import GUIDE_CUSTOMER, GUIDE_PRODUCT, StockedProductFactory
 from stateset.testing import data_of, error_of
-from webhooks.models import Event
+from webhooks.models import Delivery, Event
+from webhooks.tests.test_webhooks import Receiver, verify
 
 pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def customer(db):
+    return CustomerFactory(id=GUIDE_CUSTOMER, email="LoadTest@Example.com", first_name="Load",
+                           last_name="Test", phone="")
+
+
+@pytest.fixture
+def guide_product(db):
+    return StockedProductFactory(id=GUIDE_PRODUCT, sku="TEST-001", name="Test product",
+                                 price=Decimal("29.99"), stock=1000)
+
+
+@pytest.fixture
+def receiver():
+    server = Receiver()
+    yield server
+    server.close()
 
 
 def post(api, path, body=None, status=200):
@@ -68,3 +93,29 @@ def test_the_guide_order_from_checkout_to_refund(api, customer, guide_product):
     events = set(Event.objects.values_list("type", flat=True))
     assert {"order.created", "inventory.reserved", "shipment.shipped", "shipment.delivered", "return.approved",
             "return.refunded", "order.status_changed"} <= events
+
+
+def test_an_order_reaches_its_subscriber_signed(api, customer, receiver, django_capture_on_commit_callbacks):
+    product = StockedProductFactory(sku="HOOK-1", name="Hooked", price=Decimal("12.50"), stock=5)
+    created = data_of(api.post("/api/v1/webhooks", {"url": receiver.url, "events": ["order.created"]},
+                               format="json"), 201)
+    secret = created["secret"]
+
+    with django_capture_on_commit_callbacks(execute=True):
+        placed = order_services.order_create(customer_id=customer.id, items=[
+            order_services.OrderLineInput(product_id=product.id, quantity=2)]).order
+
+    assert len(receiver.requests) == 1  # inventory.reserved was written too, but nobody subscribed
+    headers, body = receiver.requests[0]
+    assert verify(secret, headers, body)
+    payload = orjson.loads(body)
+    event = Event.objects.get(type="order.created")
+    assert headers["StateSet-Event-Id"] == str(event.id) == payload["id"]
+    assert headers["StateSet-Event-Type"] == "order.created" == payload["type"]
+    assert payload["data"]["order_number"] == placed.order_number
+    assert payload["data"]["total_amount"] == "25.00"
+    assert payload["data"]["items"] == [{"sku": "HOOK-1", "quantity": 2, "unit_price": "12.50"}]
+    delivery = Delivery.objects.get()
+    assert (delivery.status, delivery.attempts, delivery.response_status) == ("succeeded", 1, 200)
+    assert set(Event.objects.values_list("type", flat=True)) == {"order.created", "inventory.reserved"}
+    assert not Event.objects.filter(dispatched_at__isnull=True).exists()

@@ -1,0 +1,57 @@
+"""factory_boy factories for the webhooks app, and :func:`published`: a synthetic domain event
+written the way every domain service writes one (``webhooks.services.publish`` in a transaction),
+so the webhooks tests need no domain app."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import factory
+from django.db import transaction
+from factory.django import DjangoModelFactory
+
+from webhooks import services
+from webhooks.models import Delivery, Endpoint, Event
+
+
+class EndpointFactory(DjangoModelFactory):
+    """An endpoint made through ``webhooks.services.endpoint_create`` (URL and events checked,
+    secret generated unless given, the subscription cache dropped)."""
+
+    class Meta:
+        model = Endpoint
+
+    url = factory.Sequence(lambda n: f"https://example.com/hooks/{n}")
+    events = factory.LazyFunction(lambda: ["*"])
+    description = ""
+    is_active = True
+
+    @classmethod
+    def _create(cls, model_class: type[Endpoint], *args: Any, **kwargs: Any) -> Endpoint:
+        return services.endpoint_create(**kwargs)
+
+
+class EventFactory(DjangoModelFactory):
+    """An outbox row written directly (not dispatched, no kick): for delivery and purge tests."""
+
+    class Meta:
+        model = Event
+
+    type = "order.created"
+    payload = factory.LazyFunction(dict)
+
+
+class DeliveryFactory(DjangoModelFactory):
+    class Meta:
+        model = Delivery
+
+    endpoint = factory.SubFactory(EndpointFactory)
+    event = factory.SubFactory(EventFactory)
+
+
+def published(event_type: str = "order.created", payload: dict[str, Any] | None = None) -> Event:
+    """Publish a synthetic ``event_type`` event in its own transaction, as a domain service does:
+    the outbox row commits with it and the dispatch kick runs after commit."""
+    with transaction.atomic():
+        return services.publish(event_type=event_type, payload=payload if payload is not None else {
+            "order_id": "00000000-0000-0000-0000-000000000001", "order_number": "ORD-000001"})
