@@ -93,7 +93,8 @@ class OrderAdmin(ServiceModelAdmin):
     def customer_email(self, order: Order) -> str:
         return order.customer.email
 
-    def get_search_results(self, request: HttpRequest, queryset: QuerySet[Order], search_term: str):  # type: ignore[no-untyped-def]
+    def get_search_results(self, request: HttpRequest, queryset: QuerySet[Order],
+                           search_term: str) -> tuple[QuerySet[Order], bool]:
         if not search_term.strip():
             return queryset, False
         matching = order_filter(search=search_term)

@@ -55,7 +55,8 @@ class OrderItemIn(StrictSerializer):
 
 class OrderCreateIn(StrictSerializer):
     customer_id = serializers.UUIDField()
-    items = OrderItemIn(many=True, allow_empty=False, max_length=services.MAX_LINES)
+    # max_length goes to the ListSerializer (many=True); djangorestframework-stubs lacks it.
+    items = OrderItemIn(many=True, allow_empty=False, max_length=services.MAX_LINES)  # type: ignore[call-arg]
     total_amount = serializers.DecimalField(max_digits=14, decimal_places=2, min_value=0, required=False)
     shipping_address = AddressIn(required=False, allow_null=True)
     billing_address = AddressIn(required=False, allow_null=True)
@@ -144,7 +145,8 @@ class OrderEventOut(serializers.Serializer):
     from_status = serializers.CharField()
     to_status = serializers.CharField()
     message = serializers.CharField()
-    data = serializers.DictField()
+    # Named like Serializer.data: the metaclass moves declared fields off the class (no shadowing).
+    data = serializers.DictField()  # type: ignore[assignment]  # see above
     actor = serializers.CharField()
     created_at = serializers.DateTimeField()
 

@@ -67,8 +67,9 @@ def order_filter(
     return queryset
 
 
-def order_summaries(queryset: QuerySet[Order]) -> QuerySet:
-    return queryset.values(*SUMMARY_FIELDS)
+def order_summaries(queryset: QuerySet[Order]) -> QuerySet[Order, dict[str, Any]]:
+    values: QuerySet[Order, dict[str, Any]] = queryset.values(*SUMMARY_FIELDS)
+    return values
 
 
 def money(value: Any) -> str:
@@ -198,10 +199,11 @@ def order_id_by_number(number: str) -> uuid.UUID:
     return order_id
 
 
-def order_events(order_id: uuid.UUID) -> QuerySet:
+def order_events(order_id: uuid.UUID) -> QuerySet[OrderEvent, dict[str, Any]]:
     if not Order.objects.filter(id=order_id).exists():
         raise NotFound("No such order.", code="order_not_found")
-    return OrderEvent.objects.filter(order_id=order_id).values(*EVENT_FIELDS)
+    values: QuerySet[OrderEvent, dict[str, Any]] = OrderEvent.objects.filter(order_id=order_id).values(*EVENT_FIELDS)
+    return values
 
 
 def orders_today() -> dict[str, Any]:

@@ -156,7 +156,7 @@ def order_create(
             metadata=metadata or {},
         )
         insert_rows([order], returning=("order_number",))
-        items = [
+        order_items = [
             OrderItem(
                 order_id=order.id, order_created_at=order.created_at, product_id=line.product.id,
                 sku=line.product.sku, name=line.product.name, quantity=line.quantity,
@@ -170,7 +170,7 @@ def order_create(
             event(order, OrderEvent.Kind.RESERVED, actor,
                    data={"lines": [{"sku": line.product.sku, "quantity": line.quantity} for line in lines]}),
         ]
-        insert_rows(items)
+        insert_rows(order_items)
         insert_rows(events)
         webhooks.publish(event_type="order.created", payload={
             **event_ref(order), "customer_id": str(customer.id), "status": order.status,
@@ -190,7 +190,7 @@ def order_create(
         )
         order_cache.invalidate_group(f"customer:{customer.id}")  # a new id has no detail to drop
         transaction.on_commit(metrics.ORDERS_CREATED.inc)
-    return CreatedOrder(order=order, customer=customer, items=items, events=events)
+    return CreatedOrder(order=order, customer=customer, items=order_items, events=events)
 
 
 def _locked(order_id: uuid.UUID, expected_version: int | None) -> Order:

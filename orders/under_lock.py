@@ -190,8 +190,9 @@ def order_check_fulfillable(order: Order) -> None:
     (shipped or delivered: nothing is left to ship)."""
     if order.status in FULFILLABLE:
         return
-    code = {Order.Status.ON_HOLD: "order_on_hold", Order.Status.CANCELLED: "order_cancelled",
-            Order.Status.REFUNDED: "order_cancelled"}.get(order.status, "order_fulfilled")
+    codes: dict[str, str] = {Order.Status.ON_HOLD: "order_on_hold", Order.Status.CANCELLED: "order_cancelled",
+                             Order.Status.REFUNDED: "order_cancelled"}
+    code = codes.get(order.status, "order_fulfilled")
     raise InvalidTransition(f"The order is {order.status}; it cannot be shipped.", code=code,
                             details={"order_id": str(order.id), "status": order.status})
 

@@ -67,7 +67,7 @@ class StockedProductFactory(ProductFactory):
         skip_postgeneration_save = True
 
     sku = factory.Sequence(lambda n: f"SKU-{n:05d}")
-    name = "Widget"
+    name = "Widget"  # type: ignore[assignment]  # a plain value overrides the base's Sequence
     description = ""
     price = Decimal("29.99")
 
