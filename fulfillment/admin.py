@@ -69,7 +69,8 @@ class ShipmentAdmin(ServiceModelAdmin):
     def location_code(self, shipment: Shipment) -> str:
         return shipment.location.code
 
-    def get_search_results(self, request: HttpRequest, queryset: QuerySet[Shipment], search_term: str):  # type: ignore[no-untyped-def]
+    def get_search_results(self, request: HttpRequest, queryset: QuerySet[Shipment],
+                           search_term: str) -> tuple[QuerySet[Shipment], bool]:
         term = search_term.strip()
         if not term:
             return queryset, False

@@ -36,8 +36,10 @@ class ShipmentItemIn(StrictSerializer):
 
 class ShipmentCreateIn(StrictSerializer):
     order_id = serializers.UUIDField()
-    items = ShipmentItemIn(many=True, required=False, allow_empty=False, max_length=services.MAX_LINES,
-                           help_text="Default: every unit not yet shipped nor in another pending shipment.")
+    # max_length goes to the ListSerializer (many=True); djangorestframework-stubs lacks it.
+    items = ShipmentItemIn(  # type: ignore[call-arg]
+        many=True, required=False, allow_empty=False, max_length=services.MAX_LINES,
+        help_text="Default: every unit not yet shipped nor in another pending shipment.")
     location_id = serializers.UUIDField(required=False, help_text=(
         "Default: the location whose reservations of the order cover every unit (422 location_required "
         "when the units are reserved at several)."))

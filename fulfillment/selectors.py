@@ -34,14 +34,17 @@ def shipment_filter(*, order_id: uuid.UUID | None = None, status: str | None = N
     return queryset
 
 
-def shipment_rows(queryset: QuerySet[Shipment]) -> QuerySet:
-    return queryset.values(*SHIPMENT_FIELDS)
+def shipment_rows(queryset: QuerySet[Shipment]) -> QuerySet[Shipment, dict[str, Any]]:
+    values: QuerySet[Shipment, dict[str, Any]] = queryset.values(*SHIPMENT_FIELDS)
+    return values
 
 
 def _item_rows(shipment_ids: list[uuid.UUID]) -> Iterable[dict[str, Any]]:
-    return (ShipmentItem.objects.filter(shipment_id__in=shipment_ids)
-            .order_by("shipment_id", "order_item__sku", "id")
-            .values(*ITEM_FIELDS, "order_item__sku", "order_item__name", "order_item__product_id"))
+    rows: Iterable[dict[str, Any]] = (
+        ShipmentItem.objects.filter(shipment_id__in=shipment_ids)
+        .order_by("shipment_id", "order_item__sku", "id")
+        .values(*ITEM_FIELDS, "order_item__sku", "order_item__name", "order_item__product_id"))
+    return rows
 
 
 def render_item(row: dict[str, Any]) -> dict[str, Any]:

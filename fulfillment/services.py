@@ -487,7 +487,8 @@ def shipment_update(*, shipment_id: uuid.UUID, expected_version: int | None = No
 
 
 def _payload(order: Order, shipment: Shipment, **extra: Any) -> dict[str, Any]:
-    payload = {"shipment_id": str(shipment.id), "order_id": str(order.id), "order_number": order.order_number,
+    payload: dict[str, Any] = {"shipment_id": str(shipment.id), "order_id": str(order.id),
+               "order_number": order.order_number,
                "status": shipment.status, "carrier": shipment.carrier, "service": shipment.service,
                "tracking_number": shipment.tracking_number, "location_id": str(shipment.location_id)}
     if "units" in extra:

@@ -25,7 +25,7 @@ def make_product(db):
     def make(*, sku: str | None = None, price: str = "29.99", stock: int = 100, **fields) -> Product:
         if sku is not None:
             fields["sku"] = sku
-        return StockedProductFactory(price=Decimal(price), stock=stock, **fields)
+        return StockedProductFactory.create(price=Decimal(price), stock=stock, **fields)
 
     return make
 
