@@ -58,7 +58,8 @@ class ReturnAdmin(admin.ModelAdmin):
     def order_number(self, rma: Return) -> str:
         return rma.order.order_number
 
-    def get_search_results(self, request: HttpRequest, queryset: QuerySet[Return], search_term: str):  # type: ignore[no-untyped-def]
+    def get_search_results(self, request: HttpRequest, queryset: QuerySet[Return],
+                           search_term: str) -> tuple[QuerySet[Return], bool]:
         term = search_term.strip().upper()
         if not term:
             return queryset, False

@@ -29,7 +29,8 @@ class ReturnCreateIn(StrictSerializer):
     order_id = serializers.UUIDField()
     reason = TextField(max_length=500, required=False, allow_blank=True, default="")
     notes = TextField(max_length=5000, required=False, allow_blank=True, default="")
-    items = ReturnItemIn(many=True, allow_empty=False, max_length=services.MAX_LINES)
+    # max_length goes to the ListSerializer (many=True); djangorestframework-stubs lacks it.
+    items = ReturnItemIn(many=True, allow_empty=False, max_length=services.MAX_LINES)  # type: ignore[call-arg]
 
 
 class ReturnActionIn(StrictSerializer):

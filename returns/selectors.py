@@ -56,8 +56,9 @@ def return_filter(*, order_id: uuid.UUID | None = None, status: str | None = Non
     return queryset
 
 
-def return_rows(queryset: QuerySet[Return]) -> QuerySet:
-    return queryset.values(*RETURN_FIELDS)
+def return_rows(queryset: QuerySet[Return]) -> QuerySet[Return, dict[str, Any]]:
+    values: QuerySet[Return, dict[str, Any]] = queryset.values(*RETURN_FIELDS)
+    return values
 
 
 def items_by_return(return_ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, list[dict[str, Any]]]:

@@ -313,7 +313,7 @@ def return_receive(*, return_id: uuid.UUID, note: str = "", actor: str = "",
         under_lock.order_items_returned(order=order, quantities=dict(quantities))
         if restock:
             inventory_services.stock_return_many(
-                lines=[inventory_services.StockLine(location_id=line.location_id, quantity=line.quantity,
+                lines=[inventory_services.StockLine(location_id=locations[line.id], quantity=line.quantity,
                                                     product_id=line.order_item.product_id) for line in restock],
                 actor=actor, reason=f"return {rma.rma_number}", reference_type="return", reference_id=str(rma.id),
             )

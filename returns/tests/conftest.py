@@ -39,7 +39,7 @@ def make_product(location):
     counter = iter(range(1, 10_000))
 
     def make(*, price: str = "10.00", stock: int = 50, at: Location | None = None, sku: str | None = None) -> Product:
-        return StockedProductFactory(sku=sku or f"RET-{next(counter):04d}", name="Returnable", price=Decimal(price),
+        return StockedProductFactory.create(sku=sku or f"RET-{next(counter):04d}", name="Returnable", price=Decimal(price),
                                      stock=stock, stock__at=at or location)
 
     return make
@@ -54,7 +54,7 @@ def shipped_order(customer):
     ``orders.services.order_record_payment``."""
 
     def make(*lines: tuple[Product, int], paid: bool = True, deliver: bool = True) -> Shipped:
-        order = ShippedOrderFactory(customer=customer, lines=list(lines), delivered=deliver)
+        order: Order = ShippedOrderFactory.create(customer=customer, lines=list(lines), delivered=deliver)
         if paid:
             orders_services.order_record_payment(order_id=order.id, payment_status=Order.PaymentStatus.PAID)
         order.refresh_from_db()
