@@ -36,8 +36,7 @@ class ShipmentItemIn(StrictSerializer):
 
 class ShipmentCreateIn(StrictSerializer):
     order_id = serializers.UUIDField()
-    # max_length goes to the ListSerializer (many=True); djangorestframework-stubs lacks it.
-    items = ShipmentItemIn(  # type: ignore[call-arg]
+    items = ShipmentItemIn(  # type: ignore[call-arg]  # ListSerializer's max_length: not in the stubs
         many=True, required=False, allow_empty=False, max_length=services.MAX_LINES,
         help_text="Default: every unit not yet shipped nor in another pending shipment.")
     location_id = serializers.UUIDField(required=False, help_text=(

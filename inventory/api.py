@@ -157,8 +157,8 @@ class ReserveItemIn(ProductRefIn):
 
 
 class ReserveIn(StrictSerializer):
-    # max_length goes to the ListSerializer (many=True); djangorestframework-stubs lacks it.
-    items = ReserveItemIn(many=True, allow_empty=False, max_length=services.MAX_LINES)  # type: ignore[call-arg]
+    items = ReserveItemIn(  # type: ignore[call-arg]  # ListSerializer's max_length: not in the stubs
+        many=True, allow_empty=False, max_length=services.MAX_LINES)
     reference_type = _text(services.MAX_REFERENCE_TYPE)
     reference_id = _text(services.MAX_REFERENCE_ID)
     expires_in = StrictIntegerField(min_value=1, max_value=MAX_EXPIRES_IN, required=False,

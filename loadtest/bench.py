@@ -185,7 +185,7 @@ def with_database(url: str, name: str) -> str:
     return urlunsplit(parts._replace(path=f"/{name}"))
 
 
-def admin_connect(url: str):  # type: ignore[no-untyped-def]
+def admin_connect(url: str):
     import psycopg
 
     return psycopg.connect(with_database(url, "postgres"), autocommit=True, connect_timeout=10)
@@ -290,7 +290,7 @@ class Server:
 
         expected = int(self.env.get("WEB_CONCURRENCY") or (os.cpu_count() or 1) * 2)
         try:
-            return len(psutil.Process(self.proc.pid).children()) >= expected  # type: ignore[union-attr]
+            return len(psutil.Process(self.proc.pid).children()) >= expected  # type: ignore[union-attr]  # started by __enter__
         except psutil.Error:
             return False
 
@@ -591,9 +591,9 @@ def main(argv: list[str] | None = None) -> int:
         say(f"gunicorn (gunicorn.conf.py, STATESET_ENV=production) on {big.name}; "
             f"k6 {args.vus} VUs: {args.ramp} ramp, {args.duration} plateau, {args.ramp_down} down")
         with Server(env, workdir / "gunicorn-big.log") as server:
-            sampler = RssSampler(server.proc.pid)  # type: ignore[union-attr]
+            sampler = RssSampler(server.proc.pid)  # type: ignore[union-attr]  # started by __enter__
             sampler.start()
-            meter = CpuMeter(server.proc.pid)  # type: ignore[union-attr]
+            meter = CpuMeter(server.proc.pid)  # type: ignore[union-attr]  # started by __enter__
             warm_up(server.base_url, api_key)
             for scenario in selected:
                 load = os.getloadavg()[0]
@@ -622,7 +622,7 @@ def main(argv: list[str] | None = None) -> int:
             list_scenario = next(s for s in SCENARIOS if s.name == "orders_list")
             with Server(env_small, workdir / "gunicorn-small.log") as server:
                 warm_up(server.base_url, small_key)
-                meter = CpuMeter(server.proc.pid)  # type: ignore[union-attr]
+                meter = CpuMeter(server.proc.pid)  # type: ignore[union-attr]  # started by __enter__
                 before = meter.snapshot()
                 small_result = run_k6(k6, list_scenario, server.base_url, small_key, args, workdir, "-small")
                 small_result["cpu"] = meter.delta(before, meter.snapshot(), small_result["whole_run"]["requests"])

@@ -25,11 +25,13 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from loadtest import bench
 
-REQUESTS = {
+REQUESTS: dict[str, tuple[str, str, Callable[[], dict[str, Any]] | None]] = {
     "floor": ("GET", "/_bench/floor", None),
     "health": ("GET", "/health", None),
     "orders_list": ("GET", "/api/v1/orders?page=1&limit=20", None),
@@ -95,14 +97,14 @@ def run(args: argparse.Namespace, dataset: bench.Dataset) -> int:
 
     def call(name: str) -> int:
         method, path, body = REQUESTS[name]
-        if method == "GET":
+        if method == "GET" or body is None:
             return client.get(path).status_code
         return client.post(path, data=json.dumps(body()), content_type="application/json",
                            headers={"Idempotency-Key": uuid.uuid4().hex}).status_code
 
     captured: list[tuple[float, str]] = []
 
-    def capture(execute, sql, params, many, context):  # type: ignore[no-untyped-def]
+    def capture(execute, sql, params, many, context):
         started = time.perf_counter()
         try:
             return execute(sql, params, many, context)

@@ -27,10 +27,13 @@ class CalendarQuerySet(QuerySet):
     ``SELECT DISTINCT date_trunc(...)`` over every row, so the admin's date hierarchy stays fast on
     a million orders. Periods without orders may be offered; choosing one shows an empty page."""
 
-    def datetimes(self, field_name: str, kind: str, order: str = "ASC", tzinfo: Any = None) -> list[dt.datetime]:  # type: ignore[override]
+    # Both overrides return lists where QuerySet returns querysets: the date hierarchy only iterates.
+    def datetimes(  # type: ignore[override]  # a list, see above
+            self, field_name: str, kind: str, order: str = "ASC", tzinfo: Any = None) -> list[dt.datetime]:
         return [dt.datetime(d.year, d.month, d.day, tzinfo=dt.UTC) for d in self.dates(field_name, kind, order)]
 
-    def dates(self, field_name: str, kind: str, order: str = "ASC") -> list[dt.date]:  # type: ignore[override]
+    def dates(  # type: ignore[override]  # a list, see above
+            self, field_name: str, kind: str, order: str = "ASC") -> list[dt.date]:
         bounds = self.order_by().aggregate(first=Min(field_name), last=Max(field_name))
         first, last = bounds["first"], bounds["last"]
         if first is None or last is None:

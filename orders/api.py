@@ -55,8 +55,8 @@ class OrderItemIn(StrictSerializer):
 
 class OrderCreateIn(StrictSerializer):
     customer_id = serializers.UUIDField()
-    # max_length goes to the ListSerializer (many=True); djangorestframework-stubs lacks it.
-    items = OrderItemIn(many=True, allow_empty=False, max_length=services.MAX_LINES)  # type: ignore[call-arg]
+    items = OrderItemIn(  # type: ignore[call-arg]  # ListSerializer's max_length: not in the stubs
+        many=True, allow_empty=False, max_length=services.MAX_LINES)
     total_amount = serializers.DecimalField(max_digits=14, decimal_places=2, min_value=0, required=False)
     shipping_address = AddressIn(required=False, allow_null=True)
     billing_address = AddressIn(required=False, allow_null=True)

@@ -29,8 +29,8 @@ class ReturnCreateIn(StrictSerializer):
     order_id = serializers.UUIDField()
     reason = TextField(max_length=500, required=False, allow_blank=True, default="")
     notes = TextField(max_length=5000, required=False, allow_blank=True, default="")
-    # max_length goes to the ListSerializer (many=True); djangorestframework-stubs lacks it.
-    items = ReturnItemIn(many=True, allow_empty=False, max_length=services.MAX_LINES)  # type: ignore[call-arg]
+    items = ReturnItemIn(  # type: ignore[call-arg]  # ListSerializer's max_length: not in the stubs
+        many=True, allow_empty=False, max_length=services.MAX_LINES)
 
 
 class ReturnActionIn(StrictSerializer):

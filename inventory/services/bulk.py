@@ -136,20 +136,21 @@ def stock_bulk_adjust(*, adjustments: Sequence[Any], dry_run: bool = False, acto
             candidates.append(row)
 
     applied = 0
+    # Every candidate's product is set above; the ignores below are for its ``ProductRef | None``.
     with transaction.atomic(durable=not dry_run):
-        pairs = [(r.product.id, r.location_id) for r in candidates]  # type: ignore[union-attr]
+        pairs = [(r.product.id, r.location_id) for r in candidates]  # type: ignore[union-attr]  # set
         items = item_ids_for(pairs)
         missing = [(r.product, r.location_id) for r in candidates
-                   if r.delta > 0 and (r.product.id, r.location_id) not in items]  # type: ignore[union-attr]
+                   if r.delta > 0 and (r.product.id, r.location_id) not in items]  # type: ignore[union-attr]  # set
         if missing and not dry_run:  # a positive adjustment creates its row
-            ensure_items(missing)  # type: ignore[arg-type]
+            ensure_items(missing)  # type: ignore[arg-type]  # products set, see above
             items = item_ids_for(pairs)
         counters = locks.lock_items(items.values()) if not dry_run else dict(
             (i, (h, r)) for i, h, r in InventoryItem.objects.filter(id__in=items.values())
             .values_list("id", "on_hand", "reserved"))
         changes: list[Change] = []
         for row in candidates:
-            item_id = items.get((row.product.id, row.location_id))  # type: ignore[union-attr]
+            item_id = items.get((row.product.id, row.location_id))  # type: ignore[union-attr]  # set
             on_hand, reserved = counters.get(item_id, (0, 0)) if item_id else (0, 0)
             if on_hand + row.delta < reserved:
                 errors[row.index] = _row_error(

@@ -189,7 +189,7 @@ def _reserve(*, lines: Sequence[ReserveLine], reference_type: str, reference_id:
         ]
         insert_rows(reservations)
         for (index, _, _), reservation in zip(allocations, reservations, strict=True):
-            reservation.line_index = index  # type: ignore[attr-defined]
+            reservation.line_index = index  # type: ignore[attr-defined]  # for the caller, not a column
         webhooks.publish(event_type="inventory.reserved", payload={
             "reference_type": reference_type, "reference_id": reference_id,
             "reservations": [{"id": str(r.id), "inventory_item_id": str(r.inventory_item_id),

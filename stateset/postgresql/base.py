@@ -23,7 +23,7 @@ class DatabaseWrapper(base.DatabaseWrapper):
         if self.alias == NO_DB_ALIAS or not options:
             return None
         # Django's pool registry and connection set-up are private: not in django-stubs.
-        if self.alias not in self._connection_pools:  # type: ignore[attr-defined]
+        if self.alias not in self._connection_pools:  # type: ignore[attr-defined]  # private
             from psycopg_pool import ConnectionPool
 
             connect_kwargs = self.get_connection_params()
@@ -31,12 +31,12 @@ class DatabaseWrapper(base.DatabaseWrapper):
             pool = ConnectionPool(
                 kwargs=connect_kwargs,
                 open=False,  # opened on first use, not at start-up
-                configure=self._configure_connection,  # type: ignore[attr-defined]
+                configure=self._configure_connection,  # type: ignore[attr-defined]  # private
                 check=_check_or_drain if self.settings_dict["CONN_HEALTH_CHECKS"] else None,
                 **({} if options is True else options),
             )
             self._connection_pools.setdefault(self.alias, pool)  # type: ignore[attr-defined]  # first thread wins
-        return self._connection_pools[self.alias]  # type: ignore[attr-defined]
+        return self._connection_pools[self.alias]  # type: ignore[attr-defined]  # private
 
 
 def _check_or_drain(conn: Any) -> None:
