@@ -14,11 +14,13 @@ admin.site.index_title = "Operations"
 
 @admin.register(ApiKey)
 class ApiKeyAdmin(admin.ModelAdmin[ApiKey]):
-    list_display = ("name", "prefix", "scopes", "expires_at", "revoked_at", "last_used_at", "created_at")
+    list_display = ("name", "prefix", "scopes", "expires_at", "revoked_at", "last_used_at",
+                    "created_at")
     list_filter = ("revoked_at",)
     search_fields = ("name", "prefix")
     readonly_fields = ("prefix", "last_used_at", "created_at", "revoked_at")
-    fields = ("name", "scopes", "rate_limit", "expires_at", "prefix", "last_used_at", "revoked_at", "created_at")
+    fields = ("name", "scopes", "rate_limit", "expires_at", "prefix", "last_used_at", "revoked_at",
+              "created_at")
     actions = ["revoke"]
     show_full_result_count = False
 
@@ -28,7 +30,8 @@ class ApiKeyAdmin(admin.ModelAdmin[ApiKey]):
             return
         created, raw = services.api_key_create(name=obj.name, scopes=list(obj.scopes),
                                                expires_at=obj.expires_at, rate_limit=obj.rate_limit)
-        obj.pk, obj.prefix, obj.key_hash, obj._state.adding = created.pk, created.prefix, created.key_hash, False
+        obj.pk, obj.prefix, obj.key_hash, obj._state.adding = (created.pk, created.prefix,
+                                                               created.key_hash, False)
         messages.warning(request, f"The new key is {raw} — copy it now, it is not shown again.")
 
     @admin.action(description="Revoke selected keys")
@@ -40,7 +43,8 @@ class ApiKeyAdmin(admin.ModelAdmin[ApiKey]):
 
 @admin.register(IdempotencyRecord)
 class IdempotencyRecordAdmin(admin.ModelAdmin[IdempotencyRecord]):
-    list_display = ("key", "owner", "method", "path", "status", "response_status", "created_at", "expires_at")
+    list_display = ("key", "owner", "method", "path", "status", "response_status", "created_at",
+                    "expires_at")
     list_filter = ("status",)
     search_fields = ("key",)
     show_full_result_count = False

@@ -1,7 +1,8 @@
 """The one configuration loader (SPEC §2).
 
-Precedence, lowest first: built-in defaults → ``config/default.toml`` → ``config/<STATESET_ENV>.toml``
-→ environment variables. ``DATABASE_URL``, ``REDIS_URL``, ``SECRET_KEY``, ``ALLOWED_HOSTS`` and
+Precedence, lowest first: built-in defaults → ``config/default.toml`` →
+``config/<STATESET_ENV>.toml`` → environment variables. ``DATABASE_URL``, ``REDIS_URL``,
+``SECRET_KEY``, ``ALLOWED_HOSTS`` and
 ``DEBUG`` are honoured as usual; any key can be overridden as ``STATESET__SECTION__KEY`` (nested
 tables with more ``__``: ``STATESET__CACHE__ENTITIES__ORDERS=60``). Every value is checked against
 the schema below; a bad one raises :class:`ConfigError` naming the key, which stops start-up.
@@ -270,7 +271,8 @@ def load(environ: Mapping[str, str] | None = None, config_dir: Path = CONFIG_DIR
         layers.append(_read_toml(env_file))
     layers.append(_env_overrides(environ))
 
-    config = Config({section: {k: f.default for k, f in fields.items()} for section, fields in SCHEMA.items()})
+    config = Config({section: {k: f.default for k, f in fields.items()} for section,
+                     fields in SCHEMA.items()})
     config["app"]["env"] = env_name
     for layer in layers:
         for dotted, raw in layer.items():

@@ -47,7 +47,8 @@ class InsufficientStock(Conflict):
 
 
 class PreconditionFailed(DomainError):
-    status, code, default_message = 412, "precondition_failed", "If-Match does not match the current version."
+    status, code, default_message = (412, "precondition_failed",
+                                     "If-Match does not match the current version.")
 
 
 class PayloadTooLarge(DomainError):

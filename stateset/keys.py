@@ -36,7 +36,8 @@ def scope_allows(granted: tuple[str, ...] | list[str], required: str) -> bool:
         g_resource, _, g_action = scope.partition(":")
         if g_resource not in ("*", resource):
             continue
-        if g_action == "*" or g_action == action or (g_action == "manage" and action in ("read", "write")):
+        if (g_action == "*" or g_action == action
+            or (g_action == "manage" and action in ("read", "write"))):
             return True
     return False
 
@@ -65,8 +66,8 @@ class KeyPrincipal:
 
 
 class _KeyCache:
-    """Process-local cache of key hash → principal, so authentication costs no query on the hot path.
-    A revoked key stops working within ``ttl`` seconds in every process."""
+    """Process-local cache of key hash → principal, so authentication costs no query on the hot
+    path. A revoked key stops working within ``ttl`` seconds in every process."""
 
     ttl = 10.0
 

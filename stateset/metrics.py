@@ -23,7 +23,8 @@ DB_CONNECTIONS = Gauge("database_connections", "Database pool connections", ["st
                        multiprocess_mode="livesum")
 CACHE_HITS = Counter("cache_hits_total", "Entity cache hits", ["entity"])
 CACHE_MISSES = Counter("cache_misses_total", "Entity cache misses", ["entity"])
-CACHE_ERRORS = Counter("cache_errors_total", "Cache operations that failed (Redis down)", ["operation"])
+CACHE_ERRORS = Counter("cache_errors_total", "Cache operations that failed (Redis down)",
+                       ["operation"])
 ORDERS_CREATED = Counter("orders_created_total", "Orders created")
 RESERVATIONS = Counter("inventory_reservations_total", "Reservation attempts", ["result"])
 WEBHOOK_DELIVERIES = Counter("webhook_deliveries_total", "Webhook delivery attempts", ["result"])
@@ -62,5 +63,6 @@ def metrics_json_view(request: HttpRequest) -> JsonResponse:
             for s in family.samples
             if not s.name.endswith("_created")
         ]
-        series[family.name] = {"type": family.type, "help": family.documentation, "samples": samples}
+        series[family.name] = {"type": family.type, "help": family.documentation,
+                               "samples": samples}
     return JsonResponse({"metrics": series})

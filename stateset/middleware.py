@@ -34,7 +34,8 @@ class _QueryCounter:
     def __init__(self) -> None:
         self.count = 0
 
-    def __call__(self, execute: Callable[..., Any], sql: str, params: Any, many: bool, context: Any) -> Any:
+    def __call__(self, execute: Callable[..., Any], sql: str, params: Any, many: bool,
+                 context: Any) -> Any:
         self.count += 1
         return execute(sql, params, many, context)
 
@@ -103,23 +104,27 @@ class BodyLimitMiddleware:
         try:
             length = int(request.META.get("CONTENT_LENGTH") or 0)
         except ValueError:
-            return json_error_response(request, 400, "bad_request", "Invalid Content-Length header.")
+            return json_error_response(request, 400, "bad_request",
+                                       "Invalid Content-Length header.")
         if length > limit:
             return json_error_response(request, 413, "payload_too_large",
-                                       f"The request body exceeds {limit} bytes.", {"limit_bytes": limit})
+                                       f"The request body exceeds {limit} bytes.",
+                                       {"limit_bytes": limit})
         if not length and request.META.get("HTTP_TRANSFER_ENCODING", "").lower() == "chunked":
             # No length to trust: read at most limit + 1 bytes and keep them as the body.
             body = request.read(limit + 1)
             if len(body) > limit:
                 return json_error_response(request, 413, "payload_too_large",
-                                           f"The request body exceeds {limit} bytes.", {"limit_bytes": limit})
+                                           f"The request body exceeds {limit} bytes.",
+                                           {"limit_bytes": limit})
             request._body = body
             request._stream = io.BytesIO(body)
             request.META["CONTENT_LENGTH"] = str(len(body))
         return self.get_response(request)
 
 
-_COMPRESSIBLE = re.compile(r"^(text/|application/(json|javascript|xml|vnd\.oai\.openapi)|image/svg)")
+_COMPRESSIBLE = re.compile(
+    r"^(text/|application/(json|javascript|xml|vnd\.oai\.openapi)|image/svg)")
 MIN_COMPRESS_BYTES = 1024
 
 

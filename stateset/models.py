@@ -15,11 +15,13 @@ class ApiKey(models.Model):
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     name = models.CharField(max_length=100)
-    prefix = models.CharField(max_length=16, help_text="The first characters of the key, to recognise it.")
+    prefix = models.CharField(max_length=16,
+                              help_text="The first characters of the key, to recognise it.")
     key_hash = models.CharField(max_length=64, unique=True, editable=False)
     scopes = ArrayField(models.CharField(max_length=64), default=list)
     rate_limit = models.CharField(
-        max_length=32, blank=True, default="", help_text='Per-key limit such as "6000/min"; empty = the default.'
+        max_length=32, blank=True, default="",
+        help_text='Per-key limit such as "6000/min"; empty = the default.'
     )
     expires_at = models.DateTimeField(null=True, blank=True)
     revoked_at = models.DateTimeField(null=True, blank=True)
@@ -51,12 +53,14 @@ class IdempotencyRecord(models.Model):
     response_status = models.PositiveSmallIntegerField(null=True, blank=True)
     response_body = models.JSONField(null=True, blank=True)
     response_headers = models.JSONField(default=dict, blank=True)
-    locked_until = models.DateTimeField(help_text="An in-progress claim older than this was abandoned.")
+    locked_until = models.DateTimeField(
+        help_text="An in-progress claim older than this was abandoned.")
     created_at = models.DateTimeField(auto_now_add=True)
     expires_at = models.DateTimeField(db_index=True)
 
     class Meta:
-        constraints = [models.UniqueConstraint(fields=["owner", "key"], name="idempotency_owner_key_uniq")]
+        constraints = [models.UniqueConstraint(fields=["owner", "key"],
+                                               name="idempotency_owner_key_uniq")]
 
     def __str__(self) -> str:
         return f"{self.method} {self.path} [{self.key}]"

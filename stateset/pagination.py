@@ -7,7 +7,8 @@ Answer shape (SPEC §3)::
 
 ``total`` is exact up to ``[api] exact_count_limit`` rows (a ``COUNT`` over a ``LIMIT``ed subquery,
 so its cost is bounded); above that it is the planner's estimate and ``total_is_estimate`` is true.
-``next_cursor`` continues after the last row by keyset (``(sort_field, id) < (last)``), never OFFSET.
+``next_cursor`` continues after the last row by keyset (``(sort_field, id) < (last)``), never
+OFFSET.
 """
 
 from __future__ import annotations
@@ -47,7 +48,7 @@ class ListParams:
     filters: dict[str, Any]
 
 
-# --- totals ----------------------------------------------------------------------------------------
+# --- totals ---------------------------------------------------------------------------------------
 
 
 def bounded_total(queryset: QuerySet[Any]) -> tuple[int, bool]:
@@ -56,7 +57,8 @@ def bounded_total(queryset: QuerySet[Any]) -> tuple[int, bool]:
     cap = settings.API_EXACT_COUNT_LIMIT
     unordered = queryset.order_by()
     sql, sql_params = unordered.values("pk").query.sql_with_params()
-    cache_key = "count-estimate:" + hashlib.sha1(dumps([sql, [str(p) for p in sql_params]])).hexdigest()
+    cache_key = "count-estimate:" + hashlib.sha1(
+        dumps([sql, [str(p) for p in sql_params]])).hexdigest()
     estimate = cache.get(cache_key)
     if estimate is not None:
         return int(estimate), True
@@ -69,7 +71,7 @@ def bounded_total(queryset: QuerySet[Any]) -> tuple[int, bool]:
     return estimate, True
 
 
-# --- cursors ---------------------------------------------------------------------------------------
+# --- cursors --------------------------------------------------------------------------------------
 
 
 def encode_cursor(sort_value: Any, pk: Any) -> str:
@@ -86,13 +88,16 @@ def _decode_cursor(cursor: str, model: type[Model], sort: Sort) -> tuple[Any, An
         return field.to_python(value), model._meta.pk.to_python(pk)
     except Exception:
         raise ValidationFailed("The cursor is not valid for this list.", code="invalid_cursor",
-                               details={"cursor": ["Pass back next_cursor exactly as received."]}) from None
+                               details={
+                                   "cursor": [
+                                       "Pass back next_cursor exactly as received."]}) from None
 
 
 def after_keyset(queryset: QuerySet[Any], sort: Sort, value: Any, pk: Any) -> QuerySet[Any]:
     field = sort.field
     if value is None:
-        return queryset.filter(**{f"{field}__isnull": True, "pk__lt" if sort.descending else "pk__gt": pk})
+        return queryset.filter(**{f"{field}__isnull": True,
+                                  "pk__lt" if sort.descending else "pk__gt": pk})
     op = "lt" if sort.descending else "gt"
     # The first condition bounds the index range scan; the second breaks ties by id.
     return queryset.filter(
@@ -129,9 +134,9 @@ def paginate(
     sort_value: Callable[[Any], Any] | None = None,
     with_total: bool = True,
 ) -> Page:
-    """Order ``queryset`` by the requested sort (``id`` breaks ties), slice one page (+1 row to know if
-    there is a next one) and render it. ``render`` turns the rows into output items; ``sort_value``
-    reads the sort field off a row (defaults to ``getattr``/``[]``)."""
+    """Order ``queryset`` by the requested sort (``id`` breaks ties), slice one page (+1 row to know
+    if there is a next one) and render it. ``render`` turns the rows into output items;
+    ``sort_value`` reads the sort field off a row (defaults to ``getattr``/``[]``)."""
     model = queryset.model
     total, estimate = bounded_total(queryset) if with_total else (0, False)
     ordered = queryset.order_by(*params.sort.order_by())

@@ -19,7 +19,7 @@ from stateset.models import ApiKey, IdempotencyRecord
 
 logger = logging.getLogger("stateset")
 
-# ---------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
 # API keys
 
 
@@ -36,8 +36,10 @@ def api_key_create(*, name: str, scopes: list[str], key: str | None = None,
     scopes = [s.strip() for s in scopes if s.strip()]
     bad = [s for s in scopes if not scope_is_valid(s)]
     if not scopes or bad:
-        errors["scopes"] = [f"Unknown scope(s): {', '.join(bad)}." if bad else "Give at least one scope."]
-    if key is not None and (not key.startswith(KEY_PREFIX) or len(key) < len(KEY_PREFIX) + 16 or len(key) > 200):
+        errors["scopes"] = [f"Unknown scope(s): {', '.join(bad)}." if bad
+                            else "Give at least one scope."]
+    if (key is not None
+        and (not key.startswith(KEY_PREFIX) or len(key) < len(KEY_PREFIX) + 16 or len(key) > 200)):
         errors["key"] = [f"A key starts with {KEY_PREFIX} and has 16 to 197 more characters."]
     if rate_limit:
         try:
@@ -50,7 +52,8 @@ def api_key_create(*, name: str, scopes: list[str], key: str | None = None,
     try:
         with transaction.atomic():
             api_key = ApiKey.objects.create(name=name, prefix=raw[:10], key_hash=hash_key(raw),
-                                            scopes=scopes, expires_at=expires_at, rate_limit=rate_limit)
+                                            scopes=scopes, expires_at=expires_at,
+                                            rate_limit=rate_limit)
     except IntegrityError:
         raise Conflict("This key is already registered.", code="api_key_exists") from None
     return api_key, raw
@@ -76,7 +79,7 @@ def api_key_touch(*, key_id: str, at: datetime) -> int:
         return 0
 
 
-# ---------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
 # Idempotency (SPEC §3): claim → run → complete (or release on a crash)
 
 IN_FLIGHT_LEASE = timedelta(seconds=60)
@@ -111,8 +114,8 @@ def idempotency_claim(*, owner: str, key: str, method: str, path: str, request_h
         with connection.cursor() as cursor:
             cursor.execute(
                 f"""
-                INSERT INTO {table} (owner, key, method, path, request_hash, status, response_headers,
-                                     locked_until, created_at, expires_at)
+                INSERT INTO {table} (owner, key, method, path, request_hash, status,
+                                     response_headers, locked_until, created_at, expires_at)
                 VALUES (%s, %s, %s, %s, %s, %s, '{{}}'::jsonb, %s, %s, %s)
                 ON CONFLICT (owner, key) DO NOTHING
                 RETURNING id
@@ -142,7 +145,8 @@ def idempotency_claim(*, owner: str, key: str, method: str, path: str, request_h
     raise IdempotencyInFlight()
 
 
-def idempotency_complete(*, record_id: int, status: int, body: Any, headers: dict[str, str]) -> None:
+def idempotency_complete(*, record_id: int, status: int, body: Any,
+                         headers: dict[str, str]) -> None:
     """Store the final answer. ``body`` goes in as orjson-encoded JSON (it can be a whole order)."""
     from stateset.encoding import dumps
 
@@ -150,13 +154,15 @@ def idempotency_complete(*, record_id: int, status: int, body: Any, headers: dic
         cursor.execute(
             f"UPDATE {IdempotencyRecord._meta.db_table} SET status = %s, response_status = %s, "
             "response_body = %s::jsonb, response_headers = %s::jsonb WHERE id = %s",
-            [IdempotencyRecord.Status.COMPLETED, status, dumps(body).decode(), dumps(headers).decode(), record_id],
+            [IdempotencyRecord.Status.COMPLETED, status, dumps(body).decode(),
+             dumps(headers).decode(), record_id],
         )
 
 
 def idempotency_release(*, record_id: int) -> None:
     """The request failed without a final answer (a 5xx): let the client retry with the same key."""
-    IdempotencyRecord.objects.filter(id=record_id, status=IdempotencyRecord.Status.IN_PROGRESS).delete()
+    IdempotencyRecord.objects.filter(id=record_id,
+                                     status=IdempotencyRecord.Status.IN_PROGRESS).delete()
 
 
 def idempotency_purge_expired(*, batch_size: int = 5000) -> int:

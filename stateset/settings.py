@@ -45,7 +45,8 @@ def _development_secret_key() -> str:
 
 
 if not APP["secret_key"] and APP["env"] == "production":
-    raise config_module.ConfigError("app.secret_key: required when STATESET_ENV=production (SECRET_KEY)")
+    raise config_module.ConfigError(
+        "app.secret_key: required when STATESET_ENV=production (SECRET_KEY)")
 SECRET_KEY = APP["secret_key"] or _development_secret_key()
 ALLOWED_HOSTS = APP["allowed_hosts"] + (["testserver"] if APP["env"] == "test" else [])
 
@@ -158,7 +159,7 @@ READ_PREFERENCE = DB["read_preference"]
 STATEMENT_CACHE_SIZE = DB["statement_cache_size"]
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
-# --- cache -----------------------------------------------------------------------------------------
+# --- cache ----------------------------------------------------------------------------------------
 REDIS_URL = CONFIG["redis"]["url"]
 CACHE_REDIS_URL = CONFIG["cache"]["redis_url"] or REDIS_URL
 # Entity caching needs a cache every process shares: a process-local one could not be invalidated
@@ -195,7 +196,7 @@ else:
 DJANGO_REDIS_LOGGER = "stateset.cache"
 SESSION_ENGINE = "django.contrib.sessions.backends.db"
 
-# --- celery ----------------------------------------------------------------------------------------
+# --- celery ---------------------------------------------------------------------------------------
 CELERY_BROKER_URL = CONFIG["celery"]["broker_url"] or REDIS_URL or "memory://"
 CELERY_TASK_ALWAYS_EAGER = CONFIG["celery"]["always_eager"] or not (
     CONFIG["celery"]["broker_url"] or REDIS_URL
@@ -213,13 +214,14 @@ CELERY_BEAT_SCHEDULE = {
     "partitions-ensure": {"task": "stateset.tasks.partitions_ensure", "schedule": 86400.0},
     "analyze-tables": {"task": "stateset.tasks.analyze_tables", "schedule": 86400.0},
     "idempotency-purge": {"task": "stateset.tasks.idempotency_purge", "schedule": 3600.0},
-    "inventory-reconcile-report": {"task": "inventory.tasks.inventory_reconcile_report", "schedule": 86400.0},
+    "inventory-reconcile-report": {"task": "inventory.tasks.inventory_reconcile_report",
+                                   "schedule": 86400.0},
     # Deliveries are kicked after each commit; this catches missed kicks and runs due retries.
     "webhooks-pump": {"task": "webhooks.tasks.webhooks_pump", "schedule": 15.0},
     "webhooks-purge": {"task": "webhooks.tasks.webhooks_purge", "schedule": 86400.0},
 }
 
-# --- i18n / static ---------------------------------------------------------------------------------
+# --- i18n / static --------------------------------------------------------------------------------
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = APP["time_zone"]
 USE_I18N = True
@@ -236,7 +238,7 @@ if APP["env"] == "test":
     # admin_client creates a superuser; PBKDF2 at production strength costs about a second each.
     PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
-# --- security --------------------------------------------------------------------------------------
+# --- security -------------------------------------------------------------------------------------
 SESSION_COOKIE_HTTPONLY = True
 CSRF_COOKIE_HTTPONLY = False
 X_FRAME_OPTIONS = "DENY"
@@ -244,7 +246,7 @@ SECURE_CONTENT_TYPE_NOSNIFF = True
 DATA_UPLOAD_MAX_MEMORY_SIZE = API["max_body_bytes"]
 DATA_UPLOAD_MAX_NUMBER_FIELDS = 5000
 
-# --- API -------------------------------------------------------------------------------------------
+# --- API ------------------------------------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "stateset.api.auth.ApiKeyAuthentication",
@@ -306,7 +308,7 @@ SPECTACULAR_SETTINGS = {
     },
 }
 
-# --- logging ---------------------------------------------------------------------------------------
+# --- logging --------------------------------------------------------------------------------------
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,

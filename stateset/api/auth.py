@@ -57,7 +57,8 @@ class ApiKeyAuthentication(BaseAuthentication):
         if principal is None:
             raise exceptions.AuthenticationFailed("Invalid API key.", code="invalid_api_key")
         if principal.expires_at is not None and principal.expires_at <= timezone.now():
-            raise exceptions.AuthenticationFailed("This API key has expired.", code="api_key_expired")
+            raise exceptions.AuthenticationFailed("This API key has expired.",
+                                                  code="api_key_expired")
         if key_cache.should_touch(principal.id):
             _schedule_touch(principal.id)
         return principal, principal

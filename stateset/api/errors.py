@@ -1,7 +1,8 @@
 """Domain errors and the one place that turns any failure into the error envelope (SPEC §3).
 
-Services raise :class:`DomainError` subclasses; DRF and Django raise their own. ``exception_handler``
-maps all of them to ``{"code", "message", "details"}`` with the right status; the renderer adds
+Services raise :class:`DomainError` subclasses; DRF and Django raise their own.
+``exception_handler`` maps all of them to ``{"code", "message", "details"}`` with the right status;
+the renderer adds
 ``success: false`` and ``meta``. Nothing else builds an error body.
 """
 
@@ -107,7 +108,8 @@ def exception_to_payload(exc: BaseException) -> tuple[int, dict[str, Any], dict[
     if isinstance(exc, RequestDataTooBig):
         return 413, error_payload("payload_too_large", "The request body is too large."), headers
     if isinstance(exc, DjangoValidationError):
-        details = exc.message_dict if hasattr(exc, "error_dict") else {"non_field_errors": exc.messages}
+        details = (exc.message_dict if hasattr(exc, "error_dict")
+                   else {"non_field_errors": exc.messages})
         return 422, error_payload("validation_error", _first_message(details), details), headers
     if isinstance(exc, IntegrityError):
         # Services translate the constraints they expect; reaching here means a race or a rule the
@@ -116,7 +118,8 @@ def exception_to_payload(exc: BaseException) -> tuple[int, dict[str, Any], dict[
         return 409, error_payload("conflict", "The request conflicts with existing data."), headers
     if isinstance(exc, DatabaseError):
         logger.error("database error", exc_info=exc)
-        return 503, error_payload("service_unavailable", "The database is unavailable; retry."), headers
+        return 503, error_payload("service_unavailable",
+                                  "The database is unavailable; retry."), headers
     logger.error("unhandled exception", exc_info=exc)
     return 500, error_payload("internal_error", "Internal server error."), headers
 

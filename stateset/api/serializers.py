@@ -21,7 +21,8 @@ class StrictSerializer(serializers.Serializer[Any]):
         return super().to_internal_value(data)
 
 
-def validated(serializer_class: type[serializers.Serializer[Any]], data: Any, **kwargs: Any) -> dict[str, Any]:
+def validated(serializer_class: type[serializers.Serializer[Any]], data: Any,
+              **kwargs: Any) -> dict[str, Any]:
     """The validated body, or a 422 ``validation_error`` naming each bad field."""
     serializer = serializer_class(data=data, **kwargs)
     serializer.is_valid(raise_exception=True)
@@ -51,4 +52,5 @@ def page_of(item: type[serializers.Serializer[Any]], name: str) -> serializers.S
 
 
 IF_MATCH = OpenApiParameter("If-Match", str, OpenApiParameter.HEADER,
-                            description="The ETag of the version you read; 412 if it changed since.")
+                            description="The ETag of the version you read; 412 if it changed "
+                                        "since.")

@@ -57,9 +57,11 @@ class ApiMixin(_View):
         self._rate_limit(request)
         if request.method == "POST" and IDEMPOTENCY_HEADER in request.META:
             # Wrap the handler that dispatch() is about to look up, after auth and permissions ran.
-            self.post = self._idempotent(self.post)  # type: ignore[has-type]  # the concrete view's handler
+            self.post = self._idempotent(
+                self.post)  # type: ignore[has-type]  # the concrete view's handler
 
-    def finalize_response(self, request: Request, response: Response, *args: Any, **kwargs: Any) -> Response:
+    def finalize_response(self, request: Request, response: Response, *args: Any,
+                          **kwargs: Any) -> Response:
         response = super().finalize_response(request, response, *args, **kwargs)
         for header, value in getattr(request, "rate_limit_headers", {}).items():
             response[header] = value
@@ -121,7 +123,8 @@ class ApiMixin(_View):
                 services.idempotency_release(record_id=claim.record_id)
             else:
                 headers = {h: response[h] for h in _STORED_HEADERS if h in response}
-                services.idempotency_complete(record_id=claim.record_id, status=response.status_code,
+                services.idempotency_complete(record_id=claim.record_id,
+                                              status=response.status_code,
                                               body=response.data, headers=headers)
             return response
 
@@ -146,7 +149,8 @@ class ApiMixin(_View):
 
 
 def actor_of(request: Request) -> str:
-    """Who made the request, as timeline and ledger rows record it (``api-key:<name>`` or the user)."""
+    """Who made the request, as timeline and ledger rows record it (``api-key:<name>`` or the
+    user)."""
     return str(request.user)[:100]
 
 
@@ -184,7 +188,8 @@ def expected_version(request: Request) -> int | None:
     try:
         return int(tag.strip('"'))
     except ValueError:
-        raise PreconditionFailed("If-Match must be an ETag from this resource, such as \"3\".") from None
+        raise PreconditionFailed(
+            "If-Match must be an ETag from this resource, such as \"3\".") from None
 
 
 class ApiView(ApiMixin, APIView):

@@ -4,8 +4,8 @@ Django's pool checks a connection before lending it (``CONN_HEALTH_CHECKS``). Wh
 restarted, every idle connection in the pool is dead, and psycopg_pool tries them one at a time with
 a growing back-off between failed checks (1 s, 2 s, 4 s …): with more than a handful of idle
 connections the first requests after a restart time out. Here the first failed check drains the pool
-instead (all idle connections closed, replacements opened), so a restart costs the next request about
-one back-off step, not ``connect_timeout``.
+instead (all idle connections closed, replacements opened), so a restart costs the next request
+about one back-off step, not ``connect_timeout``.
 """
 
 from __future__ import annotations
@@ -27,7 +27,8 @@ class DatabaseWrapper(base.DatabaseWrapper):
             from psycopg_pool import ConnectionPool
 
             connect_kwargs = self.get_connection_params()
-            connect_kwargs["autocommit"] = True  # Django sets the connection's real mode on checkout
+            # Django sets the connection's real mode on checkout
+            connect_kwargs["autocommit"] = True
             pool = ConnectionPool(
                 kwargs=connect_kwargs,
                 open=False,  # opened on first use, not at start-up
@@ -35,7 +36,8 @@ class DatabaseWrapper(base.DatabaseWrapper):
                 check=_check_or_drain if self.settings_dict["CONN_HEALTH_CHECKS"] else None,
                 **({} if options is True else options),
             )
-            self._connection_pools.setdefault(self.alias, pool)  # type: ignore[attr-defined]  # first thread wins
+            # The first thread to get here wins.
+            self._connection_pools.setdefault(self.alias, pool)  # type: ignore[attr-defined]  # private
         return self._connection_pools[self.alias]  # type: ignore[attr-defined]  # private
 
 

@@ -97,7 +97,8 @@ def test_create_api_key_command_rejects_unknown_scopes_and_short_keys(db):
 def test_create_api_key_command_with_a_chosen_key(db, capsys):
     from django.core.management import call_command
 
-    call_command("create_api_key", name="load", scopes="orders:read,orders:write", key="sk_loadtest_key_0123456789")
+    call_command("create_api_key", name="load", scopes="orders:read,orders:write",
+                 key="sk_loadtest_key_0123456789")
     assert capsys.readouterr().out.strip() == "sk_loadtest_key_0123456789"
     client = APIClient()
     client.credentials(HTTP_X_API_KEY="sk_loadtest_key_0123456789")

@@ -57,7 +57,8 @@ def test_metrics_add_up_across_gunicorn_workers(tmp_path):
         for _ in range(30):
             assert b'"success":true' in get(f"{base}/api/v1/health")
         text = get(f"{base}/metrics").decode()
-        counts = re.findall(r'http_requests_total\{method="GET",route="/api/v1/health",status="200"\} (\S+)', text)
+        counts = re.findall(
+            r'http_requests_total\{method="GET",route="/api/v1/health",status="200"\} (\S+)', text)
         # Each worker writes its own samples file; the scrape sums them, whichever worker answers.
         assert counts and float(counts[0]) == 30.0, counts
     finally:

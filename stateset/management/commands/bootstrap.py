@@ -28,9 +28,11 @@ class Command(BaseCommand):
         if not User.objects.filter(username=username).exists():
             creds["admin_user"] = username
             creds["admin_password"] = secrets.token_urlsafe(12)
-            User.objects.create_superuser(username, f"{username}@localhost", creds["admin_password"])
+            User.objects.create_superuser(username, f"{username}@localhost",
+                                          creds["admin_password"])
         key = creds.get("api_key")
-        if not key or not ApiKey.objects.filter(key_hash=hash_key(key), revoked_at__isnull=True).exists():
+        if (not key
+            or not ApiKey.objects.filter(key_hash=hash_key(key), revoked_at__isnull=True).exists()):
             _, creds["api_key"] = services.api_key_create(name="demo (make run)", scopes=["*"])
         settings.DATA_DIR.mkdir(parents=True, exist_ok=True)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -50,6 +52,7 @@ class Command(BaseCommand):
             "\n  Admin:   http://127.0.0.1:8000/admin/   user "
             f"{creds['admin_user']}  password {password}\n"
             f"  API key: {creds['api_key']}\n"
-            "  Try:     curl -H 'X-API-Key: " + creds["api_key"] + "' http://127.0.0.1:8000/api/v1/orders\n"
+            "  Try:     curl -H 'X-API-Key: " + creds[
+                "api_key"] + "' http://127.0.0.1:8000/api/v1/orders\n"
             "  Docs:    http://127.0.0.1:8000/api/docs/\n"
         )

@@ -12,9 +12,13 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--name", required=True)
-        parser.add_argument("--scopes", required=True, help="Comma-separated, e.g. orders:read,orders:write or *")
-        parser.add_argument("--key", help="Use this key (sk_...) instead of a random one, e.g. for load tests.")
-        parser.add_argument("--expires-at", help="RFC 3339 timestamp after which the key stops working.")
+        parser.add_argument("--scopes", required=True,
+                            help="Comma-separated, e.g. orders:read,orders:write or *")
+        parser.add_argument("--key",
+                            help="Use this key (sk_...) instead of a random one, e.g. for load "
+                                 "tests.")
+        parser.add_argument("--expires-at",
+                            help="RFC 3339 timestamp after which the key stops working.")
         parser.add_argument("--rate-limit", default="", help='Per-key limit such as "6000/min".')
 
     def handle(self, *args: Any, **options: Any) -> None:
@@ -31,4 +35,6 @@ class Command(BaseCommand):
         except DomainError as exc:
             raise CommandError(f"{exc.message} {exc.details}") from None
         self.stdout.write(raw)
-        self.stderr.write(f"created key {api_key.prefix}… '{api_key.name}' with scopes {','.join(api_key.scopes)}")
+        self.stderr.write(
+            f"created key {api_key.prefix}… '{api_key.name}' with scopes "
+            f"{','.join(api_key.scopes)}")
