@@ -177,8 +177,10 @@ class CustomerViewSet(ApiViewSet):
     @extend_schema(methods=["GET"], parameters=[ADDRESS_KIND, ADDRESS_IS_DEFAULT, AddressListQuery],
                    responses=page_of(CustomerAddressOut, "AddressPage"))
     @extend_schema(methods=["POST"], request=CustomerAddressIn, responses={201: CustomerAddressOut},
-                   description="A new default address un-defaults the previous default of its kind; "
-                               "the first address of a kind is the default unless is_default is false.")
+                   description="A new default address un-defaults the previous default of its "
+                               "kind; "
+                               "the first address of a kind is the default unless is_default is "
+                               "false.")
     @action(detail=True, methods=["get", "post"], url_path="addresses")
     def addresses(self, request: Request, pk: str) -> Response:
         customer_id = parse_id(pk)
@@ -187,9 +189,10 @@ class CustomerViewSet(ApiViewSet):
             address = services.address_create(customer_id=customer_id, **body)
             return Response(selectors.address_data(address), status=201)
         params = parse_list_params(request.query_params, filters=AddressFilters,
-                                   sort_fields={"created_at": "created_at"}, default_sort="created_at",
-                                   default_order="asc")
+                                   sort_fields={"created_at": "created_at"},
+                                   default_sort="created_at", default_order="asc")
         if not selectors.customer_exists(customer_id=customer_id):
             raise NotFound("No customer with this id.", code="customer_not_found")
-        return self.list_response(selectors.address_list(customer_id=customer_id, filters=params.filters),
+        return self.list_response(selectors.address_list(customer_id=customer_id,
+                                                         filters=params.filters),
                                   params, render=selectors.render_addresses)

@@ -120,7 +120,8 @@ def _load_detail(customer_id: uuid.UUID | str) -> dict[str, Any] | None:
     if row is None:
         return None
     addresses = Address.objects.filter(customer_id=customer_id).order_by("created_at", "id")
-    return {**render_customer(row), "addresses": render_addresses(addresses.values(*ADDRESS_FIELDS))}
+    return {**render_customer(row),
+            "addresses": render_addresses(addresses.values(*ADDRESS_FIELDS))}
 
 
 def customer_detail(*, customer_id: uuid.UUID | str, fresh: bool = False) -> dict[str, Any] | None:
@@ -128,7 +129,8 @@ def customer_detail(*, customer_id: uuid.UUID | str, fresh: bool = False) -> dic
     or None. ``fresh`` reads the database (the answer to a write, before its commit)."""
     if fresh:
         return _load_detail(customer_id)
-    return customer_cache.get_or_load(customer_cache.key(customer_id), lambda: _load_detail(customer_id))
+    return customer_cache.get_or_load(customer_cache.key(customer_id),
+                                      lambda: _load_detail(customer_id))
 
 
 def customer_get(*, customer_id: uuid.UUID | str) -> Customer | None:
@@ -147,7 +149,9 @@ def customer_exists(*, customer_id: uuid.UUID | str) -> bool:
 # --- addresses -----------------------------------------------------------------------------------
 
 
-def address_list(*, customer_id: uuid.UUID | str, filters: dict[str, Any]) -> QuerySet[Address, dict[str, Any]]:
+def address_list(*, customer_id: uuid.UUID | str, filters: dict[str, Any]) -> QuerySet[Address,
+                                                                                       dict[str,
+                                                                                            Any]]:
     rows = Address.objects.filter(customer_id=customer_id)
     if filters.get("kind"):
         rows = rows.filter(kind=filters["kind"])

@@ -72,7 +72,8 @@ def _invalidate(customer_id: uuid.UUID | str) -> None:
 def _touch(customer_id: uuid.UUID | str) -> None:
     """A change to a customer's addresses changes the customer's representation: bump its version
     (so its ETag moves) and drop its cached detail after commit."""
-    Customer.objects.filter(pk=customer_id).update(version=F("version") + 1, updated_at=timezone.now())
+    Customer.objects.filter(pk=customer_id).update(version=F("version") + 1,
+                                                   updated_at=timezone.now())
     _invalidate(customer_id)
 
 
@@ -80,7 +81,8 @@ def _touch(customer_id: uuid.UUID | str) -> None:
 
 
 def customer_create(*, email: str, first_name: str = "", last_name: str = "", phone: str = "",
-                    metadata: dict[str, Any] | None = None, id: uuid.UUID | None = None) -> Customer:
+                    metadata: dict[str, Any] | None = None,
+                    id: uuid.UUID | None = None) -> Customer:
     """Insert one customer (version 1). Raises DuplicateEmail (409) when the email exists in any
     letter case, also when a concurrent request inserted it first (the unique index decides)."""
     values = _customer_values({"email": email, "first_name": first_name, "last_name": last_name,
@@ -105,8 +107,10 @@ def customer_update(*, customer_id: uuid.UUID | str, fields: dict[str, Any],
         raise ValidationFailed("Give at least one field to change.", code="empty_update")
     try:
         with transaction.atomic():
-            update_versioned(Customer, pk=customer_id, expected_version=expected_version, values=values,
-                             not_found=NotFound("No customer with this id.", code="customer_not_found"))
+            update_versioned(Customer, pk=customer_id, expected_version=expected_version,
+                             values=values,
+                             not_found=NotFound("No customer with this id.",
+                                                code="customer_not_found"))
             customer = Customer.objects.get(pk=customer_id)
             _invalidate(customer.id)
     except IntegrityError as exc:
@@ -157,7 +161,8 @@ def _lock_customer(customer_id: uuid.UUID | str) -> None:
         raise NotFound("No customer with this id.", code="customer_not_found")
 
 
-def _undefault_others(*, customer_id: uuid.UUID | str, kind: str, keep: uuid.UUID | None = None) -> None:
+def _undefault_others(*, customer_id: uuid.UUID | str, kind: str,
+                      keep: uuid.UUID | None = None) -> None:
     others = Address.objects.filter(customer_id=customer_id, kind=kind, is_default=True)
     if keep is not None:
         others = others.exclude(pk=keep)
@@ -185,7 +190,8 @@ def address_create(*, customer_id: uuid.UUID | str, kind: str, line1: str, city:
                 is_default = not current_default.exists()
             elif is_default:
                 current_default.update(is_default=False)
-            address = Address.objects.create(customer_id=customer_id, is_default=is_default, **values)
+            address = Address.objects.create(customer_id=customer_id, is_default=is_default,
+                                             **values)
             _touch(customer_id)
     except IntegrityError as exc:
         raise _translate(exc) from None
@@ -197,7 +203,8 @@ def address_update(*, address_id: uuid.UUID | str, fields: dict[str, Any]) -> Ad
     kind; changing ``kind`` of a default address un-defaults the default of the new kind. Locks the
     customer row; bumps the customer's version. Raises NotFound (404), ValidationFailed (422)."""
     values = _address_values(fields)
-    customer_id = Address.objects.filter(pk=address_id).values_list("customer_id", flat=True).first()
+    customer_id = Address.objects.filter(pk=address_id).values_list("customer_id",
+                                                                    flat=True).first()
     if customer_id is None:
         raise NotFound("No address with this id.", code="address_not_found")
     try:
@@ -217,7 +224,8 @@ def address_update(*, address_id: uuid.UUID | str, fields: dict[str, Any]) -> Ad
 
 def address_delete(*, address_id: uuid.UUID | str) -> None:
     """Remove an address (admin). Orders keep their own snapshots, so nothing else changes."""
-    customer_id = Address.objects.filter(pk=address_id).values_list("customer_id", flat=True).first()
+    customer_id = Address.objects.filter(pk=address_id).values_list("customer_id",
+                                                                    flat=True).first()
     if customer_id is None:
         raise NotFound("No address with this id.", code="address_not_found")
     with transaction.atomic():
@@ -230,7 +238,8 @@ def addresses_bulk_create(*, rows: list[dict[str, Any]], batch_size: int = 1000)
     """Insert many addresses, skipping those whose id exists or that would be a second default of a
     kind; for seeding. Each row needs ``id`` and ``customer_id``. Returns how many were new."""
     objs = [Address(id=row["id"], customer_id=row["customer_id"],
-                    **_address_values({k: v for k, v in row.items() if k not in ("id", "customer_id")}))
+                    **_address_values({k: v for k,
+                                       v in row.items() if k not in ("id", "customer_id")}))
             for row in rows]
     ids = [obj.id for obj in objs]
     with transaction.atomic():

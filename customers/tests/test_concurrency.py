@@ -19,11 +19,14 @@ def test_concurrent_signups_with_one_email_create_one_customer(make_key):
         client = APIClient()
         client.credentials(HTTP_X_API_KEY=key)
         email = "race@example.com" if index % 2 else "RACE@Example.com"
-        response = client.post("/api/v1/customers", {"email": email, "first_name": f"n{index}"}, format="json")
+        response = client.post("/api/v1/customers", {"email": email, "first_name": f"n{index}"},
+                               format="json")
         return response.status_code, response.json().get("error", {}).get("code")
 
     results = run_threads_cleanly(THREADS, sign_up)
-    assert sorted(results, key=str) == sorted([(201, None)] + [(409, "duplicate_email")] * (THREADS - 1), key=str)
+    assert sorted(results,
+                  key=str) == sorted([(201, None)] + [(409, "duplicate_email")] * (THREADS - 1),
+                                     key=str)
     assert Customer.objects.filter(email__iexact="race@example.com").count() == 1
 
 
