@@ -71,12 +71,15 @@ def _reservations(query: QuerySet[Reservation], *, with_items: bool) -> list[Res
     return rows
 
 
-def lock_reservations(reservation_ids: Iterable[uuid.UUID], *, with_items: bool = False) -> list[Reservation]:
+def lock_reservations(reservation_ids: Iterable[uuid.UUID], *,
+                      with_items: bool = False) -> list[Reservation]:
     """Reservations by id, locked in primary-key order (any status)."""
-    return _reservations(Reservation.objects.filter(id__in=set(reservation_ids)), with_items=with_items)
+    return _reservations(Reservation.objects.filter(id__in=set(reservation_ids)),
+                         with_items=with_items)
 
 
-def lock_active_reservations_of(*, reference_id: str, reference_type: str | None = None) -> list[Reservation]:
+def lock_active_reservations_of(*, reference_id: str,
+                                reference_type: str | None = None) -> list[Reservation]:
     """The active reservations of a reference (an order), locked in primary-key order."""
     query = Reservation.objects.filter(reference_id=reference_id, status=Reservation.Status.ACTIVE)
     if reference_type:
@@ -87,11 +90,13 @@ def lock_active_reservations_of(*, reference_id: str, reference_type: str | None
 def lock_expired_reservations(*, now: datetime, limit: int) -> list[Reservation]:
     """Up to ``limit`` active reservations whose expiry has passed (earliest first), locked in
     primary-key order with ``SKIP LOCKED``: a reservation another transaction holds (being released
-    or fulfilled) is left for the next run, so concurrent expiry workers never wait on each other."""
+    or fulfilled) is left for the next run, so concurrent expiry workers never wait on each
+    other."""
     due = (Reservation.objects.filter(status=Reservation.Status.ACTIVE, expires_at__lte=now)
            .order_by("expires_at", "id").values("id")[:limit])
     rows = list(Reservation.objects.select_for_update(skip_locked=True)
-                .filter(id__in=due, status=Reservation.Status.ACTIVE, expires_at__lte=now).order_by("id"))
+                .filter(id__in=due, status=Reservation.Status.ACTIVE,
+                        expires_at__lte=now).order_by("id"))
     acquired(Rank.RESERVATION, [r.id for r in rows])
     return rows
 

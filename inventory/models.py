@@ -26,7 +26,8 @@ class Location(models.Model):
     (lower first), then ``code``."""
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    code = models.CharField(max_length=32, help_text="Short unique code, e.g. MAIN (case-insensitive).")
+    code = models.CharField(max_length=32,
+                            help_text="Short unique code, e.g. MAIN (case-insensitive).")
     name = models.CharField(max_length=200)
     address = models.JSONField(default=dict, blank=True)
     is_active = models.BooleanField(default=True)
@@ -52,15 +53,17 @@ class InventoryItem(models.Model):
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     # db_index=False: the guide's named indexes below are the ones we want.
-    product = models.ForeignKey("catalog.Product", on_delete=models.PROTECT, related_name="inventory_items",
-                                db_index=False)
+    product = models.ForeignKey("catalog.Product", on_delete=models.PROTECT,
+                                related_name="inventory_items", db_index=False)
     location = models.ForeignKey(Location, on_delete=models.PROTECT, related_name="inventory_items",
                                  db_index=False)
-    sku = models.CharField(max_length=64, help_text="Copy of the product's SKU, for lookups without a join.")
+    sku = models.CharField(max_length=64,
+                           help_text="Copy of the product's SKU, for lookups without a join.")
     on_hand = models.BigIntegerField(default=0)
     reserved = models.BigIntegerField(default=0)
     available = models.GeneratedField(
-        expression=F("on_hand") - F("reserved"), output_field=models.BigIntegerField(), db_persist=True
+        expression=F("on_hand") - F("reserved"), output_field=models.BigIntegerField(),
+        db_persist=True
     )
     reorder_point = models.IntegerField(default=0)
     safety_stock = models.IntegerField(default=0)
@@ -72,12 +75,16 @@ class InventoryItem(models.Model):
         ordering = ["-created_at", "-id"]
         verbose_name = "inventory item"
         constraints = [
-            models.UniqueConstraint(fields=["product", "location"], name="inventory_product_location_uniq"),
-            models.CheckConstraint(condition=Q(on_hand__gte=0), name="inventory_on_hand_non_negative"),
+            models.UniqueConstraint(fields=["product", "location"],
+                                    name="inventory_product_location_uniq"),
+            models.CheckConstraint(condition=Q(on_hand__gte=0),
+                                   name="inventory_on_hand_non_negative"),
             models.CheckConstraint(condition=Q(reserved__gte=0) & Q(reserved__lte=F("on_hand")),
                                    name="inventory_reserved_within_on_hand"),
-            models.CheckConstraint(condition=Q(reorder_point__gte=0), name="inventory_reorder_point_non_negative"),
-            models.CheckConstraint(condition=Q(safety_stock__gte=0), name="inventory_safety_stock_non_negative"),
+            models.CheckConstraint(condition=Q(reorder_point__gte=0),
+                                   name="inventory_reorder_point_non_negative"),
+            models.CheckConstraint(condition=Q(safety_stock__gte=0),
+                                   name="inventory_safety_stock_non_negative"),
         ]
         indexes = [
             # The guide's inventory indexes. The SKU one is on UPPER(sku) so that case-insensitive
@@ -102,29 +109,35 @@ class Reservation(models.Model):
         EXPIRED = "expired"
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    inventory_item = models.ForeignKey(InventoryItem, on_delete=models.PROTECT, related_name="reservations")
+    inventory_item = models.ForeignKey(InventoryItem, on_delete=models.PROTECT,
+                                       related_name="reservations")
     quantity = models.IntegerField()
     quantity_fulfilled = models.IntegerField(default=0)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.ACTIVE)
     reference_type = models.CharField(max_length=32, blank=True, default="")
     reference_id = models.CharField(max_length=100, blank=True, default="")
-    expires_at = models.DateTimeField(null=True, blank=True, help_text="Empty: never expires (orders).")
+    expires_at = models.DateTimeField(null=True, blank=True,
+                                      help_text="Empty: never expires (orders).")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
         ordering = ["-created_at", "-id"]
         constraints = [
-            models.CheckConstraint(condition=Q(quantity__gt=0), name="reservation_quantity_positive"),
-            models.CheckConstraint(condition=Q(quantity_fulfilled__gte=0) & Q(quantity_fulfilled__lte=F("quantity")),
+            models.CheckConstraint(condition=Q(quantity__gt=0),
+                                   name="reservation_quantity_positive"),
+            models.CheckConstraint(
+                condition=Q(quantity_fulfilled__gte=0) & Q(quantity_fulfilled__lte=F("quantity")),
                                    name="reservation_fulfilled_within_quantity"),
-            models.CheckConstraint(condition=Q(status__in=["active", "released", "fulfilled", "expired"]),
+            models.CheckConstraint(
+                condition=Q(status__in=["active", "released", "fulfilled", "expired"]),
                                    name="reservation_status_valid"),
         ]
         indexes = [
             # reference_id first: it serves lookups by reference_id alone (API filter, release) and
             # by (reference_type, reference_id) (the orders app).
-            models.Index(fields=["reference_id", "reference_type"], name="idx_reservation_reference"),
+            models.Index(fields=["reference_id", "reference_type"],
+                         name="idx_reservation_reference"),
             models.Index(fields=["expires_at"], name="idx_reservation_expiring",
                          condition=Q(status="active", expires_at__isnull=False)),
             models.Index(fields=["status", "created_at"], name="idx_reservation_status_created"),
@@ -157,8 +170,8 @@ class StockMovement(models.Model):
         EXPIRE = "expire"
 
     id = models.UUIDField(primary_key=True, default=uuid7, editable=False)
-    inventory_item = models.ForeignKey(InventoryItem, on_delete=models.PROTECT, related_name="movements",
-                                       db_index=False)
+    inventory_item = models.ForeignKey(InventoryItem, on_delete=models.PROTECT,
+                                       related_name="movements", db_index=False)
     kind = models.CharField(max_length=16, choices=Kind.choices)
     on_hand_delta = models.BigIntegerField(default=0)
     reserved_delta = models.BigIntegerField(default=0)
@@ -180,11 +193,14 @@ class StockMovement(models.Model):
                                    name="movement_after_consistent"),
         ]
         indexes = [
-            models.Index(F("inventory_item").asc(), F("created_at").desc(), name="idx_movement_item_created"),
+            models.Index(F("inventory_item").asc(), F("created_at").desc(),
+                         name="idx_movement_item_created"),
             models.Index(fields=["reference_id"], name="idx_movement_reference"),
             models.Index(fields=["kind", "created_at"], name="idx_movement_kind_created"),
             models.Index(fields=["created_at", "id"], name="idx_movement_created"),
         ]
 
     def __str__(self) -> str:
-        return f"{self.kind} {self.on_hand_delta:+}/{self.reserved_delta:+} on {self.inventory_item_id}"
+        return (
+            f"{self.kind} {self.on_hand_delta:+}/{self.reserved_delta:+} on "
+            f"{self.inventory_item_id}")

@@ -33,7 +33,8 @@ from stateset.errors import (
 from stateset.inputs import clean_actor, clean_text
 
 
-def inventory_item_create(*, location_id: uuid.UUID, on_hand: int = 0, product_id: uuid.UUID | None = None,
+def inventory_item_create(*, location_id: uuid.UUID, on_hand: int = 0,
+                          product_id: uuid.UUID | None = None,
                           sku: str | None = None, reorder_point: int = 0, safety_stock: int = 0,
                           reason: str = "", actor: str = "") -> InventoryItem:
     """Create the row for (product, location) with an opening count; a non-zero count writes a
@@ -49,21 +50,25 @@ def inventory_item_create(*, location_id: uuid.UUID, on_hand: int = 0, product_i
     with transaction.atomic():
         try:
             with transaction.atomic():
-                item = InventoryItem.objects.create(product_id=product.id, location_id=location.id, sku=product.sku,
+                item = InventoryItem.objects.create(product_id=product.id, location_id=location.id,
+                                                    sku=product.sku,
                                                     on_hand=on_hand, reorder_point=reorder_point,
                                                     safety_stock=safety_stock)
         except IntegrityError:
             existing = item_id_for(product.id, location.id)
             raise Conflict("This product already has an inventory row at this location.",
-                           code="inventory_exists", details={"id": str(existing) if existing else None}) from None
+                           code="inventory_exists",
+                           details={"id": str(existing) if existing else None}) from None
         if on_hand:
-            StockMovement.objects.create(inventory_item_id=item.id, kind=Kind.RECEIVE, on_hand_delta=on_hand,
+            StockMovement.objects.create(inventory_item_id=item.id, kind=Kind.RECEIVE,
+                                         on_hand_delta=on_hand,
                                          on_hand_after=on_hand, reserved_after=0, reason=reason,
                                          actor=clean_actor(actor, MAX_ACTOR))
     return fetch_items([item.id])[0]
 
 def inventory_item_update(*, item_id: uuid.UUID, expected_version: int | None = None,
-                          reorder_point: int | None = None, safety_stock: int | None = None) -> InventoryItem:
+                          reorder_point: int | None = None,
+                          safety_stock: int | None = None) -> InventoryItem:
     """Set the reorder point and/or safety stock; bumps ``version``. Locks the row. Publishes
     ``inventory.low_stock`` when the new reorder point puts the row at or below it. Raises NotFound,
     PreconditionFailed (412), ValidationFailed."""
@@ -73,7 +78,9 @@ def inventory_item_update(*, item_id: uuid.UUID, expected_version: int | None = 
     if safety_stock is not None:
         fields["safety_stock"] = check_quantity(safety_stock, "safety_stock", allow_zero=True)
     if not fields:
-        raise ValidationFailed("Nothing to change.", details={"non_field_errors": ["Give reorder_point or safety_stock."]})
+        raise ValidationFailed("Nothing to change.",
+                               details={
+                                   "non_field_errors": ["Give reorder_point or safety_stock."]})
     with transaction.atomic():
         item = locks.lock_item(item_id)
         if item is None:
@@ -86,7 +93,8 @@ def inventory_item_update(*, item_id: uuid.UUID, expected_version: int | None = 
         item.version += 1
         item.save(update_fields=[*fields, "version", "updated_at"])
         if not was_low and item.available <= item.reorder_point:
-            publish_low_stock(Counters(item.id, item.on_hand, item.reserved, item.reorder_point, item.version,
+            publish_low_stock(Counters(item.id, item.on_hand, item.reserved, item.reorder_point,
+                                       item.version,
                                         item.sku, item.product_id, item.location_id))
         item_cache.invalidate(item_cache_key(item.id))
     return fetch_items([item.id])[0]

@@ -72,11 +72,13 @@ _TABLE = InventoryItem._meta.db_table
 
 _UPDATE_SQL = f"""
 UPDATE "{_TABLE}" AS i
-SET on_hand = i.on_hand + v.dh, reserved = i.reserved + v.dr, version = i.version + 1, updated_at = %s
+SET on_hand = i.on_hand + v.dh, reserved = i.reserved + v.dr, version = i.version + 1,
+    updated_at = %s
 FROM (VALUES {{values}}) AS v (id, dh, dr)
 WHERE i.id = v.id
   AND i.on_hand + v.dh >= 0 AND i.reserved + v.dr >= 0 AND i.on_hand + v.dh >= i.reserved + v.dr
-RETURNING i.id, i.on_hand, i.reserved, i.reorder_point, i.version, i.sku, i.product_id, i.location_id
+RETURNING i.id, i.on_hand, i.reserved, i.reorder_point, i.version, i.sku, i.product_id,
+    i.location_id
 """
 
 def apply_changes(changes: Sequence[Change], *, actor: str) -> dict[uuid.UUID, Counters]:
@@ -85,8 +87,9 @@ def apply_changes(changes: Sequence[Change], *, actor: str) -> dict[uuid.UUID, C
     The guard repeats the table's CHECK constraints, so a change that would oversell or go negative
     leaves its row untouched; then :class:`Rejected` names the rows and the caller's transaction
     must roll back (it always runs inside ``atomic``). Changing more than one row requires the rows
-    to be locked already in primary-key order (``inventory.locks.lock_items``); one row is locked by the UPDATE
-    itself. Schedules cache invalidation and publishes ``inventory.low_stock`` for rows whose
+    to be locked already in primary-key order (``inventory.locks.lock_items``); one row is locked by
+    the UPDATE itself. Schedules cache invalidation and publishes ``inventory.low_stock`` for rows
+    whose
     ``available`` falls to or below the reorder point."""
     assert connection.in_atomic_block, "stock changes run inside a transaction"
     if not changes:
@@ -133,17 +136,20 @@ def ensure_items(pairs: Iterable[tuple[ProductRef, uuid.UUID]]) -> None:
     """Create missing (product, location) rows with zero stock. ``ON CONFLICT DO NOTHING`` makes a
     concurrent creation of the same row harmless. Takes no row lock on existing rows; callers run it
     before locking any row."""
-    rows = {(p.id, loc): InventoryItem(product_id=p.id, location_id=loc, sku=p.sku) for p, loc in pairs}
+    rows = {(p.id, loc): InventoryItem(product_id=p.id, location_id=loc, sku=p.sku) for p,
+            loc in pairs}
     if rows:
-        # Sorted: two transactions inserting overlapping rows wait on each other's unique-index entries
-        # in the same order, so they cannot deadlock.
-        InventoryItem.objects.bulk_create([rows[key] for key in sorted(rows)], ignore_conflicts=True)
+        # Sorted: two transactions inserting overlapping rows wait on each other's unique-index
+        # entries in the same order, so they cannot deadlock.
+        InventoryItem.objects.bulk_create([rows[key] for key in sorted(rows)],
+                                          ignore_conflicts=True)
 
 def item_id_for(product_id: uuid.UUID, location_id: uuid.UUID) -> uuid.UUID | None:
     return (InventoryItem.objects.filter(product_id=product_id, location_id=location_id)
             .values_list("id", flat=True).first())
 
-def item_ids_for(pairs: Iterable[tuple[uuid.UUID, uuid.UUID]]) -> dict[tuple[uuid.UUID, uuid.UUID], uuid.UUID]:
+def item_ids_for(pairs: Iterable[tuple[uuid.UUID, uuid.UUID]]) -> dict[tuple[uuid.UUID, uuid.UUID],
+                                                                       uuid.UUID]:
     """Ids of the existing rows for (product, location) pairs, in one query. It reads the rows of
     those products at those locations (the unique index answers) and keeps the pairs asked for,
     which plans far faster than one OR-branch per pair."""
@@ -152,7 +158,8 @@ def item_ids_for(pairs: Iterable[tuple[uuid.UUID, uuid.UUID]]) -> dict[tuple[uui
         return {}
     rows = InventoryItem.objects.filter(product_id__in={p for p, _ in wanted},
                                         location_id__in={loc for _, loc in wanted})
-    return {(p, loc): i for i, p, loc in rows.values_list("id", "product_id", "location_id") if (p, loc) in wanted}
+    return {(p, loc): i for i, p,
+            loc in rows.values_list("id", "product_id", "location_id") if (p, loc) in wanted}
 
 def counters_of(item_id: uuid.UUID | None) -> dict[str, int]:
     row = None
@@ -162,7 +169,8 @@ def counters_of(item_id: uuid.UUID | None) -> dict[str, int]:
     return {"on_hand": on_hand, "reserved": reserved, "available": on_hand - reserved}
 
 def fetch_items(item_ids: Sequence[uuid.UUID]) -> list[InventoryItem]:
-    items = {i.id: i for i in InventoryItem.objects.select_related("location").filter(id__in=item_ids)}
+    items = {i.id: i
+             for i in InventoryItem.objects.select_related("location").filter(id__in=item_ids)}
     return [items[i] for i in item_ids]
 
 def publish_low_stock(row: Counters) -> None:
