@@ -27,10 +27,13 @@ class CalendarQuerySet(QuerySet):
     ``SELECT DISTINCT date_trunc(...)`` over every row, so the admin's date hierarchy stays fast on
     a million orders. Periods without orders may be offered; choosing one shows an empty page."""
 
-    # Both overrides return lists where QuerySet returns querysets: the date hierarchy only iterates.
+    # Both overrides return lists where QuerySet returns querysets: the date hierarchy only
+    # iterates.
     def datetimes(  # type: ignore[override]  # a list, see above
-            self, field_name: str, kind: str, order: str = "ASC", tzinfo: Any = None) -> list[dt.datetime]:
-        return [dt.datetime(d.year, d.month, d.day, tzinfo=dt.UTC) for d in self.dates(field_name, kind, order)]
+            self, field_name: str, kind: str, order: str = "ASC",
+            tzinfo: Any = None) -> list[dt.datetime]:
+        return [dt.datetime(d.year, d.month, d.day, tzinfo=dt.UTC)
+                for d in self.dates(field_name, kind, order)]
 
     def dates(  # type: ignore[override]  # a list, see above
             self, field_name: str, kind: str, order: str = "ASC") -> list[dt.date]:
@@ -55,7 +58,8 @@ class CalendarQuerySet(QuerySet):
 class OrderItemInline(ReadOnlyInline):
     model = OrderItem
     fk_name = "order"
-    fields = ("sku", "name", "quantity", "unit_price", "total_price", "quantity_fulfilled", "quantity_returned")
+    fields = ("sku", "name", "quantity", "unit_price", "total_price", "quantity_fulfilled",
+              "quantity_returned")
     show_change_link = False
 
 
@@ -69,8 +73,8 @@ class OrderEventInline(ReadOnlyInline):
 
 @admin.register(Order)
 class OrderAdmin(ServiceModelAdmin):
-    list_display = ("order_number", "customer_email", "status", "payment_status", "fulfillment_status",
-                    "total_amount", "currency", "created_at")
+    list_display = ("order_number", "customer_email", "status", "payment_status",
+                    "fulfillment_status", "total_amount", "currency", "created_at")
     list_filter = ("status", "payment_status", "fulfillment_status")
     list_select_related = ("customer",)
     search_fields = ("order_number",)  # see get_search_results: number or email, both indexed
@@ -84,13 +88,16 @@ class OrderAdmin(ServiceModelAdmin):
     # ``extend``, so orders never imports them.
     inlines = [OrderItemInline, OrderEventInline]
     actions: list[Any] = ["confirm_orders", "mark_paid"]
-    fields = ("order_number", "customer", "status", "payment_status", "fulfillment_status", "currency",
+    fields = ("order_number", "customer", "status", "payment_status", "fulfillment_status",
+              "currency",
               "subtotal", "tax_total", "shipping_total", "discount_total", "total_amount",
-              "shipping_address", "billing_address", "notes", "metadata", "version", "created_at", "updated_at")
+              "shipping_address", "billing_address", "notes", "metadata", "version", "created_at",
+              "updated_at")
     readonly_fields = tuple(f for f in fields if f != "notes")
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Order]:
-        return CalendarQuerySet(self.model, using=self.model._default_manager.db).select_related("customer")
+        return CalendarQuerySet(self.model,
+                                using=self.model._default_manager.db).select_related("customer")
 
     @admin.display(description="customer", ordering="customer__email")
     def customer_email(self, order: Order) -> str:
@@ -111,7 +118,8 @@ class OrderAdmin(ServiceModelAdmin):
 
     def save_model(self, request: HttpRequest, obj: Order, form: Any, change: bool) -> None:
         if "notes" in form.changed_data:
-            services.order_update(order_id=obj.id, changes={"notes": obj.notes}, actor=admin_actor(request))
+            services.order_update(order_id=obj.id, changes={"notes": obj.notes},
+                                  actor=admin_actor(request))
 
     def _transition(self, request: HttpRequest, queryset: QuerySet[Order], to_status: str) -> None:
         run_each(self, request, queryset, lambda pk: services.order_transition(

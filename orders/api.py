@@ -45,7 +45,8 @@ class OrderItemIn(StrictSerializer):
     product_id = serializers.UUIDField(required=False)
     sku = TextField(max_length=64, required=False)
     quantity = serializers.IntegerField(min_value=1, max_value=MAX_QUANTITY)
-    unit_price = serializers.DecimalField(max_digits=12, decimal_places=2, min_value=0, required=False)
+    unit_price = serializers.DecimalField(max_digits=12, decimal_places=2, min_value=0,
+                                          required=False)
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         if not attrs.get("product_id") and not attrs.get("sku"):
@@ -57,7 +58,8 @@ class OrderCreateIn(StrictSerializer):
     customer_id = serializers.UUIDField()
     items = OrderItemIn(  # type: ignore[call-arg]  # ListSerializer's max_length: not in the stubs
         many=True, allow_empty=False, max_length=services.MAX_LINES)
-    total_amount = serializers.DecimalField(max_digits=14, decimal_places=2, min_value=0, required=False)
+    total_amount = serializers.DecimalField(max_digits=14, decimal_places=2, min_value=0,
+                                            required=False)
     shipping_address = AddressIn(required=False, allow_null=True)
     billing_address = AddressIn(required=False, allow_null=True)
     notes = TextField(max_length=5000, required=False, allow_blank=True, default="")
@@ -104,7 +106,8 @@ class OrderListFilters(OrderFilters):
 
 def _order_lines(items: list[dict[str, Any]]) -> list[services.OrderLineInput]:
     return [services.OrderLineInput(quantity=item["quantity"], product_id=item.get("product_id"),
-                                    sku=item.get("sku"), unit_price=item.get("unit_price")) for item in items]
+                                    sku=item.get("sku"), unit_price=item.get("unit_price"))
+            for item in items]
 
 
 class OrderItemOut(serializers.Serializer):
@@ -231,16 +234,19 @@ class OrderViewSet(ApiViewSet):
     def partial_update(self, request: Request, pk: str) -> Response:
         changes = validated(OrderUpdateIn, request.data, partial=True)
         order = services.order_update(order_id=order_id(pk), changes=changes,
-                                      expected_version=expected_version(request), actor=actor_of(request))
+                                      expected_version=expected_version(request),
+                                      actor=actor_of(request))
         body = selectors.order_detail(order.id)
         return self.detail_response(body, version=body["version"])
 
     @extend_schema(request=PaymentIn, responses=ORDER_OUT, parameters=[IF_MATCH],
-                   description="Record the payment a gateway authorized or captured: pending → authorized → paid.")
+                   description="Record the payment a gateway authorized or captured: pending → "
+                               "authorized → paid.")
     @action(detail=True, methods=["post"])
     def payment(self, request: Request, pk: str) -> Response:
         data = validated(PaymentIn, request.data)
-        order = services.order_record_payment(order_id=order_id(pk), payment_status=data["payment_status"],
+        order = services.order_record_payment(order_id=order_id(pk),
+                                              payment_status=data["payment_status"],
                                               reference=data["reference"], actor=actor_of(request),
                                               expected_version=expected_version(request))
         body = selectors.order_detail(order.id)
@@ -263,7 +269,8 @@ class OrderViewSet(ApiViewSet):
                    operation_id="orders_export_csv")
     @action(detail=False, methods=["get"], url_path=r"export\.csv", url_name="export")
     def export(self, request: Request) -> StreamingHttpResponse:
-        params = parse_list_params(request.query_params, filters=OrderFilters, sort_fields={"created_at": "created_at"})
+        params = parse_list_params(request.query_params, filters=OrderFilters,
+                                   sort_fields={"created_at": "created_at"})
         rows = selectors.order_export_rows(selectors.order_filter(**params.filters))
         response = StreamingHttpResponse(_csv_lines(rows), content_type="text/csv; charset=utf-8")
         response["Content-Disposition"] = 'attachment; filename="orders.csv"'
@@ -292,7 +299,8 @@ class CustomerOrdersView(ApiView):
 
     scope = "orders"
 
-    @extend_schema(parameters=[CustomerOrderFilters], responses=ORDER_PAGE, operation_id="customers_orders_list")
+    @extend_schema(parameters=[CustomerOrderFilters], responses=ORDER_PAGE,
+                   operation_id="customers_orders_list")
     def get(self, request: Request, customer_id: uuid.UUID) -> Response:
         params = parse_list_params(request.query_params, filters=CustomerOrderFilters,
                                    sort_fields=selectors.SORT_FIELDS)

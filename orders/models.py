@@ -51,8 +51,8 @@ class Order(models.Model):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     created_at = models.DateTimeField(default=timezone.now, editable=False)
     order_number = models.CharField(max_length=32, db_default=NextOrderNumber(), editable=False)
-    customer = models.ForeignKey("customers.Customer", on_delete=models.PROTECT, related_name="orders",
-                                 db_index=False)
+    customer = models.ForeignKey("customers.Customer", on_delete=models.PROTECT,
+                                 related_name="orders", db_index=False)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
     payment_status = models.CharField(max_length=24, choices=PaymentStatus.choices,
                                       default=PaymentStatus.PENDING)
@@ -74,7 +74,8 @@ class Order(models.Model):
     class Meta:
         ordering = ["-created_at", "-id"]
         indexes = [
-            # Lists sort by (created_at DESC, id DESC): keyset pagination and partition pruning together.
+            # Lists sort by (created_at DESC, id DESC): keyset pagination and partition pruning
+            # together.
             models.Index(F("created_at").desc(), F("id").desc(), name="order_created_idx"),
             models.Index(F("status"), F("created_at").desc(), name="order_status_created_idx"),
             models.Index(F("customer"), F("created_at").desc(), name="order_customer_created_idx"),
@@ -82,9 +83,12 @@ class Order(models.Model):
             models.Index(F("total_amount").desc(), F("id").desc(), name="order_total_idx"),
         ]
         constraints = [
-            models.CheckConstraint(condition=Q(total_amount__gte=0), name="order_total_non_negative"),
-            models.CheckConstraint(condition=Q(subtotal__gte=0), name="order_subtotal_non_negative"),
-            models.CheckConstraint(condition=Q(currency__regex=r"^[A-Z]{3}$"), name="order_currency_iso"),
+            models.CheckConstraint(condition=Q(total_amount__gte=0),
+                                   name="order_total_non_negative"),
+            models.CheckConstraint(condition=Q(subtotal__gte=0),
+                                   name="order_subtotal_non_negative"),
+            models.CheckConstraint(condition=Q(currency__regex=r"^[A-Z]{3}$"),
+                                   name="order_currency_iso"),
         ]
 
     def __str__(self) -> str:
@@ -93,11 +97,13 @@ class Order(models.Model):
 
 class OrderItem(models.Model):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    # The real constraint is (order_id, order_created_at) → orders_order(id, created_at), added by the
-    # migration; Django cannot express a foreign key to a composite key.
-    order = models.ForeignKey(Order, on_delete=models.DO_NOTHING, db_constraint=False, related_name="items")
+    # The real constraint is (order_id, order_created_at) → orders_order(id, created_at), added by
+    # the migration; Django cannot express a foreign key to a composite key.
+    order = models.ForeignKey(Order, on_delete=models.DO_NOTHING, db_constraint=False,
+                              related_name="items")
     order_created_at = models.DateTimeField(editable=False)
-    product = models.ForeignKey("catalog.Product", on_delete=models.PROTECT, related_name="order_items")
+    product = models.ForeignKey("catalog.Product", on_delete=models.PROTECT,
+                                related_name="order_items")
     sku = models.CharField(max_length=64)
     name = models.CharField(max_length=255)
     quantity = models.PositiveIntegerField()
@@ -109,12 +115,14 @@ class OrderItem(models.Model):
     class Meta:
         ordering = ["order_id", "sku", "id"]
         constraints = [
-            models.CheckConstraint(condition=Q(quantity__gt=0), name="order_item_quantity_positive"),
+            models.CheckConstraint(condition=Q(quantity__gt=0),
+                                   name="order_item_quantity_positive"),
             models.CheckConstraint(condition=Q(quantity_fulfilled__lte=F("quantity")),
                                    name="order_item_fulfilled_le_quantity"),
             models.CheckConstraint(condition=Q(quantity_returned__lte=F("quantity_fulfilled")),
                                    name="order_item_returned_le_fulfilled"),
-            models.CheckConstraint(condition=Q(unit_price__gte=0), name="order_item_price_non_negative"),
+            models.CheckConstraint(condition=Q(unit_price__gte=0),
+                                   name="order_item_price_non_negative"),
         ]
 
     def __str__(self) -> str:
@@ -139,8 +147,8 @@ class OrderEvent(models.Model):
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     created_at = models.DateTimeField(default=timezone.now, editable=False)
-    order = models.ForeignKey(Order, on_delete=models.DO_NOTHING, db_constraint=False, related_name="events",
-                              db_index=False)
+    order = models.ForeignKey(Order, on_delete=models.DO_NOTHING, db_constraint=False,
+                              related_name="events", db_index=False)
     order_created_at = models.DateTimeField(editable=False)
     kind = models.CharField(max_length=24, choices=Kind.choices)
     from_status = models.CharField(max_length=16, blank=True, default="")

@@ -27,15 +27,17 @@ order_cache = EntityCache("orders")
 CENT = Decimal("0.01")
 
 SUMMARY_FIELDS = (
-    "id", "order_number", "customer_id", "status", "payment_status", "fulfillment_status", "currency",
-    "subtotal", "tax_total", "shipping_total", "discount_total", "total_amount", "version", "created_at",
-    "updated_at",
+    "id", "order_number", "customer_id", "status", "payment_status", "fulfillment_status",
+    "currency",
+    "subtotal", "tax_total", "shipping_total", "discount_total", "total_amount", "version",
+    "created_at", "updated_at",
 )
 MONEY = ("subtotal", "tax_total", "shipping_total", "discount_total", "total_amount")
-ITEM_FIELDS = ("id", "order_id", "product_id", "sku", "name", "quantity", "unit_price", "total_price",
-               "quantity_fulfilled", "quantity_returned")
+ITEM_FIELDS = ("id", "order_id", "product_id", "sku", "name", "quantity", "unit_price",
+               "total_price", "quantity_fulfilled", "quantity_returned")
 EVENT_FIELDS = ("id", "kind", "from_status", "to_status", "message", "data", "actor", "created_at")
-SORT_FIELDS = {"created_at": "created_at", "total_amount": "total_amount", "order_number": "order_number"}
+SORT_FIELDS = {"created_at": "created_at", "total_amount": "total_amount",
+               "order_number": "order_number"}
 
 
 def order_filter(
@@ -61,7 +63,8 @@ def order_filter(
         term = search.strip()
         condition = Q(order_number=term.upper())
         if "@" in term:
-            customers = Customer.objects.annotate(email_lower=Lower("email")).filter(email_lower=term.lower())
+            customers = Customer.objects.annotate(email_lower=Lower("email")).filter(
+                email_lower=term.lower())
             condition |= Q(customer_id__in=customers.values("id"))
         queryset = queryset.filter(condition)
     return queryset
@@ -91,12 +94,15 @@ def render_item(row: dict[str, Any]) -> dict[str, Any]:
 def items_by_order(order_ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, list[dict[str, Any]]]:
     """Items of several orders in one query."""
     grouped: dict[uuid.UUID, list[dict[str, Any]]] = defaultdict(list)
-    for row in OrderItem.objects.filter(order_id__in=list(order_ids)).order_by("order_id", "sku", "id").values(*ITEM_FIELDS):
+    for row in OrderItem.objects.filter(order_id__in=list(order_ids)).order_by("order_id", "sku",
+                                                                               "id").values(
+                                                                                   *ITEM_FIELDS):
         grouped[row["order_id"]].append(render_item(row))
     return grouped
 
 
-def render_summaries(rows: Iterable[dict[str, Any]], *, include_items: bool = False) -> list[dict[str, Any]]:
+def render_summaries(rows: Iterable[dict[str, Any]], *,
+                     include_items: bool = False) -> list[dict[str, Any]]:
     items = [render_summary(row) for row in rows]
     if include_items and items:
         grouped = items_by_order(row["id"] for row in items)
@@ -169,7 +175,8 @@ def _load_detail(order_id: uuid.UUID) -> dict[str, Any] | None:
 
 def order_detail(order_id: uuid.UUID) -> dict[str, Any]:
     """The cached full order (``[cache.entities] orders`` TTL, dropped after every write)."""
-    data = order_cache.get_or_load(order_cache.key("detail", order_id), lambda: _load_detail(order_id))
+    data = order_cache.get_or_load(order_cache.key("detail", order_id),
+                                   lambda: _load_detail(order_id))
     if data is None:
         raise NotFound("No such order.", code="order_not_found")
     return data
@@ -185,7 +192,8 @@ def customer_orders_page(customer_id: uuid.UUID, params: ListParams) -> dict[str
         queryset = order_summaries(order_filter(customer_id=customer_id, **params.filters))
         return paginate(queryset, params, render_summaries).as_dict()
 
-    key = order_cache.group_key(f"customer:{customer_id}", "page", hashlib.sha1(repr(params).encode()).hexdigest())
+    key = order_cache.group_key(f"customer:{customer_id}", "page",
+                                hashlib.sha1(repr(params).encode()).hexdigest())
     page = order_cache.get_or_load(key, load)
     if page is None:
         raise NotFound("No such customer.", code="customer_not_found")
@@ -193,7 +201,8 @@ def customer_orders_page(customer_id: uuid.UUID, params: ListParams) -> dict[str
 
 
 def order_id_by_number(number: str) -> uuid.UUID:
-    order_id = Order.objects.filter(order_number=number.strip().upper()).values_list("id", flat=True).first()
+    order_id = Order.objects.filter(order_number=number.strip().upper()).values_list("id",
+                                                                                     flat=True).first()
     if order_id is None:
         raise NotFound("No order has this number.", code="order_not_found")
     return order_id
@@ -202,7 +211,9 @@ def order_id_by_number(number: str) -> uuid.UUID:
 def order_events(order_id: uuid.UUID) -> QuerySet[OrderEvent, dict[str, Any]]:
     if not Order.objects.filter(id=order_id).exists():
         raise NotFound("No such order.", code="order_not_found")
-    values: QuerySet[OrderEvent, dict[str, Any]] = OrderEvent.objects.filter(order_id=order_id).values(*EVENT_FIELDS)
+    values: QuerySet[OrderEvent,
+                     dict[str,
+                          Any]] = OrderEvent.objects.filter(order_id=order_id).values(*EVENT_FIELDS)
     return values
 
 
@@ -219,11 +230,12 @@ def orders_today() -> dict[str, Any]:
 
 
 CSV_COLUMNS = ("order_number", "id", "created_at", "status", "payment_status", "fulfillment_status",
-               "customer_id", "customer_email", "currency", "subtotal", "tax_total", "shipping_total",
-               "discount_total", "total_amount")
+               "customer_id", "customer_email", "currency", "subtotal", "tax_total",
+               "shipping_total", "discount_total", "total_amount")
 
 
-def order_export_rows(queryset: QuerySet[Order], *, chunk_size: int = 2000) -> Iterator[tuple[Any, ...]]:
+def order_export_rows(queryset: QuerySet[Order], *,
+                      chunk_size: int = 2000) -> Iterator[tuple[Any, ...]]:
     """Every matching order, newest first, fetched in keyset chunks: memory stays constant however
     many orders match, and no cursor is held open between chunks."""
     sort = Sort(field="created_at", descending=True)

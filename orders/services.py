@@ -70,9 +70,11 @@ def _resolve_lines(lines: Sequence[OrderLineInput]) -> list[_Line]:
     """The products the lines name, through the catalog's selectors (one query each for ids and for
     SKUs); each line must name an active product, and a line naming both must name the same one."""
     if not lines:
-        raise ValidationFailed("An order needs at least one item.", details={"items": ["This list may not be empty."]})
+        raise ValidationFailed("An order needs at least one item.",
+                               details={"items": ["This list may not be empty."]})
     if len(lines) > MAX_LINES:
-        raise ValidationFailed(f"An order has at most {MAX_LINES} items.", details={"items": [f"At most {MAX_LINES}."]})
+        raise ValidationFailed(f"An order has at most {MAX_LINES} items.",
+                               details={"items": [f"At most {MAX_LINES}."]})
     by_id = catalog_selectors.products_by_ids(
         product_ids={line.product_id for line in lines if line.product_id})
     by_sku = catalog_selectors.products_by_skus(
@@ -80,12 +82,14 @@ def _resolve_lines(lines: Sequence[OrderLineInput]) -> list[_Line]:
     resolved: list[_Line] = []
     errors: dict[str, Any] = {}
     for index, line in enumerate(lines):
-        product = by_id.get(line.product_id) if line.product_id else by_sku.get((line.sku or "").upper())
+        product = (by_id.get(line.product_id) if line.product_id
+                   else by_sku.get((line.sku or "").upper()))
         if product is None:
             errors[str(index)] = {"product": ["No such product."]}
             continue
         if line.product_id and line.sku and line.sku.upper() != product.sku.upper():
-            errors[str(index)] = {"sku": [f"product_id {product.id} has SKU {product.sku}, not {line.sku}."]}
+            errors[str(index)] = {
+                "sku": [f"product_id {product.id} has SKU {product.sku}, not {line.sku}."]}
             continue
         if not product.is_active:
             errors[str(index)] = {"product": [f"{product.sku} is not active."]}
@@ -116,8 +120,9 @@ def order_create(
 
     Prices come from the catalog; a ``unit_price`` or ``total_amount`` that disagrees is
     ValidationFailed(code="price_mismatch"). Stock is reserved last, through
-    ``inventory.services.stock_reserve`` (inventory rows changed by conditional UPDATEs in primary-key
-    order), never expiring: units are consumed as they ship and released on cancel. Raises NotFound-like ValidationFailed for an unknown customer or product, InsufficientStock
+    ``inventory.services.stock_reserve`` (inventory rows changed by conditional UPDATEs in
+    primary-key order), never expiring: units are consumed as they ship and released on cancel.
+    Raises NotFound-like ValidationFailed for an unknown customer or product, InsufficientStock
     (409) naming each short line. Nothing is written unless everything is. After commit: the
     customer's order lists are invalidated and ``orders_created_total`` counts it."""
     with transaction.atomic(durable=True):
@@ -129,19 +134,23 @@ def order_create(
         mismatches = {
             str(line.index): {"unit_price": [f"The catalog price is {line.unit_price}."]}
             for line, given in zip(lines, items, strict=True)
-            if given.unit_price is not None and Decimal(given.unit_price).quantize(CENT) != line.unit_price
+            if given.unit_price is not None
+            and Decimal(given.unit_price).quantize(CENT) != line.unit_price
         }
         currencies = {line.product.currency for line in lines}
         if len(currencies) > 1:
-            raise ValidationFailed("Items are priced in different currencies.", code="mixed_currency",
+            raise ValidationFailed("Items are priced in different currencies.",
+                                   code="mixed_currency",
                                    details={"currencies": sorted(currencies)})
         subtotal = sum((line.total for line in lines), Decimal("0.00"))
         total = subtotal  # no tax, shipping or discount rules are configured
-        if mismatches or (total_amount is not None and Decimal(total_amount).quantize(CENT) != total):
+        if (mismatches
+            or (total_amount is not None and Decimal(total_amount).quantize(CENT) != total)):
             details: dict[str, Any] = {"expected_total": str(total)}
             if mismatches:
                 details["items"] = mismatches
-            raise ValidationFailed("Prices do not match the catalog.", code="price_mismatch", details=details)
+            raise ValidationFailed("Prices do not match the catalog.", code="price_mismatch",
+                                   details=details)
 
         order = Order(
             id=uuid.uuid4(),
@@ -168,20 +177,24 @@ def order_create(
             event(order, OrderEvent.Kind.CREATED, actor, to_status=order.status,
                    data={"total_amount": str(total), "items": len(lines)}),
             event(order, OrderEvent.Kind.RESERVED, actor,
-                   data={"lines": [{"sku": line.product.sku, "quantity": line.quantity} for line in lines]}),
+                   data={
+                       "lines": [{"sku": line.product.sku, "quantity": line.quantity}
+                                 for line in lines]}),
         ]
         insert_rows(order_items)
         insert_rows(events)
         webhooks.publish(event_type="order.created", payload={
             **event_ref(order), "customer_id": str(customer.id), "status": order.status,
             "currency": order.currency, "total_amount": str(total),
-            "items": [{"sku": line.product.sku, "quantity": line.quantity, "unit_price": str(line.unit_price)}
+            "items": [{"sku": line.product.sku, "quantity": line.quantity,
+                       "unit_price": str(line.unit_price)}
                       for line in lines],
         })
         # Stock last: the inventory row locks are then held only for the reservation's own writes
         # and the commit, which is what bounds throughput on a hot SKU.
         inventory_services.stock_reserve(
-            lines=[inventory_services.ReserveLine(product_id=line.product.id, quantity=line.quantity)
+            lines=[inventory_services.ReserveLine(product_id=line.product.id,
+                                                  quantity=line.quantity)
                    for line in lines],
             reference_type="order",
             reference_id=str(order.id),
@@ -212,20 +225,22 @@ def order_transition(*, order_id: uuid.UUID, to_status: str, reason: str = "", a
     with transaction.atomic(durable=True):
         order = _locked(order_id, expected_version)
         if to_status == Order.Status.CANCELLED:
-            raise InvalidTransition("Cancel an order with fulfillment.services.order_cancel.", code="use_cancel")
+            raise InvalidTransition("Cancel an order with fulfillment.services.order_cancel.",
+                                    code="use_cancel")
         return order_move(order=order, to_status=to_status, reason=reason, actor=actor)
 
 
 # Payment is captured elsewhere (a gateway); StateSet records what it was told, forward only.
 # ``refunded`` and ``partially_refunded`` are set by refunds (``order_refund``), never here.
 PAYMENT_TRANSITIONS: dict[str, frozenset[str]] = {
-    Order.PaymentStatus.PENDING: frozenset({Order.PaymentStatus.AUTHORIZED, Order.PaymentStatus.PAID}),
+    Order.PaymentStatus.PENDING: frozenset({Order.PaymentStatus.AUTHORIZED,
+                                            Order.PaymentStatus.PAID}),
     Order.PaymentStatus.AUTHORIZED: frozenset({Order.PaymentStatus.PAID}),
 }
 
 
-def order_record_payment(*, order_id: uuid.UUID, payment_status: str, reference: str = "", actor: str = "",
-                         expected_version: int | None = None) -> Order:
+def order_record_payment(*, order_id: uuid.UUID, payment_status: str, reference: str = "",
+                         actor: str = "", expected_version: int | None = None) -> Order:
     """Record that the order's payment was authorized or captured (``pending → authorized → paid``).
     Writes a ``note`` event with the gateway's reference. Raises InvalidTransition (409) for any
     other move or for a cancelled or refunded order, PreconditionFailed (412), NotFound."""
@@ -233,28 +248,34 @@ def order_record_payment(*, order_id: uuid.UUID, payment_status: str, reference:
         order = _locked(order_id, expected_version)
         current = order.payment_status
         allowed = PAYMENT_TRANSITIONS.get(current, frozenset())
-        if payment_status not in allowed or order.status in (Order.Status.CANCELLED, Order.Status.REFUNDED):
+        if (payment_status not in allowed
+            or order.status in (Order.Status.CANCELLED, Order.Status.REFUNDED)):
             raise InvalidTransition(
-                f"The payment of a {order.status} order cannot go from {current} to {payment_status}.",
+                f"The payment of a {order.status} order cannot go from {current} to "
+                f"{payment_status}.",
                 details={"from": current, "to": payment_status, "status": order.status,
-                         "allowed": sorted(allowed) if order.status not in ("cancelled", "refunded") else []},
+                         "allowed": sorted(allowed) if order.status not in ("cancelled", "refunded")
+                         else []},
             )
         save(order, {"payment_status": payment_status})
         event(order, OrderEvent.Kind.NOTE, actor, message=f"Payment {payment_status}.",
-               data={"payment_status": payment_status, "from": current, "reference": reference}).save(force_insert=True)
+               data={"payment_status": payment_status, "from": current,
+                     "reference": reference}).save(force_insert=True)
         invalidate(order, order.customer_id)
     return order
 
 
-def order_update(*, order_id: uuid.UUID, changes: dict[str, Any], expected_version: int | None = None,
-                 actor: str = "") -> Order:
+def order_update(*, order_id: uuid.UUID, changes: dict[str, Any],
+                 expected_version: int | None = None, actor: str = "") -> Order:
     """PATCH: notes, shipping/billing address snapshots, metadata. Compares ``expected_version``
-    (If-Match) under the row lock: 412 when it moved. Writes an ``updated`` event naming the fields."""
+    (If-Match) under the row lock: 412 when it moved. Writes an ``updated`` event naming the
+    fields."""
     changes = writable(changes, {"notes", "shipping_address", "billing_address", "metadata"})
     with transaction.atomic(durable=True):
         order = _locked(order_id, expected_version)
         if changes:
             save(order, changes)
-            event(order, OrderEvent.Kind.UPDATED, actor, data={"fields": sorted(changes)}).save(force_insert=True)
+            event(order, OrderEvent.Kind.UPDATED, actor,
+                  data={"fields": sorted(changes)}).save(force_insert=True)
             invalidate(order, order.customer_id)
     return order

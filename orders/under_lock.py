@@ -1,12 +1,13 @@
-"""Writes to orders that run under a lock the caller already holds (STYLE.md: "a service that expects
-its caller to hold a lock says so in its module").
+"""Writes to orders that run under a lock the caller already holds (STYLE.md: "a service that
+expects its caller to hold a lock says so in its module").
 
 Every function here expects the order row locked by ``orders.locks.lock_order`` in the caller's
 transaction — the first lock of every write to an order or its children. ``orders.services`` calls
-them after taking that lock itself; ``fulfillment.services`` and ``returns.services`` call them after
-locking the order and then their own rows (the global order: ``stateset/locking.py``). Each one writes
-the order's timeline, moves statuses through ``TRANSITIONS``, bumps the order's version (its detail
-embeds shipments and returns, so its ETag must move) and drops its cached detail after commit.
+them after taking that lock itself; ``fulfillment.services`` and ``returns.services`` call them
+after locking the order and then their own rows (the global order: ``stateset/locking.py``). Each
+one writes the order's timeline, moves statuses through ``TRANSITIONS``, bumps the order's version
+(its detail embeds shipments and returns, so its ETag must move) and drops its cached detail after
+commit.
 """
 
 from __future__ import annotations
@@ -44,7 +45,8 @@ PAID = frozenset({Order.PaymentStatus.PAID, Order.PaymentStatus.PARTIALLY_REFUND
 
 
 def invalidate(order: Order | uuid.UUID, customer_id: uuid.UUID | None = None) -> None:
-    """Drop the order's cached detail (and its customer's cached order pages) now and after commit."""
+    """Drop the order's cached detail (and its customer's cached order pages) now and after
+    commit."""
     order_id = order.id if isinstance(order, Order) else order
     order_cache.invalidate(order_cache.key("detail", order_id))
     if customer_id is not None:
@@ -53,7 +55,8 @@ def invalidate(order: Order | uuid.UUID, customer_id: uuid.UUID | None = None) -
 
 def event(order: Order, kind: str, actor: str, **fields: Any) -> OrderEvent:
     """A timeline row of ``order`` (not saved)."""
-    return OrderEvent(order_id=order.id, order_created_at=order.created_at, kind=kind, actor=actor, **fields)
+    return OrderEvent(order_id=order.id, order_created_at=order.created_at, kind=kind, actor=actor,
+                      **fields)
 
 
 def event_ref(order: Order) -> dict[str, Any]:
@@ -62,7 +65,8 @@ def event_ref(order: Order) -> dict[str, Any]:
 
 
 def publish_status_change(order: Order, from_status: str, to_status: str, reason: str) -> None:
-    payload = {**event_ref(order), "from_status": from_status, "to_status": to_status, "reason": reason}
+    payload = {**event_ref(order), "from_status": from_status, "to_status": to_status,
+               "reason": reason}
     webhooks.publish(event_type="order.status_changed", payload=payload)
     if to_status == Order.Status.CANCELLED:
         webhooks.publish(event_type="order.cancelled", payload=payload)
@@ -73,8 +77,8 @@ def save(order: Order, updates: dict[str, Any]) -> None:
     save_versioned(order, updates, where={"created_at": order.created_at})
 
 
-def _add_units(order: Order, quantities: dict[uuid.UUID, int], *, counter: str, ceiling: str, code: str,
-               message: str) -> None:
+def _add_units(order: Order, quantities: dict[uuid.UUID, int], *, counter: str, ceiling: str,
+               code: str, message: str) -> None:
     """``counter += n`` per item of ``order`` (item id → n), in primary-key order, each UPDATE
     guarded so ``counter`` never passes ``ceiling``; InvalidTransition ``code`` naming the item when
     a guard says no (the caller's transaction then rolls back)."""
@@ -85,10 +89,11 @@ def _add_units(order: Order, quantities: dict[uuid.UUID, int], *, counter: str, 
             id=item_id, order_id=order.id, **{f"{ceiling}__gte": F(counter) + quantity},
         ).update(**{counter: F(counter) + quantity})
         if not changed:
-            raise InvalidTransition(message, code=code, details={"order_item_id": str(item_id), "quantity": quantity})
+            raise InvalidTransition(message, code=code,
+                                    details={"order_item_id": str(item_id), "quantity": quantity})
 
 
-# --- the status machine ----------------------------------------------------------------------------
+# --- the status machine ---------------------------------------------------------------------------
 
 
 def order_check_transition(order: Order, to_status: str) -> None:
@@ -115,7 +120,8 @@ def order_move(*, order: Order, to_status: str, reason: str = "", actor: str = "
     events = [event(order, OrderEvent.Kind.STATUS_CHANGED, actor, from_status=current,
                     to_status=to_status, message=reason)]
     if to_status == Order.Status.CANCELLED:
-        released = inventory_services.stock_release(reference_type="order", reference_id=str(order.id),
+        released = inventory_services.stock_release(reference_type="order",
+                                                    reference_id=str(order.id),
                                                     actor=actor, reason=reason or "order cancelled")
         events.append(event(order, OrderEvent.Kind.RELEASED, actor,
                             data={"reservations": [str(r.id) for r in released]}))
@@ -126,11 +132,11 @@ def order_move(*, order: Order, to_status: str, reason: str = "", actor: str = "
     return order
 
 
-# --- returns (SPEC §4.6): called by ``returns.services`` under the order lock ----------------------
+# --- returns (SPEC §4.6): called by ``returns.services`` under the order lock ---------------------
 
 
-def order_return_changed(*, order: Order, actor: str = "", kind: str | None = None, message: str = "",
-                         data: dict[str, Any] | None = None) -> None:
+def order_return_changed(*, order: Order, actor: str = "", kind: str | None = None,
+                         message: str = "", data: dict[str, Any] | None = None) -> None:
     """A return of ``order`` was written: timeline event ``kind`` (e.g. ``return_requested``) when
     given, version bump, cache invalidation."""
     if kind is not None:
@@ -152,8 +158,8 @@ def order_items_returned(*, order: Order, quantities: dict[uuid.UUID, int]) -> N
 
 def order_refund(*, order: Order, amount: Decimal, refunded_total: Decimal, actor: str = "",
                  data: dict[str, Any] | None = None) -> Order:
-    """Record a refund of ``amount`` (``refunded_total`` = every refund of the order so far, this one
-    included): payment ``refunded`` once ``refunded_total`` covers ``total_amount``, else
+    """Record a refund of ``amount`` (``refunded_total`` = every refund of the order so far, this
+    one included): payment ``refunded`` once ``refunded_total`` covers ``total_amount``, else
     ``partially_refunded``; a fully refunded order whose status allows it (``TRANSITIONS``, e.g.
     ``delivered → refunded``) moves to ``refunded`` with a ``status_changed`` event. Writes a
     ``refunded`` event. Raises InvalidTransition (409) when the order is not paid."""
@@ -163,10 +169,13 @@ def order_refund(*, order: Order, amount: Decimal, refunded_total: Decimal, acto
     full = refunded_total >= order.total_amount
     from_status = order.status
     updates: dict[str, Any] = {
-        "payment_status": Order.PaymentStatus.REFUNDED if full else Order.PaymentStatus.PARTIALLY_REFUNDED,
+        "payment_status": Order.PaymentStatus.REFUNDED if full
+        else Order.PaymentStatus.PARTIALLY_REFUNDED,
     }
-    events = [event(order, OrderEvent.Kind.REFUNDED, actor, message=f"Refunded {amount} {order.currency}.",
-                     data={"amount": str(amount), "refunded_total": str(refunded_total), **(data or {})})]
+    events = [event(order, OrderEvent.Kind.REFUNDED, actor,
+                    message=f"Refunded {amount} {order.currency}.",
+                     data={"amount": str(amount), "refunded_total": str(refunded_total),
+                           **(data or {})})]
     if full and Order.Status.REFUNDED in TRANSITIONS.get(order.status, frozenset()):
         updates["status"] = Order.Status.REFUNDED
         events.append(event(order, OrderEvent.Kind.STATUS_CHANGED, actor, from_status=order.status,
@@ -179,7 +188,7 @@ def order_refund(*, order: Order, amount: Decimal, refunded_total: Decimal, acto
     return order
 
 
-# --- fulfillment (SPEC §4.5): called by ``fulfillment.services`` under the order lock --------------
+# --- fulfillment (SPEC §4.5): called by ``fulfillment.services`` under the order lock -------------
 
 FULFILLABLE = frozenset({Order.Status.PENDING, Order.Status.CONFIRMED, Order.Status.PROCESSING})
 
@@ -190,7 +199,8 @@ def order_check_fulfillable(order: Order) -> None:
     (shipped or delivered: nothing is left to ship)."""
     if order.status in FULFILLABLE:
         return
-    codes: dict[str, str] = {Order.Status.ON_HOLD: "order_on_hold", Order.Status.CANCELLED: "order_cancelled",
+    codes: dict[str, str] = {Order.Status.ON_HOLD: "order_on_hold",
+                             Order.Status.CANCELLED: "order_cancelled",
                              Order.Status.REFUNDED: "order_cancelled"}
     code = codes.get(order.status, "order_fulfilled")
     raise InvalidTransition(f"The order is {order.status}; it cannot be shipped.", code=code,
@@ -240,7 +250,8 @@ def order_units_shipped(*, order: Order, quantities: dict[uuid.UUID, int], shipm
     order_check_fulfillable(order)
     _add_units(order, quantities, counter="quantity_fulfilled", ceiling="quantity",
                code="exceeds_unfulfilled", message="More units than the order has left to ship.")
-    done = not OrderItem.objects.filter(order_id=order.id, quantity_fulfilled__lt=F("quantity")).exists()
+    done = not OrderItem.objects.filter(order_id=order.id,
+                                        quantity_fulfilled__lt=F("quantity")).exists()
     updates: dict[str, Any] = {"fulfillment_status": Order.FulfillmentStatus.FULFILLED if done
                                else Order.FulfillmentStatus.PARTIALLY_FULFILLED}
     events = [event(order, OrderEvent.Kind.SHIPPED, actor, data={
@@ -260,18 +271,22 @@ def order_shipment_delivered(*, order: Order, shipment_id: uuid.UUID, all_delive
     non-cancelled shipment of a fulfilled order is delivered (``all_delivered``) the order moves to
     ``delivered`` if the machine allows it from where it is (an order on hold stays on hold)."""
     updates: dict[str, Any] = {}
-    events = [event(order, OrderEvent.Kind.DELIVERED, actor, data={"shipment_id": str(shipment_id)})]
+    events = [event(order, OrderEvent.Kind.DELIVERED, actor,
+                    data={"shipment_id": str(shipment_id)})]
     if all_delivered and order.fulfillment_status == Order.FulfillmentStatus.FULFILLED:
-        _fulfilment_move(order, Order.Status.DELIVERED, actor, updates, events, "every shipment delivered")
+        _fulfilment_move(order, Order.Status.DELIVERED, actor, updates, events,
+                         "every shipment delivered")
     _fulfilment_write(order, updates, events)
     return order
 
 
-def order_shipment_changed(*, order: Order, shipment_id: uuid.UUID, note: str = "", actor: str = "") -> Order:
+def order_shipment_changed(*, order: Order, shipment_id: uuid.UUID, note: str = "",
+                           actor: str = "") -> Order:
     """A shipment of the locked ``order`` changed without moving the order (cancelled, new tracking
     number): the order detail shows its shipments, so the version is bumped and the cache dropped;
     ``note`` (when given) goes on the timeline."""
-    events = [event(order, OrderEvent.Kind.NOTE, actor, message=note, data={"shipment_id": str(shipment_id)})] \
+    events = [event(order, OrderEvent.Kind.NOTE, actor, message=note,
+                    data={"shipment_id": str(shipment_id)})] \
         if note else []
     _fulfilment_write(order, {}, events)
     return order

@@ -109,7 +109,8 @@ def ship_units(order: Order, *, deliver: bool = True, actor: str = "") -> Order:
         items = list(locked.items.order_by("id"))
         quantities = {item.id: item.quantity - item.quantity_fulfilled for item in items
                       if item.quantity > item.quantity_fulfilled}
-        under_lock.order_shipment_created(order=locked, shipment_id=shipment_id, actor=actor, lines=[
+        under_lock.order_shipment_created(order=locked, shipment_id=shipment_id, actor=actor,
+                                          lines=[
             {"order_item_id": str(item.id), "sku": item.sku, "quantity": quantities[item.id]}
             for item in items if item.id in quantities])
         under_lock.order_units_shipped(order=locked, quantities=quantities,
