@@ -40,10 +40,12 @@ class ShipmentCreateIn(StrictSerializer):
         many=True, required=False, allow_empty=False, max_length=services.MAX_LINES,
         help_text="Default: every unit not yet shipped nor in another pending shipment.")
     location_id = serializers.UUIDField(required=False, help_text=(
-        "Default: the location whose reservations of the order cover every unit (422 location_required "
+        "Default: the location whose reservations of the order cover every unit (422 "
+        "location_required "
         "when the units are reserved at several)."))
     carrier = TextField(max_length=services.MAX_CARRIER)
-    service = TextField(max_length=services.MAX_SERVICE, required=False, allow_blank=True, default="")
+    service = TextField(max_length=services.MAX_SERVICE, required=False, allow_blank=True,
+                        default="")
     tracking_number = TextField(max_length=services.MAX_TRACKING, required=False, allow_blank=True,
                                 allow_null=True)
 
@@ -109,8 +111,10 @@ class ShipmentViewSet(ApiViewSet):
 
     @extend_schema(parameters=[ShipmentFilters], responses=page_of(ShipmentOut, "ShipmentPage"))
     def list(self, request: Request) -> Response:
-        params = parse_list_params(request.query_params, filters=ShipmentFilters, sort_fields=selectors.SORT_FIELDS)
-        return self.list_response(selectors.shipment_rows(selectors.shipment_filter(**params.filters)), params,
+        params = parse_list_params(request.query_params, filters=ShipmentFilters,
+                                   sort_fields=selectors.SORT_FIELDS)
+        return self.list_response(
+            selectors.shipment_rows(selectors.shipment_filter(**params.filters)), params,
                                   render=selectors.render_shipments)
 
     @extend_schema(request=ShipmentCreateIn, responses={201: ShipmentOut})
@@ -119,8 +123,10 @@ class ShipmentViewSet(ApiViewSet):
         items = data.get("items")
         created = services.shipment_create(
             order_id=data["order_id"],
-            items=None if items is None else [services.ShipmentLineInput(order_item_id=i["order_item_id"],
-                                                                         quantity=i["quantity"]) for i in items],
+            items=None if items is None
+            else [services.ShipmentLineInput(order_item_id=i["order_item_id"],
+                                                                         quantity=i["quantity"])
+                  for i in items],
             location_id=data.get("location_id"),
             carrier=data["carrier"],
             service=data.get("service", ""),
@@ -136,7 +142,8 @@ class ShipmentViewSet(ApiViewSet):
     @extend_schema(request=ShipmentUpdateIn, responses=ShipmentOut, parameters=[IF_MATCH])
     def partial_update(self, request: Request, pk: str) -> Response:
         changes = validated(ShipmentUpdateIn, request.data, partial=True)
-        shipment = services.shipment_update(shipment_id=shipment_id(pk), expected_version=expected_version(request),
+        shipment = services.shipment_update(shipment_id=shipment_id(pk),
+                                            expected_version=expected_version(request),
                                             actor=actor_of(request), **changes)
         return self._detail(shipment.id)
 
@@ -178,8 +185,10 @@ class OrderStatusViewSet(ApiViewSet):
     @action(detail=True, methods=["post"])
     def status(self, request: Request, pk: str) -> Response:
         data = validated(StatusIn, request.data)
-        order = services.order_set_status(order_id=order_id(pk), to_status=data["status"], reason=data["reason"],
-                                          actor=actor_of(request), expected_version=expected_version(request))
+        order = services.order_set_status(order_id=order_id(pk), to_status=data["status"],
+                                          reason=data["reason"],
+                                          actor=actor_of(request),
+                                          expected_version=expected_version(request))
         body = orders_selectors.order_detail(order.id)
         return self.detail_response(body, version=body["version"])
 
@@ -187,7 +196,8 @@ class OrderStatusViewSet(ApiViewSet):
     @action(detail=True, methods=["post"])
     def cancel(self, request: Request, pk: str) -> Response:
         data = validated(CancelIn, request.data or {})
-        order = services.order_cancel(order_id=order_id(pk), reason=data["reason"], actor=actor_of(request),
+        order = services.order_cancel(order_id=order_id(pk), reason=data["reason"],
+                                      actor=actor_of(request),
                                       expected_version=expected_version(request))
         body = orders_selectors.order_detail(order.id)
         return self.detail_response(body, version=body["version"])
