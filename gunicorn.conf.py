@@ -25,7 +25,8 @@ loglevel = os.environ.get("GUNICORN_LOG_LEVEL", "warning")
 proc_name = "stateset"
 
 # Prometheus multiprocess mode: every worker writes samples here; /metrics aggregates them.
-_metrics_dir = os.environ.get("PROMETHEUS_MULTIPROC_DIR") or tempfile.mkdtemp(prefix="stateset-metrics-")
+_metrics_dir = (os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+                or tempfile.mkdtemp(prefix="stateset-metrics-"))
 os.environ["PROMETHEUS_MULTIPROC_DIR"] = _metrics_dir
 
 
