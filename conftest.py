@@ -55,7 +55,8 @@ def make_key(db):
     from stateset import services
 
     def make(*scopes: str, **kwargs) -> str:
-        _, raw = services.api_key_create(name=kwargs.pop("name", "test"), scopes=list(scopes) or ["*"], **kwargs)
+        _, raw = services.api_key_create(name=kwargs.pop("name", "test"),
+                                         scopes=list(scopes) or ["*"], **kwargs)
         return raw
 
     return make

@@ -5,6 +5,7 @@ import multiprocessing
 import os
 import shutil
 import tempfile
+from typing import Any
 
 bind = os.environ.get("GUNICORN_BIND", "0.0.0.0:8000")
 # The guide's rule of thumb for the pool applies to workers too: about two per core.
@@ -24,21 +25,22 @@ loglevel = os.environ.get("GUNICORN_LOG_LEVEL", "warning")
 proc_name = "stateset"
 
 # Prometheus multiprocess mode: every worker writes samples here; /metrics aggregates them.
-_metrics_dir = os.environ.get("PROMETHEUS_MULTIPROC_DIR") or tempfile.mkdtemp(prefix="stateset-metrics-")
+_metrics_dir = (os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+                or tempfile.mkdtemp(prefix="stateset-metrics-"))
 os.environ["PROMETHEUS_MULTIPROC_DIR"] = _metrics_dir
 
 
-def on_starting(server):  # type: ignore[no-untyped-def]
+def on_starting(server: Any) -> None:
     for name in os.listdir(_metrics_dir):
         os.unlink(os.path.join(_metrics_dir, name))
 
 
-def child_exit(server, worker):  # type: ignore[no-untyped-def]
+def child_exit(server: Any, worker: Any) -> None:
     from prometheus_client import multiprocess
 
     multiprocess.mark_process_dead(worker.pid)
 
 
-def on_exit(server):  # type: ignore[no-untyped-def]
+def on_exit(server: Any) -> None:
     if _metrics_dir.startswith(tempfile.gettempdir()):
         shutil.rmtree(_metrics_dir, ignore_errors=True)

@@ -23,7 +23,8 @@ class ProductAdmin(admin.ModelAdmin):
     # The search box uses the full-text index and the SKU prefix index (get_search_results), not
     # the ICONTAINS scans these names would otherwise produce.
     search_fields = ("sku", "name")
-    search_help_text = "Words of the name, SKU or description (the last word may be a prefix), or a SKU prefix."
+    search_help_text = (
+        "Words of the name, SKU or description (the last word may be a prefix), or a SKU prefix.")
     show_full_result_count = False
     list_per_page = 50
     ordering = ("-created_at", "-id")
@@ -56,17 +57,20 @@ class ProductAdmin(admin.ModelAdmin):
         kept = [sku for pk, sku in queryset.values_list("pk", "sku")
                 if not services.product_delete(product_id=pk).deleted]
         if kept:
-            messages.warning(request, f"Referenced by other records, deactivated instead of deleted: "
+            messages.warning(request,
+                             f"Referenced by other records, deactivated instead of deleted: "
                                       f"{', '.join(kept)}.")
 
     @admin.action(description="Activate selected products", permissions=["change"])
     def activate(self, request: HttpRequest, queryset: QuerySet) -> None:
-        count = services.products_set_active(product_ids=queryset.values_list("pk", flat=True), is_active=True)
+        count = services.products_set_active(product_ids=queryset.values_list("pk", flat=True),
+                                             is_active=True)
         self.message_user(request, f"Activated {count} product(s).")
 
     @admin.action(description="Deactivate selected products", permissions=["change"])
     def deactivate(self, request: HttpRequest, queryset: QuerySet) -> None:
-        count = services.products_set_active(product_ids=queryset.values_list("pk", flat=True), is_active=False)
+        count = services.products_set_active(product_ids=queryset.values_list("pk", flat=True),
+                                             is_active=False)
         self.message_user(request, f"Deactivated {count} product(s).")
 
 

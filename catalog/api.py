@@ -64,7 +64,8 @@ class ProductFilters(_PriceRange):
 
 class SearchParams(_PriceRange, StrictSerializer):
     q = TextField(max_length=200, allow_blank=True,
-                  help_text="Words to find; the last one may be a prefix. An exact SKU ranks first.")
+                  help_text="Words to find; the last one may be a prefix. An exact SKU ranks "
+                            "first.")
     limit = serializers.IntegerField(min_value=1, max_value=100, required=False, default=20)
     offset = serializers.IntegerField(min_value=0, max_value=10_000, required=False, default=0)
 
@@ -122,7 +123,8 @@ class ProductViewSet(ApiViewSet):
     # Any path segment reaches the view, which answers a malformed id with the same 404 envelope.
     lookup_value_regex = "[^/]+"
 
-    @extend_schema(parameters=[ProductFilters, ListQuery], responses=page_of(ProductOut, "ProductPage"))
+    @extend_schema(parameters=[ProductFilters, ListQuery],
+                   responses=page_of(ProductOut, "ProductPage"))
     def list(self, request: Request) -> Response:
         params = parse_list_params(request.query_params, filters=ProductFilters,
                                    sort_fields=SORT_FIELDS, default_sort="created_at")
@@ -133,7 +135,8 @@ class ProductViewSet(ApiViewSet):
     def create(self, request: Request) -> Response:
         body = validated(ProductIn, request.data)
         product = services.product_create(**body)
-        return self.detail_response(selectors.product_data(product), version=product.version, status=201)
+        return self.detail_response(selectors.product_data(product), version=product.version,
+                                    status=201)
 
     @extend_schema(responses=ProductOut)
     def retrieve(self, request: Request, pk: str) -> Response:

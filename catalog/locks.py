@@ -17,7 +17,8 @@ def lock_product(product_id: uuid.UUID | str) -> Product | None:
     return product
 
 
-def lock_products_to_flip(product_ids: Iterable[uuid.UUID | str], *, is_active: bool) -> list[tuple[uuid.UUID, str]]:
+def lock_products_to_flip(product_ids: Iterable[uuid.UUID | str], *,
+                          is_active: bool) -> list[tuple[uuid.UUID, str]]:
     """(id, sku) of the given products whose ``is_active`` differs from ``is_active``, locked in
     primary-key order."""
     rows = list(Product.objects.filter(pk__in=list(product_ids)).exclude(is_active=is_active)

@@ -29,7 +29,8 @@ class Product(models.Model):
                                 help_text="At most the currency's minor digits (stateset.money).")
     currency = models.CharField(max_length=3, default="USD", validators=[currency_validator])
     allow_backorder = models.BooleanField(default=False, db_default=False, help_text=(
-        "Orders may take more than is in stock; the rest waits and is allocated first come, first served."))
+        "Orders may take more than is in stock; the rest waits and is allocated first come, first "
+        "served."))
     is_active = models.BooleanField(default=True)
     attributes = models.JSONField(default=dict, blank=True)
     # Name and SKU weigh A, description B; stored by PostgreSQL itself, indexed with GIN.
@@ -51,19 +52,23 @@ class Product(models.Model):
             # VACUUM flushes, so search cost (and the planner's choice of this index) stays
             # predictable after bulk loads. The catalog is read far more than it is written.
             GinIndex(fields=["search_vector"], name="product_search_gin", fastupdate=False),
-            models.Index(fields=["is_active"], name="product_active_idx", condition=Q(is_active=True)),
+            models.Index(fields=["is_active"], name="product_active_idx",
+                         condition=Q(is_active=True)),
             models.Index(fields=["sku"], name="product_sku_idx"),
             models.Index(fields=["price"], name="product_price_idx"),
             # sort_by=name walks this index instead of sorting the table.
             models.Index(fields=["name", "id"], name="product_name_idx"),
             # Search by SKU prefix (``UPPER(sku) LIKE 'KIT-00%'``) in any collation.
-            models.Index(OpClass(Upper("sku"), name="text_pattern_ops"), name="product_sku_prefix_idx"),
+            models.Index(OpClass(Upper("sku"), name="text_pattern_ops"),
+                         name="product_sku_prefix_idx"),
         ]
         constraints = [
-            # SKUs are unique in any case ("abc-1" and "ABC-1" are one SKU); lookups use sku__iexact.
+            # SKUs are unique in any case ("abc-1" and "ABC-1" are one SKU); lookups use
+            # sku__iexact.
             models.UniqueConstraint(Upper("sku"), name="product_sku_ci_uniq"),
             models.CheckConstraint(condition=Q(price__gte=0), name="product_price_non_negative"),
-            models.CheckConstraint(condition=Q(currency__regex=r"^[A-Z]{3}$"), name="product_currency_iso"),
+            models.CheckConstraint(condition=Q(currency__regex=r"^[A-Z]{3}$"),
+                                   name="product_currency_iso"),
             models.CheckConstraint(condition=~Q(sku=""), name="product_sku_not_empty"),
         ]
 

@@ -47,7 +47,8 @@ CATEGORIES = (
     Category("OUT", "Outdoor",
              ("Daypack", "Water Bottle", "Camping Lantern", "Trekking Poles", "Sleeping Bag",
               "Two-Person Tent", "Headlamp", "Camp Chair", "Dry Bag", "Hammock"),
-             ("Ripstop Nylon", "Aluminum", "Titanium", "Canvas", "Recycled Nylon", "Stainless Steel"),
+             ("Ripstop Nylon", "Aluminum", "Titanium", "Canvas", "Recycled Nylon",
+              "Stainless Steel"),
              (15, 420), (60, 2800)),
     Category("ELC", "Electronics",
              ("Wireless Earbuds", "USB-C Charger", "Bluetooth Speaker", "Power Bank", "Smart Plug",
@@ -66,10 +67,10 @@ CATEGORIES = (
              (4, 120), (30, 2000)),
 )
 
-ADJECTIVES = ("Classic", "Everyday", "Premium", "Compact", "Deluxe", "Essential", "Heritage", "Urban",
-              "Alpine", "Coastal", "Vintage", "Modern", "Ultralight", "Signature", "Trail")
-COLORS = ("Black", "Navy", "Olive", "Charcoal", "Sand", "Forest Green", "Burgundy", "Slate", "Ivory",
-          "Rust", "Sky Blue")
+ADJECTIVES = ("Classic", "Everyday", "Premium", "Compact", "Deluxe", "Essential", "Heritage",
+              "Urban", "Alpine", "Coastal", "Vintage", "Modern", "Ultralight", "Signature", "Trail")
+COLORS = ("Black", "Navy", "Olive", "Charcoal", "Sand", "Forest Green", "Burgundy", "Slate",
+          "Ivory", "Rust", "Sky Blue")
 PHRASES = (
     "Built to last and easy to care for.",
     "Designed in small batches and tested for daily use.",
@@ -95,7 +96,8 @@ def demo_product_rows(count: int, *, seed: int = 42) -> list[dict[str, Any]]:
         whole = rng.randint(low, high)
         cents = rng.choice(("99", "99", "95", "49", "00"))
         sku = f"{category.code}-{index:05d}"
-        description = (f"{adjective} {noun.lower()} in {material.lower()}, finished in {color.lower()}. "
+        description = (
+            f"{adjective} {noun.lower()} in {material.lower()}, finished in {color.lower()}. "
                        + " ".join(rng.sample(PHRASES, 2)))
         rows.append({
             "id": uuid.uuid5(NAMESPACE, sku),
@@ -131,7 +133,8 @@ def seed_demo_catalog(*, count: int = 300, seed: int = 42,
     )
     rows = demo_product_rows(count, seed=seed)
     inserted = services.products_bulk_create(rows=rows)
-    log(f"products: TEST-001 {'created' if created else 'present'}, {inserted} of {len(rows)} demo products new")
+    log(f"products: TEST-001 {'created' if created else 'present'}, {inserted} of {len(rows)} demo "
+        "products new")
     return CatalogSeedResult(loadtest_product_id=LOADTEST_PRODUCT_ID,
                              product_ids=[LOADTEST_PRODUCT_ID, *(row["id"] for row in rows)],
                              created=inserted + int(created))

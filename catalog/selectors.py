@@ -21,8 +21,8 @@ from catalog.models import SKU_PATTERN, Product
 from stateset.cache import EntityCache
 from stateset.money import money_str
 
-PRODUCT_FIELDS = ("id", "sku", "name", "description", "price", "currency", "is_active", "attributes",
-                  "created_at", "updated_at", "version")
+PRODUCT_FIELDS = ("id", "sku", "name", "description", "price", "currency", "is_active",
+                  "attributes", "created_at", "updated_at", "version")
 
 product_cache = EntityCache("products")
 
@@ -70,7 +70,8 @@ def product_data(product: Product) -> dict[str, Any]:
 
 
 def product_list(*, filters: dict[str, Any]) -> QuerySet[Product, dict[str, Any]]:
-    """``.values()`` rows for ``GET /products``; filters ``is_active``, ``min_price``, ``max_price``,
+    """``.values()`` rows for ``GET /products``; filters ``is_active``, ``min_price``,
+    ``max_price``,
     ``sku`` (exact, any case: served by the UPPER(sku) unique index)."""
     rows = Product.objects.all()
     if filters.get("is_active") is not None:
@@ -92,16 +93,17 @@ def _load_detail(product_id: uuid.UUID | str) -> dict[str, Any] | None:
 
 def product_detail(*, product_id: uuid.UUID | str) -> dict[str, Any] | None:
     """The rendered product (cache-aside, ``[cache.entities] products`` TTL), or None."""
-    return product_cache.get_or_load(product_cache.key(product_id), lambda: _load_detail(product_id))
+    return product_cache.get_or_load(product_cache.key(product_id),
+                                     lambda: _load_detail(product_id))
 
 
 def product_by_sku(*, sku: str) -> dict[str, Any] | None:
     """The rendered product with this SKU in any letter case, or None.
 
-    The cache maps SKU → id and the detail comes from the id's entry. A write invalidates the SKU the
-    product has after it; should a mapping still point at a product whose SKU has since changed, the
-    check below notices and reads the database instead. A string that cannot be a SKU is answered
-    without a query or a cache key."""
+    The cache maps SKU → id and the detail comes from the id's entry. A write invalidates the SKU
+    the product has after it; should a mapping still point at a product whose SKU has since changed,
+    the check below notices and reads the database instead. A string that cannot be a SKU is
+    answered without a query or a cache key."""
     if len(sku) > 64 or not re.match(SKU_PATTERN, sku):
         return None
     product_id = product_cache.get_or_load(
@@ -125,7 +127,8 @@ def products_by_ids(*, product_ids: Iterable[uuid.UUID | str]) -> dict[uuid.UUID
     ids = list(product_ids)
     if not ids:
         return {}
-    return {product.id: product for product in Product.objects.filter(id__in=ids).order_by().defer(*_HEAVY)}
+    return {product.id: product
+            for product in Product.objects.filter(id__in=ids).order_by().defer(*_HEAVY)}
 
 
 def products_by_skus(*, skus: Iterable[str]) -> dict[str, Product]:
@@ -133,7 +136,8 @@ def products_by_skus(*, skus: Iterable[str]) -> dict[str, Product]:
     wanted = {s.upper() for s in skus}
     if not wanted:
         return {}
-    rows = Product.objects.alias(sku_upper=Upper("sku")).filter(sku_upper__in=wanted).order_by().defer(*_HEAVY)
+    rows = Product.objects.alias(sku_upper=Upper("sku")).filter(
+        sku_upper__in=wanted).order_by().defer(*_HEAVY)
     return {product.sku.upper(): product for product in rows}
 
 
@@ -188,7 +192,8 @@ def _search_condition(q: str) -> tuple[Q | None, SearchQuery | None]:
 
 def product_search_queryset(*, q: str, is_active: bool | None = None,
                             min_price: Decimal | None = None,
-                            max_price: Decimal | None = None) -> QuerySet[Product, dict[str, Any]] | None:
+                            max_price: Decimal | None = None) -> QuerySet[Product,
+                                                                          dict[str, Any]] | None:
     """Matches of ``q`` ordered best first: exact SKU (any case), then ``ts_rank`` (name and SKU
     weigh A, description B), then SKU. None when ``q`` holds nothing searchable."""
     condition, query = _search_condition(q)
@@ -214,7 +219,8 @@ def product_search_queryset(*, q: str, is_active: bool | None = None,
 SEARCH_GROUP = "search"
 
 
-def product_search(*, q: str, limit: int, offset: int = 0, **filters: Any) -> tuple[list[dict[str, Any]], bool]:
+def product_search(*, q: str, limit: int, offset: int = 0,
+                   **filters: Any) -> tuple[list[dict[str, Any]], bool]:
     """(rendered hits, has_more) for one page of ``GET /products/search``.
 
     Ranking every match of a short prefix is the expensive part (``wid`` matches thousands of

@@ -1,5 +1,5 @@
-"""Every write to the catalog (SPEC §4.1). Views, admin and commands call these; nothing else changes
-a product row.
+"""Every write to the catalog (SPEC §4.1). Views, admin and commands call these; nothing else
+changes a product row.
 
 The services open ``transaction.atomic()`` without ``durable=True``: the admin wraps its saves in a
 transaction of its own and calls them, and ``seed_demo`` may too.
@@ -25,7 +25,8 @@ from stateset.inputs import writable
 from stateset.money import parse_money
 
 # Fields a caller may set; everything else (id, version, timestamps) belongs to the service.
-WRITABLE_FIELDS = ("sku", "name", "description", "price", "currency", "is_active", "allow_backorder", "attributes")
+WRITABLE_FIELDS = ("sku", "name", "description", "price", "currency", "is_active",
+                   "allow_backorder", "attributes")
 
 
 class DuplicateSku(Conflict):
@@ -51,16 +52,19 @@ def _translate(exc: IntegrityError, *, sku: str | None) -> Exception:
     if name in ("product_sku_ci_uniq", "catalog_product_pkey"):
         return DuplicateSku(details={"sku": sku} if sku else {})
     if name == "product_price_non_negative":
-        return ValidationFailed("price: must be zero or more.", details={"price": ["Must be >= 0."]})
+        return ValidationFailed("price: must be zero or more.",
+                                details={"price": ["Must be >= 0."]})
     if name == "product_currency_iso":
-        return ValidationFailed("currency: use an ISO 4217 code.", details={"currency": ["Invalid."]})
+        return ValidationFailed("currency: use an ISO 4217 code.",
+                                details={"currency": ["Invalid."]})
     if name == "product_sku_not_empty":
         return ValidationFailed("sku: may not be empty.", details={"sku": ["May not be empty."]})
     return exc
 
 
 def _invalidate(*, product_id: uuid.UUID | str, skus: Iterable[str] = ()) -> None:
-    selectors.product_cache.invalidate(*selectors.product_cache_keys(product_id=product_id, skus=skus))
+    selectors.product_cache.invalidate(*selectors.product_cache_keys(product_id=product_id,
+                                                                     skus=skus))
     selectors.product_cache.invalidate_group(selectors.SEARCH_GROUP)
 
 
@@ -81,7 +85,8 @@ def _normalise(fields: dict[str, Any], currency: str | None = None) -> dict[str,
 
 def product_create(*, sku: str, name: str, price: Decimal, currency: str = "USD",
                    description: str = "", is_active: bool = True,
-                   attributes: dict[str, Any] | None = None, id: uuid.UUID | None = None) -> Product:
+                   attributes: dict[str, Any] | None = None,
+                   id: uuid.UUID | None = None) -> Product:
     """Insert one product (version 1).
 
     Raises DuplicateSku (409) when the SKU exists in any letter case, ValidationFailed when a
@@ -104,13 +109,15 @@ def product_update(*, product_id: uuid.UUID | str, fields: dict[str, Any],
                    expected_version: int | None = None) -> Product:
     """Change the given fields and bump ``version`` in one ``UPDATE``.
 
-    ``expected_version`` (the client's ``If-Match``) is part of the UPDATE's WHERE clause, so a write
-    that slipped in between the client's read and this call still answers PreconditionFailed (412).
-    Raises NotFound (404), DuplicateSku (409), ValidationFailed (422). A new SKU is copied to the
-    product's stock rows in the same transaction (by the inventory app's trigger). A price has at
-    most its currency's minor digits. Invalidates the cached detail (by id and by SKU) after commit."""
+    ``expected_version`` (the client's ``If-Match``) is part of the UPDATE's WHERE clause, so a
+    write that slipped in between the client's read and this call still answers PreconditionFailed
+    (412). Raises NotFound (404), DuplicateSku (409), ValidationFailed (422). A new SKU is copied to
+    the product's stock rows in the same transaction (by the inventory app's trigger). A price has
+    at most its currency's minor digits. Invalidates the cached detail (by id and by SKU) after
+    commit."""
     currency = None
-    if ("price" in fields) != ("currency" in fields):  # the other half of the pair is the stored one
+    # the other half of the pair is the stored one
+    if ("price" in fields) != ("currency" in fields):
         current = Product.objects.filter(pk=product_id).values("price", "currency").first()
         if current is not None:
             currency = current["currency"]
@@ -121,8 +128,10 @@ def product_update(*, product_id: uuid.UUID | str, fields: dict[str, Any],
         raise ValidationFailed("Give at least one field to change.", code="empty_update")
     try:
         with transaction.atomic():
-            update_versioned(Product, pk=product_id, expected_version=expected_version, values=values,
-                             not_found=NotFound("No product with this id.", code="product_not_found"))
+            update_versioned(Product, pk=product_id, expected_version=expected_version,
+                             values=values,
+                             not_found=NotFound("No product with this id.",
+                                                code="product_not_found"))
             product = Product.objects.get(pk=product_id)
             if "sku" in values:
                 # Stock rows keep a copy of the SKU; a trigger of the inventory app rewrites it in
@@ -156,7 +165,8 @@ def product_delete(*, product_id: uuid.UUID | str) -> DeleteResult:
         except (ProtectedError, RestrictedError, IntegrityError):
             pass
         finally:
-            # Back to Django's default for the rest of the transaction (as check_constraints() does).
+            # Back to Django's default for the rest of the transaction (as check_constraints()
+            # does).
             with connection.cursor() as cursor:
                 cursor.execute("SET CONSTRAINTS ALL DEFERRED")
         Product.objects.filter(pk=product.pk).update(is_active=False, version=F("version") + 1,
@@ -167,7 +177,8 @@ def product_delete(*, product_id: uuid.UUID | str) -> DeleteResult:
 
 def products_set_active(*, product_ids: Iterable[uuid.UUID | str], is_active: bool) -> int:
     """Activate or deactivate many products at once (admin actions). Rows already in the wanted
-    state are left alone (no version bump). Returns how many changed; invalidates each after commit."""
+    state are left alone (no version bump). Returns how many changed; invalidates each after
+    commit."""
     with transaction.atomic():
         changed = locks.lock_products_to_flip(product_ids, is_active=is_active)
         if changed:
@@ -200,9 +211,9 @@ def products_bulk_create(*, rows: list[dict[str, Any]], batch_size: int = 1000) 
 def product_ensure(*, id: uuid.UUID, sku: str, name: str, price: Decimal, currency: str = "USD",
                    description: str = "", is_active: bool = True,
                    attributes: dict[str, Any] | None = None) -> tuple[Product, bool]:
-    """Make the product with this id exist with these values (``seed_demo``'s fixed rows): create it,
-    or update the fields that differ. Returns (product, created). Raises DuplicateSku when another
-    product already holds the SKU."""
+    """Make the product with this id exist with these values (``seed_demo``'s fixed rows): create
+    it, or update the fields that differ. Returns (product, created). Raises DuplicateSku when
+    another product already holds the SKU."""
     wanted = _normalise({"sku": sku, "name": name, "price": price, "currency": currency,
                          "description": description, "is_active": is_active,
                          "attributes": attributes or {}})

@@ -32,7 +32,8 @@ class AddressForm(forms.ModelForm):
         # Marking an address default un-defaults the previous one (address_update/create do it), so
         # the one-default-per-kind constraint must not reject the form beforehand.
         # Both helpers are private to Django's ModelForm (not in django-stubs).
-        exclude = self._get_validation_exclusions() | {"is_default"}  # type: ignore[attr-defined]  # private
+        exclusions = self._get_validation_exclusions()  # type: ignore[attr-defined]  # private
+        exclude = exclusions | {"is_default"}
         try:
             self.instance.validate_constraints(exclude=exclude)
         except ValidationError as exc:
@@ -48,7 +49,8 @@ def save_address(form: forms.ModelForm, *, customer_id: Any, change: bool) -> Ad
     if change:
         return services.address_update(address_id=form.instance.pk,
                                        fields=_address_fields(form, changed_only=True))
-    return services.address_create(customer_id=customer_id, **_address_fields(form, changed_only=False))
+    return services.address_create(customer_id=customer_id,
+                                   **_address_fields(form, changed_only=False))
 
 
 class AddressInline(admin.TabularInline):
@@ -68,8 +70,8 @@ class CustomerAdmin(admin.ModelAdmin):
     show_full_result_count = False
     list_per_page = 50
     ordering = ("-created_at", "-id")
-    fields = ("id", "email", "first_name", "last_name", "phone", "metadata", "version", "created_at",
-              "updated_at")
+    fields = ("id", "email", "first_name", "last_name", "phone", "metadata", "version",
+              "created_at", "updated_at")
     readonly_fields = ("id", "version", "created_at", "updated_at")
     inlines = [AddressInline]
 

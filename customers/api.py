@@ -115,7 +115,8 @@ class CustomerAddressOut(serializers.Serializer):
     is_default = serializers.BooleanField()
     created_at = serializers.DateTimeField()
     updated_at = serializers.DateTimeField()
-    version = serializers.IntegerField(help_text="The address's ETag: If-Match on PATCH/PUT/DELETE.")
+    version = serializers.IntegerField(
+        help_text="The address's ETag: If-Match on PATCH/PUT/DELETE.")
 
 
 class CustomerOut(CustomerListItemOut):
@@ -193,15 +194,18 @@ class CustomerViewSet(ApiViewSet):
         return self.detail_response(data, version=data["version"])
 
     @extend_schema(request=CustomerIn(partial=True), responses=CustomerOut, parameters=[IF_MATCH],
-                   description="The same fields and rules as PATCH (SPEC §3): only the fields sent change.")
+                   description="The same fields and rules as PATCH (SPEC §3): only the fields sent "
+                               "change.")
     def update(self, request: Request, pk: str) -> Response:
         return self.partial_update(request, pk)
 
     @extend_schema(methods=["GET"], parameters=[ADDRESS_KIND, ADDRESS_IS_DEFAULT, AddressListQuery],
                    responses=page_of(CustomerAddressOut, "AddressPage"))
     @extend_schema(methods=["POST"], request=CustomerAddressIn, responses={201: CustomerAddressOut},
-                   description="A new default address un-defaults the previous default of its kind; "
-                               "the first address of a kind is the default unless is_default is false.")
+                   description="A new default address un-defaults the previous default of its "
+                               "kind; "
+                               "the first address of a kind is the default unless is_default is "
+                               "false.")
     @action(detail=True, methods=["get", "post"], url_path="addresses")
     def addresses(self, request: Request, pk: str) -> Response:
         customer_id = parse_id(pk)
@@ -210,22 +214,29 @@ class CustomerViewSet(ApiViewSet):
             address = services.address_create(customer_id=customer_id, **body)
             return Response(selectors.address_data(address), status=201)
         params = parse_list_params(request.query_params, filters=AddressFilters,
-                                   sort_fields={"created_at": "created_at"}, default_sort="created_at",
-                                   default_order="asc")
+                                   sort_fields={"created_at": "created_at"},
+                                   default_sort="created_at", default_order="asc")
         if not selectors.customer_exists(customer_id=customer_id):
             raise NotFound("No customer with this id.", code="customer_not_found")
-        return self.list_response(selectors.address_list(customer_id=customer_id, filters=params.filters),
+        return self.list_response(selectors.address_list(customer_id=customer_id,
+                                                         filters=params.filters),
                                   params, render=selectors.render_addresses)
 
-    @extend_schema(methods=["GET"], responses=CustomerAddressOut, operation_id="customers_address_retrieve")
-    @extend_schema(methods=["PATCH"], request=AddressUpdateIn(partial=True), responses=CustomerAddressOut,
+    @extend_schema(methods=["GET"], responses=CustomerAddressOut,
+                   operation_id="customers_address_retrieve")
+    @extend_schema(methods=["PATCH"], request=AddressUpdateIn(partial=True),
+                   responses=CustomerAddressOut,
                    parameters=[IF_MATCH], operation_id="customers_address_partial_update",
-                   description="Only the fields sent change. is_default true un-defaults the customer's "
+                   description="Only the fields sent change. is_default true un-defaults the "
+                               "customer's "
                                "other default of the kind; false leaves the kind without one.")
-    @extend_schema(methods=["PUT"], request=AddressUpdateIn(partial=True), responses=CustomerAddressOut,
+    @extend_schema(methods=["PUT"], request=AddressUpdateIn(partial=True),
+                   responses=CustomerAddressOut,
                    parameters=[IF_MATCH], operation_id="customers_address_update",
-                   description="Only the fields sent change (PUT as PATCH). is_default true un-defaults "
-                               "the customer's other default of the kind; false leaves the kind without one.")
+                   description="Only the fields sent change (PUT as PATCH). is_default true "
+                               "un-defaults "
+                               "the customer's other default of the kind; false leaves the kind "
+                               "without one.")
     @extend_schema(methods=["DELETE"], responses={204: None}, parameters=[IF_MATCH],
                    operation_id="customers_address_destroy",
                    description="Deleting the default address leaves its kind without a default.")
@@ -238,11 +249,13 @@ class CustomerViewSet(ApiViewSet):
             if data is None:
                 if not selectors.customer_exists(customer_id=customer_id):
                     raise NotFound("No customer with this id.", code="customer_not_found")
-                raise NotFound("This customer has no address with this id.", code="address_not_found")
+                raise NotFound("This customer has no address with this id.",
+                               code="address_not_found")
             return self.detail_response(data, version=data["version"])
         version = expected_version(request)
         if request.method == "DELETE":
-            services.address_delete(address_id=target, customer_id=customer_id, expected_version=version)
+            services.address_delete(address_id=target, customer_id=customer_id,
+                                    expected_version=version)
             return Response(status=204)
         body = validated(AddressUpdateIn, request.data, partial=True)
         address = services.address_update(address_id=target, customer_id=customer_id, fields=body,

@@ -11,6 +11,7 @@ from stateset.locking import Rank, acquired
 
 def lock_customer(customer_id: uuid.UUID | str) -> bool:
     """Lock the customer row; False when there is none."""
-    found = list(Customer.objects.select_for_update().filter(pk=customer_id).values_list("pk", flat=True))
+    found = list(Customer.objects.select_for_update().filter(pk=customer_id).values_list("pk",
+                                                                                         flat=True))
     acquired(Rank.CUSTOMER, found)
     return bool(found)

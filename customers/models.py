@@ -31,9 +31,12 @@ class Customer(models.Model):
         indexes = [
             # ``?search=`` is a prefix match on lower(email), lower(first_name) or lower(last_name);
             # text_pattern_ops lets ``LIKE 'abc%'`` use them whatever the database collation.
-            models.Index(OpClass(Lower("email"), name="text_pattern_ops"), name="customer_email_prefix_idx"),
-            models.Index(OpClass(Lower("first_name"), name="text_pattern_ops"), name="customer_first_prefix_idx"),
-            models.Index(OpClass(Lower("last_name"), name="text_pattern_ops"), name="customer_last_prefix_idx"),
+            models.Index(OpClass(Lower("email"), name="text_pattern_ops"),
+                         name="customer_email_prefix_idx"),
+            models.Index(OpClass(Lower("first_name"), name="text_pattern_ops"),
+                         name="customer_first_prefix_idx"),
+            models.Index(OpClass(Lower("last_name"), name="text_pattern_ops"),
+                         name="customer_last_prefix_idx"),
             # sort_by=email walks this index.
             models.Index(fields=["email", "id"], name="customer_email_sort_idx"),
         ]
@@ -57,7 +60,9 @@ class Address(models.Model):
     region = models.CharField(max_length=100, blank=True, default="")
     postal_code = models.CharField(max_length=20, blank=True, default="")
     country = models.CharField(max_length=2, help_text="ISO 3166-1 alpha-2",
-                               validators=[RegexValidator(r"^[A-Z]{2}$", "Use an ISO 3166-1 alpha-2 code such as US.",
+                               validators=[RegexValidator(r"^[A-Z]{2}$",
+                                                          "Use an ISO 3166-1 alpha-2 code such as "
+                                                          "US.",
                                                           code="invalid_country")])
     phone = models.CharField(max_length=32, blank=True, default="")
     is_default = models.BooleanField(default=False)
@@ -72,8 +77,10 @@ class Address(models.Model):
             # At most one default address of each kind per customer, enforced by the database.
             models.UniqueConstraint(fields=["customer", "kind"], condition=Q(is_default=True),
                                     name="address_one_default_per_kind"),
-            models.CheckConstraint(condition=Q(country__regex=r"^[A-Z]{2}$"), name="address_country_iso"),
-            models.CheckConstraint(condition=Q(kind__in=["shipping", "billing"]), name="address_kind_valid"),
+            models.CheckConstraint(condition=Q(country__regex=r"^[A-Z]{2}$"),
+                                   name="address_country_iso"),
+            models.CheckConstraint(condition=Q(kind__in=["shipping", "billing"]),
+                                   name="address_kind_valid"),
         ]
 
     def __str__(self) -> str:

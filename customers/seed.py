@@ -24,7 +24,8 @@ FIRST_NAMES = ("Olivia", "Liam", "Emma", "Noah", "Ava", "Elijah", "Sophia", "Mat
                "Omar", "Ingrid", "Lars", "Camille", "Louis", "Greta", "Felix", "Sofia", "Diego",
                "Aisha", "Kwame", "Mei", "Wei")
 LAST_NAMES = ("Smith", "Johnson", "Williams", "Brown", "Garcia", "Miller", "Davis", "Martinez",
-              "Lopez", "Wilson", "Anderson", "Taylor", "Thomas", "Moore", "Jackson", "Martin", "Lee",
+              "Lopez", "Wilson", "Anderson", "Taylor", "Thomas", "Moore", "Jackson", "Martin",
+              "Lee",
               "Thompson", "White", "Harris", "Clark", "Lewis", "Walker", "Young", "Patel", "Nguyen",
               "Kim", "Schmidt", "Müller", "Dubois", "Rossi", "Jensen", "Novak", "O'Brien", "Tanaka",
               "Okafor", "Silva", "Kowalski", "Andersson", "Murphy")
@@ -32,9 +33,12 @@ DOMAINS = ("example.com", "example.org", "example.net")
 
 # (city, region, postal code, country)
 CITIES = (
-    ("New York", "NY", "10001", "US"), ("Austin", "TX", "78701", "US"), ("Seattle", "WA", "98101", "US"),
-    ("Denver", "CO", "80202", "US"), ("Chicago", "IL", "60601", "US"), ("Portland", "OR", "97205", "US"),
-    ("Boston", "MA", "02108", "US"), ("Atlanta", "GA", "30303", "US"), ("San Diego", "CA", "92101", "US"),
+    ("New York", "NY", "10001", "US"), ("Austin", "TX", "78701", "US"),
+    ("Seattle", "WA", "98101", "US"),
+    ("Denver", "CO", "80202", "US"), ("Chicago", "IL", "60601", "US"),
+    ("Portland", "OR", "97205", "US"),
+    ("Boston", "MA", "02108", "US"), ("Atlanta", "GA", "30303", "US"),
+    ("San Diego", "CA", "92101", "US"),
     ("Toronto", "ON", "M5V 2T6", "CA"), ("Vancouver", "BC", "V6B 1A1", "CA"),
     ("London", "", "EC1A 1BB", "GB"), ("Manchester", "", "M1 1AE", "GB"),
     ("Berlin", "", "10115", "DE"), ("Munich", "", "80331", "DE"),
@@ -61,7 +65,8 @@ def _address(rng: random.Random, *, kind: str, name: str, phone: str) -> dict[st
             "phone": phone, "is_default": True}
 
 
-def demo_customer_rows(count: int, *, seed: int = 42) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+def demo_customer_rows(count: int, *, seed: int = 42) -> tuple[list[dict[str, Any]],
+                                                               list[dict[str, Any]]]:
     """(customers, addresses): ``count`` customers, each with a default shipping address and about
     a third with a separate default billing address. The same every time for the same ``seed``."""
     rng = random.Random(seed)
@@ -73,10 +78,12 @@ def demo_customer_rows(count: int, *, seed: int = 42) -> tuple[list[dict[str, An
         phone = f"+1 555 {rng.randint(100, 999)} {rng.randint(1000, 9999)}"
         customers.append({"id": customer_id, "email": email, "first_name": first, "last_name": last,
                           "phone": phone, "metadata": {"source": "seed_demo",
-                                                       "segment": rng.choice(("retail", "wholesale", "vip"))}})
+                                                       "segment": rng.choice(("retail", "wholesale",
+                                                                              "vip"))}})
         kinds = [Address.Kind.SHIPPING] + ([Address.Kind.BILLING] if rng.random() < 0.35 else [])
         for kind in kinds:
-            addresses.append({"id": uuid.uuid5(NAMESPACE, f"{email}/{kind}"), "customer_id": customer_id,
+            addresses.append({"id": uuid.uuid5(NAMESPACE, f"{email}/{kind}"),
+                              "customer_id": customer_id,
                               **_address(rng, kind=kind, name=f"{first} {last}", phone=phone)})
     return customers, addresses
 
@@ -96,8 +103,10 @@ def seed_demo_customers(*, count: int = 200, seed: int = 42,
                                           first_name="Load", last_name="Test",
                                           metadata={"source": "seed_demo"})
     loadtest_addresses = [
-        {"id": uuid.uuid5(NAMESPACE, f"{LOADTEST_EMAIL}/{kind}"), "customer_id": LOADTEST_CUSTOMER_ID,
-         "kind": kind, "name": "Load Test", "line1": "1 Benchmark Way", "line2": "", "city": "Austin",
+        {"id": uuid.uuid5(NAMESPACE, f"{LOADTEST_EMAIL}/{kind}"),
+         "customer_id": LOADTEST_CUSTOMER_ID,
+         "kind": kind, "name": "Load Test", "line1": "1 Benchmark Way", "line2": "",
+         "city": "Austin",
          "region": "TX", "postal_code": "78701", "country": "US", "phone": "", "is_default": True}
         for kind in (Address.Kind.SHIPPING, Address.Kind.BILLING)
     ]
@@ -112,5 +121,6 @@ def seed_demo_customers(*, count: int = 200, seed: int = 42,
     log(f"customers: load-test customer {'created' if created else 'present'}, "
         f"{inserted} of {len(customers)} demo customers and {new_addresses} addresses new")
     return CustomerSeedResult(loadtest_customer_id=LOADTEST_CUSTOMER_ID,
-                              customer_ids=[LOADTEST_CUSTOMER_ID, *(row["id"] for row in customers)],
+                              customer_ids=[LOADTEST_CUSTOMER_ID,
+                                            *(row["id"] for row in customers)],
                               created=inserted + int(created))

@@ -19,7 +19,8 @@ from stateset.cache import EntityCache
 CUSTOMER_FIELDS = ("id", "email", "first_name", "last_name", "phone", "metadata", "created_at",
                    "updated_at", "version")
 ADDRESS_FIELDS = ("id", "customer_id", "kind", "name", "line1", "line2", "city", "region",
-                  "postal_code", "country", "phone", "is_default", "created_at", "updated_at", "version")
+                  "postal_code", "country", "phone", "is_default", "created_at", "updated_at",
+                  "version")
 
 customer_cache = EntityCache("customers")
 # Part of the cache key: a detail cached in an older shape (before addresses had versions) is
@@ -129,7 +130,8 @@ def _load_detail(customer_id: uuid.UUID | str) -> dict[str, Any] | None:
     if row is None:
         return None
     addresses = Address.objects.filter(customer_id=customer_id).order_by("created_at", "id")
-    return {**render_customer(row), "addresses": render_addresses(addresses.values(*ADDRESS_FIELDS))}
+    return {**render_customer(row),
+            "addresses": render_addresses(addresses.values(*ADDRESS_FIELDS))}
 
 
 def customer_detail(*, customer_id: uuid.UUID | str, fresh: bool = False) -> dict[str, Any] | None:
@@ -156,7 +158,9 @@ def customer_exists(*, customer_id: uuid.UUID | str) -> bool:
 # --- addresses -----------------------------------------------------------------------------------
 
 
-def address_list(*, customer_id: uuid.UUID | str, filters: dict[str, Any]) -> QuerySet[Address, dict[str, Any]]:
+def address_list(*, customer_id: uuid.UUID | str, filters: dict[str, Any]) -> QuerySet[Address,
+                                                                                       dict[str,
+                                                                                            Any]]:
     rows = Address.objects.filter(customer_id=customer_id)
     if filters.get("kind"):
         rows = rows.filter(kind=filters["kind"])
@@ -166,9 +170,11 @@ def address_list(*, customer_id: uuid.UUID | str, filters: dict[str, Any]) -> Qu
     return values
 
 
-def address_detail(*, customer_id: uuid.UUID | str, address_id: uuid.UUID | str) -> dict[str, Any] | None:
+def address_detail(*, customer_id: uuid.UUID | str,
+                   address_id: uuid.UUID | str) -> dict[str, Any] | None:
     """The rendered address if it is this customer's, else None."""
-    row = Address.objects.filter(pk=address_id, customer_id=customer_id).values(*ADDRESS_FIELDS).first()
+    row = Address.objects.filter(pk=address_id,
+                                 customer_id=customer_id).values(*ADDRESS_FIELDS).first()
     return render_address(row) if row is not None else None
 
 

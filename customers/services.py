@@ -73,7 +73,8 @@ def _invalidate(customer_id: uuid.UUID | str) -> None:
 def _touch(customer_id: uuid.UUID | str) -> None:
     """A change to a customer's addresses changes the customer's representation: bump its version
     (so its ETag moves) and drop its cached detail after commit."""
-    Customer.objects.filter(pk=customer_id).update(version=F("version") + 1, updated_at=timezone.now())
+    Customer.objects.filter(pk=customer_id).update(version=F("version") + 1,
+                                                   updated_at=timezone.now())
     _invalidate(customer_id)
 
 
@@ -94,7 +95,8 @@ def _publish_updated(customer_id: uuid.UUID | str, changed: list[str], **extra: 
 
 
 def customer_create(*, email: str, first_name: str = "", last_name: str = "", phone: str = "",
-                    metadata: dict[str, Any] | None = None, id: uuid.UUID | None = None) -> Customer:
+                    metadata: dict[str, Any] | None = None,
+                    id: uuid.UUID | None = None) -> Customer:
     """Insert one customer (version 1) and publish ``customer.created``. Raises DuplicateEmail (409)
     when the email exists in any letter case, also when a concurrent request inserted it first (the
     unique index decides)."""
@@ -125,13 +127,15 @@ def customer_update(*, customer_id: uuid.UUID | str, fields: dict[str, Any],
         raise ValidationFailed("Give at least one field to change.", code="empty_update")
     try:
         with transaction.atomic():
-            update_versioned(Customer, pk=customer_id, expected_version=expected_version, values=values,
-                             not_found=NotFound("No customer with this id.", code="customer_not_found"))
+            update_versioned(Customer, pk=customer_id, expected_version=expected_version,
+                             values=values,
+                             not_found=NotFound("No customer with this id.",
+                                                code="customer_not_found"))
             customer = Customer.objects.get(pk=customer_id)
             _invalidate(customer.id)
             webhooks.publish(event_type="customer.updated", payload={
-                "customer_id": str(customer.id), "email": customer.email, "version": customer.version,
-                "changed": sorted(values),
+                "customer_id": str(customer.id), "email": customer.email,
+                "version": customer.version, "changed": sorted(values),
             })
     except IntegrityError as exc:
         raise _translate(exc, email=values.get("email")) from None
@@ -181,8 +185,10 @@ def _lock_customer(customer_id: uuid.UUID | str) -> None:
         raise NotFound("No customer with this id.", code="customer_not_found")
 
 
-def _undefault_others(*, customer_id: uuid.UUID | str, kind: str, keep: uuid.UUID | None = None) -> None:
-    """The customer's default of ``kind`` (but ``keep``) stops being the default; its version moves."""
+def _undefault_others(*, customer_id: uuid.UUID | str, kind: str,
+                      keep: uuid.UUID | None = None) -> None:
+    """The customer's default of ``kind`` (but ``keep``) stops being the default; its version
+    moves."""
     others = Address.objects.filter(customer_id=customer_id, kind=kind, is_default=True)
     if keep is not None:
         others = others.exclude(pk=keep)
@@ -205,13 +211,16 @@ def address_create(*, customer_id: uuid.UUID | str, kind: str, line1: str, city:
         with transaction.atomic():
             _lock_customer(customer_id)
             if is_default is None:
-                is_default = not Address.objects.filter(customer_id=customer_id, kind=values["kind"],
+                is_default = not Address.objects.filter(customer_id=customer_id,
+                                                        kind=values["kind"],
                                                         is_default=True).exists()
             elif is_default:
                 _undefault_others(customer_id=customer_id, kind=values["kind"])
-            address = Address.objects.create(customer_id=customer_id, is_default=is_default, **values)
+            address = Address.objects.create(customer_id=customer_id, is_default=is_default,
+                                             **values)
             _touch(customer_id)
-            _publish_updated(customer_id, ["addresses"], address_id=str(address.id), address_change="created")
+            _publish_updated(customer_id, ["addresses"], address_id=str(address.id),
+                             address_change="created")
     except IntegrityError as exc:
         raise _translate(exc) from None
     return address
@@ -221,10 +230,11 @@ def _locked_address(*, address_id: uuid.UUID | str, customer_id: uuid.UUID | str
                     expected_version: int | None) -> Address:
     """The address, read under its customer's lock (every address write of a customer holds it, so
     the version compared here cannot move before the write). ``customer_id`` None: whosever it is
-    (the admin). NotFound for a missing customer or an address of another customer; PreconditionFailed
-    when ``expected_version`` (If-Match) is not the address's."""
+    (the admin). NotFound for a missing customer or an address of another customer;
+    PreconditionFailed when ``expected_version`` (If-Match) is not the address's."""
     if customer_id is None:
-        customer_id = Address.objects.filter(pk=address_id).values_list("customer_id", flat=True).first()
+        customer_id = Address.objects.filter(pk=address_id).values_list("customer_id",
+                                                                        flat=True).first()
         if customer_id is None:
             raise NotFound("No address with this id.", code="address_not_found")
     _lock_customer(customer_id)
@@ -252,7 +262,8 @@ def address_update(*, address_id: uuid.UUID | str, fields: dict[str, Any],
     if not values:
         raise ValidationFailed("Give at least one field to change.", code="empty_update")
     if "is_default" in values and not isinstance(values["is_default"], bool):
-        raise ValidationFailed("is_default: true or false.", details={"is_default": ["Must be a boolean."]})
+        raise ValidationFailed("is_default: true or false.",
+                               details={"is_default": ["Must be a boolean."]})
     try:
         with transaction.atomic():
             address = _locked_address(address_id=address_id, customer_id=customer_id,
@@ -288,7 +299,8 @@ def addresses_bulk_create(*, rows: list[dict[str, Any]], batch_size: int = 1000)
     """Insert many addresses, skipping those whose id exists or that would be a second default of a
     kind; for seeding. Each row needs ``id`` and ``customer_id``. Returns how many were new."""
     objs = [Address(id=row["id"], customer_id=row["customer_id"],
-                    **_address_values({k: v for k, v in row.items() if k not in ("id", "customer_id")}))
+                    **_address_values({k: v for k,
+                                       v in row.items() if k not in ("id", "customer_id")}))
             for row in rows]
     ids = [obj.id for obj in objs]
     with transaction.atomic():

@@ -43,12 +43,14 @@ class ShipmentItemInline(ReadOnlyInline):
 
 @admin.register(Shipment)
 class ShipmentAdmin(ServiceModelAdmin):
-    list_display = ("id", "order_number", "status", "carrier", "service", "tracking_number", "location_code",
-                    "shipped_at", "delivered_at", "created_at")
+    list_display = ("id", "order_number", "status", "carrier", "service", "tracking_number",
+                    "location_code", "shipped_at", "delivered_at", "created_at")
     list_filter = ("status", "location")  # status leads an index; location_id has its own
     list_select_related = ("order", "location")
-    search_fields = ("tracking_number",)  # see get_search_results: tracking number or order, both indexed
-    search_help_text = "A tracking number (exact), an order number (ORD-000123) or a customer's email."
+    # see get_search_results: tracking number or order, both indexed
+    search_fields = ("tracking_number",)
+    search_help_text = (
+        "A tracking number (exact), an order number (ORD-000123) or a customer's email.")
     show_full_result_count = False
     paginator = BoundedCountPaginator
     list_per_page = 50
@@ -57,9 +59,10 @@ class ShipmentAdmin(ServiceModelAdmin):
     actions = ["mark_shipped", "mark_delivered", "cancel_shipments"]
     fields = ("order", "location", "status", "carrier", "service", "tracking_number", "shipped_at",
               "delivered_at", "version", "created_at", "updated_at")
-    # The services own everything but the carrier's details; those are saved through shipment_update.
-    readonly_fields = ("order", "location", "status", "shipped_at", "delivered_at", "version", "created_at",
-                       "updated_at")
+    # The services own everything but the carrier's details; those are saved through
+    # shipment_update.
+    readonly_fields = ("order", "location", "status", "shipped_at", "delivered_at", "version",
+                       "created_at", "updated_at")
 
     @admin.display(description="order")
     def order_number(self, shipment: Shipment) -> str:
@@ -69,7 +72,8 @@ class ShipmentAdmin(ServiceModelAdmin):
     def location_code(self, shipment: Shipment) -> str:
         return shipment.location.code
 
-    def get_search_results(self, request: HttpRequest, queryset: QuerySet[Shipment], search_term: str):  # type: ignore[no-untyped-def]
+    def get_search_results(self, request: HttpRequest, queryset: QuerySet[Shipment],
+                           search_term: str) -> tuple[QuerySet[Shipment], bool]:
         term = search_term.strip()
         if not term:
             return queryset, False
@@ -89,28 +93,34 @@ class ShipmentAdmin(ServiceModelAdmin):
             return
         services.shipment_update(shipment_id=obj.id, actor=admin_actor(request), **changes)
 
-    @admin.action(description="Mark selected shipments shipped (consumes their stock)", permissions=["change"])
+    @admin.action(description="Mark selected shipments shipped (consumes their stock)",
+                  permissions=["change"])
     def mark_shipped(self, request: HttpRequest, queryset: QuerySet[Shipment]) -> None:
-        run_each(self, request, queryset, lambda pk: services.shipment_ship(shipment_id=pk, actor=admin_actor(request)),
+        run_each(self, request, queryset,
+                 lambda pk: services.shipment_ship(shipment_id=pk, actor=admin_actor(request)),
                  label="id", noun="shipment(s)", done_as="shipped")
 
     @admin.action(description="Mark selected shipments delivered", permissions=["change"])
     def mark_delivered(self, request: HttpRequest, queryset: QuerySet[Shipment]) -> None:
-        run_each(self, request, queryset, lambda pk: services.shipment_deliver(shipment_id=pk, actor=admin_actor(request)),
+        run_each(self, request, queryset,
+                 lambda pk: services.shipment_deliver(shipment_id=pk, actor=admin_actor(request)),
                  label="id", noun="shipment(s)", done_as="delivered")
 
     @admin.action(description="Cancel selected shipments (pending only)", permissions=["change"])
     def cancel_shipments(self, request: HttpRequest, queryset: QuerySet[Shipment]) -> None:
-        run_each(self, request, queryset, lambda pk: services.shipment_cancel(shipment_id=pk, actor=admin_actor(request)),
+        run_each(self, request, queryset,
+                 lambda pk: services.shipment_cancel(shipment_id=pk, actor=admin_actor(request)),
                  label="id", noun="shipment(s)", done_as="cancelled")
 
 
 class ShipmentInline(ReadOnlyInline):
-    """An order's shipments on its page, read-only; each links to its own page (actions live there)."""
+    """An order's shipments on its page, read-only; each links to its own page (actions live
+    there)."""
 
     model = Shipment
     fk_name = "order"
-    fields = ("status", "carrier", "service", "tracking_number", "location", "shipped_at", "delivered_at")
+    fields = ("status", "carrier", "service", "tracking_number", "location", "shipped_at",
+              "delivered_at")
     show_change_link = True
     ordering = ("created_at", "id")
 
@@ -118,7 +128,9 @@ class ShipmentInline(ReadOnlyInline):
         return super().get_queryset(request).select_related("location")
 
 
-@admin.action(description="Cancel selected orders (releases their stock, cancels pending shipments)", permissions=["change"])
+@admin.action(
+    description="Cancel selected orders (releases their stock, cancels pending shipments)",
+    permissions=["change"])
 def cancel_orders(model_admin: OrderAdmin, request: HttpRequest, queryset: QuerySet[Order]) -> None:
     run_each(model_admin, request, queryset, lambda pk: services.order_cancel(
         order_id=pk, actor=admin_actor(request), reason="admin action"),

@@ -36,13 +36,16 @@ class ShipmentItemIn(StrictSerializer):
 
 class ShipmentCreateIn(StrictSerializer):
     order_id = serializers.UUIDField()
-    items = ShipmentItemIn(many=True, required=False, allow_empty=False, max_length=services.MAX_LINES,
-                           help_text="Default: every unit not yet shipped nor in another pending shipment.")
+    items = ShipmentItemIn(  # type: ignore[call-arg]  # ListSerializer's max_length: not in the stubs
+        many=True, required=False, allow_empty=False, max_length=services.MAX_LINES,
+        help_text="Default: every unit not yet shipped nor in another pending shipment.")
     location_id = serializers.UUIDField(required=False, help_text=(
-        "Default: the location whose reservations of the order cover every unit (422 location_required "
+        "Default: the location whose reservations of the order cover every unit (422 "
+        "location_required "
         "when the units are reserved at several)."))
     carrier = TextField(max_length=services.MAX_CARRIER)
-    service = TextField(max_length=services.MAX_SERVICE, required=False, allow_blank=True, default="")
+    service = TextField(max_length=services.MAX_SERVICE, required=False, allow_blank=True,
+                        default="")
     tracking_number = TextField(max_length=services.MAX_TRACKING, required=False, allow_blank=True,
                                 allow_null=True)
 
@@ -108,8 +111,10 @@ class ShipmentViewSet(ApiViewSet):
 
     @extend_schema(parameters=[ShipmentFilters], responses=page_of(ShipmentOut, "ShipmentPage"))
     def list(self, request: Request) -> Response:
-        params = parse_list_params(request.query_params, filters=ShipmentFilters, sort_fields=selectors.SORT_FIELDS)
-        return self.list_response(selectors.shipment_rows(selectors.shipment_filter(**params.filters)), params,
+        params = parse_list_params(request.query_params, filters=ShipmentFilters,
+                                   sort_fields=selectors.SORT_FIELDS)
+        return self.list_response(
+            selectors.shipment_rows(selectors.shipment_filter(**params.filters)), params,
                                   render=selectors.render_shipments)
 
     @extend_schema(request=ShipmentCreateIn, responses={201: ShipmentOut})
@@ -118,8 +123,10 @@ class ShipmentViewSet(ApiViewSet):
         items = data.get("items")
         created = services.shipment_create(
             order_id=data["order_id"],
-            items=None if items is None else [services.ShipmentLineInput(order_item_id=i["order_item_id"],
-                                                                         quantity=i["quantity"]) for i in items],
+            items=None if items is None
+            else [services.ShipmentLineInput(order_item_id=i["order_item_id"],
+                                                                         quantity=i["quantity"])
+                  for i in items],
             location_id=data.get("location_id"),
             carrier=data["carrier"],
             service=data.get("service", ""),
@@ -135,7 +142,8 @@ class ShipmentViewSet(ApiViewSet):
     @extend_schema(request=ShipmentUpdateIn, responses=ShipmentOut, parameters=[IF_MATCH])
     def partial_update(self, request: Request, pk: str) -> Response:
         changes = validated(ShipmentUpdateIn, request.data, partial=True)
-        shipment = services.shipment_update(shipment_id=shipment_id(pk), expected_version=expected_version(request),
+        shipment = services.shipment_update(shipment_id=shipment_id(pk),
+                                            expected_version=expected_version(request),
                                             actor=actor_of(request), **changes)
         return self._detail(shipment.id)
 
@@ -170,7 +178,8 @@ class EditAddIn(StrictSerializer):
     product_id = serializers.UUIDField(required=False)
     sku = TextField(max_length=64, required=False)
     quantity = StrictIntegerField(min_value=1, max_value=services.MAX_QUANTITY)
-    unit_price = MoneyField(required=False, help_text="The catalog's price unless the key holds orders:set_prices.")
+    unit_price = MoneyField(required=False,
+                            help_text="The catalog's price unless the key holds orders:set_prices.")
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         if not attrs.get("product_id") and not attrs.get("sku"):
@@ -186,7 +195,8 @@ class EditChangeIn(StrictSerializer):
 class OrderEditIn(StrictSerializer):
     add = EditAddIn(many=True, required=False, max_length=services.MAX_LINES)
     change = EditChangeIn(many=True, required=False, max_length=services.MAX_LINES)
-    remove = serializers.ListField(child=serializers.UUIDField(), required=False, max_length=services.MAX_LINES)
+    remove = serializers.ListField(child=serializers.UUIDField(), required=False,
+                                   max_length=services.MAX_LINES)
     reason = TextField(max_length=500, required=False, allow_blank=True, default="")
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
@@ -196,7 +206,8 @@ class OrderEditIn(StrictSerializer):
 
 
 IF_MATCH_REQUIRED = OpenApiParameter("If-Match", str, OpenApiParameter.HEADER, required=True,
-                                     description="The ETag of the order you read (428 without it, 412 if it changed).")
+                                     description="The ETag of the order you read (428 without it, "
+                                                 "412 if it changed).")
 
 
 # ``POST /orders/{id}/status`` and ``/orders/{id}/cancel`` are served here, above orders, because a
@@ -210,8 +221,10 @@ class OrderStatusViewSet(ApiViewSet):
     @action(detail=True, methods=["post"])
     def status(self, request: Request, pk: str) -> Response:
         data = validated(StatusIn, request.data)
-        order = services.order_set_status(order_id=order_id(pk), to_status=data["status"], reason=data["reason"],
-                                          actor=actor_of(request), expected_version=expected_version(request))
+        order = services.order_set_status(order_id=order_id(pk), to_status=data["status"],
+                                          reason=data["reason"],
+                                          actor=actor_of(request),
+                                          expected_version=expected_version(request))
         body = orders_selectors.order_detail(order.id)
         return self.detail_response(body, version=body["version"])
 
@@ -219,24 +232,30 @@ class OrderStatusViewSet(ApiViewSet):
     @action(detail=True, methods=["post"])
     def cancel(self, request: Request, pk: str) -> Response:
         data = validated(CancelIn, request.data or {})
-        order = services.order_cancel(order_id=order_id(pk), reason=data["reason"], actor=actor_of(request),
+        order = services.order_cancel(order_id=order_id(pk), reason=data["reason"],
+                                      actor=actor_of(request),
                                       expected_version=expected_version(request))
         body = orders_selectors.order_detail(order.id)
         return self.detail_response(body, version=body["version"])
 
-    @extend_schema(request=OrderEditIn, responses=ORDER_OUT, parameters=[IF_MATCH_REQUIRED], tags=["orders"],
-                   description="Add, change or remove lines of an order not yet shipped (pending, confirmed, "
-                               "processing, on_hold): stock moves by the difference only, totals are recomputed.")
+    @extend_schema(request=OrderEditIn, responses=ORDER_OUT, parameters=[IF_MATCH_REQUIRED],
+                   tags=["orders"],
+                   description="Add, change or remove lines of an order not yet shipped (pending, "
+                               "confirmed, "
+                               "processing, on_hold): stock moves by the difference only, totals "
+                               "are recomputed.")
     @action(detail=True, methods=["post"])
     def edit(self, request: Request, pk: str) -> Response:
         data = validated(OrderEditIn, request.data)
         order = services.order_edit(
             order_id=order_id(pk), expected_version=expected_version(request),
-            add=[orders_services.OrderLineInput(quantity=line["quantity"], product_id=line.get("product_id"),
-                                                sku=line.get("sku"), unit_price=line.get("unit_price"))
+            add=[orders_services.OrderLineInput(quantity=line["quantity"],
+                                                product_id=line.get("product_id"),
+                                                sku=line.get("sku"),
+                                                unit_price=line.get("unit_price"))
                  for line in data.get("add", [])],
             change={line["order_item_id"]: line["quantity"] for line in data.get("change", [])},
-            remove=data.get("remove", []), reason=data["reason"], set_prices=may_set_prices(request),
-            actor=actor_of(request))
+            remove=data.get("remove", []), reason=data["reason"],
+            set_prices=may_set_prices(request), actor=actor_of(request))
         body = orders_selectors.order_detail(order.id)
         return self.detail_response(body, version=body["version"])

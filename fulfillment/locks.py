@@ -20,7 +20,8 @@ def lock_shipment(shipment_id: uuid.UUID) -> tuple[Order, Shipment]:
     if order_id is None:
         raise NotFound("No such shipment.", code="shipment_not_found")
     order = lock_order(order_id)
-    shipment = Shipment.objects.select_for_update().get(id=shipment_id)  # shipments are never deleted
+    # shipments are never deleted
+    shipment = Shipment.objects.select_for_update().get(id=shipment_id)
     acquired(Rank.SHIPMENT_RETURN, [shipment.id])
     return order, shipment
 

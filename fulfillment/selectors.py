@@ -13,14 +13,15 @@ from django.db.models import QuerySet
 from fulfillment.models import Shipment, ShipmentItem
 from stateset.errors import NotFound
 
-SHIPMENT_FIELDS = ("id", "order_id", "location_id", "carrier", "service", "tracking_number", "status",
-                   "shipped_at", "delivered_at", "version", "created_at", "updated_at")
+SHIPMENT_FIELDS = ("id", "order_id", "location_id", "carrier", "service", "tracking_number",
+                   "status", "shipped_at", "delivered_at", "version", "created_at", "updated_at")
 ITEM_FIELDS = ("id", "shipment_id", "order_item_id", "quantity")
 SORT_FIELDS = {"created_at": "created_at"}
 
 
 def shipment_filter(*, order_id: uuid.UUID | None = None, status: str | None = None,
-                    carrier: str | None = None, location_id: uuid.UUID | None = None) -> QuerySet[Shipment]:
+                    carrier: str | None = None,
+                    location_id: uuid.UUID | None = None) -> QuerySet[Shipment]:
     """Shipments matching the list filters; each filter leads an index with ``created_at``."""
     queryset = Shipment.objects.all()
     if order_id:
@@ -34,19 +35,24 @@ def shipment_filter(*, order_id: uuid.UUID | None = None, status: str | None = N
     return queryset
 
 
-def shipment_rows(queryset: QuerySet[Shipment]) -> QuerySet:
-    return queryset.values(*SHIPMENT_FIELDS)
+def shipment_rows(queryset: QuerySet[Shipment]) -> QuerySet[Shipment, dict[str, Any]]:
+    values: QuerySet[Shipment, dict[str, Any]] = queryset.values(*SHIPMENT_FIELDS)
+    return values
 
 
 def _item_rows(shipment_ids: list[uuid.UUID]) -> Iterable[dict[str, Any]]:
-    return (ShipmentItem.objects.filter(shipment_id__in=shipment_ids)
-            .order_by("shipment_id", "order_item__sku", "id")
-            .values(*ITEM_FIELDS, "order_item__sku", "order_item__name", "order_item__product_id"))
+    rows: Iterable[dict[str, Any]] = (
+        ShipmentItem.objects.filter(shipment_id__in=shipment_ids)
+        .order_by("shipment_id", "order_item__sku", "id")
+        .values(*ITEM_FIELDS, "order_item__sku", "order_item__name", "order_item__product_id"))
+    return rows
 
 
 def render_item(row: dict[str, Any]) -> dict[str, Any]:
-    return {"id": row["id"], "order_item_id": row["order_item_id"], "product_id": row["order_item__product_id"],
-            "sku": row["order_item__sku"], "name": row["order_item__name"], "quantity": row["quantity"]}
+    return {"id": row["id"], "order_item_id": row["order_item_id"],
+            "product_id": row["order_item__product_id"],
+            "sku": row["order_item__sku"], "name": row["order_item__name"],
+            "quantity": row["quantity"]}
 
 
 def items_by_shipment(shipment_ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, list[dict[str, Any]]]:
@@ -77,7 +83,8 @@ def shipment_detail(shipment_id: uuid.UUID) -> dict[str, Any]:
 
 def shipment_by_tracking(tracking_number: str) -> dict[str, Any]:
     """The shipment with this tracking number (the partial unique index answers)."""
-    row = Shipment.objects.filter(tracking_number=tracking_number.strip()).values(*SHIPMENT_FIELDS).first()
+    row = Shipment.objects.filter(tracking_number=tracking_number.strip()).values(
+        *SHIPMENT_FIELDS).first()
     if row is None:
         raise NotFound("No shipment has this tracking number.", code="shipment_not_found")
     return render_shipments([row])[0]

@@ -6,9 +6,9 @@ Rules every function here keeps:
 - **One durable transaction per call**, nothing written on error.
 - **Locks in one global order** (``stateset/locking.py``): the order row first, then the
   shipment(s) (``fulfillment.locks``), then (when shipping) the order items, the reservations and
-  the inventory rows, each set in primary-key order. Every write to a shipment takes its order's lock first, so two writes
-  to shipments of one order run one after the other: allocation cannot be over-counted and a
-  shipment cannot ship twice.
+  the inventory rows, each set in primary-key order. Every write to a shipment takes its order's
+  lock first, so two writes to shipments of one order run one after the other: allocation cannot be
+  over-counted and a shipment cannot ship twice.
 - **A shipment is served from its location's reservations of the order** (``reference_type
   "order"``, ``reference_id`` the order id): a pending shipment claims units of them, shipping
   consumes them (``inventory.services.stock_fulfil_many``, ledger ``ship``).
@@ -84,7 +84,7 @@ class CreatedShipment:
     items: list[ShipmentItem]
 
 
-# ---------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
 # Input checks (the API validates first; services are the last word: the admin calls them too)
 
 
@@ -103,7 +103,7 @@ def _tracking_taken(tracking_number: str, shipment_id: uuid.UUID | None = None) 
                              **({"shipment_id": str(shipment_id)} if shipment_id else {})})
 
 
-# ---------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
 # What an order still has to allocate, and where it is reserved
 
 
@@ -126,7 +126,8 @@ class _Line:
 def _order_lines(order: Order) -> tuple[list[_Line], dict[tuple[uuid.UUID, uuid.UUID], int]]:
     """The order's items with what pending shipments already claim (per item, and per product and
     location). Two queries; runs under the order lock, so nothing moves underneath."""
-    claims = (ShipmentItem.objects.filter(shipment__order_id=order.id, shipment__status=Status.PENDING)
+    claims = (ShipmentItem.objects.filter(shipment__order_id=order.id,
+                                          shipment__status=Status.PENDING)
               .values("order_item_id", "order_item__product_id", "shipment__location_id")
               .annotate(units=Sum("quantity")).order_by())
     per_item: dict[uuid.UUID, int] = defaultdict(int)
@@ -135,9 +136,10 @@ def _order_lines(order: Order) -> tuple[list[_Line], dict[tuple[uuid.UUID, uuid.
         per_item[row["order_item_id"]] += row["units"]
         per_place[(row["order_item__product_id"], row["shipment__location_id"])] += row["units"]
     items = orders_selectors.items_by_order({order.id: order.currency}).get(order.id, [])
-    lines = [_Line(order_item_id=row["id"], product_id=row["product_id"], sku=row["sku"], quantity=row["quantity"],
-                   unfulfilled=row["quantity"] - row["quantity_fulfilled"], allocated=per_item[row["id"]],
-                   waiting=row["quantity_backordered"])
+    lines = [_Line(order_item_id=row["id"], product_id=row["product_id"], sku=row["sku"],
+                   quantity=row["quantity"],
+                   unfulfilled=row["quantity"] - row["quantity_fulfilled"],
+                   allocated=per_item[row["id"]], waiting=row["quantity_backordered"])
              for row in items]
     return lines, per_place
 
@@ -145,14 +147,16 @@ def _order_lines(order: Order) -> tuple[list[_Line], dict[tuple[uuid.UUID, uuid.
 def _reserved(order: Order) -> dict[tuple[uuid.UUID, uuid.UUID], list[Any]]:
     """The order's active reservations by (product, location), oldest first."""
     grouped: dict[tuple[uuid.UUID, uuid.UUID], list[Any]] = defaultdict(list)
-    for reservation in inventory_selectors.reservations_for(reference_id=str(order.id), reference_type="order",
+    for reservation in inventory_selectors.reservations_for(reference_id=str(order.id),
+                                                            reference_type="order",
                                                             status="active"):
         item = reservation.inventory_item
         grouped[(item.product_id, item.location_id)].append(reservation)
     return grouped
 
 
-def _requested(lines: list[_Line], items: Sequence[ShipmentLineInput] | None) -> list[tuple[_Line, int]]:
+def _requested(lines: list[_Line],
+               items: Sequence[ShipmentLineInput] | None) -> list[tuple[_Line, int]]:
     """(line, units) the shipment carries. Explicit lines are checked against what is still open
     (allocated, unfulfilled and not in another pending shipment): ValidationFailed with per-line
     details — ``exceeds_allocated`` when only units still waiting for stock stand in the way."""
@@ -160,13 +164,15 @@ def _requested(lines: list[_Line], items: Sequence[ShipmentLineInput] | None) ->
     if items is None:
         return [(line, line.open) for line in lines if line.open > 0]
     if not 1 <= len(items) <= MAX_LINES:
-        raise ValidationFailed(f"Give 1 to {MAX_LINES} items.", details={"items": [f"Give 1 to {MAX_LINES} items."]})
+        raise ValidationFailed(f"Give 1 to {MAX_LINES} items.",
+                               details={"items": [f"Give 1 to {MAX_LINES} items."]})
     errors: dict[str, Any] = {}
     seen: set[uuid.UUID] = set()
     out: list[tuple[_Line, int]] = []
     for index, item in enumerate(items):
         quantity = item.quantity
-        if isinstance(quantity, bool) or not isinstance(quantity, int) or not 1 <= quantity <= MAX_QUANTITY:
+        if (isinstance(quantity, bool) or not isinstance(quantity, int)
+            or not 1 <= quantity <= MAX_QUANTITY):
             errors[str(index)] = {"quantity": [f"Must be an integer between 1 and {MAX_QUANTITY}."]}
             continue
         line = by_id.get(item.order_item_id)
@@ -178,10 +184,13 @@ def _requested(lines: list[_Line], items: Sequence[ShipmentLineInput] | None) ->
             continue
         seen.add(line.order_item_id)
         if quantity > line.open:
-            errors[str(index)] = {"quantity": [f"At most {line.open} unit(s) of {line.sku} are left to ship."],
+            errors[str(index)] = {
+                "quantity": [f"At most {line.open} unit(s) of {line.sku} are left to ship."],
                                   "order_item_id": str(line.order_item_id), "requested": quantity,
-                                  "ordered": line.quantity, "fulfilled": line.quantity - line.unfulfilled,
-                                  "in_pending_shipments": line.allocated, "backordered": line.waiting,
+                                  "ordered": line.quantity,
+                "fulfilled": line.quantity - line.unfulfilled,
+                                  "in_pending_shipments": line.allocated,
+                "backordered": line.waiting,
                                   "available": line.open}
             continue
         out.append((line, quantity))
@@ -189,7 +198,8 @@ def _requested(lines: list[_Line], items: Sequence[ShipmentLineInput] | None) ->
         over = all("requested" in error for error in errors.values())
         waiting = over and all(error["requested"] <= error["available"] + error["backordered"]
                                for error in errors.values())
-        code = "exceeds_allocated" if waiting else "exceeds_unfulfilled" if over else "validation_error"
+        code = ("exceeds_allocated" if waiting else "exceeds_unfulfilled" if over
+                else "validation_error")
         raise ValidationFailed("Some items cannot be shipped as asked." if not over
                                else "Some units are still waiting for stock." if waiting
                                else "More units than the order has left to ship.", code=code,
@@ -197,7 +207,9 @@ def _requested(lines: list[_Line], items: Sequence[ShipmentLineInput] | None) ->
     return out
 
 
-def _capacity(order: Order, claims: dict[tuple[uuid.UUID, uuid.UUID], int]) -> dict[tuple[uuid.UUID, uuid.UUID], int]:
+def _capacity(order: Order,
+              claims: dict[tuple[uuid.UUID, uuid.UUID], int]) -> dict[tuple[uuid.UUID, uuid.UUID],
+                                                                      int]:
     """Units reserved for the order per (product, location) that no pending shipment claims yet."""
     return {
         place: sum(r.remaining for r in reservations) - claims.get(place, 0)
@@ -214,11 +226,13 @@ def _choose_location(wanted: list[tuple[_Line, int]],
     for line, units in wanted:
         need[line.product_id] += units
     locations = {loc for (product, loc), units in capacity.items() if product in need and units > 0}
-    covering = [loc for loc in locations if all(capacity.get((p, loc), 0) >= n for p, n in need.items())]
+    covering = [loc for loc in locations
+                if all(capacity.get((p, loc), 0) >= n for p, n in need.items())]
     if len(covering) == 1:
         return covering[0]
     if not locations:
-        raise InvalidTransition("The order has no reserved stock left for these items.", code="not_reserved",
+        raise InvalidTransition("The order has no reserved stock left for these items.",
+                                code="not_reserved",
                                 details={"items": [str(line.order_item_id) for line, _ in wanted]})
     codes = inventory_selectors.location_codes(locations)
     where = [
@@ -228,11 +242,13 @@ def _choose_location(wanted: list[tuple[_Line, int]],
                    for line, _ in wanted if capacity.get((line.product_id, loc), 0) > 0]}
         for loc in sorted(locations, key=lambda loc: codes.get(loc, ""))
     ]
-    message = ("The items are reserved at several locations: give location_id, and ship the rest in "
+    message = (
+        "The items are reserved at several locations: give location_id, and ship the rest in "
                "another shipment." if not covering else
                "Several locations hold these items: give location_id.")
     raise ValidationFailed(message, code="location_required",
-                           details={"location_id": ["Required for this order."], "locations": where})
+                           details={"location_id": ["Required for this order."],
+                                    "locations": where})
 
 
 def _at_location(wanted: list[tuple[_Line, int]], capacity: dict[tuple[uuid.UUID, uuid.UUID], int],
@@ -250,21 +266,24 @@ def _at_location(wanted: list[tuple[_Line, int]], capacity: dict[tuple[uuid.UUID
                 left[line.product_id] -= can
             continue
         if can < units:
-            short.append({"order_item_id": str(line.order_item_id), "sku": line.sku, "requested": units,
+            short.append({"order_item_id": str(line.order_item_id), "sku": line.sku,
+                          "requested": units,
                           "reserved_here": max(left.get(line.product_id, 0), 0)})
         else:
             out.append((line, units))
             left[line.product_id] -= units
     if short or not out:
-        raise ValidationFailed("The order's stock for these items is not reserved at this location.",
+        raise ValidationFailed(
+            "The order's stock for these items is not reserved at this location.",
                                code="not_reserved_at_location",
                                details={"location_id": str(location_id), "items": short or [
-                                   {"order_item_id": str(line.order_item_id), "sku": line.sku, "requested": units,
+                                   {"order_item_id": str(line.order_item_id), "sku": line.sku,
+                                    "requested": units,
                                     "reserved_here": 0} for line, units in wanted]})
     return out
 
 
-# ---------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
 # The services
 
 
@@ -287,8 +306,9 @@ def shipment_create(
     Locks the order row (then nothing else: the shipment is new). Writes the shipment, its items,
     the order's ``shipment_created`` event and — for a pending or confirmed order — the move to
     ``processing``. Raises ValidationFailed (``order_not_found``, ``location_not_found``,
-    ``exceeds_unfulfilled`` with per-line details, ``location_required``, ``not_reserved_at_location``,
-    bad fields), InvalidTransition (``order_on_hold``, ``order_cancelled``, ``order_fulfilled``,
+    ``exceeds_unfulfilled`` with per-line details, ``location_required``,
+    ``not_reserved_at_location``, bad fields), InvalidTransition (``order_on_hold``,
+    ``order_cancelled``, ``order_fulfilled``,
     ``nothing_to_ship``, ``not_reserved``), Conflict (``tracking_number_taken``)."""
     carrier = clean_text(carrier, "carrier", MAX_CARRIER, required=True)
     service = clean_text(service, "service", MAX_SERVICE)
@@ -312,7 +332,8 @@ def shipment_create(
             raise _tracking_taken(tracking)
         now = timezone.now()
         shipment = Shipment(id=uuid.uuid4(), order_id=order.id, order_created_at=order.created_at,
-                            location_id=location_id, carrier=carrier, service=service, tracking_number=tracking,
+                            location_id=location_id, carrier=carrier, service=service,
+                            tracking_number=tracking,
                             status=Status.PENDING, created_at=now, updated_at=now)
         try:
             with transaction.atomic():  # a concurrent shipment took the tracking number first
@@ -331,10 +352,10 @@ def shipment_create(
 
 
 def shipment_ship(*, shipment_id: uuid.UUID, actor: str = "") -> Shipment:
-    """Hand a pending shipment to the carrier: consume its units from the order's reservations at the
-    shipment's location (``reserved`` and ``on_hand`` drop, ledger ``ship`` referencing the
-    shipment), ``quantity_fulfilled`` grows, the order becomes partially fulfilled or — with its last
-    units — fulfilled and ``shipped``; ``shipped_at`` is set; events ``shipped`` on the order's
+    """Hand a pending shipment to the carrier: consume its units from the order's reservations at
+    the shipment's location (``reserved`` and ``on_hand`` drop, ledger ``ship`` referencing the
+    shipment), ``quantity_fulfilled`` grows, the order becomes partially fulfilled or — with its
+    last units — fulfilled and ``shipped``; ``shipped_at`` is set; events ``shipped`` on the order's
     timeline and ``shipment.shipped`` in the outbox.
 
     Locks: the order, the shipment, the order items (primary-key order), then the reservations and
@@ -366,16 +387,20 @@ def shipment_ship(*, shipment_id: uuid.UUID, actor: str = "") -> Shipment:
             if need:
                 short.append(str(product_id))
         if short:
-            raise InvalidTransition("The order's reservations at this location no longer cover the shipment.",
+            raise InvalidTransition(
+                "The order's reservations at this location no longer cover the shipment.",
                                     code="not_reserved", details={"product_ids": short,
-                                                                  "location_id": str(shipment.location_id)})
+                                                                  "location_id": str(
+                                                                      shipment.location_id)})
         # Order items before reservations and inventory rows: the global lock order.
         under_lock.order_units_shipped(order=order, quantities=quantities, shipment_id=shipment.id,
                                             actor=actor)
-        inventory_services.stock_fulfil_many(fulfilments=fulfilments, actor=actor, reference_type="shipment",
+        inventory_services.stock_fulfil_many(fulfilments=fulfilments, actor=actor,
+                                             reference_type="shipment",
                                              reference_id=str(shipment.id))
         _save(shipment, status=Status.SHIPPED, shipped_at=timezone.now())
-        webhooks.publish(event_type="shipment.shipped", payload=_payload(order, shipment, units=quantities))
+        webhooks.publish(event_type="shipment.shipped",
+                         payload=_payload(order, shipment, units=quantities))
     return shipment
 
 
@@ -391,7 +416,8 @@ def shipment_deliver(*, shipment_id: uuid.UUID, actor: str = "") -> Shipment:
         _save(shipment, status=Status.DELIVERED, delivered_at=timezone.now())
         open_ones = (Shipment.objects.filter(order_id=order.id)
                      .exclude(status__in=[Status.DELIVERED, Status.CANCELLED]).exists())
-        under_lock.order_shipment_delivered(order=order, shipment_id=shipment.id, all_delivered=not open_ones,
+        under_lock.order_shipment_delivered(order=order, shipment_id=shipment.id,
+                                            all_delivered=not open_ones,
                                                  actor=actor)
         webhooks.publish(event_type="shipment.delivered", payload=_payload(order, shipment))
     return shipment
@@ -433,7 +459,8 @@ def order_cancel(*, order_id: uuid.UUID, reason: str = "", actor: str = "",
         pending = locks.lock_pending_shipments(order)
         for shipment in pending:
             _save(shipment, status=Status.CANCELLED)
-        under_lock.order_move(order=order, to_status=Order.Status.CANCELLED, reason=reason, actor=actor)
+        under_lock.order_move(order=order, to_status=Order.Status.CANCELLED, reason=reason,
+                              actor=actor)
         if pending:
             under_lock.order_shipment_changed(
                 order=order, shipment_id=pending[0].id, actor=actor,
@@ -446,9 +473,10 @@ def order_set_status(*, order_id: uuid.UUID, to_status: str, reason: str = "", a
     """``POST /orders/{id}/status``: any move of the order's machine; a cancellation is
     :func:`order_cancel`, every other move ``orders.services.order_transition``."""
     if to_status == Order.Status.CANCELLED:
-        return order_cancel(order_id=order_id, reason=reason, actor=actor, expected_version=expected_version)
-    return orders_services.order_transition(order_id=order_id, to_status=to_status, reason=reason, actor=actor,
-                                            expected_version=expected_version)
+        return order_cancel(order_id=order_id, reason=reason, actor=actor,
+                            expected_version=expected_version)
+    return orders_services.order_transition(order_id=order_id, to_status=to_status, reason=reason,
+                                            actor=actor, expected_version=expected_version)
 
 
 def shipment_update(*, shipment_id: uuid.UUID, expected_version: int | None = None, actor: str = "",
@@ -456,7 +484,8 @@ def shipment_update(*, shipment_id: uuid.UUID, expected_version: int | None = No
     """PATCH: ``carrier``, ``service``, ``tracking_number`` (not once delivered or cancelled) and a
     carrier's ``status`` (``in_transit`` / ``exception`` of a shipped parcel). Compares
     ``expected_version`` (If-Match) under the lock: PreconditionFailed (412). Locks the order, then
-    the shipment. Raises ValidationFailed, InvalidTransition, Conflict (``tracking_number_taken``)."""
+    the shipment. Raises ValidationFailed, InvalidTransition, Conflict
+    (``tracking_number_taken``)."""
     writable(changes, {"carrier", "service", "tracking_number", "status"})
     clean: dict[str, Any] = {}
     if "carrier" in changes:
@@ -464,11 +493,15 @@ def shipment_update(*, shipment_id: uuid.UUID, expected_version: int | None = No
     if "service" in changes:
         clean["service"] = clean_text(changes["service"], "service", MAX_SERVICE)
     if "tracking_number" in changes:
-        clean["tracking_number"] = clean_text(changes["tracking_number"], "tracking_number", MAX_TRACKING) or None
+        clean["tracking_number"] = (clean_text(changes["tracking_number"], "tracking_number",
+                                               MAX_TRACKING) or None)
     if "status" in changes:
         if changes["status"] not in CARRIER_STATUSES:
-            raise ValidationFailed("Only a carrier's status can be set here; use ship, deliver or cancel.",
-                                   details={"status": [f"One of: {', '.join(sorted(CARRIER_STATUSES))}."]})
+            raise ValidationFailed(
+                "Only a carrier's status can be set here; use ship, deliver or cancel.",
+                                   details={
+                                       "status": [
+                                           f"One of: {', '.join(sorted(CARRIER_STATUSES))}."]})
         clean["status"] = changes["status"]
     actor = clean_actor(actor, MAX_ACTOR)
     with transaction.atomic(durable=True):
@@ -477,14 +510,16 @@ def shipment_update(*, shipment_id: uuid.UUID, expected_version: int | None = No
             raise PreconditionFailed(details={"current_version": shipment.version})
         if shipment.status in (Status.DELIVERED, Status.CANCELLED) and clean:
             raise InvalidTransition(f"A {shipment.status} shipment cannot be changed.",
-                                    details={"shipment_id": str(shipment.id), "status": shipment.status})
+                                    details={"shipment_id": str(shipment.id),
+                                             "status": shipment.status})
         if "status" in clean and clean["status"] != shipment.status:
             _transition(shipment, clean["status"])
         changed = {name: value for name, value in clean.items() if getattr(shipment, name) != value}
         if not changed:
             return shipment
         tracking = changed.get("tracking_number")
-        if tracking and Shipment.objects.filter(tracking_number=tracking).exclude(id=shipment.id).exists():
+        if (tracking
+            and Shipment.objects.filter(tracking_number=tracking).exclude(id=shipment.id).exists()):
             raise _tracking_taken(tracking)
         try:
             with transaction.atomic():
@@ -496,16 +531,20 @@ def shipment_update(*, shipment_id: uuid.UUID, expected_version: int | None = No
 
 
 def _payload(order: Order, shipment: Shipment, **extra: Any) -> dict[str, Any]:
-    payload = {"shipment_id": str(shipment.id), "order_id": str(order.id), "order_number": order.order_number,
+    payload: dict[str, Any] = {"shipment_id": str(shipment.id), "order_id": str(order.id),
+               "order_number": order.order_number,
                "status": shipment.status, "carrier": shipment.carrier, "service": shipment.service,
-               "tracking_number": shipment.tracking_number, "location_id": str(shipment.location_id)}
+               "tracking_number": shipment.tracking_number,
+                               "location_id": str(shipment.location_id)}
     if "units" in extra:
-        payload["items"] = [{"order_item_id": str(i), "quantity": q} for i, q in extra["units"].items()]
+        payload["items"] = [{"order_item_id": str(i), "quantity": q} for i,
+                            q in extra["units"].items()]
     return payload
 
 
 def order_edit(*, order_id: uuid.UUID, expected_version: int | None,
-               add: Sequence[orders_services.OrderLineInput] = (), change: Mapping[uuid.UUID, int] | None = None,
+               add: Sequence[orders_services.OrderLineInput] = (),
+               change: Mapping[uuid.UUID, int] | None = None,
                remove: Sequence[uuid.UUID] = (), reason: str = "", set_prices: bool = False,
                actor: str = "") -> Order:
     """``POST /orders/{id}/edit`` (SPEC §4.4.3) — a use case of orders and fulfillment, written out
@@ -521,15 +560,19 @@ def order_edit(*, order_id: uuid.UUID, expected_version: int | None,
     change = dict(change or {})
     if not (add or change or remove):
         raise ValidationFailed("Give lines to add, change or remove.",
-                               details={"non_field_errors": ["At least one of add, change, remove."]})
+                               details={
+                                   "non_field_errors": ["At least one of add, change, remove."]})
     if len(add) + len(change) + len(remove) > MAX_LINES:
-        raise ValidationFailed(f"At most {MAX_LINES} changes.", details={"non_field_errors": [f"At most {MAX_LINES}."]})
+        raise ValidationFailed(f"At most {MAX_LINES} changes.",
+                               details={"non_field_errors": [f"At most {MAX_LINES}."]})
     for quantity in [*change.values(), *(line.quantity for line in add)]:
-        if isinstance(quantity, bool) or not isinstance(quantity, int) or not 1 <= quantity <= MAX_QUANTITY:
+        if (isinstance(quantity, bool) or not isinstance(quantity, int)
+            or not 1 <= quantity <= MAX_QUANTITY):
             raise ValidationFailed("A quantity is an integer from 1.", details={"quantity": [
                 f"Must be an integer between 1 and {MAX_QUANTITY}."]})
     if set(change) & set(remove):
-        raise ValidationFailed("A line is both changed and removed.", details={"remove": ["Also in change."]})
+        raise ValidationFailed("A line is both changed and removed.",
+                               details={"remove": ["Also in change."]})
     if expected_version is None:
         raise PreconditionRequired()
     reason = clean_text(reason, "reason", 500)
@@ -538,15 +581,18 @@ def order_edit(*, order_id: uuid.UUID, expected_version: int | None,
         order = order_locks.lock_order(order_id)
         if order.version != expected_version:
             raise PreconditionFailed(details={"current_version": order.version})
-        claims = (ShipmentItem.objects.filter(shipment__order_id=order.id, shipment__status=Status.PENDING)
+        claims = (ShipmentItem.objects.filter(shipment__order_id=order.id,
+                                              shipment__status=Status.PENDING)
                   .values("order_item_id", "order_item__product_id", "shipment__location_id")
                   .annotate(units=Sum("quantity")).order_by())
         claimed: dict[uuid.UUID, int] = defaultdict(int)
         claimed_at: dict[tuple[uuid.UUID, uuid.UUID], int] = defaultdict(int)
         for row in claims:
             claimed[row["order_item_id"]] += row["units"]
-            claimed_at[(row["order_item__product_id"], row["shipment__location_id"])] += row["units"]
+            claimed_at[(row["order_item__product_id"],
+                        row["shipment__location_id"])] += row["units"]
         added = orders_services.lines_to_add(order=order, lines=add, set_prices=set_prices)
-        under_lock.order_edit_locked(order=order, add=added, change=change, remove=remove, claimed=claimed,
+        under_lock.order_edit_locked(order=order, add=added, change=change, remove=remove,
+                                     claimed=claimed,
                                      claimed_at=claimed_at, reason=reason, actor=actor)
     return order

@@ -1,5 +1,6 @@
 """Back office for stock: every change goes through ``inventory.services``; lists stay fast on big
-tables (joins chosen up front, bounded counts, searches that hit indexes); the ledger is read-only."""
+tables (joins chosen up front, bounded counts, searches that hit indexes); the ledger is
+read-only."""
 
 from __future__ import annotations
 
@@ -47,7 +48,7 @@ def _error_text(exc: DomainError) -> str:
     return f"{exc.message} ({exc.code})"
 
 
-# --- locations ---------------------------------------------------------------------------------------
+# --- locations ------------------------------------------------------------------------------------
 
 
 class LocationForm(forms.ModelForm):
@@ -58,7 +59,8 @@ class LocationForm(forms.ModelForm):
     def clean_code(self) -> str:
         code = self.cleaned_data["code"].strip()
         if not services.LOCATION_CODE_RE.match(code):
-            raise forms.ValidationError("Letters, digits, '.', '_' and '-', starting with a letter or digit.")
+            raise forms.ValidationError(
+                "Letters, digits, '.', '_' and '-', starting with a letter or digit.")
         return code
 
 
@@ -72,29 +74,33 @@ class LocationAdmin(admin.ModelAdmin):
     show_full_result_count = False
     readonly_fields = ("version", "created_at", "updated_at")
 
-    def get_readonly_fields(self, request: HttpRequest, obj: Location | None = None) -> tuple[str, ...]:
+    def get_readonly_fields(self, request: HttpRequest, obj: Location | None = None) -> tuple[str,
+                                                                                              ...]:
         # The code is an identity other systems know the location by: set once.
         return (*self.readonly_fields, "code") if obj is not None else self.readonly_fields
 
     def save_model(self, request: HttpRequest, obj: Location, form: Any, change: bool) -> None:
         data = form.cleaned_data
         if change:
-            changes = {f: data[f] for f in form.changed_data if f in {"name", "priority", "address", "is_active"}}
+            changes = {f: data[f] for f in form.changed_data
+                       if f in {"name", "priority", "address", "is_active"}}
             if changes:
                 saved = services.location_update(location_id=obj.pk, **changes)
                 obj.version, obj.updated_at = saved.version, saved.updated_at
             return
-        created = services.location_create(code=data["code"], name=data["name"], priority=data["priority"],
-                                           address=data.get("address") or {}, is_active=data["is_active"])
-        obj.pk, obj.version, obj.created_at, obj.updated_at = created.pk, created.version, created.created_at, \
-            created.updated_at
+        created = services.location_create(code=data["code"], name=data["name"],
+                                           priority=data["priority"],
+                                           address=data.get("address") or {},
+                                           is_active=data["is_active"])
+        obj.pk, obj.version = created.pk, created.version
+        obj.created_at, obj.updated_at = created.created_at, created.updated_at
         obj._state.adding = False
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False  # deactivate instead: rows, reservations and the ledger refer to it
 
 
-# --- inventory rows ---------------------------------------------------------------------------------
+# --- inventory rows -------------------------------------------------------------------------------
 
 
 class LowStockFilter(admin.SimpleListFilter):
@@ -113,7 +119,8 @@ class LowStockFilter(admin.SimpleListFilter):
 
 
 class ReceiveStockForm(forms.Form):
-    quantity = forms.IntegerField(min_value=1, max_value=MAX_QUANTITY, help_text="Units received into each row.")
+    quantity = forms.IntegerField(min_value=1, max_value=MAX_QUANTITY,
+                                  help_text="Units received into each row.")
     reason = forms.CharField(max_length=services.MAX_REASON, required=False)
     reference_id = forms.CharField(max_length=services.MAX_REFERENCE_ID, required=False,
                                    help_text="E.g. the purchase order or delivery note.")
@@ -128,8 +135,8 @@ class InventoryItemForm(forms.ModelForm):
 @admin.register(InventoryItem)
 class InventoryItemAdmin(admin.ModelAdmin):
     form = InventoryItemForm
-    list_display = ("sku", "location", "on_hand", "reserved", "available", "reorder_point", "safety_stock",
-                    "is_low", "updated_at")
+    list_display = ("sku", "location", "on_hand", "reserved", "available", "reorder_point",
+                    "safety_stock", "is_low", "updated_at")
     list_filter = ("location", LowStockFilter)
     list_select_related = ("location",)
     search_fields = ("=sku",)  # sku__iexact: the UPPER(sku) index
@@ -145,9 +152,11 @@ class InventoryItemAdmin(admin.ModelAdmin):
     def get_fields(self, request: HttpRequest, obj: InventoryItem | None = None) -> list[Any]:
         if obj is None:
             return ["product", "location", "reorder_point", "safety_stock"]
-        return ["product", "location", *self.counters[:4], "reorder_point", "safety_stock", *self.counters[4:]]
+        return ["product", "location", *self.counters[:4], "reorder_point", "safety_stock",
+                *self.counters[4:]]
 
-    def get_readonly_fields(self, request: HttpRequest, obj: InventoryItem | None = None) -> tuple[str, ...]:
+    def get_readonly_fields(self, request: HttpRequest,
+                            obj: InventoryItem | None = None) -> tuple[str, ...]:
         return ("product", "location", *self.counters) if obj is not None else ()
 
     @admin.display(boolean=True, description="low stock")
@@ -158,12 +167,16 @@ class InventoryItemAdmin(admin.ModelAdmin):
         data = form.cleaned_data
         try:
             if change:
-                saved = services.inventory_item_update(item_id=obj.pk, actor=admin_actor(request), changes={
+                saved = services.inventory_item_update(item_id=obj.pk, actor=admin_actor(request),
+                                                       changes={
                     "reorder_point": data["reorder_point"], "safety_stock": data["safety_stock"]})
             else:
-                saved = services.inventory_item_create(product_id=data["product"].pk, location_id=data["location"].pk,
-                                                       on_hand=0, reorder_point=data["reorder_point"],
-                                                       safety_stock=data["safety_stock"], actor=admin_actor(request))
+                saved = services.inventory_item_create(product_id=data["product"].pk,
+                                                       location_id=data["location"].pk,
+                                                       on_hand=0,
+                                                       reorder_point=data["reorder_point"],
+                                                       safety_stock=data["safety_stock"],
+                                                       actor=admin_actor(request))
         except DomainError as exc:
             messages.error(request, _error_text(exc))
             return
@@ -174,8 +187,10 @@ class InventoryItemAdmin(admin.ModelAdmin):
         return False  # the ledger refers to every row
 
     @admin.action(description="Receive stock into the selected rows", permissions=["change"])
-    def receive_stock(self, request: HttpRequest, queryset: QuerySet[InventoryItem]) -> HttpResponse | None:
-        rows = list(queryset.order_by("id").values("id", "product_id", "location_id", "sku")[: MAX_ACTION_ROWS + 1])
+    def receive_stock(self, request: HttpRequest,
+                      queryset: QuerySet[InventoryItem]) -> HttpResponse | None:
+        rows = list(queryset.order_by("id").values("id", "product_id", "location_id",
+                                                   "sku")[: MAX_ACTION_ROWS + 1])
         if len(rows) > MAX_ACTION_ROWS:
             self.message_user(request, f"Select at most {MAX_ACTION_ROWS} rows.", messages.ERROR)
             return None
@@ -184,15 +199,17 @@ class InventoryItemAdmin(admin.ModelAdmin):
             data = form.cleaned_data
             try:
                 services.stock_receive_many(
-                    lines=[services.StockLine(location_id=r["location_id"], product_id=r["product_id"],
+                    lines=[services.StockLine(location_id=r["location_id"],
+                                              product_id=r["product_id"],
                                               quantity=data["quantity"]) for r in rows],
-                    reason=data["reason"] or "received in back office", reference_id=data["reference_id"],
-                    actor=admin_actor(request),
+                    reason=data["reason"] or "received in back office",
+                    reference_id=data["reference_id"], actor=admin_actor(request),
                 )
             except DomainError as exc:
                 self.message_user(request, _error_text(exc), messages.ERROR)
                 return None
-            self.message_user(request, f"Received {data['quantity']} unit(s) into {len(rows)} row(s).")
+            self.message_user(request,
+                              f"Received {data['quantity']} unit(s) into {len(rows)} row(s).")
             return None
         context = {
             **self.admin_site.each_context(request),
@@ -205,20 +222,20 @@ class InventoryItemAdmin(admin.ModelAdmin):
         return TemplateResponse(request, "admin/inventory/receive_stock.html", context)
 
 
-# --- reservations -------------------------------------------------------------------------------------
+# --- reservations ---------------------------------------------------------------------------------
 
 
 @admin.register(Reservation)
 class ReservationAdmin(ExactReferenceSearch, ReadOnlyAdmin):
-    list_display = ("id", "sku", "location_code", "quantity", "quantity_fulfilled", "status", "reference_type",
-                    "reference_id", "expires_at", "created_at")
+    list_display = ("id", "sku", "location_code", "quantity", "quantity_fulfilled", "status",
+                    "reference_type", "reference_id", "expires_at", "created_at")
     list_filter = ("status",)
     list_select_related = ("inventory_item", "inventory_item__location")
     list_per_page = 50
     ordering = ("-created_at", "-id")
     actions = ["release_reservations"]
-    fields = ("inventory_item", "quantity", "quantity_fulfilled", "status", "reference_type", "reference_id",
-              "expires_at", "created_at", "updated_at")
+    fields = ("inventory_item", "quantity", "quantity_fulfilled", "status", "reference_type",
+              "reference_id", "expires_at", "created_at", "updated_at")
     readonly_fields = fields
 
     @admin.display(description="SKU", ordering="inventory_item__sku")
@@ -237,10 +254,12 @@ class ReservationAdmin(ExactReferenceSearch, ReadOnlyAdmin):
         ids = list(queryset.filter(status=Reservation.Status.ACTIVE).order_by("id")
                    .values_list("id", flat=True)[: MAX_ACTION_ROWS + 1])
         if not ids:
-            self.message_user(request, "None of the selected reservations is active.", messages.WARNING)
+            self.message_user(request, "None of the selected reservations is active.",
+                              messages.WARNING)
             return
         if len(ids) > MAX_ACTION_ROWS:
-            self.message_user(request, f"Select at most {MAX_ACTION_ROWS} reservations.", messages.ERROR)
+            self.message_user(request, f"Select at most {MAX_ACTION_ROWS} reservations.",
+                              messages.ERROR)
             return
         try:
             released = services.stock_release(reservation_ids=ids, actor=admin_actor(request),
@@ -251,19 +270,20 @@ class ReservationAdmin(ExactReferenceSearch, ReadOnlyAdmin):
         self.message_user(request, f"Released {len(released)} reservation(s).")
 
 
-# --- the ledger ---------------------------------------------------------------------------------------
+# --- the ledger -----------------------------------------------------------------------------------
 
 
 @admin.register(StockMovement)
 class StockMovementAdmin(ExactReferenceSearch, ReadOnlyAdmin):
-    list_display = ("created_at", "kind", "sku", "location_code", "on_hand_delta", "reserved_delta", "on_hand_after",
+    list_display = ("created_at", "kind", "sku", "location_code", "on_hand_delta", "reserved_delta",
+                    "on_hand_after",
                     "reserved_after", "reason", "reference_type", "reference_id", "actor")
     list_filter = ("kind",)
     list_select_related = ("inventory_item", "inventory_item__location")
     list_per_page = 50
     ordering = ("-created_at", "-id")
-    fields = ("inventory_item", "kind", "on_hand_delta", "reserved_delta", "on_hand_after", "reserved_after",
-              "reason", "reference_type", "reference_id", "actor", "created_at")
+    fields = ("inventory_item", "kind", "on_hand_delta", "reserved_delta", "on_hand_after",
+              "reserved_after", "reason", "reference_type", "reference_id", "actor", "created_at")
     readonly_fields = fields
 
     @admin.display(description="SKU")
@@ -281,7 +301,8 @@ class BackorderAdmin(ReadOnlyAdmin):
     """The backorder queue: order lines waiting for stock, oldest order first (served in that order
     by the inventory services whenever sellable stock grows)."""
 
-    list_display = ("queued_at", "reference_number", "sku", "quantity", "quantity_waiting", "status")
+    list_display = ("queued_at", "reference_number", "sku", "quantity", "quantity_waiting",
+                    "status")
     list_filter = ("status",)
     search_fields = ("=reference_number",)
     ordering = ("queued_at", "reference_id", "id")

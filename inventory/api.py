@@ -98,7 +98,8 @@ class ItemUpdateIn(StrictSerializer):
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         if not attrs:
-            raise serializers.ValidationError("Give reorder_point, safety_stock or allow_backorder.")
+            raise serializers.ValidationError(
+                "Give reorder_point, safety_stock or allow_backorder.")
         return attrs
 
 
@@ -158,12 +159,13 @@ class ReserveItemIn(ProductRefIn):
 
 
 class ReserveIn(StrictSerializer):
-    # max_length goes to the ListSerializer (many=True); djangorestframework-stubs lacks it.
-    items = ReserveItemIn(many=True, allow_empty=False, max_length=services.MAX_LINES)  # type: ignore[call-arg]
+    items = ReserveItemIn(  # type: ignore[call-arg]  # ListSerializer's max_length: not in the stubs
+        many=True, allow_empty=False, max_length=services.MAX_LINES)
     reference_type = _text(services.MAX_REFERENCE_TYPE)
     reference_id = _text(services.MAX_REFERENCE_ID)
     expires_in = StrictIntegerField(min_value=1, max_value=MAX_EXPIRES_IN, required=False,
-                                    help_text="Seconds until the reservation expires; omit for never.")
+                                    help_text="Seconds until the reservation expires; omit for "
+                                              "never.")
 
 
 class ReleaseIn(StrictSerializer):
@@ -175,14 +177,16 @@ class ReleaseIn(StrictSerializer):
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         if bool(attrs.get("reservation_ids")) == bool(attrs.get("reference_id")):
-            raise serializers.ValidationError({"reservation_ids": ["Give reservation_ids or reference_id (one)."]})
+            raise serializers.ValidationError(
+                {"reservation_ids": ["Give reservation_ids or reference_id (one)."]})
         return attrs
 
 
 class LocationIn(StrictSerializer):
     code = TextField(max_length=32)
     name = _text(200)
-    priority = StrictIntegerField(min_value=-1_000_000, max_value=1_000_000, required=False, default=100)
+    priority = StrictIntegerField(min_value=-1_000_000, max_value=1_000_000, required=False,
+                                  default=100)
     address = serializers.DictField(required=False, default=dict)
     is_active = StrictBooleanField(required=False, default=True)
 
@@ -200,7 +204,7 @@ class LocationUpdateIn(StrictSerializer):
     is_active = StrictBooleanField(required=False)
 
 
-# --- query strings -----------------------------------------------------------------------------------
+# --- query strings --------------------------------------------------------------------------------
 
 
 class InventoryFilters(serializers.Serializer):
@@ -239,7 +243,8 @@ class BackorderOut(serializers.Serializer):
     product_id = serializers.UUIDField()
     sku = serializers.CharField()
     quantity_backordered = serializers.IntegerField()
-    created_at = serializers.DateTimeField(help_text="The order's: the queue is served oldest first.")
+    created_at = serializers.DateTimeField(
+        help_text="The order's: the queue is served oldest first.")
 
 
 class ExtendIn(StrictSerializer):
@@ -269,7 +274,8 @@ class InventoryItemOut(serializers.Serializer):
     on_hand = serializers.IntegerField()
     reserved = serializers.IntegerField()
     available = serializers.IntegerField(help_text="on_hand − reserved")
-    sellable = serializers.IntegerField(help_text="What may be reserved or ordered: available − safety_stock, at least 0.")
+    sellable = serializers.IntegerField(
+        help_text="What may be reserved or ordered: available − safety_stock, at least 0.")
     reorder_point = serializers.IntegerField()
     safety_stock = serializers.IntegerField(help_text="Held back from sale.")
     allow_backorder = serializers.BooleanField()
@@ -325,10 +331,13 @@ class MovementOut(serializers.Serializer):
 
 
 RESERVATIONS_OUT = inline_serializer(name="ReservationsOut", fields={
-    "reservations": ReservationOut(many=True), "released": serializers.IntegerField(required=False)})
-TRANSFER_OUT = inline_serializer(name="TransferOut", fields={"from": InventoryItemOut(), "to": InventoryItemOut()})
+    "reservations": ReservationOut(many=True),
+    "released": serializers.IntegerField(required=False)})
+TRANSFER_OUT = inline_serializer(name="TransferOut",
+                                 fields={"from": InventoryItemOut(), "to": InventoryItemOut()})
 BULK_OUT = inline_serializer(name="BulkAdjustOut", fields={
-    "results": serializers.ListField(child=serializers.DictField()), "applied": serializers.IntegerField(),
+    "results": serializers.ListField(child=serializers.DictField()),
+    "applied": serializers.IntegerField(),
     "valid": serializers.IntegerField(), "dry_run": serializers.BooleanField()})
 
 
@@ -358,7 +367,8 @@ class InventoryViewSet(ApiViewSet):
     scope = "inventory"
     lookup_value_regex = UUID_PATTERN
 
-    @extend_schema(parameters=[InventoryFilters], responses=page_of(InventoryItemOut, "InventoryPage"))
+    @extend_schema(parameters=[InventoryFilters],
+                   responses=page_of(InventoryItemOut, "InventoryPage"))
     def list(self, request: Request) -> Response:
         params = parse_list_params(request.query_params, filters=InventoryFilters,
                                    sort_fields={"created_at": "created_at"})
@@ -383,19 +393,22 @@ class InventoryViewSet(ApiViewSet):
     def partial_update(self, request: Request, pk: str) -> Response:
         data = validated(ItemUpdateIn, request.data)
         item = services.inventory_item_update(item_id=uuid.UUID(pk), changes=data,
-                                              expected_version=expected_version(request), actor=actor_of(request))
+                                              expected_version=expected_version(request),
+                                              actor=actor_of(request))
         return self.detail_response(_item(item), version=item.version)
 
-    @extend_schema(parameters=[LowStockFilters], responses=page_of(InventoryItemOut, "LowStockPage"))
+    @extend_schema(parameters=[LowStockFilters],
+                   responses=page_of(InventoryItemOut, "LowStockPage"))
     @action(detail=False, methods=["get"], url_path="low-stock", url_name="low-stock")
     def low_stock(self, request: Request) -> Response:
         params = parse_list_params(request.query_params, filters=LowStockFilters,
-                                   sort_fields={"available": "available", "created_at": "created_at"},
+                                   sort_fields={"available": "available",
+                                                "created_at": "created_at"},
                                    default_sort="available", default_order="asc")
         return self.list_response(selectors.low_stock_list(**params.filters), params,
                                   render=_render(selectors.render_item))
 
-    # --- stock moves -------------------------------------------------------------------------------
+    # --- stock moves ------------------------------------------------------------------------------
 
     @extend_schema(request=ReceiveIn, responses=InventoryItemOut)
     @action(detail=False, methods=["post"])
@@ -424,27 +437,30 @@ class InventoryViewSet(ApiViewSet):
         query = {key: request.query_params.get(key) for key in request.query_params}
         unknown = sorted(set(query) - {"dry_run"})
         if unknown:
-            raise ValidationFailed(f"Unknown query parameter(s): {', '.join(unknown)}.", code="invalid_parameter",
+            raise ValidationFailed(f"Unknown query parameter(s): {', '.join(unknown)}.",
+                                   code="invalid_parameter",
                                    details={"unknown": unknown, "allowed": ["dry_run"]})
         options = validated(BulkAdjustQuery, query)
         data = validated(BulkAdjustIn, request.data)
-        result = services.stock_bulk_adjust(adjustments=data["adjustments"], dry_run=options["dry_run"],
-                                            actor=actor_of(request))
+        result = services.stock_bulk_adjust(adjustments=data["adjustments"],
+                                            dry_run=options["dry_run"], actor=actor_of(request))
         return Response(result.as_dict())
 
-    # --- reservations ------------------------------------------------------------------------------
+    # --- reservations -----------------------------------------------------------------------------
 
     @extend_schema(request=ReserveIn, responses={201: RESERVATIONS_OUT})
     @action(detail=False, methods=["post"])
     def reserve(self, request: Request) -> Response:
         data = validated(ReserveIn, request.data)
-        expires_at = timezone.now() + timedelta(seconds=data["expires_in"]) if data.get("expires_in") else None
+        expires_at = (timezone.now() + timedelta(seconds=data["expires_in"])
+                      if data.get("expires_in") else None)
         reservations = services.stock_reserve(
-            lines=[services.ReserveLine(quantity=line["quantity"], product_id=line.get("product_id"),
+            lines=[services.ReserveLine(quantity=line["quantity"],
+                                        product_id=line.get("product_id"),
                                         sku=line.get("sku"), location_id=line.get("location_id"))
                    for line in data["items"]],
-            reference_type=data["reference_type"], reference_id=data["reference_id"], expires_at=expires_at,
-            actor=actor_of(request),
+            reference_type=data["reference_type"], reference_id=data["reference_id"],
+            expires_at=expires_at, actor=actor_of(request),
         )
         return Response({"reservations": [_reservation(r) for r in reservations]}, status=201)
 
@@ -456,9 +472,11 @@ class InventoryViewSet(ApiViewSet):
             reservation_ids=data.get("reservation_ids"), reference_type=data.get("reference_type"),
             reference_id=data.get("reference_id"), reason=data["reason"], actor=actor_of(request),
         )
-        return Response({"reservations": [_reservation(r) for r in released], "released": len(released)})
+        return Response({"reservations": [_reservation(r) for r in released],
+                         "released": len(released)})
 
-    @extend_schema(parameters=[ReservationFilters], responses=page_of(ReservationOut, "ReservationPage"))
+    @extend_schema(parameters=[ReservationFilters],
+                   responses=page_of(ReservationOut, "ReservationPage"))
     @action(detail=False, methods=["get"])
     def reservations(self, request: Request) -> Response:
         params = parse_list_params(request.query_params, filters=ReservationFilters,
@@ -467,22 +485,26 @@ class InventoryViewSet(ApiViewSet):
                                   render=_render(selectors.render_reservation))
 
     @extend_schema(request=ExtendIn, responses=ReservationOut,
-                   description="Move an active, expiring reservation's expiry to now + expires_in seconds.")
-    @action(detail=False, methods=["post"], url_path=r"reservations/(?P<reservation_id>[0-9a-fA-F-]{36})/extend",
+                   description="Move an active, expiring reservation's expiry to now + expires_in "
+                               "seconds.")
+    @action(detail=False, methods=["post"],
+            url_path=r"reservations/(?P<reservation_id>[0-9a-fA-F-]{36})/extend",
             url_name="reservation-extend")
     def extend_reservation(self, request: Request, reservation_id: str) -> Response:
         data = validated(ExtendIn, request.data)
-        reservation = services.reservation_extend(reservation_id=parse_id(reservation_id, code="reservation_not_found"),
+        reservation = services.reservation_extend(reservation_id=parse_id(reservation_id,
+                                                                          code="reservation_not_found"),
                                                   expires_in=data["expires_in"])
         return Response(_reservation(reservation))
 
     @extend_schema(parameters=[BackorderFilters], responses=page_of(BackorderOut, "BackorderPage"),
-                   description="Order lines waiting for stock, oldest order first (the order they are served in).")
+                   description="Order lines waiting for stock, oldest order first (the order they "
+                               "are served in).")
     @action(detail=False, methods=["get"])
     def backorders(self, request: Request) -> Response:
         params = parse_list_params(request.query_params, filters=BackorderFilters,
-                                   sort_fields={"created_at": "queued_at"}, default_sort="created_at",
-                                   default_order="asc")
+                                   sort_fields={"created_at": "queued_at"},
+                                   default_sort="created_at", default_order="asc")
         return self.list_response(selectors.backorder_queue(**params.filters), params,
                                   render=_render(selectors.render_backorder))
 
@@ -504,7 +526,8 @@ class LocationViewSet(ApiViewSet):
     @extend_schema(parameters=[LocationFilters], responses=page_of(LocationOut, "LocationPage"))
     def list(self, request: Request) -> Response:
         params = parse_list_params(request.query_params, filters=LocationFilters,
-                                   sort_fields={"priority": "priority", "code": "code", "created_at": "created_at"},
+                                   sort_fields={"priority": "priority", "code": "code",
+                                                "created_at": "created_at"},
                                    default_sort="priority", default_order="asc")
         return self.list_response(selectors.location_list(**params.filters), params,
                                   render=_render(selectors.render_location))
@@ -520,14 +543,16 @@ class LocationViewSet(ApiViewSet):
     def create(self, request: Request) -> Response:
         data = validated(LocationIn, request.data)
         location = services.location_create(**data)
-        return self.detail_response(selectors.location_row(location), version=location.version, status=201)
+        return self.detail_response(selectors.location_row(location), version=location.version,
+                                    status=201)
 
     @extend_schema(request=LocationUpdateIn, responses=LocationOut, parameters=[IF_MATCH])
     def partial_update(self, request: Request, pk: str) -> Response:
         data = validated(LocationUpdateIn, request.data)
         if not data:
-            raise ValidationFailed("Nothing to change.", details={"non_field_errors": ["Give a field to change."]})
-        location = services.location_update(location_id=uuid.UUID(pk), expected_version=expected_version(request),
-                                            **data)
+            raise ValidationFailed("Nothing to change.",
+                                   details={"non_field_errors": ["Give a field to change."]})
+        location = services.location_update(location_id=uuid.UUID(pk),
+                                            expected_version=expected_version(request), **data)
         return self.detail_response(selectors.location_row(location), version=location.version)
 

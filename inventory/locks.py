@@ -18,7 +18,8 @@ from inventory.models import Backorder, InventoryItem, Location, Reservation
 from stateset.locking import Rank, acquired
 
 _SELLABLE_ROWS_SQL = """
-SELECT i.id, i.product_id, i.location_id, i.sku, i.on_hand, i.reserved, i.available, i.sellable, i.version,
+SELECT i.id, i.product_id, i.location_id, i.sku, i.on_hand, i.reserved, i.available, i.sellable,
+       i.version,
        i.allow_backorder, l.priority AS location_priority, l.code AS location_code
 FROM inventory_inventoryitem i JOIN inventory_location l ON l.id = i.location_id
 WHERE l.is_active AND (i.product_id = ANY(%s) AND i.sellable > 0 OR i.product_id = ANY(%s))
@@ -47,13 +48,15 @@ def lock_item(item_id: uuid.UUID) -> InventoryItem | None:
     return item
 
 
-def lock_stock_rows(product_ids: Iterable[uuid.UUID], *, every_row_of: Iterable[uuid.UUID] = ()) -> list[InventoryItem]:
+def lock_stock_rows(product_ids: Iterable[uuid.UUID], *,
+                    every_row_of: Iterable[uuid.UUID] = ()) -> list[InventoryItem]:
     """Every inventory row of ``product_ids`` at an active location with sellable units — and every
     active row of ``every_row_of`` (lines that may be backordered: a receipt elsewhere must wait for
     this transaction, so it sees the demand it leaves) — locked in primary-key order, with the
     location's ``priority`` and ``code`` (``location_priority``, ``location_code``). Written out
     (this runs on every reservation and order): only the columns allocation and the answer read."""
-    rows = list(InventoryItem.objects.raw(_SELLABLE_ROWS_SQL, [sorted(set(product_ids)), sorted(set(every_row_of))]))
+    rows = list(InventoryItem.objects.raw(_SELLABLE_ROWS_SQL,
+                                          [sorted(set(product_ids)), sorted(set(every_row_of))]))
     acquired(Rank.INVENTORY_ITEM, [row.id for row in rows])
     return rows
 
@@ -61,18 +64,22 @@ def lock_stock_rows(product_ids: Iterable[uuid.UUID], *, every_row_of: Iterable[
 def lock_product_rows(product_ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, tuple[int, int]]:
     """Every inventory row of the products, any location, in primary-key order (a writer of a
     product's backorder queue holds them first)."""
-    ids = list(InventoryItem.objects.filter(product_id__in=set(product_ids)).values_list("id", flat=True))
+    ids = list(InventoryItem.objects.filter(product_id__in=set(product_ids)).values_list("id",
+                                                                                         flat=True))
     return lock_items(ids)
 
 
-def lock_waiting(product_id: uuid.UUID, *, after: tuple[Any, ...] | None, limit: int) -> list[Backorder]:
+def lock_waiting(product_id: uuid.UUID, *, after: tuple[Any, ...] | None,
+                 limit: int) -> list[Backorder]:
     """The next ``limit`` waiting lines of a product's queue (oldest order first) after ``after``
     (``(queued_at, reference_id, id)`` of the last one served), locked."""
     query = Backorder.objects.filter(product_id=product_id, quantity_waiting__gt=0)
     if after is not None:
         queued_at, reference_id, backorder_id = after
-        query = query.filter(Q(queued_at__gt=queued_at) | Q(queued_at=queued_at, reference_id__gt=reference_id)
-                             | Q(queued_at=queued_at, reference_id=reference_id, id__gt=backorder_id))
+        query = query.filter(Q(queued_at__gt=queued_at) | Q(queued_at=queued_at,
+                                                            reference_id__gt=reference_id)
+                             | Q(queued_at=queued_at, reference_id=reference_id,
+                                 id__gt=backorder_id))
     rows = list(query.select_for_update().order_by("queued_at", "reference_id", "id")[:limit])
     acquired(Rank.BACKORDER, [product_id])
     return rows
@@ -101,12 +108,15 @@ def _reservations(query: QuerySet[Reservation], *, with_items: bool) -> list[Res
     return rows
 
 
-def lock_reservations(reservation_ids: Iterable[uuid.UUID], *, with_items: bool = False) -> list[Reservation]:
+def lock_reservations(reservation_ids: Iterable[uuid.UUID], *,
+                      with_items: bool = False) -> list[Reservation]:
     """Reservations by id, locked in primary-key order (any status)."""
-    return _reservations(Reservation.objects.filter(id__in=set(reservation_ids)), with_items=with_items)
+    return _reservations(Reservation.objects.filter(id__in=set(reservation_ids)),
+                         with_items=with_items)
 
 
-def lock_active_reservations_of(*, reference_id: str, reference_type: str | None = None) -> list[Reservation]:
+def lock_active_reservations_of(*, reference_id: str,
+                                reference_type: str | None = None) -> list[Reservation]:
     """The active reservations of a reference (an order), locked in primary-key order."""
     query = Reservation.objects.filter(reference_id=reference_id, status=Reservation.Status.ACTIVE)
     if reference_type:
@@ -117,11 +127,13 @@ def lock_active_reservations_of(*, reference_id: str, reference_type: str | None
 def lock_expired_reservations(*, now: datetime, limit: int) -> list[Reservation]:
     """Up to ``limit`` active reservations whose expiry has passed (earliest first), locked in
     primary-key order with ``SKIP LOCKED``: a reservation another transaction holds (being released
-    or fulfilled) is left for the next run, so concurrent expiry workers never wait on each other."""
+    or fulfilled) is left for the next run, so concurrent expiry workers never wait on each
+    other."""
     due = (Reservation.objects.filter(status=Reservation.Status.ACTIVE, expires_at__lte=now)
            .order_by("expires_at", "id").values("id")[:limit])
     rows = list(Reservation.objects.select_for_update(skip_locked=True)
-                .filter(id__in=due, status=Reservation.Status.ACTIVE, expires_at__lte=now).order_by("id"))
+                .filter(id__in=due, status=Reservation.Status.ACTIVE,
+                        expires_at__lte=now).order_by("id"))
     acquired(Rank.RESERVATION, [r.id for r in rows])
     return rows
 

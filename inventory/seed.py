@@ -30,27 +30,34 @@ def seed_demo_stock(*, demo_quantity: int = 1_000_000, other_quantity: int = 300
                 created["locations"] += 1
             locations[code] = location
         main, east = locations["MAIN"], locations["EAST"]
-        have = set(InventoryItem.objects.filter(location__in=[main, east]).values_list("product_id", "location_id"))
+        have = set(InventoryItem.objects.filter(location__in=[main, east]).values_list("product_id",
+                                                                                       "location_id"))
         new_items: list[InventoryItem] = []
         for product_id, sku in active_product_skus():
             plan = [(main, demo_quantity if product_id == LOADTEST_PRODUCT_ID else other_quantity),
                     (east, other_quantity // 3)]
             for location, quantity in plan:
                 if (product_id, location.id) not in have and quantity > 0:
-                    new_items.append(InventoryItem(product_id=product_id, location_id=location.id, sku=sku,
-                                                   on_hand=quantity, reorder_point=min(20, quantity // 10)))
+                    new_items.append(InventoryItem(product_id=product_id, location_id=location.id,
+                                                   sku=sku,
+                                                   on_hand=quantity,
+                                                   reorder_point=min(20, quantity // 10)))
         for start in range(0, len(new_items), 1000):
             batch = new_items[start : start + 1000]
             InventoryItem.objects.bulk_create(batch)
             StockMovement.objects.bulk_create([
                 StockMovement(inventory_item_id=i.id, kind=Kind.RECEIVE, on_hand_delta=i.on_hand,
-                              on_hand_after=i.on_hand, reserved_after=0, reason="demo data", actor="seed_demo")
+                              on_hand_after=i.on_hand, reserved_after=0, reason="demo data",
+                              actor="seed_demo")
                 for i in batch
             ])
         created["rows"] = len(new_items)
-        demo = InventoryItem.objects.filter(product_id=LOADTEST_PRODUCT_ID, location=main).values("id", "on_hand").first()
+        demo = InventoryItem.objects.filter(product_id=LOADTEST_PRODUCT_ID,
+                                            location=main).values("id", "on_hand").first()
         if demo and demo["on_hand"] < demo_quantity // 2:
-            apply_changes([Change(demo["id"], demo_quantity - demo["on_hand"], 0, Kind.RECEIVE, "demo data top-up")],
+            apply_changes(
+                [Change(demo["id"], demo_quantity - demo["on_hand"], 0, Kind.RECEIVE,
+                        "demo data top-up")],
                    actor="seed_demo")
             created["topped_up"] = 1
     return created

@@ -27,7 +27,8 @@ def item_cache_key(item_id: uuid.UUID | str) -> str:
 def backorder_version_key(reference_id: uuid.UUID | str | None = None) -> str:
     """A cache key whose value moves whenever the backorder queue of ``reference_id`` (an order) —
     or, without one, any queue — changes: the orders app keys its cached answers against it."""
-    return item_cache.group_version_key(f"backorders:{reference_id}" if reference_id else "backorders")
+    return item_cache.group_version_key(f"backorders:{reference_id}" if reference_id
+                                        else "backorders")
 
 
 def waiting_reference_ids() -> QuerySet:
@@ -35,8 +36,8 @@ def waiting_reference_ids() -> QuerySet:
     return Backorder.objects.filter(quantity_waiting__gt=0).values("reference_id")
 
 
-BACKORDER_FIELDS = ("id", "reference_id", "reference_number", "line_id", "product_id", "sku", "quantity_waiting",
-                    "queued_at")
+BACKORDER_FIELDS = ("id", "reference_id", "reference_number", "line_id", "product_id", "sku",
+                    "quantity_waiting", "queued_at")
 
 
 def backorder_queue(*, product_id: uuid.UUID | None = None, sku: str | None = None) -> QuerySet:
@@ -56,22 +57,28 @@ def render_backorder(row: dict[str, Any]) -> dict[str, Any]:
 
 
 def backorder_allocations(reference_id: uuid.UUID) -> list[dict[str, Any]]:
-    """The reservations that served an order's waiting lines, oldest first (its timeline shows them)."""
+    """The reservations that served an order's waiting lines, oldest first (its timeline shows
+    them)."""
     return list(Reservation.objects.filter(reference_type="order", reference_id=str(reference_id),
                                            backorder__isnull=False)
                 .order_by("created_at", "id")
                 .values("id", "quantity", "created_at", "backorder__line_id", "backorder__sku",
                         "inventory_item__location_id"))
 
-ITEM_FIELDS = ("id", "product_id", "sku", "location_id", "location__code", "on_hand", "reserved", "available",
-               "sellable", "reorder_point", "safety_stock", "allow_backorder", "version", "created_at", "updated_at")
-LOCATION_FIELDS = ("id", "code", "name", "address", "is_active", "priority", "version", "created_at", "updated_at")
-RESERVATION_FIELDS = ("id", "inventory_item_id", "inventory_item__sku", "inventory_item__product_id",
-                      "inventory_item__location_id", "quantity", "quantity_fulfilled", "status", "reference_type",
-                      "reference_id", "expires_at", "created_at", "updated_at")
-MOVEMENT_FIELDS = ("id", "inventory_item_id", "inventory_item__sku", "inventory_item__location_id", "kind",
-                   "on_hand_delta", "reserved_delta", "on_hand_after", "reserved_after", "reason", "reference_type",
-                   "reference_id", "actor", "created_at")
+ITEM_FIELDS = ("id", "product_id", "sku", "location_id", "location__code", "on_hand", "reserved",
+               "available",
+               "sellable", "reorder_point", "safety_stock", "allow_backorder", "version",
+               "created_at", "updated_at")
+LOCATION_FIELDS = ("id", "code", "name", "address", "is_active", "priority", "version",
+                   "created_at", "updated_at")
+RESERVATION_FIELDS = ("id", "inventory_item_id", "inventory_item__sku",
+                      "inventory_item__product_id",
+                      "inventory_item__location_id", "quantity", "quantity_fulfilled", "status",
+                      "reference_type", "reference_id", "expires_at", "created_at", "updated_at")
+MOVEMENT_FIELDS = ("id", "inventory_item_id", "inventory_item__sku", "inventory_item__location_id",
+                   "kind",
+                   "on_hand_delta", "reserved_delta", "on_hand_after", "reserved_after", "reason",
+                   "reference_type", "reference_id", "actor", "created_at")
 
 
 # --- rendering (one shape per resource, shared by list and detail answers) -----------------------
@@ -99,7 +106,8 @@ def render_item(row: dict[str, Any]) -> dict[str, Any]:
 
 
 def item_row(item: InventoryItem) -> dict[str, Any]:
-    """The ``.values()`` shape of a loaded item (``location`` selected), to render it the same way."""
+    """The ``.values()`` shape of a loaded item (``location`` selected), to render it the same
+    way."""
     row = {name: getattr(item, name) for name in ITEM_FIELDS if name != "location__code"}
     row["available"] = item.on_hand - item.reserved
     row["sellable"] = max(row["available"] - item.safety_stock, 0)
@@ -137,7 +145,8 @@ def reservation_row(reservation: Reservation) -> dict[str, Any]:
     item = reservation.inventory_item
     return {
         "id": reservation.id, "inventory_item_id": item.id, "inventory_item__sku": item.sku,
-        "inventory_item__product_id": item.product_id, "inventory_item__location_id": item.location_id,
+        "inventory_item__product_id": item.product_id,
+        "inventory_item__location_id": item.location_id,
         "quantity": reservation.quantity, "quantity_fulfilled": reservation.quantity_fulfilled,
         "status": reservation.status, "reference_type": reservation.reference_type,
         "reference_id": reservation.reference_id, "expires_at": reservation.expires_at,
@@ -164,7 +173,7 @@ def render_movement(row: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-# --- inventory rows --------------------------------------------------------------------------------
+# --- inventory rows -------------------------------------------------------------------------------
 
 
 def low_stock_q() -> Q:
@@ -174,7 +183,8 @@ def low_stock_q() -> Q:
 
 
 def inventory_list(*, sku: str | None = None, product_id: uuid.UUID | None = None,
-                   location_id: uuid.UUID | None = None, low_stock: bool | None = None) -> QuerySet[InventoryItem, dict[str, Any]]:
+                   location_id: uuid.UUID | None = None,
+                   low_stock: bool | None = None) -> QuerySet[InventoryItem, dict[str, Any]]:
     query = InventoryItem.objects.all()
     if sku:
         query = query.filter(sku__iexact=sku)  # UPPER(sku) index
@@ -190,7 +200,8 @@ def inventory_list(*, sku: str | None = None, product_id: uuid.UUID | None = Non
     return values
 
 
-def low_stock_list(*, location_id: uuid.UUID | None = None) -> QuerySet[InventoryItem, dict[str, Any]]:
+def low_stock_list(*, location_id: uuid.UUID | None = None) -> QuerySet[InventoryItem,
+                                                                        dict[str, Any]]:
     return inventory_list(location_id=location_id, low_stock=True)
 
 
@@ -211,12 +222,15 @@ def locations_checked(location_ids: Iterable[uuid.UUID], *, active: bool = False
     names one: the locations by id, or an error naming every bad one — ``location_not_found`` (422
     when the request named it in its body, else 404) or ``location_inactive`` (422). One query."""
     wanted = set(location_ids)
-    found = {loc.id: loc for loc in Location.objects.filter(id__in=wanted).only("id", "code", "is_active")}
+    found = {loc.id: loc
+             for loc in Location.objects.filter(id__in=wanted).only("id", "code", "is_active")}
     missing = sorted(str(i) for i in wanted - set(found))
     if missing:
         error = ValidationFailed if in_body else NotFound
-        raise error("No such location.", code="location_not_found", details={"location_ids": missing})
-    inactive = sorted((loc for loc in found.values() if not loc.is_active), key=lambda loc: loc.code)
+        raise error("No such location.", code="location_not_found",
+                    details={"location_ids": missing})
+    inactive = sorted((loc for loc in found.values() if not loc.is_active),
+                      key=lambda loc: loc.code)
     if active and inactive:
         raise ValidationFailed("The location is not active.", code="location_inactive",
                                details={"location_ids": [str(loc.id) for loc in inactive],
@@ -238,7 +252,8 @@ def available_by_product(product_ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, in
     ids = list(set(product_ids))
     totals = dict.fromkeys(ids, 0)
     rows = (InventoryItem.objects.filter(product_id__in=ids, location__is_active=True)
-            .values("product_id").annotate(total=Sum("available")).values_list("product_id", "total"))
+            .values("product_id").annotate(total=Sum("available")).values_list("product_id",
+                                                                               "total"))
     for product_id, total in rows:
         totals[product_id] = int(total or 0)
     return totals
@@ -246,14 +261,17 @@ def available_by_product(product_ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, in
 
 def low_stock_items(*, limit: int = 10) -> list[dict[str, Any]]:
     """The most depleted rows below their reorder point (for the admin index)."""
-    rows = InventoryItem.objects.filter(low_stock_q()).order_by("available", "id").values(*ITEM_FIELDS)[:limit]
+    rows = InventoryItem.objects.filter(low_stock_q()).order_by("available",
+                                                                "id").values(*ITEM_FIELDS)[:limit]
     return [render_item(row) for row in rows]
 
 
-# --- locations -------------------------------------------------------------------------------------
+# --- locations ------------------------------------------------------------------------------------
 
 
-def location_list(*, is_active: bool | None = None, code: str | None = None) -> QuerySet[Location, dict[str, Any]]:
+def location_list(*, is_active: bool | None = None, code: str | None = None) -> QuerySet[Location,
+                                                                                         dict[str,
+                                                                                              Any]]:
     query = Location.objects.all()
     if is_active is not None:
         query = query.filter(is_active=is_active)
@@ -273,7 +291,8 @@ def location_detail(location_id: uuid.UUID) -> dict[str, Any] | None:
 
 def reservation_list(*, status: str | None = None, reference_type: str | None = None,
                      reference_id: str | None = None, sku: str | None = None,
-                     inventory_item_id: uuid.UUID | None = None) -> QuerySet[Reservation, dict[str, Any]]:
+                     inventory_item_id: uuid.UUID | None = None) -> QuerySet[Reservation,
+                                                                             dict[str, Any]]:
     query = Reservation.objects.all()
     if status:
         query = query.filter(status=status)
@@ -301,8 +320,10 @@ def reservations_for(*, reference_id: str, reference_type: str | None = None,
 
 
 def movement_list(*, inventory_item_id: uuid.UUID | None = None, sku: str | None = None,
-                  location_id: uuid.UUID | None = None, kind: str | None = None, reference_id: str | None = None,
-                  created_from: Any = None, created_to: Any = None) -> QuerySet[StockMovement, dict[str, Any]]:
+                  location_id: uuid.UUID | None = None, kind: str | None = None,
+                  reference_id: str | None = None,
+                  created_from: Any = None, created_to: Any = None) -> QuerySet[StockMovement,
+                                                                                dict[str, Any]]:
     """The ledger, newest first by default. ``created_from``/``created_to`` prune partitions."""
     query = StockMovement.objects.all()
     if inventory_item_id:

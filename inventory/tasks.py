@@ -29,6 +29,7 @@ def inventory_reconcile_report() -> dict[str, Any]:
     for drift in drifts:
         logger.warning("inventory drift", extra=drift.as_dict())
     if drifts:
-        logger.error("%d inventory row(s) drifted from their reservations; run reconcile_inventory --fix",
+        logger.error(
+            "%d inventory row(s) drifted from their reservations; run reconcile_inventory --fix",
                      len(drifts))
     return {"drifted": len(drifts), "rows": [d.as_dict() for d in drifts[:100]]}

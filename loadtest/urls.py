@@ -1,4 +1,5 @@
-"""The API's URLconf plus the framework floor, for ``make bench`` (``STATESET_URLCONF=loadtest.urls``).
+"""The API's URLconf plus the framework floor, for ``make bench``
+(``STATESET_URLCONF=loadtest.urls``).
 
 ``/_bench/floor`` is the cheapest Django JSON view there is, served through the same middleware,
 workers and settings as the API: every endpoint's throughput is reported as a ratio to it.

@@ -27,10 +27,16 @@ class CalendarQuerySet(QuerySet):
     ``SELECT DISTINCT date_trunc(...)`` over every row, so the admin's date hierarchy stays fast on
     a million orders. Periods without orders may be offered; choosing one shows an empty page."""
 
-    def datetimes(self, field_name: str, kind: str, order: str = "ASC", tzinfo: Any = None) -> list[dt.datetime]:  # type: ignore[override]
-        return [dt.datetime(d.year, d.month, d.day, tzinfo=dt.UTC) for d in self.dates(field_name, kind, order)]
+    # Both overrides return lists where QuerySet returns querysets: the date hierarchy only
+    # iterates.
+    def datetimes(  # type: ignore[override]  # a list, see above
+            self, field_name: str, kind: str, order: str = "ASC",
+            tzinfo: Any = None) -> list[dt.datetime]:
+        return [dt.datetime(d.year, d.month, d.day, tzinfo=dt.UTC)
+                for d in self.dates(field_name, kind, order)]
 
-    def dates(self, field_name: str, kind: str, order: str = "ASC") -> list[dt.date]:  # type: ignore[override]
+    def dates(  # type: ignore[override]  # a list, see above
+            self, field_name: str, kind: str, order: str = "ASC") -> list[dt.date]:
         bounds = self.order_by().aggregate(first=Min(field_name), last=Max(field_name))
         first, last = bounds["first"], bounds["last"]
         if first is None or last is None:
@@ -52,7 +58,8 @@ class CalendarQuerySet(QuerySet):
 class OrderItemInline(ReadOnlyInline):
     model = OrderItem
     fk_name = "order"
-    fields = ("sku", "name", "quantity", "list_price", "unit_price", "total_price", "discount_total", "net_total",
+    fields = ("sku", "name", "quantity", "list_price", "unit_price", "total_price",
+              "discount_total", "net_total",
               "tax_total", "taxes", "quantity_fulfilled", "quantity_returned")
     show_change_link = False
 
@@ -66,7 +73,8 @@ class ShippingLineInline(ReadOnlyInline):
 class PaymentInline(ReadOnlyInline):
     model = Payment
     fk_name = "order"
-    fields = ("created_at", "kind", "amount", "currency", "status", "provider", "reference", "actor")
+    fields = ("created_at", "kind", "amount", "currency", "status", "provider", "reference",
+              "actor")
     ordering = ("created_at", "id")
 
 
@@ -80,8 +88,8 @@ class OrderEventInline(ReadOnlyInline):
 
 @admin.register(Order)
 class OrderAdmin(ServiceModelAdmin):
-    list_display = ("order_number", "customer_email", "status", "payment_status", "fulfillment_status",
-                    "total_amount", "currency", "created_at")
+    list_display = ("order_number", "customer_email", "status", "payment_status",
+                    "fulfillment_status", "total_amount", "currency", "created_at")
     list_filter = ("status", "payment_status", "fulfillment_status", "channel")
     list_select_related = ("customer",)
     search_fields = ("order_number",)  # see get_search_results: number or email, both indexed
@@ -95,20 +103,24 @@ class OrderAdmin(ServiceModelAdmin):
     # ``extend``, so orders never imports them.
     inlines = [OrderItemInline, ShippingLineInline, PaymentInline, OrderEventInline]
     actions: list[Any] = ["confirm_orders", "mark_paid"]
-    fields = ("order_number", "customer", "channel", "external_id", "status", "payment_status", "fulfillment_status",
+    fields = ("order_number", "customer", "channel", "external_id", "status", "payment_status",
+              "fulfillment_status",
               "currency", "subtotal", "discount_total", "discounts", "shipping_total", "tax_total",
               "taxes_included", "total_amount",
-              "shipping_address", "billing_address", "notes", "metadata", "version", "created_at", "updated_at")
+              "shipping_address", "billing_address", "notes", "metadata", "version", "created_at",
+              "updated_at")
     readonly_fields = tuple(f for f in fields if f != "notes")
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Order]:
-        return CalendarQuerySet(self.model, using=self.model._default_manager.db).select_related("customer")
+        return CalendarQuerySet(self.model,
+                                using=self.model._default_manager.db).select_related("customer")
 
     @admin.display(description="customer", ordering="customer__email")
     def customer_email(self, order: Order) -> str:
         return order.customer.email
 
-    def get_search_results(self, request: HttpRequest, queryset: QuerySet[Order], search_term: str):  # type: ignore[no-untyped-def]
+    def get_search_results(self, request: HttpRequest, queryset: QuerySet[Order],
+                           search_term: str) -> tuple[QuerySet[Order], bool]:
         if not search_term.strip():
             return queryset, False
         matching = order_filter(search=search_term)
@@ -122,7 +134,8 @@ class OrderAdmin(ServiceModelAdmin):
 
     def save_model(self, request: HttpRequest, obj: Order, form: Any, change: bool) -> None:
         if "notes" in form.changed_data:
-            services.order_update(order_id=obj.id, changes={"notes": obj.notes}, actor=admin_actor(request))
+            services.order_update(order_id=obj.id, changes={"notes": obj.notes},
+                                  actor=admin_actor(request))
 
     def _transition(self, request: HttpRequest, queryset: QuerySet[Order], to_status: str) -> None:
         run_each(self, request, queryset, lambda pk: services.order_transition(

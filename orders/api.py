@@ -54,7 +54,8 @@ class AddressIn(serializers.Serializer):
 
 class TaxIn(StrictSerializer):
     name = TextField(max_length=64)
-    rate = serializers.DecimalField(max_digits=7, decimal_places=6, min_value=0, max_value=Decimal("0.999999"))
+    rate = serializers.DecimalField(max_digits=7, decimal_places=6, min_value=0,
+                                    max_value=Decimal("0.999999"))
     amount = MoneyField()
 
 
@@ -63,7 +64,8 @@ class OrderItemIn(StrictSerializer):
     sku = TextField(max_length=64, required=False)
     quantity = StrictIntegerField(min_value=1, max_value=MAX_QUANTITY)
     unit_price = MoneyField(required=False, help_text=(
-        "The catalog's price unless the key holds orders:set_prices (then any price; the catalog's is "
+        "The catalog's price unless the key holds orders:set_prices (then any price; the catalog's "
+        "is "
         "kept as list_price)."))
     discount = MoneyField(required=False, help_text="An amount off this line's total.")
     taxes = TaxIn(many=True, required=False, max_length=services.MAX_TAXES,
@@ -91,14 +93,20 @@ class DiscountIn(StrictSerializer):
 class OrderCreateIn(StrictSerializer):
     customer_id = serializers.UUIDField()
     items = OrderItemIn(many=True, allow_empty=False, max_length=services.MAX_LINES)
-    shipping_lines = ShippingLineIn(many=True, required=False, max_length=services.MAX_SHIPPING_LINES)
+    shipping_lines = ShippingLineIn(many=True, required=False,
+                                    max_length=services.MAX_SHIPPING_LINES)
     discounts = DiscountIn(many=True, required=False, max_length=services.MAX_DISCOUNTS,
-                           help_text="Order discounts, spread over the lines in proportion to their totals.")
-    currency = TextField(min_length=3, max_length=3, required=False, help_text="Default: the products' currency.")
+                           help_text="Order discounts, spread over the lines in proportion to "
+                                     "their totals.")
+    currency = TextField(min_length=3, max_length=3, required=False,
+                         help_text="Default: the products' currency.")
     channel = TextField(max_length=32, required=False, default="api")
     external_id = TextField(max_length=128, required=False, allow_blank=True, default="",
-                            help_text="The channel's own order id: (channel, external_id) is unique.")
-    total_amount = MoneyField(required=False, help_text="When given, must equal the computed total (422 total_mismatch).")
+                            help_text="The channel's own order id: (channel, external_id) is "
+                                      "unique.")
+    total_amount = MoneyField(required=False,
+                              help_text="When given, must equal the computed total (422 "
+                                        "total_mismatch).")
     shipping_address = AddressIn(required=False, allow_null=True)
     billing_address = AddressIn(required=False, allow_null=True)
     notes = TextField(max_length=5000, required=False, allow_blank=True, default="")
@@ -132,13 +140,15 @@ class CancelIn(StrictSerializer):
 
 class PaymentCreateIn(StrictSerializer):
     kind = serializers.ChoiceField(choices=list(services.PAYMENT_ACTS), help_text=(
-        "The act: authorize, capture, void or refund (the stored row's kind is authorization, capture, "
+        "The act: authorize, capture, void or refund (the stored row's kind is authorization, "
+        "capture, "
         "void or refund)."))
     amount = MoneyField(required=False, help_text="Default: the most the act allows.")
     provider = TextField(max_length=64, required=False, allow_blank=True, default="")
     reference = TextField(max_length=255, required=False, allow_blank=True, default="")
-    status = serializers.ChoiceField(choices=Payment.Status.choices, required=False, default="succeeded",
-                                     help_text="A failed attempt is recorded and changes no amount.")
+    status = serializers.ChoiceField(choices=Payment.Status.choices, required=False,
+                                     default="succeeded",
+                                     help_text="A failed attempt is recorded, changes no amount.")
 
 
 class OrderFilters(serializers.Serializer):
@@ -161,7 +171,8 @@ def _order_lines(items: list[dict[str, Any]]) -> list[services.OrderLineInput]:
     return [services.OrderLineInput(quantity=item["quantity"], product_id=item.get("product_id"),
                                     sku=item.get("sku"), unit_price=item.get("unit_price"),
                                     discount=item.get("discount"),
-                                    taxes=[dict(tax) for tax in item["taxes"]] if "taxes" in item else None)
+                                    taxes=[dict(tax) for tax in item["taxes"]] if "taxes" in item
+                                    else None)
             for item in items]
 
 
@@ -184,10 +195,12 @@ class OrderItemOut(serializers.Serializer):
     name = serializers.CharField()
     quantity = serializers.IntegerField()
     unit_price = MoneyField()
-    list_price = MoneyField(allow_null=True, help_text="The catalog's price (null when the product is priced in "
+    list_price = MoneyField(allow_null=True,
+                            help_text="The catalog's price (null when the product is priced in "
                                                        "another currency).")
     total_price = MoneyField(help_text="unit_price × quantity")
-    discount_total = MoneyField(help_text="Its own discount plus its share of the order's discounts.")
+    discount_total = MoneyField(
+        help_text="Its own discount plus its share of the order's discounts.")
     net_total = MoneyField(help_text="total_price − discount_total")
     tax_total = MoneyField()
     taxes = TaxOut(many=True)
@@ -248,7 +261,8 @@ class OrderEventOut(serializers.Serializer):
     from_status = serializers.CharField()
     to_status = serializers.CharField()
     message = serializers.CharField()
-    data = serializers.DictField()
+    # Named like Serializer.data: the metaclass moves declared fields off the class (no shadowing).
+    data = serializers.DictField()  # type: ignore[assignment]  # see above
     actor = serializers.CharField()
     created_at = serializers.DateTimeField()
 
@@ -279,7 +293,8 @@ class OrderOut(OrderSummaryOut):
     notes = serializers.CharField()
     metadata = serializers.DictField()
     discounts = DiscountIn(many=True)
-    taxes_included = serializers.BooleanField(help_text="Whether the prices included tax when the order was priced.")
+    taxes_included = serializers.BooleanField(
+        help_text="Whether the prices included tax when the order was priced.")
     shipping_lines = ShippingLineOut(many=True)
     payments = PaymentOut(many=True)
     shipments = _listed_component("ShipmentOut")()
@@ -320,9 +335,11 @@ class OrderViewSet(ApiViewSet):
             customer_id=data["customer_id"],
             items=_order_lines(data["items"]),
             shipping_lines=[services.ShippingLineInput(method=line["method"], amount=line["amount"],
-                                                       taxes=[dict(t) for t in line["taxes"]] if "taxes" in line else None)
+                                                       taxes=[dict(t) for t in line["taxes"]]
+                                                       if "taxes" in line else None)
                             for line in data.get("shipping_lines", [])],
-            discounts=[services.DiscountInput(**discount) for discount in data.get("discounts", [])],
+            discounts=[services.DiscountInput(**discount)
+                       for discount in data.get("discounts", [])],
             currency=data.get("currency"),
             channel=data.get("channel", "api"),
             external_id=data.get("external_id", ""),
@@ -346,16 +363,19 @@ class OrderViewSet(ApiViewSet):
     def partial_update(self, request: Request, pk: str) -> Response:
         changes = validated(OrderUpdateIn, request.data, partial=True)
         order = services.order_update(order_id=order_id(pk), changes=changes,
-                                      expected_version=expected_version(request), actor=actor_of(request))
+                                      expected_version=expected_version(request),
+                                      actor=actor_of(request))
         body = selectors.order_detail(order.id)
         return self.detail_response(body, version=body["version"])
 
     @extend_schema(request=PaymentIn, responses=ORDER_OUT, parameters=[IF_MATCH],
-                   description="Record the payment a gateway authorized or captured: pending → authorized → paid.")
+                   description="Record the payment a gateway authorized or captured: pending → "
+                               "authorized → paid.")
     @action(detail=True, methods=["post"])
     def payment(self, request: Request, pk: str) -> Response:
         data = validated(PaymentIn, request.data)
-        order = services.order_record_payment(order_id=order_id(pk), payment_status=data["payment_status"],
+        order = services.order_record_payment(order_id=order_id(pk),
+                                              payment_status=data["payment_status"],
                                               reference=data["reference"], actor=actor_of(request),
                                               expected_version=expected_version(request))
         body = selectors.order_detail(order.id)
@@ -363,23 +383,29 @@ class OrderViewSet(ApiViewSet):
 
     @extend_schema(request=PaymentCreateIn, responses={201: PaymentRecordedOut},
                    parameters=[IF_MATCH], methods=["POST"],
-                   description="Record what a payment provider did: authorize, capture, void or refund, within "
+                   description="Record what a payment provider did: authorize, capture, void or "
+                               "refund, within "
                                "the order's bounds (409 payment_exceeds beyond them).")
     @extend_schema(responses=PAYMENT_PAGE, methods=["GET"],
                    description="The order's payments, oldest first.")
     @action(detail=True, methods=["get", "post"])
     def payments(self, request: Request, pk: str) -> Response:
         if request.method == "GET":
-            params = parse_list_params(request.query_params, sort_fields={"created_at": "created_at"},
+            params = parse_list_params(request.query_params,
+                                       sort_fields={"created_at": "created_at"},
                                        default_order="asc")
             return self.list_response(selectors.order_payment_rows(order_id(pk)), params,
-                                      render=lambda rows: [selectors.render_payment(row) for row in rows])
+                                      render=lambda rows: [selectors.render_payment(row)
+                                                           for row in rows])
         data = validated(PaymentCreateIn, request.data)
         payment, order = services.payment_record(
-            order_id=order_id(pk), act=data["kind"], amount=data.get("amount"), provider=data["provider"],
-            reference=data["reference"], succeeded=data["status"] == "succeeded", actor=actor_of(request),
-            expected_version=expected_version(request))
-        body = {"payment": selectors.render_payment(selectors.fields_of(payment, selectors.PAYMENT_FIELDS)),
+            order_id=order_id(pk), act=data["kind"], amount=data.get("amount"),
+            provider=data["provider"],
+            reference=data["reference"], succeeded=data["status"] == "succeeded",
+            actor=actor_of(request), expected_version=expected_version(request))
+        body = {
+            "payment": selectors.render_payment(selectors.fields_of(payment,
+                                                                    selectors.PAYMENT_FIELDS)),
                 "payment_status": order.payment_status}
         return Response(body, status=201, headers={"ETag": f'"{order.version}"'})
 
@@ -400,7 +426,8 @@ class OrderViewSet(ApiViewSet):
                    operation_id="orders_export_csv")
     @action(detail=False, methods=["get"], url_path=r"export\.csv", url_name="export")
     def export(self, request: Request) -> StreamingHttpResponse:
-        params = parse_list_params(request.query_params, filters=OrderFilters, sort_fields={"created_at": "created_at"})
+        params = parse_list_params(request.query_params, filters=OrderFilters,
+                                   sort_fields={"created_at": "created_at"})
         rows = selectors.order_export_rows(selectors.order_filter(**params.filters))
         response = StreamingHttpResponse(_csv_lines(rows), content_type="text/csv; charset=utf-8")
         response["Content-Disposition"] = 'attachment; filename="orders.csv"'
@@ -429,7 +456,8 @@ class CustomerOrdersView(ApiView):
 
     scope = "orders"
 
-    @extend_schema(parameters=[CustomerOrderFilters], responses=ORDER_PAGE, operation_id="customers_orders_list")
+    @extend_schema(parameters=[CustomerOrderFilters], responses=ORDER_PAGE,
+                   operation_id="customers_orders_list")
     def get(self, request: Request, customer_id: uuid.UUID) -> Response:
         params = parse_list_params(request.query_params, filters=CustomerOrderFilters,
                                    sort_fields=selectors.SORT_FIELDS)

@@ -2,7 +2,8 @@
 
 The order row is the first lock of every write to an order or to its children (shipments, returns,
 payments): holding it serialises those writes, so allocation cannot be over-counted and a shipment
-cannot ship twice. Order items come after shipments and returns, before stock (``stateset/locking.py``).
+cannot ship twice. Order items come after shipments and returns, before stock
+(``stateset/locking.py``).
 """
 
 from __future__ import annotations

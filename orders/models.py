@@ -59,8 +59,8 @@ class Order(models.Model):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     created_at = models.DateTimeField(default=timezone.now, editable=False)
     order_number = models.CharField(max_length=32, db_default=NextOrderNumber(), editable=False)
-    customer = models.ForeignKey("customers.Customer", on_delete=models.PROTECT, related_name="orders",
-                                 db_index=False)
+    customer = models.ForeignKey("customers.Customer", on_delete=models.PROTECT,
+                                 related_name="orders", db_index=False)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
     payment_status = models.CharField(max_length=24, choices=PaymentStatus.choices,
                                       default=PaymentStatus.PENDING)
@@ -74,9 +74,12 @@ class Order(models.Model):
     discount_total = Money(default=0)
     total_amount = Money(default=0)
     # New columns carry database defaults too, so bulk loaders (COPY) may leave them out.
-    taxes_included = models.BooleanField(default=False, db_default=False, help_text="Prices included tax when priced.")
-    taxes_sent = models.BooleanField(default=False, db_default=False, help_text="The channel sent the taxes.")
-    discounts = models.JSONField(default=list, db_default=[], blank=True, help_text="The order discounts as sent.")
+    taxes_included = models.BooleanField(default=False, db_default=False,
+                                         help_text="Prices included tax when priced.")
+    taxes_sent = models.BooleanField(default=False, db_default=False,
+                                     help_text="The channel sent the taxes.")
+    discounts = models.JSONField(default=list, db_default=[], blank=True,
+                                 help_text="The order discounts as sent.")
     channel = models.CharField(max_length=32, default="api", db_default="api")
     external_id = models.CharField(max_length=128, blank=True, default="", db_default="",
                                    help_text="The channel's own order id; unique per channel.")
@@ -94,7 +97,8 @@ class Order(models.Model):
             ("set_prices", "Can price an order differently from the catalog"),
         ]
         indexes = [
-            # Lists sort by (created_at DESC, id DESC): keyset pagination and partition pruning together.
+            # Lists sort by (created_at DESC, id DESC): keyset pagination and partition pruning
+            # together.
             models.Index(F("created_at").desc(), F("id").desc(), name="order_created_idx"),
             models.Index(F("status"), F("created_at").desc(), name="order_status_created_idx"),
             models.Index(F("customer"), F("created_at").desc(), name="order_customer_created_idx"),
@@ -105,9 +109,12 @@ class Order(models.Model):
             models.Index(F("channel"), F("created_at").desc(), name="order_channel_created_idx"),
         ]
         constraints = [
-            models.CheckConstraint(condition=Q(total_amount__gte=0), name="order_total_non_negative"),
-            models.CheckConstraint(condition=Q(subtotal__gte=0), name="order_subtotal_non_negative"),
-            models.CheckConstraint(condition=Q(currency__regex=r"^[A-Z]{3}$"), name="order_currency_iso"),
+            models.CheckConstraint(condition=Q(total_amount__gte=0),
+                                   name="order_total_non_negative"),
+            models.CheckConstraint(condition=Q(subtotal__gte=0),
+                                   name="order_subtotal_non_negative"),
+            models.CheckConstraint(condition=Q(currency__regex=r"^[A-Z]{3}$"),
+                                   name="order_currency_iso"),
         ]
 
     def __str__(self) -> str:
@@ -116,19 +123,24 @@ class Order(models.Model):
 
 class OrderItem(models.Model):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    # The real constraint is (order_id, order_created_at) → orders_order(id, created_at), added by the
-    # migration; Django cannot express a foreign key to a composite key.
-    order = models.ForeignKey(Order, on_delete=models.DO_NOTHING, db_constraint=False, related_name="items")
+    # The real constraint is (order_id, order_created_at) → orders_order(id, created_at), added by
+    # the migration; Django cannot express a foreign key to a composite key.
+    order = models.ForeignKey(Order, on_delete=models.DO_NOTHING, db_constraint=False,
+                              related_name="items")
     order_created_at = models.DateTimeField(editable=False)
-    product = models.ForeignKey("catalog.Product", on_delete=models.PROTECT, related_name="order_items")
+    product = models.ForeignKey("catalog.Product", on_delete=models.PROTECT,
+                                related_name="order_items")
     sku = models.CharField(max_length=64)
     name = models.CharField(max_length=255)
     quantity = models.PositiveIntegerField()
     unit_price = Money()
-    list_price = Money(null=True, blank=True, help_text="The catalog's price (null when priced in another currency).")
+    list_price = Money(null=True, blank=True,
+                       help_text="The catalog's price (null when priced in another currency).")
     total_price = Money(help_text="unit_price × quantity")
-    line_discount = Money(default=0, db_default=0, help_text="Its own discount, as sent (edits spread the order's again).")
-    discount_total = Money(default=0, db_default=0, help_text="Its own discount plus its share of the order's.")
+    line_discount = Money(default=0, db_default=0,
+                          help_text="Its own discount, as sent (edits spread the order's again).")
+    discount_total = Money(default=0, db_default=0,
+                           help_text="Its own discount plus its share of the order's.")
     net_total = Money(default=0, help_text="total_price − discount_total")
     tax_total = Money(default=0, db_default=0)
     taxes = models.JSONField(default=list, db_default=[], blank=True)
@@ -138,13 +150,16 @@ class OrderItem(models.Model):
     class Meta:
         ordering = ["order_id", "sku", "id"]
         constraints = [
-            models.CheckConstraint(condition=Q(quantity__gt=0), name="order_item_quantity_positive"),
+            models.CheckConstraint(condition=Q(quantity__gt=0),
+                                   name="order_item_quantity_positive"),
             models.CheckConstraint(condition=Q(quantity_fulfilled__lte=F("quantity")),
                                    name="order_item_fulfilled_le_quantity"),
             models.CheckConstraint(condition=Q(quantity_returned__lte=F("quantity_fulfilled")),
                                    name="order_item_returned_le_fulfilled"),
-            models.CheckConstraint(condition=Q(unit_price__gte=0), name="order_item_price_non_negative"),
-            models.CheckConstraint(condition=Q(discount_total__gte=0) & Q(discount_total__lte=F("total_price")),
+            models.CheckConstraint(condition=Q(unit_price__gte=0),
+                                   name="order_item_price_non_negative"),
+            models.CheckConstraint(
+                condition=Q(discount_total__gte=0) & Q(discount_total__lte=F("total_price")),
                                    name="order_item_discount_within_total"),
         ]
 
@@ -173,8 +188,8 @@ class OrderEvent(models.Model):
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     created_at = models.DateTimeField(default=timezone.now, editable=False)
-    order = models.ForeignKey(Order, on_delete=models.DO_NOTHING, db_constraint=False, related_name="events",
-                              db_index=False)
+    order = models.ForeignKey(Order, on_delete=models.DO_NOTHING, db_constraint=False,
+                              related_name="events", db_index=False)
     order_created_at = models.DateTimeField(editable=False)
     kind = models.CharField(max_length=24, choices=Kind.choices)
     from_status = models.CharField(max_length=16, blank=True, default="")
@@ -195,7 +210,8 @@ class ShippingLine(models.Model):
     """A shipping charge of an order (SPEC §4.4.1), priced and taxed with it."""
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    order = models.ForeignKey(Order, on_delete=models.DO_NOTHING, db_constraint=False, related_name="shipping_lines")
+    order = models.ForeignKey(Order, on_delete=models.DO_NOTHING, db_constraint=False,
+                              related_name="shipping_lines")
     order_created_at = models.DateTimeField(editable=False)
     method = models.CharField(max_length=100)
     amount = Money()
@@ -204,15 +220,16 @@ class ShippingLine(models.Model):
 
     class Meta:
         ordering = ["order_id", "id"]
-        constraints = [models.CheckConstraint(condition=Q(amount__gte=0), name="shipping_line_amount_non_negative")]
+        constraints = [models.CheckConstraint(condition=Q(amount__gte=0),
+                                              name="shipping_line_amount_non_negative")]
 
     def __str__(self) -> str:
         return f"{self.method}: {self.amount}"
 
 
 class Payment(models.Model):
-    """What a payment provider did for an order (SPEC §4.4.2): append-only; ``orders.payment_status``
-    is derived from these rows under the order lock."""
+    """What a payment provider did for an order (SPEC §4.4.2): append-only;
+    ``orders.payment_status`` is derived from these rows under the order lock."""
 
     class Kind(models.TextChoices):
         AUTHORIZATION = "authorization"
@@ -225,8 +242,8 @@ class Payment(models.Model):
         FAILED = "failed"
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    order = models.ForeignKey(Order, on_delete=models.DO_NOTHING, db_constraint=False, related_name="payments",
-                              db_index=False)
+    order = models.ForeignKey(Order, on_delete=models.DO_NOTHING, db_constraint=False,
+                              related_name="payments", db_index=False)
     order_created_at = models.DateTimeField(editable=False)
     kind = models.CharField(max_length=16, choices=Kind.choices)
     amount = Money()
@@ -242,7 +259,8 @@ class Payment(models.Model):
         indexes = [models.Index(fields=["order", "created_at"], name="payment_order_idx")]
         constraints = [
             models.CheckConstraint(condition=Q(amount__gte=0), name="payment_amount_non_negative"),
-            models.CheckConstraint(condition=Q(kind__in=["authorization", "capture", "refund", "void"]),
+            models.CheckConstraint(
+                condition=Q(kind__in=["authorization", "capture", "refund", "void"]),
                                    name="payment_kind_valid"),
         ]
 
@@ -252,18 +270,20 @@ class Payment(models.Model):
 
 class ChannelOrder(models.Model):
     """The unique ``(channel, external_id)`` of a channel's order. ``orders_order`` is partitioned
-    by ``created_at`` and PostgreSQL requires a unique constraint there to include the partition key,
-    which would not stop two months holding the same pair; this plain table holds the constraint
-    instead, written in the order's own transaction (docs/decisions.md)."""
+    by ``created_at`` and PostgreSQL requires a unique constraint there to include the partition
+    key, which would not stop two months holding the same pair; this plain table holds the
+    constraint instead, written in the order's own transaction (docs/decisions.md)."""
 
     id = models.BigAutoField(primary_key=True)
     channel = models.CharField(max_length=32)
     external_id = models.CharField(max_length=128)
-    order = models.ForeignKey(Order, on_delete=models.DO_NOTHING, db_constraint=False, related_name="+")
+    order = models.ForeignKey(Order, on_delete=models.DO_NOTHING, db_constraint=False,
+                              related_name="+")
     order_created_at = models.DateTimeField()
 
     class Meta:
-        constraints = [models.UniqueConstraint(fields=["channel", "external_id"], name="channel_order_uniq")]
+        constraints = [models.UniqueConstraint(fields=["channel", "external_id"],
+                                               name="channel_order_uniq")]
         indexes = [models.Index(fields=["external_id"], name="channel_order_external_idx")]
 
     def __str__(self) -> str:

@@ -10,8 +10,8 @@ paid for it (its net price and tax share: refunds need them).
   discounts; the rounding remainder goes to the largest line (the first of equals).
 - Taxes are the channel's own (sent per line and per shipping line) or computed from one rate — the
   shipping address's ``COUNTRY-REGION``, else its ``COUNTRY``, from ``[tax.rates]`` — on each line's
-  net price and, with ``[tax] shipping_taxable``, on shipping. With ``prices_include_tax`` the tax is
-  extracted from the price (``net × rate / (1 + rate)``) instead of added to it.
+  net price and, with ``[tax] shipping_taxable``, on shipping. With ``prices_include_tax`` the tax
+  is extracted from the price (``net × rate / (1 + rate)``) instead of added to it.
 """
 
 from __future__ import annotations
@@ -34,7 +34,8 @@ class Tax:
     amount: Decimal
 
     def as_dict(self, currency: str) -> dict[str, Any]:
-        return {"name": self.name, "rate": str(self.rate), "amount": money_str(self.amount, currency)}
+        return {"name": self.name, "rate": str(self.rate),
+                "amount": money_str(self.amount, currency)}
 
 
 @dataclass(frozen=True)
@@ -47,8 +48,10 @@ class TaxRules:
     shipping_taxable: bool
 
     @classmethod
-    def for_address(cls, address: Mapping[str, Any] | None, *, rates: Mapping[str, str] | None = None,
-                    prices_include_tax: bool | None = None, shipping_taxable: bool | None = None) -> TaxRules:
+    def for_address(cls, address: Mapping[str, Any] | None, *,
+                    rates: Mapping[str, str] | None = None,
+                    prices_include_tax: bool | None = None,
+                    shipping_taxable: bool | None = None) -> TaxRules:
         """The rules of ``[tax]`` for a shipping address (its ``country`` and ``region``): the
         region's rate beats the country's."""
         rates = settings.TAX_RATES if rates is None else rates
@@ -61,14 +64,17 @@ class TaxRules:
                 break
         return cls(
             name=name, rate=rate,
-            prices_include_tax=settings.TAX_PRICES_INCLUDE_TAX if prices_include_tax is None else prices_include_tax,
-            shipping_taxable=settings.TAX_SHIPPING_TAXABLE if shipping_taxable is None else shipping_taxable,
+            prices_include_tax=settings.TAX_PRICES_INCLUDE_TAX if prices_include_tax is None
+            else prices_include_tax,
+            shipping_taxable=settings.TAX_SHIPPING_TAXABLE if shipping_taxable is None
+            else shipping_taxable,
         )
 
     def tax_on(self, amount: Decimal, currency: str) -> list[Tax]:
         if self.rate is None or not self.rate:
             return []
-        share = amount * self.rate / (1 + self.rate) if self.prices_include_tax else amount * self.rate
+        share = (amount * self.rate / (1 + self.rate) if self.prices_include_tax
+                 else amount * self.rate)
         return [Tax(self.name, self.rate, round_money(share, currency))]
 
 
@@ -157,22 +163,27 @@ def price_order(*, currency: str, lines: Sequence[LineIn], discounts: Decimal = 
         if total > MAX_AMOUNT:
             raise _too_large(f"items[{index}]")
         if line.discount > total:
-            errors[str(index)] = {"discount": [f"At most the line's total, {money_str(total, currency)}."]}
-        priced.append(PricedLine(quantity=line.quantity, unit_price=line.unit_price, total_price=total,
-                                 discount_total=line.discount))
+            errors[str(index)] = {
+                "discount": [f"At most the line's total, {money_str(total, currency)}."]}
+        priced.append(PricedLine(quantity=line.quantity, unit_price=line.unit_price,
+                                 total_price=total, discount_total=line.discount))
     if errors:
         raise ValidationFailed("A line discount exceeds its line.", code="discount_exceeds",
                                details={"items": errors})
     bases = [line.total_price - line.discount_total for line in priced]
     if discounts > sum(bases, ZERO):
-        raise ValidationFailed("The order discounts exceed what the lines cost after their own discounts.",
+        raise ValidationFailed(
+            "The order discounts exceed what the lines cost after their own discounts.",
                                code="discount_exceeds",
-                               details={"discounts": [f"At most {money_str(sum(bases, ZERO), currency)}."]})
+                               details={
+                                   "discounts": [
+                                       f"At most {money_str(sum(bases, ZERO), currency)}."]})
     for line, share in zip(priced, spread(discounts, bases, currency), strict=True):
         line.discount_total += share
         line.net_total = line.total_price - line.discount_total
     for line, given in zip(priced, lines, strict=True):
-        line.taxes = list(given.taxes) if given.taxes is not None else rules.tax_on(line.net_total, currency)
+        line.taxes = (list(given.taxes) if given.taxes is not None
+                      else rules.tax_on(line.net_total, currency))
         line.tax_total = sum((tax.amount for tax in line.taxes), ZERO)
     shipped: list[PricedShipping] = []
     for ship in shipping:
@@ -185,7 +196,8 @@ def price_order(*, currency: str, lines: Sequence[LineIn], discounts: Decimal = 
     subtotal = sum((line.total_price for line in priced), ZERO)
     discount_total = sum((line.discount_total for line in priced), ZERO)
     shipping_total = sum((ship.amount for ship in shipped), ZERO)
-    tax_total = sum((line.tax_total for line in priced), ZERO) + sum((ship.tax_total for ship in shipped), ZERO)
+    tax_total = sum((line.tax_total for line in priced),
+                    ZERO) + sum((ship.tax_total for ship in shipped), ZERO)
     total = subtotal - discount_total + shipping_total
     if not rules.prices_include_tax:
         total += tax_total
@@ -194,5 +206,6 @@ def price_order(*, currency: str, lines: Sequence[LineIn], discounts: Decimal = 
         if value > MAX_AMOUNT:
             raise _too_large(name)
     return PricedOrder(currency=currency, lines=priced, shipping=shipped, subtotal=subtotal,
-                       discount_total=discount_total, shipping_total=shipping_total, tax_total=tax_total,
+                       discount_total=discount_total, shipping_total=shipping_total,
+                       tax_total=tax_total,
                        total_amount=total, prices_include_tax=rules.prices_include_tax)

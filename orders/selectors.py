@@ -28,19 +28,23 @@ if TYPE_CHECKING:
 order_cache = EntityCache("orders")
 
 SUMMARY_FIELDS = (
-    "id", "order_number", "customer_id", "status", "payment_status", "fulfillment_status", "currency",
-    "subtotal", "tax_total", "shipping_total", "discount_total", "total_amount", "channel", "external_id",
-    "version", "created_at", "updated_at",
+    "id", "order_number", "customer_id", "status", "payment_status", "fulfillment_status",
+    "currency",
+    "subtotal", "tax_total", "shipping_total", "discount_total", "total_amount", "channel",
+    "external_id", "version", "created_at", "updated_at",
 )
 MONEY = ("subtotal", "tax_total", "shipping_total", "discount_total", "total_amount")
-ITEM_FIELDS = ("id", "order_id", "product_id", "sku", "name", "quantity", "unit_price", "list_price",
-               "total_price", "discount_total", "net_total", "tax_total", "taxes", "quantity_fulfilled",
-               "quantity_returned")
+ITEM_FIELDS = ("id", "order_id", "product_id", "sku", "name", "quantity", "unit_price",
+               "list_price",
+               "total_price", "discount_total", "net_total", "tax_total", "taxes",
+               "quantity_fulfilled", "quantity_returned")
 ITEM_MONEY = ("unit_price", "list_price", "total_price", "discount_total", "net_total", "tax_total")
 SHIPPING_FIELDS = ("id", "method", "amount", "tax_total", "taxes")
-PAYMENT_FIELDS = ("id", "kind", "amount", "currency", "status", "provider", "reference", "created_at")
+PAYMENT_FIELDS = ("id", "kind", "amount", "currency", "status", "provider", "reference",
+                  "created_at")
 EVENT_FIELDS = ("id", "kind", "from_status", "to_status", "message", "data", "actor", "created_at")
-SORT_FIELDS = {"created_at": "created_at", "total_amount": "total_amount", "order_number": "order_number"}
+SORT_FIELDS = {"created_at": "created_at", "total_amount": "total_amount",
+               "order_number": "order_number"}
 
 
 def _channel_orders(external_id: str, channel: str | None = None) -> QuerySet[ChannelOrder]:
@@ -80,9 +84,11 @@ def order_filter(
         queryset = queryset.filter(created_at__lt=created_to)
     if search:
         term = search.strip()
-        condition = Q(order_number__startswith=term.upper()) | Q(id__in=_channel_orders(term).values("order_id"))
+        condition = Q(order_number__startswith=term.upper()) | Q(
+            id__in=_channel_orders(term).values("order_id"))
         if "@" in term:
-            customers = Customer.objects.annotate(email_lower=Lower("email")).filter(email_lower=term.lower())
+            customers = Customer.objects.annotate(email_lower=Lower("email")).filter(
+                email_lower=term.lower())
             condition |= Q(customer_id__in=customers.values("id"))
         queryset = queryset.filter(condition)
     return queryset
@@ -91,7 +97,8 @@ def order_filter(
 def order_summaries(queryset: QuerySet[Order]) -> QuerySet:
     """Summary rows with ``backordered`` (an indexed probe of the backorder queue per row)."""
     return queryset.annotate(backordered=Exists(
-        Backorder.objects.filter(reference_id=OuterRef("id"), quantity_waiting__gt=0))).values(*SUMMARY_FIELDS, "backordered")
+        Backorder.objects.filter(reference_id=OuterRef("id"), quantity_waiting__gt=0))).values(
+            *SUMMARY_FIELDS, "backordered")
 
 
 def render_summary(row: dict[str, Any]) -> dict[str, Any]:
@@ -110,13 +117,15 @@ def item_rows(order_ids: Iterable[uuid.UUID]) -> QuerySet:
     in the same query."""
     queue = Backorder.objects.filter(reference_id=OuterRef("order_id"), line_id=OuterRef("id"))
     return (OrderItem.objects.filter(order_id__in=list(order_ids))
-            .annotate(quantity_backordered=Coalesce(Subquery(queue.values("quantity_waiting")[:1]), 0),
+            .annotate(quantity_backordered=Coalesce(Subquery(queue.values("quantity_waiting")[:1]),
+                                                    0),
                       backorder_allocated=Coalesce(Subquery(queue.values(
                           allocated=F("quantity") - F("quantity_waiting"))[:1]), 0))
             .values(*ITEM_FIELDS, "quantity_backordered", "backorder_allocated"))
 
 
-def render_item(row: dict[str, Any], currency: str, backordered: int | None = None) -> dict[str, Any]:
+def render_item(row: dict[str, Any], currency: str, backordered: int | None = None) -> dict[str,
+                                                                                            Any]:
     for name in ITEM_MONEY:
         row[name] = money_str(row[name], currency)
     row["taxes"] = _render_taxes(row["taxes"], currency)
@@ -146,7 +155,8 @@ def items_by_order(currencies: Mapping[uuid.UUID, str]) -> dict[uuid.UUID, list[
     return grouped
 
 
-def render_summaries(rows: Iterable[dict[str, Any]], *, include_items: bool = False) -> list[dict[str, Any]]:
+def render_summaries(rows: Iterable[dict[str, Any]], *,
+                     include_items: bool = False) -> list[dict[str, Any]]:
     items = [render_summary(row) for row in rows]
     if include_items and items:
         grouped = items_by_order({row["id"]: row["currency"] for row in items})
@@ -208,7 +218,8 @@ def render_created(created: CreatedOrder) -> dict[str, Any]:
     return render_order(created.order, created.customer,
                         items=[fields_of(item, ITEM_FIELDS) for item in items],
                         events=[fields_of(event, EVENT_FIELDS) for event in created.events],
-                        shipping_lines=[fields_of(line, SHIPPING_FIELDS) for line in created.shipping_lines],
+                        shipping_lines=[fields_of(line, SHIPPING_FIELDS)
+                                        for line in created.shipping_lines],
                         backordered=created.backordered)
 
 
@@ -219,8 +230,8 @@ def _load_detail(order_id: uuid.UUID) -> dict[str, Any] | None:
     order = (
         Order.objects.select_related("customer")
         .filter(id=order_id)
-        .only(*SUMMARY_FIELDS, "shipping_address", "billing_address", "notes", "metadata", "discounts",
-              "taxes_included",
+        .only(*SUMMARY_FIELDS, "shipping_address", "billing_address", "notes", "metadata",
+              "discounts", "taxes_included",
               "customer__id", "customer__email", "customer__first_name", "customer__last_name")
         .first()
     )
@@ -229,22 +240,27 @@ def _load_detail(order_id: uuid.UUID) -> dict[str, Any] | None:
     items = list(item_rows([order.id]).order_by("sku", "id"))
     events = (OrderEvent.objects.filter(order_id=order.id, order_created_at=order.created_at)
               .order_by("created_at", "id").values(*EVENT_FIELDS))
-    shipping = ShippingLine.objects.filter(order_id=order.id).order_by("id").values(*SHIPPING_FIELDS)
+    shipping = ShippingLine.objects.filter(order_id=order.id).order_by("id").values(
+        *SHIPPING_FIELDS)
     payments = order_payments(order)
     sections = {name: loader(order.id) for name, loader in _sections.items()}
     timeline = list(events)
     if any(row["backorder_allocated"] for row in items):
-        timeline = sorted([*timeline, *allocation_events(order.id)], key=lambda e: (e["created_at"], str(e["id"])))
+        timeline = sorted([*timeline, *allocation_events(order.id)],
+                          key=lambda e: (e["created_at"], str(e["id"])))
     return render_order(order, order.customer, items, timeline, shipping, payments, sections)
 
 
 def allocation_events(order_id: uuid.UUID) -> list[dict[str, Any]]:
     """The ``backorder_allocated`` entries of an order's timeline: each reservation the inventory
     app made from arriving stock for one of its waiting lines."""
-    return [{"id": row["id"], "kind": OrderEvent.Kind.BACKORDER_ALLOCATED, "from_status": "", "to_status": "",
-             "message": f"{row['quantity']} × {row['backorder__sku']} allocated from arriving stock.",
+    return [{"id": row["id"], "kind": OrderEvent.Kind.BACKORDER_ALLOCATED, "from_status": "",
+             "to_status": "",
+             "message": f"{row['quantity']} × {row['backorder__sku']} allocated from arriving "
+                        "stock.",
              "data": {"order_item_id": str(row["backorder__line_id"]), "quantity": row["quantity"],
-                      "reservation_id": str(row["id"]), "location_id": str(row["inventory_item__location_id"])},
+                      "reservation_id": str(row["id"]),
+                      "location_id": str(row["inventory_item__location_id"])},
              "actor": "system:backorders", "created_at": row["created_at"]}
             for row in inventory_selectors.backorder_allocations(order_id)]
 
@@ -254,7 +270,8 @@ def order_payment_rows(order_id: uuid.UUID) -> QuerySet:
     order = Order.objects.filter(id=order_id).only("id", "created_at").first()
     if order is None:
         raise NotFound("No such order.", code="order_not_found")
-    return Payment.objects.filter(order_id=order.id, order_created_at=order.created_at).values(*PAYMENT_FIELDS)
+    return Payment.objects.filter(order_id=order.id,
+                                  order_created_at=order.created_at).values(*PAYMENT_FIELDS)
 
 
 def order_payments(order: Order) -> QuerySet:
@@ -266,7 +283,8 @@ def order_payments(order: Order) -> QuerySet:
 def order_detail(order_id: uuid.UUID) -> dict[str, Any]:
     """The cached full order (``[cache.entities] orders`` TTL, dropped after every write, and stale
     once its backorder queue moves — allocation happens in the inventory app)."""
-    data = order_cache.get_or_load(order_cache.key("detail", order_id), lambda: _load_detail(order_id),
+    data = order_cache.get_or_load(order_cache.key("detail", order_id),
+                                   lambda: _load_detail(order_id),
                                    depends_on=inventory_selectors.backorder_version_key(order_id))
     if data is None:
         raise NotFound("No such order.", code="order_not_found")
@@ -283,24 +301,30 @@ def customer_orders_page(customer_id: uuid.UUID, params: ListParams) -> dict[str
         queryset = order_summaries(order_filter(customer_id=customer_id, **params.filters))
         return paginate(queryset, params, render_summaries).as_dict()
 
-    key = order_cache.group_key(f"customer:{customer_id}", "page", hashlib.sha1(repr(params).encode()).hexdigest())
-    page = order_cache.get_or_load(key, load, depends_on=inventory_selectors.backorder_version_key())
+    key = order_cache.group_key(f"customer:{customer_id}", "page",
+                                hashlib.sha1(repr(params).encode()).hexdigest())
+    page = order_cache.get_or_load(key, load,
+                                   depends_on=inventory_selectors.backorder_version_key())
     if page is None:
         raise NotFound("No such customer.", code="customer_not_found")
     return page
 
 
 def order_id_by_number(number: str) -> uuid.UUID:
-    order_id = Order.objects.filter(order_number=number.strip().upper()).values_list("id", flat=True).first()
+    order_id = Order.objects.filter(order_number=number.strip().upper()).values_list("id",
+                                                                                     flat=True).first()
     if order_id is None:
         raise NotFound("No order has this number.", code="order_not_found")
     return order_id
 
 
-def order_events(order_id: uuid.UUID) -> QuerySet:
+def order_events(order_id: uuid.UUID) -> QuerySet[OrderEvent, dict[str, Any]]:
     if not Order.objects.filter(id=order_id).exists():
         raise NotFound("No such order.", code="order_not_found")
-    return OrderEvent.objects.filter(order_id=order_id).values(*EVENT_FIELDS)
+    values: QuerySet[OrderEvent,
+                     dict[str,
+                          Any]] = OrderEvent.objects.filter(order_id=order_id).values(*EVENT_FIELDS)
+    return values
 
 
 def orders_today() -> dict[str, Any]:
@@ -313,15 +337,17 @@ def orders_today() -> dict[str, Any]:
         .values("currency").annotate(total=Sum("total_amount")).order_by("currency")
     )
     return {"count": today.aggregate(n=Count("id"))["n"],
-            "revenue": [{**row, "total": money_str(row["total"], row["currency"])} for row in revenue]}
+            "revenue": [{**row, "total": money_str(row["total"], row["currency"])}
+                        for row in revenue]}
 
 
 CSV_COLUMNS = ("order_number", "id", "created_at", "status", "payment_status", "fulfillment_status",
-               "customer_id", "customer_email", "currency", "subtotal", "tax_total", "shipping_total",
-               "discount_total", "total_amount")
+               "customer_id", "customer_email", "currency", "subtotal", "tax_total",
+               "shipping_total", "discount_total", "total_amount")
 
 
-def order_export_rows(queryset: QuerySet[Order], *, chunk_size: int = 2000) -> Iterator[tuple[Any, ...]]:
+def order_export_rows(queryset: QuerySet[Order], *,
+                      chunk_size: int = 2000) -> Iterator[tuple[Any, ...]]:
     """Every matching order, newest first, fetched in keyset chunks: memory stays constant however
     many orders match, and no cursor is held open between chunks."""
     sort = Sort(field="created_at", descending=True)

@@ -1,6 +1,7 @@
 """Every durable write to orders (SPEC §4.4): each call is one transaction that locks the order
-row first (``orders.locks``). What runs under that lock — the timeline, the status machine, payments,
-the callbacks of fulfillment and returns — is ``orders.under_lock``; prices, discounts and taxes are
+row first (``orders.locks``). What runs under that lock — the timeline, the status machine,
+payments, the callbacks of fulfillment and returns — is ``orders.under_lock``; prices, discounts and
+taxes are
 ``orders.pricing``. Stock is reached only through ``inventory.services``. Cancelling is a use case
 of the fulfillment app (it also cancels the order's pending shipments):
 ``fulfillment.services.order_cancel``."""
@@ -91,16 +92,18 @@ class DiscountInput:
     description: str = ""
 
 
-# --- the lines: products, prices, currency ---------------------------------------------------------
+# --- the lines: products, prices, currency --------------------------------------------------------
 
 
 def _products(lines: Sequence[OrderLineInput]) -> list[Product]:
     """The active product each line names, through the catalog's selectors (one query each for ids
     and for SKUs); a line naming both must name the same product."""
     if not lines:
-        raise ValidationFailed("An order needs at least one item.", details={"items": ["This list may not be empty."]})
+        raise ValidationFailed("An order needs at least one item.",
+                               details={"items": ["This list may not be empty."]})
     if len(lines) > MAX_LINES:
-        raise ValidationFailed(f"An order has at most {MAX_LINES} items.", details={"items": [f"At most {MAX_LINES}."]})
+        raise ValidationFailed(f"An order has at most {MAX_LINES} items.",
+                               details={"items": [f"At most {MAX_LINES}."]})
     by_id = catalog_selectors.products_by_ids(
         product_ids={line.product_id for line in lines if line.product_id})
     by_sku = catalog_selectors.products_by_skus(
@@ -108,11 +111,13 @@ def _products(lines: Sequence[OrderLineInput]) -> list[Product]:
     products: list[Product] = []
     errors: dict[str, Any] = {}
     for index, line in enumerate(lines):
-        product = by_id.get(line.product_id) if line.product_id else by_sku.get((line.sku or "").upper())
+        product = (by_id.get(line.product_id) if line.product_id
+                   else by_sku.get((line.sku or "").upper()))
         if product is None:
             errors[str(index)] = {"product": ["No such product."]}
         elif line.product_id and line.sku and line.sku.upper() != product.sku.upper():
-            errors[str(index)] = {"sku": [f"product_id {product.id} has SKU {product.sku}, not {line.sku}."]}
+            errors[str(index)] = {
+                "sku": [f"product_id {product.id} has SKU {product.sku}, not {line.sku}."]}
         elif not product.is_active:
             errors[str(index)] = {"product": [f"{product.sku} is not active."]}
         else:
@@ -132,26 +137,33 @@ def _currency(given: str | None, products: Sequence[Product], lines: Sequence[Or
     if given is not None:
         currency = clean_text(given, "currency", 3).upper()
         if not re.fullmatch(r"[A-Z]{3}", currency):
-            raise ValidationFailed("currency must be an ISO 4217 code.", details={"currency": ["Use a code such as USD."]})
+            raise ValidationFailed("currency must be an ISO 4217 code.",
+                                   details={"currency": ["Use a code such as USD."]})
     else:
         currency = products[0].currency
     foreign = {
-        str(index): {"currency": [f"{product.sku} is priced in {product.currency}, the order in {currency}."]}
+        str(index): {
+            "currency": [
+                f"{product.sku} is priced in {product.currency}, the order in {currency}."]}
         for index, (product, line) in enumerate(zip(products, lines, strict=True))
         if product.currency != currency and not (set_prices and line.unit_price is not None)
     }
     if foreign:
         raise ValidationFailed("Items are priced in different currencies.", code="mixed_currency",
-                               details={"currencies": sorted({p.currency for p in products} | {currency}),
+                               details={
+                                   "currencies": sorted(
+                                       {p.currency for p in products} | {currency}),
                                         "items": foreign})
     return currency
 
 
-def _taxes(raw: Sequence[Mapping[str, Any]] | None, currency: str, field: str) -> list[pricing.Tax] | None:
+def _taxes(raw: Sequence[Mapping[str, Any]] | None, currency: str,
+           field: str) -> list[pricing.Tax] | None:
     if raw is None:
         return None
     if len(raw) > MAX_TAXES:
-        raise ValidationFailed(f"At most {MAX_TAXES} taxes.", details={field: [f"At most {MAX_TAXES}."]})
+        raise ValidationFailed(f"At most {MAX_TAXES} taxes.",
+                               details={field: [f"At most {MAX_TAXES}."]})
     taxes = []
     for index, tax in enumerate(raw):
         name = clean_text(tax.get("name"), f"{field}[{index}].name", 64, required=True)
@@ -160,7 +172,8 @@ def _taxes(raw: Sequence[Mapping[str, Any]] | None, currency: str, field: str) -
         except InvalidOperation:
             rate = Decimal(-1)
         if isinstance(tax.get("rate"), bool) or not rate.is_finite() or not 0 <= rate < 1:
-            raise ValidationFailed("A tax rate is a decimal in [0, 1).", details={f"{field}[{index}].rate": ["Use e.g. \"0.08875\"."]})
+            raise ValidationFailed("A tax rate is a decimal in [0, 1).",
+                                   details={f"{field}[{index}].rate": ["Use e.g. \"0.08875\"."]})
         amount = parse_money(tax.get("amount"), currency, f"{field}[{index}].amount")
         taxes.append(pricing.Tax(name=name, rate=rate, amount=amount))
     return taxes
@@ -183,29 +196,39 @@ def _price(lines: Sequence[OrderLineInput], products: Sequence[Product], currenc
             if set_prices:
                 unit = given
             elif given != catalog:
-                mismatches[str(index)] = {"unit_price": [f"The catalog price is {money_str(catalog, currency)}."]}
+                mismatches[str(index)] = {
+                    "unit_price": [f"The catalog price is {money_str(catalog, currency)}."]}
         if line.taxes is not None and not set_prices:
-            raise Forbidden("Only a key with orders:set_prices may send taxes.", code="set_prices_required",
-                            details={"items": {str(index): {"taxes": ["Needs the orders:set_prices scope."]}}})
-        discount = parse_money(line.discount, currency, f"items[{index}].discount") if line.discount is not None else ZERO
+            raise Forbidden("Only a key with orders:set_prices may send taxes.",
+                            code="set_prices_required",
+                            details={
+                                "items": {
+                                    str(index): {"taxes": ["Needs the orders:set_prices scope."]}}})
+        discount = (parse_money(line.discount, currency, f"items[{index}].discount")
+                    if line.discount is not None else ZERO)
         assert unit is not None  # _currency refused a foreign product without a sent price
         priced.append(pricing.LineIn(quantity=line.quantity, unit_price=unit, discount=discount,
                                      taxes=_taxes(line.taxes, currency, f"items[{index}].taxes")))
         list_prices.append(catalog)
     if mismatches:
-        raise ValidationFailed("Prices do not match the catalog.", code="price_mismatch", details={"items": mismatches})
+        raise ValidationFailed("Prices do not match the catalog.", code="price_mismatch",
+                               details={"items": mismatches})
     return priced, list_prices
 
 
-def _shipping(lines: Sequence[ShippingLineInput], currency: str, set_prices: bool) -> list[pricing.ShippingIn]:
+def _shipping(lines: Sequence[ShippingLineInput], currency: str,
+              set_prices: bool) -> list[pricing.ShippingIn]:
     if len(lines) > MAX_SHIPPING_LINES:
         raise ValidationFailed(f"At most {MAX_SHIPPING_LINES} shipping lines.",
                                details={"shipping_lines": [f"At most {MAX_SHIPPING_LINES}."]})
     out = []
     for index, line in enumerate(lines):
         if line.taxes is not None and not set_prices:
-            raise Forbidden("Only a key with orders:set_prices may send taxes.", code="set_prices_required",
-                            details={"shipping_lines": {str(index): {"taxes": ["Needs the orders:set_prices scope."]}}})
+            raise Forbidden("Only a key with orders:set_prices may send taxes.",
+                            code="set_prices_required",
+                            details={
+                                "shipping_lines": {
+                                    str(index): {"taxes": ["Needs the orders:set_prices scope."]}}})
         out.append(pricing.ShippingIn(
             method=clean_text(line.method, f"shipping_lines[{index}].method", 100, required=True),
             amount=parse_money(line.amount, currency, f"shipping_lines[{index}].amount"),
@@ -213,15 +236,19 @@ def _shipping(lines: Sequence[ShippingLineInput], currency: str, set_prices: boo
     return out
 
 
-def _discounts(discounts: Sequence[DiscountInput], currency: str) -> tuple[Decimal, list[dict[str, Any]]]:
+def _discounts(discounts: Sequence[DiscountInput], currency: str) -> tuple[Decimal,
+                                                                           list[dict[str, Any]]]:
     if len(discounts) > MAX_DISCOUNTS:
-        raise ValidationFailed(f"At most {MAX_DISCOUNTS} discounts.", details={"discounts": [f"At most {MAX_DISCOUNTS}."]})
+        raise ValidationFailed(f"At most {MAX_DISCOUNTS} discounts.",
+                               details={"discounts": [f"At most {MAX_DISCOUNTS}."]})
     total, kept = ZERO, []
     for index, discount in enumerate(discounts):
-        amount = parse_money(discount.amount, currency, f"discounts[{index}].amount", allow_zero=False)
+        amount = parse_money(discount.amount, currency, f"discounts[{index}].amount",
+                             allow_zero=False)
         total += amount
         kept.append({"code": clean_text(discount.code, f"discounts[{index}].code", 64),
-                     "description": clean_text(discount.description, f"discounts[{index}].description", 255),
+                     "description": clean_text(discount.description,
+                                               f"discounts[{index}].description", 255),
                      "amount": money_str(amount, currency)})
     return total, kept
 
@@ -251,7 +278,8 @@ def _claim_channel_order(order: Order) -> None:
     first = (ChannelOrder.objects.filter(channel=order.channel, external_id=order.external_id)
              .values_list("order_id", flat=True).first())
     raise Conflict("This channel order exists already.", code="duplicate_order",
-                   details={"order_id": str(first), "channel": order.channel, "external_id": order.external_id})
+                   details={"order_id": str(first), "channel": order.channel,
+                            "external_id": order.external_id})
 
 
 def order_create(
@@ -301,35 +329,48 @@ def order_create(
             currency=order_currency, lines=line_inputs, discounts=discount_total,
             shipping=_shipping(shipping_lines, order_currency, set_prices),
             rules=pricing.TaxRules.for_address(shipping_address))
-        if total_amount is not None and parse_money(total_amount, order_currency, "total_amount") != priced.total_amount:
-            raise ValidationFailed("total_amount does not match the order's lines.", code="total_mismatch",
-                                   details={"expected": money_str(priced.total_amount, order_currency),
-                                            "total_amount": [f"The order totals {money_str(priced.total_amount, order_currency)}."]})
+        if (total_amount is not None
+            and parse_money(total_amount, order_currency, "total_amount") != priced.total_amount):
+            expected = money_str(priced.total_amount, order_currency)
+            raise ValidationFailed("total_amount does not match the order's lines.",
+                                   code="total_mismatch",
+                                   details={"expected": expected,
+                                            "total_amount": [f"The order totals {expected}."]})
 
         order = Order(
-            id=uuid.uuid4(), created_at=timezone.now(), customer_id=customer.id, currency=order_currency,
-            subtotal=priced.subtotal, discount_total=priced.discount_total, shipping_total=priced.shipping_total,
-            tax_total=priced.tax_total, total_amount=priced.total_amount, taxes_included=priced.prices_include_tax,
-            taxes_sent=any(line.taxes is not None for line in items) or any(s.taxes is not None for s in shipping_lines),
+            id=uuid.uuid4(), created_at=timezone.now(), customer_id=customer.id,
+            currency=order_currency,
+            subtotal=priced.subtotal, discount_total=priced.discount_total,
+            shipping_total=priced.shipping_total,
+            tax_total=priced.tax_total, total_amount=priced.total_amount,
+            taxes_included=priced.prices_include_tax,
+            taxes_sent=any(line.taxes is not None for line in items)
+            or any(s.taxes is not None for s in shipping_lines),
             discounts=discount_rows, channel=channel, external_id=external_id,
-            shipping_address=shipping_address, billing_address=billing_address, notes=notes, metadata=metadata or {},
+            shipping_address=shipping_address, billing_address=billing_address, notes=notes,
+            metadata=metadata or {},
         )
         insert_rows([order], returning=("order_number",))
         if external_id:
             _claim_channel_order(order)
         order_items = [
             OrderItem(
-                order_id=order.id, order_created_at=order.created_at, product_id=product.id, sku=product.sku,
-                name=product.name, quantity=line.quantity, unit_price=line.unit_price, list_price=list_price,
-                total_price=line.total_price, line_discount=given.discount, discount_total=line.discount_total,
-                net_total=line.net_total,
+                order_id=order.id, order_created_at=order.created_at, product_id=product.id,
+                sku=product.sku,
+                name=product.name, quantity=line.quantity, unit_price=line.unit_price,
+                list_price=list_price,
+                total_price=line.total_price, line_discount=given.discount,
+                discount_total=line.discount_total, net_total=line.net_total,
                 tax_total=line.tax_total, taxes=[tax.as_dict(order_currency) for tax in line.taxes],
             )
-            for product, line, given, list_price in zip(products, priced.lines, line_inputs, list_prices, strict=True)
+            for product, line, given,
+            list_price in zip(products, priced.lines, line_inputs, list_prices, strict=True)
         ]
         shipping = [
-            ShippingLine(order_id=order.id, order_created_at=order.created_at, method=ship.method, amount=ship.amount,
-                         tax_total=ship.tax_total, taxes=[tax.as_dict(order_currency) for tax in ship.taxes])
+            ShippingLine(order_id=order.id, order_created_at=order.created_at, method=ship.method,
+                         amount=ship.amount,
+                         tax_total=ship.tax_total,
+                         taxes=[tax.as_dict(order_currency) for tax in ship.taxes])
             for ship in priced.shipping
         ]
         total = money_str(order.total_amount, order_currency)
@@ -337,7 +378,9 @@ def order_create(
             event(order, OrderEvent.Kind.CREATED, actor, to_status=order.status,
                   data={"total_amount": total, "items": len(order_items)}),
             event(order, OrderEvent.Kind.RESERVED, actor,
-                  data={"lines": [{"sku": item.sku, "quantity": item.quantity} for item in order_items]}),
+                  data={
+                      "lines": [{"sku": item.sku, "quantity": item.quantity}
+                                for item in order_items]}),
         ]
         insert_rows(order_items)
         if shipping:
@@ -345,28 +388,33 @@ def order_create(
         insert_rows(events)
         webhooks.publish(event_type="order.created", payload={
             **event_ref(order), "customer_id": str(customer.id), "status": order.status,
-            "currency": order.currency, "total_amount": total, "channel": channel, "external_id": external_id,
-            "items": [{"sku": item.sku, "quantity": item.quantity, "unit_price": money_str(item.unit_price, order_currency)}
+            "currency": order.currency, "total_amount": total, "channel": channel,
+            "external_id": external_id,
+            "items": [{"sku": item.sku, "quantity": item.quantity,
+                       "unit_price": money_str(item.unit_price, order_currency)}
                       for item in order_items],
         })
         # Stock last: the inventory row locks are then held only for the reservation's own writes
         # and the commit, which is what bounds throughput on a hot SKU.
         reserved = inventory_services.stock_reserve_for_order(
-            lines=[inventory_services.ReserveLine(product_id=item.product_id, quantity=item.quantity,
-                                                  backorder_line_id=item.id) for item in order_items],
+            lines=[inventory_services.ReserveLine(product_id=item.product_id,
+                                                  quantity=item.quantity,
+                                                  backorder_line_id=item.id)
+                   for item in order_items],
             queue=inventory_services.Queue(order_id=order.id, order_number=order.order_number,
                                            queued_at=order.created_at),
             actor=actor,
         )
         if reserved.backordered:
-            waiting = [{"sku": item.sku, "order_item_id": str(item.id), "quantity": reserved.backordered[item.id]}
+            waiting = [{"sku": item.sku, "order_item_id": str(item.id),
+                        "quantity": reserved.backordered[item.id]}
                        for item in order_items if item.id in reserved.backordered]
             event(order, OrderEvent.Kind.NOTE, actor, message="Backordered: waiting for stock.",
                   data={"backordered": waiting}).save(force_insert=True)
         order_cache.invalidate_group(f"customer:{customer.id}")  # a new id has no detail to drop
         transaction.on_commit(metrics.ORDERS_CREATED.inc)
-    return CreatedOrder(order=order, customer=customer, items=order_items, events=events, shipping_lines=shipping,
-                        backordered=reserved.backordered)
+    return CreatedOrder(order=order, customer=customer, items=order_items, events=events,
+                        shipping_lines=shipping, backordered=reserved.backordered)
 
 
 def _locked(order_id: uuid.UUID, expected_version: int | None) -> Order:
@@ -388,17 +436,19 @@ def order_transition(*, order_id: uuid.UUID, to_status: str, reason: str = "", a
     with transaction.atomic(durable=True):
         order = _locked(order_id, expected_version)
         if to_status == Order.Status.CANCELLED:
-            raise InvalidTransition("Cancel an order with fulfillment.services.order_cancel.", code="use_cancel")
+            raise InvalidTransition("Cancel an order with fulfillment.services.order_cancel.",
+                                    code="use_cancel")
         return order_move(order=order, to_status=to_status, reason=reason, actor=actor)
 
 
 # --- payments (SPEC §4.4.2) ----------------------------------------------------------------------
 
-PAYMENT_ACTS = {"authorize": Kind.AUTHORIZATION, "capture": Kind.CAPTURE, "void": Kind.VOID, "refund": Kind.REFUND}
+PAYMENT_ACTS = {"authorize": Kind.AUTHORIZATION, "capture": Kind.CAPTURE, "void": Kind.VOID,
+                "refund": Kind.REFUND}
 
 
-def payment_record(*, order_id: uuid.UUID, act: str, amount: Decimal | str | None = None, provider: str = "",
-                   reference: str = "", succeeded: bool = True, actor: str = "",
+def payment_record(*, order_id: uuid.UUID, act: str, amount: Decimal | str | None = None,
+                   provider: str = "", reference: str = "", succeeded: bool = True, actor: str = "",
                    expected_version: int | None = None) -> tuple[Payment, Order]:
     """Record what a payment provider did: ``act`` is ``authorize``, ``capture``, ``void`` or
     ``refund``; ``amount`` defaults to the most the act allows. The bounds (authorizations ≤ the
@@ -413,12 +463,14 @@ def payment_record(*, order_id: uuid.UUID, act: str, amount: Decimal | str | Non
     ``payment_exceeds`` (beyond a bound; ``details`` name it), InvalidTransition (capturing or
     authorizing a cancelled or refunded order), PreconditionFailed, NotFound."""
     if act not in PAYMENT_ACTS:
-        raise ValidationFailed("Unknown payment act.", details={"kind": [f"One of: {', '.join(PAYMENT_ACTS)}."]})
+        raise ValidationFailed("Unknown payment act.",
+                               details={"kind": [f"One of: {', '.join(PAYMENT_ACTS)}."]})
     provider = clean_text(provider, "provider", 64)
     reference = clean_text(reference, "reference", 255)
     with transaction.atomic(durable=True):
         order = _locked(order_id, expected_version)
-        payment = payment_record_locked(order=order, kind=PAYMENT_ACTS[act], amount=amount, provider=provider,
+        payment = payment_record_locked(order=order, kind=PAYMENT_ACTS[act], amount=amount,
+                                        provider=provider,
                                         reference=reference, succeeded=succeeded, actor=actor)
     return payment, order
 
@@ -427,34 +479,39 @@ def payment_record(*, order_id: uuid.UUID, act: str, amount: Decimal | str | Non
 _SHORTHAND = {Order.PaymentStatus.AUTHORIZED: "authorize", Order.PaymentStatus.PAID: "capture"}
 
 
-def order_record_payment(*, order_id: uuid.UUID, payment_status: str, reference: str = "", actor: str = "",
-                         expected_version: int | None = None) -> Order:
+def order_record_payment(*, order_id: uuid.UUID, payment_status: str, reference: str = "",
+                         actor: str = "", expected_version: int | None = None) -> Order:
     """``POST /orders/{id}/payment`` (kept for the first wave's clients): ``authorized`` records an
     authorization of the whole total, ``paid`` captures the rest. Raises as :func:`payment_record`,
     and ValidationFailed for another status."""
     if payment_status not in _SHORTHAND:
         raise ValidationFailed("payment_status must be authorized or paid.",
-                               details={"payment_status": ["Use authorized or paid; refunds go through returns."]})
-    _, order = payment_record(order_id=order_id, act=_SHORTHAND[payment_status], reference=reference,
-                              actor=actor, expected_version=expected_version)
+                               details={
+                                   "payment_status": [
+                                       "Use authorized or paid; refunds go through returns."]})
+    _, order = payment_record(order_id=order_id, act=_SHORTHAND[payment_status],
+                              reference=reference, actor=actor, expected_version=expected_version)
     return order
 
 
-def order_update(*, order_id: uuid.UUID, changes: dict[str, Any], expected_version: int | None = None,
-                 actor: str = "") -> Order:
+def order_update(*, order_id: uuid.UUID, changes: dict[str, Any],
+                 expected_version: int | None = None, actor: str = "") -> Order:
     """PATCH: notes, shipping/billing address snapshots, metadata. Compares ``expected_version``
-    (If-Match) under the row lock: 412 when it moved. Writes an ``updated`` event naming the fields."""
+    (If-Match) under the row lock: 412 when it moved. Writes an ``updated`` event naming the
+    fields."""
     changes = writable(changes, {"notes", "shipping_address", "billing_address", "metadata"})
     with transaction.atomic(durable=True):
         order = _locked(order_id, expected_version)
         if changes:
             save(order, changes)
-            event(order, OrderEvent.Kind.UPDATED, actor, data={"fields": sorted(changes)}).save(force_insert=True)
+            event(order, OrderEvent.Kind.UPDATED, actor,
+                  data={"fields": sorted(changes)}).save(force_insert=True)
             invalidate(order, order.customer_id)
     return order
 
 
-def lines_to_add(*, order: Order, lines: Sequence[OrderLineInput], set_prices: bool) -> list[AddedLine]:
+def lines_to_add(*, order: Order, lines: Sequence[OrderLineInput],
+                 set_prices: bool) -> list[AddedLine]:
     """Lines an edit adds to ``order``: active products in the order's currency, priced by the
     catalog or — for a key that may set prices — as sent (``price_mismatch``, ``mixed_currency``,
     ``product_not_found`` as for a new order)."""
@@ -462,8 +519,10 @@ def lines_to_add(*, order: Order, lines: Sequence[OrderLineInput], set_prices: b
         return []
     products = _products(lines)
     _currency(order.currency, products, lines, set_prices)
-    priced, list_prices = _price([OrderLineInput(quantity=line.quantity, product_id=line.product_id, sku=line.sku,
+    priced, list_prices = _price(
+        [OrderLineInput(quantity=line.quantity, product_id=line.product_id, sku=line.sku,
                                                  unit_price=line.unit_price) for line in lines],
                                  products, order.currency, set_prices)
-    return [AddedLine(product=product, quantity=line.quantity, unit_price=line.unit_price, list_price=list_price)
+    return [AddedLine(product=product, quantity=line.quantity, unit_price=line.unit_price,
+                      list_price=list_price)
             for product, line, list_price in zip(products, priced, list_prices, strict=True)]

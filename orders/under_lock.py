@@ -1,12 +1,13 @@
-"""Writes to orders that run under a lock the caller already holds (STYLE.md: "a service that expects
-its caller to hold a lock says so in its module").
+"""Writes to orders that run under a lock the caller already holds (STYLE.md: "a service that
+expects its caller to hold a lock says so in its module").
 
 Every function here expects the order row locked by ``orders.locks.lock_order`` in the caller's
 transaction — the first lock of every write to an order or its children. ``orders.services`` calls
-them after taking that lock itself; ``fulfillment.services`` and ``returns.services`` call them after
-locking the order and then their own rows (the global order: ``stateset/locking.py``). Each one writes
-the order's timeline, moves statuses through ``TRANSITIONS``, bumps the order's version (its detail
-embeds shipments and returns, so its ETag must move) and drops its cached detail after commit.
+them after taking that lock itself; ``fulfillment.services`` and ``returns.services`` call them
+after locking the order and then their own rows (the global order: ``stateset/locking.py``). Each
+one writes the order's timeline, moves statuses through ``TRANSITIONS``, bumps the order's version
+(its detail embeds shipments and returns, so its ETag must move) and drops its cached detail after
+commit.
 """
 
 from __future__ import annotations
@@ -39,14 +40,16 @@ TRANSITIONS: dict[str, frozenset[str]] = {
     Order.Status.CANCELLED: frozenset({"refunded"}),
     Order.Status.REFUNDED: frozenset(),
 }
-PAID = frozenset({Order.PaymentStatus.PAID, Order.PaymentStatus.PARTIALLY_PAID, Order.PaymentStatus.PARTIALLY_REFUNDED})
+PAID = frozenset({Order.PaymentStatus.PAID, Order.PaymentStatus.PARTIALLY_PAID,
+                  Order.PaymentStatus.PARTIALLY_REFUNDED})
 
 
 # --- the timeline, the outbox, the version -------------------------------------------------------
 
 
 def invalidate(order: Order | uuid.UUID, customer_id: uuid.UUID | None = None) -> None:
-    """Drop the order's cached detail (and its customer's cached order pages) now and after commit."""
+    """Drop the order's cached detail (and its customer's cached order pages) now and after
+    commit."""
     order_id = order.id if isinstance(order, Order) else order
     order_cache.invalidate(order_cache.key("detail", order_id))
     if customer_id is not None:
@@ -55,7 +58,8 @@ def invalidate(order: Order | uuid.UUID, customer_id: uuid.UUID | None = None) -
 
 def event(order: Order, kind: str, actor: str, **fields: Any) -> OrderEvent:
     """A timeline row of ``order`` (not saved)."""
-    return OrderEvent(order_id=order.id, order_created_at=order.created_at, kind=kind, actor=actor, **fields)
+    return OrderEvent(order_id=order.id, order_created_at=order.created_at, kind=kind, actor=actor,
+                      **fields)
 
 
 def event_ref(order: Order) -> dict[str, Any]:
@@ -64,7 +68,8 @@ def event_ref(order: Order) -> dict[str, Any]:
 
 
 def publish_status_change(order: Order, from_status: str, to_status: str, reason: str) -> None:
-    payload = {**event_ref(order), "from_status": from_status, "to_status": to_status, "reason": reason}
+    payload = {**event_ref(order), "from_status": from_status, "to_status": to_status,
+               "reason": reason}
     webhooks.publish(event_type="order.status_changed", payload=payload)
     if to_status == Order.Status.CANCELLED:
         webhooks.publish(event_type="order.cancelled", payload=payload)
@@ -75,8 +80,8 @@ def save(order: Order, updates: dict[str, Any]) -> None:
     save_versioned(order, updates, where={"created_at": order.created_at})
 
 
-def _add_units(order: Order, quantities: dict[uuid.UUID, int], *, counter: str, ceiling: str, code: str,
-               message: str) -> None:
+def _add_units(order: Order, quantities: dict[uuid.UUID, int], *, counter: str, ceiling: str,
+               code: str, message: str) -> None:
     """``counter += n`` per item of ``order`` (item id → n), in primary-key order, each UPDATE
     guarded so ``counter`` never passes ``ceiling``; InvalidTransition ``code`` naming the item when
     a guard says no (the caller's transaction then rolls back)."""
@@ -87,10 +92,11 @@ def _add_units(order: Order, quantities: dict[uuid.UUID, int], *, counter: str, 
             id=item_id, order_id=order.id, **{f"{ceiling}__gte": F(counter) + quantity},
         ).update(**{counter: F(counter) + quantity})
         if not changed:
-            raise InvalidTransition(message, code=code, details={"order_item_id": str(item_id), "quantity": quantity})
+            raise InvalidTransition(message, code=code,
+                                    details={"order_item_id": str(item_id), "quantity": quantity})
 
 
-# --- the status machine ----------------------------------------------------------------------------
+# --- the status machine ---------------------------------------------------------------------------
 
 
 def order_check_transition(order: Order, to_status: str) -> None:
@@ -117,7 +123,8 @@ def order_move(*, order: Order, to_status: str, reason: str = "", actor: str = "
     events = [event(order, OrderEvent.Kind.STATUS_CHANGED, actor, from_status=current,
                     to_status=to_status, message=reason)]
     if to_status == Order.Status.CANCELLED:
-        released = inventory_services.stock_release(reference_type="order", reference_id=str(order.id),
+        released = inventory_services.stock_release(reference_type="order",
+                                                    reference_id=str(order.id),
                                                     actor=actor, reason=reason or "order cancelled")
         events.append(event(order, OrderEvent.Kind.RELEASED, actor,
                             data={"reservations": [str(r.id) for r in released]}))
@@ -128,11 +135,11 @@ def order_move(*, order: Order, to_status: str, reason: str = "", actor: str = "
     return order
 
 
-# --- returns (SPEC §4.6): called by ``returns.services`` under the order lock ----------------------
+# --- returns (SPEC §4.6): called by ``returns.services`` under the order lock ---------------------
 
 
-def order_return_changed(*, order: Order, actor: str = "", kind: str | None = None, message: str = "",
-                         data: dict[str, Any] | None = None) -> None:
+def order_return_changed(*, order: Order, actor: str = "", kind: str | None = None,
+                         message: str = "", data: dict[str, Any] | None = None) -> None:
     """A return of ``order`` was written: timeline event ``kind`` (e.g. ``return_requested``) when
     given, version bump, cache invalidation."""
     if kind is not None:
@@ -161,11 +168,12 @@ def order_refund(*, order: Order, amount: Decimal, actor: str = "", reference: s
     if totals.refundable <= 0:
         raise InvalidTransition("Only a paid order can be refunded.", code="order_not_paid",
                                 details={"payment_status": order.payment_status})
-    return payment_record_locked(order=order, kind=Payment.Kind.REFUND, amount=min(amount, totals.refundable),
+    return payment_record_locked(order=order, kind=Payment.Kind.REFUND,
+                                 amount=min(amount, totals.refundable),
                                  reference=reference, actor=actor, data=data)
 
 
-# --- payments (SPEC §4.4.2): called by ``orders.services.payment_record`` and by returns ------------
+# --- payments (SPEC §4.4.2): called by ``orders.services.payment_record`` and by returns ----------
 
 
 @dataclass(frozen=True)
@@ -192,7 +200,8 @@ class PaymentTotals:
         if kind == Payment.Kind.AUTHORIZATION:
             return max(self.total - max(self.authorized - self.voided, self.captured), ZERO)
         if kind == Payment.Kind.CAPTURE:
-            return self.open_authorization if self.authorized - self.voided > 0 else max(self.total - self.captured, ZERO)
+            return (self.open_authorization if self.authorized - self.voided > 0
+                    else max(self.total - self.captured, ZERO))
         if kind == Payment.Kind.VOID:
             return self.open_authorization
         return self.refundable
@@ -200,9 +209,11 @@ class PaymentTotals:
     def status(self) -> str:
         """``payment_status`` as SPEC §4.4.2 derives it."""
         if self.refunded > 0:
-            return Order.PaymentStatus.REFUNDED if self.refunded >= self.captured else Order.PaymentStatus.PARTIALLY_REFUNDED
+            return (Order.PaymentStatus.REFUNDED if self.refunded >= self.captured
+                    else Order.PaymentStatus.PARTIALLY_REFUNDED)
         if self.captured > 0:
-            return Order.PaymentStatus.PAID if self.captured >= self.total else Order.PaymentStatus.PARTIALLY_PAID
+            return (Order.PaymentStatus.PAID if self.captured >= self.total
+                    else Order.PaymentStatus.PARTIALLY_PAID)
         if self.authorized - self.voided > 0:
             return Order.PaymentStatus.AUTHORIZED
         return Order.PaymentStatus.PENDING
@@ -212,13 +223,17 @@ def payment_totals(order: Order) -> PaymentTotals:
     """One query over the order's payments (read under the order lock, so they cannot move)."""
     sums = dict(Payment.objects.filter(order_id=order.id, order_created_at=order.created_at,
                                        status=Payment.Status.SUCCEEDED)
-                .values("kind").annotate(total=Sum("amount")).order_by().values_list("kind", "total"))
-    return PaymentTotals(total=order.total_amount, authorized=sums.get(Payment.Kind.AUTHORIZATION, ZERO),
-                         captured=sums.get(Payment.Kind.CAPTURE, ZERO), refunded=sums.get(Payment.Kind.REFUND, ZERO),
+                .values("kind").annotate(total=Sum("amount")).order_by().values_list("kind",
+                                                                                     "total"))
+    return PaymentTotals(total=order.total_amount,
+                         authorized=sums.get(Payment.Kind.AUTHORIZATION, ZERO),
+                         captured=sums.get(Payment.Kind.CAPTURE, ZERO),
+                         refunded=sums.get(Payment.Kind.REFUND, ZERO),
                          voided=sums.get(Payment.Kind.VOID, ZERO))
 
 
-def payment_record_locked(*, order: Order, kind: str, amount: Decimal | str | None = None, provider: str = "",
+def payment_record_locked(*, order: Order, kind: str, amount: Decimal | str | None = None,
+                          provider: str = "",
                           reference: str = "", succeeded: bool = True, actor: str = "",
                           data: dict[str, Any] | None = None) -> Payment:
     """Append a payment of the locked ``order`` within its bounds (:class:`PaymentTotals`), derive
@@ -229,19 +244,26 @@ def payment_record_locked(*, order: Order, kind: str, amount: Decimal | str | No
     ValidationFailed (bad amount)."""
     if kind in (Payment.Kind.AUTHORIZATION, Payment.Kind.CAPTURE) and order.status in (
             Order.Status.CANCELLED, Order.Status.REFUNDED):
-        raise InvalidTransition(f"A {order.status} order takes no new {kind}.", code=f"order_{order.status}",
+        raise InvalidTransition(f"A {order.status} order takes no new {kind}.",
+                                code=f"order_{order.status}",
                                 details={"status": order.status, "kind": kind})
     totals = payment_totals(order)
     allowed = totals.limit(kind)
-    wanted = allowed if amount is None else parse_money(amount, order.currency, "amount", allow_zero=False)
+    wanted = (allowed if amount is None
+              else parse_money(amount, order.currency, "amount", allow_zero=False))
     if kind == Payment.Kind.VOID and amount is not None and wanted != allowed:
         raise ValidationFailed("A void cancels the whole uncaptured rest.",
-                               details={"amount": [f"Leave it out, or give {money_str(allowed, order.currency)}."]})
+                               details={
+                                   "amount": [
+                                       "Leave it out, or give "
+                                       f"{money_str(allowed, order.currency)}."]})
     if wanted <= 0 or wanted > allowed:
-        raise Conflict(f"This {kind} exceeds what the order allows.", code="payment_exceeds", details={
+        raise Conflict(f"This {kind} exceeds what the order allows.", code="payment_exceeds",
+                       details={
             "kind": kind, "requested": money_str(wanted, order.currency),
             "allowed": money_str(allowed, order.currency)})
-    payment = Payment(order_id=order.id, order_created_at=order.created_at, kind=kind, amount=wanted,
+    payment = Payment(order_id=order.id, order_created_at=order.created_at, kind=kind,
+                      amount=wanted,
                       currency=order.currency, provider=provider, reference=reference, actor=actor,
                       status=Payment.Status.SUCCEEDED if succeeded else Payment.Status.FAILED)
     insert_rows([payment])
@@ -249,15 +271,18 @@ def payment_record_locked(*, order: Order, kind: str, amount: Decimal | str | No
     if succeeded:
         after = PaymentTotals(total=totals.total, **{
             name: getattr(totals, name) + (wanted if kind == own else ZERO)
-            for name, own in (("authorized", Payment.Kind.AUTHORIZATION), ("captured", Payment.Kind.CAPTURE),
+            for name,
+            own in (("authorized", Payment.Kind.AUTHORIZATION), ("captured", Payment.Kind.CAPTURE),
                               ("refunded", Payment.Kind.REFUND), ("voided", Payment.Kind.VOID))})
     from_status, status = order.status, order.status
     updates: dict[str, Any] = {"payment_status": after.status()}
-    kind_of_event = OrderEvent.Kind.REFUNDED if kind == Payment.Kind.REFUND and succeeded else OrderEvent.Kind.PAYMENT
+    kind_of_event = (OrderEvent.Kind.REFUNDED if kind == Payment.Kind.REFUND and succeeded
+                     else OrderEvent.Kind.PAYMENT)
     events = [event(order, kind_of_event, actor,
                     message=f"{kind} of {money_str(wanted, order.currency)} {order.currency}"
                             + ("" if succeeded else " failed"),
-                    data={"payment_id": str(payment.id), "kind": kind, "amount": money_str(wanted, order.currency),
+                    data={"payment_id": str(payment.id), "kind": kind,
+                          "amount": money_str(wanted, order.currency),
                           "status": payment.status, "payment_status": updates["payment_status"],
                           "reference": reference, **(data or {})})]
     if (succeeded and kind == Payment.Kind.REFUND and after.refunded >= after.captured
@@ -277,7 +302,7 @@ def payment_record_locked(*, order: Order, kind: str, amount: Decimal | str | No
     return payment
 
 
-# --- fulfillment (SPEC §4.5): called by ``fulfillment.services`` under the order lock --------------
+# --- fulfillment (SPEC §4.5): called by ``fulfillment.services`` under the order lock -------------
 
 FULFILLABLE = frozenset({Order.Status.PENDING, Order.Status.CONFIRMED, Order.Status.PROCESSING})
 
@@ -288,8 +313,10 @@ def order_check_fulfillable(order: Order) -> None:
     (shipped or delivered: nothing is left to ship)."""
     if order.status in FULFILLABLE:
         return
-    code = {Order.Status.ON_HOLD: "order_on_hold", Order.Status.CANCELLED: "order_cancelled",
-            Order.Status.REFUNDED: "order_cancelled"}.get(order.status, "order_fulfilled")
+    codes: dict[str, str] = {Order.Status.ON_HOLD: "order_on_hold",
+                             Order.Status.CANCELLED: "order_cancelled",
+                             Order.Status.REFUNDED: "order_cancelled"}
+    code = codes.get(order.status, "order_fulfilled")
     raise InvalidTransition(f"The order is {order.status}; it cannot be shipped.", code=code,
                             details={"order_id": str(order.id), "status": order.status})
 
@@ -337,7 +364,8 @@ def order_units_shipped(*, order: Order, quantities: dict[uuid.UUID, int], shipm
     order_check_fulfillable(order)
     _add_units(order, quantities, counter="quantity_fulfilled", ceiling="quantity",
                code="exceeds_unfulfilled", message="More units than the order has left to ship.")
-    done = not OrderItem.objects.filter(order_id=order.id, quantity_fulfilled__lt=F("quantity")).exists()
+    done = not OrderItem.objects.filter(order_id=order.id,
+                                        quantity_fulfilled__lt=F("quantity")).exists()
     updates: dict[str, Any] = {"fulfillment_status": Order.FulfillmentStatus.FULFILLED if done
                                else Order.FulfillmentStatus.PARTIALLY_FULFILLED}
     events = [event(order, OrderEvent.Kind.SHIPPED, actor, data={
@@ -357,26 +385,31 @@ def order_shipment_delivered(*, order: Order, shipment_id: uuid.UUID, all_delive
     non-cancelled shipment of a fulfilled order is delivered (``all_delivered``) the order moves to
     ``delivered`` if the machine allows it from where it is (an order on hold stays on hold)."""
     updates: dict[str, Any] = {}
-    events = [event(order, OrderEvent.Kind.DELIVERED, actor, data={"shipment_id": str(shipment_id)})]
+    events = [event(order, OrderEvent.Kind.DELIVERED, actor,
+                    data={"shipment_id": str(shipment_id)})]
     if all_delivered and order.fulfillment_status == Order.FulfillmentStatus.FULFILLED:
-        _fulfilment_move(order, Order.Status.DELIVERED, actor, updates, events, "every shipment delivered")
+        _fulfilment_move(order, Order.Status.DELIVERED, actor, updates, events,
+                         "every shipment delivered")
     _fulfilment_write(order, updates, events)
     return order
 
 
-def order_shipment_changed(*, order: Order, shipment_id: uuid.UUID, note: str = "", actor: str = "") -> Order:
+def order_shipment_changed(*, order: Order, shipment_id: uuid.UUID, note: str = "",
+                           actor: str = "") -> Order:
     """A shipment of the locked ``order`` changed without moving the order (cancelled, new tracking
     number): the order detail shows its shipments, so the version is bumped and the cache dropped;
     ``note`` (when given) goes on the timeline."""
-    events = [event(order, OrderEvent.Kind.NOTE, actor, message=note, data={"shipment_id": str(shipment_id)})] \
+    events = [event(order, OrderEvent.Kind.NOTE, actor, message=note,
+                    data={"shipment_id": str(shipment_id)})] \
         if note else []
     _fulfilment_write(order, {}, events)
     return order
 
 
-# --- edits (SPEC §4.4.3): called by ``fulfillment.services.order_edit`` under the order lock ---------
+# --- edits (SPEC §4.4.3): called by ``fulfillment.services.order_edit`` under the order lock ------
 
-EDITABLE = frozenset({Order.Status.PENDING, Order.Status.CONFIRMED, Order.Status.PROCESSING, Order.Status.ON_HOLD})
+EDITABLE = frozenset({Order.Status.PENDING, Order.Status.CONFIRMED, Order.Status.PROCESSING,
+                      Order.Status.ON_HOLD})
 
 
 @dataclass(frozen=True)
@@ -406,7 +439,8 @@ def order_edit_locked(*, order: Order, add: Sequence[AddedLine], change: Mapping
     timeline event with before and after; ``order.updated``. Raises InvalidTransition
     (``order_not_editable``), ValidationFailed, InsufficientStock."""
     if order.status not in EDITABLE:
-        raise InvalidTransition(f"A {order.status} order cannot be edited.", code="order_not_editable",
+        raise InvalidTransition(f"A {order.status} order cannot be edited.",
+                                code="order_not_editable",
                                 details={"status": order.status, "editable": sorted(EDITABLE)})
     items = list(OrderItem.objects.filter(order_id=order.id).order_by("sku", "id"))
     by_id = {item.id: item for item in items}
@@ -415,14 +449,16 @@ def order_edit_locked(*, order: Order, add: Sequence[AddedLine], change: Mapping
         if item_id not in by_id:
             errors[str(item_id)] = ["Not a line of this order."]
     if errors:
-        raise ValidationFailed("Some lines are not part of this order.", code="order_item_not_found",
-                               details={"lines": errors})
+        raise ValidationFailed("Some lines are not part of this order.",
+                               code="order_item_not_found", details={"lines": errors})
     for item_id, quantity in [*change.items(), *((i, 0) for i in remove)]:
         item = by_id[item_id]
         floor = item.quantity_fulfilled + claimed.get(item_id, 0)
         if quantity < floor or (quantity == 0 and floor):
-            errors[str(item_id)] = {"quantity": [f"At least {floor}: shipped or in a pending shipment."],
-                                    "shipped": item.quantity_fulfilled, "in_pending_shipments": claimed.get(item_id, 0)}
+            errors[str(item_id)] = {
+                "quantity": [f"At least {floor}: shipped or in a pending shipment."],
+                                    "shipped": item.quantity_fulfilled,
+                "in_pending_shipments": claimed.get(item_id, 0)}
     if errors:
         raise ValidationFailed("A line cannot drop below what has shipped or is being shipped.",
                                code="below_fulfilled", details={"lines": errors})
@@ -434,7 +470,8 @@ def order_edit_locked(*, order: Order, add: Sequence[AddedLine], change: Mapping
         item.quantity = change.get(item.id, item.quantity)
     added = [OrderItem(id=uuid.uuid4(), order_id=order.id, order_created_at=order.created_at,
                        product_id=line.product.id, sku=line.product.sku, name=line.product.name,
-                       quantity=line.quantity, unit_price=line.unit_price, list_price=line.list_price)
+                       quantity=line.quantity, unit_price=line.unit_price,
+                       list_price=line.list_price)
              for line in add]
     lines = [*kept, *added]
     if not lines:
@@ -444,17 +481,21 @@ def order_edit_locked(*, order: Order, add: Sequence[AddedLine], change: Mapping
     # Order items before stock (the global lock order): write the lines, then move the stock.
     if remove:
         OrderItem.objects.filter(id__in=list(remove), order_id=order.id).delete()
-    OrderItem.objects.bulk_update(kept, ["quantity", "total_price", "line_discount", "discount_total", "net_total",
+    OrderItem.objects.bulk_update(kept,
+                                  ["quantity", "total_price", "line_discount", "discount_total",
+                                   "net_total",
                                          "tax_total", "taxes"])
     if added:
         insert_rows(added)
     deltas = [inventory_services.LineChange(line_id=item.id, product_id=item.product_id,
-                                            units=item.quantity - item.quantity_fulfilled - old_open.get(item.id, 0))
+                                            units=(item.quantity - item.quantity_fulfilled
+                                                   - old_open.get(item.id, 0)))
               for item in lines]
     deltas += [inventory_services.LineChange(line_id=item_id, product_id=by_id[item_id].product_id,
                                              units=-old_open[item_id]) for item_id in remove]
     inventory_services.stock_rebalance(
-        queue=inventory_services.Queue(order_id=order.id, order_number=order.order_number, queued_at=order.created_at),
+        queue=inventory_services.Queue(order_id=order.id, order_number=order.order_number,
+                                       queued_at=order.created_at),
         changes=[d for d in deltas if d.units], claimed=claimed_at, actor=actor)
     save(order, {"subtotal": order.subtotal, "discount_total": order.discount_total,
                  "shipping_total": order.shipping_total, "tax_total": order.tax_total,
@@ -468,7 +509,8 @@ def order_edit_locked(*, order: Order, add: Sequence[AddedLine], change: Mapping
     return order
 
 
-def _reprice(order: Order, lines: Sequence[OrderItem], old_quantities: Mapping[uuid.UUID, int]) -> None:
+def _reprice(order: Order, lines: Sequence[OrderItem],
+             old_quantities: Mapping[uuid.UUID, int]) -> None:
     """Price the order's lines again after an edit (``orders.pricing``): each line keeps its unit
     price and own discount (capped at its new total), the order discounts are spread again, taxes
     are computed again from the address — or, when the channel sent them, scaled to the new
@@ -486,20 +528,27 @@ def _reprice(order: Order, lines: Sequence[OrderItem], old_quantities: Mapping[u
         inputs.append(pricing.LineIn(quantity=line.quantity, unit_price=line.unit_price,
                                      discount=min(line.line_discount, total), taxes=taxes))
     shipping = [pricing.ShippingIn(method=s.method, amount=s.amount,
-                                   taxes=[pricing.Tax(t["name"], Decimal(t["rate"]), Decimal(t["amount"]))
+                                   taxes=[pricing.Tax(t["name"], Decimal(t["rate"]),
+                                                      Decimal(t["amount"]))
                                           for t in s.taxes] if order.taxes_sent else None)
                 for s in ShippingLine.objects.filter(order_id=order.id).order_by("id")]
     discounts = sum((Decimal(d["amount"]) for d in order.discounts), ZERO)
-    rules = pricing.TaxRules.for_address(order.shipping_address, prices_include_tax=order.taxes_included)
-    priced = pricing.price_order(currency=currency, lines=inputs, discounts=discounts, shipping=shipping, rules=rules)
+    rules = pricing.TaxRules.for_address(order.shipping_address,
+                                         prices_include_tax=order.taxes_included)
+    priced = pricing.price_order(currency=currency, lines=inputs, discounts=discounts,
+                                 shipping=shipping, rules=rules)
     for line, given, result in zip(lines, inputs, priced.lines, strict=True):
         line.total_price, line.line_discount = result.total_price, given.discount
         line.discount_total, line.net_total = result.discount_total, result.net_total
-        line.tax_total, line.taxes = result.tax_total, [tax.as_dict(currency) for tax in result.taxes]
+        line.tax_total, line.taxes = result.tax_total, [tax.as_dict(currency)
+                                                        for tax in result.taxes]
     if not order.taxes_sent:
-        for row, result in zip(ShippingLine.objects.filter(order_id=order.id).order_by("id"), priced.shipping,
-                               strict=True):
+        for row, result in zip(ShippingLine.objects.filter(order_id=order.id).order_by("id"),
+                               priced.shipping, strict=True):
             ShippingLine.objects.filter(id=row.id).update(tax_total=result.tax_total,
-                                                         taxes=[tax.as_dict(currency) for tax in result.taxes])
+                                                         taxes=[tax.as_dict(currency)
+                                                                for tax in result.taxes])
     order.subtotal, order.discount_total = priced.subtotal, priced.discount_total
-    order.shipping_total, order.tax_total, order.total_amount = priced.shipping_total, priced.tax_total, priced.total_amount
+    order.shipping_total, order.tax_total, order.total_amount = (priced.shipping_total,
+                                                                 priced.tax_total,
+                                                                 priced.total_amount)

@@ -7,6 +7,7 @@ router = SimpleRouter(trailing_slash=False)
 router.register("orders", OrderViewSet, basename="order")
 
 urlpatterns = [
-    path("customers/<uuid:customer_id>/orders", CustomerOrdersView.as_view(), name="customer-orders"),
+    path("customers/<uuid:customer_id>/orders", CustomerOrdersView.as_view(),
+         name="customer-orders"),
     *router.urls,
 ]

@@ -39,7 +39,8 @@ class ReturnItemInline(ReadOnlyInline):
 
 @admin.register(Return)
 class ReturnAdmin(admin.ModelAdmin):
-    list_display = ("rma_number", "order_number", "status", "refund_amount", "currency", "created_at")
+    list_display = ("rma_number", "order_number", "status", "refund_amount", "currency",
+                    "created_at")
     list_filter = ("status",)  # return_status_created_idx
     list_select_related = ("order",)
     search_fields = ("rma_number",)  # see get_search_results: RMA or order number, both indexed
@@ -50,15 +51,16 @@ class ReturnAdmin(admin.ModelAdmin):
     ordering = ("-created_at", "-id")
     inlines = [ReturnItemInline]
     actions = ["approve_returns", "receive_returns", "refund_returns"]
-    fields = ("rma_number", "order", "status", "reason", "refund_amount", "currency", "notes", "version",
-              "created_at", "updated_at")
+    fields = ("rma_number", "order", "status", "reason", "refund_amount", "currency", "notes",
+              "version", "created_at", "updated_at")
     readonly_fields = fields  # the services own every field
 
     @admin.display(description="order", ordering="order__order_number")
     def order_number(self, rma: Return) -> str:
         return rma.order.order_number
 
-    def get_search_results(self, request: HttpRequest, queryset: QuerySet[Return], search_term: str):  # type: ignore[no-untyped-def]
+    def get_search_results(self, request: HttpRequest, queryset: QuerySet[Return],
+                           search_term: str) -> tuple[QuerySet[Return], bool]:
         term = search_term.strip().upper()
         if not term:
             return queryset, False
@@ -71,9 +73,10 @@ class ReturnAdmin(admin.ModelAdmin):
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
 
-    def _apply(self, request: HttpRequest, queryset: QuerySet[Return], service: Callable[..., Return],
-               done_as: str) -> None:
-        run_each(self, request, queryset, lambda pk: service(return_id=pk, actor=admin_actor(request),
+    def _apply(self, request: HttpRequest, queryset: QuerySet[Return],
+               service: Callable[..., Return], done_as: str) -> None:
+        run_each(self, request, queryset,
+                 lambda pk: service(return_id=pk, actor=admin_actor(request),
                                                              note="admin action"),
                  label="rma_number", noun="return(s)", done_as=done_as)
 
@@ -81,7 +84,8 @@ class ReturnAdmin(admin.ModelAdmin):
     def approve_returns(self, request: HttpRequest, queryset: QuerySet[Return]) -> None:
         self._apply(request, queryset, services.return_approve, "approved")
 
-    @admin.action(description="Receive selected returns (restocks resellable units)", permissions=["change"])
+    @admin.action(description="Receive selected returns (restocks resellable units)",
+                  permissions=["change"])
     def receive_returns(self, request: HttpRequest, queryset: QuerySet[Return]) -> None:
         self._apply(request, queryset, services.return_receive, "received")
 
@@ -100,7 +104,8 @@ class ReturnItemAdmin(ReadOnlyAdmin):
 
 
 class ReturnInline(ReadOnlyInline):
-    """An order's returns on its page, read-only; each links to its own page (actions live there)."""
+    """An order's returns on its page, read-only; each links to its own page (actions live
+    there)."""
 
     model = Return
     fk_name = "order"

@@ -29,7 +29,8 @@ class ReturnCreateIn(StrictSerializer):
     order_id = serializers.UUIDField()
     reason = TextField(max_length=500, required=False, allow_blank=True, default="")
     notes = TextField(max_length=5000, required=False, allow_blank=True, default="")
-    items = ReturnItemIn(many=True, allow_empty=False, max_length=services.MAX_LINES)
+    items = ReturnItemIn(  # type: ignore[call-arg]  # ListSerializer's max_length: not in the stubs
+        many=True, allow_empty=False, max_length=services.MAX_LINES)
 
 
 class ReturnActionIn(StrictSerializer):
@@ -83,9 +84,10 @@ class ReturnViewSet(ApiViewSet):
 
     @extend_schema(parameters=[ReturnFilters], responses=RETURN_PAGE)
     def list(self, request: Request) -> Response:
-        params = parse_list_params(request.query_params, filters=ReturnFilters, sort_fields=selectors.SORT_FIELDS)
-        return self.list_response(selectors.return_rows(selectors.return_filter(**params.filters)), params,
-                                  render=selectors.render_page)
+        params = parse_list_params(request.query_params, filters=ReturnFilters,
+                                   sort_fields=selectors.SORT_FIELDS)
+        return self.list_response(selectors.return_rows(selectors.return_filter(**params.filters)),
+                                  params, render=selectors.render_page)
 
     @extend_schema(request=ReturnCreateIn, responses={201: ReturnOut})
     def create(self, request: Request) -> Response:
@@ -94,9 +96,11 @@ class ReturnViewSet(ApiViewSet):
             order_id=data["order_id"],
             reason=data["reason"],
             notes=data["notes"],
-            items=[services.ReturnLineInput(order_item_id=item["order_item_id"], quantity=item["quantity"],
+            items=[services.ReturnLineInput(order_item_id=item["order_item_id"],
+                                            quantity=item["quantity"],
                                             condition=item["condition"], restock=item["restock"],
-                                            location_id=item["location_id"]) for item in data["items"]],
+                                            location_id=item["location_id"])
+                   for item in data["items"]],
             actor=actor_of(request),
         )
         body = selectors.return_detail(created.rma.id)
@@ -109,7 +113,8 @@ class ReturnViewSet(ApiViewSet):
 
     def _act(self, request: Request, pk: str, verb: str) -> Response:
         data = validated(ReturnActionIn, request.data or {})
-        rma = services.ACTIONS[verb](return_id=return_id(pk), note=data["note"], actor=actor_of(request),
+        rma = services.ACTIONS[verb](return_id=return_id(pk), note=data["note"],
+                                     actor=actor_of(request),
                                      expected_version=expected_version(request))
         body = selectors.return_detail(rma.id)
         return self.detail_response(body, version=body["version"])

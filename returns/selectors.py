@@ -1,4 +1,5 @@
-"""Every read of returns the API, the admin and the orders app need, with a fixed number of queries."""
+"""Every read of returns the API, the admin and the orders app need, with a fixed number of
+queries."""
 
 from __future__ import annotations
 
@@ -13,11 +14,11 @@ from returns.models import Return, ReturnItem
 from stateset.errors import NotFound
 from stateset.money import money_str
 
-RETURN_FIELDS = ("id", "rma_number", "order_id", "status", "reason", "refund_amount", "currency", "notes",
-                 "version", "created_at", "updated_at")
+RETURN_FIELDS = ("id", "rma_number", "order_id", "status", "reason", "refund_amount", "currency",
+                 "notes", "version", "created_at", "updated_at")
 ITEM_FIELDS = ("id", "rma_id", "order_item_id", "order_item__sku", "order_item__product_id",
-               "order_item__unit_price", "quantity", "condition", "restock", "location_id", "refund_amount",
-               "rma__currency")
+               "order_item__unit_price", "quantity", "condition", "restock", "location_id",
+               "refund_amount", "rma__currency")
 SORT_FIELDS = {"created_at": "created_at", "rma_number": "rma_number"}
 
 
@@ -43,7 +44,8 @@ def render_return(row: dict[str, Any], items: Iterable[dict[str, Any]]) -> dict[
     return data
 
 
-def return_filter(*, order_id: uuid.UUID | None = None, status: str | None = None) -> QuerySet[Return]:
+def return_filter(*, order_id: uuid.UUID | None = None,
+                  status: str | None = None) -> QuerySet[Return]:
     """Returns matching the list filters; each filter leads an index with ``created_at``."""
     queryset = Return.objects.all()
     if order_id:
@@ -53,14 +55,17 @@ def return_filter(*, order_id: uuid.UUID | None = None, status: str | None = Non
     return queryset
 
 
-def return_rows(queryset: QuerySet[Return]) -> QuerySet:
-    return queryset.values(*RETURN_FIELDS)
+def return_rows(queryset: QuerySet[Return]) -> QuerySet[Return, dict[str, Any]]:
+    values: QuerySet[Return, dict[str, Any]] = queryset.values(*RETURN_FIELDS)
+    return values
 
 
 def items_by_return(return_ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, list[dict[str, Any]]]:
     """Items of several returns in one query (joined to their order items for SKU and price)."""
     grouped: dict[uuid.UUID, list[dict[str, Any]]] = defaultdict(list)
-    rows = ReturnItem.objects.filter(rma_id__in=list(return_ids)).order_by("rma_id", "id").values(*ITEM_FIELDS)
+    rows = ReturnItem.objects.filter(rma_id__in=list(return_ids)).order_by("rma_id",
+                                                                           "id").values(
+                                                                               *ITEM_FIELDS)
     for row in rows:
         grouped[row["rma_id"]].append(render_item(row))
     return grouped
@@ -86,11 +91,13 @@ def returns_for_order(order_id: uuid.UUID) -> list[dict[str, Any]]:
     return; a return always has items). For the order detail."""
     rows = (ReturnItem.objects.filter(rma__order_id=order_id)
             .order_by("rma__created_at", "rma_id", "id")
-            .values(*ITEM_FIELDS, *(f"rma__{name}" for name in RETURN_FIELDS if name != "currency")))
+            .values(*ITEM_FIELDS,
+                    *(f"rma__{name}" for name in RETURN_FIELDS if name != "currency")))
     returns: dict[uuid.UUID, dict[str, Any]] = {}
     for row in rows:
         rma_id = row["rma_id"]
         if rma_id not in returns:
-            returns[rma_id] = render_return({name: row[f"rma__{name}"] for name in RETURN_FIELDS}, [])
+            returns[rma_id] = render_return({name: row[f"rma__{name}"] for name in RETURN_FIELDS},
+                                            [])
         returns[rma_id]["items"].append(render_item(row))
     return list(returns.values())

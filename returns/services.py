@@ -1,10 +1,11 @@
-"""Every write to returns (SPEC §4.6). Orders rows change only through ``orders.services``; stock only
-through ``inventory.services``.
+"""Every write to returns (SPEC §4.6). Orders rows change only through ``orders.services``; stock
+only through ``inventory.services``.
 
 Every service here runs in one durable transaction and takes its locks in one global order: the
-order row first, then the return row (``returns.locks``), then order items and inventory rows (each by primary key, inside the functions that change them). Holding the order lock
-serialises every return write of one order, which is what keeps two concurrent requests for the same
-units from both succeeding.
+order row first, then the return row (``returns.locks``), then order items and inventory rows (each
+by primary key, inside the functions that change them). Holding the order lock serialises every
+return write of one order, which is what keeps two concurrent requests for the same units from both
+succeeding.
 """
 
 from __future__ import annotations
@@ -54,7 +55,8 @@ TRANSITIONS: dict[str, frozenset[str]] = {
 }
 # Returns whose units count against what may still be returned (rejected and cancelled ones give
 # their units back).
-HOLDING = frozenset({Status.REQUESTED, Status.APPROVED, Status.RECEIVED, Status.REFUNDED, Status.CLOSED})
+HOLDING = frozenset({Status.REQUESTED, Status.APPROVED, Status.RECEIVED, Status.REFUNDED,
+                     Status.CLOSED})
 REFUNDED = frozenset({Status.REFUNDED, Status.CLOSED})
 
 
@@ -97,20 +99,24 @@ def _check_input(items: Sequence[ReturnLineInput], reason: str, notes: str) -> N
             raise ValidationFailed(f"{name} must be text of at most {limit} characters.",
                                    details={name: [f"At most {limit} characters."]})
     if not items:
-        raise ValidationFailed("A return needs at least one item.", details={"items": ["This list may not be empty."]})
+        raise ValidationFailed("A return needs at least one item.",
+                               details={"items": ["This list may not be empty."]})
     if len(items) > MAX_LINES:
-        raise ValidationFailed(f"A return has at most {MAX_LINES} items.", details={"items": [f"At most {MAX_LINES}."]})
+        raise ValidationFailed(f"A return has at most {MAX_LINES} items.",
+                               details={"items": [f"At most {MAX_LINES}."]})
     errors: dict[str, Any] = {}
     seen: set[tuple[uuid.UUID, str]] = set()
     for index, line in enumerate(items):
         problems: dict[str, list[str]] = {}
-        if isinstance(line.quantity, bool) or not isinstance(line.quantity, int) or not 1 <= line.quantity <= MAX_QUANTITY:
+        if (isinstance(line.quantity, bool) or not isinstance(line.quantity, int)
+            or not 1 <= line.quantity <= MAX_QUANTITY):
             problems["quantity"] = [f"Give a whole number from 1 to {MAX_QUANTITY}."]
         if line.condition not in Condition.values:
             problems["condition"] = [f"One of: {', '.join(Condition.values)}."]
         # One order line may come back in several conditions (1 resellable, 1 damaged), each once.
         if (line.order_item_id, line.condition) in seen:
-            problems["order_item_id"] = ["This order item appears twice in this condition; give it once with "
+            problems["order_item_id"] = [
+                "This order item appears twice in this condition; give it once with "
                                          "the total quantity."]
         seen.add((line.order_item_id, line.condition))
         if problems:
@@ -119,17 +125,19 @@ def _check_input(items: Sequence[ReturnLineInput], reason: str, notes: str) -> N
         raise ValidationFailed("Invalid return items.", details={"items": errors})
 
 
-def _held_quantities(order_item_ids: Sequence[uuid.UUID], *, exclude: uuid.UUID | None = None) -> dict[uuid.UUID, int]:
+def _held_quantities(order_item_ids: Sequence[uuid.UUID], *,
+                     exclude: uuid.UUID | None = None) -> dict[uuid.UUID, int]:
     """Units of each order item already in the order's live returns (one query)."""
     rows = ReturnItem.objects.filter(order_item_id__in=order_item_ids, rma__status__in=HOLDING)
     if exclude is not None:
         rows = rows.exclude(rma_id=exclude)
-    totals = rows.values("order_item_id").annotate(total=Sum("quantity")).values_list("order_item_id", "total")
+    totals = rows.values("order_item_id").annotate(total=Sum("quantity")).values_list(
+        "order_item_id", "total")
     return {item_id: int(total) for item_id, total in totals}
 
 
-def return_create(*, order_id: uuid.UUID, items: Sequence[ReturnLineInput], reason: str = "", notes: str = "",
-                  actor: str = "") -> CreatedReturn:
+def return_create(*, order_id: uuid.UUID, items: Sequence[ReturnLineInput], reason: str = "",
+                  notes: str = "", actor: str = "") -> CreatedReturn:
     """Request a return (RMA) of shipped units of an order.
 
     Locks the order row first, so concurrent requests for the same order run one after the other
@@ -152,9 +160,10 @@ def return_create(*, order_id: uuid.UUID, items: Sequence[ReturnLineInput], reas
         unknown = {str(i): {"order_item_id": ["No such item in this order."]}
                    for i, line in enumerate(items) if line.order_item_id not in order_items}
         if unknown:
-            raise ValidationFailed("Some items are not part of this order.", code="order_item_not_found",
-                                   details={"items": unknown})
-        inventory_selectors.locations_checked({line.location_id for line in items if line.location_id is not None},
+            raise ValidationFailed("Some items are not part of this order.",
+                                   code="order_item_not_found", details={"items": unknown})
+        inventory_selectors.locations_checked(
+            {line.location_id for line in items if line.location_id is not None},
                                               active=True)
         held = _held_quantities(wanted)
         asked: dict[uuid.UUID, int] = defaultdict(int)
@@ -165,19 +174,22 @@ def return_create(*, order_id: uuid.UUID, items: Sequence[ReturnLineInput], reas
             asked[item.id] += line.quantity
             if line.quantity > returnable:
                 over[str(index)] = {
-                    "quantity": [f"At most {max(returnable, 0)} unit(s) of {item.sku} can be returned."],
+                    "quantity": [
+                        f"At most {max(returnable, 0)} unit(s) of {item.sku} can be returned."],
                     "requested": line.quantity, "returnable": max(returnable, 0),
                     "shipped": item.quantity_fulfilled, "in_other_returns": held.get(item.id, 0),
                 }
         if over:
-            raise ValidationFailed("More units than were shipped and not yet returned.", code="exceeds_returnable",
-                                   details={"items": over})
+            raise ValidationFailed("More units than were shipped and not yet returned.",
+                                   code="exceeds_returnable", details={"items": over})
         now = timezone.now()
-        rma = Return(id=uuid.uuid4(), order_id=order.id, order_created_at=order.created_at, reason=reason,
+        rma = Return(id=uuid.uuid4(), order_id=order.id, order_created_at=order.created_at,
+                     reason=reason,
                      notes=notes, currency=order.currency, created_at=now, updated_at=now)
         insert_rows([rma], returning=("rma_number",))
         lines = [
-            ReturnItem(id=uuid.uuid4(), rma_id=rma.id, order_item_id=line.order_item_id, quantity=line.quantity,
+            ReturnItem(id=uuid.uuid4(), rma_id=rma.id, order_item_id=line.order_item_id,
+                       quantity=line.quantity,
                        condition=line.condition, restock=line.restock, location_id=line.location_id)
             for line in items
         ]
@@ -186,7 +198,8 @@ def return_create(*, order_id: uuid.UUID, items: Sequence[ReturnLineInput], reas
             order=order, actor=actor, kind=OrderEvent.Kind.RETURN_REQUESTED,
             message=f"Return {rma.rma_number} requested.",
             data={"return_id": str(rma.id), "rma_number": rma.rma_number,
-                  "lines": [{"order_item_id": str(li.order_item_id), "sku": order_items[li.order_item_id].sku,
+                  "lines": [{"order_item_id": str(li.order_item_id),
+                             "sku": order_items[li.order_item_id].sku,
                              "quantity": li.quantity, "condition": li.condition} for li in lines]},
         )
     return CreatedReturn(rma=rma, items=lines)
@@ -207,11 +220,13 @@ def _check_move(rma: Return, to_status: str, expected_version: int | None, note:
 def _save(rma: Return, to_status: str, note: str, **updates: Any) -> None:
     """Status, any other fields and the version, in one UPDATE; the instance follows."""
     if note:
-        updates["notes"] = f"{rma.notes}\n{to_status}: {note}" if rma.notes else f"{to_status}: {note}"
+        updates["notes"] = (f"{rma.notes}\n{to_status}: {note}" if rma.notes
+                            else f"{to_status}: {note}")
     save_versioned(rma, {"status": to_status, **updates})
 
 
-def _move(return_id: uuid.UUID, to_status: str, *, note: str, actor: str, expected_version: int | None) -> Return:
+def _move(return_id: uuid.UUID, to_status: str, *, note: str, actor: str,
+          expected_version: int | None) -> Return:
     actor = clean_actor(actor, MAX_ACTOR)
     with transaction.atomic(durable=True):
         order, rma = locks.lock_return(return_id)
@@ -226,33 +241,40 @@ def _move(return_id: uuid.UUID, to_status: str, *, note: str, actor: str, expect
 def return_approve(*, return_id: uuid.UUID, note: str = "", actor: str = "",
                    expected_version: int | None = None) -> Return:
     """requested → approved. Locks the order, then the return. Publishes ``return.approved``.
-    Raises NotFound, InvalidTransition (409), PreconditionFailed (412, stale ``expected_version``)."""
-    return _move(return_id, Status.APPROVED, note=note, actor=actor, expected_version=expected_version)
+    Raises NotFound, InvalidTransition (409), PreconditionFailed (412, stale
+    ``expected_version``)."""
+    return _move(return_id, Status.APPROVED, note=note, actor=actor,
+                 expected_version=expected_version)
 
 
 def return_reject(*, return_id: uuid.UUID, note: str = "", actor: str = "",
                   expected_version: int | None = None) -> Return:
     """requested → rejected; its units may be asked for again. Locks and raises as approve."""
-    return _move(return_id, Status.REJECTED, note=note, actor=actor, expected_version=expected_version)
+    return _move(return_id, Status.REJECTED, note=note, actor=actor,
+                 expected_version=expected_version)
 
 
 def return_cancel(*, return_id: uuid.UUID, note: str = "", actor: str = "",
                   expected_version: int | None = None) -> Return:
-    """requested | approved → cancelled; its units may be asked for again. Locks and raises as approve."""
-    return _move(return_id, Status.CANCELLED, note=note, actor=actor, expected_version=expected_version)
+    """requested | approved → cancelled; its units may be asked for again. Locks and raises as
+    approve."""
+    return _move(return_id, Status.CANCELLED, note=note, actor=actor,
+                 expected_version=expected_version)
 
 
 def return_close(*, return_id: uuid.UUID, note: str = "", actor: str = "",
                  expected_version: int | None = None) -> Return:
     """refunded → closed. Locks and raises as approve."""
-    return _move(return_id, Status.CLOSED, note=note, actor=actor, expected_version=expected_version)
+    return _move(return_id, Status.CLOSED, note=note, actor=actor,
+                 expected_version=expected_version)
 
 
 def _shipped_from(order_id: uuid.UUID) -> dict[uuid.UUID, uuid.UUID]:
     """Per product, the location most of the order's shipped units left from: the order's
     reservations are consumed as units ship, so their ``quantity_fulfilled`` says where."""
     shipped: dict[uuid.UUID, dict[uuid.UUID, int]] = defaultdict(lambda: defaultdict(int))
-    for reservation in inventory_selectors.reservations_for(reference_id=str(order_id), reference_type="order"):
+    for reservation in inventory_selectors.reservations_for(reference_id=str(order_id),
+                                                            reference_type="order"):
         if reservation.quantity_fulfilled > 0:
             item = reservation.inventory_item
             shipped[item.product_id][item.location_id] += reservation.quantity_fulfilled
@@ -270,13 +292,16 @@ def _restock_locations(order: Order, lines: list[ReturnItem]) -> dict[uuid.UUID,
         origin = _shipped_from(order.id)
         active = set(Location.objects.filter(is_active=True, id__in=set(origin.values()))
                      .values_list("id", flat=True)) if origin else set()
-        fallback = Location.objects.filter(is_active=True).order_by("priority", "code").values_list("id", flat=True).first()
+        fallback = Location.objects.filter(is_active=True).order_by("priority",
+                                                                    "code").values_list("id",
+                                                                                        flat=True).first()
         for line in pending:
             location_id = origin.get(line.order_item.product_id)
             if location_id not in active:
                 location_id = fallback
             if location_id is None:
-                raise Conflict("No active location to put returned units in.", code="no_active_location")
+                raise Conflict("No active location to put returned units in.",
+                               code="no_active_location")
             chosen[line.id] = location_id
     for line in lines:
         if line.location_id is not None:
@@ -288,11 +313,12 @@ def return_receive(*, return_id: uuid.UUID, note: str = "", actor: str = "",
                    expected_version: int | None = None) -> Return:
     """approved → received: the units are back in the warehouse.
 
-    Resellable lines with ``restock`` go back on hand through ``inventory.services.stock_return_many``
-    (ledger ``return``, reference the return) at the line's location, or, when it has none, at the
-    active location the units shipped from, else the highest-priority active location — the chosen
-    location is written on the line. Damaged and defective lines (and restock=false) stay out of
-    stock. Every line adds to its order item's ``quantity_returned`` (guarded ≤ shipped).
+    Resellable lines with ``restock`` go back on hand through
+    ``inventory.services.stock_return_many`` (ledger ``return``, reference the return) at the line's
+    location, or, when it has none, at the active location the units shipped from, else the
+    highest-priority active location — the chosen location is written on the line. Damaged and
+    defective lines (and restock=false) stay out of stock. Every line adds to its order item's
+    ``quantity_returned`` (guarded ≤ shipped).
 
     Locks: the order, the return, the order items (by primary key), the inventory rows (by primary
     key, inside inventory). Raises NotFound, InvalidTransition (409; ``exceeds_fulfilled``),
@@ -302,24 +328,30 @@ def return_receive(*, return_id: uuid.UUID, note: str = "", actor: str = "",
         order, rma = locks.lock_return(return_id)
         _check_move(rma, Status.RECEIVED, expected_version, note)
         lines = list(ReturnItem.objects.filter(rma_id=rma.id).select_related("order_item")
-                     .only("id", "quantity", "condition", "restock", "location_id", "order_item", "order_item__id",
+                     .only("id", "quantity", "condition", "restock", "location_id", "order_item",
+                           "order_item__id",
                            "order_item__product_id", "order_item__sku").order_by("id"))
-        restock = [line for line in lines if line.restock and line.condition == Condition.RESELLABLE]
+        restock = [line for line in lines if line.restock
+                   and line.condition == Condition.RESELLABLE]
         if restock:
             locations = _restock_locations(order, restock)
             chosen = [line for line in restock if line.location_id != locations[line.id]]
             for line in chosen:
                 line.location_id = locations[line.id]
-            ReturnItem.objects.bulk_update(chosen, ["location_id"])  # the line says where its units went
+            # the line says where its units went
+            ReturnItem.objects.bulk_update(chosen, ["location_id"])
         quantities: dict[uuid.UUID, int] = defaultdict(int)
         for line in lines:
             quantities[line.order_item_id] += line.quantity
         under_lock.order_items_returned(order=order, quantities=dict(quantities))
         if restock:
             inventory_services.stock_return_many(
-                lines=[inventory_services.StockLine(location_id=line.location_id, quantity=line.quantity,
-                                                    product_id=line.order_item.product_id) for line in restock],
-                actor=actor, reason=f"return {rma.rma_number}", reference_type="return", reference_id=str(rma.id),
+                lines=[inventory_services.StockLine(location_id=locations[line.id],
+                                                    quantity=line.quantity,
+                                                    product_id=line.order_item.product_id)
+                       for line in restock],
+                actor=actor, reason=f"return {rma.rma_number}", reference_type="return",
+                reference_id=str(rma.id),
             )
         _save(rma, Status.RECEIVED, note)
     return rma
@@ -329,11 +361,13 @@ def _line_refunds(order: Order, rma: Return) -> list[tuple[ReturnItem, Decimal]]
     """What each line of ``rma`` refunds: its units' share of their order line's net price and tax
     (k of n units: k/n of each, rounded half-up; the line's last units take the remainder, so a
     line's refunds sum to what it cost). Prices that included tax refund the net price alone."""
-    lines = list(ReturnItem.objects.filter(rma_id=rma.id).select_related("order_item").order_by("id"))
+    lines = list(
+        ReturnItem.objects.filter(rma_id=rma.id).select_related("order_item").order_by("id"))
     earlier: dict[uuid.UUID, tuple[int, Decimal]] = {}
     done = (ReturnItem.objects.filter(order_item_id__in={line.order_item_id for line in lines},
                                       rma__status__in=REFUNDED).exclude(rma_id=rma.id)
-            .values("order_item_id").annotate(units=Sum("quantity"), amount=Sum("refund_amount")).order_by())
+            .values("order_item_id").annotate(units=Sum("quantity"),
+                                              amount=Sum("refund_amount")).order_by())
     for row in done:
         earlier[row["order_item_id"]] = (row["units"], row["amount"] or Decimal(0))
     out = []
@@ -355,11 +389,11 @@ def _line_refunds(order: Order, rma: Return) -> list[tuple[ReturnItem, Decimal]]
 def return_refund(*, return_id: uuid.UUID, note: str = "", actor: str = "",
                   expected_version: int | None = None) -> Return:
     """received → refunded: each line refunds its units' share of their order line's net price and
-    tax (:func:`_line_refunds`, SPEC §4.4.2), recorded on the line; the return's ``refund_amount`` is
-    what the order's payments still hold (captured minus refunded) up to that sum, recorded as a
-    ``refund`` payment (``orders.under_lock.order_refund``: ``payment_status`` derived again; a fully
-    refunded order moves to ``refunded`` when its status allows, e.g. ``delivered → refunded``).
-    Publishes ``return.refunded``.
+    tax (:func:`_line_refunds`, SPEC §4.4.2), recorded on the line; the return's ``refund_amount``
+    is what the order's payments still hold (captured minus refunded) up to that sum, recorded as a
+    ``refund`` payment (``orders.under_lock.order_refund``: ``payment_status`` derived again; a
+    fully refunded order moves to ``refunded`` when its status allows, e.g.
+    ``delivered → refunded``). Publishes ``return.refunded``.
 
     Locks the order, then the return. Raises NotFound, InvalidTransition (409; ``order_not_paid``
     when nothing captured is left to refund), PreconditionFailed (412)."""

@@ -38,8 +38,8 @@ class ApiKeyForm(forms.ModelForm):
 
 
 def _grantor(request: HttpRequest) -> Grantor | None:
-    """A superuser is an operator (may grant anything, orders:set_prices too); other staff grant only
-    the scopes their session would have over the API."""
+    """A superuser is an operator (may grant anything, orders:set_prices too); other staff grant
+    only the scopes their session would have over the API."""
     if getattr(request.user, "is_superuser", False):
         return None
     return Grantor(scopes=tuple(granted_scopes(request.user)))
@@ -48,36 +48,41 @@ def _grantor(request: HttpRequest) -> Grantor | None:
 @admin.register(ApiKey)
 class ApiKeyAdmin(ServiceModelAdmin):
     form = ApiKeyForm
-    list_display = ("name", "prefix", "scopes", "expires_at", "revoked_at", "last_used_at", "hash_scheme",
-                    "created_by", "created_at")
+    list_display = ("name", "prefix", "scopes", "expires_at", "revoked_at", "last_used_at",
+                    "hash_scheme", "created_by", "created_at")
     list_filter = ("revoked_at", "hash_scheme")
     search_fields = ("name", "prefix")
-    readonly_fields = ("prefix", "hash_scheme", "created_by", "last_used_at", "created_at", "rotated_at",
-                       "previous_expires_at", "revoked_at")
-    fields = ("name", "scopes", "rate_limit", "expires_at", "prefix", "hash_scheme", "created_by", "last_used_at",
-              "rotated_at", "previous_expires_at", "revoked_at", "created_at")
+    readonly_fields = ("prefix", "hash_scheme", "created_by", "last_used_at", "created_at",
+                       "rotated_at", "previous_expires_at", "revoked_at")
+    fields = ("name", "scopes", "rate_limit", "expires_at", "prefix", "hash_scheme", "created_by",
+              "last_used_at", "rotated_at", "previous_expires_at", "revoked_at", "created_at")
     actions = ["revoke", "rotate_now", "rotate_with_grace"]
     show_full_result_count = False
     paginator = BoundedCountPaginator
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False  # revoke instead: the row stays for the record, and revoking reaches every worker
+        # revoke instead: the row stays for the record, and revoking reaches every worker
+        return False
 
     def save_model(self, request: HttpRequest, obj: ApiKey, form: Any, change: bool) -> None:
         if change:
-            changed = {name: form.cleaned_data[name] for name in services.KEY_FIELDS if name in form.changed_data}
-            saved = (services.api_key_update(api_key_id=obj.pk, fields=changed, grantor=_grantor(request))
+            changed = {name: form.cleaned_data[name] for name in services.KEY_FIELDS
+                       if name in form.changed_data}
+            saved = (services.api_key_update(api_key_id=obj.pk, fields=changed,
+                                             grantor=_grantor(request))
                      if changed else ApiKey.objects.get(pk=obj.pk))
         else:
             saved, raw = services.api_key_create(
-                name=obj.name, scopes=list(obj.scopes), expires_at=obj.expires_at, rate_limit=obj.rate_limit,
+                name=obj.name, scopes=list(obj.scopes), expires_at=obj.expires_at,
+                rate_limit=obj.rate_limit,
                 grantor=_grantor(request), created_by=admin_actor(request))
             messages.warning(request, f"The new key is {raw} — copy it now, it is not shown again.")
         for field in ApiKey._meta.concrete_fields:
             setattr(obj, field.attname, getattr(saved, field.attname))
         obj._state.adding = False
 
-    @admin.action(description="Revoke selected keys (they stop working at once)", permissions=["change"])
+    @admin.action(description="Revoke selected keys (they stop working at once)",
+                  permissions=["change"])
     def revoke(self, request: HttpRequest, queryset: QuerySet) -> None:
         run_each(self, request, queryset,
                  lambda pk: services.api_key_revoke(api_key_id=pk, grantor=_grantor(request)),
@@ -88,12 +93,14 @@ class ApiKeyAdmin(ServiceModelAdmin):
             api_key, raw = services.api_key_rotate(api_key_id=pk, grace_seconds=grace_seconds,
                                                    grantor=_grantor(request))
             # The secret is shown here once and stored nowhere (the message lives until displayed).
-            self.message_user(request, f"{api_key.name}: the new key is {raw} — copy it now, it is not "
+            self.message_user(request,
+                              f"{api_key.name}: the new key is {raw} — copy it now, it is not "
                                        "shown again.", messages.WARNING)
 
         run_each(self, request, queryset, rotate, label="name", noun="keys", done_as="rotated")
 
-    @admin.action(description="Rotate selected keys (the old secret stops at once)", permissions=["change"])
+    @admin.action(description="Rotate selected keys (the old secret stops at once)",
+                  permissions=["change"])
     def rotate_now(self, request: HttpRequest, queryset: QuerySet) -> None:
         self._rotate(request, queryset, 0)
 
@@ -105,7 +112,8 @@ class ApiKeyAdmin(ServiceModelAdmin):
 
 @admin.register(IdempotencyRecord)
 class IdempotencyRecordAdmin(admin.ModelAdmin[IdempotencyRecord]):
-    list_display = ("key", "owner", "method", "path", "status", "response_status", "created_at", "expires_at")
+    list_display = ("key", "owner", "method", "path", "status", "response_status", "created_at",
+                    "expires_at")
     list_filter = ("status",)
     search_fields = ("key",)
     show_full_result_count = False

@@ -50,8 +50,9 @@ class ReadOnlyAdmin(ModelAdmin[Any]):
 
 
 class ReadOnlyInline(TabularInline[Any, Any]):
-    """Rows shown on their parent's page (an order's items, shipments, returns, timeline), read-only:
-    they change through their own services and pages. Every field listed in ``fields`` is read-only."""
+    """Rows shown on their parent's page (an order's items, shipments, returns, timeline),
+    read-only: they change through their own services and pages. Every field listed in ``fields`` is
+    read-only."""
 
     extra = 0
     can_delete = False
@@ -63,14 +64,17 @@ class ReadOnlyInline(TabularInline[Any, Any]):
         return False
 
 
-def run_each(model_admin: ModelAdmin[Any], request: HttpRequest, queryset: QuerySet[Any], call: Callable[[Any], Any], *,
-             label: str, noun: str, done_as: str) -> None:
-    """An admin action's loop: ``call(pk)`` (one service call, its own transaction) for each selected
-    row, then "N <noun> <done_as>." and one error message per refusal, named by the row's ``label``
-    field. More than MAX_ACTION_ROWS rows at once is refused."""
-    rows = list(queryset.select_related(None).order_by("pk").values_list("pk", label)[: MAX_ACTION_ROWS + 1])
+def run_each(model_admin: ModelAdmin[Any], request: HttpRequest, queryset: QuerySet[Any],
+             call: Callable[[Any], Any], *, label: str, noun: str, done_as: str) -> None:
+    """An admin action's loop: ``call(pk)`` (one service call, its own transaction) for each
+    selected row, then "N <noun> <done_as>." and one error message per refusal, named by the row's
+    ``label`` field. More than MAX_ACTION_ROWS rows at once is refused."""
+    rows = list(queryset.select_related(None).order_by("pk").values_list("pk",
+                                                                         label)[
+                                                                             : MAX_ACTION_ROWS + 1])
     if len(rows) > MAX_ACTION_ROWS:
-        model_admin.message_user(request, f"Select at most {MAX_ACTION_ROWS} {noun}.", messages.ERROR)
+        model_admin.message_user(request, f"Select at most {MAX_ACTION_ROWS} {noun}.",
+                                 messages.ERROR)
         return
     done, failed = 0, []
     for pk, name in rows:
@@ -96,10 +100,12 @@ class ServiceModelAdmin(ModelAdmin[Any]):
     may not nest in it), and a refusal (DomainError) is shown as an error on the same page with
     nothing saved, instead of a traceback or a "changed successfully" next to it."""
 
-    def changeform_view(self, request: HttpRequest, object_id: str | None = None, form_url: str = "",
+    def changeform_view(self, request: HttpRequest, object_id: str | None = None,
+                        form_url: str = "",
                         extra_context: dict[str, Any] | None = None) -> HttpResponse:
         try:
-            # Django's own body of changeform_view, without its atomic(): private, so not in django-stubs.
+            # Django's own body of changeform_view, without its atomic(): private, so not in
+            # django-stubs.
             response: HttpResponse = self._changeform_view(  # type: ignore[attr-defined]  # private Django API
                 request, object_id, form_url, extra_context)
             return response

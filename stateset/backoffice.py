@@ -21,7 +21,8 @@ class StateSetAdminSite(AdminSite):
     site_title = "StateSet"
     index_title = "Operations"
 
-    def index(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> TemplateResponse:
+    def index(self, request: HttpRequest,
+              extra_context: dict[str, Any] | None = None) -> TemplateResponse:
         context = {"today": orders_today(), "low_stock": low_stock_items(limit=10),
                    "failed_webhooks": failed_deliveries_count(), **(extra_context or {})}
         return super().index(request, extra_context=context)

@@ -37,7 +37,8 @@ class CircuitBreaker:
         return self._tripped and time.monotonic() < self._open_until
 
     def allow(self) -> bool:
-        """May the caller use the dependency now? (The hot path: two attribute reads when closed.)"""
+        """May the caller use the dependency now? (The hot path: two attribute reads when
+        closed.)"""
         if not self._tripped:
             return True
         now = time.monotonic()

@@ -1,10 +1,12 @@
 """Cache-aside per entity with the TTLs of ``[cache.entities]`` (SPEC §7).
 
 - ``get_or_load(key, loader)`` reads through; hits and misses are counted per entity.
-- ``invalidate(key)`` drops the key twice — at once and again after commit — leaving a short tombstone
+- ``invalidate(key)`` drops the key twice — at once and again after commit — leaving a short
+tombstone
   each time, so no reader is served the old value once the write began, and a reader that loaded the
   old row before the commit cannot put it back (refills use ``add``, which the tombstone blocks).
-- Groups ("all orders of customer X") are versioned namespaces: bumping the version orphans every key
+- Groups ("all orders of customer X") are versioned namespaces: bumping the version orphans every
+key
   of the group at once, without ``KEYS``/``SCAN``.
 - Redis down: every call falls back to the loader, logged and counted, never an error.
 - Redis hung (accepts, never answers): each call waits at most ``[redis] timeout``, and the first
@@ -42,7 +44,7 @@ TOMBSTONE_SECONDS = 10
 STATS_KEY = "cache-stats:{entity}:{kind}"
 
 
-# --- the Redis client behind the breaker -------------------------------------------------------------
+# --- the Redis client behind the breaker ----------------------------------------------------------
 
 
 class BreakerOpen(ConnectionInterrupted):
@@ -77,7 +79,8 @@ def _guarded(method: Callable[..., Any]) -> Callable[..., Any]:
 
 
 class BreakerClient(DefaultClient):
-    """django-redis' client with :data:`stateset.breaker.redis_breaker` in front of every command."""
+    """django-redis' client with :data:`stateset.breaker.redis_breaker` in front of every
+    command."""
 
     def get_client(self, write: bool = True, tried: Any = None) -> Any:
         if not redis_breaker.allow():
@@ -212,7 +215,8 @@ class EntityCache:
         return f"ns:{self.entity}:{group}"
 
     def group_version_key(self, group: str) -> str:
-        """The key holding ``group``'s version, for another entity's ``get_or_load(depends_on=)``."""
+        """The key holding ``group``'s version, for another entity's
+        ``get_or_load(depends_on=)``."""
         return self._group_key(group)
 
     def group_key(self, group: str, *parts: Any) -> str:
@@ -250,5 +254,6 @@ def cache_stats() -> dict[str, dict[str, float]]:
         hits = cache.get(STATS_KEY.format(entity=entity, kind="hits")) or 0
         misses = cache.get(STATS_KEY.format(entity=entity, kind="misses")) or 0
         total = hits + misses
-        stats[entity] = {"hits": hits, "misses": misses, "hit_rate": (hits / total) if total else 0.0}
+        stats[entity] = {"hits": hits, "misses": misses,
+                         "hit_rate": (hits / total) if total else 0.0}
     return stats

@@ -40,7 +40,8 @@ def column_refuses(field: models.Field, value: Any) -> bool:
         if isinstance(field, models.DecimalField) and value != 0:
             return value.adjusted() + 1 > field.max_digits - field.decimal_places
         return False
-    if isinstance(value, int) and not isinstance(value, bool) and isinstance(field, models.IntegerField):
+    if (isinstance(value, int) and not isinstance(value, bool)
+        and isinstance(field, models.IntegerField)):
         low, high = connection.ops.integer_field_range(field.get_internal_type())
         return (low is not None and value < low) or (high is not None and value > high)
     if isinstance(value, (datetime.date, datetime.datetime)):

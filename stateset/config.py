@@ -1,7 +1,8 @@
 """The one configuration loader (SPEC §2).
 
-Precedence, lowest first: built-in defaults → ``config/default.toml`` → ``config/<STATESET_ENV>.toml``
-→ the file ``STATESET_CONFIG`` names (a mounted configuration) → environment variables. ``DATABASE_URL``, ``REDIS_URL``, ``SECRET_KEY``, ``ALLOWED_HOSTS`` and
+Precedence, lowest first: built-in defaults → ``config/default.toml`` →
+``config/<STATESET_ENV>.toml`` → the file ``STATESET_CONFIG`` names (a mounted configuration) →
+environment variables. ``DATABASE_URL``, ``REDIS_URL``, ``SECRET_KEY``, ``ALLOWED_HOSTS`` and
 ``DEBUG`` are honoured as usual; any key can be overridden as ``STATESET__SECTION__KEY`` (nested
 tables with more ``__``: ``STATESET__CACHE__ENTITIES__ORDERS=60``). Every value is checked against
 the schema below; a bad one raises :class:`ConfigError` naming the key, which stops start-up.
@@ -134,8 +135,8 @@ def parse_rate(value: str, *, key: str = "rate") -> tuple[int, int]:
 
 
 def _tax_rates(key: str, raw: Any) -> dict[str, str]:
-    """``[tax.rates]``: ``"COUNTRY"`` or ``"COUNTRY-REGION"`` (ISO 3166 codes, upper case) → a decimal
-    rate in [0, 1) as a string (``"0.08875"``). From the environment: a JSON object."""
+    """``[tax.rates]``: ``"COUNTRY"`` or ``"COUNTRY-REGION"`` (ISO 3166 codes, upper case) → a
+    decimal rate in [0, 1) as a string (``"0.08875"``). From the environment: a JSON object."""
     from decimal import Decimal, InvalidOperation
 
     if isinstance(raw, str):
@@ -150,12 +151,15 @@ def _tax_rates(key: str, raw: Any) -> dict[str, str]:
         name = f"{key}.{place}"
         code = str(place).strip().upper()
         country, _, region = code.partition("-")
-        if len(country) != 2 or not country.isalpha() or (region and not (1 <= len(region) <= 3 and region.isalnum())):
-            raise ConfigError(f"{name}: expected COUNTRY or COUNTRY-REGION (e.g. US-NY), got {place!r}")
+        if (len(country) != 2 or not country.isalpha()
+            or (region and not (1 <= len(region) <= 3 and region.isalnum()))):
+            raise ConfigError(
+                f"{name}: expected COUNTRY or COUNTRY-REGION (e.g. US-NY), got {place!r}")
         try:
             rate = Decimal(str(value))
         except InvalidOperation:
-            raise ConfigError(f"{name}: expected a decimal rate such as \"0.08875\", got {value!r}") from None
+            raise ConfigError(
+                f"{name}: expected a decimal rate such as \"0.08875\", got {value!r}") from None
         if isinstance(value, bool) or not rate.is_finite() or not 0 <= rate < 1:
             raise ConfigError(f"{name}: a rate is at least 0 and below 1, got {value!r}")
         rates[code] = str(rate)
@@ -170,8 +174,8 @@ def _pepper(key: str, raw: Any) -> str:
 
 
 # Keys shipped in this repository's files or commonly left in place: never a production key.
-KNOWN_SECRET_KEYS = frozenset({"change-me-in-production", "changeme", "change-me", "secret", "build",
-                               "development", "dev", "test", "insecure"})
+KNOWN_SECRET_KEYS = frozenset({"change-me-in-production", "changeme", "change-me", "secret",
+                               "build", "development", "dev", "test", "insecure"})
 MIN_SECRET_KEY_LENGTH = 50
 
 
@@ -199,7 +203,8 @@ SCHEMA: dict[str, dict[str, Field]] = {
         "env": Field("development", _str),
         "debug": Field(False, _bool),
         "secret_key": Field("", _str),
-        # The HMAC key of stored API-key hashes; empty = derived from secret_key (docs/decisions.md).
+        # The HMAC key of stored API-key hashes; empty = derived from secret_key
+        # (docs/decisions.md).
         "key_pepper": Field("", _pepper),
         "allowed_hosts": Field(["127.0.0.1", "localhost"], _list(_str)),
         "time_zone": Field("UTC", _str),
@@ -342,7 +347,8 @@ def load(environ: Mapping[str, str] | None = None, config_dir: Path = CONFIG_DIR
         layers.append(_read_toml(Path(mounted)))
     layers.append(_env_overrides(environ))
 
-    config = Config({section: {k: f.default for k, f in fields.items()} for section, fields in SCHEMA.items()})
+    config = Config({section: {k: f.default for k, f in fields.items()} for section,
+                     fields in SCHEMA.items()})
     config["app"]["env"] = env_name
     for layer in layers:
         for dotted, raw in layer.items():

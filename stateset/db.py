@@ -58,7 +58,8 @@ class ReplicaRouter:
         return db == "default"
 
 
-def update_versioned(model: type[Any], *, pk: Any, values: dict[str, Any], expected_version: int | None = None,
+def update_versioned(model: type[Any], *, pk: Any, values: dict[str, Any],
+                     expected_version: int | None = None,
                      not_found: Exception, where: dict[str, Any] | None = None) -> None:
     """The one way a row's ``version`` moves: ``UPDATE ... SET <values>, version = version + 1,
     updated_at = now() WHERE pk = %s [AND version = %s] RETURNING version``. With
@@ -74,10 +75,12 @@ def update_versioned(model: type[Any], *, pk: Any, values: dict[str, Any], expec
     current = model.objects.filter(pk=pk).values_list("version", flat=True).first()
     if current is None:
         raise not_found
-    raise PreconditionFailed(details={"current_version": current, "expected_version": expected_version})
+    raise PreconditionFailed(details={"current_version": current,
+                                      "expected_version": expected_version})
 
 
-def save_versioned(obj: Any, values: dict[str, Any], *, where: dict[str, Any] | None = None) -> None:
+def save_versioned(obj: Any, values: dict[str, Any], *,
+                   where: dict[str, Any] | None = None) -> None:
     """:func:`update_versioned` for a row the caller holds locked (its ``version`` is current, so
     there is nothing to compare): one UPDATE, and the instance follows."""
     now = timezone.now()
@@ -117,11 +120,14 @@ def insert_rows(objs: list[Any], *, returning: tuple[str, ...] = ()) -> None:
                 field.pre_save(obj, add=True)
     columns = ", ".join(connection.ops.quote_name(f.column) for f in fields)
     row = "(" + ", ".join(["%s"] * len(fields)) + ")"
-    sql = f"INSERT INTO {connection.ops.quote_name(meta.db_table)} ({columns}) VALUES {', '.join([row] * len(objs))}"
+    sql = (
+        f"INSERT INTO {connection.ops.quote_name(meta.db_table)} ({columns}) VALUES "
+        f"{', '.join([row] * len(objs))}")
     returned = [meta.get_field(name) for name in returning]
     if returned:
         sql += " RETURNING " + ", ".join(connection.ops.quote_name(f.column) for f in returned)
-    params = [f.get_db_prep_save(getattr(obj, f.attname), connection) for obj in objs for f in fields]
+    params = [f.get_db_prep_save(getattr(obj, f.attname), connection) for obj in objs
+              for f in fields]
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         if returned:

@@ -51,11 +51,13 @@ class InsufficientStock(Conflict):
 
 
 class PreconditionFailed(DomainError):
-    status, code, default_message = 412, "precondition_failed", "If-Match does not match the current version."
+    status, code, default_message = (412, "precondition_failed",
+                                     "If-Match does not match the current version.")
 
 
 class PreconditionRequired(DomainError):
-    status, code, default_message = 428, "if_match_required", "Send If-Match with the ETag you read."
+    status, code, default_message = (428, "if_match_required",
+                                     "Send If-Match with the ETag you read.")
 
 
 class PayloadTooLarge(DomainError):

@@ -39,7 +39,8 @@ def failure_name(exc: BaseException) -> str:
     if isinstance(exc, TimeoutError) or any("Timeout" in name for name in names):
         return "timeout"
     if isinstance(exc, (ConnectionError, OSError)) or names & {"OperationalError", "InterfaceError",
-                                                                 "ConnectionError", "ConnectionInterrupted"}:
+                                                                 "ConnectionError",
+                                                               "ConnectionInterrupted"}:
         return "unreachable"
     return "error"
 
@@ -53,7 +54,8 @@ def _timed(name: str, check) -> dict[str, Any]:  # type: ignore[no-untyped-def]
             result["detail"] = detail
     except Exception as exc:  # every failure is a finding here, not an error
         result = {"status": "down", "error": failure_name(exc)}
-        logger.warning("readiness check failed", exc_info=exc, extra={"fields": {"component": name}})
+        logger.warning("readiness check failed", exc_info=exc,
+                       extra={"fields": {"component": name}})
     result["latency_ms"] = round((time.perf_counter() - started) * 1000, 2)
     return result
 

@@ -18,9 +18,11 @@ def clean_text(value: object, name: str, max_length: int, *, required: bool = Fa
         raise ValidationFailed(f"{name} must be a string.", details={name: ["Not a valid string."]})
     value = value.strip()
     if "\x00" in value:
-        raise ValidationFailed(f"{name} contains a null character.", details={name: ["Null characters are not allowed."]})
+        raise ValidationFailed(f"{name} contains a null character.",
+                               details={name: ["Null characters are not allowed."]})
     if len(value) > max_length:
-        raise ValidationFailed(f"{name} is too long.", details={name: [f"At most {max_length} characters."]})
+        raise ValidationFailed(f"{name} is too long.",
+                               details={name: [f"At most {max_length} characters."]})
     if required and not value:
         raise ValidationFailed(f"{name} is required.", details={name: ["This field is required."]})
     return value

@@ -90,7 +90,8 @@ def scope_is_valid(scope: str) -> bool:
 
 def all_scopes() -> list[str]:
     """Every valid scope, wildcards included (the API's enum)."""
-    patterns = [f"{resource}:{action}" for resource in (*RESOURCES, "*") for action in (*ACTIONS, "*")]
+    patterns = [f"{resource}:{action}" for resource in (*RESOURCES, "*")
+                for action in (*ACTIONS, "*")]
     return ["*", *patterns, *sorted(NAMED_ONLY_SCOPES)]
 
 
@@ -107,7 +108,8 @@ def _covers(granted: str, required: str) -> bool:
     g_resource, g_action = _parts(granted)
     r_resource, r_action = _parts(required)
     return (g_resource in ("*", r_resource)
-            and (g_action in ("*", r_action) or (g_action == "manage" and r_action in ("read", "write"))))
+            and (g_action in ("*", r_action)
+                 or (g_action == "manage" and r_action in ("read", "write"))))
 
 
 def scope_allows(granted: Iterable[str], required: str) -> bool:
@@ -226,7 +228,8 @@ def principal_for_key(raw: str) -> KeyPrincipal | None:
         principal = lookup(raw)
         if token is not None:
             key_cache.put(digest, principal, token)
-    if principal is not None and principal.grace_until is not None and principal.grace_until <= timezone.now():
+    if (principal is not None and principal.grace_until is not None
+        and principal.grace_until <= timezone.now()):
         return None
     return principal
 

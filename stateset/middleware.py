@@ -37,7 +37,8 @@ class _QueryCounter:
     def __init__(self) -> None:
         self.count = 0
 
-    def __call__(self, execute: Callable[..., Any], sql: str, params: Any, many: bool, context: Any) -> Any:
+    def __call__(self, execute: Callable[..., Any], sql: str, params: Any, many: bool,
+                 context: Any) -> Any:
         self.count += 1
         try:
             return execute(sql, params, many, context)
@@ -110,10 +111,12 @@ class BodyLimitMiddleware:
         try:
             length = int(request.META.get("CONTENT_LENGTH") or 0)
         except ValueError:
-            return json_error_response(request, 400, "bad_request", "Invalid Content-Length header.")
+            return json_error_response(request, 400, "bad_request",
+                                       "Invalid Content-Length header.")
         if length > limit:
             return json_error_response(request, 413, "payload_too_large",
-                                       f"The request body exceeds {limit} bytes.", {"limit_bytes": limit})
+                                       f"The request body exceeds {limit} bytes.",
+                                       {"limit_bytes": limit})
         if "chunked" in request.META.get("HTTP_TRANSFER_ENCODING", "").lower():
             # No length to trust. Django reads CONTENT_LENGTH bytes (none, here), so the body would
             # silently be empty: read it from the server's decoded stream instead, at most limit + 1
@@ -125,7 +128,8 @@ class BodyLimitMiddleware:
             body = _read_at_most(request.META["wsgi.input"], limit + 1)
             if len(body) > limit:
                 return json_error_response(request, 413, "payload_too_large",
-                                           f"The request body exceeds {limit} bytes.", {"limit_bytes": limit})
+                                           f"The request body exceeds {limit} bytes.",
+                                           {"limit_bytes": limit})
             request._stream = io.BytesIO(body)  # type: ignore[attr-defined]
             request.META["CONTENT_LENGTH"] = str(len(body))
             request.META.pop("HTTP_TRANSFER_ENCODING", None)
@@ -143,7 +147,8 @@ def _read_at_most(stream, size: int) -> bytes:  # type: ignore[no-untyped-def]
     return b"".join(chunks)
 
 
-_COMPRESSIBLE = re.compile(r"^(text/|application/(json|javascript|xml|vnd\.oai\.openapi)|image/svg)")
+_COMPRESSIBLE = re.compile(
+    r"^(text/|application/(json|javascript|xml|vnd\.oai\.openapi)|image/svg)")
 MIN_COMPRESS_BYTES = 1024
 
 

@@ -22,36 +22,43 @@ class ApiKey(models.Model):
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     name = models.CharField(max_length=100)
-    prefix = models.CharField(max_length=16, help_text="The first characters of the key, to recognise it.")
+    prefix = models.CharField(max_length=16,
+                              help_text="The first characters of the key, to recognise it.")
     key_hash = models.CharField(max_length=64, unique=True, editable=False)
-    hash_scheme = models.CharField(max_length=16, choices=HashScheme.choices, default=HashScheme.HMAC_SHA256,
-                                   editable=False)
-    previous_key_hash = models.CharField(max_length=64, unique=True, null=True, blank=True, editable=False)
-    previous_hash_scheme = models.CharField(max_length=16, choices=HashScheme.choices, blank=True, default="",
-                                            editable=False)
+    hash_scheme = models.CharField(max_length=16, choices=HashScheme.choices,
+                                   default=HashScheme.HMAC_SHA256, editable=False)
+    previous_key_hash = models.CharField(max_length=64, unique=True, null=True, blank=True,
+                                         editable=False)
+    previous_hash_scheme = models.CharField(max_length=16, choices=HashScheme.choices, blank=True,
+                                            default="", editable=False)
     previous_expires_at = models.DateTimeField(
-        null=True, blank=True, editable=False, help_text="The secret before the last rotation works until then."
+        null=True, blank=True, editable=False,
+        help_text="The secret before the last rotation works until then."
     )
     scopes = ArrayField(models.CharField(max_length=64), default=list)
     rate_limit = models.CharField(
-        max_length=32, blank=True, default="", help_text='Per-key limit such as "6000/min"; empty = the default.'
+        max_length=32, blank=True, default="",
+        help_text='Per-key limit such as "6000/min"; empty = the default.'
     )
     expires_at = models.DateTimeField(null=True, blank=True)
     revoked_at = models.DateTimeField(null=True, blank=True)
     rotated_at = models.DateTimeField(null=True, blank=True, editable=False)
     last_used_at = models.DateTimeField(null=True, blank=True, editable=False)
     created_by = models.CharField(max_length=100, blank=True, default="", editable=False,
-                                  help_text="Who created it: an API key, a staff user or a command.")
+                                  help_text=("Who created it: an API key, a staff user or a "
+                                             "command."))
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
         verbose_name = "API key"
         ordering = ["-created_at"]
         constraints = [
-            models.CheckConstraint(condition=Q(hash_scheme__in=keys.HASH_SCHEMES), name="apikey_hash_scheme_valid"),
+            models.CheckConstraint(condition=Q(hash_scheme__in=keys.HASH_SCHEMES),
+                                   name="apikey_hash_scheme_valid"),
             # A previous secret always has its scheme and its end.
             models.CheckConstraint(
-                condition=Q(previous_key_hash__isnull=True, previous_expires_at__isnull=True, previous_hash_scheme="")
+                condition=Q(previous_key_hash__isnull=True, previous_expires_at__isnull=True,
+                            previous_hash_scheme="")
                 | Q(previous_key_hash__isnull=False, previous_expires_at__isnull=False,
                     previous_hash_scheme__in=keys.HASH_SCHEMES),
                 name="apikey_previous_secret_complete",
@@ -79,12 +86,14 @@ class IdempotencyRecord(models.Model):
     response_status = models.PositiveSmallIntegerField(null=True, blank=True)
     response_body = models.JSONField(null=True, blank=True)
     response_headers = models.JSONField(default=dict, blank=True)
-    locked_until = models.DateTimeField(help_text="An in-progress claim older than this was abandoned.")
+    locked_until = models.DateTimeField(
+        help_text="An in-progress claim older than this was abandoned.")
     created_at = models.DateTimeField(auto_now_add=True)
     expires_at = models.DateTimeField(db_index=True)
 
     class Meta:
-        constraints = [models.UniqueConstraint(fields=["owner", "key"], name="idempotency_owner_key_uniq")]
+        constraints = [models.UniqueConstraint(fields=["owner", "key"],
+                                               name="idempotency_owner_key_uniq")]
 
     def __str__(self) -> str:
         return f"{self.method} {self.path} [{self.key}]"

@@ -60,9 +60,13 @@ def parse_money(value: Any, currency: str, name: str, *, allow_zero: bool = True
     if isinstance(value, bool) or amount is None or not amount.is_finite():
         raise ValidationFailed(f"{name} must be a decimal amount.",
                                details={name: ["A valid decimal amount is required."]})
-    if amount.as_tuple().exponent < -minor_digits(currency) and amount != round_money(amount, currency):  # type: ignore[operator]  # exponent is an int for finite amounts
+    exponent = int(amount.as_tuple().exponent)  # an int for a finite amount
+    if exponent < -minor_digits(currency) and amount != round_money(amount, currency):
         raise ValidationFailed(f"{name} has more decimals than {currency} allows.",
-                               details={name: [f"At most {minor_digits(currency)} decimal places in {currency}."]})
+                               details={
+                                   name: [
+                                       f"At most {minor_digits(currency)} decimal places in "
+                                       f"{currency}."]})
     amount = round_money(amount, currency)
     if amount < 0 or (amount == 0 and not allow_zero) or amount > maximum:
         rule = f"between {'0' if allow_zero else 'more than 0'} and {maximum}"

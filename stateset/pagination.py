@@ -7,7 +7,8 @@ Answer shape (SPEC §3)::
 
 ``total`` is exact up to ``[api] exact_count_limit`` rows (a ``COUNT`` over a ``LIMIT``ed subquery,
 so its cost is bounded); above that it is the planner's estimate and ``total_is_estimate`` is true.
-``next_cursor`` continues after the last row by keyset (``(sort_field, id) < (last)``), never OFFSET.
+``next_cursor`` continues after the last row by keyset (``(sort_field, id) < (last)``), never
+OFFSET.
 """
 
 from __future__ import annotations
@@ -48,7 +49,7 @@ class ListParams:
     filters: dict[str, Any]
 
 
-# --- totals ----------------------------------------------------------------------------------------
+# --- totals ---------------------------------------------------------------------------------------
 
 
 def bounded_total(queryset: QuerySet[Any]) -> tuple[int, bool]:
@@ -57,7 +58,8 @@ def bounded_total(queryset: QuerySet[Any]) -> tuple[int, bool]:
     cap = settings.API_EXACT_COUNT_LIMIT
     unordered = queryset.order_by()
     sql, sql_params = unordered.values("pk").query.sql_with_params()
-    cache_key = "count-estimate:" + hashlib.sha1(dumps([sql, [str(p) for p in sql_params]])).hexdigest()
+    cache_key = "count-estimate:" + hashlib.sha1(
+        dumps([sql, [str(p) for p in sql_params]])).hexdigest()
     estimate = cache.get(cache_key)
     if estimate is not None:
         return int(estimate), True
@@ -70,7 +72,7 @@ def bounded_total(queryset: QuerySet[Any]) -> tuple[int, bool]:
     return estimate, True
 
 
-# --- cursors ---------------------------------------------------------------------------------------
+# --- cursors --------------------------------------------------------------------------------------
 
 
 def encode_cursor(sort_value: Any, pk: Any) -> str:
@@ -99,7 +101,8 @@ def _decode_cursor(cursor: str, model: type[Model], sort: Sort) -> tuple[Any, An
         if not isinstance(decoded, list) or len(decoded) != 2:
             raise ValueError("shape")
         value, pk = decoded
-        if not isinstance(value, _SCALARS) or not isinstance(pk, (str, int)) or isinstance(pk, bool):
+        if (not isinstance(value, _SCALARS) or not isinstance(pk, (str, int))
+            or isinstance(pk, bool)):
             raise ValueError("shape")
         field = model._meta.get_field(sort.field)
         value = None if value is None else _storable(field, field.to_python(value))
@@ -121,7 +124,8 @@ def _storable(field: Any, value: Any) -> Any:
 def after_keyset(queryset: QuerySet[Any], sort: Sort, value: Any, pk: Any) -> QuerySet[Any]:
     field = sort.field
     if value is None:
-        return queryset.filter(**{f"{field}__isnull": True, "pk__lt" if sort.descending else "pk__gt": pk})
+        return queryset.filter(**{f"{field}__isnull": True,
+                                  "pk__lt" if sort.descending else "pk__gt": pk})
     op = "lt" if sort.descending else "gt"
     # The first condition bounds the index range scan; the second breaks ties by id.
     return queryset.filter(
@@ -158,9 +162,9 @@ def paginate(
     sort_value: Callable[[Any], Any] | None = None,
     with_total: bool = True,
 ) -> Page:
-    """Order ``queryset`` by the requested sort (``id`` breaks ties), slice one page (+1 row to know if
-    there is a next one) and render it. ``render`` turns the rows into output items; ``sort_value``
-    reads the sort field off a row (defaults to ``getattr``/``[]``)."""
+    """Order ``queryset`` by the requested sort (``id`` breaks ties), slice one page (+1 row to know
+    if there is a next one) and render it. ``render`` turns the rows into output items;
+    ``sort_value`` reads the sort field off a row (defaults to ``getattr``/``[]``)."""
     model = queryset.model
     total, estimate = bounded_total(queryset) if with_total else (0, False)
     ordered = queryset.order_by(*params.sort.order_by())

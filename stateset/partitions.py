@@ -4,8 +4,8 @@ One helper for every partitioned table (``orders_order``, ``orders_orderevent``,
 ``inventory_stockmovement``):
 
 - :class:`CreatePartitionedModel` — a ``CreateModel`` whose database side creates the table
-  ``PARTITION BY RANGE (created_at)`` with ``PRIMARY KEY (id, created_at)``. The migration state is a
-  plain ``CreateModel`` (``id`` stays Django's primary key), so ``makemigrations`` sees no drift.
+  ``PARTITION BY RANGE (created_at)`` with ``PRIMARY KEY (id, created_at)``. The migration state is
+  a plain ``CreateModel`` (``id`` stays Django's primary key), so ``makemigrations`` sees no drift.
   Indexes declared on the model are created on the parent and so on every partition.
 - :class:`AddCompositeForeignKey` — the real foreign key from a child to a partitioned parent,
   ``(parent_id, parent_created_at) REFERENCES parent (id, created_at)``.
@@ -57,8 +57,8 @@ def default_partition_name(table: str) -> str:
 class CreatePartitionedModel(migrations.CreateModel):
     """``CreateModel`` whose table is range-partitioned by month on ``created_at``."""
 
-    def database_forwards(self, app_label: str, schema_editor: BaseDatabaseSchemaEditor, from_state: ProjectState,
-                          to_state: ProjectState) -> None:
+    def database_forwards(self, app_label: str, schema_editor: BaseDatabaseSchemaEditor,
+                          from_state: ProjectState, to_state: ProjectState) -> None:
         model = to_state.apps.get_model(app_label, self.name)
         if not self.allow_migrate_model(schema_editor.connection.alias, model):
             return
@@ -67,13 +67,17 @@ class CreatePartitionedModel(migrations.CreateModel):
         quoted_pk = schema_editor.quote_name(pk_column)
         # The single-column primary key becomes (id, created_at): PostgreSQL requires every unique
         # constraint of a partitioned table to contain the partition key.
-        sql, replaced = re.subn(rf"({re.escape(quoted_pk)} [^,]*?) PRIMARY KEY", r"\1", sql, count=1)
+        sql, replaced = re.subn(rf"({re.escape(quoted_pk)} [^,]*?) PRIMARY KEY", r"\1", sql,
+                                count=1)
         if not replaced or not sql.endswith(")"):
             raise ValueError(f"unexpected CREATE TABLE shape for {model._meta.db_table}: {sql}")
         key = f"{quoted_pk}, {schema_editor.quote_name(PARTITION_KEY)}"
-        sql = f"{sql[:-1]}, PRIMARY KEY ({key})) PARTITION BY RANGE ({schema_editor.quote_name(PARTITION_KEY)})"
+        sql = (
+            f"{sql[:-1]}, PRIMARY KEY ({key})) PARTITION BY RANGE "
+            f"({schema_editor.quote_name(PARTITION_KEY)})")
         schema_editor.execute(sql, params or None)
-        schema_editor.deferred_sql.extend(schema_editor._model_indexes_sql(model))  # type: ignore[attr-defined]  # private to Django's schema editor
+        indexes = schema_editor._model_indexes_sql(model)  # type: ignore[attr-defined]  # private
+        schema_editor.deferred_sql.extend(indexes)
 
     def describe(self) -> str:
         return f"Create model {self.name} (partitioned by month on {PARTITION_KEY})"
@@ -96,10 +100,11 @@ class EnsurePartitions(migrations.RunPython):
 
 
 def AddCompositeForeignKey(  # noqa: N802 - reads like an operation class in a migration
-    *, table: str, columns: tuple[str, str], ref_table: str, ref_columns: tuple[str, str] = ("id", PARTITION_KEY),
-    name: str, on_delete: str = "RESTRICT",
+    *, table: str, columns: tuple[str, str], ref_table: str,
+    ref_columns: tuple[str, str] = ("id", PARTITION_KEY), name: str, on_delete: str = "RESTRICT",
 ) -> migrations.RunSQL:
-    """A database-enforced reference to a partitioned parent (the ORM field uses db_constraint=False)."""
+    """A database-enforced reference to a partitioned parent (the ORM field uses
+    db_constraint=False)."""
     cols = ", ".join(f'"{c}"' for c in columns)
     refs = ", ".join(f'"{c}"' for c in ref_columns)
     return migrations.RunSQL(
@@ -132,11 +137,13 @@ def partitioned_tables(connection: BaseDatabaseWrapper = default_connection) -> 
         return [row[0] for row in cursor.fetchall()]
 
 
-def list_partitions(table: str, connection: BaseDatabaseWrapper = default_connection) -> list[PartitionInfo]:
+def list_partitions(table: str,
+                    connection: BaseDatabaseWrapper = default_connection) -> list[PartitionInfo]:
     with connection.cursor() as cursor:
         cursor.execute(
             """
-            SELECT child.relname, pg_get_expr(child.relpartbound, child.oid), child.reltuples::bigint
+            SELECT child.relname, pg_get_expr(child.relpartbound, child.oid),
+                   child.reltuples::bigint
             FROM pg_inherits i
             JOIN pg_class parent ON parent.oid = i.inhparent
             JOIN pg_class child ON child.oid = i.inhrelid
@@ -145,7 +152,8 @@ def list_partitions(table: str, connection: BaseDatabaseWrapper = default_connec
             """,
             [table],
         )
-        return [PartitionInfo(name, bounds, max(int(rows), 0)) for name, bounds, rows in cursor.fetchall()]
+        return [PartitionInfo(name, bounds, max(int(rows), 0)) for name, bounds,
+                rows in cursor.fetchall()]
 
 
 def _exists(cursor: CursorWrapper, name: str) -> bool:
@@ -207,11 +215,14 @@ def create_month_partition(table: str, month: dt.date,
         stray = False
         if _exists(cursor, default):
             cursor.execute(
-                f'SELECT EXISTS (SELECT 1 FROM "{default}" WHERE "{PARTITION_KEY}" >= %s AND "{PARTITION_KEY}" < %s)',
+                f'SELECT EXISTS (SELECT 1 FROM "{default}" WHERE "{PARTITION_KEY}" >= %s AND '
+                f'"{PARTITION_KEY}" < %s)',
                 [_utc(start), _utc(end)],
             )
             stray = bool(cursor.fetchone()[0])
-        bounds = f"FOR VALUES FROM ('{start.isoformat()} 00:00:00+00') TO ('{end.isoformat()} 00:00:00+00')"
+        bounds = (
+            f"FOR VALUES FROM ('{start.isoformat()} 00:00:00+00') TO ('{end.isoformat()} "
+            "00:00:00+00')")
         if not stray:
             cursor.execute(f'CREATE TABLE "{name}" PARTITION OF "{table}" {bounds}')
             return True
@@ -227,7 +238,8 @@ def create_month_partition(table: str, month: dt.date,
         cursor.execute(f'ALTER TABLE "{table}" DETACH PARTITION "{default}"')
         cursor.execute(f'CREATE TABLE "{name}" PARTITION OF "{table}" {bounds}')
         cursor.execute(
-            f'WITH moved AS (DELETE FROM "{default}" WHERE "{PARTITION_KEY}" >= %s AND "{PARTITION_KEY}" < %s '
+            f'WITH moved AS (DELETE FROM "{default}" WHERE "{PARTITION_KEY}" >= %s AND '
+            f'"{PARTITION_KEY}" < %s '
             f'RETURNING *) INSERT INTO "{table}" SELECT * FROM moved',
             [_utc(start), _utc(end)],
         )

@@ -66,7 +66,8 @@ def enqueue(task: Any, *args: Any) -> bool:
         _drop_producer()
         broker_breaker.failure(exc)
         logger.warning("could not enqueue %s", task.name, extra={"fields": {"task": task.name,
-                                                                           "error": type(exc).__name__}})
+                                                                           "error": type(
+                                                                               exc).__name__}})
         return False
     broker_breaker.success()
     return True

@@ -29,7 +29,8 @@ def main() -> int:
         subprocess.run([*manage, "bootstrap"], env=env, check=True)
         bind = env.get("STATESET_BIND", "127.0.0.1:8000")
         server = subprocess.Popen(
-            [python, "-m", "gunicorn", "-c", "gunicorn.conf.py", "--bind", bind, "stateset.wsgi:application"],
+            [python, "-m", "gunicorn", "-c", "gunicorn.conf.py", "--bind", bind,
+             "stateset.wsgi:application"],
             env=env,
         )
         return server.wait()

@@ -38,7 +38,8 @@ def api_key_data(api_key: ApiKey) -> dict[str, Any]:
 
 
 def api_key_list(*, filters: dict[str, Any]) -> QuerySet:
-    """``.values()`` rows for ``GET /api-keys``; ``revoked``: only revoked (true) or live (false)."""
+    """``.values()`` rows for ``GET /api-keys``; ``revoked``: only revoked (true) or live
+    (false)."""
     rows = ApiKey.objects.all()
     if filters.get("revoked") is not None:
         rows = rows.filter(revoked_at__isnull=not filters["revoked"])

@@ -34,7 +34,7 @@ from stateset.models import ApiKey, IdempotencyRecord
 
 logger = logging.getLogger("stateset")
 
-# ---------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
 # API keys (SPEC §3). Every change replaces the keys' generation token (stateset.keys) now and again
 # after its commit, so no process's cache serves the key as it was.
 
@@ -59,7 +59,8 @@ def _clean_key_fields(fields: dict[str, Any]) -> dict[str, Any]:
         scopes = list(dict.fromkeys(s.strip() for s in values["scopes"] or [] if s.strip()))
         bad = [s for s in scopes if not scope_is_valid(s)]
         if not scopes or bad:
-            errors["scopes"] = [f"Unknown scope(s): {', '.join(bad)}." if bad else "Give at least one scope."]
+            errors["scopes"] = [f"Unknown scope(s): {', '.join(bad)}." if bad
+                                else "Give at least one scope."]
         values["scopes"] = scopes
     if values.get("rate_limit"):
         values["rate_limit"] = values["rate_limit"].strip()
@@ -78,8 +79,8 @@ def _clean_key_fields(fields: dict[str, Any]) -> dict[str, Any]:
 
 
 def api_key_validate(*, fields: dict[str, Any]) -> dict[str, Any]:
-    """The checks of :func:`api_key_create` on ``fields`` (a form's clean()). Raises ValidationFailed
-    naming each bad field; returns the cleaned values."""
+    """The checks of :func:`api_key_create` on ``fields`` (a form's clean()). Raises
+    ValidationFailed naming each bad field; returns the cleaned values."""
     return _clean_key_fields(fields)
 
 
@@ -98,7 +99,8 @@ def _check_grant(grantor: Grantor | None, *, scopes: list[str], expires_at: date
         return
     missing = scopes_not_held(grantor.scopes, scopes)
     if missing:
-        raise Forbidden(f"A key can only grant scopes it holds; this one lacks {', '.join(missing)}.",
+        raise Forbidden(
+            f"A key can only grant scopes it holds; this one lacks {', '.join(missing)}.",
                         code="insufficient_scope", details={"scopes": missing})
     if grantor.expires_at is not None and (expires_at is None or expires_at > grantor.expires_at):
         raise Forbidden("A key cannot grant a key that outlives it.", code="exceeds_own_key",
@@ -106,13 +108,15 @@ def _check_grant(grantor: Grantor | None, *, scopes: list[str], expires_at: date
     own = _per_second(grantor.rate_limit or settings.API_RATE_LIMIT)
     given = _per_second(rate_limit or settings.API_RATE_LIMIT)
     if own is not None and (given is None or given > own):
-        raise Forbidden("A key cannot grant a higher rate limit than its own.", code="exceeds_own_key",
+        raise Forbidden("A key cannot grant a higher rate limit than its own.",
+                        code="exceeds_own_key",
                         details={"rate_limit": grantor.rate_limit or settings.API_RATE_LIMIT})
 
 
 def _secret_taken(raw: str) -> bool:
     digests = list(candidate_hashes(raw).values())
-    return ApiKey.objects.filter(Q(key_hash__in=digests) | Q(previous_key_hash__in=digests)).exists()
+    return ApiKey.objects.filter(
+        Q(key_hash__in=digests) | Q(previous_key_hash__in=digests)).exists()
 
 
 def api_key_create(*, name: str, scopes: list[str], key: str | None = None,
@@ -126,9 +130,13 @@ def api_key_create(*, name: str, scopes: list[str], key: str | None = None,
     ``key`` or rate; Conflict when ``key`` is already registered. Replaces the keys' generation."""
     values = _clean_key_fields({"name": name, "scopes": scopes, "expires_at": expires_at,
                                 "rate_limit": rate_limit})
-    if key is not None and (not key.startswith(KEY_PREFIX) or not 16 <= len(key) - len(KEY_PREFIX) <= 197):
+    if (key is not None
+        and (not key.startswith(KEY_PREFIX) or not 16 <= len(key) - len(KEY_PREFIX) <= 197)):
         raise ValidationFailed("Invalid API key.",
-                               details={"key": [f"A key starts with {KEY_PREFIX} and has 16 to 197 more characters."]})
+                               details={
+                                   "key": [
+                                       f"A key starts with {KEY_PREFIX} and has 16 to 197 more "
+                                       "characters."]})
     if grantor is not None and grantor.expires_at is not None and values["expires_at"] is None:
         values["expires_at"] = grantor.expires_at  # a key made by an expiring key expires with it
     if grantor is not None and not values["rate_limit"] and grantor.rate_limit:
@@ -182,7 +190,8 @@ def api_key_revoke(*, api_key_id: uuid.UUID | str, grantor: Grantor | None = Non
                      rate_limit=api_key.rate_limit)
         if api_key.revoked_at is None:
             api_key.revoked_at = timezone.now()
-            api_key.previous_key_hash, api_key.previous_hash_scheme, api_key.previous_expires_at = None, "", None
+            api_key.previous_key_hash, api_key.previous_hash_scheme, api_key.previous_expires_at = (
+                None, "", None)
             api_key.save(update_fields=["revoked_at", "previous_key_hash", "previous_hash_scheme",
                                         "previous_expires_at"])
             _keys_changed()
@@ -208,13 +217,16 @@ def api_key_rotate(*, api_key_id: uuid.UUID | str, grace_seconds: int = 0,
             raise Conflict("A revoked key cannot be rotated.", code="api_key_revoked")
         now = timezone.now()
         if grace_seconds:
-            api_key.previous_key_hash, api_key.previous_hash_scheme = api_key.key_hash, api_key.hash_scheme
+            api_key.previous_key_hash, api_key.previous_hash_scheme = (api_key.key_hash,
+                                                                       api_key.hash_scheme)
             api_key.previous_expires_at = now + timedelta(seconds=grace_seconds)
         else:
-            api_key.previous_key_hash, api_key.previous_hash_scheme, api_key.previous_expires_at = None, "", None
+            api_key.previous_key_hash, api_key.previous_hash_scheme, api_key.previous_expires_at = (
+                None, "", None)
         api_key.key_hash, api_key.hash_scheme = hash_key(raw), ApiKey.HashScheme.HMAC_SHA256
         api_key.prefix, api_key.rotated_at = raw[:10], now
-        api_key.save(update_fields=["key_hash", "hash_scheme", "previous_key_hash", "previous_hash_scheme",
+        api_key.save(update_fields=["key_hash", "hash_scheme", "previous_key_hash",
+                                    "previous_hash_scheme",
                                     "previous_expires_at", "prefix", "rotated_at"])
         _keys_changed()
     return api_key, raw
@@ -246,12 +258,13 @@ def api_key_touch(*, key_id: str, at: datetime) -> int:
         return 0
 
 
-# ---------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
 # Idempotency (SPEC §3): claim → run → complete (or release on a crash)
 
 IN_FLIGHT_LEASE = timedelta(seconds=60)
 MAX_STORED_PATH = 255
-# Secrets the platform issues; a stored answer never keeps one, declared or not (see redact_secrets).
+# Secrets the platform issues; a stored answer never keeps one, declared or not (see
+# redact_secrets).
 _SECRET_VALUE = re.compile(r"^(sk_|whsec_)[A-Za-z0-9_\-]{16,}$")
 
 
@@ -267,9 +280,9 @@ def stored_path(path: str) -> str:
 
 
 def redact_secrets(body: Any, fields: Iterable[str] = ()) -> Any:
-    """``body`` with every declared secret field (``"secret"``, or dotted: ``"key.value"``) and every
-    value shaped like a secret this platform issues (``sk_…``, ``whsec_…``) replaced by None. A
-    replay then answers the same status and data, the secret as null (SPEC §4.7)."""
+    """``body`` with every declared secret field (``"secret"``, or dotted: ``"key.value"``) and
+    every value shaped like a secret this platform issues (``sk_…``, ``whsec_…``) replaced by None.
+    A replay then answers the same status and data, the secret as null (SPEC §4.7)."""
     body = _redact_values(body)
     for dotted in fields:
         node, *path, last = [body, *dotted.split(".")]
@@ -320,8 +333,8 @@ def idempotency_claim(*, owner: str, key: str, method: str, path: str, request_h
         with connection.cursor() as cursor:
             cursor.execute(
                 f"""
-                INSERT INTO {table} (owner, key, method, path, request_hash, status, response_headers,
-                                     locked_until, created_at, expires_at)
+                INSERT INTO {table} (owner, key, method, path, request_hash, status,
+                                     response_headers, locked_until, created_at, expires_at)
                 VALUES (%s, %s, %s, %s, %s, %s, '{{}}'::jsonb, %s, %s, %s)
                 ON CONFLICT (owner, key) DO NOTHING
                 RETURNING id
@@ -363,13 +376,15 @@ def idempotency_complete(*, record_id: int, status: int, body: Any, headers: dic
         cursor.execute(
             f"UPDATE {IdempotencyRecord._meta.db_table} SET status = %s, response_status = %s, "
             "response_body = %s::jsonb, response_headers = %s::jsonb WHERE id = %s",
-            [IdempotencyRecord.Status.COMPLETED, status, dumps(body).decode(), dumps(headers).decode(), record_id],
+            [IdempotencyRecord.Status.COMPLETED, status, dumps(body).decode(),
+             dumps(headers).decode(), record_id],
         )
 
 
 def idempotency_release(*, record_id: int) -> None:
     """The request failed without a final answer (a 5xx): let the client retry with the same key."""
-    IdempotencyRecord.objects.filter(id=record_id, status=IdempotencyRecord.Status.IN_PROGRESS).delete()
+    IdempotencyRecord.objects.filter(id=record_id,
+                                     status=IdempotencyRecord.Status.IN_PROGRESS).delete()
 
 
 def idempotency_purge_expired(*, batch_size: int = 5000) -> int:

@@ -159,7 +159,7 @@ READ_PREFERENCE = DB["read_preference"]
 STATEMENT_CACHE_SIZE = DB["statement_cache_size"]
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
-# --- cache -----------------------------------------------------------------------------------------
+# --- cache ----------------------------------------------------------------------------------------
 REDIS_URL = CONFIG["redis"]["url"]
 # Connect and read timeout of every Redis call (cache, rate limiter, broker publish from a request).
 REDIS_TIMEOUT_SECONDS = CONFIG["redis"]["timeout"] / 1000
@@ -200,7 +200,7 @@ else:
 DJANGO_REDIS_LOGGER = "stateset.cache"
 SESSION_ENGINE = "django.contrib.sessions.backends.db"
 
-# --- celery ----------------------------------------------------------------------------------------
+# --- celery ---------------------------------------------------------------------------------------
 CELERY_BROKER_URL = CONFIG["celery"]["broker_url"] or REDIS_URL or "memory://"
 CELERY_TASK_ALWAYS_EAGER = CONFIG["celery"]["always_eager"] or not (
     CONFIG["celery"]["broker_url"] or REDIS_URL
@@ -218,13 +218,14 @@ CELERY_BEAT_SCHEDULE = {
     "partitions-ensure": {"task": "stateset.tasks.partitions_ensure", "schedule": 86400.0},
     "analyze-tables": {"task": "stateset.tasks.analyze_tables", "schedule": 86400.0},
     "idempotency-purge": {"task": "stateset.tasks.idempotency_purge", "schedule": 3600.0},
-    "inventory-reconcile-report": {"task": "inventory.tasks.inventory_reconcile_report", "schedule": 86400.0},
+    "inventory-reconcile-report": {"task": "inventory.tasks.inventory_reconcile_report",
+                                   "schedule": 86400.0},
     # Deliveries are kicked after each commit; this catches missed kicks and runs due retries.
     "webhooks-pump": {"task": "webhooks.tasks.webhooks_pump", "schedule": 15.0},
     "webhooks-purge": {"task": "webhooks.tasks.webhooks_purge", "schedule": 86400.0},
 }
 
-# --- i18n / static ---------------------------------------------------------------------------------
+# --- i18n / static --------------------------------------------------------------------------------
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = APP["time_zone"]
 USE_I18N = True
@@ -241,7 +242,7 @@ if APP["env"] == "test":
     # admin_client creates a superuser; PBKDF2 at production strength costs about a second each.
     PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
-# --- security --------------------------------------------------------------------------------------
+# --- security -------------------------------------------------------------------------------------
 SESSION_COOKIE_HTTPONLY = True
 CSRF_COOKIE_HTTPONLY = False
 X_FRAME_OPTIONS = "DENY"
@@ -261,7 +262,7 @@ if PRODUCTION:
 DATA_UPLOAD_MAX_MEMORY_SIZE = API["max_body_bytes"]
 DATA_UPLOAD_MAX_NUMBER_FIELDS = 5000
 
-# --- API -------------------------------------------------------------------------------------------
+# --- API ------------------------------------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "stateset.api.auth.ApiKeyAuthentication",
@@ -295,7 +296,8 @@ TAX_RATES = CONFIG["tax"]["rates"]
 # API-key hashes are HMAC-SHA256 keyed with this pepper (stateset.keys.hash_key).
 API_KEY_PEPPER = APP["key_pepper"]
 # Where the generation of API keys lives (stateset.keys): Redis shared by every process; "local" for
-# the single-process test run without Redis; "off" = no principal cache (every request reads the key).
+# the single-process test run without Redis; "off" = no principal cache (every request reads the
+# key).
 API_KEY_CACHE = "redis" if CACHE_REDIS_URL else ("local" if APP["env"] == "test" else "off")
 API_AUTH_FAILURE_LIMIT = API["auth_failure_limit"]
 API_TRUSTED_PROXIES = API["trusted_proxies"]
@@ -338,7 +340,7 @@ SPECTACULAR_SETTINGS = {
     },
 }
 
-# --- logging ---------------------------------------------------------------------------------------
+# --- logging --------------------------------------------------------------------------------------
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,

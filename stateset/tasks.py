@@ -19,10 +19,12 @@ def idempotency_purge() -> int:
 
 @shared_task(ignore_result=True)
 def partitions_ensure(months_ahead: int = 3) -> dict[str, list[str]]:
-    """Daily: keep monthly partitions of every partitioned table ready ``months_ahead`` months out."""
+    """Daily: keep monthly partitions of every partitioned table ready ``months_ahead`` months
+    out."""
     from stateset.partitions import ensure_partitions, partitioned_tables
 
-    return {table: ensure_partitions(table, months_ahead=months_ahead) for table in partitioned_tables()}
+    return {table: ensure_partitions(table, months_ahead=months_ahead)
+            for table in partitioned_tables()}
 
 
 @shared_task(ignore_result=True)

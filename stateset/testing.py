@@ -49,7 +49,8 @@ def client_for(raw_key: str) -> APIClient:
 
 
 def error_of(response: Any, status: int) -> dict[str, Any]:
-    """The error payload of an envelope answer, after checking the status and the envelope's shape."""
+    """The error payload of an envelope answer, after checking the status and the envelope's
+    shape."""
     assert response.status_code == status, response.content
     assert response["Content-Type"].startswith("application/json")
     body = response.json()

@@ -33,7 +33,8 @@ def _cleaned(clean: Any, value: Any) -> Any:
     try:
         return clean(value)
     except DomainError as exc:
-        raise forms.ValidationError(f"{exc.message} {exc.details.get('events', '') or ''}".strip()) from exc
+        raise forms.ValidationError(
+            f"{exc.message} {exc.details.get('events', '') or ''}".strip()) from exc
 
 
 @admin.register(Endpoint)
@@ -49,12 +50,14 @@ class EndpointAdmin(ServiceModelAdmin):
     def save_model(self, request: HttpRequest, obj: Endpoint, form: Any, change: bool) -> None:
         """Through the services, so the URL and event rules hold here too (the secret is generated
         and shown once)."""
-        values = {name: form.cleaned_data[name] for name in ("url", "events", "description", "is_active")}
+        values = {name: form.cleaned_data[name]
+                  for name in ("url", "events", "description", "is_active")}
         if change:
             saved = services.endpoint_update(endpoint_id=obj.id, fields=values)
         else:
             saved = services.endpoint_create(**values)
-            self.message_user(request, f"Signing secret (shown once): {saved.secret}", messages.WARNING)
+            self.message_user(request, f"Signing secret (shown once): {saved.secret}",
+                              messages.WARNING)
         obj.pk, obj.version = saved.pk, saved.version
 
     def delete_model(self, request: HttpRequest, obj: Endpoint) -> None:
@@ -68,7 +71,8 @@ class DeliveryAdmin(ReadOnlyAdmin):
     list_filter = ("status",)
     list_select_related = ("event", "endpoint")
     actions = ["resend"]
-    readonly_fields = ("id", "endpoint", "event", "status", "attempts", "next_attempt_at", "last_attempt_at",
+    readonly_fields = ("id", "endpoint", "event", "status", "attempts", "next_attempt_at",
+                       "last_attempt_at",
                        "response_status", "last_error", "created_at", "delivered_at")
 
     @admin.display(description="event")

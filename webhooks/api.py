@@ -1,4 +1,5 @@
-"""``/api/v1/webhooks`` (SPEC §4.7): subscribe endpoints to domain events; scope ``webhooks:manage``."""
+"""``/api/v1/webhooks`` (SPEC §4.7): subscribe endpoints to domain events; scope
+``webhooks:manage``."""
 
 from __future__ import annotations
 
@@ -22,8 +23,8 @@ EVENT_CHOICES = [*EVENT_TYPES, "*"]
 
 class EndpointIn(StrictSerializer):
     url = serializers.URLField(max_length=2000)
-    events = serializers.ListField(child=serializers.ChoiceField(choices=EVENT_CHOICES), allow_empty=False,
-                                   max_length=len(EVENT_CHOICES))
+    events = serializers.ListField(child=serializers.ChoiceField(choices=EVENT_CHOICES),
+                                   allow_empty=False, max_length=len(EVENT_CHOICES))
     secret = TextField(min_length=16, max_length=128, required=False,
                        help_text="Generated when absent; shown only in the answer to this request.")
     description = TextField(max_length=255, required=False, allow_blank=True, default="")
@@ -32,8 +33,8 @@ class EndpointIn(StrictSerializer):
 
 class EndpointUpdateIn(StrictSerializer):
     url = serializers.URLField(max_length=2000, required=False)
-    events = serializers.ListField(child=serializers.ChoiceField(choices=EVENT_CHOICES), allow_empty=False,
-                                   max_length=len(EVENT_CHOICES), required=False)
+    events = serializers.ListField(child=serializers.ChoiceField(choices=EVENT_CHOICES),
+                                   allow_empty=False, max_length=len(EVENT_CHOICES), required=False)
     description = TextField(max_length=255, required=False, allow_blank=True)
     is_active = serializers.BooleanField(required=False)
 
@@ -50,7 +51,8 @@ class EndpointOut(serializers.Serializer):
 
 
 class EndpointCreatedOut(EndpointOut):
-    secret = serializers.CharField(help_text="Shown only here: store it to verify StateSet-Signature.")
+    secret = serializers.CharField(
+        help_text="Shown only here: store it to verify StateSet-Signature.")
 
 
 class DeliveryOut(serializers.Serializer):
@@ -80,13 +82,15 @@ class WebhookViewSet(ApiViewSet):
     scope = "webhooks"
     lookup_value_regex = "[^/]+"
     action_scopes = {name: "webhooks:manage" for name in
-                     ("list", "create", "retrieve", "partial_update", "destroy", "deliveries", "resend")}
+                     ("list", "create", "retrieve", "partial_update", "destroy", "deliveries",
+                      "resend")}
     secret_fields = {"create": ("secret",)}  # shown once: a replay answers it as null
 
     @extend_schema(responses=page_of(EndpointOut, "WebhookEndpointPage"))
     def list(self, request: Request) -> Response:
         params = parse_list_params(request.query_params)
-        return self.list_response(selectors.endpoint_list(), params, render=selectors.render_endpoints)
+        return self.list_response(selectors.endpoint_list(), params,
+                                  render=selectors.render_endpoints)
 
     @extend_schema(request=EndpointIn, responses={201: EndpointCreatedOut})
     def create(self, request: Request) -> Response:
@@ -105,7 +109,8 @@ class WebhookViewSet(ApiViewSet):
     def partial_update(self, request: Request, pk: str) -> Response:
         target = endpoint_id(pk)
         version = expected_version(request)
-        endpoint = services.endpoint_update(endpoint_id=target, fields=validated(EndpointUpdateIn, request.data),
+        endpoint = services.endpoint_update(endpoint_id=target,
+                                            fields=validated(EndpointUpdateIn, request.data),
                                             expected_version=version)
         return self.detail_response(selectors.render_endpoint(endpoint), version=endpoint.version)
 
@@ -114,15 +119,16 @@ class WebhookViewSet(ApiViewSet):
         services.endpoint_delete(endpoint_id=endpoint_id(pk))
         return Response(status=204)
 
-    @extend_schema(parameters=[DeliveryFilters], responses=page_of(DeliveryOut, "WebhookDeliveryPage"))
+    @extend_schema(parameters=[DeliveryFilters],
+                   responses=page_of(DeliveryOut, "WebhookDeliveryPage"))
     @action(detail=True, methods=["get"])
     def deliveries(self, request: Request, pk: str) -> Response:
         target = endpoint_id(pk)
         params = parse_list_params(request.query_params, filters=DeliveryFilters)
         if selectors.endpoint_get(target) is None:
             raise NotFound("No webhook endpoint with this id.", code="webhook_not_found")
-        return self.list_response(selectors.delivery_list(endpoint_id=target, **params.filters), params,
-                                  render=selectors.render_deliveries)
+        return self.list_response(selectors.delivery_list(endpoint_id=target, **params.filters),
+                                  params, render=selectors.render_deliveries)
 
     @extend_schema(request=None, responses=DeliveryOut)
     @action(detail=True, methods=["post"], url_path=r"deliveries/(?P<delivery_id>[^/]+)/resend")

@@ -10,9 +10,10 @@ from django.db.models import QuerySet
 
 from webhooks.models import Delivery, Endpoint
 
-ENDPOINT_FIELDS = ("id", "url", "events", "description", "is_active", "version", "created_at", "updated_at")
-DELIVERY_FIELDS = ("id", "event_id", "event__type", "status", "attempts", "next_attempt_at", "last_attempt_at",
-                   "response_status", "last_error", "created_at", "delivered_at")
+ENDPOINT_FIELDS = ("id", "url", "events", "description", "is_active", "version", "created_at",
+                   "updated_at")
+DELIVERY_FIELDS = ("id", "event_id", "event__type", "status", "attempts", "next_attempt_at",
+                   "last_attempt_at", "response_status", "last_error", "created_at", "delivered_at")
 
 
 def render_endpoint(endpoint: Endpoint) -> dict[str, Any]:
@@ -31,7 +32,8 @@ def endpoint_get(endpoint_id: uuid.UUID) -> Endpoint | None:
     return Endpoint.objects.filter(id=endpoint_id).only(*ENDPOINT_FIELDS).first()
 
 
-def delivery_list(*, endpoint_id: uuid.UUID, status: str | None = None) -> QuerySet[Delivery, dict[str, Any]]:
+def delivery_list(*, endpoint_id: uuid.UUID, status: str | None = None) -> QuerySet[Delivery,
+                                                                                    dict[str, Any]]:
     rows = Delivery.objects.filter(endpoint_id=endpoint_id)
     if status:
         rows = rows.filter(status=status)
@@ -40,7 +42,8 @@ def delivery_list(*, endpoint_id: uuid.UUID, status: str | None = None) -> Query
 
 
 def render_deliveries(rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
-    return [{**{k: v for k, v in row.items() if k != "event__type"}, "event_type": row["event__type"]}
+    return [{**{k: v for k, v in row.items() if k != "event__type"},
+             "event_type": row["event__type"]}
             for row in rows]
 
 

@@ -102,8 +102,10 @@ def dispatch(*, batch_size: int = 500) -> list[uuid.UUID]:
         if not events:
             return []
         endpoints = list(Endpoint.objects.filter(is_active=True).only("id", "events"))
-        deliveries = [Delivery(endpoint_id=endpoint.id, event_id=event.id, next_attempt_at=now, created_at=now)
-                      for event in events for endpoint in endpoints if endpoint.subscribes_to(event.type)]
+        deliveries = [Delivery(endpoint_id=endpoint.id, event_id=event.id, next_attempt_at=now,
+                               created_at=now)
+                      for event in events for endpoint in endpoints
+                      if endpoint.subscribes_to(event.type)]
         Delivery.objects.bulk_create(deliveries, batch_size=1000)
         Event.objects.filter(id__in=[event.id for event in events]).update(dispatched_at=now)
         ids = [delivery.id for delivery in deliveries]
@@ -120,7 +122,8 @@ def _enqueue(delivery_ids: list[uuid.UUID]) -> None:
 
 
 def due_deliveries(*, limit: int = 500) -> list[uuid.UUID]:
-    return list(Delivery.objects.filter(status=Delivery.Status.PENDING, next_attempt_at__lte=timezone.now())
+    return list(Delivery.objects.filter(status=Delivery.Status.PENDING,
+                                        next_attempt_at__lte=timezone.now())
                 .order_by("next_attempt_at").values_list("id", flat=True)[:limit])
 
 
@@ -135,7 +138,8 @@ def sign(secret: str, timestamp: int, body: bytes) -> str:
 
 
 def backoff(attempts: int) -> timedelta:
-    """The wait after failed attempt ``attempts`` (1-based): 30 s, 1 min, 2 min … with the defaults."""
+    """The wait after failed attempt ``attempts`` (1-based): 30 s, 1 min, 2 min … with the
+    defaults."""
     return timedelta(seconds=settings.WEBHOOKS_BACKOFF_SECONDS * 2 ** (attempts - 1))
 
 
@@ -215,14 +219,16 @@ def deliver(*, delivery_id: uuid.UUID) -> str | None:
     None when the delivery was not due (already sent, failed, or claimed elsewhere)."""
     now = timezone.now()
     lease = now + timedelta(seconds=settings.WEBHOOKS_TIMEOUT + 30)
-    due = Delivery.objects.filter(id=delivery_id, status=Delivery.Status.PENDING, next_attempt_at__lte=now)
+    due = Delivery.objects.filter(id=delivery_id, status=Delivery.Status.PENDING,
+                                  next_attempt_at__lte=now)
     claimed = due.filter(attempts__lt=settings.WEBHOOKS_MAX_ATTEMPTS).update(
         next_attempt_at=lease, attempts=F("attempts") + 1, last_attempt_at=now)
     if not claimed:
         # Out of attempts yet still pending (a worker died between its claim and its record): it is
         # failed now, never claimed again.
         if due.filter(attempts__gte=settings.WEBHOOKS_MAX_ATTEMPTS).update(
-                status=Delivery.Status.FAILED, last_error="Attempts exhausted; the last one did not finish."):
+                status=Delivery.Status.FAILED,
+                last_error="Attempts exhausted; the last one did not finish."):
             return Delivery.Status.FAILED
         return None
     delivery = Delivery.objects.select_related("endpoint", "event").get(id=delivery_id)
@@ -259,17 +265,21 @@ def deliver(*, delivery_id: uuid.UUID) -> str | None:
         values = {"last_error": result.error}
     else:
         status = Delivery.Status.PENDING
-        values = {"last_error": result.error, "next_attempt_at": finished + backoff(delivery.attempts)}
-    Delivery.objects.filter(id=delivery.id).update(status=status, response_status=result.status, **values)
-    metrics.WEBHOOK_DELIVERIES.labels("success" if result.ok else ("failed" if status == "failed" else "retry")).inc()
+        values = {"last_error": result.error,
+                  "next_attempt_at": finished + backoff(delivery.attempts)}
+    Delivery.objects.filter(id=delivery.id).update(status=status, response_status=result.status,
+                                                   **values)
+    metrics.WEBHOOK_DELIVERIES.labels("success" if result.ok
+                                      else ("failed" if status == "failed" else "retry")).inc()
     log = logger.info if result.ok else logger.warning
     log("webhook delivery", extra={"delivery_id": str(delivery.id), "event_type": event.type,
-                                   "attempt": delivery.attempts, "result": status, "http_status": result.status,
-                                   "error": result.error})
+                                   "attempt": delivery.attempts, "result": status,
+                                   "http_status": result.status, "error": result.error})
     return status
 
 
-def deliveries_resend(*, delivery_ids: list[uuid.UUID], endpoint_id: uuid.UUID | None = None) -> int:
+def deliveries_resend(*, delivery_ids: list[uuid.UUID],
+                      endpoint_id: uuid.UUID | None = None) -> int:
     """Send deliveries again from a fresh count of attempts (the admin's "resend" action and
     ``POST /webhooks/{id}/deliveries/{delivery_id}/resend``). Returns how many were reset."""
     rows = Delivery.objects.filter(id__in=delivery_ids)
@@ -278,21 +288,24 @@ def deliveries_resend(*, delivery_ids: list[uuid.UUID], endpoint_id: uuid.UUID |
     with transaction.atomic():
         ids = list(rows.values_list("id", flat=True))
         Delivery.objects.filter(id__in=ids).update(
-            status=Delivery.Status.PENDING, attempts=0, next_attempt_at=timezone.now(), last_error="")
+            status=Delivery.Status.PENDING, attempts=0, next_attempt_at=timezone.now(),
+            last_error="")
         transaction.on_commit(lambda: _enqueue(ids))
     return len(ids)
 
 
 def purge(*, older_than_days: int | None = None, batch_size: int = 5000) -> int:
     """Delete dispatched events created more than ``[webhooks] retention_days`` ago, with their
-    delivery log, in batches (each its own short transaction). Returns the number of events deleted."""
+    delivery log, in batches (each its own short transaction). Returns the number of events
+    deleted."""
     days = settings.WEBHOOKS_RETENTION_DAYS if older_than_days is None else older_than_days
     cutoff = timezone.now() - timedelta(days=days)
     deleted = 0
     while True:
         with transaction.atomic(), connection.cursor() as cursor:
             cursor.execute(
-                "WITH old AS (SELECT id FROM webhooks_event WHERE created_at < %s AND dispatched_at IS NOT NULL "
+                "WITH old AS (SELECT id FROM webhooks_event WHERE created_at < %s AND "
+                "dispatched_at IS NOT NULL "
                 "LIMIT %s), "
                 "gone AS (DELETE FROM webhooks_delivery WHERE event_id IN (SELECT id FROM old)) "
                 "DELETE FROM webhooks_event WHERE id IN (SELECT id FROM old)",
@@ -408,10 +421,12 @@ def resolve_target(url: str) -> tuple[str, str]:
 def clean_events(events: list[str]) -> list[str]:
     unknown = sorted(set(events) - {*EVENT_TYPES, "*"})
     if unknown:
-        raise ValidationFailed("Unknown event types.", details={"events": [f"Unknown event type: {name}"
+        raise ValidationFailed("Unknown event types.",
+                               details={"events": [f"Unknown event type: {name}"
                                                                              for name in unknown]})
     if not events:
-        raise ValidationFailed("Subscribe to at least one event type.", details={"events": ["Empty."]})
+        raise ValidationFailed("Subscribe to at least one event type.",
+                               details={"events": ["Empty."]})
     return sorted(set(events))
 
 
@@ -426,17 +441,19 @@ def _changed() -> None:
     transaction.on_commit(subscriptions.clear)
 
 
-def endpoint_create(*, url: str, events: list[str], secret: str | None = None, description: str = "",
-                    is_active: bool = True) -> Endpoint:
+def endpoint_create(*, url: str, events: list[str], secret: str | None = None,
+                    description: str = "", is_active: bool = True) -> Endpoint:
     """A new endpoint; its secret is generated when not given (``whsec_`` + 32 random bytes)."""
     endpoint = Endpoint.objects.create(
-        url=clean_url(url), events=clean_events(events), secret=secret or f"whsec_{secrets.token_urlsafe(32)}",
+        url=clean_url(url), events=clean_events(events),
+        secret=secret or f"whsec_{secrets.token_urlsafe(32)}",
         description=description, is_active=is_active)
     _changed()
     return endpoint
 
 
-def endpoint_update(*, endpoint_id: uuid.UUID, fields: dict[str, Any], expected_version: int | None = None) -> Endpoint:
+def endpoint_update(*, endpoint_id: uuid.UUID, fields: dict[str, Any],
+                    expected_version: int | None = None) -> Endpoint:
     values = dict(fields)
     if "url" in values:
         values["url"] = clean_url(values["url"])

@@ -25,7 +25,8 @@ def test_changelist_query_count_is_fixed(admin_client, django_assert_num_queries
 
 
 @pytest.mark.parametrize("rows", [1, 50])
-def test_filtered_and_searched_changelist_query_count_is_fixed(admin_client, django_assert_num_queries, rows):
+def test_filtered_and_searched_changelist_query_count_is_fixed(admin_client,
+                                                               django_assert_num_queries, rows):
     ProductFactory.create_batch(rows, name="Garden hose")
     with django_assert_num_queries(4):  # session, user, count, page
         response = admin_client.get(CHANGELIST, {"q": "hose", "is_active__exact": "1"})
@@ -49,10 +50,11 @@ def test_search_finds_by_word_prefix_and_sku_prefix(admin_client):
 
 def test_add_goes_through_the_service(admin_client):
     response = admin_client.post(reverse("admin:catalog_product_add"), {
-        "sku": "ADM-1", "name": "From admin", "description": "", "price": "12.00", "currency": "USD",
-        "is_active": "on", "attributes": "{}",
+        "sku": "ADM-1", "name": "From admin", "description": "", "price": "12.00",
+        "currency": "USD", "is_active": "on", "attributes": "{}",
     })
-    assert response.status_code == 302, response.context["adminform"].form.errors if response.context else ""
+    assert response.status_code == 302, response.context[
+        "adminform"].form.errors if response.context else ""
     product = Product.objects.get(sku="ADM-1")
     assert product.version == 1 and product.price == Decimal("12.00")
 
@@ -68,7 +70,8 @@ def test_add_refuses_a_duplicate_sku_in_another_case_and_bad_currency(admin_clie
     assert Product.objects.count() == 1
 
 
-def test_change_bumps_version_and_invalidates_the_cache(admin_client, django_capture_on_commit_callbacks):
+def test_change_bumps_version_and_invalidates_the_cache(admin_client,
+                                                        django_capture_on_commit_callbacks):
     product = ProductFactory(name="Old", price=Decimal("5.00"))
     assert selectors.product_detail(product_id=product.id)["name"] == "Old"
     with django_capture_on_commit_callbacks(execute=True):
@@ -87,7 +90,8 @@ def test_activate_and_deactivate_actions(admin_client):
     ids = [str(p.id) for p in products[:2]]
     response = admin_client.post(CHANGELIST, {"action": "deactivate", "_selected_action": ids})
     assert response.status_code == 302
-    assert sorted(Product.objects.filter(is_active=False).values_list("version", flat=True)) == [2, 2]
+    assert sorted(Product.objects.filter(is_active=False).values_list("version", flat=True)) == [2,
+                                                                                                 2]
     admin_client.post(CHANGELIST, {"action": "activate", "_selected_action": ids})
     assert Product.objects.filter(is_active=True).count() == 3
     assert sorted(Product.objects.values_list("version", flat=True)) == [1, 3, 3]
@@ -98,7 +102,9 @@ def test_delete_of_a_referenced_product_deactivates_it(admin_client):
     with connection.cursor() as cursor:
         cursor.execute("CREATE TABLE test_ref (product_id uuid REFERENCES catalog_product(id))")
         cursor.execute("INSERT INTO test_ref VALUES (%s)", [product.id])
-    response = admin_client.post(CHANGELIST, {"action": "delete_selected", "_selected_action": [str(product.id)],
+    response = admin_client.post(CHANGELIST,
+                                 {"action": "delete_selected",
+                                  "_selected_action": [str(product.id)],
                                               "post": "yes"})
     assert response.status_code == 302
     product.refresh_from_db()
@@ -107,7 +113,8 @@ def test_delete_of_a_referenced_product_deactivates_it(admin_client):
 
 def test_delete_removes_an_unreferenced_product(admin_client):
     product = ProductFactory()
-    response = admin_client.post(reverse("admin:catalog_product_delete", args=[product.id]), {"post": "yes"})
+    response = admin_client.post(reverse("admin:catalog_product_delete", args=[product.id]),
+                                 {"post": "yes"})
     assert response.status_code == 302
     assert not Product.objects.exists()
 

@@ -1,4 +1,5 @@
-"""``/api/v1/products``: CRUD, ETags, validation, lists, scopes, caching (SPEC §3, §4.1, §7, §10)."""
+"""``/api/v1/products``: CRUD, ETags, validation, lists, scopes, caching (SPEC §3, §4.1, §7,
+§10)."""
 
 from decimal import Decimal
 
@@ -26,7 +27,8 @@ def test_create_returns_201_with_the_product_and_an_etag(api):
     data = data_of(response, 201)
     assert response["ETag"] == '"1"'
     assert data["sku"] == "WID-001" and data["price"] == "29.99" and data["currency"] == "USD"
-    assert data["is_active"] is True and data["attributes"] == {"color": "blue"} and data["version"] == 1
+    assert data["is_active"] is True and data["attributes"] == {"color": "blue"} and data[
+        "version"] == 1
     assert data["created_at"].endswith("Z")
     product = Product.objects.get(pk=data["id"])
     assert product.price == Decimal("29.99") and product.description == "A sturdy widget."
@@ -51,7 +53,8 @@ def test_detail_has_etag_and_honours_if_none_match(api):
 @pytest.mark.parametrize("path", ["00000000-0000-0000-0000-000000000000", "not-a-uuid", "12345"])
 def test_unknown_or_malformed_id_is_404(api, path):
     assert error_of(api.get(f"{URL}/{path}"), 404)["code"] == "product_not_found"
-    assert error_of(api.patch(f"{URL}/{path}", {"name": "x"}, format="json"), 404)["code"] == "product_not_found"
+    assert error_of(api.patch(f"{URL}/{path}", {"name": "x"}, format="json"),
+                    404)["code"] == "product_not_found"
     assert error_of(api.delete(f"{URL}/{path}"), 404)["code"] == "product_not_found"
 
 
@@ -140,7 +143,8 @@ def test_a_body_that_is_not_an_object_is_4xx(api, body):
 
 @pytest.mark.parametrize("raw", [b'{"sku": ', b'{"sku": "\xff"}', b'{"price": NaN}'])
 def test_malformed_json_is_400_and_writes_nothing(api, raw):
-    assert error_of(api.post(URL, raw, content_type="application/json"), 400)["code"] == "malformed_json"
+    assert error_of(api.post(URL, raw, content_type="application/json"),
+                    400)["code"] == "malformed_json"
     assert not Product.objects.exists()
 
 
@@ -167,8 +171,8 @@ def test_patch_to_another_products_sku_is_409_and_changes_nothing(api):
 
 def test_patch_changes_fields_and_bumps_version(api):
     product = ProductFactory(price=Decimal("10.00"))
-    response = api.patch(f"{URL}/{product.id}", {"price": "12.50", "is_active": False}, format="json",
-                         HTTP_IF_MATCH='"1"')
+    response = api.patch(f"{URL}/{product.id}", {"price": "12.50", "is_active": False},
+                         format="json", HTTP_IF_MATCH='"1"')
     data = data_of(response)
     assert data["price"] == "12.50" and data["is_active"] is False and data["version"] == 2
     assert response["ETag"] == '"2"'
@@ -189,7 +193,8 @@ def test_if_match_mismatch_is_412_and_writes_nothing(api):
 
 def test_if_match_that_is_not_an_etag_is_412(api):
     product = ProductFactory()
-    error_of(api.patch(f"{URL}/{product.id}", {"name": "x"}, format="json", HTTP_IF_MATCH="garbage"), 412)
+    error_of(api.patch(f"{URL}/{product.id}", {"name": "x"}, format="json",
+                       HTTP_IF_MATCH="garbage"), 412)
     product.refresh_from_db()
     assert product.version == 1
 
@@ -236,7 +241,8 @@ def test_delete_of_an_unreferenced_product_is_204(api, django_capture_on_commit_
 def test_delete_of_a_referenced_product_deactivates_it(api):
     product = ProductFactory()
     with connection.cursor() as cursor:
-        cursor.execute("CREATE TABLE test_order_line (id serial PRIMARY KEY, product_id uuid NOT NULL "
+        cursor.execute(
+            "CREATE TABLE test_order_line (id serial PRIMARY KEY, product_id uuid NOT NULL "
                        "REFERENCES catalog_product(id) DEFERRABLE INITIALLY DEFERRED)")
         cursor.execute("INSERT INTO test_order_line (product_id) VALUES (%s)", [product.id])
     response = api.delete(f"{URL}/{product.id}")
@@ -253,7 +259,8 @@ def test_delete_of_a_referenced_product_deactivates_it(api):
 def test_list_shape_and_items_match_the_detail(api):
     product = ProductFactory()
     page = data_of(api.get(URL))
-    assert set(page) == {"items", "page", "limit", "total", "total_pages", "total_is_estimate", "next_cursor"}
+    assert set(page) == {"items", "page", "limit", "total", "total_pages", "total_is_estimate",
+                         "next_cursor"}
     assert page["total"] == 1 and page["next_cursor"] is None
     assert page["items"] == [data_of(api.get(f"{URL}/{product.id}"))]
 
@@ -275,12 +282,15 @@ def test_list_filters(api):
     assert skus(f"sku={cheap.sku}&is_active=true") == ["CHEAP-1"]
 
 
-@pytest.mark.parametrize("query", ["colour=red", "sort_by=description", "min_price=abc", "max_price=-1",
-                                   "min_price=10&max_price=5", "is_active=maybe", "limit=101", "page=0",
+@pytest.mark.parametrize("query",
+                         ["colour=red", "sort_by=description", "min_price=abc", "max_price=-1",
+                                   "min_price=10&max_price=5", "is_active=maybe", "limit=101",
+                          "page=0",
                                    "cursor=garbage", "sku=" + "x" * 65])
 def test_bad_list_parameters_are_422(api, query):
     ProductFactory()
-    assert error_of(api.get(f"{URL}?{query}"), 422)["code"] in ("invalid_parameter", "invalid_cursor")
+    assert error_of(api.get(f"{URL}?{query}"), 422)["code"] in ("invalid_parameter",
+                                                                "invalid_cursor")
 
 
 @pytest.mark.parametrize(("sort", "key"), [("name", "name"), ("price", "price"), ("sku", "sku"),
@@ -333,14 +343,17 @@ def test_read_key_cannot_write(client_with):
     assert reader.get(URL).status_code == 200
     assert reader.get(f"{URL}/search?q=kept").status_code == 200
     assert reader.get(f"{URL}/by-sku/{product.sku}").status_code == 200
-    assert error_of(reader.post(URL, valid_body(), format="json"), 403)["code"] == "insufficient_scope"
-    assert error_of(reader.patch(f"{URL}/{product.id}", {"name": "x"}, format="json"), 403)["code"] == "insufficient_scope"
+    assert error_of(reader.post(URL, valid_body(), format="json"),
+                    403)["code"] == "insufficient_scope"
+    assert error_of(reader.patch(f"{URL}/{product.id}", {"name": "x"}, format="json"),
+                    403)["code"] == "insufficient_scope"
     assert error_of(reader.delete(f"{URL}/{product.id}"), 403)["code"] == "insufficient_scope"
     assert list(Product.objects.values_list("name", flat=True)) == ["Kept"]
 
 
 def test_other_resources_scopes_do_not_grant_the_catalog(client_with):
-    assert error_of(client_with("orders:*", "customers:write").get(URL), 403)["code"] == "insufficient_scope"
+    assert error_of(client_with("orders:*", "customers:write").get(URL),
+                    403)["code"] == "insufficient_scope"
 
 
 def test_catalog_write_key_can_write(client_with):

@@ -23,7 +23,8 @@ def test_concurrent_creates_of_one_sku_in_any_case_leave_one_row():
         except services.DuplicateSku:
             return "duplicate"
 
-    assert sorted(run_threads_cleanly(THREADS, create)) == ["created"] + ["duplicate"] * (THREADS - 1)
+    assert sorted(run_threads_cleanly(THREADS,
+                                      create)) == ["created"] + ["duplicate"] * (THREADS - 1)
     assert Product.objects.filter(sku__iexact="race-x").count() == 1
 
 

@@ -55,8 +55,8 @@ def test_exact_sku_ranks_first_then_name_above_description(api):
 
 def test_filters_limit_and_offset(api):
     for index in range(5):
-        ProductFactory(sku=f"TENT-{index}", name=f"Tent model {index}", price=Decimal(100 + index * 10),
-                       is_active=index != 4)
+        ProductFactory(sku=f"TENT-{index}", name=f"Tent model {index}",
+                       price=Decimal(100 + index * 10), is_active=index != 4)
     assert sorted(skus(search(api, {"q": "tent", "is_active": "false"}))) == ["TENT-4"]
     assert sorted(skus(search(api, {"q": "tent", "min_price": "110", "max_price": "130"}))) == [
         "TENT-1", "TENT-2", "TENT-3"]
@@ -96,7 +96,8 @@ def test_prefix_with_punctuation_still_finds(api):
 
 @pytest.mark.parametrize(
     "query",
-    [{}, {"q": "x" * 201}, {"q": "a", "limit": 0}, {"q": "a", "limit": 101}, {"q": "a", "offset": -1},
+    [{}, {"q": "x" * 201}, {"q": "a", "limit": 0}, {"q": "a", "limit": 101},
+     {"q": "a", "offset": -1},
      {"q": "a", "limit": "ten"}, {"q": "a", "min_price": "abc"}, {"q": "a", "is_active": "perhaps"},
      {"q": "a", "unknown": "1"}, {"q": "nul\x00byte"}],
 )
@@ -125,18 +126,21 @@ def test_search_uses_the_gin_index():
     assert "product_search_gin" in plan and "product_sku_prefix_idx" in plan, plan
 
 
-def test_search_pages_are_cached_and_every_product_write_moves_them_on(api, django_assert_num_queries):
+def test_search_pages_are_cached_and_every_product_write_moves_them_on(api,
+                                                                       django_assert_num_queries):
     def skus(q):
         return [p["sku"] for p in api.get(f"/api/v1/products/search?q={q}").json()["data"]["items"]]
 
     assert skus("zeb") == []
-    created = api.post("/api/v1/products", {"sku": "LMP-1", "name": "Zebra lamp", "price": "10.00"}, format="json")
+    created = api.post("/api/v1/products", {"sku": "LMP-1", "name": "Zebra lamp", "price": "10.00"},
+                       format="json")
     assert created.status_code == 201
     assert skus("zeb") == ["LMP-1"]  # the create moved the search namespace on
     with django_assert_num_queries(0):
         assert skus("zeb") == ["LMP-1"]  # served from the cache
     product_id = created.json()["data"]["id"]
-    assert api.patch(f"/api/v1/products/{product_id}", {"name": "Okapi lamp"}, format="json").status_code == 200
+    assert api.patch(f"/api/v1/products/{product_id}", {"name": "Okapi lamp"},
+                     format="json").status_code == 200
     assert skus("zeb") == [] and skus("oka") == ["LMP-1"]
     api.delete(f"/api/v1/products/{product_id}")
     assert skus("oka") == []

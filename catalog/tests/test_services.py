@@ -17,7 +17,8 @@ pytestmark = pytest.mark.django_db
 def test_create_stores_normalised_values():
     product = services.product_create(sku=" ab-1 ", name="A", price=Decimal("3"), currency="usd")
     product.refresh_from_db()
-    assert (product.sku, product.currency, product.price, product.version) == ("ab-1", "USD", Decimal("3.00"), 1)
+    assert (product.sku, product.currency, product.price, product.version) == ("ab-1", "USD",
+                                                                               Decimal("3.00"), 1)
 
 
 @pytest.mark.parametrize("sku", ["AB-1", "ab-1", "Ab-1"])
@@ -38,7 +39,8 @@ def test_database_checks_become_validation_errors():
 
 def test_update_bumps_version_and_checks_the_expected_one_in_the_update():
     product = ProductFactory(name="v1")
-    updated = services.product_update(product_id=product.id, fields={"name": "v2"}, expected_version=1)
+    updated = services.product_update(product_id=product.id, fields={"name": "v2"},
+                                      expected_version=1)
     assert (updated.name, updated.version) == ("v2", 2)
     assert updated.updated_at > product.updated_at
     with pytest.raises(PreconditionFailed):
@@ -49,7 +51,8 @@ def test_update_bumps_version_and_checks_the_expected_one_in_the_update():
 
 def test_update_of_a_missing_product_is_not_found():
     with pytest.raises(NotFound):
-        services.product_update(product_id="00000000-0000-0000-0000-000000000000", fields={"name": "x"})
+        services.product_update(product_id="00000000-0000-0000-0000-000000000000",
+                                fields={"name": "x"})
 
 
 def test_update_refuses_fields_it_does_not_own():
@@ -76,7 +79,8 @@ def test_delete_deactivates_a_product_other_rows_reference(deferrable):
     product, other = ProductFactory(), ProductFactory()
     clause = "DEFERRABLE INITIALLY DEFERRED" if deferrable else ""
     with connection.cursor() as cursor:
-        cursor.execute(f"CREATE TABLE test_ref (product_id uuid REFERENCES catalog_product(id) {clause})")
+        cursor.execute(
+            f"CREATE TABLE test_ref (product_id uuid REFERENCES catalog_product(id) {clause})")
         cursor.execute("INSERT INTO test_ref VALUES (%s)", [product.id])
     result = services.product_delete(product_id=product.id)
     assert result.deleted is False
@@ -144,11 +148,14 @@ def test_bulk_create_skips_existing_rows():
 
 def test_ensure_creates_then_restores_the_wanted_values():
     fixed = "550e8400-e29b-41d4-a716-446655440099"
-    product, created = services.product_ensure(id=fixed, sku="FIX-1", name="Fixed", price=Decimal("9.99"))
+    product, created = services.product_ensure(id=fixed, sku="FIX-1", name="Fixed",
+                                               price=Decimal("9.99"))
     assert created and product.version == 1
     services.product_update(product_id=fixed, fields={"price": Decimal("1.00"), "is_active": False})
-    product, created = services.product_ensure(id=fixed, sku="FIX-1", name="Fixed", price=Decimal("9.99"))
-    assert not created and product.price == Decimal("9.99") and product.is_active and product.version == 3
+    product, created = services.product_ensure(id=fixed, sku="FIX-1", name="Fixed",
+                                               price=Decimal("9.99"))
+    assert not created and product.price == Decimal(
+        "9.99") and product.is_active and product.version == 3
     _, created = services.product_ensure(id=fixed, sku="FIX-1", name="Fixed", price=Decimal("9.99"))
     assert Product.objects.get(pk=fixed).version == 3
 

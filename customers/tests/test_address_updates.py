@@ -22,7 +22,8 @@ def address_url(address, customer=None):
 
 def snapshot():
     """Every customer, address and event row, as one string: compared before and after an error."""
-    return json.dumps([list(Customer.objects.order_by("pk").values()), list(Address.objects.order_by("pk").values()),
+    return json.dumps([list(Customer.objects.order_by("pk").values()),
+                       list(Address.objects.order_by("pk").values()),
                        list(Event.objects.order_by("pk").values())], default=str)
 
 
@@ -31,7 +32,8 @@ def events(kind="customer.updated"):
 
 
 def defaults(customer, kind="shipping"):
-    return list(Address.objects.filter(customer=customer, kind=kind, is_default=True).values_list("pk", flat=True))
+    return list(Address.objects.filter(customer=customer, kind=kind,
+                                       is_default=True).values_list("pk", flat=True))
 
 
 @pytest.fixture
@@ -49,7 +51,7 @@ def work(customer):
     return AddressFactory(customer=customer, kind="shipping", is_default=False, line1="2 Work Ave")
 
 
-# --- PATCH / PUT -----------------------------------------------------------------------------------
+# --- PATCH / PUT ----------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("method", ["patch", "put"])
@@ -58,18 +60,23 @@ def test_update_changes_only_the_fields_sent_and_moves_both_etags(api, customer,
     cached = data_of(api.get(f"{URL}/{customer.id}"))  # the customer's detail is now cached
     assert cached["addresses"][0]["line1"] == "1 Home St"
     with django_capture_on_commit_callbacks(execute=True):
-        response = getattr(api, method)(address_url(home), {"line1": "10 New Road", "country": "gb"},
+        response = getattr(api, method)(address_url(home),
+                                        {"line1": "10 New Road", "country": "gb"},
                                         format="json", HTTP_IF_MATCH='"1"')
     data = data_of(response)
     assert response["ETag"] == '"2"' and data["version"] == 2
-    assert (data["line1"], data["country"], data["city"], data["is_default"]) == ("10 New Road", "GB", "Austin", True)
+    assert (data["line1"], data["country"], data["city"], data["is_default"]) == ("10 New Road",
+                                                                                  "GB", "Austin",
+                                                                                  True)
     home.refresh_from_db()
     assert (home.line1, home.version) == ("10 New Road", 2)
     detail = api.get(f"{URL}/{customer.id}")
     assert detail["ETag"] == '"2"'  # the customer's version moved too
-    assert data_of(detail)["addresses"][0]["line1"] == "10 New Road"  # the cached detail was dropped
+    # the cached detail was dropped
+    assert data_of(detail)["addresses"][0]["line1"] == "10 New Road"
     assert events() == [{"customer_id": str(customer.id), "email": customer.email, "version": 2,
-                         "changed": ["addresses"], "address_id": str(home.id), "address_change": "updated"}]
+                         "changed": ["addresses"], "address_id": str(home.id),
+                         "address_change": "updated"}]
 
 
 def test_making_an_address_default_unsets_the_other_in_the_same_change(api, customer, home, work):
@@ -106,7 +113,7 @@ def test_get_address_has_its_etag_and_if_none_match(api, home):
     assert api.get(address_url(home), HTTP_IF_NONE_MATCH='"1"').status_code == 304
 
 
-# --- DELETE ----------------------------------------------------------------------------------------
+# --- DELETE ---------------------------------------------------------------------------------------
 
 
 def test_deleting_the_default_leaves_the_kind_without_one(api, customer, home, work,
@@ -124,7 +131,7 @@ def test_deleting_the_default_leaves_the_kind_without_one(api, customer, home, w
     assert error_of(api.delete(address_url(home)), 404)["code"] == "address_not_found"
 
 
-# --- errors write nothing --------------------------------------------------------------------------
+# --- errors write nothing -------------------------------------------------------------------------
 
 
 def test_another_customers_address_is_404_and_nothing_is_written(api, customer, home):
@@ -143,9 +150,11 @@ def test_unknown_customer_or_address_is_404_and_nothing_is_written(api, customer
     before = snapshot()
     assert error_of(api.patch(f"{URL}/{path}/addresses/{home.id}", {"city": "X"}, format="json"),
                     404)["code"] == "customer_not_found"
-    assert error_of(api.patch(f"{URL}/{customer.id}/addresses/{path}", {"city": "X"}, format="json"),
+    assert error_of(api.patch(f"{URL}/{customer.id}/addresses/{path}", {"city": "X"},
+                              format="json"),
                     404)["code"] == "address_not_found"
-    assert error_of(api.delete(f"{URL}/{customer.id}/addresses/{path}"), 404)["code"] == "address_not_found"
+    assert error_of(api.delete(f"{URL}/{customer.id}/addresses/{path}"),
+                    404)["code"] == "address_not_found"
     assert snapshot() == before
 
 
@@ -153,7 +162,8 @@ def test_unknown_customer_or_address_is_404_and_nothing_is_written(api, customer
 def test_a_stale_if_match_is_412_and_nothing_is_written(api, home, method):
     api.patch(address_url(home), {"city": "Dallas"}, format="json")  # version 2 now
     before = snapshot()
-    response = getattr(api, method)(address_url(home), {"city": "Paris"}, format="json", HTTP_IF_MATCH='"1"')
+    response = getattr(api, method)(address_url(home), {"city": "Paris"}, format="json",
+                                    HTTP_IF_MATCH='"1"')
     error = error_of(response, 412)
     assert error["code"] == "precondition_failed" and error["details"]["current_version"] == 2
     assert snapshot() == before
@@ -192,7 +202,8 @@ def test_read_key_cannot_change_or_delete_an_address(client_with, home):
     reader = client_with("customers:read")
     assert data_of(reader.get(address_url(home)))["id"] == str(home.id)
     before = snapshot()
-    assert error_of(reader.patch(address_url(home), {"city": "X"}, format="json"), 403)["code"] == "insufficient_scope"
+    assert error_of(reader.patch(address_url(home), {"city": "X"}, format="json"),
+                    403)["code"] == "insufficient_scope"
     assert error_of(reader.delete(address_url(home)), 403)["code"] == "insufficient_scope"
     assert snapshot() == before
 
@@ -201,19 +212,23 @@ def test_read_key_cannot_change_or_delete_an_address(client_with, home):
 
 
 def test_put_on_a_customer_is_patch(api, customer):
-    response = api.put(f"{URL}/{customer.id}", {"first_name": "Put"}, format="json", HTTP_IF_MATCH='"1"')
+    response = api.put(f"{URL}/{customer.id}", {"first_name": "Put"}, format="json",
+                       HTTP_IF_MATCH='"1"')
     data = data_of(response)
-    assert (data["first_name"], data["last_name"], data["version"]) == ("Put", customer.last_name, 2)
+    assert (data["first_name"], data["last_name"], data["version"]) == ("Put", customer.last_name,
+                                                                        2)
     assert events() == [{"customer_id": str(customer.id), "email": customer.email, "version": 2,
                          "changed": ["first_name"]}]
     before = snapshot()
-    error_of(api.put(f"{URL}/{customer.id}", {"first_name": "Late"}, format="json", HTTP_IF_MATCH='"1"'), 412)
+    error_of(api.put(f"{URL}/{customer.id}", {"first_name": "Late"}, format="json",
+                     HTTP_IF_MATCH='"1"'), 412)
     error_of(api.put(f"{URL}/{customer.id}", {"email": "not-an-email"}, format="json"), 422)
     assert snapshot() == before
 
 
 def test_customer_created_is_published_once_and_a_failed_create_publishes_nothing(api):
-    data = data_of(api.post(URL, {"email": "new@example.com", "first_name": "New"}, format="json"), 201)
+    data = data_of(api.post(URL, {"email": "new@example.com", "first_name": "New"}, format="json"),
+                   201)
     assert events("customer.created") == [{"customer_id": data["id"], "email": "new@example.com",
                                            "first_name": "New", "last_name": ""}]
     before = snapshot()
@@ -223,7 +238,8 @@ def test_customer_created_is_published_once_and_a_failed_create_publishes_nothin
 
 def test_address_create_publishes_customer_updated(api, customer):
     data = data_of(api.post(f"{URL}/{customer.id}/addresses", {"kind": "billing", "line1": "1 A St",
-                                                               "city": "Austin", "country": "US"}, format="json"), 201)
+                                                               "city": "Austin", "country": "US"},
+                            format="json"), 201)
     assert data["version"] == 1
     assert [(e["address_id"], e["address_change"]) for e in events()] == [(data["id"], "created")]
 
@@ -231,4 +247,5 @@ def test_address_create_publishes_customer_updated(api, customer):
 def test_customer_detail_caches_under_the_current_shape(api, customer, home):
     data_of(api.get(f"{URL}/{customer.id}"))
     assert selectors.detail_key(customer.id).startswith("customers:v2:")
-    assert set(data_of(api.get(f"{URL}/{customer.id}"))["addresses"][0]) >= {"version", "updated_at"}
+    assert set(data_of(api.get(f"{URL}/{customer.id}"))["addresses"][0]) >= {"version",
+                                                                             "updated_at"}

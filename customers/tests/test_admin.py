@@ -35,7 +35,8 @@ def test_customer_search_by_email_and_names(admin_client):
     CustomerFactory(email="alan@example.com", first_name="Alan", last_name="Turing")
 
     def found(term, url=CUSTOMERS):
-        return sorted(str(row) for row in admin_client.get(url, {"q": term}).context["cl"].result_list)
+        return sorted(str(row)
+                      for row in admin_client.get(url, {"q": term}).context["cl"].result_list)
 
     assert found("ada@") == ["ada@example.com"]
     assert found("tur") == ["alan@example.com"]
@@ -64,13 +65,16 @@ def _customer_form(customer=None, addresses=(), **fields):
 def test_add_customer_with_addresses_through_the_services(admin_client):
     response = admin_client.post(reverse("admin:customers_customer_add"), _customer_form(
         first_name="New", addresses=[
-            {"kind": "shipping", "line1": "1 A St", "city": "Austin", "country": "us", "is_default": "on"},
-            {"kind": "shipping", "line1": "2 B St", "city": "Austin", "country": "US", "is_default": "on"},
+            {"kind": "shipping", "line1": "1 A St", "city": "Austin", "country": "us",
+             "is_default": "on"},
+            {"kind": "shipping", "line1": "2 B St", "city": "Austin", "country": "US",
+             "is_default": "on"},
         ]))
     assert response.status_code == 302, response.context and [
         f.errors for f in response.context["inline_admin_formsets"][0].formset.forms]
     customer = Customer.objects.get(email="new@example.com")
-    addresses = list(customer.addresses.order_by("line1").values_list("line1", "country", "is_default"))
+    addresses = list(customer.addresses.order_by("line1").values_list("line1", "country",
+                                                                      "is_default"))
     assert addresses == [("1 A St", "US", False), ("2 B St", "US", True)]
 
 

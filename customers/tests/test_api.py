@@ -22,7 +22,8 @@ def address_body(**overrides):
 
 def test_create_returns_201_with_etag(api):
     response = api.post(URL, {"email": "Jane@Example.com", "first_name": "Jane", "last_name": "Doe",
-                              "phone": "+1 (555) 010-0000", "metadata": {"tier": "gold"}}, format="json")
+                              "phone": "+1 (555) 010-0000", "metadata": {"tier": "gold"}},
+                        format="json")
     data = data_of(response, 201)
     assert response["ETag"] == '"1"'
     assert data["email"] == "Jane@example.com" and data["metadata"] == {"tier": "gold"}
@@ -80,7 +81,8 @@ def test_invalid_customer_is_422_and_writes_nothing(api, body, field):
 
 def test_patch_with_if_match(api):
     customer = CustomerFactory(first_name="Old")
-    response = api.patch(f"{URL}/{customer.id}", {"first_name": "New"}, format="json", HTTP_IF_MATCH='"1"')
+    response = api.patch(f"{URL}/{customer.id}", {"first_name": "New"}, format="json",
+                         HTTP_IF_MATCH='"1"')
     assert data_of(response)["first_name"] == "New" and response["ETag"] == '"2"'
     error = error_of(api.patch(f"{URL}/{customer.id}", {"first_name": "Stale"}, format="json",
                                HTTP_IF_MATCH='"1"'), 412)
@@ -92,7 +94,8 @@ def test_patch_with_if_match(api):
 def test_patch_to_a_taken_email_is_409_and_changes_nothing(api):
     CustomerFactory(email="taken@example.com")
     customer = CustomerFactory(first_name="Kept")
-    error = error_of(api.patch(f"{URL}/{customer.id}", {"email": "TAKEN@example.com", "first_name": "X"},
+    error = error_of(api.patch(f"{URL}/{customer.id}",
+                               {"email": "TAKEN@example.com", "first_name": "X"},
                                format="json"), 409)
     assert error["code"] == "duplicate_email"
     customer.refresh_from_db()
@@ -119,7 +122,8 @@ def test_get_after_patch_shows_the_new_value(api, django_capture_on_commit_callb
 def test_patch_answers_the_new_state_even_when_the_detail_was_cached(api):
     customer = CustomerFactory(last_name="Before")
     data_of(api.get(f"{URL}/{customer.id}"))
-    assert data_of(api.patch(f"{URL}/{customer.id}", {"last_name": "After"}, format="json"))["last_name"] == "After"
+    assert data_of(api.patch(f"{URL}/{customer.id}", {"last_name": "After"},
+                             format="json"))["last_name"] == "After"
 
 
 # --- lists ---------------------------------------------------------------------------------------
@@ -163,7 +167,8 @@ def test_sort_by_email_with_cursor_pages(api):
         CustomerFactory(email=f"user{index}@example.com")
     seen, cursor = [], None
     while True:
-        query = {"sort_by": "email", "sort_order": "asc", "limit": 2, **({"cursor": cursor} if cursor else {})}
+        query = {"sort_by": "email", "sort_order": "asc", "limit": 2,
+                 **({"cursor": cursor} if cursor else {})}
         page = data_of(api.get(URL, query))
         seen += [item["email"] for item in page["items"]]
         cursor = page["next_cursor"]
@@ -209,10 +214,12 @@ def test_a_new_default_address_undefaults_the_previous_one(api):
     first = data_of(api.post(f"{URL}/{customer.id}/addresses", address_body(), format="json"), 201)
     second = data_of(api.post(f"{URL}/{customer.id}/addresses",
                               address_body(line1="2 Side St", is_default=True), format="json"), 201)
-    defaults = list(Address.objects.filter(customer=customer, is_default=True).values_list("id", flat=True))
+    defaults = list(Address.objects.filter(customer=customer, is_default=True).values_list("id",
+                                                                                           flat=True))
     assert [str(pk) for pk in defaults] == [second["id"]]
     listed = data_of(api.get(f"{URL}/{customer.id}/addresses"))["items"]
-    assert [(a["id"], a["is_default"]) for a in listed] == [(first["id"], False), (second["id"], True)]
+    assert [(a["id"], a["is_default"]) for a in listed] == [(first["id"], False),
+                                                            (second["id"], True)]
 
 
 def test_address_writes_move_the_customer_etag(api, django_capture_on_commit_callbacks):
@@ -244,7 +251,8 @@ def test_address_writes_move_the_customer_etag(api, django_capture_on_commit_cal
 )
 def test_invalid_address_is_422_and_writes_nothing(api, overrides, field):
     customer = CustomerFactory()
-    error = error_of(api.post(f"{URL}/{customer.id}/addresses", address_body(**overrides), format="json"), 422)
+    error = error_of(api.post(f"{URL}/{customer.id}/addresses", address_body(**overrides),
+                              format="json"), 422)
     assert field in error["details"]
     assert not Address.objects.exists()
     customer.refresh_from_db()
@@ -253,7 +261,8 @@ def test_invalid_address_is_422_and_writes_nothing(api, overrides, field):
 
 def test_missing_address_fields_are_422(api):
     customer = CustomerFactory()
-    error = error_of(api.post(f"{URL}/{customer.id}/addresses", {"kind": "billing"}, format="json"), 422)
+    error = error_of(api.post(f"{URL}/{customer.id}/addresses", {"kind": "billing"}, format="json"),
+                     422)
     assert {"line1", "city", "country"} <= set(error["details"])
 
 
@@ -288,7 +297,8 @@ def test_read_key_cannot_write(client_with):
     customer = CustomerFactory(first_name="Kept")
     assert reader.get(URL).status_code == 200
     assert reader.get(f"{URL}/{customer.id}/addresses").status_code == 200
-    assert error_of(reader.post(URL, {"email": "new@example.com"}, format="json"), 403)["code"] == "insufficient_scope"
+    assert error_of(reader.post(URL, {"email": "new@example.com"}, format="json"),
+                    403)["code"] == "insufficient_scope"
     error_of(reader.patch(f"{URL}/{customer.id}", {"first_name": "x"}, format="json"), 403)
     error_of(reader.post(f"{URL}/{customer.id}/addresses", address_body(), format="json"), 403)
     assert Customer.objects.count() == 1 and not Address.objects.exists()

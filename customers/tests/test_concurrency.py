@@ -19,11 +19,14 @@ def test_concurrent_signups_with_one_email_create_one_customer(make_key):
         client = APIClient()
         client.credentials(HTTP_X_API_KEY=key)
         email = "race@example.com" if index % 2 else "RACE@Example.com"
-        response = client.post("/api/v1/customers", {"email": email, "first_name": f"n{index}"}, format="json")
+        response = client.post("/api/v1/customers", {"email": email, "first_name": f"n{index}"},
+                               format="json")
         return response.status_code, response.json().get("error", {}).get("code")
 
     results = run_threads_cleanly(THREADS, sign_up)
-    assert sorted(results, key=str) == sorted([(201, None)] + [(409, "duplicate_email")] * (THREADS - 1), key=str)
+    assert sorted(results,
+                  key=str) == sorted([(201, None)] + [(409, "duplicate_email")] * (THREADS - 1),
+                                     key=str)
     assert Customer.objects.filter(email__iexact="race@example.com").count() == 1
 
 
@@ -49,7 +52,8 @@ def test_concurrent_default_addresses_leave_exactly_one_default(make_key):
 
 def test_concurrent_updates_to_default_leave_exactly_one_default(make_key):
     customer = CustomerFactory()
-    addresses = [Address.objects.create(customer=customer, kind="shipping", line1=f"{i} Race St", city="Austin",
+    addresses = [Address.objects.create(customer=customer, kind="shipping", line1=f"{i} Race St",
+                                        city="Austin",
                                         country="US", is_default=i == 0) for i in range(THREADS)]
     key = make_key("customers:write")
 
@@ -69,8 +73,8 @@ def test_concurrent_updates_to_default_leave_exactly_one_default(make_key):
 
 def test_concurrent_delete_and_update_of_one_address_never_500(make_key):
     customer = CustomerFactory()
-    address = Address.objects.create(customer=customer, kind="shipping", line1="1 Race St", city="Austin",
-                                     country="US", is_default=True)
+    address = Address.objects.create(customer=customer, kind="shipping", line1="1 Race St",
+                                     city="Austin", country="US", is_default=True)
     key = make_key("customers:write")
     url = f"/api/v1/customers/{customer.id}/addresses/{address.id}"
 

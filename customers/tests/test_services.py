@@ -27,14 +27,17 @@ def test_create_refuses_an_email_that_exists_in_any_case(email):
 
 def test_update_checks_the_expected_version_inside_the_update():
     customer = CustomerFactory(first_name="A")
-    updated = services.customer_update(customer_id=customer.id, fields={"first_name": "B"}, expected_version=1)
+    updated = services.customer_update(customer_id=customer.id, fields={"first_name": "B"},
+                                       expected_version=1)
     assert (updated.first_name, updated.version) == ("B", 2)
     with pytest.raises(PreconditionFailed):
-        services.customer_update(customer_id=customer.id, fields={"first_name": "C"}, expected_version=1)
+        services.customer_update(customer_id=customer.id, fields={"first_name": "C"},
+                                 expected_version=1)
     customer.refresh_from_db()
     assert (customer.first_name, customer.version) == ("B", 2)
     with pytest.raises(NotFound):
-        services.customer_update(customer_id="00000000-0000-0000-0000-000000000000", fields={"phone": "1"})
+        services.customer_update(customer_id="00000000-0000-0000-0000-000000000000",
+                                 fields={"phone": "1"})
 
 
 def test_update_to_a_taken_email_is_a_duplicate():
@@ -64,7 +67,8 @@ def test_a_new_default_undefaults_the_previous_one_of_its_kind_only():
     bill = AddressFactory(customer=customer, kind="billing", is_default=True)
     new_ship = services.address_create(customer_id=customer.id, kind="shipping", line1="9 New St",
                                        city="Austin", country="US", is_default=True)
-    defaults = dict(Address.objects.filter(customer=customer, is_default=True).values_list("kind", "id"))
+    defaults = dict(Address.objects.filter(customer=customer, is_default=True).values_list("kind",
+                                                                                           "id"))
     assert defaults == {"shipping": new_ship.id, "billing": bill.id}
     old_ship.refresh_from_db()
     assert old_ship.is_default is False
@@ -101,9 +105,11 @@ def test_address_for_a_missing_customer_is_not_found():
 def test_database_checks_become_validation_errors():
     customer = CustomerFactory()
     with pytest.raises(ValidationFailed):
-        services.address_create(customer_id=customer.id, kind="shipping", line1="x", city="y", country="U1")
+        services.address_create(customer_id=customer.id, kind="shipping", line1="x", city="y",
+                                country="U1")
     with pytest.raises(ValidationFailed):
-        services.address_create(customer_id=customer.id, kind="pickup", line1="x", city="y", country="US")
+        services.address_create(customer_id=customer.id, kind="pickup", line1="x", city="y",
+                                country="US")
     assert not Address.objects.exists()
 
 
@@ -133,6 +139,7 @@ def test_ensure_and_bulk_create_are_rerunnable():
     assert created
     _, created = services.customer_ensure(id=fixed, email="fixed@example.com", first_name="F")
     assert not created and Customer.objects.get(pk=fixed).version == 1
-    rows = [{"id": f"00000000-0000-0000-0000-00000000000{i}", "email": f"b{i}@example.com"} for i in range(3)]
+    rows = [{"id": f"00000000-0000-0000-0000-00000000000{i}", "email": f"b{i}@example.com"}
+            for i in range(3)]
     assert services.customers_bulk_create(rows=rows) == 3
     assert services.customers_bulk_create(rows=rows) == 0

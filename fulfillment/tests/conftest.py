@@ -14,7 +14,8 @@ from orders.tests.factories import OrderFactory, StockedProductFactory
 
 @pytest.fixture
 def customer(db):
-    return CustomerFactory(email="LoadTest@Example.com", first_name="Load", last_name="Test", phone="")
+    return CustomerFactory(email="LoadTest@Example.com", first_name="Load", last_name="Test",
+                           phone="")
 
 
 @pytest.fixture
@@ -22,10 +23,11 @@ def make_product(db):
     """make_product(sku=None, price="29.99", stock=100, **fields) → a product with ``stock`` units
     on hand at MAIN, received through inventory."""
 
-    def make(*, sku: str | None = None, price: str = "29.99", stock: int = 100, **fields) -> Product:
+    def make(*, sku: str | None = None, price: str = "29.99", stock: int = 100,
+             **fields) -> Product:
         if sku is not None:
             fields["sku"] = sku
-        return StockedProductFactory(price=Decimal(price), stock=stock, **fields)
+        return StockedProductFactory.create(price=Decimal(price), stock=stock, **fields)
 
     return make
 
@@ -42,13 +44,15 @@ def make_order(customer, make_product):
 
 @pytest.fixture
 def main(db):
-    location, _ = Location.objects.get_or_create(code="MAIN", defaults={"name": "MAIN", "priority": 0})
+    location, _ = Location.objects.get_or_create(code="MAIN",
+                                                 defaults={"name": "MAIN", "priority": 0})
     return location
 
 
 @pytest.fixture
 def east(db):
-    location, _ = Location.objects.get_or_create(code="EAST", defaults={"name": "EAST", "priority": 10})
+    location, _ = Location.objects.get_or_create(code="EAST",
+                                                 defaults={"name": "EAST", "priority": 10})
     return location
 
 

@@ -23,5 +23,6 @@ class ShipmentFactory(factory.Factory):
     carrier = "ups"
 
     @classmethod
-    def _create(cls, model_class: type[Shipment], *args: Any, order: Any, **kwargs: Any) -> Shipment:
+    def _create(cls, model_class: type[Shipment], *args: Any, order: Any,
+                **kwargs: Any) -> Shipment:
         return services.shipment_create(order_id=order.id, **kwargs).shipment

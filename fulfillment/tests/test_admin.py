@@ -36,7 +36,8 @@ def test_search_by_tracking_number_and_order_number(admin_client, make_order, sh
     assert str(tracked.id).encode() in by_number and str(other.id).encode() not in by_number
 
 
-def test_mark_shipped_action_goes_through_the_service(admin_client, make_product, make_order, ship_order):
+def test_mark_shipped_action_goes_through_the_service(admin_client, make_product, make_order,
+                                                      ship_order):
     widget = make_product(stock=5)
     order = make_order(quantity=2, product=widget)
     shipment = ship_order(order)
@@ -68,7 +69,8 @@ def test_change_page_saves_tracking_through_the_service_and_order_page_lists_shi
     response = admin_client.post(f"/admin/fulfillment/shipment/{shipment.id}/change/", {
         "carrier": "fedex", "service": "", "tracking_number": "FX-1",
         "items-TOTAL_FORMS": "1", "items-INITIAL_FORMS": "1", "items-MIN_NUM_FORMS": "0",
-        "items-MAX_NUM_FORMS": "1000", "items-0-id": str(shipment.items.get().id), "items-0-shipment": str(shipment.id),
+        "items-MAX_NUM_FORMS": "1000", "items-0-id": str(shipment.items.get().id),
+        "items-0-shipment": str(shipment.id),
     })
     assert response.status_code == 302, response.content[:2000]
     shipment.refresh_from_db()
@@ -80,7 +82,8 @@ def test_change_page_saves_tracking_through_the_service_and_order_page_lists_shi
 def test_admin_cannot_add_or_delete_shipments(admin_client, make_order, ship_order):
     shipment = ship_order(make_order())
     assert admin_client.get("/admin/fulfillment/shipment/add/").status_code == 403
-    assert admin_client.post(f"/admin/fulfillment/shipment/{shipment.id}/delete/").status_code == 403
+    assert admin_client.post(
+        f"/admin/fulfillment/shipment/{shipment.id}/delete/").status_code == 403
     assert services.TRANSITIONS["pending"] == {"shipped", "cancelled"}
 
 
@@ -90,7 +93,8 @@ def test_change_page_shows_a_refusal_and_saves_nothing(admin_client, make_order,
     response = admin_client.post(f"/admin/fulfillment/shipment/{shipment.id}/change/", {
         "carrier": "fedex", "service": "", "tracking_number": "FX-TAKEN",
         "items-TOTAL_FORMS": "1", "items-INITIAL_FORMS": "1", "items-MIN_NUM_FORMS": "0",
-        "items-MAX_NUM_FORMS": "1000", "items-0-id": str(shipment.items.get().id), "items-0-shipment": str(shipment.id),
+        "items-MAX_NUM_FORMS": "1000", "items-0-id": str(shipment.items.get().id),
+        "items-0-shipment": str(shipment.id),
     }, follow=True)
     errors = response.context["adminform"].form.errors
     assert errors == {"__all__": ["Another shipment already has this tracking number."]}
@@ -101,13 +105,15 @@ def test_change_page_shows_a_refusal_and_saves_nothing(admin_client, make_order,
 def test_admin_cancel_action_goes_through_the_service(admin_client, make_order, make_product):
     product = make_product(stock=5)
     order = make_order(quantity=2, product=product)
-    response = admin_client.post("/admin/orders/order/", {"action": "cancel_orders", "_selected_action": [str(order.id)]},
+    response = admin_client.post("/admin/orders/order/",
+                                 {"action": "cancel_orders", "_selected_action": [str(order.id)]},
                                  follow=True)
     assert response.status_code == 200
     order.refresh_from_db()
     assert order.status == "cancelled"
     assert InventoryItem.objects.get(product_id=product.id).reserved == 0
     # A second cancel is refused by the state machine and reported, not applied.
-    response = admin_client.post("/admin/orders/order/", {"action": "cancel_orders", "_selected_action": [str(order.id)]},
+    response = admin_client.post("/admin/orders/order/",
+                                 {"action": "cancel_orders", "_selected_action": [str(order.id)]},
                                  follow=True)
     assert b"cannot go from cancelled to cancelled" in response.content

@@ -13,12 +13,14 @@ pytestmark = pytest.mark.django_db
 
 
 def warm(api):
-    api.get("/api/v1/shipments?limit=1")  # key lookup and last_used_at happen once, outside the measured block
+    # key lookup and last_used_at happen once, outside the measured block
+    api.get("/api/v1/shipments?limit=1")
 
 
 def create(api, order, headers=None, **body):
     body.setdefault("carrier", "ups")
-    return api.post("/api/v1/shipments", {"order_id": str(order.id), **body}, format="json", **(headers or {}))
+    return api.post("/api/v1/shipments", {"order_id": str(order.id), **body}, format="json",
+                    **(headers or {}))
 
 
 def test_create_ship_deliver_through_the_api(api, make_product, make_order):
@@ -27,9 +29,11 @@ def test_create_ship_deliver_through_the_api(api, make_product, make_order):
     item = OrderItem.objects.get(order_id=order.id)
     created = data_of(create(api, order, service="ground", tracking_number="1Z-A",
                              items=[{"order_item_id": str(item.id), "quantity": 2}]), 201)
-    assert (created["status"], created["carrier"], created["service"], created["tracking_number"]) == \
+    assert (created["status"], created["carrier"], created["service"],
+            created["tracking_number"]) == \
         ("pending", "ups", "ground", "1Z-A")
-    assert [(i["sku"], i["quantity"], i["order_item_id"]) for i in created["items"]] == [(widget.sku, 2, str(item.id))]
+    assert [(i["sku"], i["quantity"], i["order_item_id"])
+            for i in created["items"]] == [(widget.sku, 2, str(item.id))]
     detail = api.get(f"/api/v1/shipments/{created['id']}")
     assert data_of(detail) == created and detail["ETag"] == '"1"'
     assert data_of(api.get("/api/v1/shipments/track/1Z-A"))["id"] == created["id"]
@@ -46,19 +50,22 @@ def test_create_ship_deliver_through_the_api(api, make_product, make_order):
     assert delivered["status"] == "delivered" and delivered["delivered_at"]
     order.refresh_from_db()
     assert order.status == "processing"  # one unit has not shipped yet: the order is not delivered
-    assert error_of(api.post(f"/api/v1/shipments/{created['id']}/cancel", {}, format="json"), 409)["code"] == \
+    assert error_of(api.post(f"/api/v1/shipments/{created['id']}/cancel", {}, format="json"),
+                    409)["code"] == \
         "invalid_transition"
 
 
 @pytest.mark.parametrize("count", [1, 4])
 def test_order_detail_shows_its_shipments_with_a_fixed_query_count(api, make_product, make_order,
-                                                                   django_assert_num_queries, count):
+                                                                   django_assert_num_queries,
+                                                                   count):
     order = make_order(quantity=4, product=make_product(stock=10))
     item = OrderItem.objects.get(order_id=order.id)
     for _ in range(count):
         create(api, order, items=[{"order_item_id": str(item.id), "quantity": 1}])
     warm(api)
-    # order+customer, items, shipping lines, payments, timeline, shipments with items, returns with items
+    # order+customer, items, shipping lines, payments, timeline, shipments with items, returns with
+    # items
     with django_assert_num_queries(7):
         response = api.get(f"/api/v1/orders/{order.id}")
     data = data_of(response)
@@ -86,7 +93,8 @@ def test_list_query_count_is_fixed(api, make_product, make_order, django_assert_
 def test_list_filters_sort_and_pages(api, make_product, make_order):
     product = make_product(stock=10)
     orders = [make_order(product=product) for _ in range(3)]
-    ids = [data_of(create(api, o, carrier=c), 201)["id"] for o, c in zip(orders, ["ups", "dhl", "ups"], strict=True)]
+    ids = [data_of(create(api, o, carrier=c), 201)["id"] for o,
+           c in zip(orders, ["ups", "dhl", "ups"], strict=True)]
     api.post(f"/api/v1/shipments/{ids[0]}/ship")
     def listed(query):
         return [s["id"] for s in data_of(api.get(f"/api/v1/shipments?{query}"))["items"]]
@@ -98,7 +106,9 @@ def test_list_filters_sort_and_pages(api, make_product, make_order):
     assert listed("status=shipped") == [ids[0]] and listed("status=pending&carrier=ups") == [ids[2]]
     page = data_of(api.get("/api/v1/shipments?limit=2"))
     assert page["next_cursor"] and page["total"] == 3
-    assert [s["id"] for s in data_of(api.get(f"/api/v1/shipments?limit=2&cursor={page['next_cursor']}"))["items"]] \
+    assert [s["id"]
+            for s in data_of(api.get(f"/api/v1/shipments?limit=2&cursor={page['next_cursor']}"))[
+                "items"]] \
         == [ids[0]]
     for bad in ("bogus=1", "status=lost", "sort_by=carrier", "order_id=nope"):
         assert error_of(api.get(f"/api/v1/shipments?{bad}"), 422)["code"] == "invalid_parameter"
@@ -107,18 +117,23 @@ def test_list_filters_sort_and_pages(api, make_product, make_order):
 def test_patch_tracking_with_if_match(api, make_order):
     shipment = data_of(create(api, make_order()), 201)
     url = f"/api/v1/shipments/{shipment['id']}"
-    assert error_of(api.patch(url, {"tracking_number": "T-1"}, format="json", HTTP_IF_MATCH='"7"'), 412)
+    assert error_of(api.patch(url, {"tracking_number": "T-1"}, format="json", HTTP_IF_MATCH='"7"'),
+                    412)
     assert Shipment.objects.get(id=shipment["id"]).tracking_number is None
-    patched = api.patch(url, {"tracking_number": "T-1", "carrier": "fedex"}, format="json", HTTP_IF_MATCH='"1"')
+    patched = api.patch(url, {"tracking_number": "T-1", "carrier": "fedex"}, format="json",
+                        HTTP_IF_MATCH='"1"')
     assert data_of(patched)["tracking_number"] == "T-1" and patched["ETag"] == '"2"'
-    assert error_of(api.patch(url, {"status": "in_transit"}, format="json"), 409)["code"] == "invalid_transition"
-    assert error_of(api.patch(url, {"status": "delivered"}, format="json"), 422)["code"] == "validation_error"
+    assert error_of(api.patch(url, {"status": "in_transit"}, format="json"),
+                    409)["code"] == "invalid_transition"
+    assert error_of(api.patch(url, {"status": "delivered"}, format="json"),
+                    422)["code"] == "validation_error"
     assert error_of(api.patch(url, {"order_id": str(uuid.uuid4())}, format="json"), 422)
     other = data_of(create(api, make_order()), 201)
     taken = api.patch(f"/api/v1/shipments/{other['id']}", {"tracking_number": "T-1"}, format="json")
     assert error_of(taken, 409)["code"] == "tracking_number_taken"
     api.post(f"{url}/ship")
-    assert data_of(api.patch(url, {"status": "in_transit"}, format="json"))["status"] == "in_transit"
+    assert data_of(api.patch(url, {"status": "in_transit"},
+                             format="json"))["status"] == "in_transit"
 
 
 def _counts():
@@ -138,7 +153,8 @@ def _counts():
     ({"items": [{"order_item_id": "ITEM", "quantity": 10**30}]}, 422, "validation_error"),
     ({"items": [{"order_item_id": "ITEM", "quantity": 3}]}, 422, "exceeds_unfulfilled"),
     ({"items": [{"order_item_id": str(uuid.uuid4()), "quantity": 1}]}, 422, "validation_error"),
-    ({"items": [{"order_item_id": "ITEM", "quantity": 1}, {"order_item_id": "ITEM", "quantity": 1}]}, 422,
+    ({"items": [{"order_item_id": "ITEM", "quantity": 1},
+                {"order_item_id": "ITEM", "quantity": 1}]}, 422,
      "validation_error"),
     ({"order_id": str(uuid.uuid4())}, 422, "order_not_found"),
     ({"order_id": "not-a-uuid"}, 422, "validation_error"),
@@ -157,12 +173,16 @@ def test_bad_input_is_4xx_and_writes_nothing(api, make_order, body, status, code
 
 
 def test_malformed_requests(api, make_order):
-    assert error_of(api.post("/api/v1/shipments", b"{nope", content_type="application/json"), 400)["code"] == \
+    assert error_of(api.post("/api/v1/shipments", b"{nope", content_type="application/json"),
+                    400)["code"] == \
         "malformed_json"
-    assert error_of(api.post("/api/v1/shipments", b"\xff\xfe", content_type="application/json"), 400)
-    assert error_of(api.get(f"/api/v1/shipments/{uuid.uuid4()}"), 404)["code"] == "shipment_not_found"
+    assert error_of(api.post("/api/v1/shipments", b"\xff\xfe", content_type="application/json"),
+                    400)
+    assert error_of(api.get(f"/api/v1/shipments/{uuid.uuid4()}"),
+                    404)["code"] == "shipment_not_found"
     assert error_of(api.get("/api/v1/shipments/not-an-id"), 404)["code"] == "shipment_not_found"
-    assert error_of(api.post(f"/api/v1/shipments/{uuid.uuid4()}/ship"), 404)["code"] == "shipment_not_found"
+    assert error_of(api.post(f"/api/v1/shipments/{uuid.uuid4()}/ship"),
+                    404)["code"] == "shipment_not_found"
     assert error_of(api.get("/api/v1/shipments/track/NOPE"), 404)["code"] == "shipment_not_found"
     assert error_of(api.delete(f"/api/v1/shipments/{uuid.uuid4()}"), 405)
 

@@ -33,7 +33,8 @@ def test_concurrent_shipment_creates_never_allocate_more_than_ordered(make_produ
     assert results.count("ok") == 2 and results.count("exceeds_unfulfilled") == 6
     assert ShipmentItem.objects.aggregate(units=Sum("quantity"))["units"] == 4
     # And with the default (everything open), only one of the racers gets the last unit.
-    results = [outcome(r) for r in run_threads(6, lambda i: services.shipment_create(order_id=order.id,
+    results = [outcome(r)
+               for r in run_threads(6, lambda i: services.shipment_create(order_id=order.id,
                                                                                       carrier="dhl"))]
     assert results.count("ok") == 1 and results.count("nothing_to_ship") == 5
     assert ShipmentItem.objects.aggregate(units=Sum("quantity"))["units"] == 5
@@ -46,7 +47,8 @@ def test_concurrent_ships_of_one_shipment_ship_once(make_product, make_order):
     order = make_order(quantity=3, product=widget)
     shipment = services.shipment_create(order_id=order.id, carrier="ups").shipment
 
-    results = [outcome(r) for r in run_threads(6, lambda i: services.shipment_ship(shipment_id=shipment.id))]
+    results = [outcome(r)
+               for r in run_threads(6, lambda i: services.shipment_ship(shipment_id=shipment.id))]
     assert results.count("ok") == 1 and results.count("invalid_transition") == 5
     assert OrderItem.objects.get(order_id=order.id).quantity_fulfilled == 3
     row = InventoryItem.objects.get(product_id=widget.id)
@@ -56,7 +58,8 @@ def test_concurrent_ships_of_one_shipment_ship_once(make_product, make_order):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_shipping_two_shipments_of_one_order_at_once_does_not_deadlock(make_product, make_multi_order):
+def test_shipping_two_shipments_of_one_order_at_once_does_not_deadlock(make_product,
+                                                                       make_multi_order):
     widget, gadget = make_product(stock=10), make_product(stock=10)
     order = make_multi_order((widget, 2), (gadget, 2))
     items = {i.product_id: i.id for i in OrderItem.objects.filter(order_id=order.id)}
@@ -66,7 +69,9 @@ def test_shipping_two_shipments_of_one_order_at_once_does_not_deadlock(make_prod
             services.ShipmentLineInput(order_item_id=items[gadget.id], quantity=1)]).shipment
         for _ in range(2)
     ]
-    results = [outcome(r) for r in run_threads(2, lambda i: services.shipment_ship(shipment_id=shipments[i].id))]
+    results = [outcome(r)
+               for r in run_threads(2,
+                                    lambda i: services.shipment_ship(shipment_id=shipments[i].id))]
     assert results == ["ok", "ok"]
     order.refresh_from_db()
     assert (order.status, order.fulfillment_status) == ("shipped", "fulfilled")

@@ -13,25 +13,30 @@ pytestmark = pytest.mark.django_db
 R = Rank
 
 
-def test_shipping_locks_order_shipment_items_reservations_then_stock(make_product, make_multi_order, ship_order):
+def test_shipping_locks_order_shipment_items_reservations_then_stock(make_product, make_multi_order,
+                                                                     ship_order):
     first, second = make_product(stock=5), make_product(stock=5)
     order = make_multi_order((first, 2), (second, 1))
     shipment = ship_order(order)
     with recording() as recorder:
         services.shipment_ship(shipment_id=shipment.id)
-    assert recorder.ranks == [[R.ORDER, R.SHIPMENT_RETURN, R.ORDER_ITEM, R.RESERVATION, R.INVENTORY_ITEM]]
+    assert recorder.ranks == [[R.ORDER, R.SHIPMENT_RETURN, R.ORDER_ITEM, R.RESERVATION,
+                               R.INVENTORY_ITEM]]
 
 
-def test_cancelling_locks_order_pending_shipments_reservations_then_stock(make_product, make_order, ship_order):
+def test_cancelling_locks_order_pending_shipments_reservations_then_stock(make_product, make_order,
+                                                                          ship_order):
     order = make_order(quantity=2, product=make_product(stock=5))
     ship_order(order)
     with recording() as recorder:
         services.order_cancel(order_id=order.id, reason="customer asked")
     # The released units go to orders waiting for them: the product's backorder queue comes last.
-    assert recorder.ranks == [[R.ORDER, R.SHIPMENT_RETURN, R.RESERVATION, R.INVENTORY_ITEM, R.BACKORDER]]
+    assert recorder.ranks == [[R.ORDER, R.SHIPMENT_RETURN, R.RESERVATION, R.INVENTORY_ITEM,
+                               R.BACKORDER]]
 
 
-def test_a_path_that_locks_stock_before_its_shipment_is_refused(make_product, make_order, ship_order):
+def test_a_path_that_locks_stock_before_its_shipment_is_refused(make_product, make_order,
+                                                                ship_order):
     """What the recorder exists for: taking the inventory row before the shipment (the order a
     careless refactoring of ``order_cancel`` would produce) fails at once, in any test."""
     from fulfillment import locks

@@ -25,18 +25,21 @@ def test_every_transition_is_allowed_or_409(api, make_order, current, target):
     order = make_order()
     put_in(order, current, payment_status="paid")
     events_before = OrderEvent.objects.filter(order_id=order.id, kind="status_changed").count()
-    response = api.post(f"/api/v1/orders/{order.id}/status", {"status": target, "reason": "test"}, format="json")
+    response = api.post(f"/api/v1/orders/{order.id}/status", {"status": target, "reason": "test"},
+                        format="json")
     order.refresh_from_db()
     if target in TRANSITIONS[current]:
         assert response.status_code == 200, response.content
         assert order.status == target
-        event = OrderEvent.objects.filter(order_id=order.id, kind="status_changed").latest("created_at")
+        event = OrderEvent.objects.filter(order_id=order.id,
+                                          kind="status_changed").latest("created_at")
         assert (event.from_status, event.to_status, event.message) == (current, target, "test")
     else:
         assert response.status_code == 409, response.content
         assert response.json()["error"]["code"] == "invalid_transition"
         assert order.status == current
-        assert OrderEvent.objects.filter(order_id=order.id, kind="status_changed").count() == events_before
+        assert OrderEvent.objects.filter(order_id=order.id,
+                                         kind="status_changed").count() == events_before
 
 
 
@@ -51,7 +54,8 @@ def test_cancel_releases_the_reservations(api, make_order, make_product):
     product = make_product(stock=10)
     order = make_order(quantity=4, product=product)
     assert InventoryItem.objects.get(product_id=product.id).reserved == 4
-    response = api.post(f"/api/v1/orders/{order.id}/cancel", {"reason": "customer asked"}, format="json")
+    response = api.post(f"/api/v1/orders/{order.id}/cancel", {"reason": "customer asked"},
+                        format="json")
     assert response.status_code == 200, response.content
     data = response.json()["data"]
     assert data["status"] == "cancelled"
@@ -75,11 +79,13 @@ def test_cancel_needs_the_write_scope(client_with, make_order):
     assert Order.objects.get(id=order.id).status == "pending"
 
 
-def test_status_changes_and_cancellation_are_published(make_order, django_capture_on_commit_callbacks):
+def test_status_changes_and_cancellation_are_published(make_order,
+                                                       django_capture_on_commit_callbacks):
     placed = make_order()
     with django_capture_on_commit_callbacks(execute=True):
         services.order_cancel(order_id=placed.id, reason="customer asked")
     changed = Event.objects.get(type="order.status_changed").payload
     assert changed == {"order_id": str(placed.id), "order_number": placed.order_number,
-                       "from_status": "pending", "to_status": "cancelled", "reason": "customer asked"}
+                       "from_status": "pending", "to_status": "cancelled",
+                       "reason": "customer asked"}
     assert Event.objects.get(type="order.cancelled").payload == changed

@@ -30,7 +30,9 @@ def stock(product, location=None):
 
 
 def kinds(order):
-    return list(OrderEvent.objects.filter(order_id=order.id).order_by("created_at", "id").values_list("kind", flat=True))
+    return list(OrderEvent.objects.filter(order_id=order.id).order_by("created_at",
+                                                                      "id").values_list("kind",
+                                                                                        flat=True))
 
 
 def snapshot(order):
@@ -40,14 +42,18 @@ def snapshot(order):
         "shipment_items": ShipmentItem.objects.count(),
         "events": OrderEvent.objects.filter(order_id=order.id).count(),
         "order": (order.status, order.fulfillment_status, order.version),
-        "fulfilled": sorted(OrderItem.objects.filter(order_id=order.id).values_list("quantity_fulfilled", flat=True)),
+        "fulfilled": sorted(
+            OrderItem.objects.filter(order_id=order.id).values_list("quantity_fulfilled",
+                                                                    flat=True)),
         "stock": sorted(InventoryItem.objects.values_list("id", "on_hand", "reserved")),
         "movements": StockMovement.objects.count(),
-        "reservations": sorted(Reservation.objects.values_list("id", "status", "quantity_fulfilled")),
+        "reservations": sorted(Reservation.objects.values_list("id", "status",
+                                                               "quantity_fulfilled")),
     }
 
 
-def test_partial_then_final_shipment_moves_statuses_quantities_and_stock(make_product, make_multi_order, main):
+def test_partial_then_final_shipment_moves_statuses_quantities_and_stock(make_product,
+                                                                         make_multi_order, main):
     widget, gadget = make_product(stock=10), make_product(stock=5)
     order = make_multi_order((widget, 3), (gadget, 2))
     assert stock(widget) == (10, 3) and stock(gadget) == (5, 2)
@@ -63,23 +69,31 @@ def test_partial_then_final_shipment_moves_statuses_quantities_and_stock(make_pr
     services.shipment_ship(shipment_id=first.id)
     order.refresh_from_db()
     assert (order.status, order.fulfillment_status) == ("processing", "partially_fulfilled")
-    assert line(order, widget).quantity_fulfilled == 2 and line(order, gadget).quantity_fulfilled == 0
-    assert stock(widget) == (8, 1) and stock(gadget) == (5, 2)  # on_hand and reserved drop by exactly 2
+    assert line(order, widget).quantity_fulfilled == 2 and line(order,
+                                                                gadget).quantity_fulfilled == 0
+    # on_hand and reserved drop by exactly 2
+    assert stock(widget) == (8, 1) and stock(gadget) == (5, 2)
     [moved] = StockMovement.objects.filter(kind="ship", reference_id=str(first.id))
-    assert (moved.on_hand_delta, moved.reserved_delta, moved.on_hand_after, moved.reserved_after) == (-2, -2, 8, 1)
+    assert (moved.on_hand_delta, moved.reserved_delta, moved.on_hand_after,
+            moved.reserved_after) == (-2, -2, 8, 1)
     assert Shipment.objects.get(id=first.id).shipped_at is not None
 
-    second = services.shipment_create(order_id=order.id, carrier="ups").shipment  # default: everything open
-    assert sorted(ShipmentItem.objects.filter(shipment=second).values_list("quantity", flat=True)) == [1, 2]
+    # default: everything open
+    second = services.shipment_create(order_id=order.id, carrier="ups").shipment
+    assert sorted(ShipmentItem.objects.filter(shipment=second).values_list("quantity",
+                                                                           flat=True)) == [1, 2]
     services.shipment_ship(shipment_id=second.id)
     order.refresh_from_db()
     assert (order.status, order.fulfillment_status) == ("shipped", "fulfilled")
-    assert line(order, widget).quantity_fulfilled == 3 and line(order, gadget).quantity_fulfilled == 2
+    assert line(order, widget).quantity_fulfilled == 3 and line(order,
+                                                                gadget).quantity_fulfilled == 2
     assert stock(widget) == (7, 0) and stock(gadget) == (3, 0)
     ships = StockMovement.objects.filter(kind="ship", reference_type="shipment")
     assert sum(m.on_hand_delta for m in ships) == -5 and sum(m.reserved_delta for m in ships) == -5
     assert inventory_services.inventory_ledger_drift() == []  # the ledger still sums to every row
-    assert set(Reservation.objects.filter(reference_id=str(order.id)).values_list("status", flat=True)) == {"fulfilled"}
+    assert set(Reservation.objects.filter(reference_id=str(order.id)).values_list("status",
+                                                                                  flat=True)) == {
+                                                                                      "fulfilled"}
     assert kinds(order).count("shipped") == 2 and kinds(order)[-1] == "status_changed"
 
     services.shipment_deliver(shipment_id=first.id)
@@ -102,7 +116,8 @@ def test_over_allocation_is_422_and_writes_nothing(make_product, make_order, shi
             services.ShipmentLineInput(order_item_id=item.id, quantity=2)])
     assert caught.value.code == "exceeds_unfulfilled"
     details = caught.value.details["items"]["0"]
-    assert (details["requested"], details["in_pending_shipments"], details["available"]) == (2, 2, 1)
+    assert (details["requested"], details["in_pending_shipments"], details["available"]) == (2, 2,
+                                                                                             1)
     assert snapshot(order) == before
 
 
@@ -114,7 +129,8 @@ def test_nothing_left_to_allocate_is_409(make_order, ship_order):
     assert caught.value.code == "nothing_to_ship"
 
 
-def test_a_cancelled_shipment_gives_its_units_back_and_only_pending_ones_cancel(make_order, ship_order):
+def test_a_cancelled_shipment_gives_its_units_back_and_only_pending_ones_cancel(make_order,
+                                                                                ship_order):
     order = make_order(quantity=2)
     shipment = ship_order(order)
     services.shipment_cancel(shipment_id=shipment.id, reason="wrong box")
@@ -143,8 +159,8 @@ def test_delivering_a_pending_shipment_is_409(make_order, ship_order):
     # cancelling the order cancelled its pending shipment, so shipping it is the shipment's own 409
     ("cancelled", "order_cancelled", "invalid_transition", "cancelled"),
 ])
-def test_on_hold_and_cancelled_orders_cannot_ship(make_product, make_order, ship_order, status, code, ship_code,
-                                                  shipment_status):
+def test_on_hold_and_cancelled_orders_cannot_ship(make_product, make_order, ship_order, status,
+                                                  code, ship_code, shipment_status):
     widget = make_product(stock=5)
     order = make_order(quantity=2, product=widget)
     shipment = ship_order(order)  # the order is now processing
@@ -166,12 +182,14 @@ def test_location_defaults_to_where_the_units_are_reserved_and_is_asked_for_when
     widget = make_product(stock=0)
     receive(widget, 2, "MAIN", 0)
     receive(widget, 3, "EAST", 10)
-    order = make_order(quantity=4, product=widget)  # reserved: 2 at MAIN (first by priority), 2 at EAST
+    # reserved: 2 at MAIN (first by priority), 2 at EAST
+    order = make_order(quantity=4, product=widget)
     before = snapshot(order)
     with pytest.raises(ValidationFailed) as caught:
         services.shipment_create(order_id=order.id, carrier="ups")
     assert caught.value.code == "location_required"
-    where = {entry["code"]: entry["items"][0]["reserved"] for entry in caught.value.details["locations"]}
+    where = {entry["code"]: entry["items"][0]["reserved"]
+             for entry in caught.value.details["locations"]}
     assert where == {"MAIN": 2, "EAST": 2}
     item = line(order, widget)
     with pytest.raises(ValidationFailed) as caught:
@@ -221,15 +239,18 @@ def test_an_orphan_shipment_is_rejected_by_the_database(make_order, main):
         with pytest.raises(IntegrityError), transaction.atomic():
             with connection.cursor() as cursor:
                 cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
-            Shipment.objects.create(order_id=order_id, order_created_at=created_at, location=main, carrier="ups")
-    Shipment.objects.create(order_id=order.id, order_created_at=order.created_at, location=main, carrier="ups")
+            Shipment.objects.create(order_id=order_id, order_created_at=created_at, location=main,
+                                    carrier="ups")
+    Shipment.objects.create(order_id=order.id, order_created_at=order.created_at, location=main,
+                            carrier="ups")
 
 
 def test_the_database_rejects_bad_quantities_and_states(make_order, ship_order):
     shipment = ship_order(make_order())
     item = ShipmentItem.objects.get(shipment=shipment)
     for bad in (lambda: ShipmentItem.objects.filter(id=item.id).update(quantity=0),
-                lambda: Shipment.objects.filter(id=shipment.id).update(status="shipped"),  # no shipped_at
+                # no shipped_at
+                lambda: Shipment.objects.filter(id=shipment.id).update(status="shipped"),
                 lambda: Shipment.objects.filter(id=shipment.id).update(status="lost")):
         with pytest.raises(IntegrityError), transaction.atomic():
             bad()

@@ -2,7 +2,8 @@
 
 One module per concern, re-exported here, so callers write ``inventory.services.stock_reserve``:
 
-- ``ledger``: the one primitive that changes counters (a conditional UPDATE) and writes its movement;
+- ``ledger``: the one primitive that changes counters (a conditional UPDATE) and writes its
+movement;
 - ``locations``, ``items``: locations and inventory rows;
 - ``moves``: receive, adjust, transfer, return;
 - ``bulk``: the bulk adjustment;
@@ -13,8 +14,8 @@ One module per concern, re-exported here, so callers write ``inventory.services.
 Locks (``inventory.locks``) follow the global order of ``stateset/locking.py``: reservations by
 primary key, then inventory rows by primary key. A change of one row relies on the row lock its own
 UPDATE takes. So concurrent calls never deadlock, provided a caller changes stock **once** per
-transaction (one ``stock_reserve`` with every line, one ``stock_release``, ``stock_fulfil_many`` for a
-shipment). Entry points only the API, admin and commands call are durable transactions themselves.
+transaction (one ``stock_reserve`` with every line, one ``stock_release``, ``stock_fulfil_many`` for
+a shipment). Entry points only the API, admin and commands call are durable transactions themselves.
 """
 
 from inventory.models import MAX_QUANTITY

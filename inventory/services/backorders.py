@@ -75,10 +75,11 @@ def backorders_record(*, demands: Sequence[Demand], reference_type: str, referen
         for demand in demands:
             row = existing.get(demand.line_id)
             if row is None:
-                fresh.append(Backorder(product_id=demand.product_id, sku=demand.sku, reference_type=reference_type,
+                fresh.append(Backorder(product_id=demand.product_id, sku=demand.sku,
+                                       reference_type=reference_type,
                                        reference_id=reference_id, reference_number=reference_number,
-                                       line_id=demand.line_id, queued_at=queued_at, quantity=demand.quantity,
-                                       quantity_waiting=demand.quantity))
+                                       line_id=demand.line_id, queued_at=queued_at,
+                                       quantity=demand.quantity, quantity_waiting=demand.quantity))
             else:
                 row.quantity += demand.quantity
                 row.quantity_waiting += demand.quantity
@@ -88,7 +89,8 @@ def backorders_record(*, demands: Sequence[Demand], reference_type: str, referen
         if fresh:
             insert_rows(fresh)
         if changed:
-            Backorder.objects.bulk_update(changed, ["quantity", "quantity_waiting", "status", "updated_at"])
+            Backorder.objects.bulk_update(changed,
+                                          ["quantity", "quantity_waiting", "status", "updated_at"])
         _invalidate({reference_id})
     return [*fresh, *changed]
 
@@ -100,14 +102,17 @@ def backorders_reduce(*, reference_type: str, reference_id: uuid.UUID,
     cut. The caller holds the products' inventory rows. Joins the caller's transaction."""
     cut: dict[uuid.UUID, int] = {}
     with transaction.atomic():
-        rows = [row for row in locks.lock_backorders_of(reference_type=reference_type, reference_id=reference_id)
+        rows = [row
+                for row in locks.lock_backorders_of(reference_type=reference_type,
+                                                    reference_id=reference_id)
                 if row.line_id in cuts and row.quantity_waiting > 0]
         for row in rows:
             wanted = cuts[row.line_id]
             take = row.quantity_waiting if wanted is None else min(wanted, row.quantity_waiting)
             row.quantity_waiting -= take
             if row.quantity_waiting == 0:
-                row.status = Backorder.Status.CANCELLED if row.quantity == take or wanted is None else Backorder.Status.ALLOCATED
+                row.status = (Backorder.Status.CANCELLED if row.quantity == take or wanted is None
+                              else Backorder.Status.ALLOCATED)
             row.updated_at = timezone.now()
             cut[row.line_id] = take
         if rows:
@@ -116,7 +121,8 @@ def backorders_reduce(*, reference_type: str, reference_id: uuid.UUID,
     return cut
 
 
-def allocate_backorders(*, rows: Mapping[uuid.UUID, Counters], growth: Mapping[uuid.UUID, int], actor: str) -> int:
+def allocate_backorders(*, rows: Mapping[uuid.UUID, Counters], growth: Mapping[uuid.UUID, int],
+                        actor: str) -> int:
     """Serve waiting demand from rows whose sellable stock just grew (``growth``: row → units it
     grew by), oldest order first, at most ``min(growth, sellable)`` per row. Called by
     ``ledger.apply_changes`` with those rows locked. Returns the units allocated."""
@@ -149,9 +155,11 @@ def allocate_backorders(*, rows: Mapping[uuid.UUID, Counters], growth: Mapping[u
                     item_id = room.row.id
                     changes[item_id] += take
                     refs[item_id].add(str(backorder.reference_id))
-                    made.append(Reservation(inventory_item_id=item_id, quantity=take, status=Reservation.Status.ACTIVE,
+                    made.append(Reservation(inventory_item_id=item_id, quantity=take,
+                                            status=Reservation.Status.ACTIVE,
                                             reference_type=backorder.reference_type,
-                                            reference_id=str(backorder.reference_id), backorder_id=backorder.id))
+                                            reference_id=str(backorder.reference_id),
+                                            backorder_id=backorder.id))
                     if need == 0:
                         break
                 if made:
@@ -171,13 +179,16 @@ def allocate_backorders(*, rows: Mapping[uuid.UUID, Counters], growth: Mapping[u
                           next(iter(refs[item_id])) if len(refs[item_id]) == 1 else "")
                    for item_id, units in sorted(changes.items())], actor=actor, allocate=False)
     insert_rows(reservations)
-    Backorder.objects.bulk_update([b for b, _, _ in served], ["quantity_waiting", "status", "updated_at"])
+    Backorder.objects.bulk_update([b for b, _, _ in served],
+                                  ["quantity_waiting", "status", "updated_at"])
     for backorder, taken, made in served:
         webhooks.publish(event_type="order.backorder_allocated", payload={
             "order_id": str(backorder.reference_id), "order_number": backorder.reference_number,
-            "order_item_id": str(backorder.line_id), "product_id": str(backorder.product_id), "sku": backorder.sku,
+            "order_item_id": str(backorder.line_id), "product_id": str(backorder.product_id),
+            "sku": backorder.sku,
             "quantity": taken, "quantity_backordered": backorder.quantity_waiting,
-            "reservations": [{"id": str(r.id), "inventory_item_id": str(r.inventory_item_id), "quantity": r.quantity}
+            "reservations": [{"id": str(r.id), "inventory_item_id": str(r.inventory_item_id),
+                              "quantity": r.quantity}
                              for r in made],
         })
     _invalidate({b.reference_id for b, _, _ in served})

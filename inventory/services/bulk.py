@@ -40,7 +40,8 @@ class BulkAdjustResult:
         return sum(1 for r in self.results if r["ok"])
 
     def as_dict(self) -> dict[str, Any]:
-        return {"results": self.results, "applied": self.applied, "valid": self.valid, "dry_run": self.dry_run}
+        return {"results": self.results, "applied": self.applied, "valid": self.valid,
+                "dry_run": self.dry_run}
 
 
 @dataclass
@@ -63,17 +64,22 @@ def _bulk_row(index: int, raw: Any) -> _BulkRow | dict[str, Any]:
         return _row_error("validation_error", "Each adjustment must be an object.")
     unknown = sorted(set(raw) - _BULK_FIELDS)
     if unknown:
-        return _row_error("validation_error", "Unknown field.", {k: ["Unknown field."] for k in unknown})
+        return _row_error("validation_error", "Unknown field.",
+                          {k: ["Unknown field."] for k in unknown})
     try:
-        product_id = as_uuid(raw["product_id"], "product_id") if raw.get("product_id") is not None else None
+        product_id = (as_uuid(raw["product_id"], "product_id") if raw.get("product_id") is not None
+                      else None)
         sku = clean_text(raw.get("sku"), "sku", 64) or None
         if product_id is None and sku is None:
-            raise ValidationFailed("Give product_id or sku.", details={"product_id": ["Give product_id or sku."]})
+            raise ValidationFailed("Give product_id or sku.",
+                                   details={"product_id": ["Give product_id or sku."]})
         if raw.get("location_id") is None:
-            raise ValidationFailed("location_id is required.", details={"location_id": ["This field is required."]})
+            raise ValidationFailed("location_id is required.",
+                                   details={"location_id": ["This field is required."]})
         location_id = as_uuid(raw["location_id"], "location_id")
         if raw.get("delta") is None:
-            raise ValidationFailed("delta is required.", details={"delta": ["This field is required."]})
+            raise ValidationFailed("delta is required.",
+                                   details={"delta": ["This field is required."]})
         delta = check_quantity(raw["delta"], "delta", signed=True)
         reason = clean_text(raw.get("reason"), "reason", MAX_REASON, required=True)
     except ValidationFailed as exc:
@@ -88,14 +94,15 @@ def _row_error(code: str, message: str, details: dict[str, Any] | None = None) -
     return error
 
 
-def stock_bulk_adjust(*, adjustments: Sequence[Any], dry_run: bool = False, actor: str = "") -> BulkAdjustResult:
+def stock_bulk_adjust(*, adjustments: Sequence[Any], dry_run: bool = False,
+                      actor: str = "") -> BulkAdjustResult:
     """Apply up to 1,000 adjustments ``{"product_id" | "sku", "location_id", "delta", "reason"}``.
 
     Each row is checked on its own (shape, product, location, a second row for the same product and
-    location, on_hand falling below reserved) and answered ``{"index", "ok", "error"?}``; every valid
-    row is applied in one durable transaction with one ``adjust`` movement per row. Rows are locked
-    in primary-key order. ``dry_run`` checks against current numbers and writes nothing. Raises
-    ValidationFailed only when the list itself is empty or too long."""
+    location, on_hand falling below reserved) and answered ``{"index", "ok", "error"?}``; every
+    valid row is applied in one durable transaction with one ``adjust`` movement per row. Rows are
+    locked in primary-key order. ``dry_run`` checks against current numbers and writes nothing.
+    Raises ValidationFailed only when the list itself is empty or too long."""
     if not isinstance(adjustments, Sequence) or isinstance(adjustments, (str, bytes)) \
             or not 1 <= len(adjustments) <= MAX_LINES:
         raise ValidationFailed(f"Give 1 to {MAX_LINES} adjustments.",
@@ -113,7 +120,8 @@ def stock_bulk_adjust(*, adjustments: Sequence[Any], dry_run: bool = False, acto
     if rows:
         try:
             refs = product_refs([(r.product_id, r.sku) for r in rows])
-        except ValidationFailed:  # a sku/product_id mismatch: resolve row by row to blame the right one
+        # a sku/product_id mismatch: resolve row by row to blame the right one
+        except ValidationFailed:
             refs = []
             for r in rows:
                 try:
@@ -121,7 +129,8 @@ def stock_bulk_adjust(*, adjustments: Sequence[Any], dry_run: bool = False, acto
                 except ValidationFailed as exc:
                     errors[r.index] = _row_error(exc.code, exc.message, exc.details)
                     refs.append(None)
-    known_locations = set(Location.objects.filter(id__in={r.location_id for r in rows}).values_list("id", flat=True))
+    known_locations = set(
+        Location.objects.filter(id__in={r.location_id for r in rows}).values_list("id", flat=True))
     seen: set[tuple[uuid.UUID, uuid.UUID]] = set()
     candidates: list[_BulkRow] = []
     for row, ref in zip(rows, refs, strict=True):
@@ -132,7 +141,8 @@ def stock_bulk_adjust(*, adjustments: Sequence[Any], dry_run: bool = False, acto
         elif row.location_id not in known_locations:
             errors[row.index] = _row_error("location_not_found", "No such location.")
         elif (ref.id, row.location_id) in seen:
-            errors[row.index] = _row_error("duplicate_row", "Another adjustment in this request has the same "
+            errors[row.index] = _row_error("duplicate_row",
+                                           "Another adjustment in this request has the same "
                                                             "product and location; combine them.")
         else:
             row.product = ref
@@ -140,25 +150,30 @@ def stock_bulk_adjust(*, adjustments: Sequence[Any], dry_run: bool = False, acto
             candidates.append(row)
 
     applied = 0
+    # Every candidate's product is set above; the ignores below are for its ``ProductRef | None``.
     with transaction.atomic(durable=not dry_run):
-        pairs = [(r.product.id, r.location_id) for r in candidates]  # type: ignore[union-attr]
+        pairs = [(r.product.id, r.location_id)  # type: ignore[union-attr]  # set
+                 for r in candidates]
         items = item_ids_for(pairs)
         missing = [(r.product, r.location_id) for r in candidates
-                   if r.delta > 0 and (r.product.id, r.location_id) not in items]  # type: ignore[union-attr]
+                   if r.delta > 0 and (r.product.id,  # type: ignore[union-attr]  # set
+                                       r.location_id) not in items]
         if missing and not dry_run:  # a positive adjustment creates its row
-            ensure_items(missing)  # type: ignore[arg-type]
+            ensure_items(missing)  # type: ignore[arg-type]  # products set, see above
             items = item_ids_for(pairs)
         counters = locks.lock_items(items.values()) if not dry_run else dict(
             (i, (h, r)) for i, h, r in InventoryItem.objects.filter(id__in=items.values())
             .values_list("id", "on_hand", "reserved"))
         changes: list[Change] = []
         for row in candidates:
-            item_id = items.get((row.product.id, row.location_id))  # type: ignore[union-attr]
+            item_id = items.get((row.product.id,  # type: ignore[union-attr]  # set
+                                 row.location_id))
             on_hand, reserved = counters.get(item_id, (0, 0)) if item_id else (0, 0)
             if on_hand + row.delta < reserved:
                 errors[row.index] = _row_error(
                     "insufficient_stock", "on_hand would fall below what is reserved.",
-                    {"on_hand": on_hand, "reserved": reserved, "available": on_hand - reserved, "delta": row.delta})
+                    {"on_hand": on_hand, "reserved": reserved, "available": on_hand - reserved,
+                     "delta": row.delta})
                 continue
             if item_id is not None:
                 changes.append(Change(item_id, row.delta, 0, Kind.ADJUST, row.reason))

@@ -40,9 +40,11 @@ Kind = StockMovement.Kind
 Status = Reservation.Status
 
 
-def check_quantity(value: Any, name: str = "quantity", *, allow_zero: bool = False, signed: bool = False) -> int:
+def check_quantity(value: Any, name: str = "quantity", *, allow_zero: bool = False,
+                   signed: bool = False) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
-        raise ValidationFailed(f"{name} must be an integer.", details={name: ["A valid integer is required."]})
+        raise ValidationFailed(f"{name} must be an integer.",
+                               details={name: ["A valid integer is required."]})
     low = -MAX_QUANTITY if signed else (0 if allow_zero else 1)
     if not low <= value <= MAX_QUANTITY or (signed and value == 0):
         rule = f"a non-zero integer between -{MAX_QUANTITY} and {MAX_QUANTITY}" if signed else \
@@ -99,7 +101,8 @@ def product_refs(refs: Sequence[tuple[uuid.UUID | None, str | None]]) -> list[Pr
 
 def product_ref(product_id: uuid.UUID | None, sku: str | None) -> ProductRef:
     if product_id is None and not sku:
-        raise ValidationFailed("Give product_id or sku.", details={"product_id": ["Give product_id or sku."]})
+        raise ValidationFailed("Give product_id or sku.",
+                               details={"product_id": ["Give product_id or sku."]})
     if product_id is not None:
         product_id = as_uuid(product_id, "product_id")
     if sku is not None:

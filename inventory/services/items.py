@@ -36,7 +36,8 @@ from stateset.errors import (
 from stateset.inputs import clean_actor, clean_text, writable
 
 
-def inventory_item_create(*, location_id: uuid.UUID, on_hand: int = 0, product_id: uuid.UUID | None = None,
+def inventory_item_create(*, location_id: uuid.UUID, on_hand: int = 0,
+                          product_id: uuid.UUID | None = None,
                           sku: str | None = None, reorder_point: int = 0, safety_stock: int = 0,
                           reason: str = "", actor: str = "") -> InventoryItem:
     """Create the row for (product, location) with an opening count; a non-zero count writes a
@@ -52,33 +53,39 @@ def inventory_item_create(*, location_id: uuid.UUID, on_hand: int = 0, product_i
     with transaction.atomic():
         try:
             with transaction.atomic():
-                item = InventoryItem.objects.create(product_id=product.id, location_id=location.id, sku=product.sku,
+                item = InventoryItem.objects.create(product_id=product.id, location_id=location.id,
+                                                    sku=product.sku,
                                                     on_hand=on_hand, reorder_point=reorder_point,
                                                     safety_stock=safety_stock)
         except IntegrityError:
             existing = item_id_for(product.id, location.id)
             raise Conflict("This product already has an inventory row at this location.",
-                           code="inventory_exists", details={"id": str(existing) if existing else None}) from None
+                           code="inventory_exists",
+                           details={"id": str(existing) if existing else None}) from None
         if on_hand:
-            StockMovement.objects.create(inventory_item_id=item.id, kind=Kind.RECEIVE, on_hand_delta=on_hand,
+            StockMovement.objects.create(inventory_item_id=item.id, kind=Kind.RECEIVE,
+                                         on_hand_delta=on_hand,
                                          on_hand_after=on_hand, reserved_after=0, reason=reason,
                                          actor=clean_actor(actor, MAX_ACTOR))
     return fetch_items([item.id])[0]
 
 
-def inventory_item_update(*, item_id: uuid.UUID, changes: Mapping[str, Any], expected_version: int | None = None,
-                          actor: str = "") -> InventoryItem:
+def inventory_item_update(*, item_id: uuid.UUID, changes: Mapping[str, Any],
+                          expected_version: int | None = None, actor: str = "") -> InventoryItem:
     """``PATCH /inventory/{id}``: ``reorder_point``, ``safety_stock``, ``allow_backorder``; bumps
     ``version``. Locks the row. Publishes ``inventory.low_stock`` when the change puts the row at or
     below its reorder point; a lowered safety stock makes units sellable, which go to waiting
     backorders first (``backorders.allocate_backorders``, same transaction). Raises NotFound,
     PreconditionFailed (412), ValidationFailed."""
-    fields: dict[str, Any] = dict(writable(changes, {"reorder_point", "safety_stock", "allow_backorder"}))
+    fields: dict[str,
+                 Any] = dict(writable(changes,
+                                      {"reorder_point", "safety_stock", "allow_backorder"}))
     for name in ("reorder_point", "safety_stock"):
         if name in fields:
             fields[name] = check_quantity(fields[name], name, allow_zero=True)
     if "allow_backorder" in fields and not isinstance(fields["allow_backorder"], bool):
-        raise ValidationFailed("allow_backorder must be a boolean.", details={"allow_backorder": ["Must be a boolean."]})
+        raise ValidationFailed("allow_backorder must be a boolean.",
+                               details={"allow_backorder": ["Must be a boolean."]})
     if not fields:
         raise ValidationFailed("Nothing to change.", details={"non_field_errors": [
             "Give reorder_point, safety_stock or allow_backorder."]})
@@ -93,11 +100,12 @@ def inventory_item_update(*, item_id: uuid.UUID, changes: Mapping[str, Any], exp
             setattr(item, key, value)
         item.version += 1
         item.save(update_fields=[*fields, "version", "updated_at"])
-        after = Counters(item.id, item.on_hand, item.reserved, item.reorder_point, item.version, item.sku,
-                         item.product_id, item.location_id, item.safety_stock)
+        after = Counters(item.id, item.on_hand, item.reserved, item.reorder_point, item.version,
+                         item.sku, item.product_id, item.location_id, item.safety_stock)
         if not was_low and item.available <= item.reorder_point:
             publish_low_stock(after)
         item_cache.invalidate(item_cache_key(item.id))
         if after.sellable > was_sellable:
-            allocate_backorders(rows={item.id: after}, growth={item.id: after.sellable - was_sellable}, actor=actor)
+            allocate_backorders(rows={item.id: after},
+                                growth={item.id: after.sellable - was_sellable}, actor=actor)
     return fetch_items([item.id])[0]

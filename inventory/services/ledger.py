@@ -79,24 +79,28 @@ _TABLE = InventoryItem._meta.db_table
 
 _UPDATE_SQL = f"""
 UPDATE "{_TABLE}" AS i
-SET on_hand = i.on_hand + v.dh, reserved = i.reserved + v.dr, version = i.version + 1, updated_at = %s
+SET on_hand = i.on_hand + v.dh, reserved = i.reserved + v.dr, version = i.version + 1,
+    updated_at = %s
 FROM (VALUES {{values}}) AS v (id, dh, dr, keep)
 WHERE i.id = v.id
   AND i.on_hand + v.dh >= 0 AND i.reserved + v.dr >= 0 AND i.on_hand + v.dh >= i.reserved + v.dr
   AND (NOT v.keep OR i.on_hand + v.dh - i.reserved - v.dr >= i.safety_stock)
-RETURNING i.id, i.on_hand, i.reserved, i.reorder_point, i.version, i.sku, i.product_id, i.location_id,
+RETURNING i.id, i.on_hand, i.reserved, i.reorder_point, i.version, i.sku, i.product_id,
+          i.location_id,
           i.safety_stock
 """
 
 
-def apply_changes(changes: Sequence[Change], *, actor: str, allocate: bool = True) -> dict[uuid.UUID, Counters]:
+def apply_changes(changes: Sequence[Change], *, actor: str,
+                  allocate: bool = True) -> dict[uuid.UUID, Counters]:
     """Change counters of several rows in one conditional UPDATE and write one movement per row.
 
     The guard repeats the table's CHECK constraints, so a change that would oversell or go negative
     leaves its row untouched; then :class:`Rejected` names the rows and the caller's transaction
     must roll back (it always runs inside ``atomic``). Changing more than one row requires the rows
-    to be locked already in primary-key order (``inventory.locks.lock_items``); one row is locked by the UPDATE
-    itself. Schedules cache invalidation and publishes ``inventory.low_stock`` for rows whose
+    to be locked already in primary-key order (``inventory.locks.lock_items``); one row is locked by
+    the UPDATE itself. Schedules cache invalidation and publishes ``inventory.low_stock`` for rows
+    whose
     ``available`` falls to or below the reorder point."""
     assert connection.in_atomic_block, "stock changes run inside a transaction"
     if not changes:
@@ -106,7 +110,8 @@ def apply_changes(changes: Sequence[Change], *, actor: str, allocate: bool = Tru
     params: list[Any] = [timezone.now()]
     for change in changes:
         # A reservation stops at the safety stock; adjustments and shipments may use it (SPEC §4.3).
-        params += [change.item_id, change.on_hand_delta, change.reserved_delta, change.kind == StockMovement.Kind.RESERVE]
+        params += [change.item_id, change.on_hand_delta, change.reserved_delta,
+                   change.kind == StockMovement.Kind.RESERVE]
     values = ", ".join(["(%s::uuid, %s::bigint, %s::bigint, %s::boolean)"] * len(changes))
     locks.item_locked_by_update(c.item_id for c in changes)
     with connection.cursor() as cursor:
@@ -140,30 +145,35 @@ def apply_changes(changes: Sequence[Change], *, actor: str, allocate: bool = Tru
     item_cache.invalidate(*(item_cache_key(item_id) for item_id in after))
     if allocate:
         grown = {c.item_id: growth for c in changes
-                 if (growth := after[c.item_id].sellable - _sellable_before(after[c.item_id], c)) > 0}
+                 if (growth := after[c.item_id].sellable
+                     - _sellable_before(after[c.item_id], c)) > 0}
         if grown:
             # Waiting demand takes what became sellable, oldest order first, in this transaction.
             from inventory.services.backorders import (
                 allocate_backorders,  # the queue builds on this module
             )
 
-            allocate_backorders(rows={item_id: after[item_id] for item_id in grown}, growth=grown, actor=actor)
+            allocate_backorders(rows={item_id: after[item_id] for item_id in grown}, growth=grown,
+                                actor=actor)
     return after
 
 
 def _sellable_before(row: Counters, change: Change) -> int:
-    return max(row.on_hand - change.on_hand_delta - (row.reserved - change.reserved_delta) - row.safety_stock, 0)
+    on_hand = row.on_hand - change.on_hand_delta
+    return max(on_hand - (row.reserved - change.reserved_delta) - row.safety_stock, 0)
 
 
 def ensure_items(pairs: Iterable[tuple[ProductRef, uuid.UUID]]) -> None:
     """Create missing (product, location) rows with zero stock. ``ON CONFLICT DO NOTHING`` makes a
     concurrent creation of the same row harmless. Takes no row lock on existing rows; callers run it
     before locking any row."""
-    rows = {(p.id, loc): InventoryItem(product_id=p.id, location_id=loc, sku=p.sku) for p, loc in pairs}
+    rows = {(p.id, loc): InventoryItem(product_id=p.id, location_id=loc, sku=p.sku) for p,
+            loc in pairs}
     if rows:
-        # Sorted: two transactions inserting overlapping rows wait on each other's unique-index entries
-        # in the same order, so they cannot deadlock.
-        InventoryItem.objects.bulk_create([rows[key] for key in sorted(rows)], ignore_conflicts=True)
+        # Sorted: two transactions inserting overlapping rows wait on each other's unique-index
+        # entries in the same order, so they cannot deadlock.
+        InventoryItem.objects.bulk_create([rows[key] for key in sorted(rows)],
+                                          ignore_conflicts=True)
 
 
 def item_id_for(product_id: uuid.UUID, location_id: uuid.UUID) -> uuid.UUID | None:
@@ -171,7 +181,10 @@ def item_id_for(product_id: uuid.UUID, location_id: uuid.UUID) -> uuid.UUID | No
             .values_list("id", flat=True).first())
 
 
-def item_ids_for(pairs: Iterable[tuple[uuid.UUID, uuid.UUID]]) -> dict[tuple[uuid.UUID, uuid.UUID], uuid.UUID]:
+Pair = tuple[uuid.UUID, uuid.UUID]
+
+
+def item_ids_for(pairs: Iterable[Pair]) -> dict[Pair, uuid.UUID]:
     """Ids of the existing rows for (product, location) pairs, in one query. It reads the rows of
     those products at those locations (the unique index answers) and keeps the pairs asked for,
     which plans far faster than one OR-branch per pair."""
@@ -180,7 +193,8 @@ def item_ids_for(pairs: Iterable[tuple[uuid.UUID, uuid.UUID]]) -> dict[tuple[uui
         return {}
     rows = InventoryItem.objects.filter(product_id__in={p for p, _ in wanted},
                                         location_id__in={loc for _, loc in wanted})
-    return {(p, loc): i for i, p, loc in rows.values_list("id", "product_id", "location_id") if (p, loc) in wanted}
+    return {(p, loc): i for i, p,
+            loc in rows.values_list("id", "product_id", "location_id") if (p, loc) in wanted}
 
 
 def counters_of(item_id: uuid.UUID | None) -> dict[str, int]:
@@ -192,7 +206,8 @@ def counters_of(item_id: uuid.UUID | None) -> dict[str, int]:
 
 
 def fetch_items(item_ids: Sequence[uuid.UUID]) -> list[InventoryItem]:
-    items = {i.id: i for i in InventoryItem.objects.select_related("location").filter(id__in=item_ids)}
+    items = {i.id: i
+             for i in InventoryItem.objects.select_related("location").filter(id__in=item_ids)}
     return [items[i] for i in item_ids]
 
 

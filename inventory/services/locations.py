@@ -24,23 +24,30 @@ def _address(value: Any) -> dict[str, Any]:
     if value is None:
         return {}
     if not isinstance(value, dict):
-        raise ValidationFailed("address must be an object.", details={"address": ["Must be a JSON object."]})
+        raise ValidationFailed("address must be an object.",
+                               details={"address": ["Must be a JSON object."]})
 
     def check(node: Any, depth: int) -> None:
         if depth > 4:
-            raise ValidationFailed("address is nested too deeply.", details={"address": ["Too deeply nested."]})
+            raise ValidationFailed("address is nested too deeply.",
+                                   details={"address": ["Too deeply nested."]})
         if isinstance(node, str) and ("\x00" in node or len(node) > 500):
             raise ValidationFailed("address has an invalid string.",
-                                   details={"address": ["Strings must be at most 500 characters, without null characters."]})
+                                   details={
+                                       "address": [
+                                           "Strings must be at most 500 characters, without null "
+                                           "characters."]})
         if isinstance(node, dict):
             if len(node) > 50:
-                raise ValidationFailed("address has too many fields.", details={"address": ["At most 50 fields."]})
+                raise ValidationFailed("address has too many fields.",
+                                       details={"address": ["At most 50 fields."]})
             for key, item in node.items():
                 check(key, depth + 1)
                 check(item, depth + 1)
         elif isinstance(node, list):
             if len(node) > 50:
-                raise ValidationFailed("address has too many items.", details={"address": ["At most 50 items."]})
+                raise ValidationFailed("address has too many items.",
+                                       details={"address": ["At most 50 items."]})
             for item in node:
                 check(item, depth + 1)
 
@@ -49,20 +56,24 @@ def _address(value: Any) -> dict[str, Any]:
 
 
 def _priority(value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or not -1_000_000 <= value <= 1_000_000:
+    if (isinstance(value, bool) or not isinstance(value, int)
+        or not -1_000_000 <= value <= 1_000_000):
         raise ValidationFailed("priority must be an integer between -1000000 and 1000000.",
-                               details={"priority": ["Must be an integer between -1000000 and 1000000."]})
+                               details={
+                                   "priority": [
+                                       "Must be an integer between -1000000 and 1000000."]})
     return value
 
 
-def location_create(*, code: str, name: str, priority: int = 100, address: dict[str, Any] | None = None,
-                    is_active: bool = True) -> Location:
+def location_create(*, code: str, name: str, priority: int = 100,
+                    address: dict[str, Any] | None = None, is_active: bool = True) -> Location:
     """Create a location. Raises ValidationFailed for a malformed code/name/priority/address and
     Conflict(code="location_exists") when the code is taken (case-insensitively)."""
     code = clean_text(code, "code", 32, required=True)
     if not LOCATION_CODE_RE.match(code):
         raise ValidationFailed("Invalid location code.", details={
-            "code": ["Letters, digits, '.', '_' and '-', starting with a letter or digit, at most 32."]})
+            "code": [
+                "Letters, digits, '.', '_' and '-', starting with a letter or digit, at most 32."]})
     name = clean_text(name, "name", 200, required=True)
     priority = _priority(priority)
     address = _address(address)
@@ -93,7 +104,8 @@ def location_update(*, location_id: uuid.UUID, expected_version: int | None = No
         clean["address"] = _address(changes["address"])
     if "is_active" in changes:
         if not isinstance(changes["is_active"], bool):
-            raise ValidationFailed("is_active must be a boolean.", details={"is_active": ["Must be a boolean."]})
+            raise ValidationFailed("is_active must be a boolean.",
+                                   details={"is_active": ["Must be a boolean."]})
         clean["is_active"] = changes["is_active"]
     with transaction.atomic():
         location = locks.lock_location(location_id)

@@ -54,11 +54,12 @@ class StockLine:
     sku: str | None = None
 
 
-def _increase(*, lines: Sequence[StockLine], kind: str, reason: str, reference_type: str, reference_id: str,
-              actor: str) -> list[InventoryItem]:
+def _increase(*, lines: Sequence[StockLine], kind: str, reason: str, reference_type: str,
+              reference_id: str, actor: str) -> list[InventoryItem]:
     """on_hand += quantity for each line (rows created when missing), one movement per row."""
     if not lines or len(lines) > MAX_LINES:
-        raise ValidationFailed(f"Give 1 to {MAX_LINES} lines.", details={"lines": [f"Give 1 to {MAX_LINES} lines."]})
+        raise ValidationFailed(f"Give 1 to {MAX_LINES} lines.",
+                               details={"lines": [f"Give 1 to {MAX_LINES} lines."]})
     reason = clean_text(reason, "reason", MAX_REASON)
     reference_type = clean_text(reference_type, "reference_type", MAX_REFERENCE_TYPE)
     reference_id = clean_text(reference_id, "reference_id", MAX_REFERENCE_ID)
@@ -66,16 +67,20 @@ def _increase(*, lines: Sequence[StockLine], kind: str, reason: str, reference_t
     location_ids = [as_uuid(line.location_id, "location_id") for line in lines]
     for line in lines:
         if line.product_id is None and not line.sku:
-            raise ValidationFailed("Give product_id or sku.", details={"product_id": ["Give product_id or sku."]})
-    refs = product_refs([(as_uuid(line.product_id, "product_id") if line.product_id is not None else None,
+            raise ValidationFailed("Give product_id or sku.",
+                                   details={"product_id": ["Give product_id or sku."]})
+    refs = product_refs(
+        [(as_uuid(line.product_id, "product_id") if line.product_id is not None else None,
                            clean_text(line.sku, "sku", 64) or None) for line in lines])
     if None in refs:
-        missing = [{"index": i, "product_id": str(line.product_id) if line.product_id else None, "sku": line.sku}
+        missing = [{"index": i, "product_id": str(line.product_id) if line.product_id else None,
+                    "sku": line.sku}
                    for i, (line, ref) in enumerate(zip(lines, refs, strict=True)) if ref is None]
         raise NotFound("No such product.", code="product_not_found", details={"lines": missing})
     products: list[ProductRef] = [ref for ref in refs if ref is not None]
     locations_checked(location_ids, in_body=False)
-    keys = [(product.id, location_id) for product, location_id in zip(products, location_ids, strict=True)]
+    keys = [(product.id, location_id) for product,
+            location_id in zip(products, location_ids, strict=True)]
     totals: dict[tuple[uuid.UUID, uuid.UUID], int] = defaultdict(int)
     for key, quantity in zip(keys, quantities, strict=True):
         totals[key] += quantity
@@ -91,20 +96,23 @@ def _increase(*, lines: Sequence[StockLine], kind: str, reason: str, reference_t
             apply_changes([Change(ids[key], total, 0, kind, reason, reference_type, reference_id)
                     for key, total in totals.items()], actor=actor)
         except Rejected:  # only an on_hand overflow past the CHECKs could get here
-            raise ValidationFailed("The quantity is too large for this row.", code="quantity_too_large") from None
+            raise ValidationFailed("The quantity is too large for this row.",
+                                   code="quantity_too_large") from None
         return fetch_items([ids[key] for key in keys])
 
 
 def stock_receive(*, location_id: uuid.UUID, quantity: int, product_id: uuid.UUID | None = None,
-                  sku: str | None = None, reason: str = "", reference_type: str = "", reference_id: str = "",
-                  actor: str = "") -> InventoryItem:
+                  sku: str | None = None, reason: str = "", reference_type: str = "",
+                  reference_id: str = "", actor: str = "") -> InventoryItem:
     """Goods in: ``on_hand += quantity`` (the row is created when missing), ledger ``receive``.
 
     Durable transaction; the row is locked by its UPDATE. Invalidates the row's cache after commit.
     Raises ValidationFailed (quantity not an integer in 1..1,000,000, over-long text), NotFound
     (product, location)."""
     with transaction.atomic(durable=True):
-        return _increase(lines=[StockLine(location_id=location_id, quantity=quantity, product_id=product_id, sku=sku)],
+        return _increase(
+            lines=[StockLine(location_id=location_id, quantity=quantity, product_id=product_id,
+                             sku=sku)],
                          kind=Kind.RECEIVE, reason=reason, reference_type=reference_type,
                          reference_id=reference_id, actor=actor)[0]
 
@@ -115,29 +123,32 @@ def stock_receive_many(*, lines: Sequence[StockLine], reason: str = "", referenc
     "receive stock" action): rows locked in primary-key order, one ``receive`` movement per row
     (lines of the same row are summed). Returns the rows in line order."""
     with transaction.atomic(durable=True):
-        return _increase(lines=lines, kind=Kind.RECEIVE, reason=reason, reference_type=reference_type,
-                         reference_id=reference_id, actor=actor)
+        return _increase(lines=lines, kind=Kind.RECEIVE, reason=reason,
+                         reference_type=reference_type, reference_id=reference_id, actor=actor)
 
 
 def stock_return(*, product_id: uuid.UUID, location_id: uuid.UUID, quantity: int, actor: str = "",
-                 reason: str = "", reference_type: str = "", reference_id: str = "") -> InventoryItem:
+                 reason: str = "", reference_type: str = "",
+                 reference_id: str = "") -> InventoryItem:
     """Returned units back on hand: ``on_hand += quantity`` (row created when missing), ledger
     ``return``. Joins the caller's transaction. Raises ValidationFailed, NotFound. To put several
     lines back at once use :func:`stock_return_many` (one lock pass, no deadlock)."""
-    return stock_return_many(lines=[StockLine(location_id=location_id, quantity=quantity, product_id=product_id)],
+    return stock_return_many(
+        lines=[StockLine(location_id=location_id, quantity=quantity, product_id=product_id)],
                              actor=actor, reason=reason, reference_type=reference_type,
                              reference_id=reference_id)[0]
 
 
-def stock_return_many(*, lines: Sequence[StockLine], actor: str = "", reason: str = "", reference_type: str = "",
-                      reference_id: str = "") -> list[InventoryItem]:
+def stock_return_many(*, lines: Sequence[StockLine], actor: str = "", reason: str = "",
+                      reference_type: str = "", reference_id: str = "") -> list[InventoryItem]:
     """:func:`stock_return` for several lines: rows locked in primary-key order, one movement per
     row (lines of the same row are summed). Returns the rows in line order."""
     return _increase(lines=lines, kind=Kind.RETURN, reason=reason, reference_type=reference_type,
                      reference_id=reference_id, actor=actor)
 
 
-def stock_adjust(*, location_id: uuid.UUID, delta: int, reason: str, product_id: uuid.UUID | None = None,
+def stock_adjust(*, location_id: uuid.UUID, delta: int, reason: str,
+                 product_id: uuid.UUID | None = None,
                  sku: str | None = None, reference_type: str = "", reference_id: str = "",
                  actor: str = "") -> InventoryItem:
     """Correct a count: ``on_hand += delta`` (signed, non-zero), ledger ``adjust``; ``reason`` is
@@ -159,12 +170,15 @@ def stock_adjust(*, location_id: uuid.UUID, delta: int, reason: str, product_id:
         try:
             if item_id is None:
                 raise Rejected(set())
-            apply_changes([Change(item_id, delta, 0, Kind.ADJUST, reason, reference_type, reference_id)], actor=actor)
+            apply_changes(
+                [Change(item_id, delta, 0, Kind.ADJUST, reason, reference_type, reference_id)],
+                actor=actor)
         except Rejected:
             counters = counters_of(item_id)
             raise InsufficientStock(
                 f"Adjusting by {delta} would leave on_hand below what is reserved.",
-                details={**counters, "delta": delta, "sku": product.sku, "location_id": str(location.id)},
+                details={**counters, "delta": delta, "sku": product.sku,
+                         "location_id": str(location.id)},
             ) from None
         return fetch_items([item_id])[0]
 
@@ -186,7 +200,8 @@ def stock_transfer(*, from_location_id: uuid.UUID, to_location_id: uuid.UUID, qu
     source = location_ref(from_location_id, "from_location_id")
     target = location_ref(to_location_id, "to_location_id", active=True)
     if source.id == target.id:
-        raise ValidationFailed("Source and destination are the same location.", code="same_location",
+        raise ValidationFailed("Source and destination are the same location.",
+                               code="same_location",
                                details={"to_location_id": ["Must differ from from_location_id."]})
     with transaction.atomic(durable=True):
         ensure_items([(product, target.id)])

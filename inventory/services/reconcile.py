@@ -30,7 +30,8 @@ class Drift:
 
     def as_dict(self) -> dict[str, Any]:
         return {"inventory_item_id": str(self.inventory_item_id), "sku": self.sku,
-                "location_id": str(self.location_id), "on_hand": self.on_hand, "reserved": self.reserved,
+                "location_id": str(self.location_id), "on_hand": self.on_hand,
+                "reserved": self.reserved,
                 "expected_reserved": self.expected_reserved, "fixed": self.fixed}
 
 _DRIFT_SQL = f"""
@@ -52,7 +53,8 @@ def _drift(ids: Sequence[uuid.UUID] | None = None) -> list[Drift]:
         return [Drift(*row) for row in cursor.fetchall()]
 
 
-def inventory_reconcile(*, fix: bool = False, actor: str = "system:reconcile", batch_size: int = 500,
+def inventory_reconcile(*, fix: bool = False, actor: str = "system:reconcile",
+                        batch_size: int = 500,
                         progress: Callable[[int, int], None] | None = None) -> list[Drift]:
     """Compare each row's ``reserved`` with the sum of its active reservations and report every
     drift. With ``fix``, repair them in batches: rows locked in primary-key order, the drift
@@ -72,7 +74,8 @@ def inventory_reconcile(*, fix: bool = False, actor: str = "system:reconcile", b
             for current in _drift(chunk):
                 if current.expected_reserved > current.on_hand:
                     continue
-                changes.append(Change(current.inventory_item_id, 0, current.expected_reserved - current.reserved,
+                changes.append(Change(current.inventory_item_id, 0,
+                                      current.expected_reserved - current.reserved,
                                        Kind.ADJUST, "reconcile"))
             apply_changes(changes, actor=actor)
             for change in changes:
@@ -91,9 +94,11 @@ def inventory_ledger_drift() -> list[dict[str, Any]]:
             on_hand=Sum("on_hand_delta"), reserved=Sum("reserved_delta"))
     }
     out = []
-    for item_id, sku, on_hand, reserved in InventoryItem.objects.values_list("id", "sku", "on_hand", "reserved").iterator():
+    for item_id, sku, on_hand, reserved in InventoryItem.objects.values_list("id", "sku", "on_hand",
+                                                                             "reserved").iterator():
         ledger = sums.get(item_id, {"on_hand": 0, "reserved": 0})
         if (ledger["on_hand"], ledger["reserved"]) != (on_hand, reserved):
-            out.append({"inventory_item_id": str(item_id), "sku": sku, "on_hand": on_hand, "reserved": reserved,
+            out.append({"inventory_item_id": str(item_id), "sku": sku, "on_hand": on_hand,
+                        "reserved": reserved,
                         "ledger_on_hand": ledger["on_hand"], "ledger_reserved": ledger["reserved"]})
     return out

@@ -90,17 +90,20 @@ def stock_reserve(*, lines: list[ReserveLine], reference_type: str, reference_id
     "requested", "available"}]}`` naming every short line; NotFound (code ``product_not_found`` /
     ``location_not_found``, details ``lines``/``location_ids``); ValidationFailed (bad quantity,
     inactive product or location, missing reference, expiry in the past)."""
-    return _counted(lambda: _reserve(lines=lines, reference_type=reference_type, reference_id=reference_id,
+    return _counted(lambda: _reserve(lines=lines, reference_type=reference_type,
+                                     reference_id=reference_id,
                                       expires_at=expires_at, actor=actor, queue=None).reservations)
 
 
 def stock_reserve_for_order(*, lines: list[ReserveLine], queue: Queue, actor: str = "") -> Reserved:
     """:func:`stock_reserve` for an order (``reference_type "order"``, never expiring), where a line
     with ``backorder_line_id`` whose product allows backorders (the product, or one of its active
-    rows) reserves what is sellable and queues the rest (``backorders.backorders_record``) instead of
-    failing. Such lines lock every active row of their product, so a receipt elsewhere waits for
-    this transaction and then serves the new demand. Raises as :func:`stock_reserve` for the others."""
-    return _counted(lambda: _reserve(lines=lines, reference_type="order", reference_id=str(queue.order_id),
+    rows) reserves what is sellable and queues the rest (``backorders.backorders_record``) instead
+    of failing. Such lines lock every active row of their product, so a receipt elsewhere waits for
+    this transaction and then serves the new demand. Raises as :func:`stock_reserve` for the
+    others."""
+    return _counted(lambda: _reserve(lines=lines, reference_type="order",
+                                     reference_id=str(queue.order_id),
                                       expires_at=None, actor=actor, queue=queue))
 
 
@@ -128,11 +131,13 @@ class _Line:
 def _reserve(*, lines: Sequence[ReserveLine], reference_type: str, reference_id: str,
              expires_at: datetime | None, actor: str, queue: Queue | None) -> Reserved:
     if not isinstance(lines, Sequence) or not 1 <= len(lines) <= MAX_LINES:
-        raise ValidationFailed(f"Give 1 to {MAX_LINES} lines.", details={"lines": [f"Give 1 to {MAX_LINES} lines."]})
+        raise ValidationFailed(f"Give 1 to {MAX_LINES} lines.",
+                               details={"lines": [f"Give 1 to {MAX_LINES} lines."]})
     reference_type = clean_text(reference_type, "reference_type", MAX_REFERENCE_TYPE, required=True)
     reference_id = clean_text(reference_id, "reference_id", MAX_REFERENCE_ID, required=True)
     if expires_at is not None and expires_at <= timezone.now():
-        raise ValidationFailed("expires_at is in the past.", details={"expires_at": ["Must be in the future."]})
+        raise ValidationFailed("expires_at is in the past.",
+                               details={"expires_at": ["Must be in the future."]})
     bad: dict[str, Any] = {}
     for index, ln in enumerate(lines):
         try:
@@ -149,21 +154,26 @@ def _reserve(*, lines: Sequence[ReserveLine], reference_type: str, reference_id:
             bad[str(index)] = exc.details
     if bad:
         raise ValidationFailed("Invalid reservation lines.", details={"lines": bad})
-    refs = product_refs([(as_uuid(ln.product_id, "product_id") if ln.product_id is not None else None, ln.sku)
+    refs = product_refs(
+        [(as_uuid(ln.product_id, "product_id") if ln.product_id is not None else None, ln.sku)
                           for ln in lines])
-    unknown = [{"index": i, "product_id": str(ln.product_id) if ln.product_id else None, "sku": ln.sku}
+    unknown = [{"index": i, "product_id": str(ln.product_id) if ln.product_id else None,
+                "sku": ln.sku}
                for i, (ln, ref) in enumerate(zip(lines, refs, strict=True)) if ref is None]
     if unknown:
         raise NotFound("No such product.", code="product_not_found", details={"lines": unknown})
-    inactive = [{"index": i, "sku": ref.sku} for i, ref in enumerate(refs) if ref is not None and not ref.is_active]
+    inactive = [{"index": i, "sku": ref.sku} for i,
+                ref in enumerate(refs) if ref is not None and not ref.is_active]
     if inactive:
         raise ValidationFailed("Inactive products cannot be reserved.", code="product_inactive",
                                details={"lines": inactive})
-    explicit = {as_uuid(ln.location_id, "location_id") for ln in lines if ln.location_id is not None}
+    explicit = {as_uuid(ln.location_id, "location_id") for ln in lines
+                if ln.location_id is not None}
     if explicit:
         locations_checked(explicit, active=True, in_body=False)
     parsed = [
-        _Line(i, ln.quantity, ref, as_uuid(ln.location_id, "location_id") if ln.location_id is not None else None)
+        _Line(i, ln.quantity, ref,
+              as_uuid(ln.location_id, "location_id") if ln.location_id is not None else None)
         for i, (ln, ref) in enumerate(zip(lines, refs, strict=True)) if ref is not None
     ]
 
@@ -177,20 +187,24 @@ def _reserve(*, lines: Sequence[ReserveLine], reference_type: str, reference_id:
         waiting: list[tuple[int, int]] = []  # (line index, units short)
         candidates: dict[uuid.UUID, list[InventoryItem]] = defaultdict(list)
         # location_priority and location_code are annotated on the rows by locks.lock_stock_rows.
-        for row in sorted(rows, key=lambda r: (r.location_priority, r.location_code, r.id)):  # type: ignore[attr-defined]  # see above
+        for row in sorted(rows, key=lambda r: (
+                r.location_priority, r.location_code, r.id)):  # type: ignore[attr-defined]  # above
             candidates[row.product_id].append(row)
         allocations: list[tuple[int, InventoryItem, int]] = []
         short: list[dict[str, Any]] = []
-        # Lines pinned to a location go first, so a line free to go anywhere does not take their stock.
+        # Lines pinned to a location go first, so a line free to go anywhere does not take their
+        # stock.
         for line in sorted(parsed, key=lambda ln: (ln.location_id is None, ln.index)):
             pool = [r for r in candidates[line.product.id]
                     if line.location_id is None or r.location_id == line.location_id]
             available = sum(remaining[r.id] for r in pool)
-            backorder = lines[line.index].backorder_line_id is not None and line.product.id in may_wait & allowed
+            backorder = (lines[line.index].backorder_line_id is not None
+                         and line.product.id in may_wait & allowed)
             if available < line.quantity and backorder:
                 waiting.append((line.index, line.quantity - available))
             elif available < line.quantity:
-                entry = {"index": line.index, "sku": line.product.sku, "product_id": str(line.product.id),
+                entry = {"index": line.index, "sku": line.product.sku,
+                         "product_id": str(line.product.id),
                          "requested": line.quantity, "available": available}
                 if line.location_id is not None:
                     entry["location_id"] = str(line.location_id)
@@ -209,23 +223,27 @@ def _reserve(*, lines: Sequence[ReserveLine], reference_type: str, reference_id:
         if short:
             short.sort(key=lambda e: e["index"])
             raise InsufficientStock(
-                f"Not enough stock for {len(short)} of {len(lines)} line(s).", details={"lines": short}
+                f"Not enough stock for {len(short)} of {len(lines)} line(s).",
+                details={"lines": short}
             )
         per_row: dict[uuid.UUID, int] = defaultdict(int)
         for _, row, take in allocations:
             per_row[row.id] += take
         try:
-            after = apply_changes([Change(item_id, 0, qty, Kind.RESERVE, "", reference_type, reference_id)
+            after = apply_changes(
+                [Change(item_id, 0, qty, Kind.RESERVE, "", reference_type, reference_id)
                             for item_id, qty in per_row.items()], actor=actor)
         except Rejected:  # cannot happen under the row locks; the guard is the last line of defence
-            logger.error("reservation guard rejected locked rows", extra={"reference_id": reference_id})
+            logger.error("reservation guard rejected locked rows",
+                         extra={"reference_id": reference_id})
             raise InsufficientStock("Stock changed while reserving; retry.") from None
         for row in {r.id: r for _, r, _ in allocations}.values():
             row.on_hand, row.reserved = after[row.id].on_hand, after[row.id].reserved
             row.available, row.version = row.on_hand - row.reserved, after[row.id].version
         allocations.sort(key=lambda a: a[0])
         reservations = [
-            Reservation(inventory_item=row, quantity=take, status=Status.ACTIVE, reference_type=reference_type,
+            Reservation(inventory_item=row, quantity=take, status=Status.ACTIVE,
+                        reference_type=reference_type,
                         reference_id=reference_id, expires_at=expires_at)
             for _, row, take in allocations
         ]
@@ -237,18 +255,22 @@ def _reserve(*, lines: Sequence[ReserveLine], reference_type: str, reference_id:
         if waiting:
             assert queue is not None
             by_index = {line.index: line for line in parsed}
-            demands = [backorders.Demand(product_id=by_index[i].product.id, sku=by_index[i].product.sku,
+            demands = [backorders.Demand(product_id=by_index[i].product.id,
+                                         sku=by_index[i].product.sku,
                                          line_id=lines[i].backorder_line_id, quantity=units)  # type: ignore[arg-type]  # set on waiting lines
                        for i, units in waiting]
-            backorders.backorders_record(demands=demands, reference_type="order", reference_id=queue.order_id,
-                                         reference_number=queue.order_number, queued_at=queue.queued_at)
+            backorders.backorders_record(demands=demands, reference_type="order",
+                                         reference_id=queue.order_id,
+                                         reference_number=queue.order_number,
+                                         queued_at=queue.queued_at)
             backordered = {demand.line_id: demand.quantity for demand in demands}
         if not reservations:
             return Reserved(reservations=[], backordered=backordered)
         webhooks.publish(event_type="inventory.reserved", payload={
             "reference_type": reference_type, "reference_id": reference_id,
             "reservations": [{"id": str(r.id), "inventory_item_id": str(r.inventory_item_id),
-                              "sku": r.inventory_item.sku, "location_id": str(r.inventory_item.location_id),
+                              "sku": r.inventory_item.sku,
+                              "location_id": str(r.inventory_item.location_id),
                               "quantity": r.quantity,
                               "expires_at": r.expires_at.isoformat() if r.expires_at else None}
                              for r in reservations],
@@ -256,15 +278,17 @@ def _reserve(*, lines: Sequence[ReserveLine], reference_type: str, reference_id:
     return Reserved(reservations=reservations, backordered=backordered)
 
 
-def _close(reservations: Sequence[Reservation], *, status: str, kind: str, actor: str, reason: str) -> None:
+def _close(reservations: Sequence[Reservation], *, status: str, kind: str, actor: str,
+           reason: str) -> None:
     """Mark locked, active reservations ``status`` and give their unfulfilled units back:
-    ``reserved -= remainder`` per row (rows locked in primary-key order), one movement per row. A row
-    whose counter drifted below what its reservations hold is clamped at zero and logged (the
+    ``reserved -= remainder`` per row (rows locked in primary-key order), one movement per row. A
+    row whose counter drifted below what its reservations hold is clamped at zero and logged (the
     ``reconcile_inventory`` command reports and repairs it), so one bad row cannot block expiry."""
     if not reservations:
         return
     now = timezone.now()
-    Reservation.objects.filter(id__in=[r.id for r in reservations]).update(status=status, updated_at=now)
+    Reservation.objects.filter(id__in=[r.id for r in reservations]).update(status=status,
+                                                                           updated_at=now)
     held: dict[uuid.UUID, int] = defaultdict(int)
     refs: dict[uuid.UUID, set[tuple[str, str]]] = defaultdict(set)
     for r in reservations:
@@ -279,7 +303,8 @@ def _close(reservations: Sequence[Reservation], *, status: str, kind: str, actor
         give_back = min(quantity, reserved)
         if give_back < quantity:
             logger.error("reserved counter below its reservations; clamped",
-                         extra={"inventory_item_id": str(item_id), "reserved": reserved, "releasing": quantity})
+                         extra={"inventory_item_id": str(item_id), "reserved": reserved,
+                                "releasing": quantity})
         if give_back <= 0:
             continue
         (ref_type, ref_id), *others = refs[item_id]
@@ -289,8 +314,10 @@ def _close(reservations: Sequence[Reservation], *, status: str, kind: str, actor
     apply_changes(changes, actor=actor)
 
 
-def stock_release(*, reservation_ids: list[uuid.UUID] | None = None, reference_type: str | None = None,
-                  reference_id: str | None = None, actor: str = "", reason: str = "") -> list[Reservation]:
+def stock_release(*, reservation_ids: list[uuid.UUID] | None = None,
+                  reference_type: str | None = None,
+                  reference_id: str | None = None, actor: str = "",
+                  reason: str = "") -> list[Reservation]:
     """Release the still-active remainder of reservations, by ids or by reference
     (``reference_id`` with an optional ``reference_type``). Already released, fulfilled or expired
     reservations are left alone (releasing twice is harmless); the answer lists what was released.
@@ -317,14 +344,19 @@ def stock_release(*, reservation_ids: list[uuid.UUID] | None = None, reference_t
             rows = [r for r in rows if r.status == Status.ACTIVE]
         elif reference_id:
             reference_id = clean_text(reference_id, "reference_id", MAX_REFERENCE_ID, required=True)
-            reference_type = clean_text(reference_type, "reference_type", MAX_REFERENCE_TYPE) or None
-            rows = locks.lock_active_reservations_of(reference_id=reference_id, reference_type=reference_type)
+            reference_type = (clean_text(reference_type, "reference_type", MAX_REFERENCE_TYPE)
+                              or None)
+            rows = locks.lock_active_reservations_of(reference_id=reference_id,
+                                                     reference_type=reference_type)
             if reference_type in (None, "order"):
                 _leave_queue(rows, reference_id)
         else:
             raise ValidationFailed("Give reservation_ids or reference_id.",
-                                   details={"reservation_ids": ["Give reservation_ids or reference_id."]})
-        _close(rows, status=Status.RELEASED, kind=Kind.RELEASE, actor=actor, reason=reason or "released")
+                                   details={
+                                       "reservation_ids": [
+                                           "Give reservation_ids or reference_id."]})
+        _close(rows, status=Status.RELEASED, kind=Kind.RELEASE, actor=actor,
+               reason=reason or "released")
     return rows
 
 
@@ -341,15 +373,18 @@ def _leave_queue(reservations: Sequence[Reservation], reference_id: str) -> None
     if not products:
         return
     locks.lock_items({r.inventory_item_id for r in reservations}
-                     | set(InventoryItem.objects.filter(product_id__in=products).values_list("id", flat=True)))
-    lines = Backorder.objects.filter(reference_id=order_id, quantity_waiting__gt=0).values_list("line_id", flat=True)
-    backorders.backorders_reduce(reference_type="order", reference_id=order_id, cuts=dict.fromkeys(lines))
+                     | set(InventoryItem.objects.filter(product_id__in=products).values_list("id",
+                                                                                             flat=True)))
+    lines = Backorder.objects.filter(reference_id=order_id,
+                                     quantity_waiting__gt=0).values_list("line_id", flat=True)
+    backorders.backorders_reduce(reference_type="order", reference_id=order_id,
+                                 cuts=dict.fromkeys(lines))
 
 
-def stock_fulfil(*, reservation_id: uuid.UUID, quantity: int, actor: str = "", reference_type: str = "",
-                 reference_id: str = "") -> Reservation:
-    """Ship ``quantity`` units of an active reservation: ``reserved -= q`` and ``on_hand -= q`` on its
-    row, ledger ``ship``; the reservation is ``fulfilled`` once fully consumed.
+def stock_fulfil(*, reservation_id: uuid.UUID, quantity: int, actor: str = "",
+                 reference_type: str = "", reference_id: str = "") -> Reservation:
+    """Ship ``quantity`` units of an active reservation: ``reserved -= q`` and ``on_hand -= q`` on
+    its row, ledger ``ship``; the reservation is ``fulfilled`` once fully consumed.
 
     Locks the reservation, then its row. Joins the caller's transaction. Raises NotFound
     (``reservation_not_found``), InvalidTransition (409, not active), Conflict
@@ -359,8 +394,8 @@ def stock_fulfil(*, reservation_id: uuid.UUID, quantity: int, actor: str = "", r
                              reference_type=reference_type, reference_id=reference_id)[0]
 
 
-def stock_fulfil_many(*, fulfilments: Sequence[tuple[uuid.UUID, int]], actor: str = "", reference_type: str = "",
-                      reference_id: str = "") -> list[Reservation]:
+def stock_fulfil_many(*, fulfilments: Sequence[tuple[uuid.UUID, int]], actor: str = "",
+                      reference_type: str = "", reference_id: str = "") -> list[Reservation]:
     """:func:`stock_fulfil` for several reservations at once: reservations locked in primary-key
     order, then their rows in primary-key order; one ``ship`` movement per row. Returns the
     reservations in the order given."""
@@ -371,7 +406,8 @@ def stock_fulfil_many(*, fulfilments: Sequence[tuple[uuid.UUID, int]], actor: st
     for reservation_id, quantity in fulfilments:
         reservation_id = as_uuid(reservation_id, "reservation_id")
         if reservation_id in wanted:
-            raise ValidationFailed("A reservation appears twice.", details={"reservation_id": [str(reservation_id)]})
+            raise ValidationFailed("A reservation appears twice.",
+                                   details={"reservation_id": [str(reservation_id)]})
         wanted[reservation_id] = check_quantity(quantity)
     reference_type = clean_text(reference_type, "reference_type", MAX_REFERENCE_TYPE)
     reference_id = clean_text(reference_id, "reference_id", MAX_REFERENCE_ID)
@@ -379,7 +415,8 @@ def stock_fulfil_many(*, fulfilments: Sequence[tuple[uuid.UUID, int]], actor: st
         rows = {r.id: r for r in locks.lock_reservations(wanted)}
         missing = sorted(str(i) for i in set(wanted) - set(rows))
         if missing:
-            raise NotFound("No such reservation.", code="reservation_not_found", details={"reservation_ids": missing})
+            raise NotFound("No such reservation.", code="reservation_not_found",
+                           details={"reservation_ids": missing})
         now = timezone.now()
         per_row: dict[uuid.UUID, int] = defaultdict(int)
         for reservation_id, quantity in wanted.items():
@@ -396,11 +433,13 @@ def stock_fulfil_many(*, fulfilments: Sequence[tuple[uuid.UUID, int]], actor: st
                 r.status = Status.FULFILLED
             r.updated_at = now
             per_row[r.inventory_item_id] += quantity
-        Reservation.objects.bulk_update(list(rows.values()), ["quantity_fulfilled", "status", "updated_at"])
+        Reservation.objects.bulk_update(list(rows.values()),
+                                        ["quantity_fulfilled", "status", "updated_at"])
         if len(per_row) > 1:
             locks.lock_items(per_row)
         try:
-            apply_changes([Change(item_id, -q, -q, Kind.SHIP, "shipped", reference_type, reference_id)
+            apply_changes(
+                [Change(item_id, -q, -q, Kind.SHIP, "shipped", reference_type, reference_id)
                     for item_id, q in per_row.items()], actor=actor)
         except Rejected as exc:
             raise Conflict("The inventory row holds fewer reserved units than its reservations; "
@@ -417,7 +456,8 @@ def reservation_extend(*, reservation_id: uuid.UUID, expires_in: int) -> Reserva
     ``expires_in`` seconds from now. Locks the reservation. Raises NotFound, Conflict
     (``reservation_not_active`` for another status, ``not_expiring`` for one that never expires,
     such as an order's), ValidationFailed (``expires_in`` not 1..30 days)."""
-    if isinstance(expires_in, bool) or not isinstance(expires_in, int) or not 1 <= expires_in <= MAX_EXPIRES_IN:
+    if (isinstance(expires_in, bool) or not isinstance(expires_in, int)
+        or not 1 <= expires_in <= MAX_EXPIRES_IN):
         raise ValidationFailed("expires_in is 1 to 2592000 seconds.",
                                details={"expires_in": [f"An integer from 1 to {MAX_EXPIRES_IN}."]})
     with transaction.atomic(durable=True):
@@ -426,8 +466,8 @@ def reservation_extend(*, reservation_id: uuid.UUID, expires_in: int) -> Reserva
             raise NotFound("No such reservation.", code="reservation_not_found")
         reservation = found[0]
         if reservation.status != Status.ACTIVE:
-            raise Conflict(f"The reservation is {reservation.status}.", code="reservation_not_active",
-                           details={"status": reservation.status})
+            raise Conflict(f"The reservation is {reservation.status}.",
+                           code="reservation_not_active", details={"status": reservation.status})
         if reservation.expires_at is None:
             raise Conflict("The reservation never expires.", code="not_expiring")
         reservation.expires_at = timezone.now() + timedelta(seconds=expires_in)
@@ -446,12 +486,14 @@ def reservations_expire(*, now: datetime | None = None, batch_size: int = 500) -
     many reservations expired."""
     now = now or timezone.now()
     if not 1 <= batch_size <= 10_000:
-        raise ValidationFailed("batch_size must be 1..10000.", details={"batch_size": ["Must be 1..10000."]})
+        raise ValidationFailed("batch_size must be 1..10000.",
+                               details={"batch_size": ["Must be 1..10000."]})
     total = 0
     while True:
         with transaction.atomic():
             batch = locks.lock_expired_reservations(now=now, limit=batch_size)
-            _close(batch, status=Status.EXPIRED, kind=Kind.EXPIRE, actor="system:expiry", reason="expired")
+            _close(batch, status=Status.EXPIRED, kind=Kind.EXPIRE, actor="system:expiry",
+                   reason="expired")
         total += len(batch)
         if len(batch) < batch_size:
             return total
@@ -469,7 +511,8 @@ class LineChange:
 
 
 def stock_rebalance(*, queue: Queue, changes: Sequence[LineChange],
-                    claimed: Mapping[tuple[uuid.UUID, uuid.UUID], int] | None = None, actor: str = "") -> Reserved:
+                    claimed: Mapping[tuple[uuid.UUID, uuid.UUID], int] | None = None,
+                    actor: str = "") -> Reserved:
     """Move an order's stock by the difference only (an order edit, SPEC §4.4.3): lines holding more
     reserve it (or wait for it, when they may be backordered) — all or nothing, InsufficientStock
     otherwise —; lines holding fewer give back their waiting units first, then reserved units
@@ -482,13 +525,17 @@ def stock_rebalance(*, queue: Queue, changes: Sequence[LineChange],
     increases = [c for c in changes if c.units > 0]
     decreases = [c for c in changes if c.units < 0]
     with transaction.atomic():
-        held = locks.lock_active_reservations_of(reference_id=str(queue.order_id), reference_type="order")
+        held = locks.lock_active_reservations_of(reference_id=str(queue.order_id),
+                                                 reference_type="order")
         locks.lock_product_rows({c.product_id for c in changes})
         reserved = Reserved(reservations=[], backordered={})
         if increases:
-            reserved = _reserve(lines=[ReserveLine(quantity=c.units, product_id=c.product_id, location_id=c.location_id,
+            reserved = _reserve(
+                lines=[ReserveLine(quantity=c.units, product_id=c.product_id,
+                                   location_id=c.location_id,
                                                    backorder_line_id=c.line_id) for c in increases],
-                                reference_type="order", reference_id=str(queue.order_id), expires_at=None,
+                                reference_type="order", reference_id=str(queue.order_id),
+                expires_at=None,
                                 actor=actor, queue=queue)
         if decreases:
             cut = backorders.backorders_reduce(reference_type="order", reference_id=queue.order_id,
@@ -525,13 +572,16 @@ def _release_units(held: Sequence[Reservation], units: Mapping[uuid.UUID, int],
         if r.quantity == r.quantity_fulfilled:
             r.status = Status.FULFILLED if r.quantity_fulfilled else Status.RELEASED
             if not r.quantity:
-                r.quantity, r.status = take, Status.RELEASED  # a row keeps its size; nothing is left of it
+                # a row keeps its size; nothing is left of it
+                r.quantity, r.status = take, Status.RELEASED
         r.updated_at = now
         touched.append(r)
     short = {p: n for p, n in units.items() if n > 0}
     if short:  # the order holds fewer free units than its lines say: the lines were checked first
-        raise Conflict("The order's reservations do not cover this change; run reconcile_inventory.",
+        raise Conflict(
+            "The order's reservations do not cover this change; run reconcile_inventory.",
                        code="inventory_drift", details={"product_ids": sorted(map(str, short))})
     Reservation.objects.bulk_update(touched, ["quantity", "status", "updated_at"])
     apply_changes([Change(item_id, 0, -quantity, Kind.RELEASE, "order edited", "order",
-                          touched[0].reference_id) for item_id, quantity in sorted(per_row.items())], actor=actor)
+                          touched[0].reference_id) for item_id,
+                   quantity in sorted(per_row.items())], actor=actor)

@@ -43,10 +43,12 @@ def item(product: Product, location: Location) -> InventoryItem:
 
 
 def snapshot() -> dict:
-    """Everything the inventory domain has written, to assert that a refused request wrote nothing."""
+    """Everything the inventory domain has written, to assert that a refused request wrote
+    nothing."""
     return {
         "items": sorted(InventoryItem.objects.values_list("id", "on_hand", "reserved", "version")),
-        "reservations": sorted(Reservation.objects.values_list("id", "status", "quantity_fulfilled")),
+        "reservations": sorted(Reservation.objects.values_list("id", "status",
+                                                               "quantity_fulfilled")),
         "movements": StockMovement.objects.count(),
         "locations": Location.objects.count(),
     }
@@ -59,10 +61,12 @@ def assert_ledger_matches_counters() -> int:
     rows = list(InventoryItem.objects.values_list("id", "on_hand", "reserved"))
     for item_id, on_hand, reserved in rows:
         running_on_hand = running_reserved = 0
-        for m in StockMovement.objects.filter(inventory_item_id=item_id).order_by("created_at", "id"):
+        for m in StockMovement.objects.filter(inventory_item_id=item_id).order_by("created_at",
+                                                                                  "id"):
             running_on_hand += m.on_hand_delta
             running_reserved += m.reserved_delta
-            assert (m.on_hand_after, m.reserved_after) == (running_on_hand, running_reserved), (item_id, m.kind)
+            assert (m.on_hand_after, m.reserved_after) == (running_on_hand,
+                                                           running_reserved), (item_id, m.kind)
         assert (running_on_hand, running_reserved) == (on_hand, reserved), item_id
         held = sum(r.quantity - r.quantity_fulfilled
                    for r in Reservation.objects.filter(inventory_item_id=item_id, status="active"))

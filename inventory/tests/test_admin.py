@@ -1,4 +1,5 @@
-"""The back office: changelists at fixed query counts, actions through the services, a read-only ledger."""
+"""The back office: changelists at fixed query counts, actions through the services, a read-only
+ledger."""
 
 from __future__ import annotations
 
@@ -24,8 +25,8 @@ ADMIN = "/admin/inventory"
 def _fill(count: int, location: Location) -> None:
     for product in ProductFactory.create_batch(count):
         stock(product, location, 5)
-        services.stock_reserve(lines=[ReserveLine(product_id=product.id, quantity=1)], reference_type="cart",
-                               reference_id=str(product.id))
+        services.stock_reserve(lines=[ReserveLine(product_id=product.id, quantity=1)],
+                               reference_type="cart", reference_id=str(product.id))
     InventoryItem.objects.update(reorder_point=10)
 
 
@@ -66,16 +67,19 @@ def test_changelist_shows_rows_and_the_low_stock_filter(admin_client, product, m
     assert product.sku not in response.content.decode()
 
 
-def test_receive_stock_action_asks_for_a_quantity_then_calls_the_service(admin_client, product, main, east):
+def test_receive_stock_action_asks_for_a_quantity_then_calls_the_service(admin_client, product,
+                                                                         main, east):
     rows = [stock(product, main, 1), stock(product, east, 1)]
     selected = {"action": "receive_stock", ACTION_CHECKBOX_NAME: [str(r.id) for r in rows]}
     form = admin_client.post(f"{ADMIN}/inventoryitem/", selected)
-    assert form.status_code == 200 and b"Receive stock" in form.content and b'name="quantity"' in form.content
+    assert form.status_code == 200
+    assert b"Receive stock" in form.content and b'name="quantity"' in form.content
     assert StockMovement.objects.count() == 2
     bad = admin_client.post(f"{ADMIN}/inventoryitem/", {**selected, "apply": "1", "quantity": "0"})
     assert bad.status_code == 200 and InventoryItem.objects.filter(on_hand=1).count() == 2
     done = admin_client.post(f"{ADMIN}/inventoryitem/", {**selected, "apply": "1", "quantity": "25",
-                                                         "reason": "delivery", "reference_id": "PO-42"})
+                                                         "reason": "delivery",
+                                                         "reference_id": "PO-42"})
     assert done.status_code == 302
     assert sorted(InventoryItem.objects.values_list("on_hand", flat=True)) == [26, 26]
     received = StockMovement.objects.filter(reference_id="PO-42")
@@ -85,8 +89,8 @@ def test_receive_stock_action_asks_for_a_quantity_then_calls_the_service(admin_c
 
 def test_release_reservation_action(admin_client, product, main):
     stock(product, main, 10)
-    [active] = services.stock_reserve(lines=[ReserveLine(product_id=product.id, quantity=4)], reference_type="cart",
-                                      reference_id="c")
+    [active] = services.stock_reserve(lines=[ReserveLine(product_id=product.id, quantity=4)],
+                                      reference_type="cart", reference_id="c")
     response = admin_client.post(f"{ADMIN}/reservation/", {"action": "release_reservations",
                                                            ACTION_CHECKBOX_NAME: [str(active.id)]})
     assert response.status_code == 302
@@ -101,23 +105,28 @@ def test_the_ledger_and_reservations_are_read_only(admin_client, product, main):
     assert admin_client.get(f"{ADMIN}/stockmovement/add/").status_code == 403
     detail = admin_client.get(f"{ADMIN}/stockmovement/{movement.id}/change/")
     assert detail.status_code == 200 and b'name="on_hand_delta"' not in detail.content
-    assert admin_client.post(f"{ADMIN}/stockmovement/{movement.id}/change/", {"reason": "x"}).status_code == 403
+    assert admin_client.post(f"{ADMIN}/stockmovement/{movement.id}/change/",
+                             {"reason": "x"}).status_code == 403
     assert admin_client.get(f"{ADMIN}/stockmovement/{movement.id}/delete/").status_code == 403
     assert admin_client.get(f"{ADMIN}/reservation/add/").status_code == 403
     assert admin_client.get(f"{ADMIN}/inventoryitem/{row.id}/delete/").status_code == 403
 
 
 def test_adding_a_location_and_a_row_goes_through_the_services(admin_client, product):
-    response = admin_client.post(f"{ADMIN}/location/add/", {"code": "WEST", "name": "West", "priority": "20",
+    response = admin_client.post(f"{ADMIN}/location/add/",
+                                 {"code": "WEST", "name": "West", "priority": "20",
                                                             "is_active": "on", "address": "{}"})
     assert response.status_code == 302, response.content[:2000]
     west = Location.objects.get(code="WEST")
     assert (west.priority, west.version) == (20, 1)
-    bad = admin_client.post(f"{ADMIN}/location/add/", {"code": "has space", "name": "x", "priority": "1",
+    bad = admin_client.post(f"{ADMIN}/location/add/",
+                            {"code": "has space", "name": "x", "priority": "1",
                                                        "address": "{}"})
     assert bad.status_code == 200 and Location.objects.count() == 1
-    response = admin_client.post(f"{ADMIN}/inventoryitem/add/", {"product": str(product.id), "location": str(west.id),
-                                                                 "reorder_point": "4", "safety_stock": "1"})
+    response = admin_client.post(f"{ADMIN}/inventoryitem/add/",
+                                 {"product": str(product.id), "location": str(west.id),
+                                                                 "reorder_point": "4",
+                                  "safety_stock": "1"})
     assert response.status_code == 302, response.content[:2000]
     row = InventoryItem.objects.get()
     assert (row.on_hand, row.reorder_point, row.sku) == (0, 4, product.sku)
@@ -130,8 +139,8 @@ def test_adding_a_location_and_a_row_goes_through_the_services(admin_client, pro
 
 def test_reservations_and_movements_are_searched_by_exact_reference(admin_client, product, main):
     stock(product, main, 5, reference_id="PO-77")
-    services.stock_reserve(lines=[ReserveLine(product_id=product.id, quantity=1)], reference_type="order",
-                           reference_id="order-77")
+    services.stock_reserve(lines=[ReserveLine(product_id=product.id, quantity=1)],
+                           reference_type="order", reference_id="order-77")
     found = admin_client.get(f"{ADMIN}/reservation/?q=order-77")
     assert found.status_code == 200 and b"order-77" in found.content
     assert b"order-77" not in admin_client.get(f"{ADMIN}/reservation/?q=order-7").content

@@ -24,5 +24,7 @@ def test_a_sku_change_reaches_the_stock_rows(api, main):
     stock(product, main, 5)
     response = api.patch(f"/api/v1/products/{product.id}", {"sku": "NEW-SKU"}, format="json")
     assert response.status_code == 200, response.content
-    assert set(InventoryItem.objects.filter(product_id=product.id).values_list("sku", flat=True)) == {"NEW-SKU"}
+    assert set(InventoryItem.objects.filter(product_id=product.id).values_list("sku",
+                                                                               flat=True)) == {
+                                                                                   "NEW-SKU"}
     assert api.get("/api/v1/inventory?sku=new-sku").json()["data"]["total"] == 1

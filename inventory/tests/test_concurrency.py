@@ -1,4 +1,5 @@
-"""Races with real threads and real transactions: no oversell, no deadlock, the ledger always adds up."""
+"""Races with real threads and real transactions: no oversell, no deadlock, the ledger always adds
+up."""
 
 from __future__ import annotations
 
@@ -36,7 +37,8 @@ def test_reserve_never_oversells_under_concurrency(make_key):
 
     def reserve(i: int) -> tuple[int, str | None]:
         response = client_for(raw).post(RESERVE, {"items": [{"sku": "SCARCE-1", "quantity": 1}],
-                                                  "reference_type": "cart", "reference_id": f"cart-{i}"},
+                                                  "reference_type": "cart",
+                                                  "reference_id": f"cart-{i}"},
                                         format="json")
         body = response.json()
         return response.status_code, None if body["success"] else body["error"]["code"]
@@ -62,20 +64,23 @@ def test_opposite_line_orders_never_deadlock(make_key):
         client = client_for(raw)
         statuses = []
         for n in range(4):
-            items = [{"sku": "PAIR-A", "quantity": 1 + n % 2}, {"sku": "PAIR-B", "quantity": 1 + (n + 1) % 2}]
+            items = [{"sku": "PAIR-A", "quantity": 1 + n % 2},
+                     {"sku": "PAIR-B", "quantity": 1 + (n + 1) % 2}]
             if (i + n) % 2:
                 items.reverse()
             response = client.post(RESERVE, {"items": items, "reference_type": "cart",
                                              "reference_id": f"c-{i}-{n}"}, format="json")
             statuses.append(response.status_code)
             if response.status_code == 201 and n % 2:
-                released = client.post("/api/v1/inventory/release", {"reference_id": f"c-{i}-{n}"}, format="json")
+                released = client.post("/api/v1/inventory/release", {"reference_id": f"c-{i}-{n}"},
+                                       format="json")
                 statuses.append(released.status_code)
         return statuses
 
     results = run_threads_cleanly(40, reserve)
     seen = Counter(status for statuses in results for status in statuses)
-    assert set(seen) <= {200, 201, 409}, seen  # never 500 or 503 (a deadlock surfaces as a DB error)
+    # never 500 or 503 (a deadlock surfaces as a DB error)
+    assert set(seen) <= {200, 201, 409}, seen
     assert seen[201] > 0 and seen[409] > 0
     assert_ledger_matches_counters()
     for product in (a, b):
@@ -87,7 +92,8 @@ def test_opposite_line_orders_never_deadlock(make_key):
 def test_releasing_the_same_reservations_from_many_threads_releases_them_once():
     product, main = ProductFactory(), LocationFactory(code="MAIN", priority=0)
     stock(product, main, 20)
-    reservations = services.stock_reserve(lines=[ReserveLine(product_id=product.id, quantity=3)] * 4,
+    reservations = services.stock_reserve(
+        lines=[ReserveLine(product_id=product.id, quantity=3)] * 4,
                                           reference_type="order", reference_id="o-1")
     ids = [r.id for r in reservations]
 
@@ -108,8 +114,8 @@ def test_expiry_workers_and_releases_race_without_double_counting():
     stock(product, main, 100)
     at = timezone.now() + timedelta(minutes=1)
     for n in range(40):
-        services.stock_reserve(lines=[ReserveLine(product_id=product.id, quantity=2)], reference_type="cart",
-                               reference_id=f"c{n}", expires_at=at)
+        services.stock_reserve(lines=[ReserveLine(product_id=product.id, quantity=2)],
+                               reference_type="cart", reference_id=f"c{n}", expires_at=at)
 
     def work(i: int) -> int:
         if i < 4:
@@ -125,7 +131,8 @@ def test_expiry_workers_and_releases_race_without_double_counting():
 
 def test_ledger_reproduces_counters_after_a_concurrent_mixed_workload():
     products = ProductFactory.create_batch(3)
-    locations = [LocationFactory(code=c, priority=p) for c, p in (("MAIN", 0), ("EAST", 10), ("WEST", 20))]
+    locations = [LocationFactory(code=c, priority=p) for c,
+                 p in (("MAIN", 0), ("EAST", 10), ("WEST", 20))]
     for product in products:
         stock(product, locations[0], 30)
     base = timezone.now() + timedelta(minutes=10)  # expiries in the future, expiry runs "later"
@@ -135,39 +142,46 @@ def test_ledger_reproduces_counters_after_a_concurrent_mixed_workload():
         outcome: Counter = Counter()
         for step in range(25):
             p, loc = rng.choice(products), rng.choice(locations)
-            op = rng.choice(["receive", "adjust", "transfer", "reserve", "reserve", "release", "fulfil", "return",
-                             "expire", "bulk"])
+            op = rng.choice(["receive", "adjust", "transfer", "reserve", "reserve", "release",
+                             "fulfil", "return", "expire", "bulk"])
             try:
                 if op == "receive":
                     stock(p, loc, rng.randint(1, 10))
                 elif op == "adjust":
-                    services.stock_adjust(product_id=p.id, location_id=loc.id, delta=rng.choice([-4, -1, 3]),
-                                          reason="count")
+                    services.stock_adjust(product_id=p.id, location_id=loc.id,
+                                          delta=rng.choice([-4, -1, 3]), reason="count")
                 elif op == "transfer":
                     dest = rng.choice([x for x in locations if x != loc])
-                    services.stock_transfer(product_id=p.id, from_location_id=loc.id, to_location_id=dest.id,
-                                            quantity=rng.randint(1, 4))
+                    services.stock_transfer(product_id=p.id, from_location_id=loc.id,
+                                            to_location_id=dest.id, quantity=rng.randint(1, 4))
                 elif op == "reserve":
                     lines = [ReserveLine(product_id=x.id, quantity=rng.randint(1, 4))
                              for x in rng.sample(products, rng.randint(1, 3))]
-                    services.stock_reserve(lines=lines, reference_type="order", reference_id=f"t{i}-{step}",
-                                           expires_at=rng.choice([None, base + timedelta(seconds=rng.randint(1, 90))]))
+                    services.stock_reserve(lines=lines, reference_type="order",
+                                           reference_id=f"t{i}-{step}",
+                                           expires_at=rng.choice([None,
+                                                                  base + timedelta(
+                                                                      seconds=rng.randint(1, 90))]))
                 elif op == "release":
-                    services.stock_release(reference_id=f"t{rng.randrange(16)}-{rng.randrange(step + 1)}")
+                    services.stock_release(
+                        reference_id=f"t{rng.randrange(16)}-{rng.randrange(step + 1)}")
                 elif op == "fulfil":
                     r = Reservation.objects.filter(status="active").order_by("?").first()
                     if r:
                         services.stock_fulfil(reservation_id=r.id, quantity=1)
                 elif op == "return":
-                    services.stock_return(product_id=p.id, location_id=loc.id, quantity=rng.randint(1, 3))
+                    services.stock_return(product_id=p.id, location_id=loc.id,
+                                          quantity=rng.randint(1, 3))
                 elif op == "expire":
-                    services.reservations_expire(now=base + timedelta(seconds=rng.randint(0, 90)), batch_size=5)
+                    services.reservations_expire(now=base + timedelta(seconds=rng.randint(0, 90)),
+                                                 batch_size=5)
                 else:
                     services.stock_bulk_adjust(adjustments=[
                         {"product_id": str(x.id), "location_id": str(rng.choice(locations).id),
                          "delta": rng.choice([-2, 2]), "reason": "cycle count"} for x in products])
                 outcome[op] += 1
-            except Conflict:  # refused (insufficient stock, or a reservation another thread consumed)
+            # refused (insufficient stock, or a reservation another thread consumed)
+            except Conflict:
                 outcome["refused"] += 1
         return outcome
 

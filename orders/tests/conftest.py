@@ -30,7 +30,7 @@ def make_product(db):
              **fields):
         if sku is not None:
             fields["sku"] = sku
-        product = StockedProductFactory(price=Decimal(price), stock=stock, **fields)
+        product: Product = StockedProductFactory.create(price=Decimal(price), stock=stock, **fields)
         if not active:
             Product.objects.filter(id=product.id).update(is_active=False)
             product.is_active = False

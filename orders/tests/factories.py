@@ -67,7 +67,7 @@ class StockedProductFactory(ProductFactory):
         skip_postgeneration_save = True
 
     sku = factory.Sequence(lambda n: f"SKU-{n:05d}")
-    name = "Widget"
+    name = "Widget"  # type: ignore[assignment]  # a plain value overrides the base's Sequence
     description = ""
     price = Decimal("29.99")
 
@@ -86,7 +86,8 @@ class OrderFactory(factory.Factory):
 
     @classmethod
     def _create(cls, model_class: type[Order], *args: Any, customer: Any,
-                lines: list[tuple[Product, int] | tuple[Product, int, str]], **kwargs: Any) -> Order:
+                lines: list[tuple[Product, int] | tuple[Product, int, str]],
+                **kwargs: Any) -> Order:
         """A line may carry its own discount: ``(product, quantity, "5.00")``."""
         return services.order_create(
             customer_id=customer.id,
@@ -111,7 +112,8 @@ def ship_units(order: Order, *, deliver: bool = True, actor: str = "") -> Order:
         items = list(locked.items.order_by("id"))
         quantities = {item.id: item.quantity - item.quantity_fulfilled for item in items
                       if item.quantity > item.quantity_fulfilled}
-        under_lock.order_shipment_created(order=locked, shipment_id=shipment_id, actor=actor, lines=[
+        under_lock.order_shipment_created(order=locked, shipment_id=shipment_id, actor=actor,
+                                          lines=[
             {"order_item_id": str(item.id), "sku": item.sku, "quantity": quantities[item.id]}
             for item in items if item.id in quantities])
         under_lock.order_units_shipped(order=locked, quantities=quantities,

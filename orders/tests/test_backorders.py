@@ -35,12 +35,13 @@ def order_for(customer, product, quantity):
 
 
 def waiting(order):
-    return sum(Backorder.objects.filter(reference_id=order.id).values_list("quantity_waiting", flat=True))
+    return sum(Backorder.objects.filter(reference_id=order.id).values_list("quantity_waiting",
+                                                                           flat=True))
 
 
 def receive(product, location, quantity):
-    return inventory_services.stock_receive(product_id=product.id, location_id=location.id, quantity=quantity,
-                                            reason="delivery")
+    return inventory_services.stock_receive(product_id=product.id, location_id=location.id,
+                                            quantity=quantity, reason="delivery")
 
 
 def assert_ledger_and_counters_agree():
@@ -48,7 +49,8 @@ def assert_ledger_and_counters_agree():
     assert reconcile.inventory_ledger_drift() == []  # counters = Σ movements
 
 
-def test_a_short_backorderable_line_reserves_what_there_is_and_waits_for_the_rest(api, customer, coming, main):
+def test_a_short_backorderable_line_reserves_what_there_is_and_waits_for_the_rest(api, customer,
+                                                                                  coming, main):
     receive(coming, main, 2)
     answer = data_of(api.post("/api/v1/orders", {"customer_id": str(customer.id), "items": [
         {"product_id": str(coming.id), "quantity": 5}]}, format="json"), 201)
@@ -56,8 +58,10 @@ def test_a_short_backorderable_line_reserves_what_there_is_and_waits_for_the_res
     row = InventoryItem.objects.get(product=coming)
     assert (row.on_hand, row.reserved, row.sellable) == (2, 2, 0)
     queue = data_of(api.get("/api/v1/inventory/backorders"))["items"]
-    assert [(q["order_number"], q["quantity_backordered"]) for q in queue] == [(answer["order_number"], 3)]
-    assert data_of(api.get("/api/v1/orders", {"backordered": "true"}))["items"][0]["id"] == answer["id"]
+    assert [(q["order_number"], q["quantity_backordered"])
+            for q in queue] == [(answer["order_number"], 3)]
+    assert data_of(api.get("/api/v1/orders",
+                           {"backordered": "true"}))["items"][0]["id"] == answer["id"]
     assert data_of(api.get("/api/v1/orders", {"backordered": "false"}))["items"] == []
     assert_ledger_and_counters_agree()
 
@@ -85,14 +89,16 @@ def test_arrivals_go_to_the_oldest_orders_first(customer, coming, main):
     first, second, third = (order_for(customer, coming, n).order for n in (5, 3, 4))
     assert [waiting(o) for o in (first, second, third)] == [5, 3, 4]
     receive(coming, main, 6)
-    assert [waiting(o) for o in (first, second, third)] == [0, 2, 4]  # 5 to the first, 1 to the second
+    # 5 to the first, 1 to the second
+    assert [waiting(o) for o in (first, second, third)] == [0, 2, 4]
     receive(coming, main, 10)
     assert [waiting(o) for o in (first, second, third)] == [0, 0, 0]
     row = InventoryItem.objects.get(product=coming)
     assert (row.on_hand, row.reserved, row.sellable) == (16, 12, 4)  # 4 left over, sellable again
     allocated = Event.objects.filter(type="order.backorder_allocated").order_by("created_at")
     assert [(e.payload["order_number"], e.payload["quantity"]) for e in allocated] == [
-        (first.order_number, 5), (second.order_number, 1), (second.order_number, 2), (third.order_number, 4)]
+        (first.order_number, 5), (second.order_number, 1), (second.order_number, 2),
+        (third.order_number, 4)]
     detail = order_detail(second.id)
     assert detail["backordered"] is False and detail["items"][0]["quantity_backordered"] == 0
     assert [e["kind"] for e in detail["timeline"]].count("backorder_allocated") == 2
@@ -107,32 +113,38 @@ def test_every_kind_of_growth_allocates(customer, coming, main):
     east = Location.objects.create(code="EAST", name="East", priority=5)
     receive(coming, main, 2)
     cart = inventory_services.stock_reserve(
-        lines=[inventory_services.ReserveLine(product_id=coming.id, quantity=2)], reference_type="cart",
+        lines=[inventory_services.ReserveLine(product_id=coming.id, quantity=2)],
+        reference_type="cart",
         reference_id="cart-1", expires_at=timezone.now() + timedelta(minutes=5))
     order = order_for(customer, coming, 7).order
     assert waiting(order) == 7
     receive(coming, east, 1)  # a delivery
     assert waiting(order) == 6
-    inventory_services.stock_adjust(product_id=coming.id, location_id=east.id, delta=1, reason="found one")
+    inventory_services.stock_adjust(product_id=coming.id, location_id=east.id, delta=1,
+                                    reason="found one")
     assert waiting(order) == 5
-    inventory_services.stock_return(product_id=coming.id, location_id=east.id, quantity=1, reason="returned")
+    inventory_services.stock_return(product_id=coming.id, location_id=east.id, quantity=1,
+                                    reason="returned")
     assert waiting(order) == 4
-    Reservation.objects.filter(id=cart[0].id).update(expires_at=timezone.now() - timedelta(seconds=1))
+    Reservation.objects.filter(id=cart[0].id).update(
+        expires_at=timezone.now() - timedelta(seconds=1))
     assert inventory_services.reservations_expire() == 1  # the cart's hold lapses
     assert waiting(order) == 2
     receive(coming, main, 5)  # 2 to the order, 3 left sellable
-    assert waiting(order) == 0 and InventoryItem.objects.get(product=coming, location=main).sellable == 3
+    assert waiting(order) == 0 and InventoryItem.objects.get(product=coming,
+                                                             location=main).sellable == 3
     assert_ledger_and_counters_agree()
 
 
 def test_a_transfer_in_allocates(customer, coming, main):
     east = Location.objects.create(code="EAST", name="East", priority=5)
     row = receive(coming, main, 4)
-    inventory_services.inventory_item_update(item_id=row.id, changes={"safety_stock": 4})  # nothing sellable
+    # nothing sellable
+    inventory_services.inventory_item_update(item_id=row.id, changes={"safety_stock": 4})
     order = order_for(customer, coming, 2).order
     assert waiting(order) == 2
-    inventory_services.stock_transfer(product_id=coming.id, from_location_id=main.id, to_location_id=east.id,
-                                      quantity=2)
+    inventory_services.stock_transfer(product_id=coming.id, from_location_id=main.id,
+                                      to_location_id=east.id, quantity=2)
     assert waiting(order) == 0
     assert InventoryItem.objects.get(product=coming, location=east).reserved == 2
     assert_ledger_and_counters_agree()
@@ -150,20 +162,27 @@ def test_a_lowered_safety_stock_allocates(customer, coming, main):
     assert_ledger_and_counters_agree()
 
 
-def test_safety_stock_is_never_reserved_but_adjustments_and_shipments_may_use_it(api, customer, main):
+def test_safety_stock_is_never_reserved_but_adjustments_and_shipments_may_use_it(api, customer,
+                                                                                 main):
     product = Product.objects.create(sku="SAFE-1", name="Safe", price="10.00")
     row = receive(product, main, 10)
     inventory_services.inventory_item_update(item_id=row.id, changes={"safety_stock": 4})
     assert data_of(api.get(f"/api/v1/inventory/{row.id}"))["sellable"] == 6
-    too_many = api.post("/api/v1/inventory/reserve", {"items": [{"product_id": str(product.id), "quantity": 7}],
-                                                      "reference_type": "cart", "reference_id": "c-1"}, format="json")
+    too_many = api.post("/api/v1/inventory/reserve",
+                        {"items": [{"product_id": str(product.id), "quantity": 7}],
+                                                      "reference_type": "cart",
+                         "reference_id": "c-1"}, format="json")
     assert error_of(too_many, 409)["code"] == "insufficient_stock"
-    data_of(api.post("/api/v1/inventory/reserve", {"items": [{"product_id": str(product.id), "quantity": 6}],
-                                                   "reference_type": "cart", "reference_id": "c-2"}, format="json"), 201)
+    data_of(api.post("/api/v1/inventory/reserve",
+                     {"items": [{"product_id": str(product.id), "quantity": 6}],
+                                                   "reference_type": "cart", "reference_id": "c-2"},
+                     format="json"), 201)
     error_of(api.post("/api/v1/orders", {"customer_id": str(customer.id), "items": [
         {"product_id": str(product.id), "quantity": 1}]}, format="json"), 409)
-    adjusted = inventory_services.stock_adjust(product_id=product.id, location_id=main.id, delta=-3, reason="damage")
-    assert (adjusted.on_hand, adjusted.reserved, adjusted.sellable) == (7, 6, 0)  # into the safety stock
+    adjusted = inventory_services.stock_adjust(product_id=product.id, location_id=main.id, delta=-3,
+                                               reason="damage")
+    # into the safety stock
+    assert (adjusted.on_hand, adjusted.reserved, adjusted.sellable) == (7, 6, 0)
 
 
 def test_cancelling_leaves_the_queue_and_gives_the_next_order_its_units(customer, coming, main):
@@ -175,8 +194,10 @@ def test_cancelling_leaves_the_queue_and_gives_the_next_order_its_units(customer
     first = order_for(customer, coming, 5).order  # 3 reserved, 2 waiting
     second = order_for(customer, coming, 4).order  # 4 waiting
     with transaction.atomic():  # the orders side of a cancellation (fulfillment adds its shipments)
-        under_lock.order_move(order=locks.lock_order(first.id), to_status="cancelled", reason="changed mind")
-    assert waiting(first) == 0 and Backorder.objects.get(reference_id=first.id).status == "cancelled"
+        under_lock.order_move(order=locks.lock_order(first.id), to_status="cancelled",
+                              reason="changed mind")
+    assert waiting(first) == 0 and Backorder.objects.get(
+        reference_id=first.id).status == "cancelled"
     assert waiting(second) == 1  # the 3 units the first held went to the second
     assert_ledger_and_counters_agree()
 
@@ -186,7 +207,8 @@ def test_shipments_take_allocated_units_only(api, customer, coming, main):
     order = order_for(customer, coming, 5).order
     item = OrderItem.objects.get(order_id=order.id)
     over = api.post("/api/v1/shipments", {"order_id": str(order.id), "carrier": "UPS",
-                                          "items": [{"order_item_id": str(item.id), "quantity": 3}]}, format="json")
+                                          "items": [{"order_item_id": str(item.id),
+                                                     "quantity": 3}]}, format="json")
     assert error_of(over, 422)["code"] == "exceeds_allocated"
     shipment = data_of(api.post("/api/v1/shipments", {"order_id": str(order.id), "carrier": "UPS"},
                                 format="json"), 201)
@@ -196,20 +218,26 @@ def test_shipments_take_allocated_units_only(api, customer, coming, main):
 def test_extend_moves_an_expiring_reservation_only(api, main):
     product = Product.objects.create(sku="EXT-1", name="Ext", price="1.00")
     receive(product, main, 5)
-    held = data_of(api.post("/api/v1/inventory/reserve", {"items": [{"product_id": str(product.id), "quantity": 1}],
-                                                          "reference_type": "cart", "reference_id": "c",
-                                                          "expires_in": 60}, format="json"), 201)["reservations"][0]
-    extended = data_of(api.post(f"/api/v1/inventory/reservations/{held['id']}/extend", {"expires_in": 3600},
-                                format="json"))
+    held = data_of(api.post("/api/v1/inventory/reserve",
+                            {"items": [{"product_id": str(product.id), "quantity": 1}],
+                                                          "reference_type": "cart",
+                             "reference_id": "c",
+                                                          "expires_in": 60}, format="json"),
+                   201)["reservations"][0]
+    extended = data_of(api.post(f"/api/v1/inventory/reservations/{held['id']}/extend",
+                                {"expires_in": 3600}, format="json"))
     assert extended["expires_at"] > held["expires_at"]
-    error_of(api.post(f"/api/v1/inventory/reservations/{held['id']}/extend", {"expires_in": "60"}, format="json"), 422)
+    error_of(api.post(f"/api/v1/inventory/reservations/{held['id']}/extend", {"expires_in": "60"},
+                      format="json"), 422)
     inventory_services.stock_release(reservation_ids=[held["id"]])
-    gone = api.post(f"/api/v1/inventory/reservations/{held['id']}/extend", {"expires_in": 60}, format="json")
+    gone = api.post(f"/api/v1/inventory/reservations/{held['id']}/extend", {"expires_in": 60},
+                    format="json")
     assert error_of(gone, 409)["code"] == "reservation_not_active"
 
 
 @pytest.mark.django_db(transaction=True)
-def test_concurrent_arrivals_and_orders_never_allocate_twice_nor_out_of_order(customer, coming, main):
+def test_concurrent_arrivals_and_orders_never_allocate_twice_nor_out_of_order(customer, coming,
+                                                                              main):
     from stateset import services as platform
 
     _, raw = platform.api_key_create(name="race", scopes=["*"])
@@ -220,7 +248,8 @@ def test_concurrent_arrivals_and_orders_never_allocate_twice_nor_out_of_order(cu
         if index % 2 == 0:
             client = client_for(raw)
             return client.post("/api/v1/orders", {"customer_id": str(customer.id), "items": [
-                {"product_id": str(coming.id), "quantity": sizes[index // 2]}]}, format="json").status_code
+                {"product_id": str(coming.id), "quantity": sizes[index // 2]}]},
+                               format="json").status_code
         return receive(coming, main, 2).on_hand
 
     results = run_threads(20, work)
@@ -241,6 +270,7 @@ def test_concurrent_arrivals_and_orders_never_allocate_twice_nor_out_of_order(cu
     if still_waiting:
         oldest = still_waiting[0]
         assert row.sellable == 0
-        assert all(Reservation.objects.filter(reference_id=str(o.id), backorder__isnull=False).count() == 0
+        assert all(Reservation.objects.filter(reference_id=str(o.id),
+                                              backorder__isnull=False).count() == 0
                    for o in orders if (o.created_at, o.id) > (oldest.created_at, oldest.id))
     assert_ledger_and_counters_agree()

@@ -34,7 +34,8 @@ def test_the_guides_payload_succeeds_as_written(api, customer, guide_product):
                         HTTP_IDEMPOTENCY_KEY="test-1700000000000-0.123")
     assert response.status_code == 201, response.content
     order = response.json()["data"]
-    assert order["total_amount"] == "59.98" and order["subtotal"] == "59.98" and order["currency"] == "USD"
+    assert order["total_amount"] == "59.98" and order["subtotal"] == "59.98" and order[
+        "currency"] == "USD"
     assert order["status"] == "pending" and order["order_number"].startswith("ORD-")
     assert order["customer"]["id"] == str(GUIDE_CUSTOMER)
     [item] = order["items"]
@@ -43,7 +44,8 @@ def test_the_guides_payload_succeeds_as_written(api, customer, guide_product):
     assert [e["kind"] for e in order["timeline"]] == ["created", "reserved"]
     assert response["ETag"] == f'"{order["version"]}"'
     reservation = Reservation.objects.get(reference_id=order["id"])
-    assert reservation.quantity == 2 and reservation.status == "active" and reservation.expires_at is None
+    assert reservation.quantity == 2 and reservation.status == "active"
+    assert reservation.expires_at is None
     assert InventoryItem.objects.get(product_id=GUIDE_PRODUCT).reserved == 2
 
 
@@ -69,13 +71,15 @@ def test_creating_an_order_publishes_order_created_with_its_lines(customer, make
     assert payload["total_amount"] == "25.00"
     assert payload["items"] == [{"sku": "HOOK-1", "quantity": 2, "unit_price": "12.50"}]
     # The reservation is published with it, in the same transaction.
-    assert set(Event.objects.values_list("type", flat=True)) == {"order.created", "inventory.reserved"}
+    assert set(Event.objects.values_list("type", flat=True)) == {"order.created",
+                                                                 "inventory.reserved"}
 
 
 def test_an_order_that_rolls_back_publishes_nothing(api, customer, make_product):
     product = make_product(stock=5)
     response = api.post("/api/v1/orders", {"customer_id": str(customer.id),
-                                           "items": [{"product_id": str(product.id), "quantity": 6}]},
+                                           "items": [{"product_id": str(product.id),
+                                                      "quantity": 6}]},
                         format="json")
     assert response.status_code == 409 and response.json()["error"]["code"] == "insufficient_stock"
     assert not Event.objects.exists()
@@ -94,14 +98,16 @@ def test_order_numbers_come_from_a_sequence(make_order):
     first.refresh_from_db()
     second.refresh_from_db()
     assert first.order_number != second.order_number
-    assert int(second.order_number.removeprefix("ORD-")) == int(first.order_number.removeprefix("ORD-")) + 1
+    assert int(second.order_number.removeprefix("ORD-")) == int(
+        first.order_number.removeprefix("ORD-")) + 1
     assert len(first.order_number) >= len("ORD-000001")
 
 
 def test_items_can_name_products_by_sku_in_any_case(api, customer, make_product):
     product = make_product(sku="Mixed-Case-9", price="10.00")
     response = api.post("/api/v1/orders", {"customer_id": str(customer.id),
-                                           "items": [{"sku": "mixed-CASE-9", "quantity": 3}]}, format="json")
+                                           "items": [{"sku": "mixed-CASE-9", "quantity": 3}]},
+                        format="json")
     assert response.status_code == 201, response.content
     assert response.json()["data"]["total_amount"] == "30.00"
     assert OrderItem.objects.get().product_id == product.id
@@ -112,7 +118,8 @@ def test_items_can_name_products_by_sku_in_any_case(api, customer, make_product)
     [
         (lambda p: p["items"][0].update(unit_price=30.00), 422, "price_mismatch"),
         (lambda p: p.update(total_amount=59.99), 422, "total_mismatch"),
-        (lambda p: p["items"][0].update(quantity=5000) or p.pop("total_amount"), 409, "insufficient_stock"),
+        (lambda p: p["items"][0].update(quantity=5000) or p.pop("total_amount"), 409,
+         "insufficient_stock"),
         (lambda p: p.update(customer_id=str(uuid.uuid4())), 422, "customer_not_found"),
         (lambda p: p["items"][0].update(product_id=str(uuid.uuid4())), 422, "product_not_found"),
         (lambda p: p["items"][0].update(sku="OTHER-SKU"), 422, "product_not_found"),
@@ -125,10 +132,11 @@ def test_items_can_name_products_by_sku_in_any_case(api, customer, make_product)
         (lambda p: p.pop("customer_id"), 422, "validation_error"),
         (lambda p: p.update(customer_id="not-a-uuid"), 422, "validation_error"),
         (lambda p: p.update(notes="x" * 5001), 422, "validation_error"),
-        (lambda p: p.update(shipping_address={"line1": "1 Road", "city": "Town", "country": "USA"}), 422,
-         "validation_error"),
+        (lambda p: p.update(shipping_address={"line1": "1 Road", "city": "Town", "country": "USA"}),
+         422, "validation_error"),
         (lambda p: p["items"][0].update(unit_price=-1), 422, "validation_error"),
-        (lambda p: p["items"][0].pop("product_id") and p["items"][0].pop("sku"), 422, "validation_error"),
+        (lambda p: p["items"][0].pop("product_id") and p["items"][0].pop("sku"), 422,
+         "validation_error"),
     ],
 )
 def test_a_rejected_order_writes_nothing(api, customer, guide_product, change, status, code):
@@ -145,7 +153,8 @@ def test_an_inactive_product_is_rejected_and_nothing_written(api, customer, make
     product = make_product(active=False)
     before = snapshot()
     response = api.post("/api/v1/orders", {"customer_id": str(customer.id),
-                                           "items": [{"product_id": str(product.id), "quantity": 1}]}, format="json")
+                                           "items": [{"product_id": str(product.id),
+                                                      "quantity": 1}]}, format="json")
     assert response.status_code == 422 and response.json()["error"]["code"] == "product_inactive"
     assert snapshot() == before
 
@@ -161,7 +170,8 @@ def test_insufficient_stock_names_every_short_line_and_writes_nothing(api, custo
     assert response.status_code == 409
     error = response.json()["error"]
     assert error["code"] == "insufficient_stock"
-    short = {line["sku"]: (line["requested"], line["available"]) for line in error["details"]["lines"]}
+    short = {line["sku"]: (line["requested"], line["available"])
+             for line in error["details"]["lines"]}
     assert short == {short_a.sku: (2, 1), short_b.sku: (1, 0)}
     assert snapshot() == before
 
@@ -169,15 +179,19 @@ def test_insufficient_stock_names_every_short_line_and_writes_nothing(api, custo
 def test_a_multi_line_order_totals_in_decimal(api, customer, make_product):
     a, b = make_product(price="0.10"), make_product(price="0.20")
     response = api.post("/api/v1/orders", {"customer_id": str(customer.id), "items": [
-        {"product_id": str(a.id), "quantity": 3}, {"product_id": str(b.id), "quantity": 1}]}, format="json")
+        {"product_id": str(a.id), "quantity": 3}, {"product_id": str(b.id), "quantity": 1}]},
+                        format="json")
     assert response.status_code == 201
-    assert response.json()["data"]["total_amount"] == "0.50"  # 0.1*3 + 0.2 is 0.5000000000000001 in float
+    # 0.1*3 + 0.2 is 0.5000000000000001 in float
+    assert response.json()["data"]["total_amount"] == "0.50"
 
 
 def test_replaying_an_idempotency_key_creates_nothing_new(api, customer, guide_product):
     body = orjson.dumps(guide_payload())
-    first = api.post("/api/v1/orders", body, content_type="application/json", HTTP_IDEMPOTENCY_KEY="order-k")
-    second = api.post("/api/v1/orders", body, content_type="application/json", HTTP_IDEMPOTENCY_KEY="order-k")
+    first = api.post("/api/v1/orders", body, content_type="application/json",
+                     HTTP_IDEMPOTENCY_KEY="order-k")
+    second = api.post("/api/v1/orders", body, content_type="application/json",
+                      HTTP_IDEMPOTENCY_KEY="order-k")
     assert first.status_code == second.status_code == 201
     assert first.json()["data"] == second.json()["data"]
     assert second["Idempotent-Replayed"] == "true"
@@ -187,7 +201,8 @@ def test_replaying_an_idempotency_key_creates_nothing_new(api, customer, guide_p
 def _fire(raw_key: str, count: int, body: bytes, key_for=lambda i: None) -> list[int]:
     def post(i: int) -> int:
         headers = {"HTTP_IDEMPOTENCY_KEY": key_for(i)} if key_for(i) else {}
-        return client_for(raw_key).post("/api/v1/orders", body, content_type="application/json", **headers).status_code
+        return client_for(raw_key).post("/api/v1/orders", body, content_type="application/json",
+                                        **headers).status_code
 
     return run_threads(count, post)
 
@@ -195,7 +210,8 @@ def _fire(raw_key: str, count: int, body: bytes, key_for=lambda i: None) -> list
 @pytest.mark.django_db(transaction=True)
 def test_concurrent_orders_for_15_units_yield_exactly_15_orders(make_key, customer, make_product):
     product = make_product(sku="SCARCE-15", stock=15)
-    body = orjson.dumps({"customer_id": str(customer.id), "items": [{"sku": "SCARCE-15", "quantity": 1}]})
+    body = orjson.dumps({"customer_id": str(customer.id),
+                         "items": [{"sku": "SCARCE-15", "quantity": 1}]})
     statuses = _fire(make_key("orders:write"), 40, body)
     assert sorted(statuses) == [201] * 15 + [409] * 25
     assert Order.objects.count() == 15

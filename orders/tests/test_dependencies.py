@@ -20,12 +20,14 @@ def test_with_redis_down_orders_are_taken_and_read(api, customer, make_product, 
     """SPEC §7/§10: a dead Redis costs cache hits, never a 5xx."""
     settings.CACHES = {"default": {
         "BACKEND": "django_redis.cache.RedisCache", "LOCATION": "redis://127.0.0.1:1/0",
-        "OPTIONS": {"IGNORE_EXCEPTIONS": True, "SOCKET_CONNECT_TIMEOUT": 0.2, "SOCKET_TIMEOUT": 0.2}}}
+        "OPTIONS": {"IGNORE_EXCEPTIONS": True, "SOCKET_CONNECT_TIMEOUT": 0.2,
+                    "SOCKET_TIMEOUT": 0.2}}}
     settings.CACHE_ENABLED = True
     settings.API_RATE_LIMIT = "100/min"
     product = make_product(stock=5)
     created = api.post("/api/v1/orders", {"customer_id": str(customer.id),
-                                          "items": [{"product_id": str(product.id), "quantity": 1}]}, format="json")
+                                          "items": [{"product_id": str(product.id),
+                                                     "quantity": 1}]}, format="json")
     assert created.status_code == 201, created.content
     order_id = created.json()["data"]["id"]
     assert api.get(f"/api/v1/orders/{order_id}").status_code == 200

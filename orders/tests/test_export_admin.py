@@ -20,9 +20,9 @@ def bulk_orders(customer, count: int) -> None:
     with connection.cursor() as cursor:
         cursor.execute(
             """
-            INSERT INTO orders_order (id, created_at, customer_id, status, payment_status, fulfillment_status,
-                currency, subtotal, tax_total, shipping_total, discount_total, total_amount, notes, metadata,
-                version, updated_at)
+            INSERT INTO orders_order (id, created_at, customer_id, status, payment_status,
+                fulfillment_status, currency, subtotal, tax_total, shipping_total, discount_total,
+                total_amount, notes, metadata, version, updated_at)
             SELECT gen_random_uuid(), now() - (n || ' seconds')::interval, %s, 'pending', 'pending',
                 'unfulfilled', 'USD', 10.00, 0, 0, 0, 10.00, '', '{}', 1, now()
             FROM generate_series(1, %s) AS n
@@ -58,13 +58,19 @@ def test_export_applies_the_list_filters(api, make_order):
     kept = make_order()
     gone = make_order()
     Order.objects.filter(id=gone.id).update(status="cancelled")
-    rows = list(csv.reader(io.StringIO(b"".join(api.get("/api/v1/orders/export.csv?status=pending").streaming_content).decode())))
+    rows = list(
+        csv.reader(
+            io.StringIO(
+                b"".join(
+                    api.get(
+                        "/api/v1/orders/export.csv?status=pending").streaming_content).decode())))
     assert [r[1] for r in rows[1:]] == [str(kept.id)]
     assert api.get("/api/v1/orders/export.csv?bogus=1").status_code == 422
 
 
 @pytest.mark.parametrize("count", [1, 50])
-def test_admin_changelist_query_count_is_fixed(admin_client, make_order, make_product, django_assert_max_num_queries, count):
+def test_admin_changelist_query_count_is_fixed(admin_client, make_order, make_product,
+                                               django_assert_max_num_queries, count):
     product = make_product(stock=200)
     for _ in range(count):
         make_order(product=product)
@@ -89,21 +95,25 @@ def test_admin_search_by_number_and_email(admin_client, make_order):
     assert order.order_number.encode() not in miss.content
 
 
-def test_admin_change_page_shows_items_and_timeline(admin_client, make_order, django_assert_max_num_queries):
+def test_admin_change_page_shows_items_and_timeline(admin_client, make_order,
+                                                    django_assert_max_num_queries):
     order = make_order()
     response = admin_client.get(f"/admin/orders/order/{order.id}/change/")
     assert response.status_code == 200
     assert b"Widget" in response.content and b"reserved" in response.content
 
 
-def test_admin_date_hierarchy_does_not_scan_distinct_dates(admin_client, make_order, django_assert_max_num_queries):
+def test_admin_date_hierarchy_does_not_scan_distinct_dates(admin_client, make_order,
+                                                           django_assert_max_num_queries):
     make_order()
     with django_assert_max_num_queries(12) as captured:
         admin_client.get("/admin/orders/order/")
-    assert not any("DISTINCT" in q["sql"] and "DATE_TRUNC" in q["sql"].upper() for q in captured.captured_queries)
+    assert not any("DISTINCT" in q["sql"] and "DATE_TRUNC" in q["sql"].upper()
+                   for q in captured.captured_queries)
 
 
-def test_admin_index_shows_todays_orders_revenue_and_low_stock(admin_client, make_order, make_product):
+def test_admin_index_shows_todays_orders_revenue_and_low_stock(admin_client, make_order,
+                                                               make_product):
     from inventory.models import InventoryItem
 
     cheap = make_product(price="10.00", stock=3)
@@ -114,7 +124,8 @@ def test_admin_index_shows_todays_orders_revenue_and_low_stock(admin_client, mak
     response = admin_client.get("/admin/")
     html = response.content.decode()
     assert '<td id="orders-today">2</td>' in html
-    assert "20.00 USD" in html and "99.00" not in html.split('id="revenue-today"')[1].split("</td>")[0]
+    assert "20.00 USD" in html and "99.00" not in html.split('id="revenue-today"')[1].split(
+        "</td>")[0]
     assert cheap.sku in html.split('id="low-stock"')[1]
 
 
@@ -125,7 +136,8 @@ def change_form_data(page) -> dict[str, str]:
     for inline in page.context["inline_admin_formsets"]:
         formset = inline.formset
         for name, field in formset.management_form.fields.items():
-            data[f"{formset.prefix}-{name}"] = str(formset.management_form.initial.get(name, field.initial) or 0)
+            initial = formset.management_form.initial.get(name, field.initial)
+            data[f"{formset.prefix}-{name}"] = str(initial or 0)
         for form in formset.forms:
             data[form.add_prefix("id")] = str(form.instance.pk)
             data[form.add_prefix(formset.fk.name)] = str(formset.instance.pk)
@@ -146,7 +158,8 @@ def test_admin_saves_notes_through_the_service_and_shows_a_refusal(admin_client,
         raise Conflict("The order changed meanwhile.")
 
     with mock.patch.object(services, "order_update", refuse):
-        refused = admin_client.post(path, {**change_form_data(admin_client.get(path)), "notes": "other"},
+        refused = admin_client.post(path,
+                                    {**change_form_data(admin_client.get(path)), "notes": "other"},
                                     follow=True)
     shown = [str(message) for message in refused.context["messages"]]
     assert shown == ["Not saved: The order changed meanwhile."]

@@ -23,11 +23,13 @@ def test_every_transition_is_allowed_or_409_through_the_service(make_order, curr
     cancel use case of fulfillment (``use_cancel``). A refused move writes nothing."""
     order = make_order()
     put_in(order, current, payment_status="paid")
-    before = (Order.objects.get(id=order.id).version, OrderEvent.objects.filter(order_id=order.id).count())
+    before = (Order.objects.get(id=order.id).version,
+              OrderEvent.objects.filter(order_id=order.id).count())
     if target in TRANSITIONS[current] and target != "cancelled":
         moved = services.order_transition(order_id=order.id, to_status=target, reason="test")
         assert moved.status == target and Order.objects.get(id=order.id).status == target
-        event = OrderEvent.objects.filter(order_id=order.id, kind="status_changed").latest("created_at")
+        event = OrderEvent.objects.filter(order_id=order.id,
+                                          kind="status_changed").latest("created_at")
         assert (event.from_status, event.to_status, event.message) == (current, target, "test")
         return
     with pytest.raises(InvalidTransition) as caught:
@@ -57,24 +59,28 @@ def test_patch_honours_if_match(api, make_order):
     order = make_order()
     detail = api.get(f"/api/v1/orders/{order.id}")
     etag = detail["ETag"]
-    stale = api.patch(f"/api/v1/orders/{order.id}", {"notes": "late"}, format="json", HTTP_IF_MATCH='"999"')
+    stale = api.patch(f"/api/v1/orders/{order.id}", {"notes": "late"}, format="json",
+                      HTTP_IF_MATCH='"999"')
     assert stale.status_code == 412 and stale.json()["error"]["code"] == "precondition_failed"
     order.refresh_from_db()
     assert order.notes == ""
     fresh = api.patch(f"/api/v1/orders/{order.id}", {"notes": "ring twice",
-                                                     "shipping_address": {"line1": "1 Main St", "city": "Springfield",
+                                                     "shipping_address": {"line1": "1 Main St",
+                                                                          "city": "Springfield",
                                                                           "country": "us"}},
                       format="json", HTTP_IF_MATCH=etag)
     assert fresh.status_code == 200, fresh.content
     data = fresh.json()["data"]
     assert data["notes"] == "ring twice" and data["shipping_address"]["country"] == "US"
     assert fresh["ETag"] == f'"{int(etag.strip(chr(34))) + 1}"'
-    assert api.get(f"/api/v1/orders/{order.id}").json()["data"]["notes"] == "ring twice"  # cache dropped
+    # cache dropped
+    assert api.get(f"/api/v1/orders/{order.id}").json()["data"]["notes"] == "ring twice"
 
 
 def test_patch_refuses_other_fields(api, make_order):
     order = make_order()
-    response = api.patch(f"/api/v1/orders/{order.id}", {"status": "shipped", "total_amount": "0.00"}, format="json")
+    response = api.patch(f"/api/v1/orders/{order.id}",
+                         {"status": "shipped", "total_amount": "0.00"}, format="json")
     assert response.status_code == 422
     assert set(response.json()["error"]["details"]) == {"status", "total_amount"}
     order.refresh_from_db()
@@ -101,6 +107,7 @@ def test_scopes(client_with, make_order):
     order = make_order()
     reader = client_with("orders:read")
     assert reader.get(f"/api/v1/orders/{order.id}").status_code == 200
-    assert reader.patch(f"/api/v1/orders/{order.id}", {"notes": "x"}, format="json").status_code == 403
+    assert reader.patch(f"/api/v1/orders/{order.id}", {"notes": "x"},
+                        format="json").status_code == 403
     assert Order.objects.get(id=order.id).notes == ""
     assert client_with("inventory:*").get("/api/v1/orders").status_code == 403

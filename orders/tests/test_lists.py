@@ -20,7 +20,8 @@ def orders(make_order, make_product):
 
 
 def warm(api):
-    api.get("/api/v1/orders?limit=1")  # key lookup and last_used_at happen once, outside the measured block
+    # key lookup and last_used_at happen once, outside the measured block
+    api.get("/api/v1/orders?limit=1")
 
 
 @pytest.mark.parametrize("count", [1, 50])
@@ -36,10 +37,12 @@ def test_list_query_count_is_fixed(api, orders, django_assert_num_queries, count
 
 
 @pytest.mark.parametrize("count", [1, 30])
-def test_detail_and_customer_orders_query_counts_are_fixed(api, orders, customer, django_assert_num_queries, count):
+def test_detail_and_customer_orders_query_counts_are_fixed(api, orders, customer,
+                                                           django_assert_num_queries, count):
     made = orders(count)
     warm(api)
-    # order+customer, items, shipping lines, payments, timeline, shipments with items, returns with items
+    # order+customer, items, shipping lines, payments, timeline, shipments with items, returns with
+    # items
     with django_assert_num_queries(7):
         api.get(f"/api/v1/orders/{made[-1].id}")
     with django_assert_num_queries(0):  # cached
@@ -52,7 +55,8 @@ def test_detail_and_customer_orders_query_counts_are_fixed(api, orders, customer
 def test_list_shape_and_summary_fields(api, orders):
     orders(3)
     data = api.get("/api/v1/orders?page=1&limit=2").json()["data"]
-    assert set(data) == {"items", "page", "limit", "total", "total_pages", "total_is_estimate", "next_cursor"}
+    assert set(data) == {"items", "page", "limit", "total", "total_pages", "total_is_estimate",
+                         "next_cursor"}
     assert (data["page"], data["limit"], data["total"], data["total_pages"]) == (1, 2, 3, 2)
     assert data["total_is_estimate"] is False and data["next_cursor"]
     assert "items" not in data["items"][0] and data["items"][0]["total_amount"] == "29.99"
@@ -66,20 +70,25 @@ def test_cursor_walks_every_order_once_in_order(api, orders):
     while url:
         data = api.get(url).json()["data"]
         seen += [row["id"] for row in data["items"]]
-        url = f"/api/v1/orders?limit=3&cursor={data['next_cursor']}" if data["next_cursor"] else None
-    assert seen == [str(o.id) for o in sorted(made, key=lambda o: (o.created_at, o.id), reverse=True)]
+        url = (f"/api/v1/orders?limit=3&cursor={data['next_cursor']}" if data["next_cursor"]
+               else None)
+    assert seen == [str(o.id)
+                    for o in sorted(made, key=lambda o: (o.created_at, o.id), reverse=True)]
 
 
 def test_cursor_for_other_sorts(api, orders):
     orders(5)
     first = api.get("/api/v1/orders?limit=2&sort_by=order_number&sort_order=asc").json()["data"]
-    second = api.get(f"/api/v1/orders?limit=2&sort_by=order_number&sort_order=asc&cursor={first['next_cursor']}").json()["data"]
+    second = api.get(
+        f"/api/v1/orders?limit=2&sort_by=order_number&sort_order=asc&cursor={first['next_cursor']}").json()["data"]
     numbers = [r["order_number"] for r in first["items"] + second["items"]]
     assert numbers == sorted(numbers) and len(set(numbers)) == 4
 
 
-@pytest.mark.parametrize("query", ["colour=red", "sort_by=customer", "limit=101", "limit=0", "page=0",
-                                  "status=lost", "customer_id=nope", "created_from=yesterday", "cursor=%%%"])
+@pytest.mark.parametrize("query",
+                         ["colour=red", "sort_by=customer", "limit=101", "limit=0", "page=0",
+                                  "status=lost", "customer_id=nope", "created_from=yesterday",
+                          "cursor=%%%"])
 def test_bad_list_parameters_are_422(api, query):
     response = api.get(f"/api/v1/orders?{query}")
     assert response.status_code == 422, response.content
@@ -92,7 +101,8 @@ def test_filters_and_search(api, orders, customer):
     Order.objects.filter(id=made[1].id).update(created_at=made[1].created_at)  # untouched
     assert api.get("/api/v1/orders?status=cancelled").json()["data"]["total"] == 1
     made[2].refresh_from_db()
-    by_number = api.get(f"/api/v1/orders?search={made[2].order_number.lower()}").json()["data"]["items"]
+    by_number = api.get(f"/api/v1/orders?search={made[2].order_number.lower()}").json()["data"][
+        "items"]
     assert [o["id"] for o in by_number] == [str(made[2].id)]
     by_email = api.get("/api/v1/orders?search=LOADTEST@example.COM").json()["data"]
     assert by_email["total"] == 4

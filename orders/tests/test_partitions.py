@@ -40,7 +40,8 @@ def test_an_orphan_order_item_is_rejected_by_the_database(make_order):
         with connection.cursor() as cursor:
             cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
         # The right order id with the wrong partition key is an orphan too.
-        OrderItem.objects.create(order_id=order.id, order_created_at=order.created_at - dt.timedelta(days=40),
+        OrderItem.objects.create(order_id=order.id,
+                                 order_created_at=order.created_at - dt.timedelta(days=40),
                                  product_id=item["product_id"], sku="X", name="X", quantity=1,
                                  unit_price="1.00", total_price="1.00")
 
@@ -61,8 +62,10 @@ def test_stray_rows_in_the_default_partition_move_when_their_month_is_created(ma
         # Move the order (and its children, whose keys cascade) to a month without a partition.
         cursor.execute("SET CONSTRAINTS ALL DEFERRED")
         cursor.execute("UPDATE orders_order SET created_at = %s WHERE id = %s", [far, order.id])
-        cursor.execute("UPDATE orders_orderitem SET order_created_at = %s WHERE order_id = %s", [far, order.id])
-        cursor.execute("UPDATE orders_orderevent SET order_created_at = %s WHERE order_id = %s", [far, order.id])
+        cursor.execute("UPDATE orders_orderitem SET order_created_at = %s WHERE order_id = %s",
+                       [far, order.id])
+        cursor.execute("UPDATE orders_orderevent SET order_created_at = %s WHERE order_id = %s",
+                       [far, order.id])
         cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")  # check them now, as a commit would
     assert partition_of("orders_order", order.id) == "orders_order_default"
     created = ensure_partitions("orders_order", months_ahead=0, today=far.date())
@@ -75,7 +78,8 @@ def test_stray_rows_in_the_default_partition_move_when_their_month_is_created(ma
     assert "orders_order_default" in names  # re-attached
     with pytest.raises(IntegrityError), transaction.atomic(), connection.cursor() as cursor:
         cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
-        cursor.execute("UPDATE orders_orderitem SET order_created_at = order_created_at + interval '1 day' "
+        cursor.execute(
+            "UPDATE orders_orderitem SET order_created_at = order_created_at + interval '1 day' "
                            "WHERE order_id = %s", [order.id])
 
 

@@ -10,7 +10,8 @@ pytestmark = pytest.mark.django_db
 
 
 def cancel(order_id):
-    """Cancel through the orders side of the use case (fulfillment's order_cancel adds its shipments)."""
+    """Cancel through the orders side of the use case (fulfillment's order_cancel adds its
+    shipments)."""
     from django.db import transaction
 
     from orders import locks, under_lock
@@ -20,7 +21,8 @@ def cancel(order_id):
 
 
 def pay(api, order, status, **headers):
-    return api.post(f"/api/v1/orders/{order.id}/payment", {"payment_status": status}, format="json", **headers)
+    return api.post(f"/api/v1/orders/{order.id}/payment", {"payment_status": status}, format="json",
+                    **headers)
 
 
 def test_authorized_then_paid_each_with_a_timeline_note(api, make_order):
@@ -30,7 +32,8 @@ def test_authorized_then_paid_each_with_a_timeline_note(api, make_order):
     assert data_of(answer)["payment_status"] == "paid" and answer["ETag"] == '"3"'
     notes = OrderEvent.objects.filter(order_id=order.id, kind="payment").order_by("created_at")
     assert [(e.data["kind"], e.data["amount"], e.data["payment_status"]) for e in notes] == [
-        ("authorization", "29.99", "authorized"), ("capture", "29.99", "paid")]  # the whole total, then the rest
+        # the whole total, then the rest
+        ("authorization", "29.99", "authorized"), ("capture", "29.99", "paid")]
 
 
 @pytest.mark.parametrize("setup, status, code", [
@@ -46,14 +49,17 @@ def test_illegal_payment_moves_are_refused_and_write_nothing(api, make_order, se
         services.order_record_payment(order_id=order.id, payment_status="paid")
     elif setup == "cancelled":
         cancel(order.id)
-    before = (Order.objects.get(id=order.id).version, OrderEvent.objects.filter(order_id=order.id).count())
+    before = (Order.objects.get(id=order.id).version,
+              OrderEvent.objects.filter(order_id=order.id).count())
     error_of(pay(api, order, status), code)
-    assert (Order.objects.get(id=order.id).version, OrderEvent.objects.filter(order_id=order.id).count()) == before
+    assert (Order.objects.get(id=order.id).version,
+            OrderEvent.objects.filter(order_id=order.id).count()) == before
 
 
 def test_a_stale_if_match_is_412(api, make_order):
     order = make_order()
-    assert error_of(pay(api, order, "paid", HTTP_IF_MATCH='"9"'), 412)["code"] == "precondition_failed"
+    assert error_of(pay(api, order, "paid", HTTP_IF_MATCH='"9"'),
+                    412)["code"] == "precondition_failed"
     assert Order.objects.get(id=order.id).payment_status == "pending"
 
 
@@ -61,7 +67,8 @@ def test_admin_mark_paid_goes_through_the_service(admin_client, make_order):
     order, cancelled = make_order(), make_order()
     cancel(cancelled.id)
     response = admin_client.post("/admin/orders/order/", {"action": "mark_paid",
-                                                          "_selected_action": [str(order.id), str(cancelled.id)]},
+                                                          "_selected_action": [str(order.id),
+                                                                               str(cancelled.id)]},
                                  follow=True)
     shown = sorted(str(message) for message in response.context["messages"])
     assert shown[0] == "1 order(s) marked paid."

@@ -39,8 +39,10 @@ def location(db):
 def make_product(location):
     counter = iter(range(1, 10_000))
 
-    def make(*, price: str = "10.00", stock: int = 50, at: Location | None = None, sku: str | None = None) -> Product:
-        return StockedProductFactory(sku=sku or f"RET-{next(counter):04d}", name="Returnable", price=Decimal(price),
+    def make(*, price: str = "10.00", stock: int = 50, at: Location | None = None,
+             sku: str | None = None) -> Product:
+        return StockedProductFactory.create(sku=sku or f"RET-{next(counter):04d}",
+                                            name="Returnable", price=Decimal(price),
                                      stock=stock, stock__at=at or location)
 
     return make
@@ -49,19 +51,25 @@ def make_product(location):
 @pytest.fixture
 def shipped_order(customer):
     """shipped_order((product, quantity), ..., paid=True, deliver=True) → an order taken through
-    ``orders.services.order_create`` whose units have all shipped (``orders.tests.factories.ship_units``:
-    ``orders.under_lock.order_units_shipped`` and ``inventory.services.stock_fulfil_many``), delivered
-    unless ``deliver=False``. ``paid`` records the payment through
+    ``orders.services.order_create`` whose units have all shipped
+    (``orders.tests.factories.ship_units``:
+    ``orders.under_lock.order_units_shipped`` and ``inventory.services.stock_fulfil_many``),
+    delivered unless ``deliver=False``. ``paid`` records the payment through
     ``orders.services.order_record_payment``."""
 
-    def make(*lines: tuple[Product, int] | tuple[Product, int, str], paid: bool = True, deliver: bool = True,
-             **order_fields: Any) -> Shipped:
-        """A line may carry its own discount: ``(product, quantity, "5.00")``; ``order_fields`` go to
+    def make(*lines: tuple[Product, int] | tuple[Product, int, str], paid: bool = True,
+             deliver: bool = True, **order_fields: Any) -> Shipped:
+        """A line may carry its own discount: ``(product, quantity, "5.00")``; ``order_fields`` go
+        to
         ``order_create`` (``discounts``, ``shipping_address``...)."""
-        order = ShippedOrderFactory(customer=customer, lines=list(lines), delivered=deliver, **order_fields)
+        order = ShippedOrderFactory(customer=customer, lines=list(lines), delivered=deliver,
+                                    **order_fields)
         if paid:
-            orders_services.order_record_payment(order_id=order.id, payment_status=Order.PaymentStatus.PAID)
+            orders_services.order_record_payment(order_id=order.id,
+                                                 payment_status=Order.PaymentStatus.PAID)
         order.refresh_from_db()
-        return Shipped(order=order, items={item.sku: item for item in OrderItem.objects.filter(order_id=order.id)})
+        return Shipped(order=order,
+                       items={item.sku: item
+                              for item in OrderItem.objects.filter(order_id=order.id)})
 
     return make

@@ -34,11 +34,13 @@ def request_return(api, shipped, *lines, reason="does not fit", status=201):
     """lines: (sku, quantity, condition[, restock]) → the POST /returns answer's data (or error)."""
     items = []
     for sku, quantity, condition, *rest in lines:
-        item = {"order_item_id": str(shipped.items[sku].id), "quantity": quantity, "condition": condition}
+        item = {"order_item_id": str(shipped.items[sku].id), "quantity": quantity,
+                "condition": condition}
         if rest:
             item["restock"] = rest[0]
         items.append(item)
-    response = api.post("/api/v1/returns", {"order_id": str(shipped.order.id), "reason": reason, "items": items},
+    response = api.post("/api/v1/returns",
+                        {"order_id": str(shipped.order.id), "reason": reason, "items": items},
                         format="json")
     return data_of(response, status) if status < 400 else error_of(response, status)
 

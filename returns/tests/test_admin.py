@@ -33,18 +33,21 @@ def test_search_by_rma_or_order_number(admin_client, api, make_product, shipped_
     rma = request_return(api, shipped, ("A", 1, "resellable"))
     shipped.order.refresh_from_db()
     for term in (rma["rma_number"], rma["rma_number"].lower(), shipped.order.order_number):
-        assert rma["rma_number"].encode() in admin_client.get("/admin/returns/return/", {"q": term}).content
-    assert rma["rma_number"].encode() not in admin_client.get("/admin/returns/return/", {"q": "RMA-999999"}).content
+        assert rma["rma_number"].encode() in admin_client.get("/admin/returns/return/",
+                                                              {"q": term}).content
+    assert rma["rma_number"].encode() not in admin_client.get("/admin/returns/return/",
+                                                              {"q": "RMA-999999"}).content
 
 
-def test_actions_call_the_services_and_report_errors(admin_client, api, make_product, shipped_order):
+def test_actions_call_the_services_and_report_errors(admin_client, api, make_product,
+                                                     shipped_order):
     product = make_product(sku="A")
     shipped = shipped_order((product, 2))
     rma = request_return(api, shipped, ("A", 2, "resellable"))
 
     def run(action):
-        return admin_client.post("/admin/returns/return/", {"action": action, "_selected_action": [rma["id"]]},
-                                 follow=True)
+        return admin_client.post("/admin/returns/return/",
+                                 {"action": action, "_selected_action": [rma["id"]]}, follow=True)
 
     # Refunding a requested return is refused by the state machine and reported, not applied.
     response = run("refund_returns")
@@ -52,7 +55,8 @@ def test_actions_call_the_services_and_report_errors(admin_client, api, make_pro
     assert Return.objects.get(id=rma["id"]).status == "requested"
     assert b"1 return(s) approved." in run("approve_returns").content
     assert b"1 return(s) received." in run("receive_returns").content
-    assert StockMovement.objects.filter(kind="return", reference_id=rma["id"]).get().on_hand_delta == 2
+    assert StockMovement.objects.filter(kind="return",
+                                        reference_id=rma["id"]).get().on_hand_delta == 2
     assert b"1 return(s) refunded." in run("refund_returns").content
     row = Return.objects.get(id=rma["id"])
     assert (row.status, row.refund_amount) == ("refunded", Decimal("20.00"))

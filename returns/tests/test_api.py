@@ -20,9 +20,12 @@ def returns_of(api, make_product, shipped_order):
         shipped = shipped_order((make_product(sku="A"), count), (make_product(sku="B"), count))
         made = []
         for _ in range(count):
-            made.append(data_of(api.post("/api/v1/returns", {"order_id": str(shipped.order.id), "items": [
-                {"order_item_id": str(shipped.items["A"].id), "quantity": 1, "condition": "resellable"},
-                {"order_item_id": str(shipped.items["B"].id), "quantity": 1, "condition": "damaged"}]},
+            made.append(
+                data_of(api.post("/api/v1/returns", {"order_id": str(shipped.order.id), "items": [
+                {"order_item_id": str(shipped.items["A"].id), "quantity": 1,
+                 "condition": "resellable"},
+                {"order_item_id": str(shipped.items["B"].id), "quantity": 1,
+                 "condition": "damaged"}]},
                 format="json"), 201))
         return shipped, made
 
@@ -30,7 +33,8 @@ def returns_of(api, make_product, shipped_order):
 
 
 def warm(api):
-    api.get("/api/v1/returns?limit=1")  # key lookup and last_used_at happen once, outside the measured block
+    # key lookup and last_used_at happen once, outside the measured block
+    api.get("/api/v1/returns?limit=1")
 
 
 @pytest.mark.parametrize("count", [1, 20])
@@ -50,18 +54,22 @@ def test_list_query_count_is_fixed(api, returns_of, django_assert_num_queries, c
 def test_list_filters_sort_and_cursor(api, returns_of):
     shipped, made = returns_of(3)
     act(api, made[0], "approve")
-    assert [r["id"] for r in data_of(api.get("/api/v1/returns?status=approved"))["items"]] == [made[0]["id"]]
+    assert [r["id"]
+            for r in data_of(api.get("/api/v1/returns?status=approved"))["items"]] == [
+                made[0]["id"]]
     assert data_of(api.get(f"/api/v1/returns?order_id={uuid.uuid4()}"))["total"] == 0
     by_number = data_of(api.get("/api/v1/returns?sort_by=rma_number&sort_order=asc"))["items"]
     assert [r["rma_number"] for r in by_number] == sorted(r["rma_number"] for r in made)
     page = data_of(api.get("/api/v1/returns?limit=2"))
-    assert set(page) == {"items", "page", "limit", "total", "total_pages", "total_is_estimate", "next_cursor"}
+    assert set(page) == {"items", "page", "limit", "total", "total_pages", "total_is_estimate",
+                         "next_cursor"}
     rest = data_of(api.get(f"/api/v1/returns?limit=2&cursor={page['next_cursor']}"))
     seen = [r["id"] for r in page["items"] + rest["items"]]
     assert seen == [r["id"] for r in reversed(made)] and rest["next_cursor"] is None
 
 
-@pytest.mark.parametrize("query", ["bogus=1", "status=lost", "order_id=nope", "sort_by=reason", "limit=0"])
+@pytest.mark.parametrize("query",
+                         ["bogus=1", "status=lost", "order_id=nope", "sort_by=reason", "limit=0"])
 def test_bad_list_parameters_are_422(api, query):
     error_of(api.get(f"/api/v1/returns?{query}"), 422)
 
@@ -94,17 +102,21 @@ def test_unknown_return_is_404(api, path):
 
 def test_action_bodies_are_strict_and_notes_are_kept(api, returns_of):
     _, [made] = returns_of(1)
-    assert error_of(api.post(f"/api/v1/returns/{made['id']}/reject", {"bogus": 1}, format="json"), 422)
-    rejected = data_of(api.post(f"/api/v1/returns/{made['id']}/reject", {"note": "worn"}, format="json"))
+    assert error_of(api.post(f"/api/v1/returns/{made['id']}/reject", {"bogus": 1}, format="json"),
+                    422)
+    rejected = data_of(api.post(f"/api/v1/returns/{made['id']}/reject", {"note": "worn"},
+                                format="json"))
     assert rejected["status"] == "rejected" and rejected["notes"] == "rejected: worn"
 
 
 @pytest.mark.parametrize("count", [1, 5])
-def test_order_detail_embeds_returns_with_a_fixed_query_count(api, returns_of, django_assert_num_queries, count):
+def test_order_detail_embeds_returns_with_a_fixed_query_count(api, returns_of,
+                                                              django_assert_num_queries, count):
     shipped, made = returns_of(count)
     act(api, made[0], "approve")
     api.get("/api/v1/returns?limit=1")
-    # order+customer, items, shipping lines, payments, timeline, shipments with items, returns with items
+    # order+customer, items, shipping lines, payments, timeline, shipments with items, returns with
+    # items
     with django_assert_num_queries(7):
         response = api.get(f"/api/v1/orders/{shipped.order.id}")
     returns = data_of(response)["returns"]

@@ -55,7 +55,8 @@ def test_units_in_other_returns_count_until_rejected_or_cancelled(api, make_prod
     # Received and refunded returns still hold their units ...
     for verb in ("approve", "receive", "refund"):
         act(api, second, verb)
-    assert request_return(api, shipped, ("A", 1, "resellable"), status=422)["code"] == "exceeds_returnable"
+    assert request_return(api, shipped, ("A", 1, "resellable"),
+                          status=422)["code"] == "exceeds_returnable"
     # ... a cancelled one gives them back.
     act(api, first, "cancel")
     assert request_return(api, shipped, ("A", 2, "resellable"))["status"] == "requested"
@@ -92,13 +93,17 @@ def test_units_not_shipped_cannot_be_returned(api, customer, make_product):
     (lambda body: body["items"][0].update(quantity=0), 422, "validation_error"),
     (lambda body: body["items"][0].update(quantity=-1), 422, "validation_error"),
     (lambda body: body["items"][0].update(quantity=10**12), 422, "validation_error"),
-    (lambda body: body["items"][0].update(quantity="1"), 422, "exceeds_returnable"),  # DRF coerces "1"; still too many
+    # DRF coerces "1"; still too many
+    (lambda body: body["items"][0].update(quantity="1"), 422, "exceeds_returnable"),
     (lambda body: body["items"][0].update(condition="smashed"), 422, "validation_error"),
-    (lambda body: body["items"][0].update(order_item_id=str(uuid.uuid4())), 422, "order_item_not_found"),
-    (lambda body: body["items"][0].update(location_id=str(uuid.uuid4())), 422, "location_not_found"),
+    (lambda body: body["items"][0].update(order_item_id=str(uuid.uuid4())), 422,
+     "order_item_not_found"),
+    (lambda body: body["items"][0].update(location_id=str(uuid.uuid4())), 422,
+     "location_not_found"),
     (lambda body: body["items"].append(dict(body["items"][0])), 422, "validation_error"),
 ])
-def test_bad_input_is_a_4xx_and_writes_nothing(api, make_product, shipped_order, change, status, code):
+def test_bad_input_is_a_4xx_and_writes_nothing(api, make_product, shipped_order, change, status,
+                                               code):
     product = make_product(sku="A")
     shipped = shipped_order((product, 2))
     request_return(api, shipped, ("A", 2, "resellable"))  # every unit is now in a return
@@ -120,7 +125,8 @@ def test_an_item_of_another_order_is_422(api, make_product, shipped_order):
     product = make_product(sku="A")
     mine, theirs = shipped_order((product, 1)), shipped_order((product, 1))
     response = api.post("/api/v1/returns", {"order_id": str(mine.order.id), "items": [
-        {"order_item_id": str(theirs.items["A"].id), "quantity": 1, "condition": "resellable"}]}, format="json")
+        {"order_item_id": str(theirs.items["A"].id), "quantity": 1, "condition": "resellable"}]},
+                        format="json")
     assert error_of(response, 422)["code"] == "order_item_not_found"
     assert not Return.objects.exists()
 
@@ -145,7 +151,8 @@ def test_an_orphan_return_is_rejected_by_the_database(make_product, shipped_orde
             with connection.cursor() as cursor:
                 cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
             Return.objects.create(order_id=order_id, order_created_at=created_at)
-    Return.objects.create(order_id=order.id, order_created_at=order.created_at)  # the real reference is fine
+    # the real reference is fine
+    Return.objects.create(order_id=order.id, order_created_at=order.created_at)
 
 
 def test_return_requested_event_names_the_rma(api, make_product, shipped_order):
@@ -153,12 +160,13 @@ def test_return_requested_event_names_the_rma(api, make_product, shipped_order):
     rma = request_return(api, shipped, ("A", 2, "damaged"))
     event = OrderEvent.objects.get(order_id=shipped.order.id, kind="return_requested")
     assert event.data["rma_number"] == rma["rma_number"]
-    assert event.data["lines"] == [{"order_item_id": str(shipped.items["A"].id), "sku": "A", "quantity": 2,
-                                    "condition": "damaged"}]
+    assert event.data["lines"] == [{"order_item_id": str(shipped.items["A"].id), "sku": "A",
+                                    "quantity": 2, "condition": "damaged"}]
 
 
 def test_receive_puts_units_back_where_they_shipped_from(api, make_product, shipped_order):
-    # Stock only at EAST: the order reserves and ships from there although MAIN has the higher priority.
+    # Stock only at EAST: the order reserves and ships from there although MAIN has the higher
+    # priority.
     east = inventory_services.location_create(code="EAST", name="East", priority=10)
     product = make_product(sku="A", at=east)
     shipped = shipped_order((product, 2))
@@ -167,17 +175,20 @@ def test_receive_puts_units_back_where_they_shipped_from(api, make_product, ship
     received = act(api, rma, "receive")
     assert received["items"][0]["location_id"] == str(east.id)
     assert InventoryItem.objects.get(product_id=product.id, location_id=east.id).on_hand == 50
-    assert not InventoryItem.objects.filter(product_id=product.id).exclude(location_id=east.id).exists()
+    assert not InventoryItem.objects.filter(product_id=product.id).exclude(
+        location_id=east.id).exists()
 
 
-def test_receive_falls_back_to_the_highest_priority_active_location(api, location, make_product, shipped_order):
+def test_receive_falls_back_to_the_highest_priority_active_location(api, location, make_product,
+                                                                    shipped_order):
     east = inventory_services.location_create(code="EAST", name="East", priority=10)
     product = make_product(sku="A", at=east)
     shipped = shipped_order((product, 1))
     inventory_services.location_update(location_id=east.id, is_active=False)
     rma = request_return(api, shipped, ("A", 1, "resellable"))
     act(api, rma, "approve")
-    assert act(api, rma, "receive")["items"][0]["location_id"] == str(location.id)  # MAIN, priority 0
+    # MAIN, priority 0
+    assert act(api, rma, "receive")["items"][0]["location_id"] == str(location.id)
     assert InventoryItem.objects.get(product_id=product.id, location_id=location.id).on_hand == 1
 
 
@@ -206,10 +217,12 @@ def test_the_service_refuses_bad_lines_before_any_query(django_assert_num_querie
     line = services.ReturnLineInput(order_item_id=uuid.uuid4(), quantity=0, condition="resellable")
     with django_assert_num_queries(0), pytest.raises(services.ValidationFailed) as caught:
         services.return_create(order_id=uuid.uuid4(), items=[line])
-    assert caught.value.details == {"items": {"0": {"quantity": ["Give a whole number from 1 to 10000."]}}}
+    assert caught.value.details == {
+        "items": {"0": {"quantity": ["Give a whole number from 1 to 10000."]}}}
 
 
-def test_receive_without_any_active_location_is_409_and_writes_nothing(api, location, make_product, shipped_order):
+def test_receive_without_any_active_location_is_409_and_writes_nothing(api, location, make_product,
+                                                                       shipped_order):
     product = make_product(sku="A")
     shipped = shipped_order((product, 1))
     rma = request_return(api, shipped, ("A", 1, "resellable"))

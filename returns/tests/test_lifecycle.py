@@ -20,8 +20,10 @@ def on_hand(product):
     return InventoryItem.objects.get(product_id=product.id).on_hand
 
 
-def test_the_full_happy_path_restocks_only_resellable_units_and_refunds_exactly(api, make_product, shipped_order):
-    shirt, mug, lamp = (make_product(sku="SHIRT", price="19.99"), make_product(sku="MUG", price="5.25"),
+def test_the_full_happy_path_restocks_only_resellable_units_and_refunds_exactly(api, make_product,
+                                                                                shipped_order):
+    shirt, mug, lamp = (make_product(sku="SHIRT", price="19.99"),
+                        make_product(sku="MUG", price="5.25"),
                         make_product(sku="LAMP", price="0.10"))
     shipped = shipped_order((shirt, 3), (mug, 2), (lamp, 3))
     before = {p.sku: on_hand(p) for p in (shirt, mug, lamp)}
@@ -31,19 +33,24 @@ def test_the_full_happy_path_restocks_only_resellable_units_and_refunds_exactly(
     assert rma["status"] == "requested" and rma["rma_number"].startswith("RMA-")
     assert rma["refund_amount"] is None and rma["currency"] == "USD"
     assert {i["sku"]: (i["quantity"], i["condition"], i["restock"]) for i in rma["items"]} == {
-        "SHIRT": (2, "resellable", True), "MUG": (1, "damaged", True), "LAMP": (3, "resellable", False)}
-    assert OrderEvent.objects.filter(order_id=shipped.order.id, kind="return_requested").count() == 1
+        "SHIRT": (2, "resellable", True), "MUG": (1, "damaged", True),
+        "LAMP": (3, "resellable", False)}
+    assert OrderEvent.objects.filter(order_id=shipped.order.id,
+                                     kind="return_requested").count() == 1
 
     assert act(api, rma, "approve")["status"] == "approved"
     received = act(api, rma, "receive")
     assert received["status"] == "received"
     # Only the resellable, restocked shirts went back on hand, at the location they shipped from.
     movements = StockMovement.objects.filter(kind="return")
-    assert [(m.inventory_item.sku, m.on_hand_delta, m.reference_id) for m in movements] == [("SHIRT", 2, rma["id"])]
-    assert {p.sku: on_hand(p) - before[p.sku] for p in (shirt, mug, lamp)} == {"SHIRT": 2, "MUG": 0, "LAMP": 0}
+    assert [(m.inventory_item.sku, m.on_hand_delta, m.reference_id)
+            for m in movements] == [("SHIRT", 2, rma["id"])]
+    assert {p.sku: on_hand(p) - before[p.sku] for p in (shirt, mug, lamp)} == {"SHIRT": 2, "MUG": 0,
+                                                                               "LAMP": 0}
     assert {i["sku"]: i["location_id"] for i in received["items"]}["SHIRT"] == str(
         InventoryItem.objects.get(product_id=shirt.id).location_id)
-    returned = dict(OrderItem.objects.filter(order_id=shipped.order.id).values_list("sku", "quantity_returned"))
+    returned = dict(OrderItem.objects.filter(order_id=shipped.order.id).values_list("sku",
+                                                                                    "quantity_returned"))
     assert returned == {"SHIRT": 2, "MUG": 1, "LAMP": 3}
 
     refunded = act(api, rma, "refund")
@@ -53,7 +60,8 @@ def test_the_full_happy_path_restocks_only_resellable_units_and_refunds_exactly(
     order = Order.objects.get(id=shipped.order.id)
     assert order.payment_status == "partially_refunded" and order.status == "delivered"
     refund_event = OrderEvent.objects.get(order_id=order.id, kind="refunded")
-    assert refund_event.data["amount"] == "45.53" and refund_event.data["rma_number"] == rma["rma_number"]
+    assert refund_event.data["amount"] == "45.53" and refund_event.data["rma_number"] == rma[
+        "rma_number"]
 
     closed = act(api, rma, "close")
     assert closed["status"] == "closed" and closed["refund_amount"] == "45.53"
@@ -62,7 +70,8 @@ def test_the_full_happy_path_restocks_only_resellable_units_and_refunds_exactly(
                 .values_list("type", flat=True)) == ["return.approved", "return.refunded"]
 
 
-def test_refunding_everything_marks_the_order_refunded_across_two_returns(api, make_product, shipped_order):
+def test_refunding_everything_marks_the_order_refunded_across_two_returns(api, make_product,
+                                                                          shipped_order):
     product = make_product(sku="CUP", price="0.10")
     other = make_product(sku="PLATE", price="33.33")
     shipped = shipped_order((product, 3), (other, 1))
@@ -79,18 +88,21 @@ def test_refunding_everything_marks_the_order_refunded_across_two_returns(api, m
     order.refresh_from_db()
     assert (order.payment_status, order.status) == ("refunded", "refunded")
     assert Decimal("0.10") + Decimal("33.53") == order.total_amount
-    moves = OrderEvent.objects.filter(order_id=order.id, kind="status_changed").order_by("created_at")
+    moves = OrderEvent.objects.filter(order_id=order.id,
+                                      kind="status_changed").order_by("created_at")
     assert (moves.last().from_status, moves.last().to_status) == ("delivered", "refunded")
 
 
-def test_a_full_refund_of_a_shipped_but_undelivered_order_keeps_its_status(api, make_product, shipped_order):
+def test_a_full_refund_of_a_shipped_but_undelivered_order_keeps_its_status(api, make_product,
+                                                                           shipped_order):
     product = make_product(price="12.50")
     shipped = shipped_order((product, 2), deliver=False)
     rma = request_return(api, shipped, (product.sku, 2, "resellable"))
     for verb in ("approve", "receive", "refund"):
         act(api, rma, verb)
     order = Order.objects.get(id=shipped.order.id)
-    assert (order.payment_status, order.status) == ("refunded", "shipped")  # shipped → refunded is not a move
+    # shipped → refunded is not a move
+    assert (order.payment_status, order.status) == ("refunded", "shipped")
 
 
 def test_refunding_an_unpaid_order_is_409_and_writes_nothing(api, make_product, shipped_order):
@@ -118,7 +130,8 @@ def test_every_transition_is_allowed_or_409(api, make_product, shipped_order, cu
     product = make_product()
     shipped = shipped_order((product, 2))
     rma = request_return(api, shipped, (product.sku, 1, "resellable"))
-    Return.objects.filter(id=rma["id"]).update(status=current)  # setup: put it in the state under test
+    # setup: put it in the state under test
+    Return.objects.filter(id=rma["id"]).update(status=current)
     target = VERBS[verb]
     response = api.post(f"/api/v1/returns/{rma['id']}/{verb}", format="json")
     row = Return.objects.get(id=rma["id"])
@@ -128,13 +141,15 @@ def test_every_transition_is_allowed_or_409(api, make_product, shipped_order, cu
     else:
         error = error_of(response, 409)
         assert error["code"] == "invalid_transition"
-        assert error["details"] == {"from": current, "to": target, "allowed": sorted(services.TRANSITIONS[current])}
+        assert error["details"] == {"from": current, "to": target,
+                                    "allowed": sorted(services.TRANSITIONS[current])}
         assert (row.status, row.version) == (current, 1)
 
 
 def test_the_machine_is_the_specs():
     assert services.TRANSITIONS["requested"] == {"approved", "rejected", "cancelled"}
     assert services.TRANSITIONS["approved"] == {"received", "cancelled"}
-    assert services.TRANSITIONS["received"] == {"refunded"} and services.TRANSITIONS["refunded"] == {"closed"}
+    assert services.TRANSITIONS["received"] == {"refunded"} and services.TRANSITIONS[
+        "refunded"] == {"closed"}
     assert not services.TRANSITIONS["closed"] and not services.TRANSITIONS["rejected"]
     assert not services.TRANSITIONS["cancelled"]

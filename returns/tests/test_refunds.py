@@ -16,8 +16,10 @@ pytestmark = pytest.mark.django_db
 NY = {"line1": "1 Main St", "city": "New York", "region": "NY", "country": "US"}
 
 
-@override_settings(TAX_RATES={"US-NY": "0.08875"}, TAX_PRICES_INCLUDE_TAX=False, TAX_SHIPPING_TAXABLE=False)
-def test_returning_a_discounted_line_refunds_its_net_price_plus_tax_share(api, make_product, shipped_order):
+@override_settings(TAX_RATES={"US-NY": "0.08875"}, TAX_PRICES_INCLUDE_TAX=False,
+                   TAX_SHIPPING_TAXABLE=False)
+def test_returning_a_discounted_line_refunds_its_net_price_plus_tax_share(api, make_product,
+                                                                          shipped_order):
     a, b = make_product(price="20.00", sku="A"), make_product(price="15.50", sku="B")
     # A: 40.00 − 5.00 own − 3.50 share = 31.50 net, 2.80 tax; B: 15.50 − 1.55 = 13.95 net, 1.24 tax.
     shipped = shipped_order((a, 2, "5.00"), (b, 1), discounts=[DiscountInput(amount="5.05")],
@@ -34,7 +36,8 @@ def test_returning_a_discounted_line_refunds_its_net_price_plus_tax_share(api, m
         act(api, second, verb)
     # The line's last unit takes the remainder: the two refunds sum to what the line cost.
     assert act(api, second, "refund")["refund_amount"] == "17.15"
-    refunds = Payment.objects.filter(order_id=shipped.order.id, kind="refund").values_list("amount", flat=True)
+    refunds = Payment.objects.filter(order_id=shipped.order.id, kind="refund").values_list("amount",
+                                                                                           flat=True)
     assert sorted(refunds) == [Decimal("17.15"), Decimal("17.15")]
     assert Order.objects.get(id=shipped.order.id).payment_status == "partially_refunded"
 
@@ -60,10 +63,12 @@ def test_one_line_may_come_back_in_two_conditions(api, make_product, shipped_ord
     for verb in ("approve", "receive"):
         act(api, rma, verb)
     assert act(api, rma, "refund")["refund_amount"] == "20.00"
-    assert sorted(ReturnItem.objects.filter(rma_id=rma["id"]).values_list("refund_amount", flat=True)) == [
+    assert sorted(ReturnItem.objects.filter(rma_id=rma["id"]).values_list("refund_amount",
+                                                                          flat=True)) == [
         Decimal("10.00"), Decimal("10.00")]
     # Both conditions count against what may still come back.
-    assert request_return(api, shipped, ("A", 1, "resellable"), status=422)["code"] == "exceeds_returnable"
+    assert request_return(api, shipped, ("A", 1, "resellable"),
+                          status=422)["code"] == "exceeds_returnable"
 
 
 def test_the_same_line_and_condition_twice_is_refused(api, make_product, shipped_order):

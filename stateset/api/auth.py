@@ -1,6 +1,7 @@
 """API keys: authentication (``X-API-Key`` / ``Authorization: Bearer``) and scopes (SPEC §3).
 
-- A staff session has exactly the scopes its Django permissions give (:func:`scopes_for_permissions`).
+- A staff session has exactly the scopes its Django permissions give
+(:func:`scopes_for_permissions`).
 - Failed key authentication is counted per client address (:data:`auth_failures`); past
   ``[api] auth_failure_limit`` every request from that address carrying a key is a 429 with
   ``Retry-After`` until the window ends, before any key is looked up.
@@ -43,11 +44,13 @@ def _raw_key(request: Any) -> str | None:
 def client_address(request: Any) -> str:
     """The client's address: ``REMOTE_ADDR``, or behind ``[api] trusted_proxies`` reverse proxies
     that append to ``X-Forwarded-For`` (nginx's ``$proxy_add_x_forwarded_for``), the entry the
-    outermost trusted proxy added. Entries further left are the client's own claim, never trusted."""
+    outermost trusted proxy added. Entries further left are the client's own claim, never
+    trusted."""
     meta = request.META
     hops = settings.API_TRUSTED_PROXIES
     if hops:
-        forwarded = [part.strip() for part in meta.get("HTTP_X_FORWARDED_FOR", "").split(",") if part.strip()]
+        forwarded = [part.strip() for part in meta.get("HTTP_X_FORWARDED_FOR", "").split(",")
+                     if part.strip()]
         if len(forwarded) >= hops:
             return forwarded[-hops][:64]
     return str(meta.get("REMOTE_ADDR", ""))[:64]
@@ -57,7 +60,8 @@ class _AuthFailures:
     """Failed authentications per client address and window, shared across processes through the
     cache (one counter write per *failure*; successes cost one dict lookup). Each process remembers
     the addresses it has seen go over the limit, so a blocked address is refused without a cache
-    round trip or a key lookup. Without the cache (down, or its breaker open) it counts in-process."""
+    round trip or a key lookup. Without the cache (down, or its breaker open) it counts
+    in-process."""
 
     def __init__(self) -> None:
         self._blocked: dict[str, float] = {}
@@ -112,7 +116,8 @@ auth_failures = _AuthFailures()
 
 def _too_many_failures(retry_after: int) -> RateLimited:
     return RateLimited(retry_after=retry_after, code="too_many_failed_authentications",
-                       message="Too many failed authentication attempts from this address; retry later.")
+                       message="Too many failed authentication attempts from this address; retry "
+                               "later.")
 
 
 class ApiKeyAuthentication(BaseAuthentication):
@@ -132,7 +137,8 @@ class ApiKeyAuthentication(BaseAuthentication):
             raise exceptions.AuthenticationFailed("Invalid API key.", code="invalid_api_key")
         if principal.expires_at is not None and principal.expires_at <= timezone.now():
             self._failed(address)
-            raise exceptions.AuthenticationFailed("This API key has expired.", code="api_key_expired")
+            raise exceptions.AuthenticationFailed("This API key has expired.",
+                                                  code="api_key_expired")
         if key_cache.should_touch(principal.id):
             _schedule_touch(principal.id)
         return principal, principal
@@ -167,7 +173,9 @@ class StaffSessionAuthentication(SessionAuthentication):
 
 # SPEC §3/§5: which API resource a Django permission speaks for. A domain app is its resource;
 # on the platform and webhooks apps only the models that have an API resource count.
-APP_RESOURCES = {app: app for app in ("catalog", "customers", "inventory", "orders", "fulfillment", "returns")}
+APP_RESOURCES = {app: app
+                 for app in ("catalog", "customers", "inventory", "orders", "fulfillment",
+                             "returns")}
 MODEL_RESOURCES = {"webhooks.endpoint": "webhooks", "stateset.apikey": "keys"}
 MANAGED_RESOURCES = frozenset({"webhooks", "keys"})  # their write scope is <resource>:manage
 _PERMISSION_ACTIONS = {"view": "read", "add": "write", "change": "write", "delete": "write"}

@@ -1,7 +1,8 @@
 """Domain errors and the one place that turns any failure into the error envelope (SPEC §3).
 
-Services raise :class:`DomainError` subclasses; DRF and Django raise their own. ``exception_handler``
-maps all of them to ``{"code", "message", "details"}`` with the right status; the renderer adds
+Services raise :class:`DomainError` subclasses; DRF and Django raise their own.
+``exception_handler`` maps all of them to ``{"code", "message", "details"}`` with the right status;
+the renderer adds
 ``success: false`` and ``meta``. Nothing else builds an error body.
 """
 
@@ -112,7 +113,8 @@ def exception_to_payload(exc: BaseException) -> tuple[int, dict[str, Any], dict[
     if isinstance(exc, RequestDataTooBig):
         return 413, error_payload("payload_too_large", "The request body is too large."), headers
     if isinstance(exc, DjangoValidationError):
-        details = exc.message_dict if hasattr(exc, "error_dict") else {"non_field_errors": exc.messages}
+        details = (exc.message_dict if hasattr(exc, "error_dict")
+                   else {"non_field_errors": exc.messages})
         return 422, error_payload("validation_error", _first_message(details), details), headers
     if isinstance(exc, IntegrityError):
         # Services translate the constraints they expect; reaching here means a race or a rule the
@@ -124,12 +126,15 @@ def exception_to_payload(exc: BaseException) -> tuple[int, dict[str, Any], dict[
         # total): the client's input, not an outage. Still worth knowing which check was missing.
         field = getattr(exc, "stateset_field", None) or _diag_column(exc)
         reason = _data_error_reason(exc)
-        logger.warning("database refused a value", extra={"fields": {"field": field, "reason": reason}})
+        logger.warning("database refused a value",
+                       extra={"fields": {"field": field, "reason": reason}})
         message = f"{field}: {reason}" if field else reason
-        return 422, error_payload("invalid_value", message, {field or "non_field_errors": [reason]}), headers
+        return 422, error_payload("invalid_value", message,
+                                  {field or "non_field_errors": [reason]}), headers
     if isinstance(exc, (DatabaseError, InterfaceError)):
         logger.error("database error", exc_info=exc)
-        return 503, error_payload("service_unavailable", "The database is unavailable; retry."), headers
+        return 503, error_payload("service_unavailable",
+                                  "The database is unavailable; retry."), headers
     logger.error("unhandled exception", exc_info=exc)
     return 500, error_payload("internal_error", "Internal server error."), headers
 
@@ -185,7 +190,8 @@ def _columns_and_values(sql: str, params: Any) -> Iterator[tuple[str, str, Any]]
         if not columns:
             return
         if "UNNEST(" in sql:  # bulk insert: one array per column
-            yield from ((table, column, value) for column, value in zip(columns, params, strict=False))
+            yield from ((table, column, value) for column,
+                        value in zip(columns, params, strict=False))
         else:
             yield from ((table, columns[i % len(columns)], value) for i, value in enumerate(params))
     elif match := _UPDATE.match(sql):

@@ -32,14 +32,17 @@ from stateset.keys import Grantor, all_scopes
 
 class ApiKeyIn(StrictSerializer):
     name = TextField(max_length=100)
-    scopes = serializers.ListField(child=serializers.ChoiceField(choices=all_scopes()), allow_empty=False,
-                                   max_length=64,
-                                   help_text="Only scopes the calling key holds; orders:set_prices only "
+    scopes = serializers.ListField(child=serializers.ChoiceField(choices=all_scopes()),
+                                   allow_empty=False, max_length=64,
+                                   help_text="Only scopes the calling key holds; orders:set_prices "
+                                             "only "
                                              "by a key holding it by name.")
     expires_at = serializers.DateTimeField(required=False, allow_null=True, default=None,
-                                           help_text="Defaults to the calling key's own expiry, if any.")
+                                           help_text="Defaults to the calling key's own expiry, if "
+                                                     "any.")
     rate_limit = TextField(max_length=32, required=False, allow_blank=True, default="",
-                           help_text='Such as "6000/min"; empty = the calling key\'s limit or the default.')
+                           help_text='Such as "6000/min"; empty = the calling key\'s limit or '
+                                     'the default.')
 
     def validate_expires_at(self, value: datetime | None) -> datetime | None:
         if value is not None and value <= timezone.now():
@@ -48,8 +51,10 @@ class ApiKeyIn(StrictSerializer):
 
 
 class ApiKeyRotateIn(StrictSerializer):
-    grace_seconds = StrictIntegerField(min_value=0, max_value=services.MAX_GRACE_SECONDS, required=False,
-                                       default=0, help_text="How long the replaced secret keeps working.")
+    grace_seconds = StrictIntegerField(min_value=0, max_value=services.MAX_GRACE_SECONDS,
+                                       required=False,
+                                       default=0,
+                                       help_text="How long the replaced secret keeps working.")
 
 
 class ApiKeyFilters(serializers.Serializer):
@@ -70,7 +75,8 @@ class ApiKeyOut(serializers.Serializer):
 
 class ApiKeySecretOut(ApiKeyOut):
     key = serializers.CharField(allow_null=True,
-                                help_text="The secret (sk_...), shown only in this answer; null in an "
+                                help_text="The secret (sk_...), shown only in this answer; null in "
+                                          "an "
                                           "idempotent replay.")
 
 
@@ -88,9 +94,11 @@ def grantor_of(request: Request) -> Grantor:
 class ApiKeyViewSet(ApiViewSet):
     scope = "keys"
     lookup_value_regex = "[^/]+"
-    action_scopes = {name: "keys:manage" for name in ("list", "create", "retrieve", "destroy", "rotate")}
+    action_scopes = {name: "keys:manage"
+                     for name in ("list", "create", "retrieve", "destroy", "rotate")}
     # Fields of an answer that carry a secret: never stored in an idempotency record.
-    secret_fields = {"create": ("key",), "rotate": ("key",)}  # shown once: a replay answers it as null
+    # shown once: a replay answers it as null
+    secret_fields = {"create": ("key",), "rotate": ("key",)}
 
     @extend_schema(parameters=[ApiKeyFilters], responses=page_of(ApiKeyOut, "ApiKeyPage"))
     def list(self, request: Request) -> Response:
@@ -118,10 +126,12 @@ class ApiKeyViewSet(ApiViewSet):
         return Response(status=204)
 
     @extend_schema(request=ApiKeyRotateIn, responses=ApiKeySecretOut,
-                   description="A new secret, shown once; the replaced one works for grace_seconds more.")
+                   description="A new secret, shown once; the replaced one works for grace_seconds "
+                               "more.")
     @action(detail=True, methods=["post"])
     def rotate(self, request: Request, pk: str) -> Response:
         target = api_key_id(pk)
         body = validated(ApiKeyRotateIn, request.data or {})
-        api_key, raw = services.api_key_rotate(api_key_id=target, grantor=grantor_of(request), **body)
+        api_key, raw = services.api_key_rotate(api_key_id=target, grantor=grantor_of(request),
+                                               **body)
         return Response({**selectors.api_key_data(api_key), "key": raw})

@@ -13,10 +13,12 @@ from rest_framework import serializers
 from stateset.errors import ValidationFailed
 from stateset.pagination import ListParams, Sort
 
-PAGINATION_PARAMS = frozenset({"page", "limit", "per_page", "cursor", "sort_by", "sort_order", "format"})
+PAGINATION_PARAMS = frozenset({"page", "limit", "per_page", "cursor", "sort_by", "sort_order",
+                               "format"})
 
 
-def _int_param(data: dict[str, str], name: str, errors: dict[str, Any], *, maximum: int) -> int | None:
+def _int_param(data: dict[str, str], name: str, errors: dict[str, Any], *,
+               maximum: int) -> int | None:
     raw = data.get(name)
     if raw is None or raw == "":
         return None
@@ -81,7 +83,8 @@ def parse_list_params(
         else:
             errors.update(filter_ser.errors)
     if errors:
-        raise ValidationFailed("Invalid query parameters.", code="invalid_parameter", details=errors)
+        raise ValidationFailed("Invalid query parameters.", code="invalid_parameter",
+                               details=errors)
     return ListParams(
         page=page,
         limit=limit,

@@ -80,9 +80,11 @@ class StaffBrowsableNegotiation(DefaultContentNegotiation):
         if not (user is not None and getattr(user, "is_staff", False)):
             offered = [r for r in offered if not isinstance(r, BrowsableAPIRenderer)] or offered[:1]
         try:
-            chosen: tuple[BaseRenderer, str] = super().select_renderer(request, offered, format_suffix)
+            chosen: tuple[BaseRenderer, str] = super().select_renderer(request, offered,
+                                                                       format_suffix)
             return chosen
         except Exception:
-            # An unsatisfiable Accept header still gets the JSON envelope, not a 406 in another format.
+            # An unsatisfiable Accept header still gets the JSON envelope, not a 406 in another
+            # format.
             json_renderer = offered[0]
             return json_renderer, json_renderer.media_type

@@ -22,7 +22,8 @@ class StrictSerializer(serializers.Serializer[Any]):
         return super().to_internal_value(data)
 
 
-def validated(serializer_class: type[serializers.Serializer[Any]], data: Any, **kwargs: Any) -> dict[str, Any]:
+def validated(serializer_class: type[serializers.Serializer[Any]], data: Any,
+              **kwargs: Any) -> dict[str, Any]:
     """The validated body, or a 422 ``validation_error`` naming each bad field."""
     serializer = serializer_class(data=data, **kwargs)
     serializer.is_valid(raise_exception=True)
@@ -50,7 +51,8 @@ class StrictIntegerField(serializers.IntegerField):
 @extend_schema_field({"type": "string", "format": "decimal", "example": "59.98"})
 class MoneyField(serializers.Field):
     """An amount: a JSON decimal string (``"59.98"``) or number, finite and not negative. Its digits
-    are checked against the currency by the service (``stateset.money.parse_money``), which knows it."""
+    are checked against the currency by the service (``stateset.money.parse_money``), which knows
+    it."""
 
     default_error_messages = {"invalid": "A decimal amount (string or number) is required.",
                               "negative": "Must not be negative."}
@@ -86,4 +88,5 @@ def page_of(item: type[serializers.Serializer[Any]], name: str) -> serializers.S
 
 
 IF_MATCH = OpenApiParameter("If-Match", str, OpenApiParameter.HEADER,
-                            description="The ETag of the version you read; 412 if it changed since.")
+                            description="The ETag of the version you read; 412 if it changed "
+                                        "since.")

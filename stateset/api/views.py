@@ -66,7 +66,8 @@ class ApiMixin(_View):
             # A route without POST has none: dispatch() answers 405 as for any unserved method.
             self.post = self._idempotent(handler)
 
-    def finalize_response(self, request: Request, response: Response, *args: Any, **kwargs: Any) -> Response:
+    def finalize_response(self, request: Request, response: Response, *args: Any,
+                          **kwargs: Any) -> Response:
         response = super().finalize_response(request, response, *args, **kwargs)
         for header, value in getattr(request, "rate_limit_headers", {}).items():
             response[header] = value
@@ -137,8 +138,10 @@ class ApiMixin(_View):
             else:
                 headers = {h: response[h] for h in _STORED_HEADERS if h in response}
                 secret = self.secret_fields.get(getattr(self, "action", None) or "post", ())
-                services.idempotency_complete(record_id=claim.record_id, status=response.status_code,
-                                              body=response.data, headers=headers, secret_fields=secret)
+                services.idempotency_complete(record_id=claim.record_id,
+                                              status=response.status_code,
+                                              body=response.data, headers=headers,
+                                              secret_fields=secret)
             return response
 
         return wrapped
@@ -162,7 +165,8 @@ class ApiMixin(_View):
 
 
 def actor_of(request: Request) -> str:
-    """Who made the request, as timeline and ledger rows record it (``api-key:<name>`` or the user)."""
+    """Who made the request, as timeline and ledger rows record it (``api-key:<name>`` or the
+    user)."""
     return str(request.user)[:100]
 
 
@@ -200,7 +204,8 @@ def expected_version(request: Request) -> int | None:
     try:
         return int(tag.strip('"'))
     except ValueError:
-        raise PreconditionFailed("If-Match must be an ETag from this resource, such as \"3\".") from None
+        raise PreconditionFailed(
+            "If-Match must be an ETag from this resource, such as \"3\".") from None
 
 
 class ApiView(ApiMixin, APIView):

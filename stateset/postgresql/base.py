@@ -2,8 +2,8 @@
 
 With server-side binding Django sends integer columns' values as psycopg's ``Int2``/``Int4``/
 ``Int8``, whose binary dumpers pack the value into 2, 4 or 8 bytes without a range check:
-``priority=2**31 + 5`` was stored as ``-2147483643``, silently. The dumpers registered here refuse an
-out-of-range value with a DataError instead (the API answers 422 ``invalid_value`` naming the
+``priority=2**31 + 5`` was stored as ``-2147483643``, silently. The dumpers registered here refuse
+an out-of-range value with a DataError instead (the API answers 422 ``invalid_value`` naming the
 field), as PostgreSQL itself does for a value sent as text.
 
 The pool:
@@ -12,8 +12,8 @@ Django's pool checks a connection before lending it (``CONN_HEALTH_CHECKS``). Wh
 restarted, every idle connection in the pool is dead, and psycopg_pool tries them one at a time with
 a growing back-off between failed checks (1 s, 2 s, 4 s …): with more than a handful of idle
 connections the first requests after a restart time out. Here the first failed check drains the pool
-instead (all idle connections closed, replacements opened), so a restart costs the next request about
-one back-off step, not ``connect_timeout``.
+instead (all idle connections closed, replacements opened), so a restart costs the next request
+about one back-off step, not ``connect_timeout``.
 """
 
 from __future__ import annotations
@@ -40,7 +40,8 @@ def _checked(dumper: type, bits: int) -> type:
 
 
 _CHECKED_DUMPERS = [
-    (numeric.Int2, _checked(numeric.Int2Dumper, 16)), (numeric.Int4, _checked(numeric.Int4Dumper, 32)),
+    (numeric.Int2, _checked(numeric.Int2Dumper, 16)),
+    (numeric.Int4, _checked(numeric.Int4Dumper, 32)),
     (numeric.Int8, _checked(numeric.Int8Dumper, 64)),
     (numeric.Int2, _checked(numeric.Int2BinaryDumper, 16)),
     (numeric.Int4, _checked(numeric.Int4BinaryDumper, 32)),
@@ -63,20 +64,22 @@ class DatabaseWrapper(base.DatabaseWrapper):
         if self.alias == NO_DB_ALIAS or not options:
             return None
         # Django's pool registry and connection set-up are private: not in django-stubs.
-        if self.alias not in self._connection_pools:  # type: ignore[attr-defined]
+        if self.alias not in self._connection_pools:  # type: ignore[attr-defined]  # private
             from psycopg_pool import ConnectionPool
 
             connect_kwargs = self.get_connection_params()
-            connect_kwargs["autocommit"] = True  # Django sets the connection's real mode on checkout
+            # Django sets the connection's real mode on checkout
+            connect_kwargs["autocommit"] = True
             pool = ConnectionPool(
                 kwargs=connect_kwargs,
                 open=False,  # opened on first use, not at start-up
-                configure=self._configure_connection,  # type: ignore[attr-defined]
+                configure=self._configure_connection,  # type: ignore[attr-defined]  # private
                 check=_check_or_drain if self.settings_dict["CONN_HEALTH_CHECKS"] else None,
                 **({} if options is True else options),
             )
-            self._connection_pools.setdefault(self.alias, pool)  # type: ignore[attr-defined]  # first thread wins
-        return self._connection_pools[self.alias]  # type: ignore[attr-defined]
+            # The first thread to get here wins.
+            self._connection_pools.setdefault(self.alias, pool)  # type: ignore[attr-defined]  # private
+        return self._connection_pools[self.alias]  # type: ignore[attr-defined]  # private
 
 
 def _check_or_drain(conn: Any) -> None:

@@ -24,10 +24,13 @@ def run(command: dict) -> dict:
     client = APIClient()
     client.credentials(HTTP_X_API_KEY=command["key"])
     with CaptureQueriesContext(connection) as queries:
-        response = getattr(client, command["method"])(command["path"], command.get("body"), format="json")
+        response = getattr(client, command["method"])(command["path"], command.get("body"),
+                                                      format="json")
     key_reads = sum(1 for query in queries
-                    if query["sql"].lstrip().upper().startswith("SELECT") and "stateset_apikey" in query["sql"])
-    body = response.json() if response.get("Content-Type", "").startswith("application/json") else None
+                    if query["sql"].lstrip().upper().startswith("SELECT")
+                    and "stateset_apikey" in query["sql"])
+    body = (response.json() if response.get("Content-Type", "").startswith("application/json")
+            else None)
     return {"status": response.status_code, "key_reads": key_reads,
             "data": body.get("data") if isinstance(body, dict) else None}
 

@@ -13,8 +13,8 @@ ADD = reverse("admin:stateset_apikey_add")
 
 
 def form(**fields):
-    return {"name": "ops", "scopes": "orders:read", "rate_limit": "", "expires_at_0": "", "expires_at_1": "",
-            **fields}
+    return {"name": "ops", "scopes": "orders:read", "rate_limit": "", "expires_at_0": "",
+            "expires_at_1": "", **fields}
 
 
 @pytest.mark.parametrize("fields, field", [
@@ -35,7 +35,9 @@ def test_the_add_form_refuses_what_the_services_refuse(admin_client, fields, fie
 def test_the_change_form_refuses_a_bad_rate_and_the_key_keeps_working(admin_client):
     key, raw = services.api_key_create(name="live", scopes=["catalog:write"])
     url = reverse("admin:stateset_apikey_change", args=[key.pk])
-    response = admin_client.post(url, form(name="live", scopes="catalog:write,teleport:now", rate_limit="x/y"))
+    response = admin_client.post(url,
+                                 form(name="live", scopes="catalog:write,teleport:now",
+                                      rate_limit="x/y"))
     assert response.status_code == 200
     assert set(response.context["adminform"].form.errors) == {"scopes", "rate_limit"}
     key.refresh_from_db()
@@ -45,7 +47,8 @@ def test_the_change_form_refuses_a_bad_rate_and_the_key_keeps_working(admin_clie
 
 
 def test_a_good_key_is_created_through_the_service(admin_client):
-    response = admin_client.post(ADD, form(scopes="orders:read, orders:write", rate_limit="100/min"))
+    response = admin_client.post(ADD,
+                                 form(scopes="orders:read, orders:write", rate_limit="100/min"))
     assert response.status_code == 302
     key = ApiKey.objects.get(name="ops")
     assert key.scopes == ["orders:read", "orders:write"] and key.rate_limit == "100/min"

@@ -39,7 +39,8 @@ def test_add_shows_the_secret_once_and_stores_only_its_hash(admin_client, admin_
     assert response.status_code == 200
     raw = secret_in(" ".join(messages_of(response)))
     row = ApiKey.objects.get(name="from admin")
-    assert row.created_by == f"admin:{admin_user.username}" and row.scopes == ["orders:read", "orders:set_prices"]
+    assert row.created_by == f"admin:{admin_user.username}" and row.scopes == ["orders:read",
+                                                                               "orders:set_prices"]
     assert raw not in stored()
     assert client_for(raw).get("/api/v1/orders").status_code == 200
     page = admin_client.get(reverse("admin:stateset_apikey_change", args=[row.pk])).content.decode()
@@ -69,13 +70,15 @@ def test_rotate_and_revoke_actions(admin_client, make_key):
     raw = make_key("orders:read", name="act")
     row = ApiKey.objects.get(name="act")
     assert client_for(raw).get("/api/v1/orders").status_code == 200
-    response = admin_client.post(CHANGELIST, {"action": "rotate_now", "_selected_action": [row.pk]}, follow=True)
+    response = admin_client.post(CHANGELIST, {"action": "rotate_now", "_selected_action": [row.pk]},
+                                 follow=True)
     new = secret_in(" ".join(messages_of(response)))
     assert client_for(raw).get("/api/v1/orders").status_code == 401
     assert client_for(new).get("/api/v1/orders").status_code == 200
     assert new not in stored()
 
-    response = admin_client.post(CHANGELIST, {"action": "rotate_with_grace", "_selected_action": [row.pk]},
+    response = admin_client.post(CHANGELIST,
+                                 {"action": "rotate_with_grace", "_selected_action": [row.pk]},
                                  follow=True)
     newer = secret_in(" ".join(messages_of(response)))
     assert client_for(new).get("/api/v1/orders").status_code == 200  # the grace period
@@ -89,9 +92,11 @@ def test_rotate_and_revoke_actions(admin_client, make_key):
 def test_keys_are_revoked_never_deleted(admin_client, make_key):
     make_key("orders:read", name="kept")
     row = ApiKey.objects.get(name="kept")
-    assert admin_client.get(reverse("admin:stateset_apikey_delete", args=[row.pk])).status_code == 403
+    assert admin_client.get(reverse("admin:stateset_apikey_delete",
+                                    args=[row.pk])).status_code == 403
     response = admin_client.get(CHANGELIST)
-    assert "delete_selected" not in [name for name, _ in response.context["action_form"].fields["action"].choices]
+    assert "delete_selected" not in [name for name,
+                                     _ in response.context["action_form"].fields["action"].choices]
     assert ApiKey.objects.filter(pk=row.pk).exists()
 
 
@@ -102,7 +107,8 @@ def test_staff_grant_only_the_scopes_of_their_session(client):
     client.force_login(staff)
     before = stored()
     response = client.post(ADD, form(scopes="*"), follow=True)
-    assert any("Not saved" in m and "lacks *" in m for m in messages_of(response)), messages_of(response)
+    assert any("Not saved" in m and "lacks *" in m
+               for m in messages_of(response)), messages_of(response)
     assert stored() == before
     strong = services.api_key_create(name="strong", scopes=["*"])[0]
     client.post(CHANGELIST, {"action": "revoke", "_selected_action": [strong.pk]})

@@ -23,7 +23,8 @@ SHAPE = {"id", "name", "prefix", "scopes", "expires_at", "rate_limit", "last_use
 
 def manager(make_key, *scopes, **kwargs):
     """An API client whose key holds keys:manage and ``scopes``."""
-    return client_for(make_key("keys:manage", *scopes, name=kwargs.pop("name", "manager"), **kwargs))
+    return client_for(make_key("keys:manage", *scopes, name=kwargs.pop("name", "manager"),
+                               **kwargs))
 
 
 def create(client, status=201, **body):
@@ -37,15 +38,17 @@ def stored_values():
     """Every stored column of every key but ``last_used_at`` (the touch of the request itself), as
     one string: to compare before and after, and to look for a secret in it."""
     rows = ApiKey.objects.order_by("pk").values()
-    return json.dumps([{k: v for k, v in row.items() if k != "last_used_at"} for row in rows], default=str)
+    return json.dumps([{k: v for k, v in row.items() if k != "last_used_at"} for row in rows],
+                      default=str)
 
 
-# --- create, show, list ----------------------------------------------------------------------------
+# --- create, show, list ---------------------------------------------------------------------------
 
 
 def test_create_answers_the_key_and_its_secret_once(make_key):
     client = manager(make_key, "orders:read", "customers:write")
-    data = create(client, name="  shop  ", scopes=["orders:read", "customers:write"], rate_limit="600/min")
+    data = create(client, name="  shop  ", scopes=["orders:read", "customers:write"],
+                  rate_limit="600/min")
     raw = data.pop("key")
     assert set(data) == SHAPE
     assert raw.startswith("sk_") and len(raw) == 3 + 43  # 32 random bytes, URL-safe base64
@@ -54,14 +57,16 @@ def test_create_answers_the_key_and_its_secret_once(make_key):
     assert data["revoked_at"] is None and data["last_used_at"] is None
     row = ApiKey.objects.get(pk=data["id"])
     assert row.hash_scheme == HMAC_SHA256 and row.key_hash == hash_key(raw)
-    assert row.key_hash != hash_key(raw, SHA256)  # keyed: the plain digest of the secret is not stored
+    # keyed: the plain digest of the secret is not stored
+    assert row.key_hash != hash_key(raw, SHA256)
     assert raw not in stored_values()
     assert row.created_by == "api-key:manager"
 
     shown = data_of(client.get(f"{URL}/{data['id']}"))
     assert shown == {**data, "last_used_at": None}
     listed = data_of(client.get(URL))["items"]
-    assert {item["id"] for item in listed} == {data["id"], str(ApiKey.objects.get(name="manager").pk)}
+    assert {item["id"] for item in listed} == {data["id"],
+                                               str(ApiKey.objects.get(name="manager").pk)}
     assert all(set(item) == SHAPE for item in listed)
 
 
@@ -70,7 +75,8 @@ def test_list_filters_revoked_and_refuses_unknown_filters(make_key):
     gone = create(client, name="gone")
     client.delete(f"{URL}/{gone['id']}")
     assert [i["name"] for i in data_of(client.get(URL, {"revoked": "true"}))["items"]] == ["gone"]
-    assert "gone" not in [i["name"] for i in data_of(client.get(URL, {"revoked": "false"}))["items"]]
+    assert "gone" not in [i["name"]
+                          for i in data_of(client.get(URL, {"revoked": "false"}))["items"]]
     assert error_of(client.get(URL, {"owner": "x"}), 422)["code"] == "invalid_parameter"
 
 
@@ -94,7 +100,8 @@ def test_list_query_count_is_fixed(make_key, django_assert_num_queries, rows):
         ({"name": "n", "scopes": []}, "scopes"),
         ({"name": "n", "scopes": ["orders:fly"]}, "scopes"),
         ({"name": "n", "scopes": "orders:read"}, "scopes"),
-        ({"name": "n", "scopes": ["orders:read"], "expires_at": "2001-01-01T00:00:00Z"}, "expires_at"),
+        ({"name": "n", "scopes": ["orders:read"], "expires_at": "2001-01-01T00:00:00Z"},
+         "expires_at"),
         ({"name": "n", "scopes": ["orders:read"], "expires_at": "tomorrow"}, "expires_at"),
         ({"name": "n", "scopes": ["orders:read"], "rate_limit": "fast"}, "rate_limit"),
         ({"name": "n", "scopes": ["orders:read"], "key": "sk_mine_0123456789abcdef"}, "key"),
@@ -114,7 +121,8 @@ def test_unknown_key_is_404(make_key):
     for path in ("00000000-0000-0000-0000-000000000000", "nope"):
         assert error_of(client.get(f"{URL}/{path}"), 404)["code"] == "api_key_not_found"
         assert error_of(client.delete(f"{URL}/{path}"), 404)["code"] == "api_key_not_found"
-        assert error_of(client.post(f"{URL}/{path}/rotate", {}, format="json"), 404)["code"] == "api_key_not_found"
+        assert error_of(client.post(f"{URL}/{path}/rotate", {}, format="json"),
+                        404)["code"] == "api_key_not_found"
 
 
 @pytest.mark.parametrize("scopes", [("orders:read",), ("keys:read",), ("keys:write",), ("*:read",)])
@@ -122,15 +130,15 @@ def test_every_route_needs_keys_manage(make_key, scopes):
     target = ApiKey.objects.get(pk=services.api_key_create(name="t", scopes=["orders:read"])[0].pk)
     client = client_for(make_key(*scopes, name="weak"))
     before = stored_values()
-    for response in (client.get(URL), client.get(f"{URL}/{target.pk}"), client.post(URL, {"name": "n",
-                     "scopes": ["orders:read"]}, format="json"),
+    for response in (client.get(URL), client.get(f"{URL}/{target.pk}"),
+                     client.post(URL, {"name": "n", "scopes": ["orders:read"]}, format="json"),
                      client.post(f"{URL}/{target.pk}/rotate", {}, format="json"),
                      client.delete(f"{URL}/{target.pk}")):
         assert error_of(response, 403)["code"] == "insufficient_scope"
     assert stored_values() == before
 
 
-# --- a key grants only what it holds ---------------------------------------------------------------
+# --- a key grants only what it holds --------------------------------------------------------------
 
 
 def test_a_key_made_over_the_api_can_do_exactly_its_scopes(make_key):
@@ -226,12 +234,13 @@ def test_a_key_cannot_revoke_or_rotate_a_broader_key(make_key):
     weak = manager(make_key, "orders:read", name="weak")
     before = stored_values()
     assert error_of(weak.delete(f"{URL}/{strong.pk}"), 403)["code"] == "insufficient_scope"
-    assert error_of(weak.post(f"{URL}/{strong.pk}/rotate", {}, format="json"), 403)["code"] == "insufficient_scope"
+    assert error_of(weak.post(f"{URL}/{strong.pk}/rotate", {}, format="json"),
+                    403)["code"] == "insufficient_scope"
     assert stored_values() == before
     assert client_for(strong_raw).get("/api/v1/orders").status_code == 200
 
 
-# --- revoke and rotate -----------------------------------------------------------------------------
+# --- revoke and rotate ----------------------------------------------------------------------------
 
 
 def test_revoke_is_204_and_the_key_stops_at_once(make_key, django_capture_on_commit_callbacks):
@@ -268,29 +277,36 @@ def test_rotated_old_secret_works_for_the_grace_period_then_stops(make_key):
     old = client_for(made["key"])
     assert old.get("/api/v1/orders").status_code == 200
     started = time.monotonic()
-    rotated = data_of(client.post(f"{URL}/{made['id']}/rotate", {"grace_seconds": 2}, format="json"))
+    rotated = data_of(client.post(f"{URL}/{made['id']}/rotate", {"grace_seconds": 2},
+                                  format="json"))
     new = client_for(rotated["key"])
     assert old.get("/api/v1/orders").status_code == 200  # within the grace period
     assert new.get("/api/v1/orders").status_code == 200
     time.sleep(max(0.0, 2.2 - (time.monotonic() - started)))
-    assert error_of(old.get("/api/v1/orders"), 401)["code"] == "invalid_api_key"  # served from cache too
+    # served from cache too
+    assert error_of(old.get("/api/v1/orders"), 401)["code"] == "invalid_api_key"
     key_cache.clear()
-    assert error_of(old.get("/api/v1/orders"), 401)["code"] == "invalid_api_key"  # and from the database
+    # and from the database
+    assert error_of(old.get("/api/v1/orders"), 401)["code"] == "invalid_api_key"
     assert new.get("/api/v1/orders").status_code == 200
 
 
 def test_a_second_rotation_ends_the_first_grace_period(make_key):
     client = manager(make_key, "orders:read")
     made = create(client)
-    first = data_of(client.post(f"{URL}/{made['id']}/rotate", {"grace_seconds": 3600}, format="json"))
-    second = data_of(client.post(f"{URL}/{made['id']}/rotate", {"grace_seconds": 3600}, format="json"))
+    first = data_of(client.post(f"{URL}/{made['id']}/rotate", {"grace_seconds": 3600},
+                                format="json"))
+    second = data_of(client.post(f"{URL}/{made['id']}/rotate", {"grace_seconds": 3600},
+                                 format="json"))
     assert error_of(client_for(made["key"]).get("/api/v1/orders"), 401)["code"] == "invalid_api_key"
     assert client_for(first["key"]).get("/api/v1/orders").status_code == 200
     assert client_for(second["key"]).get("/api/v1/orders").status_code == 200
 
 
-@pytest.mark.parametrize("body", [{"grace_seconds": "5"}, {"grace_seconds": -1}, {"grace_seconds": 1.5},
-                                  {"grace_seconds": True}, {"grace_seconds": 30 * 86400 + 1}, {"grace": 5}])
+@pytest.mark.parametrize("body",
+                         [{"grace_seconds": "5"}, {"grace_seconds": -1}, {"grace_seconds": 1.5},
+                                  {"grace_seconds": True}, {"grace_seconds": 30 * 86400 + 1},
+                          {"grace": 5}])
 def test_rotate_with_a_bad_grace_is_422_and_changes_nothing(make_key, body):
     client = manager(make_key, "orders:read")
     made = create(client)
@@ -304,14 +320,16 @@ def test_a_revoked_key_cannot_be_rotated(make_key):
     made = create(client)
     client.delete(f"{URL}/{made['id']}")
     before = stored_values()
-    assert error_of(client.post(f"{URL}/{made['id']}/rotate", {}, format="json"), 409)["code"] == "api_key_revoked"
+    assert error_of(client.post(f"{URL}/{made['id']}/rotate", {}, format="json"),
+                    409)["code"] == "api_key_revoked"
     assert stored_values() == before
 
 
 def test_revoking_during_a_grace_period_stops_both_secrets(make_key):
     client = manager(make_key, "orders:read")
     made = create(client)
-    rotated = data_of(client.post(f"{URL}/{made['id']}/rotate", {"grace_seconds": 3600}, format="json"))
+    rotated = data_of(client.post(f"{URL}/{made['id']}/rotate", {"grace_seconds": 3600},
+                                  format="json"))
     client.delete(f"{URL}/{made['id']}")
     for raw in (made["key"], rotated["key"]):
         assert error_of(client_for(raw).get("/api/v1/orders"), 401)["code"] == "invalid_api_key"
@@ -320,12 +338,13 @@ def test_revoking_during_a_grace_period_stops_both_secrets(make_key):
 def test_a_key_can_rotate_itself_and_keep_working_through_the_grace(make_key):
     raw = make_key("keys:manage", "orders:read", name="self")
     me = ApiKey.objects.get(name="self")
-    rotated = data_of(client_for(raw).post(f"{URL}/{me.pk}/rotate", {"grace_seconds": 60}, format="json"))
+    rotated = data_of(client_for(raw).post(f"{URL}/{me.pk}/rotate", {"grace_seconds": 60},
+                                           format="json"))
     assert client_for(raw).get(URL).status_code == 200
     assert client_for(rotated["key"]).get(URL).status_code == 200
 
 
-# --- secrets are shown once: never in idempotency records or logs ------------------------------------
+# --- secrets are shown once: never in idempotency records or logs ---------------------------------
 
 
 def test_idempotent_replays_do_not_reveal_the_secret(make_key):
@@ -356,15 +375,17 @@ def test_secrets_never_reach_a_log_line(make_key, caplog, capfd):
     made = create(client)
     client_for(made["key"]).get("/api/v1/orders")
     client_for(made["key"]).get("/api/v1/nothing-here")
-    rotated = data_of(client.post(f"{URL}/{made['id']}/rotate", {"grace_seconds": 5}, format="json"))
+    rotated = data_of(client.post(f"{URL}/{made['id']}/rotate", {"grace_seconds": 5},
+                                  format="json"))
     client_for(rotated["key"]).post("/api/v1/orders", "{bad json", content_type="application/json")
-    logged = caplog.text + repr([record.__dict__ for record in caplog.records]) + "".join(capfd.readouterr())
+    logged = caplog.text + repr([record.__dict__ for record in caplog.records]) + "".join(
+        capfd.readouterr())
     assert logged  # the request log lines were captured
     assert made["key"] not in logged and rotated["key"] not in logged
     assert made["key"][3:] not in logged
 
 
-# --- hashes: legacy SHA-256 rows -------------------------------------------------------------------
+# --- hashes: legacy SHA-256 rows ------------------------------------------------------------------
 
 
 def test_legacy_sha256_key_authenticates_and_is_rehashed_on_first_use(anon_client):
@@ -383,8 +404,8 @@ def test_legacy_sha256_key_authenticates_and_is_rehashed_on_first_use(anon_clien
 def test_a_digest_of_the_other_scheme_never_matches(anon_client):
     raw = "sk_cross_scheme_key_0123456789"
     # A row claiming to be HMAC but holding the plain digest (or the reverse) names no key.
-    ApiKey.objects.create(name="a", prefix="x", key_hash=hash_key(raw, SHA256), hash_scheme=HMAC_SHA256,
-                          scopes=["*"])
+    ApiKey.objects.create(name="a", prefix="x", key_hash=hash_key(raw, SHA256),
+                          hash_scheme=HMAC_SHA256, scopes=["*"])
     anon_client.credentials(HTTP_X_API_KEY=raw)
     assert error_of(anon_client.get("/api/v1/orders"), 401)["code"] == "invalid_api_key"
 

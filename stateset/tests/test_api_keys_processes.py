@@ -21,7 +21,8 @@ from stateset.testing import client_for
 
 ROOT = Path(__file__).resolve().parents[2]
 needs_redis = pytest.mark.skipif(settings.API_KEY_CACHE != "redis",
-                                 reason="processes share the keys' generation through Redis: set REDIS_URL")
+                                 reason="processes share the keys' generation through Redis: set "
+                                        "REDIS_URL")
 
 
 def database_url() -> str:
@@ -36,10 +37,12 @@ class Worker:
     """One more Django process on the same database and Redis (stateset/tests/key_worker.py)."""
 
     def __init__(self) -> None:
-        env = dict(os.environ, DATABASE_URL=database_url(), STATESET_ENV="test", LOG_LEVEL="WARNING")
-        self.process = subprocess.Popen([sys.executable, "-m", "stateset.tests.key_worker"], cwd=ROOT, env=env,
-                                        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                                        text=True)
+        env = dict(os.environ, DATABASE_URL=database_url(), STATESET_ENV="test",
+                   LOG_LEVEL="WARNING")
+        self.process = subprocess.Popen([sys.executable, "-m", "stateset.tests.key_worker"],
+                                        cwd=ROOT, env=env,
+                                        stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                        stderr=subprocess.DEVNULL, text=True)
         assert "ready" in self._read()
 
     def _read(self) -> dict:
@@ -48,7 +51,8 @@ class Worker:
         return json.loads(line)
 
     def request(self, method: str, path: str, key: str, body: dict | None = None) -> dict:
-        self.process.stdin.write(json.dumps({"method": method, "path": path, "key": key, "body": body}) + "\n")
+        self.process.stdin.write(
+            json.dumps({"method": method, "path": path, "key": key, "body": body}) + "\n")
         self.process.stdin.flush()
         return self._read()
 
@@ -134,7 +138,8 @@ def test_a_lost_generation_drops_the_cache(django_assert_num_queries):
 
 
 @pytest.mark.django_db
-def test_without_a_readable_generation_nothing_is_cached(settings, monkeypatch, django_assert_num_queries,
+def test_without_a_readable_generation_nothing_is_cached(settings, monkeypatch,
+                                                         django_assert_num_queries,
                                                           caplog):
     settings.API_KEY_CACHE = "redis"
     calls = []
@@ -170,7 +175,8 @@ def test_keys_made_before_the_migration_still_authenticate():
     try:
         old_apps = executor.loader.project_state([("stateset", "0001_initial")]).apps
         old_apps.get_model("stateset", "ApiKey").objects.create(
-            name="old", prefix=raw[:10], key_hash=hashlib.sha256(raw.encode()).hexdigest(), scopes=["orders:read"])
+            name="old", prefix=raw[:10], key_hash=hashlib.sha256(raw.encode()).hexdigest(),
+            scopes=["orders:read"])
     finally:
         executor = MigrationExecutor(connection)
         executor.migrate(executor.loader.graph.leaf_nodes())

@@ -97,7 +97,8 @@ def test_create_api_key_command_rejects_unknown_scopes_and_short_keys(db):
 def test_create_api_key_command_with_a_chosen_key(db, capsys):
     from django.core.management import call_command
 
-    call_command("create_api_key", name="load", scopes="orders:read,orders:write", key="sk_loadtest_key_0123456789")
+    call_command("create_api_key", name="load", scopes="orders:read,orders:write",
+                 key="sk_loadtest_key_0123456789")
     assert capsys.readouterr().out.strip() == "sk_loadtest_key_0123456789"
     client = APIClient()
     client.credentials(HTTP_X_API_KEY="sk_loadtest_key_0123456789")
@@ -117,7 +118,8 @@ def test_failed_authentication_is_limited_per_client_address(make_key, settings)
     assert 1 <= int(response["Retry-After"]) <= 60
     # Blocked before any key is looked up: the right key from that address waits too...
     attacker.credentials(HTTP_X_API_KEY=good)
-    assert_error(attacker.post(URL, {"name": "x"}, format="json"), 429, "too_many_failed_authentications")
+    assert_error(attacker.post(URL, {"name": "x"}, format="json"), 429,
+                 "too_many_failed_authentications")
     # ...while another address is not affected.
     neighbour.credentials(HTTP_X_API_KEY=good)
     assert neighbour.post(URL, {"name": "ok"}, format="json").status_code == 201

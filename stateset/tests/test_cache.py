@@ -1,4 +1,5 @@
-"""Cache-aside semantics (SPEC §7) on whichever cache backend the run uses (Redis when REDIS_URL is set)."""
+"""Cache-aside semantics (SPEC §7) on whichever cache backend the run uses (Redis when REDIS_URL is
+set)."""
 
 import pytest
 from django.core.cache import cache

@@ -39,5 +39,6 @@ def test_cache_stats_counts_hits_and_misses(capsys):
     products.get_or_load("products:x", lambda: {"a": 1})
     products.get_or_load("products:x", lambda: {"a": 1})
     call_command("cache_stats")
-    line = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("products"))
+    line = next(line for line in capsys.readouterr().out.splitlines()
+                if line.startswith("products"))
     assert "hits          1" in line and "misses          1" in line

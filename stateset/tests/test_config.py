@@ -10,7 +10,8 @@ def write(directory: Path, name: str, text: str) -> None:
 
 
 def test_defaults_then_file_then_env_file_then_environment(tmp_path):
-    write(tmp_path, "default.toml", "[database]\nmax_connections = 20\nmin_connections = 1\n[api]\ndefault_page_size = 30\n")
+    write(tmp_path, "default.toml",
+          "[database]\nmax_connections = 20\nmin_connections = 1\n[api]\ndefault_page_size = 30\n")
     write(tmp_path, "staging.toml", "[database]\nmax_connections = 30\n")
     env = {"STATESET_ENV": "staging", "STATESET__API__DEFAULT_PAGE_SIZE": "40",
            "DATABASE_URL": "postgres://u:p@db:5432/app"}
@@ -61,12 +62,14 @@ def test_bad_value_in_a_file_names_the_key(tmp_path):
 
 def test_replica_urls_parse_from_a_comma_list(tmp_path):
     env = {"STATESET__DATABASE__REPLICA_URLS": "postgres://r1/app, postgres://r2/app"}
-    assert load(env, tmp_path)["database"]["replica_urls"] == ["postgres://r1/app", "postgres://r2/app"]
+    assert load(env, tmp_path)["database"]["replica_urls"] == ["postgres://r1/app",
+                                                               "postgres://r2/app"]
 
 
 def test_the_shipped_config_files_load():
     config = load({"DATABASE_URL": "postgres://x/y"})
-    assert config["cache.entities"] == {"products": 3600, "customers": 1800, "inventory": 300, "orders": 600}
+    assert config["cache.entities"] == {"products": 3600, "customers": 1800, "inventory": 300,
+                                        "orders": 600}
 
 
 def test_django_refuses_to_start_on_a_bad_value():
@@ -74,9 +77,11 @@ def test_django_refuses_to_start_on_a_bad_value():
     import sys
 
     result = subprocess.run(
-        [sys.executable, "-c", "import django, os; os.environ['DJANGO_SETTINGS_MODULE']='stateset.settings'; django.setup()"],
-        env={"PATH": "/usr/bin:/bin", "DATABASE_URL": "postgres://x/y", "STATESET__DATABASE__MAX_CONNECTIONS": "-3",
-             "STATESET_DATA_DIR": "/tmp"},
+        [sys.executable, "-c",
+         "import django, os; os.environ['DJANGO_SETTINGS_MODULE']='stateset.settings'; "
+         "django.setup()"],
+        env={"PATH": "/usr/bin:/bin", "DATABASE_URL": "postgres://x/y",
+             "STATESET__DATABASE__MAX_CONNECTIONS": "-3", "STATESET_DATA_DIR": "/tmp"},
         capture_output=True, text=True, cwd=Path(__file__).resolve().parents[2],
     )
     assert result.returncode != 0
@@ -90,8 +95,10 @@ def test_tax_rates_come_from_the_mounted_config_file_after_the_env_file(tmp_path
                        '[tax.rates]\n"us-ny" = "0.08875"\n"US" = 0.04\n')
     config = load({"STATESET_CONFIG": str(mounted)}, tmp_path)
     assert config["tax"]["prices_include_tax"] is True and config["tax"]["shipping_taxable"] is True
-    assert config["tax"]["rates"] == {"US-NY": "0.08875", "US": "0.04"}  # the later file's table replaces
-    env = load({"STATESET_CONFIG": str(mounted), "STATESET__TAX__SHIPPING_TAXABLE": "false"}, tmp_path)
+    # the later file's table replaces
+    assert config["tax"]["rates"] == {"US-NY": "0.08875", "US": "0.04"}
+    env = load({"STATESET_CONFIG": str(mounted), "STATESET__TAX__SHIPPING_TAXABLE": "false"},
+               tmp_path)
     assert env["tax"]["shipping_taxable"] is False  # the environment still wins
 
 

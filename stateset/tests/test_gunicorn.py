@@ -36,8 +36,8 @@ def start_gunicorn(tmp_path, workers: int = 3) -> tuple[subprocess.Popen, str]:
     host = s["HOST"] or "localhost"
     database_url = (f"postgresql://{s['USER']}@/{s['NAME']}?host={host}" if host.startswith("/")
                     else f"postgresql://{s['USER']}@{host}:{s['PORT'] or 5432}/{s['NAME']}")
-    env = dict(os.environ, DATABASE_URL=database_url, WEB_CONCURRENCY=str(workers), GUNICORN_THREADS="1",
-               PROMETHEUS_MULTIPROC_DIR=str(tmp_path), STATESET_ENV="test")
+    env = dict(os.environ, DATABASE_URL=database_url, WEB_CONCURRENCY=str(workers),
+               GUNICORN_THREADS="1", PROMETHEUS_MULTIPROC_DIR=str(tmp_path), STATESET_ENV="test")
     server = subprocess.Popen(
         [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "--bind", f"127.0.0.1:{port}",
          "stateset.wsgi:application"],
@@ -52,7 +52,8 @@ def start_gunicorn(tmp_path, workers: int = 3) -> tuple[subprocess.Popen, str]:
         except OSError:
             if server.poll() is not None or time.monotonic() > deadline:
                 server.kill()
-                raise AssertionError("gunicorn did not start: " + server.stderr.read().decode()[-2000:])
+                raise AssertionError(
+                    "gunicorn did not start: " + server.stderr.read().decode()[-2000:])
             time.sleep(0.3)
 
 
@@ -77,7 +78,8 @@ def test_a_chunked_body_reaches_the_api_through_gunicorn(tmp_path):
     server, base = start_gunicorn(tmp_path, workers=1)
     try:
         conn = http.client.HTTPConnection(base.removeprefix("http://"), timeout=10)
-        body = [b'{"email": "chunked@example.com", ', b'"first_name": "Chunk", ', b'"last_name": "Ed"}']
+        body = [b'{"email": "chunked@example.com", ', b'"first_name": "Chunk", ',
+                b'"last_name": "Ed"}']
         conn.request("POST", "/api/v1/customers", body=iter(body), encode_chunked=True,
                      headers={"Content-Type": "application/json", "X-API-Key": raw})
         response = conn.getresponse()
@@ -104,7 +106,8 @@ def test_metrics_add_up_across_gunicorn_workers(tmp_path):
         for _ in range(30):
             assert b'"success":true' in get(f"{base}/api/v1/health")
         text = get(f"{base}/metrics").decode()
-        counts = re.findall(r'http_requests_total\{method="GET",route="/api/v1/health",status="200"\} (\S+)', text)
+        counts = re.findall(
+            r'http_requests_total\{method="GET",route="/api/v1/health",status="200"\} (\S+)', text)
         # Each worker writes its own samples file; the scrape sums them, whichever worker answers.
         assert counts and float(counts[0]) == 30.0, counts
     finally:

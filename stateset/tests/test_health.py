@@ -43,7 +43,8 @@ def test_schema_and_docs_are_served_offline(client):
     docs = client.get("/api/docs/")
     assert docs.status_code == 200
     html = docs.content.decode()
-    assert "swagger-ui" in html and "cdn.jsdelivr" not in html and "/static/drf_spectacular_sidecar/" in html
+    assert "swagger-ui" in html and "cdn.jsdelivr" not in html
+    assert "/static/drf_spectacular_sidecar/" in html
 
 
 def test_large_responses_are_compressed(client):
@@ -89,7 +90,8 @@ def test_readiness_names_failures_generically_never_the_raw_exception(client, mo
     from stateset import health
 
     def database():
-        raise OperationalError('connection to server at "10.0.3.7", port 5432 failed: FATAL: password '
+        raise OperationalError(
+            'connection to server at "10.0.3.7", port 5432 failed: FATAL: password '
                                'authentication failed for user "stateset_admin"')
 
     def redis():

@@ -52,8 +52,10 @@ def test_keys_are_per_api_key(api, make_key):
 
 @pytest.mark.django_db
 def test_a_4xx_answer_is_replayed_too(api):
-    first = api.post(URL, {"name": "c", "fail": "conflict"}, format="json", HTTP_IDEMPOTENCY_KEY="k-3")
-    second = api.post(URL, {"name": "c", "fail": "conflict"}, format="json", HTTP_IDEMPOTENCY_KEY="k-3")
+    first = api.post(URL, {"name": "c", "fail": "conflict"}, format="json",
+                     HTTP_IDEMPOTENCY_KEY="k-3")
+    second = api.post(URL, {"name": "c", "fail": "conflict"}, format="json",
+                      HTTP_IDEMPOTENCY_KEY="k-3")
     assert first.status_code == second.status_code == 409
     assert first.json()["error"] == second.json()["error"]
     assert second["Idempotent-Replayed"] == "true"
@@ -61,7 +63,8 @@ def test_a_4xx_answer_is_replayed_too(api):
 
 @pytest.mark.django_db
 def test_a_crash_releases_the_key_so_a_retry_runs(api):
-    crashed = api.post(URL, {"name": "d", "fail": "crash"}, format="json", HTTP_IDEMPOTENCY_KEY="k-4")
+    crashed = api.post(URL, {"name": "d", "fail": "crash"}, format="json",
+                       HTTP_IDEMPOTENCY_KEY="k-4")
     assert crashed.status_code == 500
     assert not IdempotencyRecord.objects.filter(key="k-4").exists()
 
@@ -72,15 +75,19 @@ def test_an_abandoned_claim_is_taken_over_after_its_lease(api):
     record = IdempotencyRecord.objects.get(key="k-5")
     record.status, record.locked_until = "in_progress", timezone.now() + timedelta(seconds=30)
     record.save()
-    assert api.post(URL, {"name": "e"}, format="json", HTTP_IDEMPOTENCY_KEY="k-5").status_code == 409
-    IdempotencyRecord.objects.filter(key="k-5").update(locked_until=timezone.now() - timedelta(seconds=1))
-    assert api.post(URL, {"name": "e"}, format="json", HTTP_IDEMPOTENCY_KEY="k-5").status_code == 201
+    assert api.post(URL, {"name": "e"}, format="json",
+                    HTTP_IDEMPOTENCY_KEY="k-5").status_code == 409
+    IdempotencyRecord.objects.filter(key="k-5").update(
+        locked_until=timezone.now() - timedelta(seconds=1))
+    assert api.post(URL, {"name": "e"}, format="json",
+                    HTTP_IDEMPOTENCY_KEY="k-5").status_code == 201
 
 
 @pytest.mark.django_db
 def test_an_expired_record_is_forgotten(api):
     api.post(URL, {"name": "f"}, format="json", HTTP_IDEMPOTENCY_KEY="k-6")
-    IdempotencyRecord.objects.filter(key="k-6").update(expires_at=timezone.now() - timedelta(seconds=1))
+    IdempotencyRecord.objects.filter(key="k-6").update(
+        expires_at=timezone.now() - timedelta(seconds=1))
     response = api.post(URL, {"name": "f"}, format="json", HTTP_IDEMPOTENCY_KEY="k-6")
     assert response.status_code == 201 and "Idempotent-Replayed" not in response
     assert things("f") == 2
@@ -92,7 +99,8 @@ def test_purge_deletes_only_expired_records(api):
 
     api.post(URL, {"name": "g"}, format="json", HTTP_IDEMPOTENCY_KEY="old")
     api.post(URL, {"name": "h"}, format="json", HTTP_IDEMPOTENCY_KEY="new")
-    IdempotencyRecord.objects.filter(key="old").update(expires_at=timezone.now() - timedelta(seconds=1))
+    IdempotencyRecord.objects.filter(key="old").update(
+        expires_at=timezone.now() - timedelta(seconds=1))
     assert idempotency_purge_expired() == 1
     assert list(IdempotencyRecord.objects.values_list("key", flat=True)) == ["new"]
 
@@ -110,7 +118,8 @@ def test_concurrent_repeats_act_once_and_the_others_get_409_or_the_replay(make_k
         client = APIClient()
         client.credentials(HTTP_X_API_KEY=raw)
         start.wait()
-        response = client.post(URL, {"name": "race"}, format="json", HTTP_IDEMPOTENCY_KEY="race-key")
+        response = client.post(URL, {"name": "race"}, format="json",
+                               HTTP_IDEMPOTENCY_KEY="race-key")
         with lock:
             results.append(response.status_code)
         connection.close()

@@ -18,7 +18,8 @@ def test_locks_in_rank_then_key_order_pass_and_are_recorded():
         acquired(Rank.ORDER_ITEM, [B])
         acquired(Rank.INVENTORY_ITEM, [A, B])
         acquired(Rank.INVENTORY_ITEM, [A])  # already held: fine
-    assert recorder.ranks == [[Rank.ORDER, Rank.SHIPMENT_RETURN, Rank.ORDER_ITEM, Rank.INVENTORY_ITEM]]
+    assert recorder.ranks == [[Rank.ORDER, Rank.SHIPMENT_RETURN, Rank.ORDER_ITEM,
+                               Rank.INVENTORY_ITEM]]
 
 
 @pytest.mark.django_db

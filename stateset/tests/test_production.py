@@ -23,8 +23,8 @@ def manage(*args: str, **env: str) -> subprocess.CompletedProcess:
     environ = {k: v for k, v in os.environ.items() if not k.startswith("STATESET__")}
     environ.update(STATESET_ENV="production", ALLOWED_HOSTS="api.example.com",
                    DATABASE_URL=os.environ.get("DATABASE_URL", "postgres://x@127.0.0.1/x"), **env)
-    return subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, env=environ, capture_output=True,
-                          text=True, timeout=120)
+    return subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, env=environ,
+                          capture_output=True, text=True, timeout=120)
 
 
 def test_check_deploy_is_clean_in_production():
@@ -56,13 +56,15 @@ def test_a_long_random_key_is_accepted():
 
 def production_security_settings() -> dict:
     code = ("import django, json; django.setup(); from django.conf import settings as s; "
-            "print(json.dumps({k: getattr(s, k) for k in ('SECURE_PROXY_SSL_HEADER', 'SECURE_SSL_REDIRECT', "
+            "print(json.dumps({k: getattr(s, k) for k in ('SECURE_PROXY_SSL_HEADER', "
+            "'SECURE_SSL_REDIRECT', "
             "'SECURE_REDIRECT_EXEMPT', 'SECURE_HSTS_SECONDS', 'SECURE_HSTS_INCLUDE_SUBDOMAINS', "
             "'SECURE_HSTS_PRELOAD', 'SESSION_COOKIE_SECURE', 'CSRF_COOKIE_SECURE')}))")
-    environ = dict(os.environ, STATESET_ENV="production", SECRET_KEY=GOOD_KEY, DJANGO_SETTINGS_MODULE="stateset.settings",
+    environ = dict(os.environ, STATESET_ENV="production", SECRET_KEY=GOOD_KEY,
+                   DJANGO_SETTINGS_MODULE="stateset.settings",
                    DATABASE_URL=os.environ.get("DATABASE_URL", "postgres://x@127.0.0.1/x"))
-    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=environ, capture_output=True, text=True,
-                            timeout=120)
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=environ,
+                            capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     values = json.loads(result.stdout.strip().splitlines()[-1])
     values["SECURE_PROXY_SSL_HEADER"] = tuple(values["SECURE_PROXY_SSL_HEADER"])

@@ -30,7 +30,8 @@ def test_the_default_limit_applies_to_keys_without_their_own(make_key, settings)
 
 
 def test_limits_are_per_key(make_key):
-    first, second = client_for(make_key("*", rate_limit="1/min")), client_for(make_key("*", rate_limit="1/min"))
+    first, second = client_for(make_key("*", rate_limit="1/min")), client_for(make_key("*",
+                                                                                       rate_limit="1/min"))
     assert first.post(URL, {"name": "a"}, format="json").status_code == 201
     assert first.post(URL, {"name": "b"}, format="json").status_code == 429
     assert second.post(URL, {"name": "c"}, format="json").status_code == 201

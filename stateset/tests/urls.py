@@ -70,11 +70,13 @@ class RawWrite(ApiView):
 
     def _write(self, column, value, now):
         if column in ("name", "rate_limit"):
-            ApiKey.objects.create(**{"name": "raw", "prefix": "sk_raw", "key_hash": uuid.uuid4().hex,
-                                     column: value})
+            ApiKey.objects.create(**{"name": "raw", "prefix": "sk_raw",
+                                     "key_hash": uuid.uuid4().hex, column: value})
         else:
-            IdempotencyRecord.objects.create(**{"owner": "raw", "key": uuid.uuid4().hex, "method": "POST",
-                                                "path": "/", "request_hash": "0", "locked_until": now,
+            IdempotencyRecord.objects.create(**{"owner": "raw", "key": uuid.uuid4().hex,
+                                                "method": "POST",
+                                                "path": "/", "request_hash": "0",
+                                                "locked_until": now,
                                                 "expires_at": now, column: value})
 
 

@@ -21,8 +21,10 @@ from webhooks.models import Delivery, Endpoint, Event
 
 REFUSED = [
     "127.0.0.1", "127.255.0.9", "10.1.2.3", "172.16.0.1", "192.168.1.1",  # loopback, private
-    "169.254.169.254", "100.64.0.1", "0.0.0.0", "0.1.2.3",  # link-local (cloud metadata), CGNAT, "this"
-    "224.0.0.1", "239.255.255.250", "240.0.0.1", "255.255.255.255",  # multicast, reserved, broadcast
+    # link-local (cloud metadata), CGNAT, "this"
+    "169.254.169.254", "100.64.0.1", "0.0.0.0", "0.1.2.3",
+    # multicast, reserved, broadcast
+    "224.0.0.1", "239.255.255.250", "240.0.0.1", "255.255.255.255",
     "192.0.2.1", "198.18.0.1",  # documentation, benchmarking
     "::1", "::", "fe80::1", "fe80::1%eth0", "fc00::1", "fd12:3456::1", "fec0::1",  # v6 classes
     "ff02::1", "ff0e::1",  # v6 multicast
@@ -52,18 +54,21 @@ def test_public_addresses_pass(address):
     "http://sub.localhost/x", "http://[fd00::1]:8443/x",
 ])
 def test_registration_refuses_internal_literals_in_any_spelling(api, url):
-    error = error_of(api.post("/api/v1/webhooks", {"url": url, "events": ["*"]}, format="json"), 422)
+    error = error_of(api.post("/api/v1/webhooks", {"url": url, "events": ["*"]}, format="json"),
+                     422)
     assert "url" in error["details"]
     with pytest.raises(services.ValidationFailed):  # the service itself, as the admin calls it
         services.endpoint_create(url=url, events=["*"])
     assert not Endpoint.objects.exists()
 
 
-@pytest.mark.parametrize("url", ["https://hooks.example.com:70000/x", "https://hooks.example.com:0/x",
+@pytest.mark.parametrize("url",
+                         ["https://hooks.example.com:70000/x", "https://hooks.example.com:0/x",
                                  "https://hooks.example.com:99999/x", "ftp://hooks.example.com/x",
                                  "gopher://hooks.example.com/x"])
 def test_registration_refuses_bad_ports_and_schemes_even_with_private_targets_allowed(api, url):
-    error = error_of(api.post("/api/v1/webhooks", {"url": url, "events": ["*"]}, format="json"), 422)
+    error = error_of(api.post("/api/v1/webhooks", {"url": url, "events": ["*"]}, format="json"),
+                     422)
     assert "url" in error["details"]
     assert not Endpoint.objects.exists()
     with pytest.raises(services.ValidationFailed):
@@ -108,8 +113,10 @@ def receiver():
 
 
 def delivery_for(url: str) -> Delivery:
-    endpoint = Endpoint.objects.create(url=url, events=["*"], secret="s" * 32)  # as stored, unchecked
-    return Delivery.objects.create(endpoint=endpoint, event=Event.objects.create(type="order.created"))
+    # as stored, unchecked
+    endpoint = Endpoint.objects.create(url=url, events=["*"], secret="s" * 32)
+    return Delivery.objects.create(endpoint=endpoint,
+                                   event=Event.objects.create(type="order.created"))
 
 
 @pytest.fixture
@@ -170,7 +177,8 @@ def test_a_name_with_any_internal_answer_is_refused_before_connecting(db, fake_d
     assert "internal" in delivery.last_error
 
 
-def test_the_connection_goes_to_the_resolved_address_with_the_urls_host_header(db, receiver, fake_dns):
+def test_the_connection_goes_to_the_resolved_address_with_the_urls_host_header(db, receiver,
+                                                                               fake_dns):
     answers, lookups, attempted = fake_dns
     answers["hooks.pinned.test"] = ["127.0.0.1"]
     delivery = delivery_for(f"http://hooks.pinned.test:{receiver.port}/in")
@@ -180,18 +188,21 @@ def test_the_connection_goes_to_the_resolved_address_with_the_urls_host_header(d
     assert receiver.requests[0]["Host"] == f"hooks.pinned.test:{receiver.port}"
 
 
-@pytest.mark.skipif(shutil.which("openssl") is None, reason="needs the openssl command for a test cert")
-def test_tls_keeps_the_urls_server_name_and_checks_the_certificate_against_it(db, fake_dns, tmp_path,
+@pytest.mark.skipif(shutil.which("openssl") is None,
+                    reason="needs the openssl command for a test cert")
+def test_tls_keeps_the_urls_server_name_and_checks_the_certificate_against_it(db, fake_dns,
+                                                                              tmp_path,
                                                                              monkeypatch):
     cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj",
-                    "/CN=hooks.tls.test", "-addext", "subjectAltName=DNS:hooks.tls.test",
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                    "-subj", "/CN=hooks.tls.test", "-addext", "subjectAltName=DNS:hooks.tls.test",
                     "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True)
     server_tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     server_tls.load_cert_chain(cert, key)
     server = Receiver(tls=server_tls)
     try:
-        monkeypatch.setattr(services, "tls_context", lambda: ssl.create_default_context(cafile=str(cert)))
+        monkeypatch.setattr(services, "tls_context",
+                            lambda: ssl.create_default_context(cafile=str(cert)))
         answers, _, attempted = fake_dns
         answers["hooks.tls.test"] = ["127.0.0.1"]
         answers["other.tls.test"] = ["127.0.0.1"]
@@ -240,7 +251,8 @@ def test_an_attempt_that_raises_is_recorded_and_counted(db, receiver, monkeypatc
 @override_settings(WEBHOOKS_MAX_ATTEMPTS=2)
 def test_a_delivery_whose_last_attempt_never_finished_is_failed_not_retried_forever(db, receiver):
     delivery = delivery_for(f"http://127.0.0.1:{receiver.port}/in")
-    # A worker claimed its last attempt and died before recording it: pending, lease over, no attempts left.
+    # A worker claimed its last attempt and died before recording it: pending, lease over, no
+    # attempts left.
     Delivery.objects.filter(id=delivery.id).update(attempts=2, next_attempt_at=delivery.created_at)
     assert services.deliver(delivery_id=delivery.id) == Delivery.Status.FAILED
     delivery.refresh_from_db()

@@ -41,18 +41,21 @@ def test_undeclared_secrets_are_redacted_too():
     body = {"id": 1, "nested": [{"token": "sk_" + "a" * 43}, {"other": "whsec_" + "b" * 43}],
             "prefix": "sk_abc1234", "name": "kept"}
     assert platform_services.redact_secrets(body) == {
-        "id": 1, "nested": [{"token": None}, {"other": None}], "prefix": "sk_abc1234", "name": "kept"}
+        "id": 1, "nested": [{"token": None}, {"other": None}], "prefix": "sk_abc1234",
+        "name": "kept"}
     assert body["nested"][0]["token"].startswith("sk_")  # the live answer is not touched
-    assert platform_services.redact_secrets({"key": {"value": "x"}}, ["key.value"]) == {"key": {"value": None}}
+    assert platform_services.redact_secrets({"key": {"value": "x"}},
+                                            ["key.value"]) == {"key": {"value": None}}
 
 
 def test_the_idempotency_admin_never_shows_a_stored_answer(admin_client):
-    claim = platform_services.idempotency_claim(owner="key:x", key="old", method="POST", path="/api/v1/webhooks",
-                                                request_hash="0" * 64)
+    claim = platform_services.idempotency_claim(owner="key:x", key="old", method="POST",
+                                                path="/api/v1/webhooks", request_hash="0" * 64)
     # An answer stored as it was before redaction existed.
     IdempotencyRecord.objects.filter(id=claim.record_id).update(
         status="completed", response_status=201, response_body={"secret": "whsec_" + "c" * 43})
-    page = admin_client.get(reverse("admin:stateset_idempotencyrecord_change", args=[claim.record_id]))
+    page = admin_client.get(reverse("admin:stateset_idempotencyrecord_change",
+                                    args=[claim.record_id]))
     assert page.status_code == 200
     assert b"whsec_" not in page.content
     listing = admin_client.get(reverse("admin:stateset_idempotencyrecord_changelist"))
@@ -68,7 +71,9 @@ def test_the_migration_redacts_answers_stored_before(db):
     claim = platform_services.idempotency_claim(owner="key:y", key="older", method="POST",
                                                 path="/api/v1/webhooks", request_hash="0" * 64)
     IdempotencyRecord.objects.filter(id=claim.record_id).update(
-        status="completed", response_status=201, response_body={"id": "1", "secret": "whsec_" + "d" * 43})
+        status="completed", response_status=201,
+        response_body={"id": "1", "secret": "whsec_" + "d" * 43})
     with connection.cursor() as cursor:
         cursor.execute(migration.REDACT)
-    assert IdempotencyRecord.objects.get(id=claim.record_id).response_body == {"id": "1", "secret": None}
+    assert IdempotencyRecord.objects.get(id=claim.record_id).response_body == {"id": "1",
+                                                                               "secret": None}

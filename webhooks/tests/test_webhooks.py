@@ -1,4 +1,5 @@
-"""SPEC §4.7: events written with the change, delivered signed, retried with back-off, resendable."""
+"""SPEC §4.7: events written with the change, delivered signed, retried with back-off,
+resendable."""
 
 from __future__ import annotations
 
@@ -35,7 +36,8 @@ class Receiver:
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers["Content-Length"]))
                 receiver.requests.append((dict(self.headers.items()), body))  # names as sent
-                status = receiver.statuses.pop(0) if len(receiver.statuses) > 1 else receiver.statuses[0]
+                status = (receiver.statuses.pop(0) if len(receiver.statuses) > 1
+                          else receiver.statuses[0])
                 self.send_response(status)
                 self.send_header("Content-Length", "0")
                 self.end_headers()
@@ -60,20 +62,25 @@ def receiver():
     server.close()
 
 
-# What an order's creation publishes (orders' tests check that it does); here only its shape matters.
+# What an order's creation publishes (orders' tests check that it does); here only its shape
+# matters.
 ORDER_CREATED = {"order_id": "0b9f6a2e-0000-4000-8000-000000000001", "order_number": "ORD-000042",
-                 "total_amount": "25.00", "items": [{"sku": "HOOK-1", "quantity": 2, "unit_price": "12.50"}]}
+                 "total_amount": "25.00",
+                 "items": [{"sku": "HOOK-1", "quantity": 2, "unit_price": "12.50"}]}
 
 
 def verify(secret: str, headers: dict[str, str], body: bytes) -> bool:
     """What a receiver does with StateSet-Signature: t=<unix>,v1=<hex HMAC-SHA256 of "t.body">."""
     parts = dict(part.split("=", 1) for part in headers["StateSet-Signature"].split(","))
-    expected = hmac.new(secret.encode(), f"{parts['t']}.".encode() + body, hashlib.sha256).hexdigest()
+    expected = hmac.new(secret.encode(), f"{parts['t']}.".encode() + body,
+                        hashlib.sha256).hexdigest()
     return hmac.compare_digest(expected, parts["v1"])
 
 
-def test_a_published_event_reaches_its_subscriber_signed(api, db, receiver, django_capture_on_commit_callbacks):
-    created = data_of(api.post("/api/v1/webhooks", {"url": receiver.url, "events": ["order.created"]},
+def test_a_published_event_reaches_its_subscriber_signed(api, db, receiver,
+                                                         django_capture_on_commit_callbacks):
+    created = data_of(api.post("/api/v1/webhooks",
+                               {"url": receiver.url, "events": ["order.created"]},
                                format="json"), 201)
     secret = created["secret"]
     assert secret.startswith("whsec_")
@@ -94,14 +101,16 @@ def test_a_published_event_reaches_its_subscriber_signed(api, db, receiver, djan
     assert payload["data"] == ORDER_CREATED
     delivery = Delivery.objects.get()
     assert (delivery.status, delivery.attempts, delivery.response_status) == ("succeeded", 1, 200)
-    assert set(Event.objects.values_list("type", flat=True)) == {"order.created", "inventory.reserved"}
+    assert set(Event.objects.values_list("type", flat=True)) == {"order.created",
+                                                                 "inventory.reserved"}
     assert not Event.objects.filter(dispatched_at__isnull=True).exists()
 
 
-def test_a_change_that_rolls_back_publishes_nothing(db, receiver, django_capture_on_commit_callbacks):
+def test_a_change_that_rolls_back_publishes_nothing(db, receiver,
+                                                    django_capture_on_commit_callbacks):
     EndpointFactory(url=receiver.url, events=["*"])
-    with (django_capture_on_commit_callbacks(execute=True) as callbacks, pytest.raises(RuntimeError),
-          transaction.atomic()):
+    with (django_capture_on_commit_callbacks(execute=True) as callbacks,
+          pytest.raises(RuntimeError), transaction.atomic()):
         services.publish(event_type="order.created", payload=ORDER_CREATED)
         raise RuntimeError("the domain change failed after publishing")
     assert callbacks == []  # no kick either
@@ -136,7 +145,8 @@ def test_failures_back_off_exponentially_then_give_up_and_resend_starts_over(db,
             services.deliver(delivery_id=delivery.id)
     assert [round(w.total_seconds()) for w in waits] == [30, 60]
     assert (delivery.status, delivery.last_error) == ("failed", "HTTP 500")
-    assert len([r for r in receiver.requests if r[0]["StateSet-Event-Type"] == "order.created"]) == 3
+    assert len(
+        [r for r in receiver.requests if r[0]["StateSet-Event-Type"] == "order.created"]) == 3
 
     with django_capture_on_commit_callbacks(execute=True):
         assert services.deliveries_resend(delivery_ids=[delivery.id]) == 1
@@ -164,7 +174,8 @@ def test_the_pump_delivers_what_a_lost_kick_left_behind(db, receiver, monkeypatc
     with django_capture_on_commit_callbacks(execute=True):
         tasks.webhooks_pump()
     assert len(receiver.requests) == 1
-    assert not Event.objects.filter(dispatched_at__isnull=True).exists()  # inventory.reserved: no subscriber
+    # inventory.reserved: no subscriber
+    assert not Event.objects.filter(dispatched_at__isnull=True).exists()
 
 
 def test_purge_drops_old_dispatched_events_with_their_deliveries(db, receiver):
@@ -184,7 +195,8 @@ def test_purge_drops_old_dispatched_events_with_their_deliveries(db, receiver):
 
 def test_webhooks_need_the_manage_scope(client_with, anon_client, db):
     assert error_of(anon_client.get("/api/v1/webhooks"), 401)["code"] == "authentication_required"
-    assert error_of(client_with("orders:*").get("/api/v1/webhooks"), 403)["code"] == "insufficient_scope"
+    assert error_of(client_with("orders:*").get("/api/v1/webhooks"),
+                    403)["code"] == "insufficient_scope"
     assert error_of(client_with("webhooks:read").post("/api/v1/webhooks", {}, format="json"), 403)
     assert data_of(client_with("webhooks:manage").get("/api/v1/webhooks"))["items"] == []
 
@@ -203,10 +215,12 @@ def test_bad_endpoints_are_422_and_write_nothing(api, body, field):
 
 
 @override_settings(WEBHOOKS_ALLOW_PRIVATE_TARGETS=False)
-@pytest.mark.parametrize("url", ["http://127.0.0.1:8000/x", "http://localhost/x", "http://10.1.2.3/x",
+@pytest.mark.parametrize("url",
+                         ["http://127.0.0.1:8000/x", "http://localhost/x", "http://10.1.2.3/x",
                                  "http://169.254.169.254/latest/meta-data", "http://[::1]/x"])
 def test_private_targets_are_refused(api, url):
-    error = error_of(api.post("/api/v1/webhooks", {"url": url, "events": ["*"]}, format="json"), 422)
+    error = error_of(api.post("/api/v1/webhooks", {"url": url, "events": ["*"]}, format="json"),
+                     422)
     assert error["code"] == "invalid_webhook_url"
     assert not Endpoint.objects.exists()
 
@@ -227,7 +241,8 @@ def test_update_with_if_match_and_delete(api, db):
     path = f"/api/v1/webhooks/{created['id']}"
     stale = api.patch(path, {"is_active": False}, format="json", HTTP_IF_MATCH='"7"')
     assert error_of(stale, 412)["code"] == "precondition_failed"
-    updated = api.patch(path, {"events": ["order.created", "order.cancelled"]}, format="json", HTTP_IF_MATCH='"1"')
+    updated = api.patch(path, {"events": ["order.created", "order.cancelled"]}, format="json",
+                        HTTP_IF_MATCH='"1"')
     assert data_of(updated)["events"] == ["order.cancelled", "order.created"]
     assert updated["ETag"] == '"2"'
     assert api.delete(path).status_code == 204
@@ -244,7 +259,8 @@ def test_delivery_log_has_a_fixed_query_count_and_resend(api, receiver, django_a
     path = f"/api/v1/webhooks/{endpoint.id}/deliveries"
     api.get(path)  # the key's first use records last_used_at once
     for limit in (1, 20):
-        with django_assert_num_queries(3):  # endpoint exists, bounded count, page (the key is cached)
+        # endpoint exists, bounded count, page (the key is cached)
+        with django_assert_num_queries(3):
             page = data_of(api.get(f"{path}?status=failed&limit={limit}"))
         assert len(page["items"]) == limit and page["items"][0]["event_type"] == "order.created"
     assert error_of(api.get(f"{path}?status=lost"), 422)["code"] == "invalid_parameter"
@@ -262,15 +278,19 @@ def test_delivery_log_has_a_fixed_query_count_and_resend(api, receiver, django_a
 def test_admin_index_counts_failed_deliveries_and_the_resend_action_sends(admin_client, receiver,
                                                                           django_capture_on_commit_callbacks):
     endpoint = services.endpoint_create(url=receiver.url, events=["*"])
-    delivery = Delivery.objects.create(endpoint=endpoint, event=Event.objects.create(type="order.created"),
+    delivery = Delivery.objects.create(endpoint=endpoint,
+                                       event=Event.objects.create(type="order.created"),
                                        status="failed", attempts=8)
     index = admin_client.get("/admin/")
     assert index.status_code == 200
-    assert b'<td id="failed-webhooks"><a href="/admin/webhooks/delivery/?status__exact=failed">1</a>' in index.content
+    failed = (b'<td id="failed-webhooks">'
+              b'<a href="/admin/webhooks/delivery/?status__exact=failed">1</a>')
+    assert failed in index.content
     assert admin_client.get("/admin/webhooks/delivery/?status__exact=failed").status_code == 200
     with django_capture_on_commit_callbacks(execute=True):
         response = admin_client.post("/admin/webhooks/delivery/", {"action": "resend",
-                                                                   "_selected_action": [str(delivery.id)]})
+                                                                   "_selected_action": [
+                                                                       str(delivery.id)]})
     assert response.status_code == 302
     delivery.refresh_from_db()
     assert delivery.status == "succeeded" and len(receiver.requests) == 1
@@ -278,13 +298,14 @@ def test_admin_index_counts_failed_deliveries_and_the_resend_action_sends(admin_
 
 def test_admin_creates_endpoints_through_the_service(admin_client, db):
     response = admin_client.post("/admin/webhooks/endpoint/add/", {
-        "url": "https://example.com/in", "events": "order.created,order.exploded", "description": "",
-        "is_active": "on"})
+        "url": "https://example.com/in", "events": "order.created,order.exploded",
+        "description": "", "is_active": "on"})
     assert response.status_code == 200  # the form again, with the service's reason
     assert b"Unknown event type: order.exploded" in response.content
     assert not Endpoint.objects.exists()
     admin_client.post("/admin/webhooks/endpoint/add/", {"url": "https://example.com/in",
-                                                        "events": "order.created", "is_active": "on"})
+                                                        "events": "order.created",
+                                                        "is_active": "on"})
     endpoint = Endpoint.objects.get()
     assert endpoint.events == ["order.created"] and endpoint.secret.startswith("whsec_")
 

@@ -27,7 +27,8 @@ class Command(BaseCommand):
         if not User.objects.filter(username=username).exists():
             creds["admin_user"] = username
             creds["admin_password"] = secrets.token_urlsafe(12)
-            User.objects.create_superuser(username, f"{username}@localhost", creds["admin_password"])
+            User.objects.create_superuser(username, f"{username}@localhost",
+                                          creds["admin_password"])
         key = creds.get("api_key")
         if not key or lookup(key) is None:
             _, creds["api_key"] = services.api_key_create(name="demo (make run)", scopes=["*"],
@@ -50,6 +51,7 @@ class Command(BaseCommand):
             "\n  Admin:   http://127.0.0.1:8000/admin/   user "
             f"{creds['admin_user']}  password {password}\n"
             f"  API key: {creds['api_key']}\n"
-            "  Try:     curl -H 'X-API-Key: " + creds["api_key"] + "' http://127.0.0.1:8000/api/v1/orders\n"
+            "  Try:     curl -H 'X-API-Key: " + creds[
+                "api_key"] + "' http://127.0.0.1:8000/api/v1/orders\n"
             "  Docs:    http://127.0.0.1:8000/api/docs/\n"
         )

@@ -12,10 +12,15 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--name", required=True)
-        parser.add_argument("--scopes", required=True, help="Comma-separated, e.g. orders:read,orders:write or *. "
-                                 "orders:set_prices is granted only by name (no wildcard implies it).")
-        parser.add_argument("--key", help="Use this key (sk_...) instead of a random one, e.g. for load tests.")
-        parser.add_argument("--expires-at", help="RFC 3339 timestamp after which the key stops working.")
+        parser.add_argument("--scopes", required=True,
+                            help="Comma-separated, e.g. orders:read,orders:write or *. "
+                                 "orders:set_prices is granted only by name (no wildcard implies "
+                                 "it).")
+        parser.add_argument("--key",
+                            help="Use this key (sk_...) instead of a random one, e.g. for load "
+                                 "tests.")
+        parser.add_argument("--expires-at",
+                            help="RFC 3339 timestamp after which the key stops working.")
         parser.add_argument("--rate-limit", default="", help='Per-key limit such as "6000/min".')
 
     def handle(self, *args: Any, **options: Any) -> None:
@@ -27,9 +32,12 @@ class Command(BaseCommand):
         try:
             api_key, raw = services.api_key_create(
                 name=options["name"], scopes=options["scopes"].split(","), key=options["key"],
-                expires_at=expires_at, rate_limit=options["rate_limit"], created_by="command:create_api_key",
+                expires_at=expires_at, rate_limit=options["rate_limit"],
+                created_by="command:create_api_key",
             )
         except DomainError as exc:
             raise CommandError(f"{exc.message} {exc.details}") from None
         self.stdout.write(raw)
-        self.stderr.write(f"created key {api_key.prefix}… '{api_key.name}' with scopes {','.join(api_key.scopes)}")
+        self.stderr.write(
+            f"created key {api_key.prefix}… '{api_key.name}' with scopes "
+            f"{','.join(api_key.scopes)}")

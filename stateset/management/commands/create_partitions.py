@@ -20,4 +20,6 @@ class Command(BaseCommand):
             created = ensure_partitions(table, months_ahead=options["months_ahead"],
                                         months_back=options["months_back"])
             count = len(list_partitions(table))
-            self.stdout.write(f"{table}: {len(created)} created ({', '.join(created) or 'none'}), {count} partitions")
+            self.stdout.write(
+                f"{table}: {len(created)} created ({', '.join(created) or 'none'}), {count} "
+                "partitions")

@@ -17,7 +17,8 @@ from stateset.partitions import (
 
 
 class Command(BaseCommand):
-    help = "Check the database, pool, Redis, broker, partitions and migrations; suggest a pool size."
+    help = (
+        "Check the database, pool, Redis, broker, partitions and migrations; suggest a pool size.")
 
     def handle(self, *args: Any, **options: Any) -> None:
         problems = 0
@@ -29,14 +30,18 @@ class Command(BaseCommand):
 
         for name, component in health.components().items():
             required = " (required)" if component["required"] else ""
-            detail = component.get("detail") or component.get("error") or f"{component['latency_ms']} ms"
-            report(component["status"] == "ok" or not component["required"], f"{name}{required}", detail)
+            detail = (component.get("detail") or component.get("error")
+                      or f"{component['latency_ms']} ms")
+            report(component["status"] == "ok" or not component["required"], f"{name}{required}",
+                   detail)
 
         pool = getattr(connections["default"], "pool", None)
         if pool is not None:
             stats = pool.get_stats()
-            report(True, "pool", f"size {stats.get('pool_size')} (min {pool.min_size}, max {pool.max_size}), "
-                                 f"available {stats.get('pool_available')}, waiting {stats.get('requests_waiting', 0)}")
+            report(True, "pool",
+                   f"size {stats.get('pool_size')} (min {pool.min_size}, max {pool.max_size}), "
+                                 f"available {stats.get('pool_available')}, waiting "
+                                 f"{stats.get('requests_waiting', 0)}")
         with connection.cursor() as cursor:
             cursor.execute("SHOW max_connections")
             server_max = int(cursor.fetchone()[0])
@@ -45,13 +50,17 @@ class Command(BaseCommand):
         workers = int(os.environ.get("WEB_CONCURRENCY", cores * 2))
         per_instance = workers * settings.DATABASES["default"]["OPTIONS"]["pool"]["max_size"]
         report(per_instance < server_max, "connections",
-               f"{workers} workers × pool max {settings.DATABASES['default']['OPTIONS']['pool']['max_size']} = "
-               f"{per_instance} per instance; server max_connections {server_max}. The guide's rule, "
-               f"cores × 2 + spindles = {cores} × 2 + 1 = {suggested} busy connections per database host.")
+               f"{workers} workers × pool max "
+               f"{settings.DATABASES['default']['OPTIONS']['pool']['max_size']} = "
+               f"{per_instance} per instance; server max_connections {server_max}. The guide's "
+               "rule, "
+               f"cores × 2 + spindles = {cores} × 2 + 1 = {suggested} busy connections per "
+               "database host.")
 
         executor = MigrationExecutor(connection)
         pending = executor.migration_plan(executor.loader.graph.leaf_nodes())
-        report(not pending, "migrations", "up to date" if not pending else f"{len(pending)} pending: run migrate")
+        report(not pending, "migrations",
+               "up to date" if not pending else f"{len(pending)} pending: run migrate")
 
         from django.utils import timezone
 
@@ -60,7 +69,8 @@ class Command(BaseCommand):
             names = {p.name for p in list_partitions(table)}
             wanted = partition_name(table, ahead)
             report(wanted in names, f"partitions {table}",
-                   f"{len(names)} partitions; {'ready' if wanted in names else 'missing ' + wanted} "
+                   f"{len(names)} partitions; "
+                   f"{'ready' if wanted in names else 'missing ' + wanted} "
                    "(run create_partitions)")
         self.stdout.write("no problems found" if not problems else f"{problems} problem(s) found")
         if problems:

@@ -1,6 +1,7 @@
 """``generate_data``: a benchmark-sized data set, loaded with PostgreSQL ``COPY`` (SPEC §6).
 
-    manage.py generate_data --orders 1000000 --products 100000 [--customers N] [--batch N] [--seed N]
+    manage.py generate_data --orders 1000000 --products 100000 [--customers N] [--batch N] [--seed
+    N]
 
 What it writes, all consistent with what the services would have written:
 
@@ -52,7 +53,7 @@ LOADTEST_STOCK = 100_000_000
 
 PARTITIONED = ("orders_order", "orders_orderevent", "inventory_stockmovement")
 
-# --- vocabulary ------------------------------------------------------------------------------------
+# --- vocabulary -----------------------------------------------------------------------------------
 
 # (SKU prefix, noun, plural, what it is for)
 PRODUCT_KINDS = [
@@ -104,8 +105,8 @@ ADJECTIVES = [
 ]
 MATERIALS = [
     "Steel", "Bamboo", "Oak", "Walnut", "Cotton", "Linen", "Wool", "Leather", "Ceramic", "Glass",
-    "Aluminum", "Copper", "Brass", "Granite", "Silicone", "Canvas", "Recycled", "Carbon", "Titanium",
-    "Cork",
+    "Aluminum", "Copper", "Brass", "Granite", "Silicone", "Canvas", "Recycled", "Carbon",
+    "Titanium", "Cork",
 ]
 COLORS = ["Black", "White", "Grey", "Navy", "Olive", "Sand", "Red", "Teal", "Amber", "Forest Green"]
 SIZES = ["Small", "Medium", "Large", "XL", "Mini", "Pro", "Max", "Plus"]
@@ -119,14 +120,16 @@ FIRST_NAMES = [
     "Elizabeth", "William", "Barbara", "Richard", "Susan", "Joseph", "Jessica", "Thomas", "Sarah",
     "Charles", "Karen", "Daniel", "Lisa", "Matthew", "Nancy", "Anthony", "Betty", "Mark", "Sandra",
     "Paul", "Ashley", "Steven", "Emily", "Andrew", "Donna", "Joshua", "Michelle", "Kevin", "Carol",
-    "Brian", "Amanda", "George", "Melissa", "Timothy", "Deborah", "Ronald", "Laura", "Jason", "Rebecca",
+    "Brian", "Amanda", "George", "Melissa", "Timothy", "Deborah", "Ronald", "Laura", "Jason",
+    "Rebecca",
     "Ryan", "Sharon", "Jacob", "Cynthia", "Gary", "Kathleen", "Nicholas", "Amy", "Eric", "Angela",
     "Jonathan", "Shirley", "Noah", "Emma", "Liam", "Olivia", "Lucas", "Ava", "Mateo", "Sofia",
 ]
 LAST_NAMES = [
     "Smith", "Johnson", "Williams", "Brown", "Jones", "Garcia", "Miller", "Davis", "Rodriguez",
     "Martinez", "Hernandez", "Lopez", "Gonzalez", "Wilson", "Anderson", "Thomas", "Taylor", "Moore",
-    "Jackson", "Martin", "Lee", "Perez", "Thompson", "White", "Harris", "Sanchez", "Clark", "Ramirez",
+    "Jackson", "Martin", "Lee", "Perez", "Thompson", "White", "Harris", "Sanchez", "Clark",
+    "Ramirez",
     "Lewis", "Robinson", "Walker", "Young", "Allen", "King", "Wright", "Scott", "Torres", "Nguyen",
     "Hill", "Flores", "Green", "Adams", "Nelson", "Baker", "Hall", "Rivera", "Campbell", "Mitchell",
     "Carter", "Roberts", "Kim", "Patel", "Chen", "Singh", "Murphy", "Cook", "Rogers", "Reed",
@@ -144,7 +147,7 @@ LOCATIONS = [  # (code, name, priority, city index)
     ("DC-WEST", "West distribution centre", 30, 5),
 ]
 
-# --- COPY text format ------------------------------------------------------------------------------
+# --- COPY text format -----------------------------------------------------------------------------
 
 _ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
 
@@ -189,7 +192,8 @@ class Table:
                                "generate_data needs updating for the current models")
         rest: list[tuple[str, str]] = []
         for field in model._meta.concrete_fields:
-            if field.column in columns or getattr(field, "generated", False) or field.has_db_default():
+            if (field.column in columns or getattr(field, "generated", False)
+                or field.has_db_default()):
                 continue
             if getattr(field, "auto_now", False) or getattr(field, "auto_now_add", False):
                 value: Any = now
@@ -226,7 +230,8 @@ class Table:
 
 
 def model(label: str) -> Any:
-    """The installed model ``label`` (typed Any: its manager and fields are named by string here)."""
+    """The installed model ``label`` (typed Any: its manager and fields are named by string
+    here)."""
     try:
         return apps.get_model(label)
     except LookupError:
@@ -249,11 +254,12 @@ class Ids:
         return str(uuid.UUID(int=value))
 
 
-# --- the command -----------------------------------------------------------------------------------
+# --- the command ----------------------------------------------------------------------------------
 
 
 class Command(BaseCommand):
-    help = ("Load a benchmark data set (customers, products, stock, orders with items and timeline) "
+    help = (
+        "Load a benchmark data set (customers, products, stock, orders with items and timeline) "
             "with COPY. Refuses a database that already holds generated data.")
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -261,9 +267,12 @@ class Command(BaseCommand):
         parser.add_argument("--products", type=int, required=True)
         parser.add_argument("--customers", type=int, default=None,
                             help="Default: one per ten orders, at least 100 (capped at 200,000).")
-        parser.add_argument("--batch", type=int, default=50_000, help="Orders per COPY transaction.")
-        parser.add_argument("--seed", type=int, default=42, help="Random seed (same seed, same data).")
-        parser.add_argument("--months", type=int, default=12, help="Spread orders over this many months.")
+        parser.add_argument("--batch", type=int, default=50_000,
+                            help="Orders per COPY transaction.")
+        parser.add_argument("--seed", type=int, default=42,
+                            help="Random seed (same seed, same data).")
+        parser.add_argument("--months", type=int, default=12,
+                            help="Spread orders over this many months.")
 
     # -- helpers -------------------------------------------------------------------------------
 
@@ -286,7 +295,8 @@ class Command(BaseCommand):
         if n_customers is None:
             n_customers = min(max(n_orders // 10, 100), 200_000)
         if n_orders < 0 or n_products < 1 or n_customers < 1 or options["batch"] < 1:
-            raise CommandError("--products and --customers must be >= 1, --orders >= 0, --batch >= 1")
+            raise CommandError(
+                "--products and --customers must be >= 1, --orders >= 0, --batch >= 1")
         self.rng = random.Random(options["seed"])
         self.ids = Ids(self.rng)
         self.now = dt.datetime.now(dt.UTC).replace(microsecond=0)
@@ -303,12 +313,15 @@ class Command(BaseCommand):
         existing = self.Customer.objects.filter(email__endswith="@" + EMAIL_DOMAIN).count()
         if existing:
             raise CommandError(
-                f"this database already holds generated data ({existing:,} customers @{EMAIL_DOMAIN}); "
+                f"this database already holds generated data ({existing:,} customers "
+                f"@{EMAIL_DOMAIN}); "
                 "generate_data loads into a database without it: use a fresh database "
                 "(make bench keeps one per data-set size)")
 
         started = time.monotonic()
-        self.say(f"generate_data: {n_orders:,} orders, {n_products:,} products, {n_customers:,} customers "
+        self.say(
+            f"generate_data: {n_orders:,} orders, {n_products:,} products, {n_customers:,} "
+            "customers "
                  f"into database {connection.settings_dict['NAME']!r}")
         with connection.cursor() as cursor:
             cursor.execute("SET synchronous_commit = off")
@@ -318,7 +331,8 @@ class Command(BaseCommand):
                 self.say(f"  partitions of {table}: created {len(created)}")
         self.loadtest_rows()
 
-        loaded = [m._meta.db_table for m in (self.Product, self.Customer, self.Address, self.Location,
+        loaded = [m._meta.db_table
+                  for m in (self.Product, self.Customer, self.Address, self.Location,
                                              self.InventoryItem, self.StockMovement, self.Order,
                                              self.OrderItem, self.OrderEvent)]
         with self.foreign_keys_deferred_to_the_end(loaded), self.indexes_built_at_the_end(loaded):
@@ -351,16 +365,20 @@ class Command(BaseCommand):
             keys = cursor.fetchall()
             with transaction.atomic():
                 for table, name, _definition in keys:
-                    cursor.execute(f"ALTER TABLE {table} DROP CONSTRAINT {connection.ops.quote_name(name)}")
+                    cursor.execute(
+                        f"ALTER TABLE {table} DROP CONSTRAINT {connection.ops.quote_name(name)}")
         try:
             yield
         finally:
             started = time.monotonic()
             with connection.cursor() as cursor:
                 for table, name, definition in keys:
-                    cursor.execute(f"ALTER TABLE {table} ADD CONSTRAINT {connection.ops.quote_name(name)} "
+                    cursor.execute(
+                        f"ALTER TABLE {table} ADD CONSTRAINT {connection.ops.quote_name(name)} "
                                    f"{definition}")
-            self.say(f"  {len(keys)} foreign keys added back and checked: {time.monotonic() - started:.0f}s")
+            self.say(
+                f"  {len(keys)} foreign keys added back and checked: "
+                f"{time.monotonic() - started:.0f}s")
 
     @contextmanager
     def indexes_built_at_the_end(self, tables: list[str]) -> Iterator[None]:
@@ -408,12 +426,15 @@ class Command(BaseCommand):
             customer_services.customer_ensure(id=LOADTEST_CUSTOMER_ID, email="loadtest@example.com",
                                               first_name="Load", last_name="Test")
         if not self.Product.objects.filter(pk=LOADTEST_PRODUCT_ID).exists():
-            catalog_services.product_ensure(id=LOADTEST_PRODUCT_ID, sku=LOADTEST_SKU, name="Test Product",
-                                            price=LOADTEST_PRICE, description="The load-test product.")
+            catalog_services.product_ensure(id=LOADTEST_PRODUCT_ID, sku=LOADTEST_SKU,
+                                            name="Test Product",
+                                            price=LOADTEST_PRICE,
+                                            description="The load-test product.")
         product = self.Product.objects.get(pk=LOADTEST_PRODUCT_ID)
         if product.sku != LOADTEST_SKU or product.price != LOADTEST_PRICE or not product.is_active:
             raise CommandError(f"product {LOADTEST_PRODUCT_ID} is {product.sku} at {product.price} "
-                               f"(active={product.is_active}); the load test needs {LOADTEST_SKU} at "
+                               f"(active={product.is_active}); the load test needs {LOADTEST_SKU} "
+                               "at "
                                f"{LOADTEST_PRICE}, active")
         self.locations = self.ensure_locations()
         self.ensure_loadtest_stock(product)
@@ -434,19 +455,22 @@ class Command(BaseCommand):
     def ensure_loadtest_stock(self, product: Any) -> None:
         """At least LOADTEST_STOCK units of TEST-001 available at one location; the top-up is a
         ``receive`` movement like any other, so the ledger still adds up."""
-        items = list(self.InventoryItem.objects.filter(product=product).order_by("location__priority"))
+        items = list(
+            self.InventoryItem.objects.filter(product=product).order_by("location__priority"))
         if sum(item.available for item in items) >= LOADTEST_STOCK:
             return
         from inventory import services as inventory_services
 
         location_id = items[0].location_id if items else self.locations[0].id
-        need = LOADTEST_STOCK - sum(item.available for item in items if item.location_id == location_id)
+        need = LOADTEST_STOCK - sum(item.available for item in items
+                                    if item.location_id == location_id)
         # One receive movement: lines of one row are summed (each line at most MAX_QUANTITY).
         step = inventory_services.MAX_QUANTITY
         item = inventory_services.stock_receive_many(lines=[
             inventory_services.StockLine(product_id=product.id, location_id=location_id,
                                          quantity=min(step, need - start))
-            for start in range(0, need, step)], reason="load-test stock (generate_data)", actor=ACTOR)[0]
+            for start in range(0, need, step)], reason="load-test stock (generate_data)",
+                                                     actor=ACTOR)[0]
         self.say(f"  {LOADTEST_SKU}: {item.on_hand:,} on hand at {item.location_id}")
 
     # -- catalog and customers ---------------------------------------------------------------
@@ -455,7 +479,8 @@ class Command(BaseCommand):
         """Returns (id, sku, name, price in cents, is_active) per product."""
         rng, started = self.rng, time.monotonic()
         table = Table(self.Product, ["id", "sku", "name", "description", "price", "currency",
-                                     "is_active", "attributes", "created_at", "updated_at"], self.now)
+                                     "is_active", "attributes", "created_at", "updated_at"],
+                      self.now)
         products: list[tuple[str, str, str, int, bool]] = []
         span = 730 * 86400
 
@@ -468,15 +493,19 @@ class Command(BaseCommand):
                 if rng.random() < 0.5:
                     name += f" {rng.choice(SIZES)}"
                 name += f" — {color}"
-                description = (f"A {adjective.lower()} {noun.lower()} in {material.lower()} for {purpose}. "
-                               f"Our {plural} are {rng.choice(FEATURES)} and {rng.choice(FEATURES)}.")
-                price = int(min(max(rng.lognormvariate(3.4, 0.9), 1.0), 2000.0) * 100) // 100 * 100 + 99
+                description = (
+                    f"A {adjective.lower()} {noun.lower()} in {material.lower()} for {purpose}. "
+                               f"Our {plural} are {rng.choice(FEATURES)} and "
+                               f"{rng.choice(FEATURES)}.")
+                price = int(min(max(rng.lognormvariate(3.4, 0.9), 1.0),
+                                2000.0) * 100) // 100 * 100 + 99
                 sku = f"{prefix}-{i:07d}"
                 pid = self.ids.v4()
                 active = rng.random() < 0.97
                 products.append((pid, sku, name, price, active))
                 created = ts(self.now - dt.timedelta(seconds=rng.randrange(span)))
-                yield [pid, sku, esc(name), esc(description), cents(price), "USD", "t" if active else "f",
+                yield [pid, sku, esc(name), esc(description), cents(price), "USD",
+                       "t" if active else "f",
                        esc(json.dumps({"color": color, "material": material})), created, created]
                 if i % 50_000 == 0:
                     self.progress("products", i, n, started)
@@ -502,10 +531,10 @@ class Command(BaseCommand):
             address = {"name": f"{first} {last}", "line1": line1, "line2": "", "city": city,
                        "region": region, "postal_code": postal, "country": "US"}
             phone = f"+1-555-{rng.randrange(100, 999)}-{rng.randrange(1000, 9999)}"
-            rows_c.append([cid, f"{first.lower()}.{last.lower()}.{i}@{EMAIL_DOMAIN}", first, last, phone,
-                           created, created])
-            rows_a.append([self.ids.v4(), cid, "shipping", f"{first} {last}", line1, city, region, postal,
-                           "US", phone, "t", created])
+            rows_c.append([cid, f"{first.lower()}.{last.lower()}.{i}@{EMAIL_DOMAIN}", first, last,
+                           phone, created, created])
+            rows_a.append([self.ids.v4(), cid, "shipping", f"{first} {last}", line1, city, region,
+                           postal, "US", phone, "t", created])
             customers.append((cid, esc(json.dumps(address, separators=(",", ":")))))
         with transaction.atomic():
             Table(self.Customer, ["id", "email", "first_name", "last_name", "phone", "created_at",
@@ -531,14 +560,17 @@ class Command(BaseCommand):
                 item_id = self.ids.v4()
                 items.append([item_id, pid, str(location.pk), sku, str(on_hand), "0",
                               str(rng.randrange(10, 100)), str(rng.randrange(0, 20)), stamp, stamp])
-                moves.append([self.ids.v7(received), item_id, "receive", str(on_hand), "0", str(on_hand), "0",
-                              "initial stock", ACTOR, stamp])
+                moves.append([self.ids.v7(received), item_id, "receive", str(on_hand), "0",
+                              str(on_hand), "0", "initial stock", ACTOR, stamp])
         with transaction.atomic():
-            Table(self.InventoryItem, ["id", "product_id", "location_id", "sku", "on_hand", "reserved",
+            Table(self.InventoryItem,
+                  ["id", "product_id", "location_id", "sku", "on_hand", "reserved",
                                        "reorder_point", "safety_stock", "created_at", "updated_at"],
                   self.now).copy(items)
-            Table(self.StockMovement, ["id", "inventory_item_id", "kind", "on_hand_delta", "reserved_delta",
-                                       "on_hand_after", "reserved_after", "reason", "actor", "created_at"],
+            Table(self.StockMovement,
+                  ["id", "inventory_item_id", "kind", "on_hand_delta", "reserved_delta",
+                                       "on_hand_after", "reserved_after", "reason", "actor",
+                   "created_at"],
                   self.now).copy(moves)
         self.progress("stock rows (+ ledger)", len(items), len(items), started)
 
@@ -550,21 +582,25 @@ class Command(BaseCommand):
             return
         rng, started = self.rng, time.monotonic()
         order_table = Table(self.Order, [
-            "id", "created_at", "customer_id", "status", "payment_status", "fulfillment_status", "currency",
-            "subtotal", "tax_total", "shipping_total", "discount_total", "total_amount", "shipping_address",
-            "billing_address", "updated_at"], self.now)
+            "id", "created_at", "customer_id", "status", "payment_status", "fulfillment_status",
+            "currency",
+            "subtotal", "tax_total", "shipping_total", "discount_total", "total_amount",
+            "shipping_address", "billing_address", "updated_at"], self.now)
         if "order_number" in order_table.columns:
-            raise CommandError("orders_order.order_number has no database default: generate_data relies "
+            raise CommandError(
+                "orders_order.order_number has no database default: generate_data relies "
                                "on orders_next_number() to keep the sequence right")
         item_table = Table(self.OrderItem, [
-            "id", "order_id", "order_created_at", "product_id", "sku", "name", "quantity", "unit_price",
-            "list_price", "total_price", "net_total", "quantity_fulfilled", "quantity_returned"], self.now)
+            "id", "order_id", "order_created_at", "product_id", "sku", "name", "quantity",
+            "unit_price",
+            "list_price", "total_price", "net_total", "quantity_fulfilled", "quantity_returned"],
+                           self.now)
         event_table = Table(self.OrderEvent, [
-            "id", "created_at", "order_id", "order_created_at", "kind", "to_status", "message", "actor"],
-            self.now)
+            "id", "created_at", "order_id", "order_created_at", "kind", "to_status", "message",
+            "actor"], self.now)
         # Only active products are ordered (the app refuses inactive ones).
-        product_rows = [(pid, esc(sku), esc(name), price) for pid, sku, name, price, active in products
-                        if active]
+        product_rows = [(pid, esc(sku), esc(name), price) for pid, sku, name, price,
+                        active in products if active]
         start = self.now - dt.timedelta(days=round(months * 30.4))
         span = (self.now - dt.timedelta(minutes=5) - start).total_seconds()
         done = items_done = 0
@@ -588,15 +624,17 @@ class Command(BaseCommand):
                 event_table.copy(self._event_rows(orders))
             done += size
             self.progress(f"orders ({items_done:,} items)", done, n, started)
-        self.say(f"  COPY seconds: orders {order_table.seconds:.1f}, items {item_table.seconds:.1f}, "
+        self.say(
+            f"  COPY seconds: orders {order_table.seconds:.1f}, items {item_table.seconds:.1f}, "
                  f"events {event_table.seconds:.1f}")
 
     def _order_rows(self, orders: list[Any]) -> Iterator[list[str]]:
         for oid, created, cid, address, lines, delivered in orders:
             total = cents(sum(price * quantity for (_p, _s, _n, price), quantity in lines))
-            status = ("delivered", "paid", "fulfilled") if delivered else ("cancelled", "pending", "unfulfilled")
-            yield [oid, created, cid, *status, "USD", total, "0.00", "0.00", "0.00", total, address, address,
-                   created]
+            status = (("delivered", "paid", "fulfilled") if delivered
+                      else ("cancelled", "pending", "unfulfilled"))
+            yield [oid, created, cid, *status, "USD", total, "0.00", "0.00", "0.00", total, address,
+                   address, created]
 
     def _item_rows(self, orders: list[Any]) -> Iterator[list[str]]:
         v4 = self.ids.v4
@@ -604,8 +642,8 @@ class Command(BaseCommand):
             for (pid, sku, name, price), quantity in lines:
                 q = str(quantity)
                 total = cents(price * quantity)
-                yield [v4(), oid, created, pid, sku, name, q, cents(price), cents(price), total, total,
-                       q if delivered else "0", "0"]
+                yield [v4(), oid, created, pid, sku, name, q, cents(price), cents(price), total,
+                       total, q if delivered else "0", "0"]
 
     def _event_rows(self, orders: list[Any]) -> Iterator[list[str]]:
         v4 = self.ids.v4

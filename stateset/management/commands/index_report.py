@@ -30,9 +30,12 @@ class Command(BaseCommand):
             unused = cursor.fetchall()
             cursor.execute(MISSING)
             missing = cursor.fetchall()
-        self.stdout.write(f"Unused indexes (idx_scan = 0 since the statistics were reset): {len(unused)}")
+        self.stdout.write(
+            f"Unused indexes (idx_scan = 0 since the statistics were reset): {len(unused)}")
         for table, index, _scans, size in unused:
             self.stdout.write(f"  {table}.{index}  {size}")
         self.stdout.write(f"Tables read by large sequential scans: {len(missing)}")
         for table, seq_scan, seq_read, idx_scan, rows in missing:
-            self.stdout.write(f"  {table}: {seq_scan} seq scans read {seq_read} rows; {idx_scan} index scans; {rows} rows")
+            self.stdout.write(
+                f"  {table}: {seq_scan} seq scans read {seq_read} rows; {idx_scan} index scans; "
+                f"{rows} rows")

@@ -38,7 +38,8 @@ class SeedContext:
 
 
 def seed_customers(ctx: SeedContext) -> Any:
-    """Load-test customer 550e8400-…-0001 (loadtest@example.com) and demo customers with addresses."""
+    """Load-test customer 550e8400-…-0001 (loadtest@example.com) and demo customers with
+    addresses."""
     from customers.seed import seed_demo_customers
 
     return seed_demo_customers(count=ctx.customers, seed=ctx.seed, log=ctx.log)
@@ -72,9 +73,12 @@ class Command(BaseCommand):
             "customers with addresses. Safe to re-run: existing rows are kept, missing ones added.")
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("--products", type=int, default=300, help="Demo products (default 300).")
-        parser.add_argument("--customers", type=int, default=200, help="Demo customers (default 200).")
-        parser.add_argument("--seed", type=int, default=42, help="Random seed (same seed, same data).")
+        parser.add_argument("--products", type=int, default=300,
+                            help="Demo products (default 300).")
+        parser.add_argument("--customers", type=int, default=200,
+                            help="Demo customers (default 200).")
+        parser.add_argument("--seed", type=int, default=42,
+                            help="Random seed (same seed, same data).")
         parser.add_argument("--only", nargs="+", choices=[name for name, _ in SECTIONS],
                             help="Run only these sections (and nothing they depend on).")
 
@@ -82,7 +86,8 @@ class Command(BaseCommand):
         if options["products"] < 0 or options["customers"] < 0:
             raise CommandError("--products and --customers must be zero or more.")
         ctx = SeedContext(seed=options["seed"], products=options["products"],
-                          customers=options["customers"], log=lambda line: self.stdout.write(f"  {line}"))
+                          customers=options["customers"],
+                          log=lambda line: self.stdout.write(f"  {line}"))
         wanted = set(options["only"] or [name for name, _ in SECTIONS])
         for name, section in SECTIONS:
             if name not in wanted:

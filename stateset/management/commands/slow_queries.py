@@ -16,7 +16,8 @@ class Command(BaseCommand):
             if cursor.fetchone() is None:
                 self.stdout.write(
                     "pg_stat_statements is not installed. Add it to shared_preload_libraries in "
-                    "postgresql.conf, restart PostgreSQL, then run: CREATE EXTENSION pg_stat_statements;"
+                    "postgresql.conf, restart PostgreSQL, then run: CREATE EXTENSION "
+                    "pg_stat_statements;"
                 )
                 return
             cursor.execute(
@@ -28,4 +29,5 @@ class Command(BaseCommand):
             rows = cursor.fetchall()
         for mean, calls, total, query in rows:
             text = " ".join(query.split())[:160]
-            self.stdout.write(f"{mean:9.2f} ms mean  {calls:8d} calls  {total / 1000:8.1f} s total  {text}")
+            self.stdout.write(
+                f"{mean:9.2f} ms mean  {calls:8d} calls  {total / 1000:8.1f} s total  {text}")

@@ -1,5 +1,5 @@
-"""SPEC §5/§10: every admin action checks the user's permission (``change`` at least), not just access
-to the page. This walks EVERY action of every registered ModelAdmin — the site-wide ones
+"""SPEC §5/§10: every admin action checks the user's permission (``change`` at least), not just
+access to the page. This walks EVERY action of every registered ModelAdmin — the site-wide ones
 (``delete_selected``), each class's own and those added later with ``OrderAdmin.extend`` — and
 proves that a staff user holding every *view* permission is neither offered one nor able to run
 one with a forged POST: the database is byte-for-byte what it was."""
@@ -27,7 +27,8 @@ from webhooks import services as webhook_services
 from webhooks.models import Delivery
 
 pytestmark = pytest.mark.django_db
-PRODUCT_APPS = ("stateset", "catalog", "customers", "inventory", "orders", "fulfillment", "returns", "webhooks")
+PRODUCT_APPS = ("stateset", "catalog", "customers", "inventory", "orders", "fulfillment", "returns",
+                "webhooks")
 
 
 def every_action() -> list[tuple[admin.ModelAdmin, str, object]]:
@@ -56,16 +57,20 @@ def world(db):
             orders_services.OrderLineInput(product_id=product.id, quantity=quantity)]).order
 
     order()  # pending, with an active reservation
-    coming = Product.objects.create(sku="WALK-2", name="Coming", price=Decimal("5.00"), allow_backorder=True)
-    orders_services.order_create(customer_id=customer.id, channel="shopify", external_id="#walk", items=[
-        orders_services.OrderLineInput(product_id=coming.id, quantity=1)])  # waits in the backorder queue
+    coming = Product.objects.create(sku="WALK-2", name="Coming", price=Decimal("5.00"),
+                                    allow_backorder=True)
+    orders_services.order_create(customer_id=customer.id, channel="shopify", external_id="#walk",
+                                 items=[
+        # waits in the backorder queue
+        orders_services.OrderLineInput(product_id=coming.id, quantity=1)])
     shipped = order(2)
     shipment = fulfillment_services.shipment_create(order_id=shipped.id, carrier="UPS").shipment
     fulfillment_services.shipment_ship(shipment_id=shipment.id)
     fulfillment_services.shipment_deliver(shipment_id=shipment.id)
     item = shipped.items.get()
     returns_services.return_create(order_id=shipped.id, reason="walker", items=[
-        returns_services.ReturnLineInput(order_item_id=item.id, quantity=1, condition="resellable")])
+        returns_services.ReturnLineInput(order_item_id=item.id, quantity=1,
+                                         condition="resellable")])
     fulfillment_services.shipment_create(order_id=order().id, carrier="UPS")  # a pending shipment
     endpoint = webhook_services.endpoint_create(url="https://hooks.example.com/in", events=["*"])
     webhook_services.dispatch()
@@ -73,14 +78,15 @@ def world(db):
     platform_services.api_key_create(name="walker", scopes=["*"])
     Group.objects.create(name="walkers")
     AddressFactory(customer=customer)
-    platform_services.idempotency_claim(owner="user:0", key="walker", method="POST", path="/api/v1/x",
-                                        request_hash="0" * 64)
+    platform_services.idempotency_claim(owner="user:0", key="walker", method="POST",
+                                        path="/api/v1/x", request_hash="0" * 64)
     return locals()
 
 
 def snapshot() -> dict[str, list[dict]]:
     return {model._meta.label: list(model.objects.order_by("pk").values())
-            for label in (*PRODUCT_APPS, "auth") for model in apps.get_app_config(label).get_models()}
+            for label in (*PRODUCT_APPS, "auth")
+            for model in apps.get_app_config(label).get_models()}
 
 
 @pytest.fixture

@@ -6,7 +6,8 @@ from django.apps import apps
 from django.contrib import admin
 from django.urls import reverse
 
-PRODUCT_APPS = ("stateset", "catalog", "customers", "inventory", "orders", "fulfillment", "returns", "webhooks")
+PRODUCT_APPS = ("stateset", "catalog", "customers", "inventory", "orders", "fulfillment", "returns",
+                "webhooks")
 
 
 def product_models():
@@ -14,7 +15,8 @@ def product_models():
 
 
 def test_every_model_is_registered_or_inline():
-    inline = {inline.model for model_admin in admin.site._registry.values() for inline in model_admin.inlines}
+    inline = {inline.model for model_admin in admin.site._registry.values()
+              for inline in model_admin.inlines}
     missing = [model._meta.label for model in product_models()
                if model not in admin.site._registry and model not in inline]
     assert missing == []

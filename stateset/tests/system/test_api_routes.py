@@ -96,7 +96,8 @@ def required_scope(path: str, method: str) -> str:
     resource = next((r for pattern, r in SUBROUTE_RESOURCE.items() if pattern.match(rest)), None)
     if resource is None:
         first = rest.split("/", 1)[0]
-        assert first in PREFIX_RESOURCE, f"/api/v1/{first}: no resource says what guards it (add it above)"
+        assert first in PREFIX_RESOURCE, (
+            f"/api/v1/{first}: no resource says what guards it (add it above)")
         resource = PREFIX_RESOURCE[first]
     if resource in MANAGED:
         return f"{resource}:manage"
@@ -137,7 +138,8 @@ def test_the_walk_finds_the_api():
         assert APIClient().get(path).status_code == 200
 
 
-@pytest.mark.parametrize("route, path, method", GUARDED, ids=lambda v: v if isinstance(v, str) else "")
+@pytest.mark.parametrize("route, path, method", GUARDED,
+                         ids=lambda v: v if isinstance(v, str) else "")
 def test_every_route_needs_its_scope(route, path, method):
     assert resolve(path).route == route  # the concrete path is this route's
     required = required_scope(path, method)
@@ -157,8 +159,10 @@ UNSERVED = [(route, path, method) for route, path, methods in ROUTES for method 
             if method not in methods]
 
 
-@pytest.mark.parametrize("route, path, method", UNSERVED, ids=lambda v: v if isinstance(v, str) else "")
-def test_every_method_a_route_does_not_serve_is_405_even_with_an_idempotency_key(route, path, method):
+@pytest.mark.parametrize("route, path, method", UNSERVED,
+                         ids=lambda v: v if isinstance(v, str) else "")
+def test_every_method_a_route_does_not_serve_is_405_even_with_an_idempotency_key(route, path,
+                                                                                 method):
     client = key_client("*")
     if path in OPEN:
         client = APIClient()  # unauthenticated, as a probe would be

@@ -45,8 +45,8 @@ def test_an_overflowing_order_total_is_422_naming_the_field(api):
     customer = Customer.objects.create(email="big@example.com")
     product = Product.objects.create(sku="BIG-1", name="Big", price="9999999999.99")
     location = inventory_services.location_create(code="MAIN", name="Main", priority=0)
-    inventory_services.stock_receive(product_id=product.id, location_id=location.id, quantity=100_000,
-                                     reason="test")
+    inventory_services.stock_receive(product_id=product.id, location_id=location.id,
+                                     quantity=100_000, reason="test")
     response = api.post("/api/v1/orders", {"customer_id": str(customer.id), "items": [
         {"product_id": str(product.id), "quantity": 99_999}]}, format="json")
     assert response.status_code == 422, response.content
@@ -57,7 +57,8 @@ def test_an_overflowing_order_total_is_422_naming_the_field(api):
     assert not Order.objects.exists()
 
 
-@pytest.mark.parametrize("exc", [OperationalError("server closed the connection"), InterfaceError("gone")])
+@pytest.mark.parametrize("exc",
+                         [OperationalError("server closed the connection"), InterfaceError("gone")])
 def test_an_unavailable_database_is_still_503(exc):
     status, payload, _ = exception_to_payload(exc)
     assert (status, payload["code"]) == (503, "service_unavailable")
@@ -117,10 +118,13 @@ def test_crafted_sort_values_for_numbers_and_dates_are_refused(value):
 def test_a_cursor_this_module_wrote_still_works(api):
     for n in range(3):
         Customer.objects.create(email=f"c{n}@example.com")
-    first = data_of(api.get("/api/v1/customers", {"limit": 2, "sort_by": "email", "sort_order": "asc"}))
-    rest = data_of(api.get("/api/v1/customers", {"limit": 2, "sort_by": "email", "sort_order": "asc",
+    first = data_of(api.get("/api/v1/customers",
+                            {"limit": 2, "sort_by": "email", "sort_order": "asc"}))
+    rest = data_of(api.get("/api/v1/customers",
+                           {"limit": 2, "sort_by": "email", "sort_order": "asc",
                                                  "cursor": first["next_cursor"]}))
-    assert [c["email"] for c in first["items"] + rest["items"]] == [f"c{n}@example.com" for n in range(3)]
+    assert [c["email"] for c in first["items"] + rest["items"]] == [f"c{n}@example.com"
+                                                                    for n in range(3)]
 
 
 def test_a_very_long_path_with_an_idempotency_key_is_stored_bounded_and_replayed(api):
@@ -133,20 +137,23 @@ def test_a_very_long_path_with_an_idempotency_key_is_stored_bounded_and_replayed
     again = api.post(path, {}, format="json", HTTP_IDEMPOTENCY_KEY="long-path")
     assert again.status_code == 404 and again["Idempotent-Replayed"] == "true"
     # Same prefix, another path: the hash tells them apart.
-    other = api.post(f"/api/v1/orders/{long_id}y/cancel", {}, format="json", HTTP_IDEMPOTENCY_KEY="long-path")
+    other = api.post(f"/api/v1/orders/{long_id}y/cancel", {}, format="json",
+                     HTTP_IDEMPOTENCY_KEY="long-path")
     assert error_of(other, 422)["code"] == "idempotency_key_reused"
 
 
 def test_a_nul_in_the_path_or_the_key_never_breaks_the_insert(api):
-    response = api.post("/api/v1/orders/a%00b/cancel", {}, format="json", HTTP_IDEMPOTENCY_KEY="nul-path")
+    response = api.post("/api/v1/orders/a%00b/cancel", {}, format="json",
+                        HTTP_IDEMPOTENCY_KEY="nul-path")
     assert response.status_code == 404, response.content
     assert IdempotencyRecord.objects.get(key="nul-path").path.isprintable()
-    bad_key = api.post("/api/v1/_test/things", {"name": "k"}, format="json", HTTP_IDEMPOTENCY_KEY="a\x00b")
+    bad_key = api.post("/api/v1/_test/things", {"name": "k"}, format="json",
+                       HTTP_IDEMPOTENCY_KEY="a\x00b")
     assert error_of(bad_key, 422)["code"] == "invalid_idempotency_key"
     assert not ApiKey.objects.filter(name="k").exists()
 
 
-# --- chunked bodies, through the WSGI handler --------------------------------------------------------
+# --- chunked bodies, through the WSGI handler -----------------------------------------------------
 
 
 def wsgi_post(path: str, body: bytes, *, terminated: bool = True, **headers) -> tuple[int, bytes]:
@@ -175,7 +182,8 @@ def test_a_chunked_body_is_read_not_taken_as_empty(make_key):
 def test_a_chunked_body_over_the_limit_is_413_and_writes_nothing(make_key, settings):
     settings.API_MAX_BODY_BYTES = 1024
     key = make_key("*")
-    status, body = wsgi_post("/api/v1/_test/things", b'{"name": "' + b"x" * 2000 + b'"}', HTTP_X_API_KEY=key)
+    status, body = wsgi_post("/api/v1/_test/things", b'{"name": "' + b"x" * 2000 + b'"}',
+                             HTTP_X_API_KEY=key)
     assert status == 413 and orjson.loads(body)["error"]["code"] == "payload_too_large"
     assert ApiKey.objects.count() == 1
 
@@ -183,7 +191,8 @@ def test_a_chunked_body_over_the_limit_is_413_and_writes_nothing(make_key, setti
 @pytest.mark.django_db(transaction=True)
 def test_a_chunked_body_the_server_did_not_decode_is_411(make_key):
     key = make_key("*")
-    status, body = wsgi_post("/api/v1/_test/things", b'{"name": "raw"}', terminated=False, HTTP_X_API_KEY=key)
+    status, body = wsgi_post("/api/v1/_test/things", b'{"name": "raw"}', terminated=False,
+                             HTTP_X_API_KEY=key)
     assert status == 411 and orjson.loads(body)["error"]["code"] == "length_required"
     assert not ApiKey.objects.filter(name="raw").exists()
 

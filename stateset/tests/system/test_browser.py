@@ -1,6 +1,7 @@
 """Pages that only a browser can judge: Swagger UI must render the API offline (its JavaScript comes
 from the sidecar package, not a CDN), and the admin login must load its stylesheet. Debian's
-headless Chromium loads them from a live server; the check is skipped with a reason when it is absent."""
+headless Chromium loads them from a live server; the check is skipped with a reason when it is
+absent."""
 
 import shutil
 import subprocess
@@ -9,14 +10,16 @@ import tempfile
 import pytest
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-pytestmark = pytest.mark.skipif(not CHROMIUM, reason="Debian's chromium is not installed (.ci/run installs it)")
+pytestmark = pytest.mark.skipif(not CHROMIUM,
+                                reason="Debian's chromium is not installed (.ci/run installs it)")
 
 
 def rendered_dom(url: str) -> str:
     assert CHROMIUM is not None  # the module is skipped without it
     with tempfile.TemporaryDirectory() as profile:
         result = subprocess.run(
-            [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+            [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+             "--no-first-run",
              "--disable-background-networking", "--disable-component-update", "--disable-sync",
              f"--user-data-dir={profile}", "--virtual-time-budget=10000", "--dump-dom", url],
             capture_output=True, text=True, timeout=120,

@@ -29,7 +29,9 @@ def _database_url() -> str:
     return f"postgresql://{auth}@{host}:{s['PORT'] or 5432}/{s['NAME']}"
 
 
-needs_broker = pytest.mark.skipif(not BROKER, reason="needs a Redis broker: set REDIS_URL or CELERY_TEST_BROKER_URL")
+needs_broker = pytest.mark.skipif(not BROKER,
+                                  reason="needs a Redis broker: set REDIS_URL or "
+                                         "CELERY_TEST_BROKER_URL")
 
 
 @pytest.fixture
@@ -40,8 +42,10 @@ def worker():
                STATESET__CELERY__ALWAYS_EAGER="false", STATESET_ENV="test")
     process = subprocess.Popen(
         [sys.executable, "-m", "celery", "-A", "stateset", "worker", "-P", "solo", "-l", "warning",
-         "--without-gossip", "--without-mingle", "--without-heartbeat", "-Q", "stateset-test,celery"],
-        env=env, cwd=Path(__file__).resolve().parents[3], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+         "--without-gossip", "--without-mingle", "--without-heartbeat", "-Q",
+         "stateset-test,celery"],
+        env=env, cwd=Path(__file__).resolve().parents[3], stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
     )
     yield process
     process.terminate()
@@ -96,7 +100,8 @@ def test_the_worker_dispatches_the_outbox_and_delivers_the_webhook(worker, monke
         endpoint = services.endpoint_create(url=receiver.url, events=["order.created"])
         with transaction.atomic():
             services.publish(event_type="order.created", payload={"order_number": "ORD-424242"})
-        send("webhooks.tasks.webhooks_pump")  # dispatch in the worker, which queues the delivery task
+        # dispatch in the worker, which queues the delivery task
+        send("webhooks.tasks.webhooks_pump")
         wait_for(lambda: Delivery.objects.filter(status="succeeded").exists(), worker)
     finally:
         receiver.close()

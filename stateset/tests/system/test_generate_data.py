@@ -1,4 +1,5 @@
-"""``generate_data`` on tiny numbers: counts, money adds up, partition keys travel, the load-test rows."""
+"""``generate_data`` on tiny numbers: counts, money adds up, partition keys travel, the load-test
+rows."""
 
 from collections import Counter
 from decimal import Decimal
@@ -27,14 +28,17 @@ PLAIN_TABLES = ["catalog_product", "customers_customer", "customers_address", "i
 
 def _indexes() -> set[tuple[str, str]]:
     with connection.cursor() as cursor:
-        cursor.execute("SELECT indexname, indexdef FROM pg_indexes WHERE tablename = ANY(%s)", [PLAIN_TABLES])
+        cursor.execute("SELECT indexname, indexdef FROM pg_indexes WHERE tablename = ANY(%s)",
+                       [PLAIN_TABLES])
         return set(cursor.fetchall())
 
 
 def _foreign_keys() -> set[tuple[str, str, str]]:
     """Top-level foreign keys (PostgreSQL clones them per partition under other names)."""
     with connection.cursor() as cursor:
-        cursor.execute("SELECT conrelid::regclass::text, conname, pg_get_constraintdef(oid) FROM pg_constraint "
+        cursor.execute(
+            "SELECT conrelid::regclass::text, conname, pg_get_constraintdef(oid) FROM "
+            "pg_constraint "
                        "WHERE contype = 'f' AND conparentid = 0")
         return set(cursor.fetchall())
 
@@ -44,7 +48,8 @@ def test_generate_data_loads_a_consistent_data_set_once():
     # One load, several checks: each load-and-flush of the partitioned tables costs seconds.
     keys_before, indexes_before = _foreign_keys(), _indexes()
     out = StringIO()
-    call_command("generate_data", orders=ORDERS, products=PRODUCTS, customers=CUSTOMERS, batch=50, stdout=out)
+    call_command("generate_data", orders=ORDERS, products=PRODUCTS, customers=CUSTOMERS, batch=50,
+                 stdout=out)
     generated = {"output": out.getvalue(), "keys_before": keys_before}
     # The indexes dropped for the load are back, as they were.
     assert _indexes() == indexes_before
@@ -66,7 +71,8 @@ def check_counts(generated):
     assert Product.objects.filter(sku__regex=r"^[A-Z]{3}-[0-9]{7}$").count() == PRODUCTS
     items = OrderItem.objects.filter(order__in=_generated_orders())
     assert ORDERS <= items.count() <= 3 * ORDERS
-    assert OrderEvent.objects.filter(order__in=_generated_orders(), kind="created").count() == ORDERS
+    assert OrderEvent.objects.filter(order__in=_generated_orders(),
+                                     kind="created").count() == ORDERS
     assert "VACUUM (ANALYZE)" in generated["output"]
 
 
@@ -87,7 +93,8 @@ def check_children_carry_their_orders_partition_key(generated):
     created = dict(_generated_orders().values_list("id", "created_at"))
     for order_id, order_created_at in OrderItem.objects.values_list("order_id", "order_created_at"):
         assert created[order_id] == order_created_at
-    for order_id, order_created_at, at in OrderEvent.objects.values_list("order_id", "order_created_at",
+    for order_id, order_created_at, at in OrderEvent.objects.values_list("order_id",
+                                                                         "order_created_at",
                                                                         "created_at"):
         assert created[order_id] == order_created_at == at
     # The foreign keys dropped for the load are back (and were checked when added back).
@@ -95,7 +102,8 @@ def check_children_carry_their_orders_partition_key(generated):
 
 
 def check_order_numbers_follow_time_and_the_sequence_continues():
-    numbers = list(_generated_orders().order_by("created_at", "id").values_list("order_number", flat=True))
+    numbers = list(_generated_orders().order_by("created_at", "id").values_list("order_number",
+                                                                                flat=True))
     assert len(set(numbers)) == ORDERS
     as_int = [int(n.removeprefix("ORD-")) for n in numbers]
     assert as_int == sorted(as_int)
@@ -107,10 +115,12 @@ def check_order_numbers_follow_time_and_the_sequence_continues():
 
 def check_stock_matches_the_ledger_and_the_load_test_rows_exist():
     product = Product.objects.get(pk=LOADTEST_PRODUCT_ID)
-    assert (product.sku, product.price, product.currency, product.is_active) == ("TEST-001", Decimal("29.99"),
+    assert (product.sku, product.price, product.currency, product.is_active) == ("TEST-001",
+                                                                                 Decimal("29.99"),
                                                                                  "USD", True)
     assert Customer.objects.filter(pk=LOADTEST_CUSTOMER_ID).exists()
-    stock = InventoryItem.objects.filter(product=product).aggregate(available=Sum("available"))["available"]
+    stock = InventoryItem.objects.filter(product=product).aggregate(available=Sum("available"))[
+        "available"]
     assert stock >= LOADTEST_STOCK
     ledger = Counter()
     for item_id, delta in StockMovement.objects.values_list("inventory_item_id", "on_hand_delta"):
@@ -118,7 +128,8 @@ def check_stock_matches_the_ledger_and_the_load_test_rows_exist():
     for item in InventoryItem.objects.all():
         assert ledger[item.id] == item.on_hand
     generated_products = Product.objects.filter(sku__regex=r"^[A-Z]{3}-[0-9]{7}$")
-    assert InventoryItem.objects.filter(product__in=generated_products).count() == PRODUCTS + PRODUCTS // 2
+    assert InventoryItem.objects.filter(
+        product__in=generated_products).count() == PRODUCTS + PRODUCTS // 2
 
 
 def check_refuses_a_database_that_already_holds_generated_data():

@@ -45,7 +45,8 @@ def post(api, path, body=None, status=200):
 def test_the_guide_order_from_checkout_to_refund(api, customer, guide_product):
     order = post(api, "/api/v1/orders", {
         "customer_id": str(customer.id),
-        "items": [{"product_id": str(guide_product.id), "sku": "TEST-001", "quantity": 2, "unit_price": 29.99}],
+        "items": [{"product_id": str(guide_product.id), "sku": "TEST-001", "quantity": 2,
+                   "unit_price": 29.99}],
         "total_amount": 59.98,
     }, status=201)
     path = f"/api/v1/orders/{order['id']}"
@@ -60,7 +61,8 @@ def test_the_guide_order_from_checkout_to_refund(api, customer, guide_product):
     post(api, f"/api/v1/shipments/{shipment['id']}/deliver")
     assert data_of(api.get(path))["status"] == "delivered"
 
-    unpaid = api.post(f"/api/v1/orders/{order['id']}/payment", {"payment_status": "refunded"}, format="json")
+    unpaid = api.post(f"/api/v1/orders/{order['id']}/payment", {"payment_status": "refunded"},
+                      format="json")
     assert error_of(unpaid, 422)["code"] == "validation_error"  # refunds set that, not clients
     paid = post(api, f"{path}/payment", {"payment_status": "paid", "reference": "ch_123"})
     assert paid["payment_status"] == "paid"
@@ -81,23 +83,27 @@ def test_the_guide_order_from_checkout_to_refund(api, customer, guide_product):
     assert [r["status"] for r in final["returns"]] == ["refunded"]
     assert Decimal(final["returns"][0]["refund_amount"]) == Decimal("59.98")
     kinds = [event["kind"] for event in final["timeline"]]
-    for kind in ("created", "reserved", "shipment_created", "shipped", "delivered", "payment", "return_requested",
-                 "refunded"):
+    for kind in ("created", "reserved", "shipment_created", "shipped", "delivered", "payment",
+                 "return_requested", "refunded"):
         assert kind in kinds, kinds
     assert Order.objects.get(id=order["id"]).version == final["version"]
-    ledger = list(StockMovement.objects.filter(inventory_item_id=stock.id).order_by("created_at", "id")
+    ledger = list(StockMovement.objects.filter(inventory_item_id=stock.id).order_by("created_at",
+                                                                                    "id")
                   .values_list("kind", "on_hand_delta", "reserved_delta"))
     assert ledger == [("receive", 1000, 0), ("reserve", 0, 2), ("ship", -2, -2), ("return", 2, 0)]
     stock.refresh_from_db()
-    assert (sum(row[1] for row in ledger), sum(row[2] for row in ledger)) == (stock.on_hand, stock.reserved)
+    assert (sum(row[1] for row in ledger), sum(row[2] for row in ledger)) == (stock.on_hand,
+                                                                              stock.reserved)
     events = set(Event.objects.values_list("type", flat=True))
-    assert {"order.created", "inventory.reserved", "shipment.shipped", "shipment.delivered", "return.approved",
-            "return.refunded", "order.status_changed"} <= events
+    assert {"order.created", "inventory.reserved", "shipment.shipped", "shipment.delivered",
+            "return.approved", "return.refunded", "order.status_changed"} <= events
 
 
-def test_an_order_reaches_its_subscriber_signed(api, customer, receiver, django_capture_on_commit_callbacks):
+def test_an_order_reaches_its_subscriber_signed(api, customer, receiver,
+                                                django_capture_on_commit_callbacks):
     product = StockedProductFactory(sku="HOOK-1", name="Hooked", price=Decimal("12.50"), stock=5)
-    created = data_of(api.post("/api/v1/webhooks", {"url": receiver.url, "events": ["order.created"]},
+    created = data_of(api.post("/api/v1/webhooks",
+                               {"url": receiver.url, "events": ["order.created"]},
                                format="json"), 201)
     secret = created["secret"]
 
@@ -117,5 +123,6 @@ def test_an_order_reaches_its_subscriber_signed(api, customer, receiver, django_
     assert payload["data"]["items"] == [{"sku": "HOOK-1", "quantity": 2, "unit_price": "12.50"}]
     delivery = Delivery.objects.get()
     assert (delivery.status, delivery.attempts, delivery.response_status) == ("succeeded", 1, 200)
-    assert set(Event.objects.values_list("type", flat=True)) == {"order.created", "inventory.reserved"}
+    assert set(Event.objects.values_list("type", flat=True)) == {"order.created",
+                                                                 "inventory.reserved"}
     assert not Event.objects.filter(dispatched_at__isnull=True).exists()

@@ -1,8 +1,8 @@
 """SPEC §10: Redis hanging — accepting connections, never answering — as the cache, the rate
 limiter's store and the Celery broker. Each request pays at most ``[redis] timeout`` (100 ms) once,
 then the circuit breakers skip Redis for a few seconds: every endpoint stays under one second (it
-took 10 s for an order list, 20 s for a product detail, 40 s for ``POST /orders``), and the breakers'
-state is visible in /metrics and the log."""
+took 10 s for an order list, 20 s for a product detail, 40 s for ``POST /orders``), and the
+breakers' state is visible in /metrics and the log."""
 
 from __future__ import annotations
 
@@ -74,7 +74,8 @@ def hung_redis(hung, settings):
         pytest.skip("needs the Redis cache configuration (REDIS_URL)")
     cache["LOCATION"] = f"redis://127.0.0.1:{hung.port}/0"
     eager, broker = celery_app.conf.task_always_eager, celery_app.conf.broker_url
-    celery_app.conf.task_always_eager, celery_app.conf.broker_url = False, f"redis://127.0.0.1:{hung.port}/1"
+    celery_app.conf.task_always_eager, celery_app.conf.broker_url = (False,
+                                                                     f"redis://127.0.0.1:{hung.port}/1")
     queue._drop_producer()
     with override_settings(CACHES={"default": cache}, API_RATE_LIMIT="100000/min"):
         yield hung
@@ -84,11 +85,14 @@ def hung_redis(hung, settings):
 
 @pytest.fixture
 def shop(db):
-    customer = Customer.objects.create(email="hung@example.com", first_name="Hung", last_name="Redis")
+    customer = Customer.objects.create(email="hung@example.com", first_name="Hung",
+                                       last_name="Redis")
     product = Product.objects.create(sku="HUNG-1", name="Hung widget", price=Decimal("5.00"))
     location = inventory_services.location_create(code="MAIN", name="Main", priority=0)
-    inventory_services.stock_receive(product_id=product.id, location_id=location.id, quantity=100, reason="test")
-    webhook_services.endpoint_create(url="https://hooks.example.com/in", events=["*"])  # kicks go out
+    inventory_services.stock_receive(product_id=product.id, location_id=location.id, quantity=100,
+                                     reason="test")
+    # kicks go out
+    webhook_services.endpoint_create(url="https://hooks.example.com/in", events=["*"])
     return customer, product
 
 
@@ -98,13 +102,15 @@ def timed(call):
     return response, time.perf_counter() - started
 
 
-def test_every_endpoint_stays_under_a_second_and_redis_costs_one_timeout(hung_redis, shop, client, caplog):
+def test_every_endpoint_stays_under_a_second_and_redis_costs_one_timeout(hung_redis, shop, client,
+                                                                         caplog):
     caplog.set_level(logging.INFO, logger="stateset.breaker")
     customer, product = shop
     _, raw = services.api_key_create(name="hung", scopes=["*"])
     api = APIClient()
     api.credentials(HTTP_X_API_KEY=raw)
-    body = {"customer_id": str(customer.id), "items": [{"product_id": str(product.id), "quantity": 1}]}
+    body = {"customer_id": str(customer.id),
+            "items": [{"product_id": str(product.id), "quantity": 1}]}
     timings = {}
     calls = [
         ("product detail", lambda: api.get(f"/api/v1/products/{product.id}")),
@@ -127,7 +133,8 @@ def test_every_endpoint_stays_under_a_second_and_redis_costs_one_timeout(hung_re
     key_cache.clear()
     caplog.clear()
     before = len(hung_redis.accepted)
-    body = {**body, "items": [{"product_id": str(product.id), "quantity": 2}]}  # a new order, not a replay
+    # a new order, not a replay
+    body = {**body, "items": [{"product_id": str(product.id), "quantity": 2}]}
     started = time.perf_counter()
     for name, call in calls:
         response, seconds = timed(call)
@@ -166,4 +173,5 @@ def test_the_breaker_closes_again_once_redis_answers(settings):
     assert cache.get("breaker-probe", "skipped") == "skipped"  # open: not even asked
     redis_breaker._open_until = 0.0  # the cooldown is over
     cache.set("breaker-probe", "answered")  # the probe succeeds...
-    assert not redis_breaker.is_open and cache.get("breaker-probe") == "answered"  # ...and it closes
+    # ...and it closes
+    assert not redis_breaker.is_open and cache.get("breaker-probe") == "answered"

@@ -28,7 +28,9 @@ def test_seed_demo_loads_the_load_test_rows_and_is_idempotent():
         "TEST-001", Decimal("29.99"), "USD", True)
     customer = Customer.objects.get(pk=CUSTOMER_ID)
     assert customer.email == "loadtest@example.com"
-    assert set(customer.addresses.filter(is_default=True).values_list("kind", flat=True)) == {"shipping", "billing"}
+    assert set(customer.addresses.filter(is_default=True).values_list("kind",
+                                                                      flat=True)) == {"shipping",
+                                                                                      "billing"}
     first = counts()
     assert first[0] == 301 and first[1] == 201 and first[2] >= 202
     assert "[catalog]" in out.getvalue() and "[customers]" in out.getvalue()

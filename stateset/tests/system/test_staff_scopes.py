@@ -41,7 +41,8 @@ def with_csrf(client: APIClient) -> APIClient:
 
 
 def test_permissions_map_to_scopes():
-    assert scopes_for_permissions({"orders.view_order", "catalog.change_product", "customers.view_address",
+    assert scopes_for_permissions({"orders.view_order", "catalog.change_product",
+                                   "customers.view_address",
                                    "inventory.delete_location", "returns.add_return"}) == (
         "catalog:write", "customers:read", "inventory:write", "orders:read", "returns:write")
     assert scopes_for_permissions({"webhooks.change_endpoint", "stateset.add_apikey"}) == (
@@ -56,8 +57,8 @@ def test_a_view_only_session_reads_its_resources_and_nothing_else():
     client = staff("view_order")
     assert data_of(client.get("/api/v1/orders"))["items"] == []
     Customer.objects.create(email="private@example.com")
-    for path in ("/api/v1/customers", "/api/v1/customers/export.csv", "/api/v1/products", "/api/v1/inventory",
-                 "/api/v1/returns", "/api/v1/shipments", "/api/v1/webhooks"):
+    for path in ("/api/v1/customers", "/api/v1/customers/export.csv", "/api/v1/products",
+                 "/api/v1/inventory", "/api/v1/returns", "/api/v1/shipments", "/api/v1/webhooks"):
         response = client.get(path)
         if response.status_code == 404:  # a route another branch adds
             continue
