@@ -158,15 +158,15 @@ def price_order(*, currency: str, lines: Sequence[LineIn], discounts: Decimal = 
     ``invalid_value`` (an amount beyond ``stateset.money.MAX_AMOUNT``), naming the field."""
     priced: list[PricedLine] = []
     errors: dict[str, Any] = {}
-    for index, line in enumerate(lines):
-        total = round_money(line.unit_price * line.quantity, currency)
+    for index, given in enumerate(lines):
+        total = round_money(given.unit_price * given.quantity, currency)
         if total > MAX_AMOUNT:
             raise _too_large(f"items[{index}]")
-        if line.discount > total:
+        if given.discount > total:
             errors[str(index)] = {
                 "discount": [f"At most the line's total, {money_str(total, currency)}."]}
-        priced.append(PricedLine(quantity=line.quantity, unit_price=line.unit_price,
-                                 total_price=total, discount_total=line.discount))
+        priced.append(PricedLine(quantity=given.quantity, unit_price=given.unit_price,
+                                 total_price=total, discount_total=given.discount))
     if errors:
         raise ValidationFailed("A line discount exceeds its line.", code="discount_exceeds",
                                details={"items": errors})

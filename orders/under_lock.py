@@ -543,11 +543,11 @@ def _reprice(order: Order, lines: Sequence[OrderItem],
         line.tax_total, line.taxes = result.tax_total, [tax.as_dict(currency)
                                                         for tax in result.taxes]
     if not order.taxes_sent:
-        for row, result in zip(ShippingLine.objects.filter(order_id=order.id).order_by("id"),
-                               priced.shipping, strict=True):
-            ShippingLine.objects.filter(id=row.id).update(tax_total=result.tax_total,
+        for row, ship in zip(ShippingLine.objects.filter(order_id=order.id).order_by("id"),
+                             priced.shipping, strict=True):
+            ShippingLine.objects.filter(id=row.id).update(tax_total=ship.tax_total,
                                                          taxes=[tax.as_dict(currency)
-                                                                for tax in result.taxes])
+                                                                for tax in ship.taxes])
     order.subtotal, order.discount_total = priced.subtotal, priced.discount_total
     order.shipping_total, order.tax_total, order.total_amount = (priced.shipping_total,
                                                                  priced.tax_total,

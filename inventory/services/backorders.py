@@ -128,9 +128,9 @@ def allocate_backorders(*, rows: Mapping[uuid.UUID, Counters], growth: Mapping[u
     ``ledger.apply_changes`` with those rows locked. Returns the units allocated."""
     capacity: dict[uuid.UUID, list[_Room]] = defaultdict(list)
     for item_id, row in sorted(rows.items()):
-        room = min(growth[item_id], row.sellable)
-        if room > 0:
-            capacity[row.product_id].append(_Room(row, room))
+        units = min(growth[item_id], row.sellable)
+        if units > 0:
+            capacity[row.product_id].append(_Room(row, units))
     changes: dict[uuid.UUID, int] = defaultdict(int)
     refs: dict[uuid.UUID, set[str]] = defaultdict(set)
     reservations: list[Reservation] = []
