@@ -7,6 +7,8 @@
 - Groups ("all orders of customer X") are versioned namespaces: bumping the version orphans every key
   of the group at once, without ``KEYS``/``SCAN``.
 - Redis down: every call falls back to the loader, logged and counted, never an error.
+- Never a replica's value (SPEC §2): a miss that fills the cache reads the primary (one read per
+  key per TTL; replicas take the reads nothing caches, and every read while Redis is down).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from django.core.cache import cache
 from django.db import transaction
 
 from stateset import metrics
+from stateset.db import pin_primary
 
 logger = logging.getLogger("stateset.cache")
 T = TypeVar("T")
@@ -111,7 +114,10 @@ class EntityCache:
             return value  # type: ignore[return-value]
         metrics.CACHE_MISSES.labels(self.entity).inc()
         tally.add(self.entity, "misses")
-        value = loader()
+        # A value that is going to be stored is read on the primary: a replica may be behind it,
+        # and what it answered would then be served for the whole TTL.
+        with pin_primary():
+            value = loader()
         if value is not None and value is not _MISSING and value != _TOMBSTONE:
             try:
                 stored = value if depends_on is None else (version, value)

@@ -52,8 +52,9 @@ def route_of(request: HttpRequest) -> str:
 
 
 class RequestContextMiddleware:
-    """Accepts or generates ``X-Request-ID``, echoes it, pins writes to the primary database, and
-    writes one JSON log line per request with route, status, duration and query count."""
+    """Accepts or generates ``X-Request-ID``, echoes it, opens the request's database scope
+    (read-your-writes: ``stateset.db.request_scope``), and writes one JSON log line per request
+    with route, status, duration and query count."""
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]):
         self.get_response = get_response
@@ -65,9 +66,11 @@ class RequestContextMiddleware:
         started = time.perf_counter()
         counter = _QueryCounter()
         token = request_context.set({"request_id": request_id})
-        primary = request.method not in ("GET", "HEAD", "OPTIONS")
+        # Unsafe methods read from the primary from the start (their reads decide their writes); a
+        # GET joins them at its first write. Staff in the back office read what they just saved.
+        primary = request.method not in ("GET", "HEAD", "OPTIONS") or request.path.startswith("/admin/")
         try:
-            with db_routing.pin_primary(primary), connections["default"].execute_wrapper(counter):
+            with db_routing.request_scope(primary=primary), connections["default"].execute_wrapper(counter):
                 response = self.get_response(request)
         finally:
             request_context.reset(token)
