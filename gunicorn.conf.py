@@ -29,8 +29,11 @@ os.environ["PROMETHEUS_MULTIPROC_DIR"] = _metrics_dir
 
 
 def on_starting(server):  # type: ignore[no-untyped-def]
+    os.makedirs(_metrics_dir, exist_ok=True)
     for name in os.listdir(_metrics_dir):
         os.unlink(os.path.join(_metrics_dir, name))
+    # The process series (CPU, memory) cover this master and every worker, whichever answers.
+    os.environ["STATESET_METRICS_ROOT_PID"] = str(os.getpid())
 
 
 def child_exit(server, worker):  # type: ignore[no-untyped-def]
