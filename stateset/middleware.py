@@ -24,6 +24,7 @@ from stateset.api.errors import json_error_response
 from stateset.logging import request_context
 
 logger = logging.getLogger("stateset.request")
+_NAMED_GROUP = re.compile(r"\(\?P<([^>]+)>[^()]*\)")
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
 
 
@@ -47,8 +48,9 @@ def route_of(request: HttpRequest) -> str:
         except Resolver404:
             return "<unmatched>"
     route = match.route or ""
+    route = _NAMED_GROUP.sub(r"{\1}", route)  # DRF's router: (?P<pk>[^/.]+) → {pk}
     route = re.sub(r"<(?:[^>:]+:)?([^>]+)>", r"{\1}", route)
-    return "/" + route.lstrip("^").rstrip("$")
+    return "/" + route.replace("^", "").replace("$", "")
 
 
 class RequestContextMiddleware:

@@ -340,6 +340,23 @@ admin_users = {p['USER']}
             shutil.rmtree(self.directory, ignore_errors=True)
 
 
+def api_caller(base: str, key: str):  # type: ignore[no-untyped-def]
+    """``call(method, path, body=None, headers=None)`` → (status, envelope data); fails on 4xx/5xx."""
+    import json
+
+    def call(method: str, path: str, body: dict | None = None, headers: dict | None = None):  # type: ignore[no-untyped-def]
+        request = urllib.request.Request(
+            base + path, method=method, data=json.dumps(body).encode() if body is not None else None,
+            headers={"X-API-Key": key, "Content-Type": "application/json", **(headers or {})})
+        try:
+            with urllib.request.urlopen(request, timeout=30) as response:
+                return response.status, json.loads(response.read())["data"]
+        except urllib.error.HTTPError as error:
+            raise AssertionError(f"{method} {path}: {error.code} {error.read()[:500]!r}") from None
+
+    return call
+
+
 # --- gunicorn and a Celery worker ------------------------------------------------------------------
 
 

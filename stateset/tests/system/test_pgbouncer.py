@@ -5,12 +5,9 @@ may land on a different server connection."""
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import subprocess
 import sys
-import urllib.error
-import urllib.request
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 
@@ -24,6 +21,7 @@ from stateset.settings import database_from_url
 from stateset.tests.system.servers import (
     ROOT,
     PgBouncer,
+    api_caller,
     app_env,
     database_url,
     free_port,
@@ -107,7 +105,7 @@ def test_the_api_smoke_set_passes_through_pgbouncer_in_transaction_mode(pgbounce
     server = start_gunicorn(env, port, workers=2)
     base = f"http://127.0.0.1:{port}/api/v1"
     try:
-        call = _client(base, key)
+        call = api_caller(base, key)
         product = call("POST", "/products", {"sku": "PGB-1", "name": "Bounced", "price": "12.50"})[1]
         customer = call("POST", "/customers", {"email": "pgb@example.com", "first_name": "Pat"})[1]
         location = call("POST", "/locations", {"code": "PGB", "name": "Bouncer"})[1]
@@ -145,17 +143,3 @@ def test_the_api_smoke_set_passes_through_pgbouncer_in_transaction_mode(pgbounce
         stop(server)
         assert server.returncode is not None
     assert b"Traceback" not in (server.stderr.read() if server.stderr else b"")
-
-
-def _client(base: str, key: str):  # type: ignore[no-untyped-def]
-    def call(method: str, path: str, body: dict | None = None, headers: dict | None = None):  # type: ignore[no-untyped-def]
-        request = urllib.request.Request(
-            base + path, method=method, data=json.dumps(body).encode() if body is not None else None,
-            headers={"X-API-Key": key, "Content-Type": "application/json", **(headers or {})})
-        try:
-            with urllib.request.urlopen(request, timeout=30) as response:
-                return response.status, json.loads(response.read())["data"]
-        except urllib.error.HTTPError as error:
-            raise AssertionError(f"{method} {path}: {error.code} {error.read()[:500]!r}") from None
-
-    return call
