@@ -382,3 +382,102 @@ def start_worker(env: dict[str, str], *, pool: str = "prefork", concurrency: int
          "-l", "warning", "--without-gossip", "--without-mingle", "--without-heartbeat", "-Q", queues],
         cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
     )
+
+
+# --- nginx ------------------------------------------------------------------------------------------
+
+DEPLOY = ROOT / "deploy"
+
+
+class Nginx:
+    """Debian's nginx running the shipped ``deploy/nginx/stateset.conf`` from a scratch prefix. Only
+    what a machine supplies is replaced: the listen ports (free ones on 127.0.0.1), the upstream
+    file (the instances given), a self-signed certificate, and, when given, the operators' list."""
+
+    binary = shutil.which("nginx") or "/usr/sbin/nginx"
+
+    def __init__(self, upstreams: list[int], *, operators: str | None = None):
+        self.upstreams = upstreams
+        self.operators = operators
+        self.http_port, self.https_port = free_port(), free_port()
+        self.prefix = Path(tempfile.mkdtemp(prefix="stateset-nginx-"))
+        self.process: subprocess.Popen | None = None
+
+    @classmethod
+    def why_not(cls) -> str:
+        if not Path(cls.binary).exists():
+            return "Debian's nginx is not installed (apt-get install nginx; .ci/run does)"
+        if not shutil.which("openssl"):
+            return "no openssl to make the test certificate"
+        return ""
+
+    def prepare(self) -> Path:
+        shipped = (DEPLOY / "nginx" / "stateset.conf").read_text()
+        assert shipped.count("listen 443 ssl http2;") == 1 and shipped.count("listen 80;") == 1
+        (self.prefix / "stateset.conf").write_text(
+            shipped.replace("listen 443 ssl http2;", f"listen 127.0.0.1:{self.https_port} ssl http2;")
+                   .replace("listen 80;", f"listen 127.0.0.1:{self.http_port};"))
+        servers = "".join(f"    server 127.0.0.1:{port} max_fails=3 fail_timeout=30s;\n" for port in self.upstreams)
+        upstream = (DEPLOY / "nginx" / "stateset-upstream.conf").read_text()
+        head, _, _ = upstream.partition("    server ")
+        (self.prefix / "stateset-upstream.conf").write_text(head + servers + "    keepalive 32;\n}\n")
+        (self.prefix / "stateset-operators.conf").write_text(
+            self.operators if self.operators is not None else (DEPLOY / "nginx" / "stateset-operators.conf").read_text())
+        (self.prefix / "tls").mkdir()
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=localhost",
+                        "-keyout", str(self.prefix / "tls" / "stateset.key"), "-out", str(self.prefix / "tls" / "stateset.crt")],
+                       check=True, capture_output=True)
+        for name in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"):
+            (self.prefix / "temp" / name).mkdir(parents=True)
+        temp = self.prefix / "temp"
+        main = self.prefix / "nginx.conf"
+        main.write_text(f"""
+worker_processes 1;
+pid {self.prefix}/nginx.pid;
+error_log stderr warn;
+events {{ worker_connections 512; }}
+http {{
+    access_log off;
+    client_body_temp_path {temp}/client_body;
+    proxy_temp_path {temp}/proxy;
+    fastcgi_temp_path {temp}/fastcgi;
+    uwsgi_temp_path {temp}/uwsgi;
+    scgi_temp_path {temp}/scgi;
+    include stateset.conf;
+}}
+""")
+        return main
+
+    def test_config(self) -> subprocess.CompletedProcess:
+        main = self.prepare()
+        return subprocess.run([self.binary, "-t", "-p", str(self.prefix), "-c", str(main), "-e", "stderr"],
+                              capture_output=True, text=True)
+
+    def start(self) -> None:
+        result = self.test_config()
+        assert result.returncode == 0, result.stderr
+        self.process = subprocess.Popen(
+            [self.binary, "-p", str(self.prefix), "-c", str(self.prefix / "nginx.conf"), "-e", "stderr",
+             "-g", "daemon off;"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                with socket.create_connection(("127.0.0.1", self.https_port), timeout=1):
+                    return
+            except OSError:
+                if self.process.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"nginx did not start: {_tail(self.process)}") from None
+                time.sleep(0.05)
+
+    def remove(self) -> None:
+        if self.process is not None:
+            stop(self.process)
+        shutil.rmtree(self.prefix, ignore_errors=True)
+
+
+def curl(url: str, *args: str) -> tuple[str, str]:
+    """(HTTP version, status) of a request with curl (it speaks HTTP/2 over TLS)."""
+    out = subprocess.run(["curl", "-sk", "-o", "/dev/null", "-w", "%{http_version} %{http_code}", *args, url],
+                         capture_output=True, text=True, timeout=30)
+    version, _, status = out.stdout.partition(" ")
+    return version, status
