@@ -4,6 +4,7 @@ says why it cannot run on this machine (the tests skip with that reason, never s
 
 from __future__ import annotations
 
+import configparser
 import contextlib
 import os
 import pwd
@@ -23,6 +24,7 @@ from urllib.parse import quote
 import psycopg
 
 ROOT = Path(__file__).resolve().parents[3]
+DEPLOY = ROOT / "deploy"
 
 
 def free_port() -> int:
@@ -285,25 +287,21 @@ class PgBouncer:
         host = p["HOST"] or "localhost"
         target = f"host={host} port={p['PORT'] or 5432} dbname={p['NAME']}"
         (self.directory / "userlist.txt").write_text(f'"{p["USER"]}" "{p["PASSWORD"] or ""}"\n')
-        (self.directory / "pgbouncer.ini").write_text(f"""
-[databases]
-{p['NAME']} = {target}
-
-[pgbouncer]
-listen_addr = 127.0.0.1
-listen_port = {self.port}
-unix_socket_dir =
-auth_type = trust
-auth_file = {self.directory / 'userlist.txt'}
-pool_mode = transaction
-default_pool_size = {self.pool_size}
-max_client_conn = 200
-server_reset_query =
-ignore_startup_parameters = extra_float_digits
-logfile = {self.directory / 'pgbouncer.log'}
-pidfile = {self.directory / 'pgbouncer.pid'}
-admin_users = {p['USER']}
-""")
+        # The shipped file, with what belongs to this machine replaced.
+        config = configparser.ConfigParser(interpolation=None, delimiters=("=",), comment_prefixes=(";", "#"))
+        config.optionxform = str  # type: ignore[assignment,method-assign]
+        config.read(DEPLOY / "pgbouncer" / "pgbouncer.ini")
+        config.remove_section("databases")
+        config.add_section("databases")
+        config.set("databases", p["NAME"], target)
+        config["pgbouncer"].update({
+            "listen_addr": "127.0.0.1", "listen_port": str(self.port), "auth_type": "trust",
+            "auth_file": str(self.directory / "userlist.txt"), "default_pool_size": str(self.pool_size),
+            "reserve_pool_size": "0", "logfile": str(self.directory / "pgbouncer.log"),
+            "pidfile": str(self.directory / "pgbouncer.pid"), "admin_users": p["USER"], "stats_users": p["USER"],
+        })
+        with (self.directory / "pgbouncer.ini").open("w") as handle:
+            config.write(handle)
         user = service_user()
         if user is not None:
             for child in self.directory.iterdir():
@@ -385,8 +383,6 @@ def start_worker(env: dict[str, str], *, pool: str = "prefork", concurrency: int
 
 
 # --- nginx ------------------------------------------------------------------------------------------
-
-DEPLOY = ROOT / "deploy"
 
 
 class Nginx:
