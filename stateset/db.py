@@ -34,6 +34,9 @@ logger = logging.getLogger("stateset.db")
 REPLICA_PREFIX = "replica_"
 _pinned: contextvars.ContextVar[bool] = contextvars.ContextVar("pinned_to_primary", default=False)
 _scope: contextvars.ContextVar[_Scope | None] = contextvars.ContextVar("db_scope", default=None)
+# Credentials and sessions are always read on the primary: a key or a login made a moment ago must
+# work on the client's next request, whatever a replica has replayed.
+PRIMARY_READ_MODELS = frozenset({"stateset.apikey", "sessions.session", "auth.user"})
 # Statements that leave the database as it was. Anything else on the primary (INSERT, UPDATE,
 # DELETE, a CTE, SAVEPOINT, SET CONSTRAINTS ...) counts as a write of the current scope.
 _READS = ("SELECT", "SHOW", "EXPLAIN", "VALUES")
@@ -226,6 +229,8 @@ class ReplicaRouter:
     def db_for_read(self, model: Any, **hints: Any) -> str:
         replicas = replica_aliases()
         if not replicas or settings.READ_PREFERENCE == "primary" or _pinned.get():
+            return "default"
+        if model._meta.label_lower in PRIMARY_READ_MODELS:
             return "default"
         scope = _scope.get()
         if (scope is not None and scope.primary) or connections["default"].in_atomic_block:

@@ -79,12 +79,22 @@ def main() -> int:
                                   "orders": args.orders, "steps": []}
     steps: list = results["steps"]  # type: ignore[assignment]
 
-    def step(name: str, script: str, base: str) -> None:
+    def step(name: str, script: str, base: str, *, standby: servers.Standby | None = None) -> None:
+        """One k6 run. Besides req/s and p95 (which other work on a shared machine moves), the CPU
+        each request cost, per part: app (gunicorn trees), front (nginx), pgbouncer, the primary's
+        and the standby's backends serving this database. CPU per request does not depend on how
+        busy the machine is, so it is what compares the steps."""
+        k6(script, base, key, args, seconds=3)  # warm-up: every worker's first requests, new connections
         load = os.getloadavg()[0]
-        rps, p95, failed = k6(script, base, key, args)
-        steps.append({"step": name, "rps": rps, "p95_ms": p95, "failed": failed, "load_before": round(load, 2)})
-        print(f"{name:<62} {rps:8.0f} req/s   p95 {p95:7.1f} ms   failed {failed:.2%}   (load {load:.1f})",
-              flush=True)
+        before = cpu_snapshot(database, standby)
+        rps, p95, failed, count = k6(script, base, key, args)
+        after = cpu_snapshot(database, standby)
+        cost = {part: round((after[part] - before.get(part, 0.0)) * 1000 / max(count, 1), 2) for part in after}
+        steps.append({"step": name, "rps": rps, "p95_ms": p95, "failed": failed, "requests": count,
+                      "load_before": round(load, 2), "cpu_ms_per_request": cost})
+        parts = ", ".join(f"{part} {ms}" for part, ms in cost.items() if ms)
+        print(f"{name:<52} {rps:6.0f} req/s  p95 {p95:7.1f} ms  failed {failed:.1%}  load {load:.1f}  "
+              f"CPU ms/request: {parts}", flush=True)
 
     env = servers.app_env(database, STATESET__CELERY__ALWAYS_EAGER="true",
                           LOG_LEVEL="WARNING")
@@ -111,7 +121,7 @@ def main() -> int:
             before = xacts(standby)
             with running([servers.start_gunicorn(replica_env, port, workers=2) for port in ports]), \
                     nginx(ports) as front:
-                step("two instances, reads on a streaming standby", READ, front)
+                step("two instances, reads on a streaming standby", READ, front, standby=standby)
             steps[-1]["standby_transactions"] = xacts(standby) - before
             print(f"{'':<62} standby served {steps[-1]['standby_transactions']} transactions")
         finally:
@@ -168,16 +178,61 @@ def nginx(ports: list[int]) -> Iterator[str]:
         server.remove()
 
 
-def k6(script: str, base: str, key: str, args: argparse.Namespace) -> tuple[float, float, float]:
+def cpu_snapshot(database: str, standby: servers.Standby | None) -> dict[str, float]:
+    """CPU seconds so far of the processes serving the bench, by part (see ``step``)."""
+    import psutil
+
+    def tree_cpu(names: tuple[str, ...], *, here: bool = False) -> float:
+        """The processes whose command line names one of ``names``, and their children (nginx's
+        workers are just "nginx: worker process")."""
+        total, seen = 0.0, set()
+        for process in psutil.process_iter(["name", "cmdline"]):
+            try:
+                line = " ".join(process.info["cmdline"] or [])
+                if not any(name in line for name in names) or (here and process.cwd() != str(ROOT)):
+                    continue
+                for member in [process, *process.children(recursive=True)]:
+                    if member.pid not in seen:
+                        seen.add(member.pid)
+                        times = member.cpu_times()
+                        total += times.user + times.system
+            except psutil.Error:
+                continue
+        return total
+
+    def backends(conn: psycopg.Connection) -> float:
+        pids = [row[0] for row in conn.execute(
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()")]
+        total = 0.0
+        for pid in pids:
+            try:
+                times = psutil.Process(pid).cpu_times()
+                total += times.user + times.system
+            except psutil.Error:
+                continue
+        return total
+
+    parts = {"app": tree_cpu(("gunicorn.conf.py",), here=True), "nginx": tree_cpu(("stateset-nginx-",)),
+             "pgbouncer": tree_cpu(("stateset-pgbouncer-",))}
+    with psycopg.connect(database, autocommit=True) as conn:
+        parts["postgres"] = backends(conn)
+    if standby is not None:
+        with standby.connect() as conn:
+            parts["standby"] = backends(conn)
+    return parts
+
+
+def k6(script: str, base: str, key: str, args: argparse.Namespace,
+       seconds: int | None = None) -> tuple[float, float, float, int]:
     with tempfile.TemporaryDirectory() as directory:
         path = Path(directory) / "script.js"
-        path.write_text(script.replace("__VUS__", str(args.vus)).replace("__SECONDS__", str(args.seconds)))
+        path.write_text(script.replace("__VUS__", str(args.vus)).replace("__SECONDS__", str(seconds or args.seconds)))
         summary = Path(directory) / "summary.json"
         subprocess.run([str(K6), "run", "--quiet", "--summary-export", str(summary), "-e", f"BASE={base}",
                         "-e", f"KEY={key}", str(path)], check=False, capture_output=True)
         metrics = json.loads(summary.read_text())["metrics"]
     return (metrics["http_reqs"]["rate"], metrics["http_req_duration"]["p(95)"],
-            metrics.get("http_req_failed", {}).get("value", 0.0))
+            metrics.get("http_req_failed", {}).get("value", 0.0), int(metrics["http_reqs"]["count"]))
 
 
 def manage(database: str, *args: str) -> str:

@@ -198,6 +198,9 @@ class Standby:
             "unix_socket_directories": f"'{self.data}'", "hot_standby": "on", "fsync": "off",
             "shared_buffers": "'32MB'", "wal_receiver_status_interval": "'1s'",
             "max_standby_streaming_delay": "'5s'", "log_min_messages": "warning", **copied,
+            # As deploy/postgres/postgresql.conf: without it, a read on the standby can be cancelled
+            # by the replay of a VACUUM on the primary ("conflict with recovery").
+            "hot_standby_feedback": "on",
         }
         (self.data / "postgresql.conf").write_text("".join(f"{k} = {v}\n" for k, v in settings.items()))
         (self.data / "pg_hba.conf").write_text("local all all trust\nhost all all 127.0.0.1/32 trust\n")

@@ -18,13 +18,14 @@ from django.db import connections, transaction
 from django.http import JsonResponse
 from django.test.utils import CaptureQueriesContext
 from django.urls import path
+from rest_framework.test import APIClient
 
 from catalog import services as catalog_services
+from catalog.models import Product
 from catalog.selectors import product_cache
 from stateset import services
 from stateset.celery import app as celery_app
 from stateset.db import replica_health
-from stateset.models import ApiKey
 from stateset.settings import database_from_url
 from stateset.testing import data_of
 from stateset.tests.system.servers import Standby, database_url
@@ -38,10 +39,10 @@ pytestmark = [pytest.mark.django_db(transaction=True, databases=["default", ALIA
 # --- a GET that writes, and a task that writes (read-your-writes within one request / task) ------
 
 
-def _write_then_read(name: str) -> dict[str, object]:
-    services.api_key_create(name=name, scopes=["catalog:read"])
+def _write_then_read(sku: str) -> dict[str, object]:
+    catalog_services.product_create(sku=sku, name="Written", price=Decimal("1.00"))
     with CaptureQueriesContext(connections[ALIAS]) as on_replica:
-        found = ApiKey.objects.filter(name=name).exists()
+        found = Product.objects.filter(sku=sku).exists()
     return {"found": found, "replica_queries": len(on_replica)}
 
 
@@ -151,27 +152,35 @@ def test_reads_land_on_the_standby_and_writes_on_the_primary(replica, reader, mo
 def test_a_read_after_a_write_in_the_same_request_goes_to_the_primary(replica):
     replica.pause()
     # Without a request scope, a read right after a write goes to the (paused) standby ...
-    services.api_key_create(name="outside", scopes=["catalog:read"])
-    assert not ApiKey.objects.filter(name="outside").exists()
+    catalog_services.product_create(sku="OUTSIDE", name="Written", price=Decimal("1.00"))
+    assert not Product.objects.filter(sku="OUTSIDE").exists()
     # ... inside one, the GET's write sends its later reads to the primary.
-    response = _get_with_urls("/_test/write-then-read?name=inside")
+    response = _get_with_urls("/_test/write-then-read?name=INSIDE")
     assert response == {"found": True, "replica_queries": 0}
 
 
 def test_a_read_after_a_write_in_the_same_task_goes_to_the_primary(replica):
     replica.pause()
-    result = write_then_read_task.apply(args=["in-a-task"]).get()
+    result = write_then_read_task.apply(args=["IN-A-TASK"]).get()
     assert result == {"found": True, "replica_queries": 0}
-    # A task that has not written reads on the standby: the row above is not there yet.
-    assert not ApiKey.objects.filter(name="in-a-task").exists()
+    # Outside the task, a read goes to the standby: the row above is not there yet.
+    assert not Product.objects.filter(sku="IN-A-TASK").exists()
+
+
+def test_a_key_made_a_moment_ago_works_while_the_standby_lags(replica):
+    replica.pause()
+    raw = services.api_key_create(name="brand-new", scopes=["catalog:read"])[1]
+    client = APIClient()
+    client.credentials(HTTP_X_API_KEY=raw)
+    assert client.get("/api/v1/products?limit=1").status_code == 200
 
 
 def test_reads_inside_a_write_transaction_go_to_the_primary(replica):
     replica.pause()
     with transaction.atomic():
-        services.api_key_create(name="in-tx", scopes=["catalog:read"])
+        catalog_services.product_create(sku="IN-TX", name="Written", price=Decimal("1.00"))
         with CaptureQueriesContext(connections[ALIAS]) as on_replica:
-            assert ApiKey.objects.filter(name="in-tx").exists()
+            assert Product.objects.filter(sku="IN-TX").exists()
     assert not on_replica.captured_queries
 
 
