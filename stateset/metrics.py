@@ -19,6 +19,11 @@ from prometheus_client import Counter, Gauge, Histogram, multiprocess
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+# In multiprocess mode every metric writes to a file in this directory from its creation on; a
+# process that is not gunicorn or a worker (beat, manage.py) may be the first to need it.
+if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    os.makedirs(os.environ["PROMETHEUS_MULTIPROC_DIR"], exist_ok=True)
+
 # The process whose tree the process series cover: gunicorn.conf.py and stateset.celery set it to
 # the gunicorn master / Celery main process, so every child reports the same tree.
 ROOT_PID_ENV = "STATESET_METRICS_ROOT_PID"
