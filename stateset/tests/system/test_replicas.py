@@ -71,9 +71,12 @@ def standby(django_db_setup, django_db_blocker):
     with django_db_blocker.unblock():
         try:
             server.start()
-        except RuntimeError as exc:
+        except RuntimeError as exc:  # pg_basebackup or pg_ctl said why
             server.remove()
             pytest.skip(f"no streaming standby: {exc}")
+        except BaseException:
+            server.remove()
+            raise
         replica = database_from_url(database_url(server.settings_dict()), key="test replica", replica=True)
         replica["TEST"] = {"MIRROR": "default"}
         connections.configure_settings({"default": settings.DATABASES["default"], ALIAS: replica})
