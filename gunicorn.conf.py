@@ -31,8 +31,11 @@ os.environ["PROMETHEUS_MULTIPROC_DIR"] = _metrics_dir
 
 
 def on_starting(server: Any) -> None:
+    os.makedirs(_metrics_dir, exist_ok=True)
     for name in os.listdir(_metrics_dir):
         os.unlink(os.path.join(_metrics_dir, name))
+    # The process series (CPU, memory) cover this master and every worker, whichever answers.
+    os.environ["STATESET_METRICS_ROOT_PID"] = str(os.getpid())
 
 
 def child_exit(server: Any, worker: Any) -> None:

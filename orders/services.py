@@ -476,7 +476,8 @@ def payment_record(*, order_id: uuid.UUID, act: str, amount: Decimal | str | Non
 
 
 # The first wave's shorthand: a status names a full authorization or capture.
-_SHORTHAND: dict[str, str] = {Order.PaymentStatus.AUTHORIZED: "authorize", Order.PaymentStatus.PAID: "capture"}
+_SHORTHAND: dict[str, str] = {Order.PaymentStatus.AUTHORIZED: "authorize",
+                              Order.PaymentStatus.PAID: "capture"}
 
 
 def order_record_payment(*, order_id: uuid.UUID, payment_status: str, reference: str = "",

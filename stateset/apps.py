@@ -15,6 +15,10 @@ class StatesetConfig(AppConfig):
 
         connection_created.connect(_size_statement_cache, dispatch_uid="stateset-statement-cache")
 
+        from stateset import telemetry
+
+        telemetry.setup()  # [telemetry] enabled: before the first request or task of this process
+
 
 class StateSetAdminConfig(admin_apps.AdminConfig):
     """The Django admin with the back-office index (today's orders and revenue, low stock)."""

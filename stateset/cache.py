@@ -12,6 +12,8 @@ key
 - Redis hung (accepts, never answers): each call waits at most ``[redis] timeout``, and the first
   one that times out opens ``redis_breaker``: every cache call of every caller (entity cache, rate
   limiter, count estimates) is then skipped for a few seconds (:class:`BreakerClient`).
+- Never a replica's value (SPEC §2): a miss that fills the cache reads the primary (one read per
+  key per TTL; replicas take the reads nothing caches, and every read while Redis is down).
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from stateset import metrics
 from stateset.breaker import redis_breaker
+from stateset.db import pin_primary
 
 logger = logging.getLogger("stateset.cache")
 T = TypeVar("T")
@@ -181,7 +184,10 @@ class EntityCache:
             return cast(T, value)  # what a loader of this key stored
         metrics.CACHE_MISSES.labels(self.entity).inc()
         tally.add(self.entity, "misses")
-        value = loader()
+        # A value that is going to be stored is read on the primary: a replica may be behind it,
+        # and what it answered would then be served for the whole TTL.
+        with pin_primary():
+            value = loader()
         if value is not None and value is not _MISSING and value != _TOMBSTONE:
             try:
                 stored = value if depends_on is None else (version, value)

@@ -220,6 +220,10 @@ SCHEMA: dict[str, dict[str, Field]] = {
         "statement_cache_size": Field(100, _int(minimum=0)),
         "replica_urls": Field([], _list(_PG)),
         "read_preference": Field("round_robin", _choice("round_robin", "random", "primary")),
+        # A replica replaying further behind than this (seconds) is skipped until it catches up.
+        "max_replica_lag": Field(5, _int(minimum=0, maximum=86400)),
+        # Behind PgBouncer in transaction mode: no server-side prepared statements or cursors.
+        "pgbouncer": Field(False, _bool),
     },
     "cache": {
         "enabled": Field(True, _bool),
@@ -240,11 +244,14 @@ SCHEMA: dict[str, dict[str, Field]] = {
     "celery": {
         "broker_url": Field("", _url("redis", "rediss", "amqp", "memory")),
         "always_eager": Field(False, _bool),
+        # A worker serves its Prometheus series on this port (0: off); see stateset.celery.
+        "metrics_port": Field(0, _int(minimum=0, maximum=65535)),
     },
     "telemetry": {
         "enabled": Field(False, _bool),
         "endpoint": Field("http://localhost:4317", _url("http", "https")),
         "service_name": Field("stateset-api", _str),
+        "protocol": Field("grpc", _choice("grpc", "http/protobuf")),
     },
     "api": {
         "default_page_size": Field(20, _int(minimum=1, maximum=1000)),

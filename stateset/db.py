@@ -1,14 +1,25 @@
-"""Read replicas (the guide's "Database Read Replicas"): reads go to a replica chosen by
-``[database] read_preference``; writes, and every query of a request that writes (POST, PATCH, ...)
-or runs inside a transaction, go to the primary, so a client reads its own writes."""
+"""Read replicas (SPEC §2, the guide's "Database Read Replicas").
+
+Reads go to a replica chosen by ``[database] read_preference``. Everything else goes to the primary:
+writes, reads inside a transaction, and every read of a request or Celery task after its first write
+(read-your-writes: :func:`request_scope`, entered by the request middleware and by every task).
+A replica that is down or replays more than ``[database] max_replica_lag`` seconds behind is
+skipped (:class:`ReplicaHealth`, one check per replica per process every second, not a query per
+read); with no usable replica, reads fall back to the primary. A value the entity cache stores is
+read with :func:`pin_primary`, so the cache never holds what a lagging replica answered.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import contextvars
 import itertools
+import logging
 import random
+import threading
+import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
@@ -19,11 +30,21 @@ from django.utils import timezone
 
 from stateset.errors import PreconditionFailed
 
+logger = logging.getLogger("stateset.db")
+REPLICA_PREFIX = "replica_"
 _pinned: contextvars.ContextVar[bool] = contextvars.ContextVar("pinned_to_primary", default=False)
+_scope: contextvars.ContextVar[_Scope | None] = contextvars.ContextVar("db_scope", default=None)
+# Credentials and sessions are always read on the primary: a key or a login made a moment ago must
+# work on the client's next request, whatever a replica has replayed.
+PRIMARY_READ_MODELS = frozenset({"stateset.apikey", "sessions.session", "auth.user"})
+# Statements that leave the database as it was. Anything else on the primary (INSERT, UPDATE,
+# DELETE, a CTE, SAVEPOINT, SET CONSTRAINTS ...) counts as a write of the current scope.
+_READS = ("SELECT", "SHOW", "EXPLAIN", "VALUES")
 
 
 @contextlib.contextmanager
 def pin_primary(pinned: bool = True) -> Iterator[None]:
+    """Send every read in this block to the primary (with ``pinned=False``: change nothing)."""
     token = _pinned.set(pinned or _pinned.get())
     try:
         yield
@@ -31,24 +52,205 @@ def pin_primary(pinned: bool = True) -> Iterator[None]:
         _pinned.reset(token)
 
 
+class _Scope:
+    """One request or task. ``primary`` turns true at its first write and stays true."""
+
+    __slots__ = ("primary",)
+
+    def __init__(self, primary: bool) -> None:
+        self.primary = primary
+
+    def __call__(self, execute, sql, params, many, context):  # type: ignore[no-untyped-def]
+        # An execute wrapper on the primary connection: raw SQL writes (``connection.cursor()``)
+        # bypass the router, so the statements themselves say whether the scope has written.
+        if not self.primary and not sql.lstrip()[:7].upper().startswith(_READS):
+            self.primary = True
+        return execute(sql, params, many, context)
+
+
+@contextlib.contextmanager
+def request_scope(*, primary: bool = False) -> Iterator[None]:
+    """Read-your-writes for one request or Celery task: once it has written (or from the start,
+    with ``primary=True``) every later read of it goes to the primary. A scope entered inside
+    another (an eager task run by a request) is the same scope."""
+    outer = _scope.get()
+    if outer is not None:
+        outer.primary = outer.primary or primary
+        yield
+        return
+    scope = _Scope(primary)
+    token = _scope.set(scope)
+    try:
+        if replica_aliases():
+            with connections["default"].execute_wrapper(scope):
+                yield
+        else:  # nothing to route: not even a wrapper per query
+            yield
+    finally:
+        _scope.reset(token)
+
+
+def replica_aliases() -> tuple[str, ...]:
+    databases = settings.DATABASES
+    if len(databases) == 1:
+        return ()
+    return tuple(alias for alias in databases if alias.startswith(REPLICA_PREFIX))
+
+
+# --- replica health ------------------------------------------------------------------------------
+
+# The standby's replay delay: zero when it has replayed everything it received and still streams
+# (an idle primary sends nothing to replay, however old the last replayed commit); otherwise the
+# age of the last replayed commit. NULL (no commit replayed since start-up while behind) is unknown,
+# treated as lagging. A server that is not in recovery is a primary: no lag.
+LAG_SQL = """
+SELECT CASE
+    WHEN NOT pg_is_in_recovery() THEN 0
+    WHEN pg_last_wal_receive_lsn() IS NOT DISTINCT FROM pg_last_wal_replay_lsn()
+         AND EXISTS (SELECT FROM pg_stat_wal_receiver) THEN 0
+    ELSE extract(epoch FROM now() - pg_last_xact_replay_timestamp())
+END
+"""
+
+
+@dataclass(frozen=True)
+class ReplicaState:
+    usable: bool
+    lag: float | None  # seconds; None when the replica could not be asked
+    reason: str
+    checked_at: float  # time.monotonic()
+
+
+class ReplicaHealth:
+    """A short-lived memo of each replica's liveness and lag, per process.
+
+    A check runs on its own small connection (``probe_timeout`` to connect, the same for the
+    query), not through the pool: a replica that went away costs one check at most every
+    ``ttl`` seconds, not a pool timeout per request. While one thread re-checks, the others go on
+    with the previous answer."""
+
+    ttl = 1.0
+    probe_timeout = 2
+
+    def __init__(self) -> None:
+        self._states: dict[str, ReplicaState] = {}
+        self._locks: dict[str, threading.Lock] = {}
+        self._probes: dict[str, Any] = {}
+        self._guard = threading.Lock()
+
+    def usable(self, alias: str) -> bool:
+        state = self._states.get(alias)
+        if state is None or time.monotonic() - state.checked_at >= self.ttl:
+            lock = self._lock(alias)
+            if lock.acquire(blocking=state is None):
+                try:
+                    state = self._states.get(alias)
+                    if state is None or time.monotonic() - state.checked_at >= self.ttl:
+                        state = self.check(alias)
+                finally:
+                    lock.release()
+            else:
+                state = self._states.get(alias) or state
+        return state is not None and state.usable
+
+    def state(self, alias: str) -> ReplicaState | None:
+        return self._states.get(alias)
+
+    def forget(self) -> None:
+        """Drop every memo and probe connection (tests; a changed set of replicas)."""
+        with self._guard:
+            for probe in self._probes.values():
+                with contextlib.suppress(Exception):
+                    probe.close()
+            self._probes.clear()
+            self._states.clear()
+
+    def check(self, alias: str) -> ReplicaState:
+        max_lag = float(settings.MAX_REPLICA_LAG)
+        try:
+            lag = self._lag(alias)
+        except Exception as exc:
+            self._drop_probe(alias)
+            state = ReplicaState(False, None, f"down: {type(exc).__name__}", time.monotonic())
+        else:
+            if lag is None or lag > max_lag:
+                shown = "unknown" if lag is None else f"{lag:.1f} s"
+                state = ReplicaState(False, lag, f"lagging: {shown} > {max_lag:g} s",
+                                     time.monotonic())
+            else:
+                state = ReplicaState(True, lag, "ok", time.monotonic())
+        previous = self._states.get(alias)
+        if previous is None or previous.usable != state.usable:
+            log = logger.info if state.usable else logger.warning
+            log("replica %s %s", alias, "usable" if state.usable else f"skipped ({state.reason})",
+                extra={"fields": {"replica": alias, "reason": state.reason,
+                                  "lag_seconds": state.lag}})
+        self._states[alias] = state
+        return state
+
+    def _lock(self, alias: str) -> threading.Lock:
+        with self._guard:
+            return self._locks.setdefault(alias, threading.Lock())
+
+    def _lag(self, alias: str) -> float | None:
+        probe = self._probes.get(alias)
+        if probe is None or probe.closed:
+            probe = self._probes[alias] = self._connect(alias)
+        row = probe.execute(LAG_SQL).fetchone()
+        return None if row is None or row[0] is None else float(row[0])
+
+    def _connect(self, alias: str) -> Any:
+        import psycopg
+
+        s = settings.DATABASES[alias]
+        options = s.get("OPTIONS", {})
+        params = {"dbname": s["NAME"], "user": s["USER"], "password": s["PASSWORD"] or None,
+                  "host": s["HOST"] or None, "port": s["PORT"] or None,
+                  **{k: options[k] for k in ("sslmode", "sslrootcert") if k in options}}
+        return psycopg.connect(
+            **{k: v for k, v in params.items() if v is not None},
+            connect_timeout=self.probe_timeout, autocommit=True, prepare_threshold=None,
+            application_name="stateset-replica-check",
+            options=f"-c statement_timeout={self.probe_timeout * 1000}",
+        )
+
+    def _drop_probe(self, alias: str) -> None:
+        probe = self._probes.pop(alias, None)
+        if probe is not None:
+            with contextlib.suppress(Exception):
+                probe.close()
+
+
+replica_health = ReplicaHealth()
+
+
 class ReplicaRouter:
     def __init__(self) -> None:
-        self.replicas = [alias for alias in settings.DATABASES if alias.startswith("replica_")]
-        self._cycle = itertools.cycle(self.replicas) if self.replicas else None
+        self._turn = itertools.count()
 
     def db_for_read(self, model: Any, **hints: Any) -> str:
-        if (
-            not self.replicas
-            or settings.READ_PREFERENCE == "primary"
-            or _pinned.get()
-            or connections["default"].in_atomic_block
-        ):
+        replicas = replica_aliases()
+        if not replicas or settings.READ_PREFERENCE == "primary" or _pinned.get():
+            return "default"
+        if model._meta.label_lower in PRIMARY_READ_MODELS:
+            return "default"
+        scope = _scope.get()
+        if (scope is not None and scope.primary) or connections["default"].in_atomic_block:
             return "default"
         if settings.READ_PREFERENCE == "random":
-            return random.choice(self.replicas)
-        return next(self._cycle)  # type: ignore[arg-type]  # set whenever there are replicas
+            replicas = tuple(random.sample(replicas, len(replicas)))
+        else:
+            start = next(self._turn) % len(replicas)
+            replicas = replicas[start:] + replicas[:start]
+        for alias in replicas:
+            if replica_health.usable(alias):
+                return alias
+        return "default"
 
     def db_for_write(self, model: Any, **hints: Any) -> str:
+        scope = _scope.get()
+        if scope is not None:
+            scope.primary = True
         return "default"
 
     def allow_relation(self, obj1: Any, obj2: Any, **hints: Any) -> bool:

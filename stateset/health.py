@@ -92,6 +92,24 @@ def components() -> dict[str, dict[str, Any]]:
     found["database"]["required"] = True
     found["redis"]["required"] = False
     found["broker"]["required"] = False
+    found.update(_replicas())
+    return found
+
+
+def _replicas() -> dict[str, dict[str, Any]]:
+    """Each read replica, checked now: a down or lagging one is skipped by the router (reads go to
+    the primary), so it degrades the answer without failing it."""
+    from stateset.db import replica_aliases, replica_health
+
+    found: dict[str, dict[str, Any]] = {}
+    for alias in replica_aliases():
+        started = time.perf_counter()
+        state = replica_health.check(alias)
+        status = "ok" if state.usable else ("lagging" if state.lag is not None else "down")
+        found[alias] = {"status": status,
+                        "lag_seconds": None if state.lag is None else round(state.lag, 3),
+                        "latency_ms": round((time.perf_counter() - started) * 1000, 2),
+                        "required": False}
     return found
 
 

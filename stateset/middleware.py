@@ -25,6 +25,7 @@ from stateset.api.errors import annotate_data_error, json_error_response
 from stateset.logging import request_context
 
 logger = logging.getLogger("stateset.request")
+_NAMED_GROUP = re.compile(r"\(\?P<([^>]+)>[^()]*\)")
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
 
 
@@ -56,13 +57,15 @@ def route_of(request: HttpRequest) -> str:
         except Resolver404:
             return "<unmatched>"
     route = match.route or ""
+    route = _NAMED_GROUP.sub(r"{\1}", route)  # DRF's router: (?P<pk>[^/.]+) → {pk}
     route = re.sub(r"<(?:[^>:]+:)?([^>]+)>", r"{\1}", route)
-    return "/" + route.lstrip("^").rstrip("$")
+    return "/" + route.replace("^", "").replace("$", "")
 
 
 class RequestContextMiddleware:
-    """Accepts or generates ``X-Request-ID``, echoes it, pins writes to the primary database, and
-    writes one JSON log line per request with route, status, duration and query count."""
+    """Accepts or generates ``X-Request-ID``, echoes it, opens the request's database scope
+    (read-your-writes: ``stateset.db.request_scope``), and writes one JSON log line per request
+    with route, status, duration and query count."""
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]):
         self.get_response = get_response
@@ -74,9 +77,13 @@ class RequestContextMiddleware:
         started = time.perf_counter()
         counter = _QueryCounter()
         token = request_context.set({"request_id": request_id})
-        primary = request.method not in ("GET", "HEAD", "OPTIONS")
+        # Unsafe methods read from the primary from the start (their reads decide their writes); a
+        # GET joins them at its first write. Staff in the back office read what they just saved.
+        primary = (request.method not in ("GET", "HEAD", "OPTIONS")
+                   or request.path.startswith("/admin/"))
         try:
-            with db_routing.pin_primary(primary), connections["default"].execute_wrapper(counter):
+            with db_routing.request_scope(primary=primary), connections["default"].execute_wrapper(
+                counter):
                 response = self.get_response(request)
         finally:
             request_context.reset(token)

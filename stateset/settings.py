@@ -105,13 +105,26 @@ TEMPLATES = [
 ]
 
 
-def database_from_url(url: str, *, key: str = "database.url") -> dict[str, Any]:
-    """``postgres://user:pass@host:port/name?host=/socket/dir`` → a Django DATABASES entry."""
+def database_from_url(url: str, *, key: str = "database.url", pgbouncer: bool = False,
+                      replica: bool = False) -> dict[str, Any]:
+    """``postgres://user:pass@host:port/name?host=/socket/dir`` → a Django DATABASES entry.
+
+    ``pgbouncer``: the URL is a PgBouncer in transaction mode, which hands each transaction to any
+    server connection, so nothing may outlive a transaction on one: no server-side prepared
+    statements (psycopg would prepare on one server connection and execute on another) and no
+    server-side cursors (``.iterator()`` would open a named cursor outside a transaction).
+    ``replica``: a read replica, whose connection attempts give up sooner than the primary's —
+    a replica that goes away is skipped by the router's health check, not waited for."""
     parts = urlsplit(url)
     query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
     name = unquote(parts.path.lstrip("/"))
     if not name:
         raise config_module.ConfigError(f"{key}: the URL names no database")
+    timeout = min(DB["connect_timeout"], 5) if replica else DB["connect_timeout"]
+    # Server-side parameters let psycopg prepare a statement once it has run 5 times on a
+    # connection (up to [database] statement_cache_size of them): the planner's work on the
+    # partitioned tables is then done once per connection, not on every request.
+    prepared = bool(DB["statement_cache_size"]) and not pgbouncer
     return {
         "ENGINE": "stateset.postgresql",  # Django's, with a pool that drains on a failed check
         "NAME": name,
@@ -123,18 +136,16 @@ def database_from_url(url: str, *, key: str = "database.url") -> dict[str, Any]:
         # The pool checks a connection before handing it out, so a restarted database costs a
         # reconnect, not a failed request or a process restart.
         "CONN_HEALTH_CHECKS": True,
+        "DISABLE_SERVER_SIDE_CURSORS": pgbouncer,
         "OPTIONS": {
-            "connect_timeout": DB["connect_timeout"],
+            "connect_timeout": timeout,
             "application_name": "stateset",
-            # Server-side parameters let psycopg prepare a statement once it has run 5 times on a
-            # connection (up to [database] statement_cache_size of them): the planner's work on the
-            # partitioned tables is then done once per connection, not on every request.
-            "server_side_binding": True,
-            "prepare_threshold": 5 if DB["statement_cache_size"] else None,
+            "server_side_binding": not pgbouncer,
+            "prepare_threshold": 5 if prepared else None,
             "pool": {
-                "min_size": DB["min_connections"],
+                "min_size": 0 if replica else DB["min_connections"],
                 "max_size": DB["max_connections"],
-                "timeout": DB["connect_timeout"],
+                "timeout": timeout,
                 "max_idle": DB["idle_timeout"],
                 "max_lifetime": DB["max_lifetime"],
             },
@@ -149,14 +160,18 @@ if not DB["url"]:
         "database.url: not set. Set DATABASE_URL, or use `make run` / `make test`, which start an "
         "embedded PostgreSQL under .data/ when DATABASE_URL is unset."
     )
-DATABASES = {"default": database_from_url(DB["url"])}
+PGBOUNCER = DB["pgbouncer"]
+DATABASES = {"default": database_from_url(DB["url"], pgbouncer=PGBOUNCER)}
 for index, replica_url in enumerate(DB["replica_urls"]):
-    replica = database_from_url(replica_url, key=f"database.replica_urls[{index}]")
+    # [database] pgbouncer covers every URL: replicas too are often reached through one.
+    replica = database_from_url(replica_url, key=f"database.replica_urls[{index}]",
+                                pgbouncer=PGBOUNCER, replica=True)
     replica["TEST"] = {"MIRROR": "default"}
     DATABASES[f"replica_{index + 1}"] = replica
 DATABASE_ROUTERS = ["stateset.db.ReplicaRouter"]
 READ_PREFERENCE = DB["read_preference"]
-STATEMENT_CACHE_SIZE = DB["statement_cache_size"]
+MAX_REPLICA_LAG = DB["max_replica_lag"]
+STATEMENT_CACHE_SIZE = 0 if PGBOUNCER else DB["statement_cache_size"]
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- cache ----------------------------------------------------------------------------------------

@@ -117,3 +117,20 @@ def test_a_bad_tax_rate_stops_start_up_naming_it(tmp_path, rates, named):
 def test_a_missing_mounted_config_file_stops_start_up(tmp_path):
     with pytest.raises(ConfigError, match="STATESET_CONFIG"):
         load({"STATESET_CONFIG": str(tmp_path / "nope.toml")}, tmp_path)
+
+
+def test_replica_lag_pgbouncer_worker_metrics_and_telemetry_keys(tmp_path):
+    config = load({}, tmp_path)
+    assert config["database"]["max_replica_lag"] == 5 and config["database"]["pgbouncer"] is False
+    assert config["celery"]["metrics_port"] == 0 and config["telemetry"]["protocol"] == "grpc"
+    env = {"STATESET__DATABASE__MAX_REPLICA_LAG": "30", "STATESET__DATABASE__PGBOUNCER": "true",
+           "STATESET__CELERY__METRICS_PORT": "9100",
+           "STATESET__TELEMETRY__PROTOCOL": "http/protobuf"}
+    config = load(env, tmp_path)
+    assert (config["database"]["max_replica_lag"], config["database"]["pgbouncer"]) == (30, True)
+    assert (config["celery"]["metrics_port"], config["telemetry"]["protocol"]) == (9100,
+                                                                                   "http/protobuf")
+    for key, bad in (("DATABASE__MAX_REPLICA_LAG", "-1"), ("DATABASE__PGBOUNCER", "sometimes"),
+                     ("CELERY__METRICS_PORT", "70000"), ("TELEMETRY__PROTOCOL", "udp")):
+        with pytest.raises(ConfigError, match=key.lower().replace("__", ".")):
+            load({f"STATESET__{key}": bad}, tmp_path)

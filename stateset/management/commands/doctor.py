@@ -42,6 +42,18 @@ class Command(BaseCommand):
                    f"size {stats.get('pool_size')} (min {pool.min_size}, max {pool.max_size}), "
                                  f"available {stats.get('pool_available')}, waiting "
                                  f"{stats.get('requests_waiting', 0)}")
+        options = settings.DATABASES["default"]["OPTIONS"]
+        if settings.PGBOUNCER:
+            report(True, "pgbouncer",
+                   "on: transaction pooling assumed (no server-side prepared statements, "
+                                      "no server-side cursors, no session state)")
+        else:
+            report(True, "pgbouncer", "off: direct connections; statements are prepared after "
+                                      f"{options['prepare_threshold']} runs (statement cache "
+                                      f"{settings.STATEMENT_CACHE_SIZE})"
+                   if options["prepare_threshold"]
+                   else "off: direct connections; prepared statements off (statement_cache_size = "
+                        "0)")
         with connection.cursor() as cursor:
             cursor.execute("SHOW max_connections")
             server_max = int(cursor.fetchone()[0])
