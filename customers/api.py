@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import uuid
 
-from django.core.validators import RegexValidator
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers
 from rest_framework.decorators import action
@@ -14,16 +13,12 @@ from rest_framework.response import Response
 
 from customers import selectors, services
 from customers.countries import ISO_3166_ALPHA2
-from customers.models import Address
+from customers.models import Address, phone_validator
 from stateset.api.pagination import parse_list_params
 from stateset.api.serializers import IF_MATCH, StrictSerializer, TextField, page_of, validated
 from stateset.api.views import ApiViewSet, expected_version
 from stateset.api.views import parse_id as platform_parse_id
 from stateset.errors import NotFound
-
-phone_validator = RegexValidator(r"^\+?[0-9(][0-9 ().-]{1,30}$",
-                                 "Digits, spaces and ( ) . - only, optionally starting with +.",
-                                 code="invalid_phone")
 
 
 def _text(max_length: int) -> serializers.CharField:

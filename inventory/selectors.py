@@ -11,6 +11,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from django.db.models import F, Q, QuerySet, Sum
+from django.db.models.functions import Upper
 
 from catalog.selectors import sku_version_key
 from inventory.models import InventoryItem, Location, Reservation, StockMovement
@@ -178,6 +179,15 @@ def locations_checked(location_ids: Iterable[uuid.UUID], *, active: bool = False
                                details={"location_ids": [str(loc.id) for loc in inactive],
                                         "codes": [loc.code for loc in inactive]})
     return found
+
+
+def locations_by_codes(codes: Iterable[str]) -> dict[str, uuid.UUID]:
+    """Location ids by upper-cased code, matched in any letter case (its unique index), one query."""
+    wanted = {code.upper() for code in codes}
+    if not wanted:
+        return {}
+    rows = Location.objects.alias(code_upper=Upper("code")).filter(code_upper__in=wanted).values_list("code", "id")
+    return {code.upper(): pk for code, pk in rows}
 
 
 def location_codes(location_ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, str]:

@@ -11,7 +11,8 @@ from dataclasses import dataclass
 from datetime import datetime
 
 KEY_PREFIX = "sk_"
-RESOURCES = ("orders", "inventory", "catalog", "customers", "fulfillment", "returns", "webhooks")
+RESOURCES = ("orders", "inventory", "catalog", "customers", "fulfillment", "returns", "webhooks",
+             "imports")
 ACTIONS = ("read", "write", "manage")
 
 

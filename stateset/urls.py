@@ -14,6 +14,7 @@ api_v1 = [
     path("", include("fulfillment.urls")),
     path("", include("returns.urls")),
     path("", include("webhooks.urls")),
+    path("", include("imports.urls")),
 ]
 
 urlpatterns = [

@@ -20,6 +20,7 @@ EVENT_TYPES = (
     "shipment.delivered",
     "return.approved",
     "return.refunded",
+    "import.finished",
 )
 
 

@@ -6,6 +6,7 @@ One module per concern, re-exported here, so callers write ``inventory.services.
 - ``locations``, ``items``: locations and inventory rows;
 - ``moves``: receive, adjust, transfer, return;
 - ``bulk``: the bulk adjustment;
+- ``counts``: imports of stock counts and receipts;
 - ``reservations``: reserve (all or nothing), release, fulfil, expire — what orders, fulfillment and
   returns call, joining their transaction;
 - ``reconcile``: counters against reservations and the ledger.
@@ -30,6 +31,9 @@ from inventory.services.common import (
     MAX_REFERENCE_TYPE,
     ProductRef,
     location_ref,
+)
+from inventory.services.counts import (
+    stock_import,
 )
 from inventory.services.items import (
     inventory_item_create,
@@ -89,6 +93,7 @@ __all__ = [
     "stock_adjust",
     "stock_bulk_adjust",
     "stock_fulfil",
+    "stock_import",
     "stock_fulfil_many",
     "stock_receive",
     "stock_receive_many",
