@@ -258,10 +258,9 @@ def addresses_bulk_create(*, rows: list[dict[str, Any]], batch_size: int = 1000)
 # --- imports (SPEC §4.8): many customers at once, each row answered on its own --------------------
 
 IMPORT_FIELDS = ("first_name", "last_name", "phone")
-IMPORT_ADDRESS_FIELDS = ("name", "line1", "line2", "city", "region", "postal_code", "country", "phone")
+IMPORT_ADDRESS_FIELDS = selectors.EXPORT_ADDRESS_FIELDS
 ADDRESS_KINDS = (Address.Kind.SHIPPING.value, Address.Kind.BILLING.value)
-IMPORT_COLUMNS = ("email", *IMPORT_FIELDS,
-                  *(f"{kind}_{name}" for kind in ADDRESS_KINDS for name in IMPORT_ADDRESS_FIELDS))
+IMPORT_COLUMNS = selectors.EXPORT_COLUMNS  # an export re-imports as it is
 _LIMITS = {"first_name": 100, "last_name": 100, "phone": 32, "name": 200, "line1": 200, "line2": 200,
            "city": 100, "region": 100, "postal_code": 20, "country": 2}
 _ADDRESS_REQUIRED = ("line1", "city", "country")

@@ -17,8 +17,9 @@ from django.utils import timezone
 from customers.models import Customer
 from orders.models import Order, OrderEvent, OrderItem
 from stateset.cache import EntityCache
+from stateset.csvio import keyset_chunks
 from stateset.errors import NotFound
-from stateset.pagination import ListParams, Sort, after_keyset, paginate
+from stateset.pagination import ListParams, Sort, paginate
 
 if TYPE_CHECKING:
     from orders.services import CreatedOrder
@@ -219,24 +220,37 @@ def orders_today() -> dict[str, Any]:
 CSV_COLUMNS = ("order_number", "id", "created_at", "status", "payment_status", "fulfillment_status",
                "customer_id", "customer_email", "currency", "subtotal", "tax_total", "shipping_total",
                "discount_total", "total_amount")
+_CSV_FIELDS = tuple("customer__email" if name == "customer_email" else name for name in CSV_COLUMNS)
+ITEM_CSV_COLUMNS = ("item_id", "item_sku", "item_name", "item_quantity", "item_unit_price", "item_total_price",
+                    "item_quantity_fulfilled", "item_quantity_returned")
+_ITEM_CSV_FIELDS = ("id", "sku", "name", "quantity", "unit_price", "total_price", "quantity_fulfilled",
+                    "quantity_returned")
+
+
+def _export_chunks(queryset: QuerySet[Order], chunk_size: int) -> Iterator[list[tuple[Any, ...]]]:
+    return keyset_chunks(queryset, fields=_CSV_FIELDS, sort=Sort(field="created_at", descending=True),
+                         chunk_size=chunk_size)
 
 
 def order_export_rows(queryset: QuerySet[Order], *, chunk_size: int = 2000) -> Iterator[tuple[Any, ...]]:
     """Every matching order, newest first, fetched in keyset chunks: memory stays constant however
     many orders match, and no cursor is held open between chunks."""
-    sort = Sort(field="created_at", descending=True)
-    base = queryset.order_by(*sort.order_by()).values_list(
-        "order_number", "id", "created_at", "status", "payment_status", "fulfillment_status",
-        "customer_id", "customer__email", "currency", "subtotal", "tax_total", "shipping_total",
-        "discount_total", "total_amount",
-    )
-    last: tuple[datetime, uuid.UUID] | None = None
-    while True:
-        chunk = base if last is None else after_keyset(base, sort, *last)
-        rows = list(chunk[:chunk_size])
-        if not rows:
-            return
-        yield from rows
-        if len(rows) < chunk_size:
-            return
-        last = (rows[-1][2], rows[-1][1])
+    for chunk in _export_chunks(queryset, chunk_size):
+        yield from chunk
+
+
+def order_export_item_rows(queryset: QuerySet[Order], *, chunk_size: int = 1000) -> Iterator[tuple[Any, ...]]:
+    """``include_items=true``: one row per order line (the order's columns, then the line's
+    :data:`ITEM_CSV_COLUMNS`), orders newest first, lines by SKU; one query per chunk of orders for
+    their lines."""
+    at_id = _CSV_FIELDS.index("id")
+    empty = ("",) * len(ITEM_CSV_COLUMNS)
+    for chunk in _export_chunks(queryset, chunk_size):
+        lines: dict[uuid.UUID, list[tuple[Any, ...]]] = defaultdict(list)
+        items = (OrderItem.objects.filter(order_id__in=[row[at_id] for row in chunk])
+                 .order_by("order_id", "sku", "id").values_list("order_id", *_ITEM_CSV_FIELDS))
+        for item in items:
+            lines[item[0]].append(item[1:])
+        for row in chunk:
+            for line in lines.get(row[at_id]) or [empty]:
+                yield (*row, *line)

@@ -85,11 +85,11 @@ def csv_response(filename: str, header: Sequence[str], rows: Iterable[Sequence[A
     return response
 
 
-def keyset_rows(queryset: QuerySet, *, fields: Sequence[str], sort: Sort | None = None,
-                chunk_size: int = 2000) -> Iterator[tuple[Any, ...]]:
+def keyset_chunks(queryset: QuerySet, *, fields: Sequence[str], sort: Sort | None = None,
+                  chunk_size: int = 2000) -> Iterator[list[tuple[Any, ...]]]:
     """Every row of ``queryset`` as ``values_list(*fields)`` tuples, ordered by ``sort`` (default:
-    primary key) then id, fetched ``chunk_size`` at a time by keyset. ``fields`` must include
-    ``id`` and the sort field."""
+    primary key) then id, in lists of ``chunk_size`` fetched by keyset (one query each, so a chunk
+    can be joined to its children in one more). ``fields`` must include ``id`` and the sort field."""
     sort = sort or Sort(field="id", descending=False)
     names = list(fields)
     at_sort, at_id = names.index(sort.field), names.index("id")
@@ -98,7 +98,15 @@ def keyset_rows(queryset: QuerySet, *, fields: Sequence[str], sort: Sort | None 
     while True:
         chunk = base if last is None else after_keyset(base, sort, *last)
         rows = list(chunk[:chunk_size])
-        yield from rows
+        if rows:
+            yield rows
         if len(rows) < chunk_size:
             return
         last = (rows[-1][at_sort], rows[-1][at_id])
+
+
+def keyset_rows(queryset: QuerySet, *, fields: Sequence[str], sort: Sort | None = None,
+                chunk_size: int = 2000) -> Iterator[tuple[Any, ...]]:
+    """:func:`keyset_chunks`, row by row."""
+    for rows in keyset_chunks(queryset, fields=fields, sort=sort, chunk_size=chunk_size):
+        yield from rows

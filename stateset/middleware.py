@@ -103,8 +103,8 @@ class BodyLimitMiddleware:
             length = int(request.META.get("CONTENT_LENGTH") or 0)
         except ValueError:
             return json_error_response(request, 400, "bad_request", "Invalid Content-Length header.")
-        if request.path_info == settings.IMPORTS_UPLOAD_PATH and request.method == "POST":
-            # An import streams its file to disk (imports.api) under its own, larger limit.
+        if request.path_info in settings.IMPORTS_UPLOAD_PATHS and request.method == "POST":
+            # An import streams its file to disk (imports.api, its admin) under its own limit.
             limit = settings.IMPORTS_MAX_BYTES
             if not length and request.META.get("HTTP_TRANSFER_ENCODING", "").lower() == "chunked":
                 return json_error_response(request, 411, "length_required",

@@ -273,8 +273,9 @@ WEBHOOKS_RETENTION_DAYS = CONFIG["webhooks"]["retention_days"]
 SLOW_REQUEST_MS = APP["slow_request_ms"]
 IMPORTS_MAX_BYTES = CONFIG["imports"]["max_bytes"]
 IMPORTS_BATCH_SIZE = CONFIG["imports"]["batch_size"]
-# The upload route streams its body to disk under IMPORTS_MAX_BYTES instead of the API's limit.
-IMPORTS_UPLOAD_PATH = "/api/v1/imports"
+# The upload routes (API, back office) stream their body to disk under IMPORTS_MAX_BYTES instead
+# of the API's limit.
+IMPORTS_UPLOAD_PATHS = ("/api/v1/imports", "/admin/imports/import/add/")
 
 SPECTACULAR_SETTINGS = {
     "TITLE": "StateSet API",
