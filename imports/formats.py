@@ -71,10 +71,15 @@ class ChunkStream(io.RawIOBase):
         return size
 
 
-def _text(import_id: uuid.UUID) -> io.TextIOWrapper:
-    # utf-8-sig drops a leading BOM; errors="strict" makes any invalid byte a UnicodeDecodeError.
-    return io.TextIOWrapper(io.BufferedReader(ChunkStream(import_id), 1 << 20), encoding="utf-8-sig",
-                            errors="strict", newline="")
+def _lines(import_id: uuid.UUID) -> Iterator[str]:
+    """The file's lines, each decoded as strict UTF-8 (a leading BOM dropped): an invalid byte raises
+    UnicodeDecodeError on its own line, so the refusal names the row it is on."""
+    first = True
+    for raw in io.BufferedReader(ChunkStream(import_id), 1 << 20):
+        line = raw.decode("utf-8")
+        if first:
+            line, first = line.removeprefix("\ufeff"), False
+        yield line
 
 
 def records(import_id: uuid.UUID, file_format: str, kind: ImportKind) -> Iterator[Record]:
@@ -83,11 +88,11 @@ def records(import_id: uuid.UUID, file_format: str, kind: ImportKind) -> Iterato
     reader = _csv_records if file_format == "csv" else _ndjson_records
     last_row = 0
     try:
-        for record in reader(_text(import_id), kind):
+        for record in reader(_lines(import_id), kind):
             last_row = record.row
             yield record
     except UnicodeDecodeError:
-        raise FileRefused("not_utf8", f"The file is not valid UTF-8 (after data row {last_row}).",
+        raise FileRefused("not_utf8", f"The file is not valid UTF-8 (data row {last_row + 1}).",
                           row=last_row + 1) from None
     except csv.Error as exc:
         raise FileRefused("malformed_csv", f"The CSV cannot be read after data row {last_row}: {exc}.",
@@ -118,7 +123,7 @@ def check_header(header: list[str], kind: ImportKind) -> None:
                               column=present[1] if len(present) > 1 else kind.one_of[0])
 
 
-def _csv_records(text: io.TextIOWrapper, kind: ImportKind) -> Iterator[Record]:
+def _csv_records(text: Iterator[str], kind: ImportKind) -> Iterator[Record]:
     reader = csv.reader(text, strict=True)
     first = next(reader, None)
     if first is None:
@@ -147,7 +152,7 @@ def _csv_records(text: io.TextIOWrapper, kind: ImportKind) -> Iterator[Record]:
         yield Record(row, values, errors)
 
 
-def _ndjson_records(text: io.TextIOWrapper, kind: ImportKind) -> Iterator[Record]:
+def _ndjson_records(text: Iterator[str], kind: ImportKind) -> Iterator[Record]:
     row = 0
     for line in text:
         if not line.strip():

@@ -1,5 +1,7 @@
 import pytest
 
+from stateset.testing import data_of
+
 
 @pytest.fixture
 def post_import(api, django_capture_on_commit_callbacks):
@@ -14,3 +16,15 @@ def post_import(api, django_capture_on_commit_callbacks):
             return (client or api).post(f"/api/v1/imports?{params}", data=body, content_type=content_type)
 
     return post
+
+
+@pytest.fixture
+def run_import(post_import, api):
+    """run_import(body, **query) → the finished import as GET /imports/{id} shows it."""
+
+    def run(body: bytes | str, **query: str) -> dict:
+        accepted = data_of(post_import(body, **query), 202)
+        assert accepted["status"] == "queued"
+        return data_of(api.get(f"/api/v1/imports/{accepted['id']}"))
+
+    return run
