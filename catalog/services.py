@@ -265,10 +265,10 @@ def _clean_price(value: Any) -> Decimal:
         raise CellInvalid("invalid", "A valid number is required.")
     if price < 0:
         raise CellInvalid("min_value", "Must be zero or more.")
-    if price != price.quantize(CENT):
-        raise CellInvalid("max_decimal_places", "At most 2 decimal places.")
     if price > MAX_PRICE:
         raise CellInvalid("max_digits", f"At most {MAX_PRICE}.")
+    if price != price.quantize(CENT):
+        raise CellInvalid("max_decimal_places", "At most 2 decimal places.")
     return abs(price.quantize(CENT))  # -0.00 is stored as 0.00
 
 
@@ -369,7 +369,7 @@ def products_import(*, rows: Sequence[Mapping[str, Any]], mode: str = Mode.UPSER
         else:
             found = locks.lock_products_by_skus(wanted, fields=_IMPORT_FIELDS)
         existing = {row["sku"].upper(): row for row in found}
-        creates: list[tuple[int, Product]] = []
+        creates: list[tuple[int, dict[str, Any]]] = []
         updates: list[tuple[int, dict[str, Any], dict[str, Any]]] = []
         for index, sku, values in cleaned:
             row = existing.get(sku.upper())
@@ -379,7 +379,7 @@ def products_import(*, rows: Sequence[Mapping[str, Any]], mode: str = Mode.UPSER
                     results[index].fail(*(RowError(name, "required", "A new product needs it.")
                                           for name in missing))
                     continue
-                creates.append((index, Product(id=uuid.uuid4(), sku=sku, **{**_DEFAULTS, **values})))
+                creates.append((index, {"id": uuid.uuid4(), "sku": sku, "attributes": {}, **_DEFAULTS, **values}))
             elif mode == Mode.CREATE:
                 results[index].fail(exists_error("sku"))
             else:
@@ -396,7 +396,7 @@ def products_import(*, rows: Sequence[Mapping[str, Any]], mode: str = Mode.UPSER
             return results
         inserted = _insert_products([product for _, product in creates])
         for index, product in creates:
-            if product.id in inserted:
+            if product["id"] in inserted:
                 results[index].outcome = Outcome.CREATED
             else:  # another writer created this SKU since the batch read
                 results[index].fail(RowError("sku", "conflict", "Created by another writer meanwhile; "
@@ -404,25 +404,46 @@ def products_import(*, rows: Sequence[Mapping[str, Any]], mode: str = Mode.UPSER
         _update_products([new for _, _, new in updates])
         for index, _, _ in updates:
             results[index].outcome = Outcome.UPDATED
-        keys = [key for _, product in creates if product.id in inserted
-                for key in selectors.product_cache_keys(product_id=product.id, skus=[product.sku])]
-        keys += [key for _, old, new in updates
-                 for key in selectors.product_cache_keys(product_id=old["id"], skus={old["sku"], new["sku"]})]
+        # A new product has nothing cached under its new id, and a by-SKU entry left by a deleted
+        # product is checked against the SKU on read (selectors.product_by_sku): only the changed
+        # products' keys are dropped, and the search pages once per batch.
+        keys = [key for _, old, new in updates
+                for key in selectors.product_cache_keys(product_id=old["id"], skus={old["sku"], new["sku"]})]
         if keys:
             selectors.product_cache.invalidate(*keys)
+        if keys or inserted:
             selectors.product_cache.invalidate_group(selectors.SEARCH_GROUP)
         if any(old["sku"] != new["sku"] for _, old, new in updates):
             selectors.product_cache.invalidate_group(selectors.SKU_RENAMES)
     return results
 
 
-def _insert_products(products: list[Product]) -> set[uuid.UUID]:
-    """Insert in one statement, skipping any whose SKU exists by now; the ids that went in."""
+_COPY_COLUMNS = ("id", "sku", "name", "description", "price", "currency", "is_active", "attributes", "created_at",
+                 "updated_at", "version")
+
+
+def _insert_products(products: list[dict[str, Any]]) -> set[uuid.UUID]:
+    """Insert new products; the ids that went in. ``COPY`` (in a savepoint) is the fast path; when
+    another writer created one of the SKUs since the batch read, the savepoint rolls back and an
+    ``INSERT ... ON CONFLICT DO NOTHING`` inserts the others."""
     if not products:
         return set()
-    Product.objects.bulk_create(products, ignore_conflicts=True)
-    ids = [product.id for product in products]
-    return set(Product.objects.filter(id__in=ids).values_list("id", flat=True))
+    now = timezone.now()
+    rows = [(p["id"], p["sku"], p["name"], p["description"], p["price"], p["currency"], p["is_active"],
+             dumps(p["attributes"]).decode(), now, now, 1) for p in products]
+    copy_sql = f"COPY {Product._meta.db_table} ({', '.join(_COPY_COLUMNS)}) FROM STDIN"
+    try:
+        with transaction.atomic(), connection.cursor() as cursor, connection.wrap_database_errors, \
+                cursor.cursor.copy(copy_sql) as copy:
+            for row in rows:
+                copy.write_row(row)
+        return {p["id"] for p in products}
+    except IntegrityError:
+        pass
+    Product.objects.bulk_create([Product(**{k: v for k, v in zip(_COPY_COLUMNS, row, strict=True)
+                                            if k != "attributes"}, attributes=p["attributes"])
+                                 for row, p in zip(rows, products, strict=True)], ignore_conflicts=True)
+    return set(Product.objects.filter(id__in=[p["id"] for p in products]).values_list("id", flat=True))
 
 
 def _update_products(rows: list[dict[str, Any]]) -> None:

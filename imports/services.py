@@ -189,8 +189,10 @@ def _apply_file(record: Import, kind: ImportKind, token: uuid.UUID, progress: Pr
             progress(record)
 
 
+# The keys travel as one text split by PostgreSQL: far cheaper to send than a text[] of 1,000.
+_SEPARATOR = "\x1e"
 _CLAIM_KEYS_SQL = (f"INSERT INTO {ImportKey._meta.db_table} (import_record_id, key) "
-                   f"SELECT %s, unnest(%s::text[]) ON CONFLICT DO NOTHING RETURNING key")
+                   f"SELECT %s, unnest(string_to_array(%s, E'\\x1e')) ON CONFLICT DO NOTHING RETURNING key")
 
 
 def _apply_batch(record: Import, kind: ImportKind, token: uuid.UUID, batch: list[formats.Record]) -> None:
@@ -202,14 +204,20 @@ def _apply_batch(record: Import, kind: ImportKind, token: uuid.UUID, batch: list
         else:
             candidates.append((item, kind.key(item.values)))
     with transaction.atomic(durable=True):
-        keys = sorted({key for _, key in candidates if key is not None})
+        # A batch lost in a crash is lost with its progress counters (the same commit), and the
+        # redelivered task resumes after the last batch that reached the disk: the import need
+        # not wait for each commit's flush.
+        with connection.cursor() as cursor:
+            cursor.execute("SET LOCAL synchronous_commit = off")
+        keys = sorted({key.replace(_SEPARATOR, "") for _, key in candidates if key is not None})
         fresh: set[str] = set()
         if keys:
             with connection.cursor() as cursor:
-                cursor.execute(_CLAIM_KEYS_SQL, [record.id, keys])
+                cursor.execute(_CLAIM_KEYS_SQL, [record.id, _SEPARATOR.join(keys)])
                 fresh = {row[0] for row in cursor.fetchall()}
         rows: list[formats.Record] = []
         for item, key in candidates:
+            key = key.replace(_SEPARATOR, "") if key is not None else None
             if key is not None and key not in fresh:  # seen in an earlier row of the file
                 results[item.row] = RowResult.failed(duplicate_error(kind.key_column))
                 continue

@@ -157,3 +157,17 @@ def test_the_service_alone_gives_the_same_answer_as_the_api(existing):
     record = run_service(MIXED)
     assert (record.created, record.updated, record.unchanged, record.failed) == (3, 1, 1, 2)
     assert Import.objects.get(pk=record.pk).status == "succeeded"
+
+
+def test_a_sku_created_by_another_writer_after_the_batch_read_fails_only_its_row(run_import, existing, monkeypatch):
+    from catalog import locks
+
+    # The batch reads the existing products, then another writer inserts OLD-1 before the
+    # batch's insert: the fast COPY fails on the unique index and the batch falls back to
+    # INSERT ... ON CONFLICT DO NOTHING, answering that one row as a conflict.
+    monkeypatch.setattr(locks, "lock_products_by_skus", lambda skus, fields: [])
+    result = run_import("sku,name,price\nRACE-1,New,1.00\nOLD-1,Raced,2.00\nRACE-2,New,3.00\n")
+    assert (result["created"], result["failed"]) == (2, 1)
+    assert triples(result) == [(2, "sku", "conflict")]
+    assert Product.objects.get(sku="OLD-1").name == "Old one"
+    assert set(Product.objects.values_list("sku", flat=True)) == {"OLD-1", "OLD-2", "RACE-1", "RACE-2"}
