@@ -84,14 +84,14 @@ class ImportScope(HasScope):
 
 
 class ImportParams(serializers.Serializer):
-    kind = serializers.ChoiceField(choices=Import.Kind.values)
+    kind = serializers.ChoiceField(choices=Import.Kind.choices)
     mode = serializers.ChoiceField(choices=Import.Mode.values, required=False, default=Import.Mode.UPSERT)
     dry_run = serializers.BooleanField(required=False, default=False)
 
 
 class ImportFilters(serializers.Serializer):
-    kind = serializers.ChoiceField(choices=Import.Kind.values, required=False)
-    status = serializers.ChoiceField(choices=Import.Status.values, required=False)
+    kind = serializers.ChoiceField(choices=Import.Kind.choices, required=False)
+    status = serializers.ChoiceField(choices=Import.Status.choices, required=False)
     dry_run = serializers.BooleanField(required=False, allow_null=True, default=None)
 
 
@@ -104,11 +104,11 @@ class ImportErrorOut(serializers.Serializer):
 
 class ImportSummaryOut(serializers.Serializer):
     id = serializers.UUIDField()
-    kind = serializers.ChoiceField(choices=Import.Kind.values)
+    kind = serializers.ChoiceField(choices=Import.Kind.choices)
     mode = serializers.ChoiceField(choices=Import.Mode.values)
     dry_run = serializers.BooleanField()
     format = serializers.ChoiceField(choices=Import.Format.values)
-    status = serializers.ChoiceField(choices=Import.Status.values)
+    status = serializers.ChoiceField(choices=Import.Status.choices)
     file_name = serializers.CharField()
     file_bytes = serializers.IntegerField()
     rows_total = serializers.IntegerField(allow_null=True)

@@ -126,14 +126,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--pace", type=float, default=float(_env("BENCH_PACE", 1.0)))
     parser.add_argument("--only", default=_env("BENCH_ONLY", ""),
                         help="Comma-separated scenario names (the floor always runs): "
-                             + ", ".join(s.name for s in SCENARIOS[1:]) + ", size (10k vs big).")
+                             + ", ".join(s.name for s in SCENARIOS[1:]) + ", size (10k vs big), import.")
     parser.add_argument("--strict", action="store_true", default=_env("BENCH_STRICT", "") not in ("", "0"),
                         help="Exit with status 1 when a target is missed (default: only when the bench "
                              "itself fails).")
     parser.add_argument("--results", default=_env("BENCH_RESULTS", ""),
                         help="Results file (default loadtest/results/<date>.json).")
     args = parser.parse_args(argv)
-    names = {s.name for s in SCENARIOS} | {"size"}
+    names = {s.name for s in SCENARIOS} | {"size", "import"}
     args.only = [n.strip() for n in args.only.split(",") if n.strip()]
     unknown = [n for n in args.only if n not in names]
     if unknown:
@@ -642,8 +642,15 @@ def main(argv: list[str] | None = None) -> int:
                 size_check["paced_p95_small_ms"] = small_paced["p95_ms"]
                 size_check["paced_ratio"] = round(big_paced["p95_ms"] / small_paced["p95_ms"], 2)
 
+        import_row = None
+        if not args.only or "import" in args.only:
+            say("import: 100,000 product rows (CSV) through the import service (loadtest.import_bench)")
+            import_row = run_import_bench(dict(base_env, DATABASE_URL=big.url))
         report = build_report(args, results, rss, size_check, big, small if size_check else None,
                               server_url, wall_started, data_ready)
+        if import_row is not None:
+            report["import"] = import_row
+            report["all_pass"] = report["all_pass"] and bool(import_row.get("pass"))
         out = Path(args.results) if args.results else RESULTS_DIR / f"{dt.date.today().isoformat()}.json"
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps(report, indent=1) + "\n")
@@ -661,6 +668,16 @@ def main(argv: list[str] | None = None) -> int:
 
             localdb.stop()
             say("embedded PostgreSQL stopped")
+
+
+def run_import_bench(env: dict[str, str]) -> dict[str, Any]:
+    """SPEC §9's import row, in its own process (its memory is what is measured): one JSON line."""
+    done = subprocess.run([PYTHON, "-m", "loadtest.import_bench"], cwd=BASE_DIR, env=env, capture_output=True,
+                          text=True)
+    try:
+        return json.loads(done.stdout.strip().splitlines()[-1])
+    except (IndexError, json.JSONDecodeError):
+        return {"name": "import", "pass": False, "error": done.stderr[-2000:]}
 
 
 def build_report(args: argparse.Namespace, results: dict[str, Any], rss: dict[str, Any],
@@ -766,6 +783,12 @@ def render_table(report: dict[str, Any]) -> str:
                    f"(target ≤ {size['target']}×) {'pass' if size['pass'] else 'FAIL'}"
                    + (f"; paced: {ms(size['paced_p95_big_ms'])} ms / {ms(size['paced_p95_small_ms'])} ms = "
                       f"{size['paced_ratio']}×" if "paced_ratio" in size else ""))
+    imported = report.get("import")
+    if imported:
+        out.append(f"import of {imported.get('rows', 0):,} product rows (CSV): {imported.get('seconds', '-')} s, "
+                   f"{imported.get('rows_per_s', '-')} rows/s, peak RSS {imported.get('peak_rss_mb', '-')} MB; "
+                   f"re-import (all unchanged) {imported.get('reimport', {}).get('seconds', '-')} s "
+                   f"(target ≤ {imported.get('target_s', 60)} s) {'pass' if imported.get('pass') else 'FAIL'}")
     cfg = report["config"]
     if any(row.get("paced") for row in report["rows"]):
         out.append(f"paced: the same {cfg['vus']} VUs sleeping {cfg['pace_s']:g} s after each request, as the "

@@ -298,6 +298,8 @@ SPECTACULAR_SETTINGS = {
     # Several apps have a "kind" field; name each enum after its model instead of colliding.
     "ENUM_NAME_OVERRIDES": {
         "AddressKindEnum": "customers.models.Address.Kind",
+        "ImportKindEnum": "imports.models.Import.Kind",
+        "ImportStatusEnum": "imports.models.Import.Status",
         "MovementKindEnum": "inventory.models.StockMovement.Kind",
         "OrderStatusEnum": "orders.models.Order.Status",
         "PaymentStatusEnum": "orders.models.Order.PaymentStatus",
