@@ -149,3 +149,20 @@ def test_the_export_action_needs_the_view_permission(client):
     user.user_permissions.add(*_perms("catalog.view_product"))  # a read-only user may export
     response = client.post(reverse("admin:catalog_product_changelist"), selected)
     assert response.status_code == 200 and response["Content-Type"].startswith("text/csv")
+
+
+@pytest.mark.parametrize("rows", [1, 50])
+def test_the_import_changelist_and_page_cost_a_fixed_number_of_queries(admin_client, django_assert_max_num_queries,
+                                                                       rows):
+    Import.objects.bulk_create([Import(kind="products", status="succeeded", rows_total=3, rows_done=3,
+                                       errors=[{"row": 1, "column": "sku", "code": "invalid_sku", "message": "x"}])
+                                for _ in range(rows)])
+    changelist = reverse("admin:imports_import_changelist")
+    admin_client.get(changelist)
+    with django_assert_max_num_queries(6):
+        response = admin_client.get(changelist)
+    assert len(response.context["cl"].result_list) == rows
+    page = reverse("admin:imports_import_change", args=[Import.objects.first().pk])
+    admin_client.get(page)
+    with django_assert_max_num_queries(8):
+        assert admin_client.get(page).status_code == 200
