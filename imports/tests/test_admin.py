@@ -166,3 +166,12 @@ def test_the_import_changelist_and_page_cost_a_fixed_number_of_queries(admin_cli
     admin_client.get(page)
     with django_assert_max_num_queries(8):
         assert admin_client.get(page).status_code == 200
+
+
+def test_an_upload_over_the_apis_body_limit_is_taken(admin_client, django_capture_on_commit_callbacks):
+    body = b"sku,name,price\n" + b"".join(f"BIG-{n:06d},{'Long name ' * 20},1.00\n".encode() for n in range(8000))
+    assert len(body) > 1024 * 1024
+    with django_capture_on_commit_callbacks(execute=True):
+        response = upload(admin_client, body)
+    assert response.status_code == 302
+    assert Import.objects.get().created == 8000

@@ -123,3 +123,19 @@ def test_the_import_task_runs_in_a_worker_through_the_redis_broker(worker):  # n
     wait_for(finished, worker)
     assert (record.created, record.rows_done) == (2, 2)
     assert set(Product.objects.values_list("sku", flat=True)) == {"BRK-1", "BRK-2"}
+
+
+def test_a_dry_runs_file_is_purged_a_day_after_it_ended_and_can_no_longer_be_applied():
+    from stateset.errors import Conflict
+
+    old = services.import_run(import_id=services.import_create(
+        kind="products", stream=io.BytesIO(b"sku,name,price\nP-1,P,1.00\n"), dry_run=True, enqueue=False).id)
+    fresh = services.import_run(import_id=services.import_create(
+        kind="products", stream=io.BytesIO(b"sku,name,price\nP-2,P,1.00\n"), dry_run=True, enqueue=False).id)
+    Import.objects.filter(pk=old.pk).update(finished_at=timezone.now() - timedelta(days=2))
+    assert services.imports_purge() == 1
+    assert not ImportChunk.objects.filter(import_record=old).exists()
+    assert ImportChunk.objects.filter(import_record=fresh).exists()
+    with pytest.raises(Conflict, match="no longer kept"):
+        services.import_apply(import_id=old.pk)
+    assert not Import.objects.filter(source=old).exists() and not Product.objects.exists()
