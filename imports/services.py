@@ -79,8 +79,8 @@ def import_create(*, kind: str, stream: IO[bytes], file_format: str = "csv", mod
             raise ValidationFailed("The file is empty.", code="empty_file")
         Import.objects.filter(pk=record.pk).update(file_bytes=size, file_sha256=digest.hexdigest())
         record.file_bytes, record.file_sha256 = size, digest.hexdigest()
-        if enqueue:
-            transaction.on_commit(lambda: _enqueue(record.id))
+        if enqueue:  # robust: without a broker the run is eager, and its failure is the record's
+            transaction.on_commit(lambda: _enqueue(record.id), robust=True)
     return record
 
 
@@ -89,8 +89,8 @@ def _enqueue(import_id: uuid.UUID) -> None:
 
     try:
         tasks.import_run.delay(str(import_id))
-    except Exception:  # broker down: the hourly sweep (imports_purge) queues it again
-        logger.warning("could not queue import %s; the sweep will", import_id, exc_info=True)
+    except Exception:  # broker down (the hourly sweep queues it again), or an eager run that broke
+        logger.warning("could not queue or run import %s", import_id, exc_info=True)
 
 
 def import_apply(*, import_id: uuid.UUID, actor: str = "") -> Import:
@@ -115,7 +115,7 @@ def import_apply(*, import_id: uuid.UUID, actor: str = "") -> Import:
             cursor.execute(f"INSERT INTO {ImportChunk._meta.db_table} (import_record_id, seq, data) "
                            f"SELECT %s, seq, data FROM {ImportChunk._meta.db_table} WHERE import_record_id = %s",
                            [record.id, dry.id])
-        transaction.on_commit(lambda: _enqueue(record.id))
+        transaction.on_commit(lambda: _enqueue(record.id), robust=True)
     return record
 
 
@@ -196,20 +196,18 @@ _CLAIM_KEYS_SQL = (f"INSERT INTO {ImportKey._meta.db_table} (import_record_id, k
 
 
 def _apply_batch(record: Import, kind: ImportKind, token: uuid.UUID, batch: list[formats.Record]) -> None:
+    """Apply one batch in one durable transaction: claim its keys (a key seen on an earlier row is
+    ``duplicate_in_file``, whether or not that row was valid), hand the rows that converted to the
+    kind's batch service, record what happened."""
     results: dict[int, RowResult] = {}
-    candidates: list[tuple[formats.Record, str | None]] = []
-    for item in batch:
-        if item.errors:
-            results[item.row] = RowResult.failed(*item.errors)
-        else:
-            candidates.append((item, kind.key(item.values)))
+    candidates = [(item, _key(kind, item)) for item in batch]
     with transaction.atomic(durable=True):
         # A batch lost in a crash is lost with its progress counters (the same commit), and the
         # redelivered task resumes after the last batch that reached the disk: the import need
         # not wait for each commit's flush.
         with connection.cursor() as cursor:
             cursor.execute("SET LOCAL synchronous_commit = off")
-        keys = sorted({key.replace(_SEPARATOR, "") for _, key in candidates if key is not None})
+        keys = sorted({key for _, key in candidates if key is not None})
         fresh: set[str] = set()
         if keys:
             with connection.cursor() as cursor:
@@ -217,17 +215,24 @@ def _apply_batch(record: Import, kind: ImportKind, token: uuid.UUID, batch: list
                 fresh = {row[0] for row in cursor.fetchall()}
         rows: list[formats.Record] = []
         for item, key in candidates:
-            key = key.replace(_SEPARATOR, "") if key is not None else None
-            if key is not None and key not in fresh:  # seen in an earlier row of the file
-                results[item.row] = RowResult.failed(duplicate_error(kind.key_column))
-                continue
-            fresh.discard(key)  # type: ignore[arg-type]
-            rows.append(item)
+            repeated = key is not None and key not in fresh  # seen on an earlier row of the file
+            if key is not None:
+                fresh.discard(key)
+            if repeated or item.errors:
+                results[item.row] = RowResult.failed(*item.errors, *([duplicate_error(kind.key_column)]
+                                                                     if repeated else []))
+            else:
+                rows.append(item)
         if rows:
             answers = kind.write([item.values for item in rows], mode=record.mode, dry_run=record.dry_run,
                                  actor=record.created_by or "import", import_id=str(record.id))
             results.update((item.row, answer) for item, answer in zip(rows, answers, strict=True))
         _record_batch(record, token, batch[-1].row, results)
+
+
+def _key(kind: ImportKind, item: formats.Record) -> str | None:
+    key = kind.key(item.values)
+    return key.replace(_SEPARATOR, "") or None if key is not None else None
 
 
 def _record_batch(record: Import, token: uuid.UUID, last_row: int, results: dict[int, RowResult]) -> None:

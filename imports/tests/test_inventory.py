@@ -39,7 +39,7 @@ def test_setting_counts_writes_one_adjust_per_changed_row_and_the_ledger_reprodu
             "NOPE,MAIN,1\n"      # unknown SKU
             "B-1,MOON,1\n"       # unknown location
             "B-1,EAST,-1\n"      # out of range
-            "B-1,EAST,x\n")      # not an integer
+            "C-1,EAST,x\n")      # not an integer
     result = run_import(body, kind="inventory")
     assert (result["created"], result["updated"], result["unchanged"], result["failed"]) == (1, 1, 1, 6)
     assert triples(result) == [(3, "on_hand", "insufficient_stock"), (5, None, "duplicate_in_file"),

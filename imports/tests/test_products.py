@@ -171,3 +171,9 @@ def test_a_sku_created_by_another_writer_after_the_batch_read_fails_only_its_row
     assert triples(result) == [(2, "sku", "conflict")]
     assert Product.objects.get(sku="OLD-1").name == "Old one"
     assert set(Product.objects.values_list("sku", flat=True)) == {"OLD-1", "OLD-2", "RACE-1", "RACE-2"}
+
+
+def test_a_key_repeated_after_a_broken_row_is_still_a_repeat(run_import):
+    result = run_import("sku,name,price,is_active\nK-1,First,1.00,maybe\nK-1,Second,2.00,true\n")
+    assert triples(result) == [(1, "is_active", "invalid"), (2, "sku", "duplicate_in_file")]
+    assert not Product.objects.exists()
