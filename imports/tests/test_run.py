@@ -84,7 +84,7 @@ def test_a_finished_import_is_not_run_again():
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(1200)  # about 80 s on an idle 2-core machine; much more when it is shared
+@pytest.mark.timeout(1200)  # about 40 s on an idle 2-core machine; several minutes when it is shared
 @pytest.mark.django_db(transaction=True)
 def test_an_import_of_200000_rows_keeps_the_workers_memory_flat():
     """RSS is sampled after every batch: once the first batches have warmed the caches, it must
