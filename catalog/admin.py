@@ -7,11 +7,12 @@ from typing import Any
 
 from django.contrib import admin, messages
 from django.db.models import QuerySet
-from django.http import HttpRequest
+from django.http import HttpRequest, StreamingHttpResponse
 
 from catalog import selectors, services
 from catalog.models import Product
 from stateset.admin_site import BoundedCountPaginator
+from stateset.csvio import csv_response
 
 
 @admin.register(Product)
@@ -31,7 +32,7 @@ class ProductAdmin(admin.ModelAdmin):
     fields = ("id", "sku", "name", "description", "price", "currency", "is_active", "attributes",
               "version", "created_at", "updated_at")
     readonly_fields = ("id", "version", "created_at", "updated_at")
-    actions = ["activate", "deactivate"]
+    actions = ["activate", "deactivate", "export_csv"]
 
     def get_search_results(self, request: HttpRequest, queryset: QuerySet,
                            search_term: str) -> tuple[QuerySet, bool]:
@@ -72,6 +73,11 @@ class ProductAdmin(admin.ModelAdmin):
         count = services.products_set_active(product_ids=queryset.values_list("pk", flat=True),
                                              is_active=False)
         self.message_user(request, f"Deactivated {count} product(s).")
+
+    @admin.action(description="Export selected products (CSV, re-importable)", permissions=["view"])
+    def export_csv(self, request: HttpRequest, queryset: QuerySet) -> StreamingHttpResponse:
+        return csv_response("products.csv", selectors.EXPORT_COLUMNS,
+                            selectors.product_export_rows(queryset))
 
 
 def _copy_into(obj: Product, saved: Product) -> None:

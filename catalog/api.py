@@ -6,6 +6,8 @@ import uuid
 from decimal import Decimal
 from typing import Any
 
+from django.http import StreamingHttpResponse
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers
 from rest_framework.decorators import action
@@ -19,6 +21,7 @@ from stateset.api.pagination import parse_list_params
 from stateset.api.serializers import IF_MATCH, StrictSerializer, TextField, page_of, validated
 from stateset.api.views import ApiViewSet, expected_version
 from stateset.api.views import parse_id as platform_parse_id
+from stateset.csvio import csv_response
 from stateset.errors import NotFound, ValidationFailed
 
 MAX_PRICE_DIGITS = 13
@@ -182,6 +185,17 @@ class ProductViewSet(ApiViewSet):
         )
         return Response({"items": items, "query": values["q"], "limit": limit, "offset": offset,
                          "has_more": has_more, "next_offset": offset + limit if has_more else None})
+
+    @extend_schema(parameters=[ProductFilters], responses={(200, "text/csv"): OpenApiTypes.STR},
+                   operation_id="products_export_csv",
+                   description="Every matching product by SKU, streamed; re-importable (POST "
+                               "/imports?kind=products).")
+    @action(detail=False, methods=["get"], url_path=r"export\.csv", url_name="export")
+    def export(self, request: Request) -> StreamingHttpResponse:
+        params = parse_list_params(request.query_params, filters=ProductFilters,
+                                   sort_fields={"sku": "sku"}, default_sort="sku")
+        rows = selectors.product_export_rows(selectors.product_list(filters=params.filters))
+        return csv_response("products.csv", selectors.EXPORT_COLUMNS, rows)
 
     @extend_schema(responses=ProductOut)
     @action(detail=False, methods=["get"], url_path=r"by-sku/(?P<sku>[^/]+)")

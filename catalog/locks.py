@@ -6,6 +6,8 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterable
 
+from django.db.models.functions import Upper
+
 from catalog.models import Product
 from stateset.locking import Rank, acquired
 
@@ -24,4 +26,13 @@ def lock_products_to_flip(product_ids: Iterable[uuid.UUID | str], *,
     rows = list(Product.objects.filter(pk__in=list(product_ids)).exclude(is_active=is_active)
                 .select_for_update().order_by("pk").values_list("pk", "sku"))
     acquired(Rank.PRODUCT, [pk for pk, _ in rows])
+    return rows
+
+
+def lock_products_by_skus(skus: Iterable[str], *, fields: tuple[str, ...]) -> list[dict]:
+    """The products whose upper-cased SKU is in ``skus`` (``fields`` of each, as dicts), locked in
+    primary-key order (an import batch: compare, then update under the lock)."""
+    rows = list(Product.objects.alias(sku_upper=Upper("sku")).filter(sku_upper__in=list(skus))
+                .select_for_update().order_by("pk").values(*fields))
+    acquired(Rank.PRODUCT, [row["id"] for row in rows])
     return rows

@@ -19,7 +19,9 @@ from django.db.models.functions import Upper
 
 from catalog.models import SKU_PATTERN, Product
 from stateset.cache import EntityCache
+from stateset.csvio import keyset_rows
 from stateset.money import money_str
+from stateset.pagination import Sort
 
 PRODUCT_FIELDS = ("id", "sku", "name", "description", "price", "currency", "is_active",
                   "attributes", "created_at", "updated_at", "version")
@@ -245,3 +247,19 @@ def product_search_filter(queryset: QuerySet[Product], term: str) -> QuerySet[Pr
     if condition is None:
         return queryset.none()
     return queryset.alias(sku_upper=Upper("sku")).filter(condition)
+
+
+# --- export (SPEC §4.8) ---------------------------------------------------------------------------
+
+EXPORT_COLUMNS = ("sku", "name", "description", "price", "currency", "is_active", "attributes")
+
+
+def product_export_rows(queryset: QuerySet) -> Iterator[tuple[Any, ...]]:
+    """The products of ``queryset`` (a filtered list) by SKU, as rows of :data:`EXPORT_COLUMNS`
+    (the columns a products import reads), fetched in keyset chunks: constant memory."""
+    at_price, at_currency = EXPORT_COLUMNS.index("price") + 1, EXPORT_COLUMNS.index("currency") + 1
+    for row in keyset_rows(queryset, fields=("id", *EXPORT_COLUMNS),
+                           sort=Sort(field="sku", descending=False)):
+        out = list(row)
+        out[at_price] = money_str(row[at_price], row[at_currency])
+        yield tuple(out[1:])

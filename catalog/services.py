@@ -7,19 +7,34 @@ transaction of its own and calls them, and ``seed_demo`` may too.
 
 from __future__ import annotations
 
+import re
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from django.db import IntegrityError, connection, transaction
 from django.db.models import F, ProtectedError, RestrictedError
+from django.db.models.functions import Upper
 from django.utils import timezone
 
 from catalog import locks, selectors
-from catalog.models import Product
+from catalog.currencies import ISO_4217
+from catalog.models import SKU_PATTERN, Product
+from stateset.bulk import (
+    CellInvalid,
+    Mode,
+    Outcome,
+    RowError,
+    RowResult,
+    check_json_value,
+    duplicate_error,
+    exists_error,
+    first_of_each,
+)
 from stateset.db import update_versioned
+from stateset.encoding import dumps
 from stateset.errors import Conflict, NotFound, ValidationFailed
 from stateset.inputs import writable
 from stateset.money import parse_money
@@ -224,3 +239,259 @@ def product_ensure(*, id: uuid.UUID, sku: str, name: str, price: Decimal, curren
     if not diff:
         return existing, False
     return product_update(product_id=id, fields=diff), False
+
+
+# --- imports (SPEC §4.8): many rows at once, each answered on its own ----------------------------
+
+MAX_NAME, MAX_DESCRIPTION, MAX_SKU = 255, 20_000, 64
+MAX_PRICE = Decimal("9999999999.99")  # max_digits=12, decimal_places=2
+CENT = Decimal("0.01")
+_SKU_RE = re.compile(SKU_PATTERN)
+_IMPORT_FIELDS = ("id", "sku", "name", "description", "price", "currency", "is_active",
+                  "attributes")
+
+
+def clean_text_value(value: Any, max_length: int, *, blank: bool = False) -> str:
+    """A JSON string as the API's text fields take it: trimmed, no NUL, at most ``max_length``,
+    not empty unless ``blank``. Raises CellInvalid."""
+    if not isinstance(value, str):
+        raise CellInvalid("invalid", "Not a valid string.")
+    value = value.strip()
+    if "\x00" in value:
+        raise CellInvalid("null_character", "Null characters are not allowed.")
+    if not value and not blank:
+        raise CellInvalid("blank", "This field may not be blank.")
+    if len(value) > max_length:
+        raise CellInvalid("max_length", f"At most {max_length} characters.")
+    return value
+
+
+def _clean_sku(value: Any) -> str:
+    if value is None:
+        raise CellInvalid("required", "This field is required.")
+    sku = clean_text_value(value, MAX_SKU)
+    if not _SKU_RE.match(sku):
+        raise CellInvalid("invalid_sku",
+                          "A SKU holds letters, digits, '.', '_' and '-', and starts "
+                                         "with a letter or digit.")
+    return sku
+
+
+def _clean_price(value: Any) -> Decimal:
+    if isinstance(value, bool) or not isinstance(value, (str, int, float, Decimal)):
+        raise CellInvalid("invalid", "A valid number is required.")
+    try:
+        price = Decimal(str(value).strip())
+    except InvalidOperation:
+        raise CellInvalid("invalid", "A valid number is required.") from None
+    if not price.is_finite():
+        raise CellInvalid("invalid", "A valid number is required.")
+    if price < 0:
+        raise CellInvalid("min_value", "Must be zero or more.")
+    if price > MAX_PRICE:
+        raise CellInvalid("max_digits", f"At most {MAX_PRICE}.")
+    if price != price.quantize(Decimal("0.001")):
+        raise CellInvalid("max_decimal_places", "At most 3 decimal places (the currency's digits).")
+    return abs(price)  # -0.00 is stored as 0.00; the currency's digits are checked with the row
+
+
+def _clean_currency(value: Any) -> str:
+    code = clean_text_value(value, 3).upper()
+    if code not in ISO_4217:
+        raise CellInvalid("invalid_currency", "Use an ISO 4217 currency code such as USD.")
+    return code
+
+
+def _clean_bool(value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise CellInvalid("invalid", "Must be true or false.")
+    return value
+
+
+def _clean_attributes(value: Any) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise CellInvalid("invalid", "Must be a JSON object.")
+    check_json_value(value)
+    return value
+
+
+_CLEAN = {
+    "name": lambda v: clean_text_value(v, MAX_NAME),
+    "description": lambda v: clean_text_value(v, MAX_DESCRIPTION, blank=True),
+    "price": _clean_price,
+    "currency": _clean_currency,
+    "is_active": _clean_bool,
+    "attributes": _clean_attributes,
+}
+_DEFAULTS = {"description": "", "currency": "USD", "is_active": True}
+
+_UPDATE_MANY_SQL = """
+UPDATE catalog_product AS p
+SET sku = v.sku, name = v.name, description = v.description, price = v.price, currency = v.currency,
+    is_active = v.is_active, attributes = v.attributes, version = p.version + 1, updated_at = %s
+FROM (VALUES {values}) AS v (id, sku, name, description, price, currency, is_active, attributes)
+WHERE p.id = v.id
+"""
+
+
+def _clean_row(raw: Mapping[str, Any]) -> tuple[str | None, dict[str, Any], list[RowError]]:
+    errors: list[RowError] = []
+    sku = None
+    try:
+        sku = _clean_sku(raw.get("sku"))
+    except CellInvalid as exc:
+        errors.append(RowError("sku", exc.code, exc.message))
+    values: dict[str, Any] = {}
+    for name, value in raw.items():
+        if name == "sku" or value is None:  # None: not given (kept, or the default of a new row)
+            continue
+        if name not in _CLEAN:
+            errors.append(RowError(name, "unknown_field", "Not a product field."))
+            continue
+        try:
+            values[name] = _CLEAN[name](value)
+        except CellInvalid as exc:
+            errors.append(RowError(name, exc.code, exc.message))
+    return sku, values, errors
+
+
+def products_import(*, rows: Sequence[Mapping[str, Any]], mode: str = Mode.UPSERT,
+                    dry_run: bool = False) -> list[RowResult]:
+    """Create or change many products by SKU (an import batch); one :class:`RowResult` per row.
+
+    Each row holds ``sku`` and any of ``name, description, price, currency, is_active,
+    attributes`` (None or absent: kept, or the default of a new product), checked as the API
+    checks a product body; a new product needs ``name`` and ``price``. Rows whose values equal
+    the stored ones are ``unchanged`` and not written. In ``mode="create"`` an existing SKU is a
+    failed row (``already_exists``); a SKU repeated in ``rows`` fails its later rows
+    (``duplicate_in_file``). Joins the caller's transaction; locks the existing products of the
+    batch in primary-key order, inserts the new ones in one statement and updates the changed ones
+    in another (version bumped), and invalidates their cached details and the search pages after
+    commit. ``dry_run`` answers what would happen and writes nothing."""
+    results = [RowResult() for _ in rows]
+    parsed: list[tuple[int, str, dict[str, Any]]] = []
+    for index, raw in enumerate(rows):
+        sku, values, errors = _clean_row(raw)
+        if errors or sku is None:
+            results[index].fail(*errors)
+        else:
+            parsed.append((index, sku, values))
+    cleaned = []
+    for (index, sku, values), first in zip(parsed, first_of_each(s.upper() for _, s, _ in parsed),
+                                           strict=True):
+        if first:
+            cleaned.append((index, sku, values))
+        else:
+            results[index].fail(duplicate_error("sku"))
+    if not cleaned:
+        return results
+    with transaction.atomic():
+        wanted = {sku.upper() for _, sku, _ in cleaned}
+        if dry_run:
+            found = list(Product.objects.alias(sku_upper=Upper("sku")).filter(sku_upper__in=wanted)
+                         .values(*_IMPORT_FIELDS))
+        else:
+            found = locks.lock_products_by_skus(wanted, fields=_IMPORT_FIELDS)
+        existing = {row["sku"].upper(): row for row in found}
+        creates: list[tuple[int, dict[str, Any]]] = []
+        updates: list[tuple[int, dict[str, Any], dict[str, Any]]] = []
+        for index, sku, values in cleaned:
+            row = existing.get(sku.upper())
+            if "price" in values or "currency" in values:  # a price has its currency's digits
+                currency = values.get("currency") or (row or _DEFAULTS)["currency"]
+                try:
+                    values["price"] = parse_money(values.get("price", (row or {}).get("price", 0)),
+                                                  currency, "price")
+                except ValidationFailed as exc:
+                    results[index].fail(RowError("price", "max_decimal_places", exc.message))
+                    continue
+            if row is None:
+                missing = [name for name in ("name", "price") if name not in values]
+                if missing:
+                    results[index].fail(*(RowError(name, "required", "A new product needs it.")
+                                          for name in missing))
+                    continue
+                creates.append((index,
+                                {"id": uuid.uuid4(), "sku": sku, "attributes": {}, **_DEFAULTS,
+                                 **values}))
+            elif mode == Mode.CREATE:
+                results[index].fail(exists_error("sku"))
+            else:
+                diff = {k: v for k, v in {"sku": sku, **values}.items() if row[k] != v}
+                if diff:
+                    updates.append((index, row, {**row, **diff}))
+                else:
+                    results[index].outcome = Outcome.UNCHANGED
+        if dry_run:
+            for index, _ in creates:
+                results[index].outcome = Outcome.CREATED
+            for index, _, _ in updates:
+                results[index].outcome = Outcome.UPDATED
+            return results
+        inserted = _insert_products([product for _, product in creates])
+        for index, product in creates:
+            if product["id"] in inserted:
+                results[index].outcome = Outcome.CREATED
+            else:  # another writer created this SKU since the batch read
+                results[index].fail(RowError("sku", "conflict",
+                                             "Created by another writer meanwhile; "
+                                                                 "import the row again."))
+        _update_products([new for _, _, new in updates])
+        for index, _, _ in updates:
+            results[index].outcome = Outcome.UPDATED
+        # A new product has nothing cached under its new id, and a by-SKU entry left by a deleted
+        # product is checked against the SKU on read (selectors.product_by_sku): only the changed
+        # products' keys are dropped, and the search pages once per batch.
+        keys = [key for _, old, new in updates
+                for key in selectors.product_cache_keys(product_id=old["id"],
+                                                        skus={old["sku"], new["sku"]})]
+        if keys:
+            selectors.product_cache.invalidate(*keys)
+        if keys or inserted:
+            selectors.product_cache.invalidate_group(selectors.SEARCH_GROUP)
+        if any(old["sku"] != new["sku"] for _, old, new in updates):
+            selectors.product_cache.invalidate_group(selectors.SKU_RENAMES)
+    return results
+
+
+_COPY_COLUMNS = ("id", "sku", "name", "description", "price", "currency", "is_active", "attributes",
+                 "created_at", "updated_at", "version")
+
+
+def _insert_products(products: list[dict[str, Any]]) -> set[uuid.UUID]:
+    """Insert new products; the ids that went in. ``COPY`` (in a savepoint) is the fast path; when
+    another writer created one of the SKUs since the batch read, the savepoint rolls back and an
+    ``INSERT ... ON CONFLICT DO NOTHING`` inserts the others."""
+    if not products:
+        return set()
+    now = timezone.now()
+    rows = [(p["id"], p["sku"], p["name"], p["description"], p["price"], p["currency"],
+             p["is_active"], dumps(p["attributes"]).decode(), now, now, 1) for p in products]
+    copy_sql = f"COPY {Product._meta.db_table} ({', '.join(_COPY_COLUMNS)}) FROM STDIN"
+    try:
+        with transaction.atomic(), connection.cursor() as cursor, connection.wrap_database_errors, \
+                cursor.cursor.copy(copy_sql) as copy:
+            for row in rows:
+                copy.write_row(row)
+        return {p["id"] for p in products}
+    except IntegrityError:
+        pass
+    Product.objects.bulk_create([Product(**{k: v for k, v in zip(_COPY_COLUMNS, row, strict=True)
+                                            if k != "attributes"}, attributes=p["attributes"])
+                                 for row, p in zip(rows, products, strict=True)],
+                                ignore_conflicts=True)
+    return set(Product.objects.filter(id__in=[p["id"] for p in products]).values_list("id",
+                                                                                      flat=True))
+
+
+def _update_products(rows: list[dict[str, Any]]) -> None:
+    if not rows:
+        return
+    params: list[Any] = [timezone.now()]
+    for row in rows:
+        params += [row["id"], row["sku"], row["name"], row["description"], row["price"],
+                   row["currency"], row["is_active"], dumps(row["attributes"]).decode()]
+    values = ", ".join(
+        ["(%s::uuid, %s, %s, %s, %s::numeric, %s, %s::boolean, %s::jsonb)"] * len(rows))
+    with connection.cursor() as cursor:
+        cursor.execute(_UPDATE_MANY_SQL.format(values=values), params)

@@ -9,12 +9,13 @@ from django import forms
 from django.contrib import admin
 from django.core.exceptions import ValidationError
 from django.db.models import QuerySet
-from django.http import HttpRequest
+from django.http import HttpRequest, StreamingHttpResponse
 
 from customers import selectors, services
 from customers.countries import ISO_3166_ALPHA2
 from customers.models import Address, Customer
 from stateset.admin_site import BoundedCountPaginator
+from stateset.csvio import csv_response
 
 
 class AddressForm(forms.ModelForm):
@@ -74,6 +75,7 @@ class CustomerAdmin(admin.ModelAdmin):
               "created_at", "updated_at")
     readonly_fields = ("id", "version", "created_at", "updated_at")
     inlines = [AddressInline]
+    actions = ["export_csv"]
 
     def get_search_results(self, request: HttpRequest, queryset: QuerySet,
                            search_term: str) -> tuple[QuerySet, bool]:
@@ -91,6 +93,12 @@ class CustomerAdmin(admin.ModelAdmin):
         for field in Customer._meta.concrete_fields:
             setattr(obj, field.attname, getattr(saved, field.attname))
         obj._state.adding = False
+
+    @admin.action(description="Export selected customers (CSV, re-importable)",
+                  permissions=["view"])
+    def export_csv(self, request: HttpRequest, queryset: QuerySet) -> StreamingHttpResponse:
+        return csv_response("customers.csv", selectors.EXPORT_COLUMNS,
+                            selectors.customer_export_rows(queryset))
 
     def save_formset(self, request: HttpRequest, form: Any, formset: Any, change: bool) -> None:
         if formset.model is not Address:

@@ -10,6 +10,11 @@ from django.db import models
 from django.db.models import Q
 from django.db.models.functions import Lower
 
+# Digits, spaces and ( ) . - only, optionally starting with + (the API and imports check it).
+phone_validator = RegexValidator(r"^\+?[0-9(][0-9 ().-]{1,30}$",
+                                 "Digits, spaces and ( ) . - only, optionally starting with +.",
+                                 code="invalid_phone")
+
 
 class Customer(models.Model):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)

@@ -7,7 +7,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from django.db.models import Q, QuerySet
@@ -15,6 +15,8 @@ from django.db.models.functions import Lower
 
 from customers.models import Address, Customer
 from stateset.cache import EntityCache
+from stateset.csvio import keyset_chunks
+from stateset.pagination import Sort
 
 CUSTOMER_FIELDS = ("id", "email", "first_name", "last_name", "phone", "metadata", "created_at",
                    "updated_at", "version")
@@ -187,3 +189,30 @@ def address_snapshot(address: Address) -> dict[str, Any]:
     """The JSON an order keeps of an address (no ids, no flags)."""
     return {field: getattr(address, field) for field in
             ("name", "line1", "line2", "city", "region", "postal_code", "country", "phone")}
+
+
+# --- export (SPEC §4.8) ---------------------------------------------------------------------------
+
+EXPORT_ADDRESS_FIELDS = ("name", "line1", "line2", "city", "region", "postal_code", "country",
+                         "phone")
+EXPORT_COLUMNS = ("email", "first_name", "last_name", "phone",
+                  *(f"{kind}_{name}" for kind in ("shipping", "billing")
+                    for name in EXPORT_ADDRESS_FIELDS))
+
+
+def customer_export_rows(queryset: QuerySet) -> Iterator[tuple[Any, ...]]:
+    """The customers of ``queryset`` (a filtered list) by email, each with its default shipping and
+    billing address, as rows of :data:`EXPORT_COLUMNS` (the columns a customers import reads).
+    Keyset chunks of customers, and one query for the default addresses of each chunk."""
+    fields = ("id", "email", "first_name", "last_name", "phone")
+    blank = ("",) * len(EXPORT_ADDRESS_FIELDS)
+    for chunk in keyset_chunks(queryset, fields=fields, sort=Sort(field="email", descending=False)):
+        defaults = {
+            (row[0], row[1]): row[2:]
+            for row in Address.objects.filter(customer_id__in=[r[0] for r in chunk],
+                                              is_default=True)
+            .values_list("customer_id", "kind", *EXPORT_ADDRESS_FIELDS)
+        }
+        for row in chunk:
+            yield (*row[1:], *defaults.get((row[0], "shipping"), blank),
+                   *defaults.get((row[0], "billing"), blank))

@@ -7,14 +7,29 @@ transaction of its own and calls them, and ``seed_demo`` may too.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping, Sequence
 from typing import Any
 
-from django.db import IntegrityError, transaction
+from django.core.exceptions import ValidationError
+from django.core.validators import validate_email
+from django.db import IntegrityError, connection, transaction
 from django.db.models import F
+from django.db.models.functions import Lower
 from django.utils import timezone
 
 from customers import locks, selectors
-from customers.models import Address, Customer
+from customers.countries import ISO_3166_ALPHA2
+from customers.models import Address, Customer, phone_validator
+from stateset.bulk import (
+    CellInvalid,
+    Mode,
+    Outcome,
+    RowError,
+    RowResult,
+    duplicate_error,
+    exists_error,
+    first_of_each,
+)
 from stateset.db import save_versioned, update_versioned
 from stateset.errors import Conflict, NotFound, PreconditionFailed, ValidationFailed
 from stateset.inputs import writable
@@ -308,3 +323,240 @@ def addresses_bulk_create(*, rows: list[dict[str, Any]], batch_size: int = 1000)
         Address.objects.bulk_create(objs, batch_size=batch_size, ignore_conflicts=True)
         after = Address.objects.filter(pk__in=ids).count()
     return after - before
+
+
+# --- imports (SPEC §4.8): many customers at once, each row answered on its own --------------------
+
+IMPORT_FIELDS = ("first_name", "last_name", "phone")
+IMPORT_ADDRESS_FIELDS = selectors.EXPORT_ADDRESS_FIELDS
+ADDRESS_KINDS = (Address.Kind.SHIPPING.value, Address.Kind.BILLING.value)
+IMPORT_COLUMNS = selectors.EXPORT_COLUMNS  # an export re-imports as it is
+_LIMITS = {"first_name": 100, "last_name": 100, "phone": 32, "name": 200, "line1": 200,
+           "line2": 200, "city": 100, "region": 100, "postal_code": 20, "country": 2}
+_ADDRESS_REQUIRED = ("line1", "city", "country")
+_CUSTOMER_ROW = ("id", "email", *IMPORT_FIELDS)
+
+
+def _text(value: Any, max_length: int, *, blank: bool = True) -> str:
+    if not isinstance(value, str):
+        raise CellInvalid("invalid", "Not a valid string.")
+    value = value.strip()
+    if "\x00" in value:
+        raise CellInvalid("null_character", "Null characters are not allowed.")
+    if not value and not blank:
+        raise CellInvalid("blank", "This field may not be blank.")
+    if len(value) > max_length:
+        raise CellInvalid("max_length", f"At most {max_length} characters.")
+    return value
+
+
+def _clean_value(name: str, value: Any) -> str:
+    text = _text(value, _LIMITS[name])
+    if name == "phone" and text:
+        try:
+            phone_validator(text)
+        except ValidationError:
+            raise CellInvalid("invalid_phone",
+                              "Digits, spaces and ( ) . - only, optionally starting "
+                                               "with +.") from None
+    if name == "country" and text:
+        text = text.upper()
+        if text not in ISO_3166_ALPHA2:
+            raise CellInvalid("invalid_country",
+                              "Use an ISO 3166-1 alpha-2 country code such as US.")
+    return text
+
+
+def _clean_email(value: Any) -> str:
+    if value is None:
+        raise CellInvalid("required", "This field is required.")
+    email = _text(value, 254, blank=False)
+    try:
+        validate_email(email)
+    except ValidationError:
+        raise CellInvalid("invalid_email", "Enter a valid email address.") from None
+    return normalise_email(email)
+
+
+def _clean_customer_row(raw: Mapping[str, Any]) -> tuple[str | None, dict[str, Any],
+                                                         dict[str, dict[str, str]], list[RowError]]:
+    """(email, customer fields, given address fields by kind, errors). A kind whose given cells
+    are all empty is not given at all."""
+    errors: list[RowError] = []
+    email = None
+    try:
+        email = _clean_email(raw.get("email"))
+    except CellInvalid as exc:
+        errors.append(RowError("email", exc.code, exc.message))
+    fields: dict[str, Any] = {}
+    addresses: dict[str, dict[str, str]] = {kind: {} for kind in ADDRESS_KINDS}
+    for column, value in raw.items():
+        if column == "email" or value is None:
+            continue
+        kind, _, name = column.partition("_")
+        target = addresses[kind] if kind in addresses and name in IMPORT_ADDRESS_FIELDS else None
+        if target is None and column not in IMPORT_FIELDS:
+            errors.append(RowError(column, "unknown_field", "Not a customer field."))
+            continue
+        try:
+            cleaned = _clean_value(name if target is not None else column, value)
+        except CellInvalid as exc:
+            errors.append(RowError(column, exc.code, exc.message))
+            continue
+        if target is not None:
+            target[name] = cleaned
+        else:
+            fields[column] = cleaned
+    given = {kind: values for kind, values in addresses.items() if any(values.values())}
+    return email, fields, given, errors
+
+
+def _address_errors(kind: str, address: dict[str, str]) -> list[RowError]:
+    return [RowError(f"{kind}_{name}", "required", "An address needs it.")
+            for name in _ADDRESS_REQUIRED if not address.get(name)]
+
+
+def customers_import(*, rows: Sequence[Mapping[str, Any]], mode: str = Mode.UPSERT,
+                     dry_run: bool = False) -> list[RowResult]:
+    """Create or change many customers by email (an import batch); one :class:`RowResult` per row.
+
+    Each row holds ``email`` and any of ``first_name, last_name, phone`` and ``shipping_<field>`` /
+    ``billing_<field>`` (``name, line1, line2, city, region, postal_code, country, phone``), checked
+    as the API checks them; None or absent: kept. The address columns of a kind describe the
+    customer's default address of that kind: it is created when there is none, changed in place
+    when it differs (the fields not given are kept), left alone when every given cell of the kind
+    is empty. Equal rows are ``unchanged`` and not written. ``mode="create"``: an existing email
+    is ``already_exists``; an email repeated in ``rows`` fails its later rows
+    (``duplicate_in_file``). Joins the caller's transaction; locks the batch's existing customers
+    in primary-key order (so their addresses change one writer at a time), inserts and updates
+    customers and addresses in a statement each, bumps the version of every changed customer and
+    invalidates their cached details after commit. ``dry_run`` answers and writes nothing."""
+    results = [RowResult() for _ in rows]
+    parsed = []
+    for index, raw in enumerate(rows):
+        email, fields, addresses, errors = _clean_customer_row(raw)
+        if errors or email is None:
+            results[index].fail(*errors)
+        else:
+            parsed.append((index, email, fields, addresses))
+    cleaned = []
+    for item, first in zip(parsed, first_of_each(p[1].lower() for p in parsed), strict=True):
+        if first:
+            cleaned.append(item)
+        else:
+            results[item[0]].fail(duplicate_error("email"))
+    if not cleaned:
+        return results
+    with transaction.atomic():
+        wanted = {email.lower() for _, email, _, _ in cleaned}
+        if dry_run:
+            found = list(
+                Customer.objects.alias(email_lower=Lower("email")).filter(email_lower__in=wanted)
+                         .values(*_CUSTOMER_ROW))
+        else:
+            found = locks.lock_customers_by_emails(wanted, fields=_CUSTOMER_ROW)
+        existing = {row["email"].lower(): row for row in found}
+        defaults: dict[tuple[uuid.UUID, str], dict[str, Any]] = {
+            (row["customer_id"], row["kind"]): row
+            for row in Address.objects.filter(customer_id__in=[r["id"] for r in found],
+                                              is_default=True)
+            .values("id", "customer_id", "kind", *IMPORT_ADDRESS_FIELDS)
+        }
+        new_customers: list[tuple[int, Customer]] = []
+        changed_customers: dict[uuid.UUID, dict[str, Any]] = {}
+        new_addresses: list[tuple[int, Address]] = []
+        changed_addresses: list[dict[str, Any]] = []
+        for index, email, fields, addresses in cleaned:
+            row = existing.get(email.lower())
+            if row is not None and mode == Mode.CREATE:
+                results[index].fail(exists_error("email"))
+                continue
+            customer_id = row["id"] if row is not None else uuid.uuid4()
+            errors: list[RowError] = []
+            row_new_addresses, row_changed_addresses = [], []
+            for kind, given in addresses.items():
+                current = defaults.get((customer_id, kind))
+                merged = {**{name: "" for name in IMPORT_ADDRESS_FIELDS},
+                          **({name: current[name] for name in IMPORT_ADDRESS_FIELDS} if current
+                             else {}),
+                          **given}
+                errors += _address_errors(kind, merged)
+                if current is None:
+                    row_new_addresses.append(Address(id=uuid.uuid4(), customer_id=customer_id,
+                                                     kind=kind, is_default=True, **merged))
+                elif any(current[name] != merged[name] for name in IMPORT_ADDRESS_FIELDS):
+                    row_changed_addresses.append({"id": current["id"], **merged})
+            if errors:
+                results[index].fail(*errors)
+                continue
+            new_addresses += [(index, address) for address in row_new_addresses]
+            changed_addresses += row_changed_addresses
+            if row is None:
+                new_customers.append((index, Customer(id=customer_id, email=email, metadata={},
+                                                      **{"first_name": "", "last_name": "",
+                                                         "phone": "", **fields})))
+                results[index].outcome = Outcome.CREATED
+                continue
+            diff = {k: v for k, v in {"email": email, **fields}.items() if row[k] != v}
+            if diff or row_new_addresses or row_changed_addresses:
+                changed_customers[customer_id] = {**row, **diff}
+                results[index].outcome = Outcome.UPDATED
+            else:
+                results[index].outcome = Outcome.UNCHANGED
+        if dry_run:
+            return results
+        inserted = _insert_customers([customer for _, customer in new_customers])
+        for index, customer in new_customers:
+            if customer.id not in inserted:  # another writer took this email since the batch read
+                results[index].fail(RowError("email", "conflict",
+                                             "Created by another writer meanwhile; "
+                                                                  "import the row again."))
+        addresses = [address for index, address in new_addresses if results[index].ok]
+        if addresses:
+            Address.objects.bulk_create(addresses)
+        _update_customers(list(changed_customers.values()))
+        _update_addresses(changed_addresses)
+        touched = [*inserted, *changed_customers]
+        if touched:
+            selectors.customer_cache.invalidate(
+                *(selectors.customer_cache.key(pk) for pk in touched))
+    return results
+
+
+def _insert_customers(customers: list[Customer]) -> set[uuid.UUID]:
+    if not customers:
+        return set()
+    Customer.objects.bulk_create(customers, ignore_conflicts=True)
+    return set(Customer.objects.filter(id__in=[c.id for c in customers]).values_list("id",
+                                                                                     flat=True))
+
+
+def _update_customers(rows: list[dict[str, Any]]) -> None:
+    """New values, version + 1 (a changed address changes the customer's representation too)."""
+    if not rows:
+        return
+    params: list[Any] = [timezone.now()]
+    for row in rows:
+        params += [row["id"], row["email"], row["first_name"], row["last_name"], row["phone"]]
+    values = ", ".join(["(%s::uuid, %s, %s, %s, %s)"] * len(rows))
+    with connection.cursor() as cursor:
+        cursor.execute(f"""
+            UPDATE customers_customer AS c
+            SET email = v.email, first_name = v.first_name, last_name = v.last_name, phone = v.phone,
+                version = c.version + 1, updated_at = %s
+            FROM (VALUES {values}) AS v (id, email, first_name, last_name, phone)
+            WHERE c.id = v.id""", params)
+
+
+def _update_addresses(rows: list[dict[str, Any]]) -> None:
+    if not rows:
+        return
+    params: list[Any] = []
+    for row in rows:
+        params += [row["id"], *(row[name] for name in IMPORT_ADDRESS_FIELDS)]
+    values = ", ".join(["(%s::uuid, %s, %s, %s, %s, %s, %s, %s, %s)"] * len(rows))
+    columns = ", ".join(IMPORT_ADDRESS_FIELDS)
+    assignments = ", ".join(f"{name} = v.{name}" for name in IMPORT_ADDRESS_FIELDS)
+    with connection.cursor() as cursor:
+        cursor.execute(f"UPDATE customers_address AS a SET {assignments} "
+                       f"FROM (VALUES {values}) AS v (id, {columns}) WHERE a.id = v.id", params)

@@ -10,7 +10,7 @@ from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
 from django.db.models import QuerySet
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.template.response import TemplateResponse
 
 from inventory import selectors, services
@@ -23,6 +23,7 @@ from inventory.models import (
     StockMovement,
 )
 from stateset.admin_site import BoundedCountPaginator, ReadOnlyAdmin, admin_actor
+from stateset.csvio import csv_response
 from stateset.errors import DomainError
 
 MAX_ACTION_ROWS = services.MAX_LINES
@@ -146,7 +147,7 @@ class InventoryItemAdmin(admin.ModelAdmin):
     paginator = BoundedCountPaginator
     list_per_page = 50
     ordering = ("-created_at", "-id")
-    actions = ["receive_stock"]
+    actions = ["receive_stock", "export_csv"]
     counters = ("sku", "on_hand", "reserved", "available", "version", "created_at", "updated_at")
 
     def get_fields(self, request: HttpRequest, obj: InventoryItem | None = None) -> list[Any]:
@@ -185,6 +186,12 @@ class InventoryItemAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False  # the ledger refers to every row
+
+    @admin.action(description="Export selected rows (CSV, re-importable)", permissions=["view"])
+    def export_csv(self, request: HttpRequest,
+                   queryset: QuerySet[InventoryItem]) -> StreamingHttpResponse:
+        return csv_response("inventory.csv", selectors.EXPORT_COLUMNS,
+                            selectors.inventory_export_rows(queryset))
 
     @admin.action(description="Receive stock into the selected rows", permissions=["change"])
     def receive_stock(self, request: HttpRequest,
@@ -285,6 +292,13 @@ class StockMovementAdmin(ExactReferenceSearch, ReadOnlyAdmin):
     fields = ("inventory_item", "kind", "on_hand_delta", "reserved_delta", "on_hand_after",
               "reserved_after", "reason", "reference_type", "reference_id", "actor", "created_at")
     readonly_fields = fields
+    actions = ["export_csv"]
+
+    @admin.action(description="Export selected movements (CSV)", permissions=["view"])
+    def export_csv(self, request: HttpRequest,
+                   queryset: QuerySet[StockMovement]) -> StreamingHttpResponse:
+        return csv_response("movements.csv", selectors.MOVEMENT_EXPORT_COLUMNS,
+                            selectors.movement_export_rows(queryset))
 
     @admin.display(description="SKU")
     def sku(self, movement: StockMovement) -> str:

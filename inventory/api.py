@@ -10,7 +10,9 @@ import uuid
 from datetime import timedelta
 from typing import Any
 
+from django.http import StreamingHttpResponse
 from django.utils import timezone
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers
 from rest_framework.decorators import action
@@ -22,6 +24,7 @@ from inventory.models import MAX_QUANTITY, Reservation, StockMovement
 from stateset.api.pagination import parse_list_params
 from stateset.api.serializers import IF_MATCH, StrictSerializer, TextField, page_of, validated
 from stateset.api.views import ApiViewSet, actor_of, expected_version, parse_id
+from stateset.csvio import csv_response
 from stateset.errors import NotFound, ValidationFailed
 
 UUID_PATTERN = "[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}"
@@ -515,6 +518,26 @@ class InventoryViewSet(ApiViewSet):
                                    sort_fields={"created_at": "created_at"})
         return self.list_response(selectors.movement_list(**params.filters), params,
                                   render=_render(selectors.render_movement))
+
+    @extend_schema(parameters=[InventoryFilters], responses={(200, "text/csv"): OpenApiTypes.STR},
+                   operation_id="inventory_export_csv",
+                   description="Every matching row, streamed; re-importable (POST "
+                               "/imports?kind=inventory).")
+    @action(detail=False, methods=["get"], url_path=r"export\.csv", url_name="export")
+    def export(self, request: Request) -> StreamingHttpResponse:
+        params = parse_list_params(request.query_params, filters=InventoryFilters)
+        rows = selectors.inventory_export_rows(selectors.inventory_list(**params.filters))
+        return csv_response("inventory.csv", selectors.EXPORT_COLUMNS, rows)
+
+    @extend_schema(parameters=[MovementFilters], responses={(200, "text/csv"): OpenApiTypes.STR},
+                   operation_id="inventory_movements_export_csv",
+                   description="The ledger, newest first, streamed.")
+    @action(detail=False, methods=["get"], url_path=r"movements/export\.csv",
+            url_name="movements-export")
+    def movements_export(self, request: Request) -> StreamingHttpResponse:
+        params = parse_list_params(request.query_params, filters=MovementFilters)
+        rows = selectors.movement_export_rows(selectors.movement_list(**params.filters))
+        return csv_response("movements.csv", selectors.MOVEMENT_EXPORT_COLUMNS, rows)
 
 
 class LocationViewSet(ApiViewSet):

@@ -7,15 +7,18 @@ instances) with their joins already chosen, so a page costs one query whatever i
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from django.db.models import F, Q, QuerySet, Sum
+from django.db.models.functions import Upper
 
 from catalog.selectors import sku_version_key
 from inventory.models import Backorder, InventoryItem, Location, Reservation, StockMovement
 from stateset.cache import EntityCache
+from stateset.csvio import keyset_rows
 from stateset.errors import NotFound, ValidationFailed
+from stateset.pagination import Sort
 
 item_cache = EntityCache("inventory")
 
@@ -238,6 +241,17 @@ def locations_checked(location_ids: Iterable[uuid.UUID], *, active: bool = False
     return found
 
 
+def locations_by_codes(codes: Iterable[str]) -> dict[str, uuid.UUID]:
+    """Location ids by upper-cased code, matched in any letter case (its unique index), one
+    query."""
+    wanted = {code.upper() for code in codes}
+    if not wanted:
+        return {}
+    rows = Location.objects.alias(code_upper=Upper("code")).filter(
+        code_upper__in=wanted).values_list("code", "id")
+    return {code.upper(): pk for code, pk in rows}
+
+
 def location_codes(location_ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, str]:
     return dict(Location.objects.filter(id__in=set(location_ids)).values_list("id", "code"))
 
@@ -342,3 +356,32 @@ def movement_list(*, inventory_item_id: uuid.UUID | None = None, sku: str | None
         query = query.filter(created_at__lt=created_to)
     values: QuerySet[StockMovement, dict[str, Any]] = query.values(*MOVEMENT_FIELDS)
     return values
+
+
+# --- exports (SPEC §4.8) --------------------------------------------------------------------------
+
+EXPORT_COLUMNS = ("sku", "location_code", "on_hand", "reserved", "available")
+"""What an inventory import reads (``sku, location_code, on_hand``), and two read-only columns it skips."""
+
+MOVEMENT_EXPORT_COLUMNS = ("created_at", "id", "sku", "location_code", "kind", "on_hand_delta",
+                           "reserved_delta",
+                           "on_hand_after", "reserved_after", "reason", "reference_type",
+                           "reference_id", "actor")
+
+
+def inventory_export_rows(queryset: QuerySet) -> Iterator[tuple[Any, ...]]:
+    """The rows of ``queryset`` (a filtered ``inventory_list``) as :data:`EXPORT_COLUMNS`, in
+    primary-key keyset chunks: constant memory."""
+    fields = ("id", "sku", "location__code", "on_hand", "reserved", "available")
+    for row in keyset_rows(queryset, fields=fields):
+        yield row[1:]
+
+
+def movement_export_rows(queryset: QuerySet) -> Iterator[tuple[Any, ...]]:
+    """The ledger rows of ``queryset`` (a filtered ``movement_list``), newest first, as
+    :data:`MOVEMENT_EXPORT_COLUMNS`, in keyset chunks on ``(created_at, id)``."""
+    fields = ("created_at", "id", "inventory_item__sku", "inventory_item__location__code", "kind",
+              "on_hand_delta",
+              "reserved_delta", "on_hand_after", "reserved_after", "reason", "reference_type",
+              "reference_id", "actor")
+    return keyset_rows(queryset, fields=fields, sort=Sort(field="created_at", descending=True))

@@ -135,7 +135,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--pace", type=float, default=float(_env("BENCH_PACE", 1.0)))
     parser.add_argument("--only", default=_env("BENCH_ONLY", ""),
                         help="Comma-separated scenario names (the floor always runs): "
-                             + ", ".join(s.name for s in SCENARIOS[1:]) + ", size (10k vs big).")
+                             + ", ".join(s.name
+                                         for s in SCENARIOS[1:]) + ", size (10k vs big), import.")
     parser.add_argument("--strict", action="store_true",
                         default=_env("BENCH_STRICT", "") not in ("", "0"),
                         help="Exit with status 1 when a target is missed (default: only when the "
@@ -144,7 +145,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--results", default=_env("BENCH_RESULTS", ""),
                         help="Results file (default loadtest/results/<date>.json).")
     args = parser.parse_args(argv)
-    names = {s.name for s in SCENARIOS} | {"size"}
+    names = {s.name for s in SCENARIOS} | {"size", "import"}
     args.only = [n.strip() for n in args.only.split(",") if n.strip()]
     unknown = [n for n in args.only if n not in names]
     if unknown:
@@ -679,8 +680,16 @@ def main(argv: list[str] | None = None) -> int:
                 size_check["paced_p95_small_ms"] = small_paced["p95_ms"]
                 size_check["paced_ratio"] = round(big_paced["p95_ms"] / small_paced["p95_ms"], 2)
 
+        import_row = None
+        if not args.only or "import" in args.only:
+            say("import: 100,000 product rows (CSV) through the import service "
+                "(loadtest.import_bench)")
+            import_row = run_import_bench(dict(base_env, DATABASE_URL=big.url))
         report = build_report(args, results, rss, size_check, big, small if size_check else None,
                               server_url, wall_started, data_ready)
+        if import_row is not None:
+            report["import"] = import_row
+            report["all_pass"] = report["all_pass"] and bool(import_row.get("pass"))
         out = (Path(args.results) if args.results
                else RESULTS_DIR / f"{dt.date.today().isoformat()}.json")
         out.parent.mkdir(parents=True, exist_ok=True)
@@ -699,6 +708,16 @@ def main(argv: list[str] | None = None) -> int:
 
             localdb.stop()
             say("embedded PostgreSQL stopped")
+
+
+def run_import_bench(env: dict[str, str]) -> dict[str, Any]:
+    """SPEC §9's import row, in its own process (its memory is what is measured): one JSON line."""
+    done = subprocess.run([PYTHON, "-m", "loadtest.import_bench"], cwd=BASE_DIR, env=env,
+                          capture_output=True, text=True)
+    try:
+        return json.loads(done.stdout.strip().splitlines()[-1])
+    except (IndexError, json.JSONDecodeError):
+        return {"name": "import", "pass": False, "error": done.stderr[-2000:]}
 
 
 def build_report(args: argparse.Namespace, results: dict[str, Any], rss: dict[str, Any],
@@ -824,6 +843,17 @@ def render_table(report: dict[str, Any]) -> str:
                    + (f"; paced: {ms(size['paced_p95_big_ms'])} ms / "
                       f"{ms(size['paced_p95_small_ms'])} ms = "
                       f"{size['paced_ratio']}×" if "paced_ratio" in size else ""))
+    imported = report.get("import")
+    if imported:
+        out.append(
+            f"import of {imported.get('rows', 0):,} product rows (CSV): "
+            f"{imported.get('seconds', '-')} s, "
+                   f"{imported.get('rows_per_s', '-')} rows/s, peak RSS "
+                   f"{imported.get('peak_rss_mb', '-')} MB; "
+                   f"re-import (all unchanged) {imported.get('reimport', {}).get('seconds', '-')} "
+                   "s "
+                   f"(target ≤ {imported.get('target_s', 60)} s) "
+                   f"{'pass' if imported.get('pass') else 'FAIL'}")
     cfg = report["config"]
     if any(row.get("paced") for row in report["rows"]):
         out.append(

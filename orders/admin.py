@@ -7,9 +7,9 @@ from typing import Any
 
 from django.contrib import admin
 from django.db.models import Max, Min, QuerySet
-from django.http import HttpRequest
+from django.http import HttpRequest, StreamingHttpResponse
 
-from orders import services
+from orders import selectors, services
 from orders.models import ChannelOrder, Order, OrderEvent, OrderItem, Payment, ShippingLine
 from orders.selectors import order_filter
 from stateset.admin_site import (
@@ -20,6 +20,7 @@ from stateset.admin_site import (
     admin_actor,
     run_each,
 )
+from stateset.csvio import csv_response
 
 
 class CalendarQuerySet(QuerySet):
@@ -102,7 +103,7 @@ class OrderAdmin(ServiceModelAdmin):
     # Apps above orders add their inlines (shipments, returns) and actions (cancel) with
     # ``extend``, so orders never imports them.
     inlines = [OrderItemInline, ShippingLineInline, PaymentInline, OrderEventInline]
-    actions: list[Any] = ["confirm_orders", "mark_paid"]
+    actions: list[Any] = ["confirm_orders", "mark_paid", "export_csv", "export_csv_with_items"]
     fields = ("order_number", "customer", "channel", "external_id", "status", "payment_status",
               "fulfillment_status",
               "currency", "subtotal", "discount_total", "discounts", "shipping_total", "tax_total",
@@ -151,6 +152,17 @@ class OrderAdmin(ServiceModelAdmin):
         run_each(self, request, queryset, lambda pk: services.order_record_payment(
             order_id=pk, payment_status=Order.PaymentStatus.PAID, actor=admin_actor(request),
             reference="admin action"), label="order_number", noun="order(s)", done_as="marked paid")
+
+    @admin.action(description="Export selected orders (CSV)", permissions=["view"])
+    def export_csv(self, request: HttpRequest, queryset: QuerySet[Order]) -> StreamingHttpResponse:
+        return csv_response("orders.csv", selectors.CSV_COLUMNS,
+                            selectors.order_export_rows(queryset))
+
+    @admin.action(description="Export selected orders, a row per line (CSV)", permissions=["view"])
+    def export_csv_with_items(self, request: HttpRequest,
+                              queryset: QuerySet[Order]) -> StreamingHttpResponse:
+        return csv_response("orders.csv", (*selectors.CSV_COLUMNS, *selectors.ITEM_CSV_COLUMNS),
+                            selectors.order_export_item_rows(queryset))
 
     @classmethod
     def extend(cls, *, inline: type[ReadOnlyInline] | None = None, action: Any = None) -> None:

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import csv
-import io
 import uuid
-from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
 
@@ -31,6 +28,7 @@ from stateset.api.serializers import (
     validated,
 )
 from stateset.api.views import ApiView, ApiViewSet, actor_of, expected_version, parse_id
+from stateset.csvio import csv_response
 from stateset.keys import scope_allows
 
 MAX_QUANTITY = 10_000
@@ -422,29 +420,22 @@ class OrderViewSet(ApiViewSet):
         body = selectors.order_detail(selectors.order_id_by_number(number))
         return self.detail_response(body, version=body["version"])
 
-    @extend_schema(parameters=[OrderFilters], responses={(200, "text/csv"): OpenApiTypes.STR},
-                   operation_id="orders_export_csv")
+    @extend_schema(parameters=[OrderListFilters], responses={(200, "text/csv"): OpenApiTypes.STR},
+                   operation_id="orders_export_csv",
+                   description="Every matching order, newest first, streamed (formula-safe cells); "
+                               "include_items=true: one row per order line.")
     @action(detail=False, methods=["get"], url_path=r"export\.csv", url_name="export")
     def export(self, request: Request) -> StreamingHttpResponse:
-        params = parse_list_params(request.query_params, filters=OrderFilters,
+        params = parse_list_params(request.query_params, filters=OrderListFilters,
                                    sort_fields={"created_at": "created_at"})
-        rows = selectors.order_export_rows(selectors.order_filter(**params.filters))
-        response = StreamingHttpResponse(_csv_lines(rows), content_type="text/csv; charset=utf-8")
-        response["Content-Disposition"] = 'attachment; filename="orders.csv"'
-        return response
-
-
-def _csv_lines(rows: Iterator[tuple[Any, ...]]) -> Iterator[bytes]:
-    buffer = io.StringIO()
-    writer = csv.writer(buffer)
-    writer.writerow(selectors.CSV_COLUMNS)
-    for count, row in enumerate(rows, 1):
-        writer.writerow(row)
-        if count % 500 == 0:
-            yield buffer.getvalue().encode()
-            buffer.seek(0)
-            buffer.truncate()
-    yield buffer.getvalue().encode()
+        filters = dict(params.filters)
+        queryset = selectors.order_filter(**{k: v for k,
+                                             v in filters.items() if k != "include_items"})
+        if filters.get("include_items"):
+            return csv_response("orders.csv", (*selectors.CSV_COLUMNS, *selectors.ITEM_CSV_COLUMNS),
+                                selectors.order_export_item_rows(queryset))
+        return csv_response("orders.csv", selectors.CSV_COLUMNS,
+                            selectors.order_export_rows(queryset))
 
 
 class CustomerOrderFilters(serializers.Serializer):

@@ -18,9 +18,10 @@ from inventory import selectors as inventory_selectors
 from inventory.models import Backorder
 from orders.models import ChannelOrder, Order, OrderEvent, OrderItem, Payment, ShippingLine
 from stateset.cache import EntityCache
+from stateset.csvio import keyset_chunks
 from stateset.errors import NotFound
 from stateset.money import money_str
-from stateset.pagination import ListParams, Sort, after_keyset, paginate
+from stateset.pagination import ListParams, Sort, paginate
 
 if TYPE_CHECKING:
     from orders.services import CreatedOrder
@@ -343,26 +344,53 @@ def orders_today() -> dict[str, Any]:
 
 CSV_COLUMNS = ("order_number", "id", "created_at", "status", "payment_status", "fulfillment_status",
                "customer_id", "customer_email", "currency", "subtotal", "tax_total",
-               "shipping_total", "discount_total", "total_amount")
+               "shipping_total", "discount_total", "total_amount", "channel", "external_id")
+_CSV_FIELDS = tuple("customer__email" if name == "customer_email" else name for name in CSV_COLUMNS)
+ITEM_CSV_COLUMNS = ("item_id", "item_sku", "item_name", "item_quantity", "item_unit_price",
+                    "item_total_price",
+                    "item_discount_total", "item_net_total", "item_tax_total",
+                    "item_quantity_fulfilled", "item_quantity_returned")
+_ITEM_CSV_FIELDS = ("id", "sku", "name", "quantity", "unit_price", "total_price", "discount_total",
+                    "net_total", "tax_total", "quantity_fulfilled", "quantity_returned")
+_AT_CURRENCY = CSV_COLUMNS.index("currency")
+_ORDER_MONEY = tuple(CSV_COLUMNS.index(name) for name in MONEY)
+_ITEM_MONEY = tuple(_ITEM_CSV_FIELDS.index(name) for name in ITEM_MONEY if name in _ITEM_CSV_FIELDS)
+
+
+def _with_money(row: tuple[Any, ...], at: tuple[int, ...], currency: str) -> tuple[Any, ...]:
+    """A CSV row with its amounts in the currency's digits, as the API writes them."""
+    return tuple(money_str(value, currency) if index in at else value for index,
+                 value in enumerate(row))
+
+
+def _export_chunks(queryset: QuerySet[Order], chunk_size: int) -> Iterator[list[tuple[Any, ...]]]:
+    return keyset_chunks(queryset, fields=_CSV_FIELDS,
+                         sort=Sort(field="created_at", descending=True), chunk_size=chunk_size)
 
 
 def order_export_rows(queryset: QuerySet[Order], *,
                       chunk_size: int = 2000) -> Iterator[tuple[Any, ...]]:
     """Every matching order, newest first, fetched in keyset chunks: memory stays constant however
     many orders match, and no cursor is held open between chunks."""
-    sort = Sort(field="created_at", descending=True)
-    base = queryset.order_by(*sort.order_by()).values_list(
-        "order_number", "id", "created_at", "status", "payment_status", "fulfillment_status",
-        "customer_id", "customer__email", "currency", "subtotal", "tax_total", "shipping_total",
-        "discount_total", "total_amount",
-    )
-    last: tuple[datetime, uuid.UUID] | None = None
-    while True:
-        chunk = base if last is None else after_keyset(base, sort, *last)
-        rows = list(chunk[:chunk_size])
-        if not rows:
-            return
-        yield from rows
-        if len(rows) < chunk_size:
-            return
-        last = (rows[-1][2], rows[-1][1])
+    for chunk in _export_chunks(queryset, chunk_size):
+        for row in chunk:
+            yield _with_money(row, _ORDER_MONEY, row[_AT_CURRENCY])
+
+
+def order_export_item_rows(queryset: QuerySet[Order], *,
+                           chunk_size: int = 1000) -> Iterator[tuple[Any, ...]]:
+    """``include_items=true``: one row per order line (the order's columns, then the line's
+    :data:`ITEM_CSV_COLUMNS`), orders newest first, lines by SKU; one query per chunk of orders for
+    their lines."""
+    at_id = _CSV_FIELDS.index("id")
+    empty = ("",) * len(ITEM_CSV_COLUMNS)
+    for chunk in _export_chunks(queryset, chunk_size):
+        lines: dict[uuid.UUID, list[tuple[Any, ...]]] = defaultdict(list)
+        items = (OrderItem.objects.filter(order_id__in=[row[at_id] for row in chunk])
+                 .order_by("order_id", "sku", "id").values_list("order_id", *_ITEM_CSV_FIELDS))
+        currency = {row[at_id]: row[_AT_CURRENCY] for row in chunk}
+        for item in items:
+            lines[item[0]].append(_with_money(item[1:], _ITEM_MONEY, currency[item[0]]))
+        for row in chunk:
+            for line in lines.get(row[at_id]) or [empty]:
+                yield (*_with_money(row, _ORDER_MONEY, row[_AT_CURRENCY]), *line)

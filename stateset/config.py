@@ -275,6 +275,10 @@ SCHEMA: dict[str, dict[str, Field]] = {
         "backoff_seconds": Field(30, _int(minimum=1)),
         "retention_days": Field(30, _int(minimum=1)),
     },
+    "imports": {
+        "max_bytes": Field(50 * 1024 * 1024, _int(minimum=1024)),
+        "batch_size": Field(1000, _int(minimum=1, maximum=10_000)),
+    },
 }
 
 # Conventional variables, mapped onto the schema.

@@ -120,6 +120,12 @@ class BodyLimitMiddleware:
         except ValueError:
             return json_error_response(request, 400, "bad_request",
                                        "Invalid Content-Length header.")
+        if request.path_info in settings.IMPORTS_UPLOAD_PATHS and request.method == "POST":
+            # An import streams its file to disk (imports.api, its admin) under its own limit.
+            limit = settings.IMPORTS_MAX_BYTES
+            if not length and request.META.get("HTTP_TRANSFER_ENCODING", "").lower() == "chunked":
+                return json_error_response(request, 411, "length_required",
+                                           "Send the file with a Content-Length header.")
         if length > limit:
             return json_error_response(request, 413, "payload_too_large",
                                        f"The request body exceeds {limit} bytes.",

@@ -69,6 +69,7 @@ INSTALLED_APPS = [
     "fulfillment",
     "returns",
     "webhooks",
+    "imports",
 ]
 
 MIDDLEWARE = [
@@ -238,6 +239,7 @@ CELERY_BEAT_SCHEDULE = {
     # Deliveries are kicked after each commit; this catches missed kicks and runs due retries.
     "webhooks-pump": {"task": "webhooks.tasks.webhooks_pump", "schedule": 15.0},
     "webhooks-purge": {"task": "webhooks.tasks.webhooks_purge", "schedule": 86400.0},
+    "imports-purge": {"task": "imports.tasks.imports_purge", "schedule": 3600.0},
 }
 
 # --- i18n / static --------------------------------------------------------------------------------
@@ -322,6 +324,11 @@ WEBHOOKS_MAX_ATTEMPTS = CONFIG["webhooks"]["max_attempts"]
 WEBHOOKS_BACKOFF_SECONDS = CONFIG["webhooks"]["backoff_seconds"]
 WEBHOOKS_RETENTION_DAYS = CONFIG["webhooks"]["retention_days"]
 SLOW_REQUEST_MS = APP["slow_request_ms"]
+IMPORTS_MAX_BYTES = CONFIG["imports"]["max_bytes"]
+IMPORTS_BATCH_SIZE = CONFIG["imports"]["batch_size"]
+# The upload routes (API, back office) stream their body to disk under IMPORTS_MAX_BYTES instead
+# of the API's limit.
+IMPORTS_UPLOAD_PATHS = ("/api/v1/imports", "/admin/imports/import/add/")
 
 SPECTACULAR_SETTINGS = {
     "TITLE": "StateSet API",
@@ -345,6 +352,8 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "AddressKindEnum": "customers.models.Address.Kind",
         "CustomerAddressInKindEnum": "customers.api.ADDRESS_KINDS",
+        "ImportKindEnum": "imports.models.Import.Kind",
+        "ImportStatusEnum": "imports.models.Import.Status",
         "MovementKindEnum": "inventory.models.StockMovement.Kind",
         "OrderStatusEnum": "orders.models.Order.Status",
         "PaymentStatusEnum": "orders.models.Order.PaymentStatus",

@@ -20,6 +20,7 @@ api_v1: list[URLPattern | URLResolver] = [
     path("", include("returns.urls")),
     path("", include("webhooks.urls")),
     path("", include(platform_router.urls)),
+    path("", include("imports.urls")),
 ]
 
 urlpatterns = [

@@ -7,6 +7,7 @@ movement;
 - ``locations``, ``items``: locations and inventory rows;
 - ``moves``: receive, adjust, transfer, return;
 - ``bulk``: the bulk adjustment;
+- ``counts``: imports of stock counts and receipts;
 - ``reservations``: reserve (all or nothing), release, fulfil, expire — what orders, fulfillment and
   returns call, joining their transaction;
 - ``reconcile``: counters against reservations and the ledger.
@@ -37,6 +38,9 @@ from inventory.services.common import (
     MAX_REFERENCE_TYPE,
     ProductRef,
     location_ref,
+)
+from inventory.services.counts import (
+    stock_import,
 )
 from inventory.services.items import (
     inventory_item_create,
@@ -114,6 +118,7 @@ __all__ = [
     "stock_adjust",
     "stock_bulk_adjust",
     "stock_fulfil",
+    "stock_import",
     "stock_fulfil_many",
     "stock_receive",
     "stock_receive_many",
