@@ -42,13 +42,15 @@ def main() -> None:
     from stateset.keys import key_cache, principal_for_key
 
     settings.ALLOWED_HOSTS = [*settings.ALLOWED_HOSTS, "testserver"]
-    api_key, raw = services.api_key_create(name="auth-cost", scopes=["*"],
-                                           created_by="command:auth_cost")
+    api_key, raw = services.api_key_create(
+        name="auth-cost", scopes=["*"], created_by="command:auth_cost"
+    )
     modes = ["local", "off"] + (["redis"] if settings.CACHE_REDIS_URL else [])
     try:
         print(
             f"{'mode':<6} {'principal_for_key µs (p10 / median)':>36} "
-            f"{'GET /locations µs (p10 / median)':>34}")
+            f"{'GET /locations µs (p10 / median)':>34}"
+        )
         for mode in modes:
             settings.API_KEY_CACHE = mode
             key_cache.clear()
@@ -65,8 +67,10 @@ def main() -> None:
                 t = time.perf_counter()
                 client.get("/api/v1/locations")
                 samples.append((time.perf_counter() - t) * 1e6)
-            print(f"{mode:<6} {_p10(calls):>26.1f} / {statistics.median(calls):>7.1f} "
-                  f"{_p10(samples):>24.0f} / {statistics.median(samples):>7.0f}")
+            print(
+                f"{mode:<6} {_p10(calls):>26.1f} / {statistics.median(calls):>7.1f} "
+                f"{_p10(samples):>24.0f} / {statistics.median(samples):>7.0f}"
+            )
     finally:
         services.api_key_revoke(api_key_id=api_key.pk)
 

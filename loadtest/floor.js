@@ -1,5 +1,6 @@
-// The framework floor: a bare Django JSON view behind the same middleware, workers and settings as
-// the API (served at /_bench/floor when STATESET_URLCONF=loadtest.urls, as `make bench` does).
+// The framework floor (SPEC §9): a separate, bare Django project (loadtest/floor: no apps, no
+// middleware, no database, one JSON view) served by the same gunicorn binary with the same flags
+// as the API, on its own port (`make bench` starts it and passes its URL as BASE_URL).
 import http from 'k6/http';
 import { BASE_URL, headers, options, record, summary } from './lib/common.js';
 

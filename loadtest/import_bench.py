@@ -51,9 +51,11 @@ def write_csv(path: Path, rows: int) -> int:
     with path.open("w", encoding="utf-8", newline="") as handle:
         handle.write("sku,name,description,price,currency,is_active,attributes\n")
         for n in range(rows):
-            handle.write(f'{PREFIX}{n:07d},Bench product {n},"Imported by the bench, row {n}",'
-                         f'{(n % 9000) + 0.99:.2f},USD,true,"{{""batch"": {n // 1000}, ""tag"": '
-                         f'""b{n % 7}""}}"\n')
+            handle.write(
+                f'{PREFIX}{n:07d},Bench product {n},"Imported by the bench, row {n}",'
+                f'{(n % 9000) + 0.99:.2f},USD,true,"{{""batch"": {n // 1000}, ""tag"": '
+                f'""b{n % 7}""}}"\n'
+            )
     return path.stat().st_size
 
 
@@ -81,8 +83,9 @@ def run_once(path: Path, progress_every: int) -> dict[str, Any]:
     cpu = time.process_time()
     started = time.perf_counter()
     with path.open("rb") as stream:
-        record = services.import_create(kind="products", stream=stream, actor="bench:import",
-                                        file_name=path.name, enqueue=False)
+        record = services.import_create(
+            kind="products", stream=stream, actor="bench:import", file_name=path.name, enqueue=False
+        )
     stored = time.perf_counter() - started
 
     warm: list[int] = []
@@ -94,7 +97,9 @@ def run_once(path: Path, progress_every: int) -> dict[str, Any]:
             print(
                 f"[import_bench] {r.rows_done:,}/{r.rows_total:,} rows, "
                 f"{time.perf_counter() - started:.1f}s",
-                  file=sys.stderr, flush=True)
+                file=sys.stderr,
+                flush=True,
+            )
 
     finished = services.import_run(import_id=record.id, progress=progress)
     seconds = time.perf_counter() - started
@@ -103,16 +108,26 @@ def run_once(path: Path, progress_every: int) -> dict[str, Any]:
     peak = sampler.stop()
     after = sampler.process.memory_info().rss
     assert finished is not None
-    return {"import_id": str(finished.id), "status": finished.status, "seconds": round(seconds, 2),
-            "store_file_s": round(stored, 2), "rows_per_s": round(finished.rows_done / seconds),
-            "app_cpu_s": round(cpu, 2),
-            "db_cpu_s": round(db_after - db_before, 2) if db_before is not None
-            and db_after is not None else None, "load_average": round(os.getloadavg()[0], 2),
-            "created": finished.created, "updated": finished.updated,
-            "unchanged": finished.unchanged,
-            "failed": finished.failed, "rss_before_mb": round(before / 2**20, 1),
-            "rss_peak_mb": round(peak / 2**20, 1), "rss_after_mb": round(after / 2**20, 1),
-            "rss_after_first_tenth_mb": round(warm[0] / 2**20, 1) if warm else None}
+    return {
+        "import_id": str(finished.id),
+        "status": finished.status,
+        "seconds": round(seconds, 2),
+        "store_file_s": round(stored, 2),
+        "rows_per_s": round(finished.rows_done / seconds),
+        "app_cpu_s": round(cpu, 2),
+        "db_cpu_s": round(db_after - db_before, 2)
+        if db_before is not None and db_after is not None
+        else None,
+        "load_average": round(os.getloadavg()[0], 2),
+        "created": finished.created,
+        "updated": finished.updated,
+        "unchanged": finished.unchanged,
+        "failed": finished.failed,
+        "rss_before_mb": round(before / 2**20, 1),
+        "rss_peak_mb": round(peak / 2**20, 1),
+        "rss_after_mb": round(after / 2**20, 1),
+        "rss_after_first_tenth_mb": round(warm[0] / 2**20, 1) if warm else None,
+    }
 
 
 def delete_bench_products() -> int:
@@ -125,12 +140,14 @@ def delete_bench_products() -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m loadtest.import_bench",
-                                     description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m loadtest.import_bench", description=__doc__.split("\n\n")[0]
+    )
     parser.add_argument("--rows", type=int, default=100_000)
     parser.add_argument("--batch-size", type=int, default=0, help="Default: [imports] batch_size.")
-    parser.add_argument("--profile", default="",
-                        help="Write a cProfile of the first run to this file.")
+    parser.add_argument(
+        "--profile", default="", help="Write a cProfile of the first run to this file."
+    )
     args = parser.parse_args(argv)
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "stateset.settings")
     if args.batch_size:
@@ -157,22 +174,29 @@ def main(argv: list[str] | None = None) -> int:
     deleted = delete_bench_products()
     result = {
         "name": "import",
-        "endpoint": "import of 100,000 product rows (CSV)" if args.rows == 100_000 else
-        f"import of {args.rows:,} product rows (CSV)", "rows": args.rows,
+        "endpoint": "import of 100,000 product rows (CSV)"
+        if args.rows == 100_000
+        else f"import of {args.rows:,} product rows (CSV)",
+        "rows": args.rows,
         "file_mb": round(size / 2**20, 1),
-        "batch_size": settings.IMPORTS_BATCH_SIZE, "cpus": os.cpu_count(),
-        "seconds": first["seconds"], "rows_per_s": first["rows_per_s"],
+        "batch_size": settings.IMPORTS_BATCH_SIZE,
+        "cpus": os.cpu_count(),
+        "seconds": first["seconds"],
+        "rows_per_s": first["rows_per_s"],
         "peak_rss_mb": first["rss_peak_mb"],
         "rss_growth_mb": round(first["rss_peak_mb"] - first["rss_before_mb"], 1),
         # Flat memory: the peak over the whole file against the first tenth (warm-up excluded).
         "rss_growth_after_first_tenth_mb": round(
-            first["rss_peak_mb"] - (first["rss_after_first_tenth_mb"]
-                                                                          or first[
-                                                                              "rss_before_mb"]), 1),
-        "first": first, "reimport": again, "cleaned_up": deleted,
+            first["rss_peak_mb"] - (first["rss_after_first_tenth_mb"] or first["rss_before_mb"]), 1
+        ),
+        "first": first,
+        "reimport": again,
+        "cleaned_up": deleted,
         "target_s": TARGET_SECONDS,
-        "pass": first["status"] == "succeeded" and first["created"] == args.rows
-        and first["seconds"] <= TARGET_SECONDS and again["unchanged"] == args.rows,
+        "pass": first["status"] == "succeeded"
+        and first["created"] == args.rows
+        and first["seconds"] <= TARGET_SECONDS
+        and again["unchanged"] == args.rows,
     }
     print(json.dumps(result))
     return 0 if result["pass"] else 1

@@ -2,7 +2,7 @@
 database.
 
     python -m loadtest.profile [--orders 1000000 --products 100000] [--requests 300] [--top 25]
-                               [scenario ...]   # floor health orders_list products_search
+                               [scenario ...]   # health locations orders_list products_search
                                                 # inventory_reserve orders_create (default: all)
 
 Runs the same requests as the k6 scenarios through Django's full handler and middleware (the test
@@ -33,30 +33,48 @@ from typing import Any
 from loadtest import bench
 
 REQUESTS: dict[str, tuple[str, str, Callable[[], dict[str, Any]] | None]] = {
-    "floor": ("GET", "/_bench/floor", None),
+    "locations": ("GET", "/api/v1/locations", None),
     "health": ("GET", "/health", None),
     "orders_list": ("GET", "/api/v1/orders?page=1&limit=20", None),
     "products_search": ("GET", "/api/v1/products/search?q=wid&limit=20", None),
-    "inventory_reserve": ("POST", "/api/v1/inventory/reserve",
-                          lambda: {"items": [{"sku": "TEST-001", "quantity": 1}],
-                                   "reference_type": "profile",
-                                   "reference_id": f"profile-{uuid.uuid4().hex}"}),
-    "orders_create": ("POST", "/api/v1/orders",
-                      lambda: {"customer_id": "550e8400-e29b-41d4-a716-446655440001",
-                               "items": [{"product_id": "550e8400-e29b-41d4-a716-446655440002",
-                                          "sku": "TEST-001",
-                                          "quantity": 2, "unit_price": 29.99}],
-                               "total_amount": 59.98}),
+    "inventory_reserve": (
+        "POST",
+        "/api/v1/inventory/reserve",
+        lambda: {
+            "items": [{"sku": "TEST-001", "quantity": 1}],
+            "reference_type": "profile",
+            "reference_id": f"profile-{uuid.uuid4().hex}",
+        },
+    ),
+    "orders_create": (
+        "POST",
+        "/api/v1/orders",
+        lambda: {
+            "customer_id": "550e8400-e29b-41d4-a716-446655440001",
+            "items": [
+                {
+                    "product_id": "550e8400-e29b-41d4-a716-446655440002",
+                    "sku": "TEST-001",
+                    "quantity": 2,
+                    "unit_price": 29.99,
+                }
+            ],
+            "total_amount": 59.98,
+        },
+    ),
 }
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m loadtest.profile",
-                                     description=__doc__.split("\n\n")[0])
-    parser.add_argument("--orders", type=int,
-                        default=int(os.environ.get("BENCH_ORDERS", 1_000_000)))
-    parser.add_argument("--products", type=int,
-                        default=int(os.environ.get("BENCH_PRODUCTS", 100_000)))
+    parser = argparse.ArgumentParser(
+        prog="python -m loadtest.profile", description=__doc__.split("\n\n")[0]
+    )
+    parser.add_argument(
+        "--orders", type=int, default=int(os.environ.get("BENCH_ORDERS", 1_000_000))
+    )
+    parser.add_argument(
+        "--products", type=int, default=int(os.environ.get("BENCH_PRODUCTS", 100_000))
+    )
     parser.add_argument("--requests", type=int, default=300)
     parser.add_argument("--top", type=int, default=25)
     parser.add_argument("scenarios", nargs="*", help=", ".join(REQUESTS))
@@ -70,17 +88,24 @@ def main(argv: list[str] | None = None) -> int:
     dataset = bench.Dataset(args.orders, args.products)
     exists, marker = bench.read_marker(server_url, dataset.name)
     if not exists:
-        print(f"no database {dataset.name}: run make bench (or python -m loadtest.bench) first",
-              file=sys.stderr)
+        print(
+            f"no database {dataset.name}: run make bench (or python -m loadtest.bench) first",
+            file=sys.stderr,
+        )
         return 2
-    os.environ.update({
-        "DATABASE_URL": bench.with_database(server_url, dataset.name), "STATESET_ENV": "production",
-        "DEBUG": "false", "SECRET_KEY": os.environ.get("SECRET_KEY") or secrets.token_urlsafe(50),
-        "STATESET_URLCONF": "loadtest.urls", "LOG_LEVEL": "WARNING",
-    })
+    os.environ.update(
+        {
+            "DATABASE_URL": bench.with_database(server_url, dataset.name),
+            "STATESET_ENV": "production",
+            "DEBUG": "false",
+            "SECRET_KEY": os.environ.get("SECRET_KEY") or secrets.token_urlsafe(50),
+            "LOG_LEVEL": "WARNING",
+        }
+    )
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "stateset.settings")
-    os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR",
-                          tempfile.mkdtemp(prefix="stateset-profile-metrics-"))
+    os.environ.setdefault(
+        "PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="stateset-profile-metrics-")
+    )
     try:
         return run(args, dataset)
     finally:
@@ -100,18 +125,27 @@ def run(args: argparse.Namespace, dataset: bench.Dataset) -> int:
     from stateset import services
 
     _, key = services.api_key_create(name="profile", scopes=["*"])
-    client = Client(HTTP_HOST="127.0.0.1", HTTP_X_API_KEY=key,
-                    HTTP_ACCEPT_ENCODING="gzip, deflate, br")
+    client = Client(
+        HTTP_HOST="127.0.0.1",
+        HTTP_X_API_KEY=key,
+        HTTP_X_FORWARDED_PROTO="https",
+        HTTP_ACCEPT_ENCODING="gzip, deflate, br",
+    )
     outdir = Path(tempfile.mkdtemp(prefix="stateset-profile-"))
     print(
-        f"profiling on {dataset.name}, {args.requests} requests per endpoint (after 30 to warm up)")
+        f"profiling on {dataset.name}, {args.requests} requests per endpoint (after 30 to warm up)"
+    )
 
     def call(name: str) -> int:
         method, path, body = REQUESTS[name]
         if method == "GET" or body is None:
             return client.get(path).status_code
-        return client.post(path, data=json.dumps(body()), content_type="application/json",
-                           headers={"Idempotency-Key": uuid.uuid4().hex}).status_code
+        return client.post(
+            path,
+            data=json.dumps(body()),
+            content_type="application/json",
+            headers={"Idempotency-Key": uuid.uuid4().hex},
+        ).status_code
 
     captured: list[tuple[float, str]] = []
 
@@ -149,12 +183,13 @@ def run(args: argparse.Namespace, dataset: bench.Dataset) -> int:
         print(
             f"\n== {name}: {plain_ms:.2f} ms per request ({elapsed * 1000 / args.requests:.2f} "
             "under the "
-              f"profiler), {len(queries)} queries taking {sum(t for t, _ in queries) * 1000:.2f} "
-              "ms, "
-              f"statuses {sorted(statuses)}; {path}")
+            f"profiler), {len(queries)} queries taking {sum(t for t, _ in queries) * 1000:.2f} "
+            "ms, "
+            f"statuses {sorted(statuses)}; {path}"
+        )
         for seconds, sql in queries:
             print(f"   {seconds * 1000:6.2f} ms  {' '.join(sql.split())[:150]}")
-        print("\n".join("   " + line for line in lines[start:start + args.top + 1]))
+        print("\n".join("   " + line for line in lines[start : start + args.top + 1]))
     return 0
 
 

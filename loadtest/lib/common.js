@@ -76,7 +76,8 @@ export const options = {
 };
 
 export function headers(extra) {
-  const h = Object.assign({}, extra || {});
+  // As nginx forwards a request it terminated TLS for (production redirects plain HTTP to HTTPS).
+  const h = Object.assign({ 'X-Forwarded-Proto': 'https' }, extra || {});
   if (API_KEY) h['X-API-Key'] = API_KEY;
   if (ACCEPT_ENCODING) h['Accept-Encoding'] = ACCEPT_ENCODING;
   return h;

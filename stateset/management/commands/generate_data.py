@@ -45,7 +45,7 @@ from catalog.seed import LOADTEST_PRICE, LOADTEST_PRODUCT_ID, LOADTEST_SKU
 from customers.seed import LOADTEST_CUSTOMER_ID
 from stateset.partitions import ensure_partitions
 
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2  # 2: order lines carry list_price and net_total
 EMAIL_DOMAIN = "generated.example.com"
 ACTOR = "generate_data"
 
