@@ -166,17 +166,25 @@ def paginate(
     if there is a next one) and render it. ``render`` turns the rows into output items;
     ``sort_value`` reads the sort field off a row (defaults to ``getattr``/``[]``)."""
     model = queryset.model
-    total, estimate = bounded_total(queryset) if with_total else (0, False)
     ordered = queryset.order_by(*params.sort.order_by())
     if params.cursor:
         value, pk = _decode_cursor(params.cursor, model, params.sort)
         rows = list(after_keyset(ordered, params.sort, value, pk)[: params.limit + 1])
         page_number = None
+        offset = None
     else:
         offset = (params.page - 1) * params.limit
         rows = list(ordered[offset : offset + params.limit + 1])
         page_number = params.page
     has_more = len(rows) > params.limit
+    if not with_total:
+        total, estimate = 0, False
+    elif offset is not None and not has_more and (rows or offset == 0):
+        # The last page, read in full: the total is exact without counting (a short list, such as
+        # locations, pays one query, not two).
+        total, estimate = offset + len(rows), False
+    else:
+        total, estimate = bounded_total(queryset)
     rows = rows[: params.limit]
     next_cursor = None
     if has_more and rows:
