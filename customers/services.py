@@ -542,7 +542,8 @@ def _update_customers(rows: list[dict[str, Any]]) -> None:
     with connection.cursor() as cursor:
         cursor.execute(f"""
             UPDATE customers_customer AS c
-            SET email = v.email, first_name = v.first_name, last_name = v.last_name, phone = v.phone,
+            SET email = v.email, first_name = v.first_name, last_name = v.last_name,
+                phone = v.phone,
                 version = c.version + 1, updated_at = %s
             FROM (VALUES {values}) AS v (id, email, first_name, last_name, phone)
             WHERE c.id = v.id""", params)

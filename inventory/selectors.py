@@ -361,7 +361,8 @@ def movement_list(*, inventory_item_id: uuid.UUID | None = None, sku: str | None
 # --- exports (SPEC §4.8) --------------------------------------------------------------------------
 
 EXPORT_COLUMNS = ("sku", "location_code", "on_hand", "reserved", "available")
-"""What an inventory import reads (``sku, location_code, on_hand``), and two read-only columns it skips."""
+"""What an inventory import reads (``sku, location_code, on_hand``), and two read-only columns it
+skips."""
 
 MOVEMENT_EXPORT_COLUMNS = ("created_at", "id", "sku", "location_code", "kind", "on_hand_delta",
                            "reserved_delta",

@@ -397,10 +397,11 @@ def order_create(
         # Stock last: the inventory row locks are then held only for the reservation's own writes
         # and the commit, which is what bounds throughput on a hot SKU.
         reserved = inventory_services.stock_reserve_for_order(
-            lines=[inventory_services.ReserveLine(product_id=item.product_id,
-                                                  quantity=item.quantity,
-                                                  backorder_line_id=item.id)
-                   for item in order_items],
+            lines=[inventory_services.ReserveLine(
+                product_id=item.product_id, quantity=item.quantity, backorder_line_id=item.id,
+                product=inventory_services.ProductRef(product.id, product.sku, product.is_active,
+                                                      product.allow_backorder))
+                   for item, product in zip(order_items, products, strict=True)],
             queue=inventory_services.Queue(order_id=order.id, order_number=order.order_number,
                                            queued_at=order.created_at),
             actor=actor,

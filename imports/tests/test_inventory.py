@@ -127,7 +127,8 @@ def test_counts_falling_to_the_reorder_point_publish_low_stock(run_import, stock
 
 def test_ndjson_counts_must_be_json_integers(run_import, stock):
     body = (
-        '{"sku": "A-1", "location_code": "MAIN", "on_hand": "2"}\n{"sku": "B-1", "location_code": "MAIN", "on_hand": 8}\n')
+        '{"sku": "A-1", "location_code": "MAIN", "on_hand": "2"}\n'
+        '{"sku": "B-1", "location_code": "MAIN", "on_hand": 8}\n')
     result = run_import(body, kind="inventory", content_type="application/x-ndjson")
     assert triples(result) == [(1, "on_hand", "invalid")]
     assert (item(stock["a"], stock["main"]).on_hand,

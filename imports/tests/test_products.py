@@ -148,7 +148,8 @@ def test_a_bom_and_the_quote_exports_add_are_understood(run_import):
 
 def test_ndjson_takes_json_values(run_import):
     body = (
-        '{"sku": "J-1", "name": "Json", "price": "3.10", "is_active": false, "attributes": {"a": [1, 2]}}\n'
+        '{"sku": "J-1", "name": "Json", "price": "3.10", "is_active": false, '
+        '"attributes": {"a": [1, 2]}}\n'
             "\n"
             '{"sku": "J-2", "name": "Json two", "price": 4}\n'
             '{"sku": "J-3", "name": "Bad", "price": "1", "is_active": "yes"}\n'

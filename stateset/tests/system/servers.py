@@ -164,7 +164,8 @@ class Standby:
                 level = conn.execute("SHOW wal_level").fetchone()[0]
                 senders = int(conn.execute("SHOW max_wal_senders").fetchone()[0])
                 can_replicate = conn.execute(
-                    "SELECT rolreplication OR rolsuper FROM pg_roles WHERE rolname = current_user").fetchone()[0]
+                    "SELECT rolreplication OR rolsuper FROM pg_roles"
+                    " WHERE rolname = current_user").fetchone()[0]
         except psycopg.Error as exc:
             return f"cannot reach the test database server: {exc}"
         if level == "minimal" or senders < 2:
@@ -338,8 +339,9 @@ class PgBouncer:
             except OSError:
                 if self.process.poll() is not None or time.monotonic() > deadline:
                     log = self.directory / "pgbouncer.log"
-                    raise RuntimeError(f"pgbouncer did not start: {_tail(self.process)} "
-                                       f"{log.read_text()[-2000:] if log.exists() else ''}") from None
+                    written = log.read_text()[-2000:] if log.exists() else ""
+                    raise RuntimeError(
+                        f"pgbouncer did not start: {_tail(self.process)} {written}") from None
                 time.sleep(0.1)
 
     def settings_dict(self) -> dict[str, Any]:
