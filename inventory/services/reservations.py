@@ -110,7 +110,7 @@ def stock_reserve_for_order(*, lines: list[ReserveLine], queue: Queue, actor: st
                                       expires_at=None, actor=actor, queue=queue))
 
 
-def _counted(run: Callable[[], Any]) -> Any:
+def _counted[T](run: Callable[[], T]) -> T:
     try:
         result = run()
     except InsufficientStock:

@@ -120,7 +120,7 @@ def test_an_order_request_and_the_webhook_delivery_it_starts_share_one_trace(tra
     trace_id = request.context.trace_id
     in_trace = [s for s in finished if s.context.trace_id == trace_id]
 
-    def descends_from_request(span) -> bool:  # type: ignore[no-untyped-def]
+    def descends_from_request(span) -> bool:
         by_id = {s.context.span_id: s for s in in_trace}
         while span.parent is not None:
             if span.parent.span_id == request.context.span_id:
