@@ -314,6 +314,8 @@ class ReservationOut(serializers.Serializer):
     expires_at = serializers.DateTimeField(allow_null=True)
     created_at = serializers.DateTimeField()
     updated_at = serializers.DateTimeField()
+    line_index = serializers.IntegerField(
+        required=False, help_text="In the answer to a reserve: the request line it serves.")
 
 
 class MovementOut(serializers.Serializer):

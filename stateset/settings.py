@@ -293,7 +293,7 @@ REST_FRAMEWORK = {
     "DEFAULT_PARSER_CLASSES": ["stateset.api.rendering.StrictJSONParser"],
     "DEFAULT_CONTENT_NEGOTIATION_CLASS": "stateset.api.rendering.StaffBrowsableNegotiation",
     "EXCEPTION_HANDLER": "stateset.api.errors.exception_handler",
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "stateset.api.schema.EnvelopeAutoSchema",
     "UNAUTHENTICATED_USER": None,
     "COERCE_DECIMAL_TO_STRING": True,
     "DATETIME_FORMAT": "iso-8601",

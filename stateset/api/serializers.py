@@ -6,7 +6,12 @@ from __future__ import annotations
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from drf_spectacular.utils import OpenApiParameter, extend_schema_field, inline_serializer
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    extend_schema_field,
+    extend_schema_serializer,
+    inline_serializer,
+)
 from rest_framework import serializers
 
 
@@ -75,8 +80,9 @@ class MoneyField(serializers.Field[Any, Any, Any, Any]):
 
 
 def page_of(item: type[serializers.Serializer[Any]], name: str) -> serializers.Serializer[Any]:
-    """The schema of a list answer (``stateset.api.pagination.Page``) whose items are ``item``."""
-    return inline_serializer(name, fields={
+    """The schema of a list answer (``stateset.pagination.Page``) whose items are ``item``: one
+    object, also on a list route (where drf-spectacular would document an array of them)."""
+    page = inline_serializer(name, fields={
         "items": item(many=True),
         "page": serializers.IntegerField(allow_null=True),
         "limit": serializers.IntegerField(),
@@ -85,6 +91,8 @@ def page_of(item: type[serializers.Serializer[Any]], name: str) -> serializers.S
         "total_is_estimate": serializers.BooleanField(),
         "next_cursor": serializers.CharField(allow_null=True),
     })
+    extend_schema_serializer(many=False)(type(page))
+    return page
 
 
 IF_MATCH = OpenApiParameter("If-Match", str, OpenApiParameter.HEADER,

@@ -1,0 +1,134 @@
+"""The OpenAPI schema documents the bodies the API really sends (SPEC §3, STYLE "One source per
+answer shape").
+
+Every view declares only its payload (the ``*Out`` serializer of ``data``); this schema class wraps
+it in the success envelope that ``stateset.api.rendering.envelope`` builds, and documents every
+error status an operation can answer with the error envelope of ``stateset.api.errors``:
+
+- an authenticated operation: 401 (no or bad key), 403 (scope), 429 (rate limited);
+- a path with an id: 404;
+- a body: 400 (malformed JSON), 404 (a row it names does not exist), 413 (too large), 415 (not
+  JSON);
+- a body or query parameters: 422 (validation, ``invalid_parameter``, ``invalid_value``);
+- a write: 409 (a conflict: a state transition, a unique key, an idempotent request in flight)
+  and 422 (``invalid_idempotency_key``, a value the database refuses);
+- an ``If-Match`` parameter: 412, and 428 when the operation requires it.
+
+An operation that answers another error status names it in its ``extend_schema(responses=...)``
+(``{428: ERROR}``); the error envelope replaces whatever schema it gives there.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from drf_spectacular.openapi import AutoSchema
+from drf_spectacular.utils import OpenApiResponse, extend_schema_field
+from rest_framework import serializers
+
+JSON = "application/json"
+ERROR = OpenApiResponse(description="The error envelope.")
+"""Declares an error status in ``extend_schema(responses=...)``; the schema class fills its body."""
+
+_WRITES = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+_BODIES = frozenset({"POST", "PUT", "PATCH"})
+_DESCRIPTIONS = {
+    "400": "Malformed JSON.",
+    "401": "Missing, invalid, expired or revoked API key.",
+    "403": "The key lacks the scope.",
+    "404": "No such resource.",
+    "409": "Conflict: illegal state transition, an existing key, an idempotent request still in "
+           "flight.",
+    "412": "If-Match does not match the current version.",
+    "413": "The body is over the limit.",
+    "415": "The body is not JSON.",
+    "422": "Validation failed: a field, a query parameter or a value the database refuses.",
+    "428": "This call demands If-Match.",
+    "429": "Rate limited (see Retry-After).",
+    "503": "A required dependency is down.",
+}
+
+
+class MetaOut(serializers.Serializer[Any]):
+    request_id = serializers.CharField(help_text="X-Request-ID, accepted or generated, echoed.")
+    timestamp = serializers.DateTimeField(help_text="RFC 3339, UTC.")
+
+
+class ErrorOut(serializers.Serializer[Any]):
+    code = serializers.CharField(help_text="Stable snake_case code, e.g. insufficient_stock.")
+    message = serializers.CharField()
+    details = serializers.DictField(help_text="What the code needs: the fields and their errors, "
+                                              "the ids in conflict...")
+
+
+@extend_schema_field({"type": "boolean", "enum": [False]})
+class _FalseField(serializers.BooleanField):
+    pass
+
+
+class ErrorEnvelopeOut(serializers.Serializer[Any]):
+    success = _FalseField()
+    error = ErrorOut()
+    meta = MetaOut()
+
+
+class EnvelopeAutoSchema(AutoSchema):
+    """drf-spectacular's AutoSchema, answering in the envelope (see the module docstring)."""
+
+    def _get_response_for_code(self, serializer: Any, status_code: str, media_types: Any = None,
+                               direction: Any = "response") -> dict[str, Any]:
+        if int(status_code) >= 400:
+            response: dict[str, Any] = {"description": _DESCRIPTIONS.get(status_code, ""),
+                                        "content": {JSON: {"schema": self._error_envelope()}}}
+            if isinstance(serializer, OpenApiResponse) and serializer.description \
+                    and serializer is not ERROR:
+                response["description"] = serializer.description
+            if status_code == "429":
+                response["headers"] = {"Retry-After": {"schema": {"type": "integer"},
+                                                       "description": "Seconds to wait."}}
+            return response
+        response = super()._get_response_for_code(serializer, status_code, media_types, direction)
+        content = response.get("content", {})
+        if JSON in content:
+            content[JSON]["schema"] = self._success_envelope(content[JSON].get("schema", {}))
+        return response
+
+    def _get_response_bodies(self, direction: Any = "response") -> dict[str, Any]:
+        responses: dict[str, Any] = super()._get_response_bodies(direction)
+        for code in self._error_codes():
+            if code not in responses:
+                responses[code] = self._get_response_for_code(ERROR, code, direction=direction)
+        return dict(sorted(responses.items()))
+
+    def _error_codes(self) -> list[str]:
+        codes = set()
+        if self.get_auth():
+            codes |= {"401", "403", "429"}
+        if "{" in self.path:
+            codes.add("404")
+        if self.method in _BODIES:
+            codes |= {"400", "404", "413", "415", "422"}
+        if self.method in _WRITES:
+            codes |= {"409", "422"}
+        parameters = self._get_parameters()
+        if any(p.get("in") == "query" for p in parameters):
+            codes.add("422")
+        for parameter in parameters:
+            if parameter.get("in") == "header" and parameter.get("name") == "If-Match":
+                codes |= {"412", "428"} if parameter.get("required") else {"412"}
+        return sorted(codes)
+
+    def _component(self, serializer: type[serializers.Serializer[Any]]) -> dict[str, Any]:
+        ref: dict[str, Any] = self.resolve_serializer(serializer(), "response").ref
+        return ref
+
+    def _error_envelope(self) -> dict[str, Any]:
+        return self._component(ErrorEnvelopeOut)
+
+    def _success_envelope(self, data: dict[str, Any]) -> dict[str, Any]:
+        meta = self._component(MetaOut)
+        return {"type": "object", "required": ["success", "data", "meta"], "properties": {
+            "success": {"type": "boolean", "enum": [True]},
+            "data": data,
+            "meta": meta,
+        }}
