@@ -340,8 +340,20 @@ RESERVATIONS_OUT = inline_serializer(name="ReservationsOut", fields={
     "released": serializers.IntegerField(required=False)})
 TRANSFER_OUT = inline_serializer(name="TransferOut",
                                  fields={"from": InventoryItemOut(), "to": InventoryItemOut()})
+class BulkRowErrorOut(serializers.Serializer):
+    code = serializers.CharField()
+    message = serializers.CharField()
+    details = serializers.DictField(required=False)
+
+
+class BulkRowOut(serializers.Serializer):
+    index = serializers.IntegerField(help_text="The adjustment's position in the request.")
+    ok = serializers.BooleanField()
+    error = BulkRowErrorOut(required=False, help_text="Why the row was refused (ok: false).")
+
+
 BULK_OUT = inline_serializer(name="BulkAdjustOut", fields={
-    "results": serializers.ListField(child=serializers.DictField()),
+    "results": BulkRowOut(many=True),
     "applied": serializers.IntegerField(),
     "valid": serializers.IntegerField(), "dry_run": serializers.BooleanField()})
 

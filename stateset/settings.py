@@ -351,6 +351,8 @@ SPECTACULAR_SETTINGS = {
     # Several apps have a "kind" field; name each enum after its model instead of colliding.
     "ENUM_NAME_OVERRIDES": {
         "AddressKindEnum": "customers.models.Address.Kind",
+        "ComponentStatusEnum": "stateset.health.COMPONENT_STATUSES",
+        "HealthStatusEnum": "stateset.health.HEALTH_STATUSES",
         "CustomerAddressInKindEnum": "customers.api.ADDRESS_KINDS",
         "ImportKindEnum": "imports.models.Import.Kind",
         "ImportStatusEnum": "imports.models.Import.Status",

@@ -87,7 +87,8 @@ class EnvelopeAutoSchema(AutoSchema):
                 response["headers"] = {"Retry-After": {"schema": {"type": "integer"},
                                                        "description": "Seconds to wait."}}
             return response
-        response = super()._get_response_for_code(serializer, status_code, media_types, direction)
+        response = super()._get_response_for_code(  # type: ignore[no-untyped-call]  # untyped base
+            serializer, status_code, media_types, direction)
         content = response.get("content", {})
         if JSON in content:
             content[JSON]["schema"] = self._success_envelope(content[JSON].get("schema", {}))

@@ -53,7 +53,8 @@ class StrictIntegerField(serializers.IntegerField):
         return super().to_internal_value(data)
 
 
-@extend_schema_field({"type": "string", "format": "decimal", "example": "59.98"})
+@extend_schema_field({"type": "string", "format": "decimal", "pattern": r"^-?\d+(\.\d+)?$",
+                      "example": "59.98"})
 class MoneyField(serializers.Field[Any, Any, Any, Any]):
     """An amount: a JSON decimal string (``"59.98"``) or number, finite and not negative. Its digits
     are checked against the currency by the service (``stateset.money.parse_money``), which knows
