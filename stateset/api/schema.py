@@ -23,6 +23,7 @@ from __future__ import annotations
 from typing import Any
 
 from drf_spectacular.openapi import AutoSchema
+from drf_spectacular.plumbing import ResolvedComponent
 from drf_spectacular.utils import OpenApiResponse, extend_schema_field
 from rest_framework import serializers
 
@@ -32,20 +33,21 @@ ERROR = OpenApiResponse(description="The error envelope.")
 
 _WRITES = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 _BODIES = frozenset({"POST", "PUT", "PATCH"})
-_DESCRIPTIONS = {
-    "400": "Malformed JSON.",
-    "401": "Missing, invalid, expired or revoked API key.",
-    "403": "The key lacks the scope.",
-    "404": "No such resource.",
-    "409": "Conflict: illegal state transition, an existing key, an idempotent request still in "
-           "flight.",
-    "412": "If-Match does not match the current version.",
-    "413": "The body is over the limit.",
-    "415": "The body is not JSON.",
-    "422": "Validation failed: a field, a query parameter or a value the database refuses.",
-    "428": "This call demands If-Match.",
-    "429": "Rate limited (see Retry-After).",
-    "503": "A required dependency is down.",
+_ERRORS = {
+    "400": ("MalformedJson", "Malformed JSON."),
+    "401": ("Unauthorized", "Missing, invalid, expired or revoked API key."),
+    "403": ("Forbidden", "The key lacks the scope."),
+    "404": ("NotFound", "No such resource, or a row the body names does not exist."),
+    "409": ("Conflict", "Conflict: an illegal state transition, an existing key, insufficient "
+                        "stock, an idempotent request still in flight."),
+    "412": ("PreconditionFailed", "If-Match does not match the current version."),
+    "413": ("PayloadTooLarge", "The body is over the limit."),
+    "415": ("UnsupportedMediaType", "The body is not JSON."),
+    "422": ("ValidationFailed", "Validation failed: a field, a query parameter or a value the "
+                                "database refuses."),
+    "428": ("PreconditionRequired", "This call demands If-Match."),
+    "429": ("RateLimited", "Rate limited (see Retry-After)."),
+    "503": ("ServiceUnavailable", "A required dependency is down."),
 }
 
 
@@ -78,15 +80,10 @@ class EnvelopeAutoSchema(AutoSchema):
     def _get_response_for_code(self, serializer: Any, status_code: str, media_types: Any = None,
                                direction: Any = "response") -> dict[str, Any]:
         if int(status_code) >= 400:
-            response: dict[str, Any] = {"description": _DESCRIPTIONS.get(status_code, ""),
-                                        "content": {JSON: {"schema": self._error_envelope()}}}
-            if isinstance(serializer, OpenApiResponse) and serializer.description \
-                    and serializer is not ERROR:
-                response["description"] = serializer.description
-            if status_code == "429":
-                response["headers"] = {"Retry-After": {"schema": {"type": "integer"},
-                                                       "description": "Seconds to wait."}}
-            return response
+            described = isinstance(serializer, OpenApiResponse) and serializer is not ERROR \
+                and serializer.description
+            return (self._error_response(status_code, str(serializer.description)) if described
+                    else self._shared_error_response(status_code))
         response = super()._get_response_for_code(  # type: ignore[no-untyped-call]  # untyped base
             serializer, status_code, media_types, direction)
         content = response.get("content", {})
@@ -100,6 +97,23 @@ class EnvelopeAutoSchema(AutoSchema):
             if code not in responses:
                 responses[code] = self._get_response_for_code(ERROR, code, direction=direction)
         return dict(sorted(responses.items()))
+
+    def _error_response(self, status_code: str, description: str) -> dict[str, Any]:
+        response: dict[str, Any] = {"description": description,
+                                    "content": {JSON: {"schema": self._error_envelope()}}}
+        if status_code == "429":
+            response["headers"] = {"Retry-After": {"schema": {"type": "integer"},
+                                                   "description": "Seconds to wait."}}
+        return response
+
+    def _shared_error_response(self, status_code: str) -> dict[str, Any]:
+        """One ``components/responses`` entry per error status, referenced by every operation."""
+        name, description = _ERRORS.get(status_code, (f"Error{status_code}", "An error."))
+        component = ResolvedComponent(name=name, type=ResolvedComponent.RESPONSE, object=name,
+                                      schema=self._error_response(status_code, description))
+        self.registry.register_on_missing(component)
+        ref: dict[str, Any] = component.ref
+        return ref
 
     def _error_codes(self) -> list[str]:
         codes = set()
