@@ -84,7 +84,7 @@ class EnvelopeAutoSchema(AutoSchema):
                 and serializer.description
             return (self._error_response(status_code, str(serializer.description)) if described
                     else self._shared_error_response(status_code))
-        response = super()._get_response_for_code(  # type: ignore[no-untyped-call]  # untyped base
+        response: dict[str, Any] = super()._get_response_for_code(  # type: ignore[no-untyped-call]  # untyped base
             serializer, status_code, media_types, direction)
         content = response.get("content", {})
         if JSON in content:
@@ -109,8 +109,9 @@ class EnvelopeAutoSchema(AutoSchema):
     def _shared_error_response(self, status_code: str) -> dict[str, Any]:
         """One ``components/responses`` entry per error status, referenced by every operation."""
         name, description = _ERRORS.get(status_code, (f"Error{status_code}", "An error."))
-        component = ResolvedComponent(name=name, type=ResolvedComponent.RESPONSE, object=name,
-                                      schema=self._error_response(status_code, description))
+        component = ResolvedComponent(  # type: ignore[no-untyped-call]  # drf-spectacular: untyped
+            name=name, type=ResolvedComponent.RESPONSE, object=name,
+            schema=self._error_response(status_code, description))
         self.registry.register_on_missing(component)
         ref: dict[str, Any] = component.ref
         return ref
