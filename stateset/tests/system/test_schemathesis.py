@@ -94,6 +94,7 @@ def world(seeded, settings):
     from catalog.models import Product
     from customers.models import Customer
     from inventory.models import InventoryItem, Location
+    from webhooks.tests.factories import DeliveryFactory
 
     settings.WEBHOOKS_ALLOW_PRIVATE_TARGETS = True
     api = APIClient()
@@ -118,14 +119,13 @@ def world(seeded, settings):
                                                         "quantity": 1}],
                                              "reference_type": "cart", "reference_id": "c-1"})
     webhook = post("webhooks", {"url": "http://127.0.0.1:9/hook", "events": ["order.created"]})
-    from webhooks.tests.factories import DeliveryFactory
-
     delivery = DeliveryFactory(endpoint_id=webhook["id"])
     address = post(f"customers/{customer.id}/addresses", {
         "kind": "shipping", "line1": "1 Main St", "city": "Springfield", "country": "US"})
+    other_key = post("api-keys", {"name": "revocable", "scopes": ["orders:read"]})
     return {
-        "api": api, "key": seeded,
-        "api-keys": str(api_key_id()), "customers": str(customer.id),
+        "key": seeded,  # the caller's own key: generated requests revoke and rotate another one
+        "api-keys": other_key["id"], "customers": str(customer.id),
         "inventory": str(InventoryItem.objects.filter(product=product,
                                                       location=location).get().id),
         "locations": str(location.id), "orders": order["id"], "products": str(product.id),
@@ -136,12 +136,6 @@ def world(seeded, settings):
         "number": order["order_number"], "delivery_id": str(delivery.id), "sku": product.sku,
         "tracking_number": "1Z-SCHEMA",
     }
-
-
-def api_key_id():
-    from stateset.models import ApiKey
-
-    return ApiKey.objects.order_by("created_at").values_list("id", flat=True).first()
 
 
 _RENAMED = {"from_location_id": "location_id", "to_location_id": "location_id"}
