@@ -23,9 +23,11 @@ from __future__ import annotations
 from typing import Any
 
 from drf_spectacular.openapi import AutoSchema
-from drf_spectacular.plumbing import ResolvedComponent
+from drf_spectacular.plumbing import ResolvedComponent, get_doc
 from drf_spectacular.utils import OpenApiResponse, extend_schema_field
 from rest_framework import serializers
+
+from stateset.api.views import ApiMixin, ApiView, ApiViewSet
 
 JSON = "application/json"
 ERROR = OpenApiResponse(description="The error envelope.")
@@ -76,6 +78,13 @@ class ErrorEnvelopeOut(serializers.Serializer[Any]):
 
 class EnvelopeAutoSchema(AutoSchema):
     """drf-spectacular's AutoSchema, answering in the envelope (see the module docstring)."""
+
+    def get_description(self) -> str:  # type: ignore[override]  # the base's signature, typed
+        # A view without a docstring of its own inherits the base view's, which is about
+        # writing views, not about the operation: no description rather than that one.
+        description: str = super().get_description()
+        inherited = {get_doc(base) for base in (ApiMixin, ApiView, ApiViewSet)}
+        return "" if description in inherited else description
 
     def _get_response_for_code(self, serializer: Any, status_code: str, media_types: Any = None,
                                direction: Any = "response") -> dict[str, Any]:
