@@ -214,6 +214,10 @@ def test_every_operation_answers_its_documented_success(world, wsgi_app):
     call("GET", "status")
     call("GET", "api-keys")
     key = call("POST", "api-keys", 201, body={"name": "ci", "scopes": ["orders:read"]})
+    for _ in range(2):  # the replay answers the secret as null (SPEC §4.7)
+        replay = call("POST", "api-keys", 201, body={"name": "ci-2", "scopes": ["orders:read"]},
+                      headers={"Idempotency-Key": "schema-key"})
+    assert replay["key"] is None
     call("GET", "api-keys/{id}", id=key["id"])
     call("POST", "api-keys/{id}/rotate", body={"grace_seconds": 60}, id=key["id"])
     call("DELETE", "api-keys/{id}", 204, id=key["id"])
@@ -337,6 +341,11 @@ def test_every_operation_answers_its_documented_success(world, wsgi_app):
     call("GET", "webhooks")
     hook = call("POST", "webhooks", 201, body={"url": "http://127.0.0.1:9/other",
                                                "events": ["order.created"]})
+    for _ in range(2):
+        replay = call("POST", "webhooks", 201, body={"url": "http://127.0.0.1:9/again",
+                                                     "events": ["order.created"]},
+                      headers={"Idempotency-Key": "schema-hook"})
+    assert replay["secret"] is None
     call("GET", "webhooks/{id}", id=hook["id"])
     call("PATCH", "webhooks/{id}", body={"description": "ci"}, id=hook["id"])
     call("GET", "webhooks/{id}/deliveries", id=w["webhooks"])
