@@ -24,12 +24,17 @@ from typing import Any
 
 from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.plumbing import ResolvedComponent, get_doc
-from drf_spectacular.utils import OpenApiResponse, extend_schema_field
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema_field
 from rest_framework import serializers
 
 from stateset.api.views import ApiMixin, ApiView, ApiViewSet
 
 JSON = "application/json"
+IDEMPOTENCY_KEY = OpenApiParameter(
+    "Idempotency-Key", {"type": "string", "minLength": 1, "maxLength": 255},
+    OpenApiParameter.HEADER,
+    description="Makes this POST safe to retry: a repeat with the same key and body answers what "
+                "the first one did (secrets as null); the same key with another body is a 422.")
 ERROR = OpenApiResponse(description="The error envelope.")
 """Declares an error status in ``extend_schema(responses=...)``; the schema class fills its body."""
 
@@ -85,6 +90,12 @@ class EnvelopeAutoSchema(AutoSchema):
         description: str = super().get_description()
         inherited = {get_doc(base) for base in (ApiMixin, ApiView, ApiViewSet)}
         return "" if description in inherited else description
+
+    def get_override_parameters(self) -> list[Any]:
+        parameters: list[Any] = list(super().get_override_parameters())
+        if self.method == "POST":  # every POST is idempotent on request (ApiMixin)
+            parameters.append(IDEMPOTENCY_KEY)
+        return parameters
 
     def _get_response_for_code(self, serializer: Any, status_code: str, media_types: Any = None,
                                direction: Any = "response") -> dict[str, Any]:
