@@ -87,6 +87,9 @@ class ReturnAdmin(MovesAdmin):
     def subject_label(self, subject: dict[str, Any]) -> str:
         return str(subject["rma"])
 
+    def subject_state(self, subject: dict[str, Any]) -> str:
+        return f"it is {subject['rma'].status}"
+
     def save_model(self, request: HttpRequest, obj: Return, form: Any, change: bool) -> None:
         pass  # the services own every field: the page changes a return through its moves
 

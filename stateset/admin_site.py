@@ -192,6 +192,12 @@ class MovesAdmin(ServiceModelAdmin):
         """What the moves decide on and act on; None when there is no such object."""
         return self.get_object(request, object_id)
 
+    def subject_state(self, subject: Any) -> str:
+        """The subject's state, as a refusal names it."""
+        state = subject.get("status") if isinstance(subject, dict) else getattr(subject,
+                                                                                 "status", "")
+        return f"it is {state}" if state else "its state does not allow it"
+
     def subject_label(self, subject: Any) -> str:
         """How a move's page names its object (in the breadcrumbs)."""
         return str(subject)
@@ -254,6 +260,10 @@ class MovesAdmin(ServiceModelAdmin):
         if subject is None:
             raise Http404("No such object.")
         back = HttpResponseRedirect(self._change_url(self._subject_pk(subject)))
+        if not move.legal(subject):  # the page was stale; the service would refuse most of these
+            self.message_user(request, f"{move.label}: not possible now "
+                                       f"({self.subject_state(subject)}).", messages.ERROR)
+            return back
         form = None
         if move.form is not None:
             data = request.POST if request.method == "POST" else None
