@@ -374,3 +374,23 @@ def test_shipment_page_has_a_fixed_number_of_queries(admin_client, make_product,
             assert admin_client.get(url).status_code == 200
         counts.append(len(captured))
     assert counts[0] == counts[1]
+
+
+def test_order_page_with_shipments_has_the_same_queries_at_1_and_50_lines(
+        admin_client, make_product, make_multi_order, ship_order):
+    counts = []
+    for size in (1, 50):
+        order = make_multi_order(*[(make_product(stock=5), 2) for _ in range(size)])
+        shipped = ship_order(order, items=[services.ShipmentLineInput(order_item_id=item.id,
+                                                                      quantity=1)
+                                           for item in order.items.all()])
+        services.shipment_ship(shipment_id=shipped.id)
+        ship_order(order)  # the other unit of every line, pending
+        url = f"/admin/orders/order/{order.id}/change/"
+        admin_client.get(url)
+        with CaptureQueriesContext(connection) as captured:
+            page = admin_client.get(url)
+        assert page.content.decode().count('class="order-line"') == size
+        assert page.content.count(b"MAIN") >= 2
+        counts.append(len(captured))
+    assert counts[0] == counts[1]

@@ -197,3 +197,15 @@ def test_a_user_without_add_order_may_not_take_a_draft(customer, make_product):
     assert draft(clerk, customer, (widget, 1)).status_code == 403
     assert not Order.objects.exists()
     assert InventoryItem.objects.get(product_id=widget.id).reserved == 0
+
+
+def test_products_and_customers_are_found_by_autocomplete(customer, make_product):
+    widget = make_product(sku="AUTO-1", name="Autocompleted")
+    clerk = staff_client("orders.add_order", "customers.view_customer", "catalog.view_product")
+    found = clerk.get("/admin/autocomplete/", {"app_label": "orders", "model_name": "orderitem",
+                                               "field_name": "product", "term": "AUTO"}).json()
+    assert [row["id"] for row in found["results"]] == [str(widget.id)]
+    found = clerk.get("/admin/autocomplete/", {"app_label": "orders", "model_name": "order",
+                                               "field_name": "customer",
+                                               "term": customer.email}).json()
+    assert [row["id"] for row in found["results"]] == [str(customer.id)]
