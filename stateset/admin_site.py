@@ -290,6 +290,7 @@ class MovesAdmin(ServiceModelAdmin):
         pk = self._subject_pk(subject)
         context = {**self.admin_site.each_context(request), "opts": opts, "move": move,
                    "form": form, "subject": subject, "title": move.label,
+                   "subtitle": self.subject_label(subject),
                    "media": self.media + (form.media if form is not None else forms.Media()),
                    "original": self.subject_label(subject),
                    "change_url": self._change_url(pk), "has_view_permission": True}
