@@ -248,11 +248,13 @@ class MovesAdmin(ServiceModelAdmin):
         return super().change_view(request, object_id, form_url, context)
 
     def move_view(self, request: HttpRequest, object_id: str, name: str) -> HttpResponse:
-        """GET: a move's own form page; POST: make the move (permission checked first: 403)."""
+        """GET: a move's own form page; POST: make the move. The move's permission and the right to
+        see the object are checked first (403)."""
         move = self.moves.get(name)
         if move is None:
             raise Http404("No such move.")
-        if not request.user.has_perm(move.permission):
+        if not (request.user.has_perm(move.permission)
+                and self.has_view_or_change_permission(request)):
             raise PermissionDenied
         if request.method != "POST" and not (move.page and request.method == "GET"):
             return HttpResponseNotAllowed(["POST"])

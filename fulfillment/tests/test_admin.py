@@ -394,3 +394,13 @@ def test_order_page_with_shipments_has_the_same_queries_at_1_and_50_lines(
         assert page.content.count(b"MAIN") >= 2
         counts.append(len(captured))
     assert counts[0] == counts[1]
+
+
+def test_a_move_needs_the_right_to_see_the_object_too(make_order):
+    order = make_order()
+    blind = staff_client("fulfillment.add_shipment")  # may create shipments, may not see orders
+    assert blind.get(order_move(order, "shipment")).status_code == 403
+    item = order.items.get()
+    assert blind.post(order_move(order, "shipment"), {f"units_{item.id}": "1",
+                                                      "carrier": "ups"}).status_code == 403
+    assert not Shipment.objects.exists()
