@@ -86,23 +86,6 @@ def return_detail(return_id: uuid.UUID) -> dict[str, Any]:
     return render_return(row, items_by_return([return_id]).get(return_id, []))
 
 
-def returns_for_order(order_id: uuid.UUID) -> list[dict[str, Any]]:
-    """Every return of one order with its items, oldest first, in ONE query (items joined to their
-    return; a return always has items). For the order detail."""
-    rows = (ReturnItem.objects.filter(rma__order_id=order_id)
-            .order_by("rma__created_at", "rma_id", "id")
-            .values(*ITEM_FIELDS,
-                    *(f"rma__{name}" for name in RETURN_FIELDS if name != "currency")))
-    returns: dict[uuid.UUID, dict[str, Any]] = {}
-    for row in rows:
-        rma_id = row["rma_id"]
-        if rma_id not in returns:
-            returns[rma_id] = render_return({name: row[f"rma__{name}"] for name in RETURN_FIELDS},
-                                            [])
-        returns[rma_id]["items"].append(render_item(row))
-    return list(returns.values())
-
-
 # Returns whose units still count against what may be returned (rejected and cancelled ones gave
 # theirs back): ``returns.services.HOLDING``.
 _GAVE_BACK = (Return.Status.REJECTED, Return.Status.CANCELLED)
@@ -133,3 +116,20 @@ def return_page(return_id: uuid.UUID | str) -> dict[str, Any] | None:
     items = list(ReturnItem.objects.filter(rma_id=rma.id).select_related("order_item", "location")
                  .order_by("order_item__sku", "condition", "id"))
     return {"id": rma.id, "rma": rma, "items": items}
+
+def returns_for_order(order_id: uuid.UUID) -> list[dict[str, Any]]:
+    """Every return of one order with its items, oldest first, in ONE query (items joined to their
+    return; a return always has items). For the order detail."""
+    rows = (ReturnItem.objects.filter(rma__order_id=order_id)
+            .order_by("rma__created_at", "rma_id", "id")
+            .values(*ITEM_FIELDS,
+                    *(f"rma__{name}" for name in RETURN_FIELDS if name != "currency")))
+    returns: dict[uuid.UUID, dict[str, Any]] = {}
+    for row in rows:
+        rma_id = row["rma_id"]
+        if rma_id not in returns:
+            returns[rma_id] = render_return({name: row[f"rma__{name}"] for name in RETURN_FIELDS},
+                                            [])
+        returns[rma_id]["items"].append(render_item(row))
+    return list(returns.values())
+
