@@ -132,4 +132,3 @@ def returns_for_order(order_id: uuid.UUID) -> list[dict[str, Any]]:
                                             [])
         returns[rma_id]["items"].append(render_item(row))
     return list(returns.values())
-

@@ -84,4 +84,3 @@ def data_of(response: Any, status: int = 200) -> Any:
     body = response.json()
     assert body["success"] is True
     return body["data"]
-
