@@ -20,7 +20,7 @@ from catalog.models import Product
 from customers import selectors as customers_selectors
 from customers.models import Customer
 from orders import selectors, services
-from orders.models import ChannelOrder, Order, OrderEvent, OrderItem
+from orders.models import ChannelOrder, Order, OrderEvent, OrderItem, Payment, ShippingLine
 from orders.selectors import order_filter
 from orders.under_lock import TRANSITIONS
 from stateset.admin_site import (
@@ -194,6 +194,8 @@ class OrderAdmin(MovesAdmin):
     # one read (selectors.order_page), above the buttons' forms; the form below keeps the notes.
     change_form_template = "admin/orders/order/change_form.html"
     inlines: ClassVar[tuple[type[ReadOnlyInline], ...]] = ()
+    # What lives only inside an order, shown on its page (not as inlines: see above).
+    shown_on_page: ClassVar[tuple[type[Any], ...]] = (OrderItem, ShippingLine, Payment)
     # Apps above orders add their moves (shipments, returns, cancel, edit) and actions with
     # ``extend``, so orders never imports them.
     moves = {RECORD_PAYMENT.name: RECORD_PAYMENT}

@@ -4,10 +4,9 @@ see them, and an error in one of them is the caller's error."""
 from __future__ import annotations
 
 import pytest
+from django.contrib.sessions.models import Session
 from django.db import IntegrityError, connection, transaction
 from django.test.utils import CaptureQueriesContext
-
-from django.contrib.sessions.models import Session
 from django.utils import timezone
 
 from stateset.db import batched_inserts, insert_rows
