@@ -20,6 +20,7 @@ import ssl
 import threading
 import time
 import uuid
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -75,16 +76,26 @@ subscriptions = _Subscriptions()
 def publish(*, event_type: str, payload: dict[str, Any]) -> Event:
     """Write a domain event to the outbox in the caller's transaction; after commit, ask a worker to
     dispatch it when an endpoint subscribes to its type."""
-    if event_type not in EVENT_TYPES:
-        raise ValueError(f"unknown event type {event_type!r}")
-    event = Event(type=event_type, payload=payload)
-    insert_rows([event])
-    transaction.on_commit(lambda: _kick(event_type))
-    return event
+    return publish_many([(event_type, payload)])[0]
 
 
-def _kick(event_type: str) -> None:
-    if not subscriptions.wanted(event_type):
+def publish_many(events: Sequence[tuple[str, dict[str, Any]]]) -> list[Event]:
+    """:func:`publish` for the events of one change (a batch of an import, the rows of a bulk
+    adjustment): one INSERT for all of them and one dispatch kick after commit. Nothing is written
+    for an empty list."""
+    unknown = sorted({event_type for event_type, _ in events} - set(EVENT_TYPES))
+    if unknown:
+        raise ValueError(f"unknown event types {unknown!r}")
+    rows = [Event(type=event_type, payload=payload) for event_type, payload in events]
+    if rows:
+        insert_rows(rows)
+        types = frozenset(event_type for event_type, _ in events)
+        transaction.on_commit(lambda: _kick(types))
+    return rows
+
+
+def _kick(event_types: Iterable[str]) -> None:
+    if not any(subscriptions.wanted(event_type) for event_type in event_types):
         return
     from webhooks import tasks
 

@@ -4,6 +4,8 @@ so the webhooks tests need no domain app."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import factory
@@ -55,3 +57,14 @@ def published(event_type: str = "order.created", payload: dict[str, Any] | None 
     with transaction.atomic():
         return services.publish(event_type=event_type, payload=payload if payload is not None else {
             "order_id": "00000000-0000-0000-0000-000000000001", "order_number": "ORD-000001"})
+
+
+@contextmanager
+def outbox() -> Iterator[list[tuple[str, dict[str, Any]]]]:
+    """The domain events written while the block runs, oldest first, as (type, payload) pairs
+    (the list is filled when the block ends): what a change published, whatever came before it."""
+    before = set(Event.objects.values_list("id", flat=True))
+    written: list[tuple[str, dict[str, Any]]] = []
+    yield written
+    written.extend(Event.objects.exclude(id__in=before).order_by("created_at", "id")
+                   .values_list("type", "payload"))
