@@ -118,7 +118,7 @@ def test_a_file_needs_exactly_one_of_on_hand_and_quantity(run_import, stock):
 
 def test_counts_falling_to_the_reorder_point_publish_low_stock(run_import, stock):
     row = item(stock["a"], stock["main"])
-    services.inventory_item_update(item_id=row.id, reorder_point=4)
+    services.inventory_item_update(item_id=row.id, changes={"reorder_point": 4})
     run_import("sku,location_code,on_hand\nA-1,MAIN,4\n", kind="inventory")
     assert [p["sku"] for t,
             p in Event.objects.values_list("type", "payload")

@@ -33,7 +33,7 @@ from inventory.services.common import (
 )
 from inventory.services.ledger import Change, Counters, Rejected, apply_changes
 from stateset import metrics
-from stateset.db import insert_rows
+from stateset.db import batched_inserts, insert_rows
 from stateset.errors import (
     Conflict,
     InsufficientStock,
@@ -110,7 +110,7 @@ def stock_reserve_for_order(*, lines: list[ReserveLine], queue: Queue, actor: st
                                       expires_at=None, actor=actor, queue=queue))
 
 
-def _counted(run: Callable[[], Any]) -> Any:
+def _counted[T](run: Callable[[], T]) -> T:
     try:
         result = run()
     except InsufficientStock:
@@ -185,7 +185,8 @@ def _reserve(*, lines: Sequence[ReserveLine], reference_type: str, reference_id:
                 if queue is not None and given.backorder_line_id is not None}
     # An order's reservation takes no savepoint of its own (two round trips fewer): it runs inside
     # the order's transaction, which a refusal ends, so the order's rollback is the one that counts.
-    with transaction.atomic(savepoint=queue is None):
+    # After the row locks, the movements, reservations and outbox row go as one statement.
+    with transaction.atomic(savepoint=queue is None), batched_inserts():
         rows = locks.lock_stock_rows((line.product.id for line in parsed), every_row_of=may_wait)
         remaining = {row.id: row.sellable for row in rows}
         allowed = {line.product.id for line in parsed if line.product.allow_backorder} | {

@@ -280,8 +280,8 @@ def test_readiness_reports_the_replica_without_failing_on_it(replica, client):
 # --- helpers -------------------------------------------------------------------------------------
 
 
-def _counting(function, calls: list):  # type: ignore[no-untyped-def]
-    def counted(*args, **kwargs):  # type: ignore[no-untyped-def]
+def _counting(function, calls: list):
+    def counted(*args, **kwargs):
         calls.append(args)
         return function(*args, **kwargs)
 
