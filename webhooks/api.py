@@ -14,6 +14,7 @@ from rest_framework.response import Response
 from stateset.api.pagination import parse_list_params
 from stateset.api.serializers import (
     IF_MATCH,
+    PUT_AS_PATCH,
     StrictSerializer,
     TextField,
     page_of,
@@ -99,7 +100,7 @@ class WebhookViewSet(ApiViewSet):
     scope = "webhooks"
     lookup_value_regex = "[^/]+"
     action_scopes = {name: "webhooks:manage" for name in
-                     ("list", "create", "retrieve", "partial_update", "destroy",
+                     ("list", "create", "retrieve", "partial_update", "update", "destroy",
                       "deliveries", "resend", "rotate_secret")}
     # shown once: a replay answers it as null
     secret_fields = {"create": ("secret",), "rotate_secret": ("secret",)}
@@ -131,6 +132,11 @@ class WebhookViewSet(ApiViewSet):
                                             fields=validated(EndpointUpdateIn, request.data),
                                             expected_version=version)
         return self.detail_response(selectors.render_endpoint(endpoint), version=endpoint.version)
+
+    @extend_schema(request=EndpointUpdateIn, responses=EndpointOut, parameters=[IF_MATCH],
+                   description=PUT_AS_PATCH)
+    def update(self, request: Request, pk: str) -> Response:
+        return self.partial_update(request, pk)
 
     @extend_schema(responses={204: None})
     def destroy(self, request: Request, pk: str) -> Response:

@@ -114,7 +114,7 @@ def test_a_success_resets_the_count_of_failures_in_a_row(receiver,
 
 
 @override_settings(WEBHOOKS_DISABLE_AFTER=1)
-def test_re_enabling_sends_what_waited_and_a_manual_deactivation_is_not_a_disable(
+def test_put_re_enables_like_patch_and_a_manual_deactivation_is_not_a_disable(
         api, receiver, django_capture_on_commit_callbacks):
     receiver.statuses = [500]
     endpoint = services.endpoint_create(url=receiver.url, events=["*"])
@@ -123,7 +123,7 @@ def test_re_enabling_sends_what_waited_and_a_manual_deactivation_is_not_a_disabl
     assert not endpoint.is_active and endpoint.disabled_at is not None
     receiver.statuses = [200]
     with django_capture_on_commit_callbacks(execute=True):
-        data_of(api.patch(f"/api/v1/webhooks/{endpoint.id}", {"is_active": True}, format="json"))
+        data_of(api.put(f"/api/v1/webhooks/{endpoint.id}", {"is_active": True}, format="json"))
     assert Delivery.objects.get().status == "succeeded"
 
     # A client's own deactivation: no reason, no waiting deliveries (SPEC: only failing endpoints
