@@ -255,6 +255,25 @@ def _load_detail(order_id: uuid.UUID) -> dict[str, Any] | None:
     return render_order(order, order.customer, items, timeline, shipping, payments, sections)
 
 
+def order_page(order_id: uuid.UUID | str) -> dict[str, Any] | None:
+    """An order's back-office page: its full detail read fresh (staff act on what they see, not on
+    a cached copy), each shipment with its location's code. A fixed number of queries however many
+    lines, payments, shipments, returns and events it has; None for no such order."""
+    try:
+        order_id = uuid.UUID(str(order_id))
+    except ValueError:
+        return None
+    data = _load_detail(order_id)
+    if data is None:
+        return None
+    shipments: list[dict[str, Any]] = data.get("shipments", [])
+    codes = (inventory_selectors.location_codes({row["location_id"] for row in shipments})
+             if shipments else {})
+    for shipment in shipments:
+        shipment["location_code"] = codes.get(shipment["location_id"], "")
+    return data
+
+
 def allocation_events(order_id: uuid.UUID) -> list[dict[str, Any]]:
     """The ``backorder_allocated`` entries of an order's timeline: each reservation the inventory
     app made from arriving stock for one of its waiting lines."""
