@@ -84,6 +84,8 @@ def test_an_endpoint_answering_500_is_disabled_and_resumes_with_what_waited(
     assert page.status_code == 200 and b"Disabled after 3 consecutive" in page.content
     index = admin_client.get("/admin/")
     assert re.search(rb'id="disabled-endpoints"><a [^>]*>1</a>', index.content)
+    listed = admin_client.get("/admin/webhooks/endpoint/?disabled_at__isempty=0")
+    assert listed.status_code == 200 and receiver.url.encode() in listed.content
 
     # Re-enabled: everything that waited is sent at once, and the count starts over.
     receiver.statuses = [200]
