@@ -40,16 +40,19 @@ def _cleaned(clean: Any, value: Any) -> Any:
 @admin.register(Endpoint)
 class EndpointAdmin(ServiceModelAdmin):
     form = EndpointForm
-    list_display = ("url", "events", "is_active", "description", "created_at")
-    list_filter = ("is_active",)
+    list_display = ("url", "events", "is_active", "consecutive_failures", "disabled_at",
+                    "description", "created_at")
+    list_filter = ("is_active", ("disabled_at", admin.EmptyFieldListFilter))
     search_fields = ("url", "description")
-    readonly_fields = ("id", "version", "created_at", "updated_at")
+    readonly_fields = ("id", "consecutive_failures", "disabled_at", "disabled_reason",
+                       "previous_secret_expires_at", "version", "created_at", "updated_at")
     fields = ("url", "events", "description", "is_active", *readonly_fields)
     show_full_result_count = False
 
     def save_model(self, request: HttpRequest, obj: Endpoint, form: Any, change: bool) -> None:
         """Through the services, so the URL and event rules hold here too (the secret is generated
-        and shown once)."""
+        and shown once; ticking is_active on a disabled endpoint re-enables it and sends what
+        waited)."""
         values = {name: form.cleaned_data[name]
                   for name in ("url", "events", "description", "is_active")}
         if change:

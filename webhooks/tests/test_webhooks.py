@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import http.server
-import threading
 import uuid
 from collections import Counter
 from datetime import timedelta
@@ -20,39 +18,13 @@ from django.utils import timezone
 from stateset.testing import data_of, error_of, run_threads
 from webhooks import services, tasks
 from webhooks.models import Delivery, Endpoint, Event
-from webhooks.tests.factories import DeliveryFactory, EndpointFactory, EventFactory, published
-
-
-class Receiver:
-    """A real HTTP server on 127.0.0.1 that records what it is sent and answers ``statuses`` in turn
-    (the last one repeats)."""
-
-    def __init__(self) -> None:
-        self.requests: list[tuple[dict[str, str], bytes]] = []
-        self.statuses = [200]
-        receiver = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers["Content-Length"]))
-                receiver.requests.append((dict(self.headers.items()), body))  # names as sent
-                status = (receiver.statuses.pop(0) if len(receiver.statuses) > 1
-                          else receiver.statuses[0])
-                self.send_response(status)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_port}/hooks"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+from webhooks.tests.factories import (
+    DeliveryFactory,
+    EndpointFactory,
+    EventFactory,
+    Receiver,
+    published,
+)
 
 
 @pytest.fixture
