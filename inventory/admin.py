@@ -229,7 +229,7 @@ class InventoryItemAdmin(admin.ModelAdmin):
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False  # the ledger refers to every row
 
-    # --- the row's page: receive, adjust, transfer (SPEC §5) --------------------------------------
+    # --- the row's page: receive, adjust, transfer (SPEC §5) ---------------------------------
 
     MOVES = ("receive", "adjust", "transfer")
 
