@@ -1,11 +1,14 @@
 """SPEC §5/§10: every admin action checks the user's permission (``change`` at least), not just
 access to the page. This walks EVERY action of every registered ModelAdmin — the site-wide ones
 (``delete_selected``), each class's own and those added later with ``OrderAdmin.extend`` — and
-proves that a staff user holding every *view* permission is neither offered one nor able to run
-one with a forged POST: the database is byte-for-byte what it was."""
+proves that a staff user holding every *view* permission is neither offered a write action nor
+able to run one with a forged POST: the database is byte-for-byte what it was. The only actions a
+viewer may run are the exports (declared ``permissions=["view"]``), and running them writes
+nothing. The same holds for every button of an object page (each ModelAdmin's own URLs)."""
 
 from __future__ import annotations
 
+import io
 from decimal import Decimal
 
 import pytest
@@ -19,6 +22,7 @@ from catalog.models import Product
 from customers.models import Customer
 from customers.tests.factories import AddressFactory
 from fulfillment import services as fulfillment_services
+from imports import services as imports_services
 from inventory import services as inventory_services
 from orders import services as orders_services
 from returns import services as returns_services
@@ -28,7 +32,9 @@ from webhooks.models import Delivery
 
 pytestmark = pytest.mark.django_db
 PRODUCT_APPS = ("stateset", "catalog", "customers", "inventory", "orders", "fulfillment", "returns",
-                "webhooks")
+                "webhooks", "imports")
+# Reads: they stream what the viewer may see anyway. Nothing else may be declared view-only.
+READ_ACTIONS = ("export_",)
 
 
 def every_action() -> list[tuple[admin.ModelAdmin, str, object]]:
@@ -39,6 +45,18 @@ def every_action() -> list[tuple[admin.ModelAdmin, str, object]]:
 def action_id(item: tuple[admin.ModelAdmin, str, object]) -> str:
     model_admin, name, _ = item
     return f"{model_admin.model._meta.label}.{name}"
+
+
+def is_read(func: object) -> bool:
+    return tuple(getattr(func, "allowed_permissions", ())) == ("view",)
+
+
+def write_actions() -> list[tuple[admin.ModelAdmin, str, object]]:
+    return [item for item in every_action() if not is_read(item[2])]
+
+
+def read_actions() -> list[tuple[admin.ModelAdmin, str, object]]:
+    return [item for item in every_action() if is_read(item[2])]
 
 
 @pytest.fixture
@@ -80,6 +98,8 @@ def world(db):
     AddressFactory(customer=customer)
     platform_services.idempotency_claim(owner="user:0", key="walker", method="POST",
                                         path="/api/v1/x", request_hash="0" * 64)
+    imports_services.import_create(kind="products", stream=io.BytesIO(
+        b"sku,name,price\nWALK-9,Nine,1.00\n"), dry_run=True, enqueue=False)
     return locals()
 
 
@@ -105,14 +125,35 @@ def test_the_walk_covers_site_class_and_extended_actions():
 
 
 @pytest.mark.parametrize("item", every_action(), ids=action_id)
-def test_every_action_declares_a_permission_beyond_view(item):
+def test_every_action_declares_a_permission_and_only_exports_make_do_with_view(item):
     model_admin, name, func = item
     permissions = getattr(func, "allowed_permissions", ())
     assert permissions, f"{action_id(item)} declares no permission"
-    assert "view" not in permissions
+    if "view" in permissions:
+        assert is_read(func) and name.startswith(READ_ACTIONS), (
+            f"{action_id(item)}: only an export may need no more than view")
 
 
-@pytest.mark.parametrize("item", every_action(), ids=action_id)
+@pytest.mark.parametrize("item", read_actions(), ids=action_id)
+def test_a_view_only_user_may_export_and_exporting_writes_nothing(item, world, viewer):
+    model_admin, name, _ = item
+    model = model_admin.model
+    request = RequestFactory().get("/")
+    request.user = viewer
+    assert name in model_admin.get_actions(request)
+    client = Client()
+    client.force_login(viewer)
+    url = reverse(f"admin:{model._meta.app_label}_{model._meta.model_name}_changelist")
+    pks = [str(pk) for pk in model.objects.values_list("pk", flat=True)[:10]]
+    assert pks, f"the world has no {model._meta.label} row to export"
+    before = snapshot()
+    response = client.post(url, {"action": name, "_selected_action": pks, "index": "0"})
+    assert response.status_code == 200 and response["Content-Type"].startswith("text/csv")
+    assert b"".join(response.streaming_content).count(b"\n") >= 2  # a header and a row
+    assert snapshot() == before
+
+
+@pytest.mark.parametrize("item", write_actions(), ids=action_id)
 def test_a_view_only_user_is_not_offered_the_action_and_a_forged_post_changes_nothing(
         item, world, viewer, admin_user):
     model_admin, name, func = item
@@ -137,3 +178,49 @@ def test_a_view_only_user_is_not_offered_the_action_and_a_forged_post_changes_no
                                  "post": "yes", "apply": "1", "quantity": "5", "reason": "forged"})
     assert response.status_code in (200, 302, 403)
     assert snapshot() == before  # ...but not change it
+
+
+# --- the buttons of object pages: each ModelAdmin's own URLs ------------------------------------
+
+STANDARD_VIEWS = ("changelist", "add", "history", "delete", "change", "autocomplete")
+
+
+def page_buttons() -> list[tuple[admin.ModelAdmin, object]]:
+    """Every URL a ModelAdmin adds to Django's own (``get_urls``): the moves of object pages."""
+    buttons = []
+    for model_admin in admin.site._registry.values():
+        opts = model_admin.model._meta
+        standard = {f"{opts.app_label}_{opts.model_name}_{view}" for view in STANDARD_VIEWS}
+        buttons += [(model_admin, pattern) for pattern in model_admin.get_urls()
+                    if getattr(pattern, "name", None) and pattern.name not in standard]
+    return buttons
+
+
+def button_id(item: tuple[admin.ModelAdmin, object]) -> str:
+    return item[1].name
+
+
+def test_the_walk_covers_the_object_pages_buttons():
+    names = {button_id(item) for item in page_buttons()}
+    assert {"inventory_inventoryitem_adjust", "inventory_inventoryitem_receive",
+            "inventory_inventoryitem_transfer", "webhooks_delivery_resend",
+            "imports_import_apply"} <= names
+
+
+@pytest.mark.parametrize("item", page_buttons(), ids=button_id)
+def test_a_view_only_user_cannot_press_an_object_pages_button(item, world, viewer):
+    """A forged POST to each button, filled with what its form would send, with a real row's id
+    for each of its path arguments: refused, nothing written."""
+    model_admin, pattern = item
+    model = model_admin.model
+    pk = model.objects.values_list("pk", flat=True).first()
+    assert pk is not None, f"the world has no {model._meta.label} row"
+    kwargs = {name: pk for name in pattern.pattern.converters}
+    url = reverse(f"admin:{pattern.name}", kwargs=kwargs)
+    client = Client()
+    client.force_login(viewer)
+    before = snapshot()
+    response = client.post(url, {"quantity": "5", "delta": "-1", "reason": "forged",
+                                 "to_location": "MAIN", "note": "forged", "amount": "1.00"})
+    assert response.status_code in (302, 403, 404), (url, response.status_code)
+    assert snapshot() == before
