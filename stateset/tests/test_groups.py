@@ -25,7 +25,7 @@ from orders.models import Order, Payment
 from returns import services as returns_services
 from returns.models import Return
 from stateset import roles
-from stateset.testing import data_of, error_of
+from stateset.testing import data_of, error_of, staff_groups
 
 pytestmark = pytest.mark.django_db
 SUPPORT, WAREHOUSE, FINANCE, READ_ONLY = (roles.SUPPORT, roles.WAREHOUSE, roles.FINANCE,
@@ -34,6 +34,12 @@ BUSINESS_APPS = tuple(roles.MODELS)
 
 
 # --- the world ------------------------------------------------------------------------------------
+
+
+@pytest.fixture(autouse=True)
+def _groups(db):
+    staff_groups()  # made again by the migration's operation if a transactional test flushed them
+
 
 
 @pytest.fixture
