@@ -239,23 +239,22 @@ class InventoryItemAdmin(admin.ModelAdmin):
                        name=f"inventory_inventoryitem_{move}") for move in self.MOVES),
                 *super().get_urls()]
 
-    def change_view(self, request: HttpRequest, object_id: str, form_url: str = "",
-                    extra_context: dict[str, Any] | None = None) -> HttpResponse:
-        context = dict(extra_context or {})
-        item = InventoryItem.objects.filter(pk=object_id).first() if object_id else None
-        if item is not None and self.has_change_permission(request, item):
+    def render_change_form(self, request: HttpRequest, context: dict[str, Any], add: bool = False,
+                           change: bool = False, form_url: str = "",
+                           obj: InventoryItem | None = None) -> HttpResponse:
+        if obj is not None and self.has_change_permission(request, obj):
             context["stock_moves"] = [
                 {"title": title, "submit": submit, "form": form,
-                 "url": reverse(f"admin:inventory_inventoryitem_{move}", args=[item.pk])}
+                 "url": reverse(f"admin:inventory_inventoryitem_{move}", args=[obj.pk])}
                 for move, title, submit, form in (
                     ("receive", "Receive", "Receive stock",
                      ReceiveStockForm(auto_id="id_receive_%s")),
                     ("adjust", "Adjust the count", "Adjust stock",
                      AdjustStockForm(auto_id="id_adjust_%s")),
                     ("transfer", "Transfer", "Transfer stock",
-                     TransferStockForm(item=item, auto_id="id_transfer_%s")),
+                     TransferStockForm(item=obj, auto_id="id_transfer_%s")),
                 )]
-        return super().change_view(request, object_id, form_url, context)
+        return super().render_change_form(request, context, add, change, form_url, obj)
 
     def _move_view(self, move: str) -> Any:
         def view(request: HttpRequest, item_id: Any) -> HttpResponse:

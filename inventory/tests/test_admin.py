@@ -238,3 +238,13 @@ def test_moves_need_the_change_permission_and_a_post(client, admin_client, produ
         assert forged.status_code == 403, move
     assert admin_client.get(f"{ADMIN}/inventoryitem/{row.id}/adjust/").status_code == 405
     assert snapshot() == before
+
+
+def test_a_rows_page_runs_a_fixed_number_of_queries_whatever_the_locations(admin_client, product,
+                                                                           main):
+    row = stock(product, main, 5)
+    url = f"{ADMIN}/inventoryitem/{row.id}/change/"
+    few = _changelist_queries(admin_client, url)
+    LocationFactory.create_batch(30)
+    assert _changelist_queries(admin_client, url) == few
+    assert admin_client.get(url).content.decode().count("<option") >= 31  # the transfer targets
