@@ -104,7 +104,7 @@ def session_for(group: str) -> APIClient:
 
 
 def snapshot() -> dict[str, list[dict]]:
-    return {model._meta.label: list(model.objects.order_by("pk").values())
+    return {model._meta.label: list(model._default_manager.order_by("pk").values())
             for label in BUSINESS_APPS for model in apps.get_app_config(label).get_models()}
 
 

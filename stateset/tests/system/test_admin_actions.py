@@ -15,7 +15,7 @@ from django.apps import apps
 from django.contrib import admin
 from django.contrib.auth.models import Group, Permission, User
 from django.test import Client, RequestFactory
-from django.urls import reverse
+from django.urls import URLPattern, reverse
 
 from catalog.models import Product
 from customers.models import Customer
@@ -187,19 +187,20 @@ def test_a_viewer_may_export_and_the_export_changes_nothing(item, world, viewer)
 STANDARD_VIEWS = ("changelist", "add", "history", "delete", "change", "autocomplete")
 
 
-def page_buttons() -> list[tuple[admin.ModelAdmin, object]]:
+def page_buttons() -> list[tuple[admin.ModelAdmin, URLPattern]]:
     """Every URL a ModelAdmin adds to Django's own (``get_urls``): the moves of object pages."""
-    buttons = []
+    buttons: list[tuple[admin.ModelAdmin, URLPattern]] = []
     for model_admin in admin.site._registry.values():
         opts = model_admin.model._meta
         standard = {f"{opts.app_label}_{opts.model_name}_{view}" for view in STANDARD_VIEWS}
         buttons += [(model_admin, pattern) for pattern in model_admin.get_urls()
-                    if getattr(pattern, "name", None) and pattern.name not in standard]
+                    if isinstance(pattern, URLPattern) and pattern.name
+                    and pattern.name not in standard]
     return buttons
 
 
-def button_id(item: tuple[admin.ModelAdmin, object]) -> str:
-    return item[1].name
+def button_id(item: tuple[admin.ModelAdmin, URLPattern]) -> str:
+    return str(item[1].name)
 
 
 def test_the_walk_covers_the_object_pages_buttons():

@@ -80,6 +80,7 @@ class Browser:
         self.base_url = base_url
         self.port = _free_port()
         self.profile = tempfile.TemporaryDirectory()
+        assert CHROMEDRIVER is not None  # the module is skipped without it
         self.driver = subprocess.Popen([CHROMEDRIVER, f"--port={self.port}"],
                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         self.endpoint = f"http://127.0.0.1:{self.port}"
