@@ -343,6 +343,24 @@ def refused(client: APIClient, method: str, path: str, body: dict | None = None)
     assert snapshot() == before, (method, path)
 
 
+def test_the_groups_scopes_follow_from_their_permissions():
+    """SPEC §3's rule, with payments a move (their write permission gives no orders:write)."""
+    from stateset.api.auth import scopes_for_permissions
+
+    assert scopes_for_permissions({"orders.add_payment", "orders.view_payment"}) == (
+        "orders:read",)
+    assert scopes_for_permissions(roles.ROLES[SUPPORT]) == (
+        "catalog:read", "customers:read", "customers:write", "inventory:read", "orders:read",
+        "orders:write", "returns:read", "returns:write")
+    assert scopes_for_permissions(roles.ROLES[WAREHOUSE]) == (
+        "catalog:read", "customers:read", "fulfillment:read", "fulfillment:write",
+        "inventory:read", "inventory:write", "orders:read", "returns:read")
+    assert scopes_for_permissions(roles.ROLES[FINANCE]) == scopes_for_permissions(
+        roles.ROLES[READ_ONLY]) == (
+        "catalog:read", "customers:read", "fulfillment:read", "inventory:read", "keys:read",
+        "orders:read", "returns:read", "webhooks:read")
+
+
 READS = ("/orders", "/customers", "/products", "/inventory", "/shipments", "/returns",
          "/locations")
 READABLE = {
