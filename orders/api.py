@@ -330,6 +330,8 @@ class OrderViewSet(ApiViewSet):
     scope = "orders"
     lookup_value_regex = "[^/]+"  # a malformed id reaches the view and gets order_not_found
     action_scopes = {"export": "orders:read", "events": "orders:read", "by_number": "orders:read"}
+    # SPEC §5: recording a payment is a move of its own for staff sessions (Finance's).
+    staff_permissions = {"payment": "orders.record_payment", "payments": "orders.record_payment"}
 
     @extend_schema(parameters=[OrderListFilters], responses=ORDER_PAGE)
     def list(self, request: Request) -> Response:

@@ -269,6 +269,40 @@ def test_admin_index_counts_failed_deliveries_and_the_resend_action_sends(admin_
     assert delivery.status == "succeeded" and len(receiver.requests) == 1
 
 
+def test_a_deliverys_page_resends_it_for_whoever_may_change_deliveries(
+        admin_client, client, receiver, django_capture_on_commit_callbacks):
+    from django.contrib.auth.models import Permission, User
+
+    endpoint = services.endpoint_create(url=receiver.url, events=["*"])
+    delivery = Delivery.objects.create(endpoint=endpoint,
+                                       event=Event.objects.create(type="order.created"),
+                                       status="failed", attempts=8, last_error="HTTP 500")
+    page_url = f"/admin/webhooks/delivery/{delivery.id}/change/"
+    resend_url = f"/admin/webhooks/delivery/{delivery.id}/resend/"
+    page = admin_client.get(page_url).content.decode()
+    assert f'action="{resend_url}"' in page and 'value="Resend this delivery"' in page
+
+    viewer = User.objects.create_user("hooks-viewer", password="x", is_staff=True)
+    viewer.user_permissions.set(Permission.objects.filter(codename="view_delivery"))
+    client.force_login(viewer)
+    shown = client.get(page_url)
+    assert shown.status_code == 200 and b"Resend this delivery" not in shown.content
+    assert client.post(resend_url).status_code == 403
+    delivery.refresh_from_db()
+    assert (delivery.status, delivery.attempts) == ("failed", 8)
+
+    assert admin_client.get(resend_url).status_code == 405
+    with django_capture_on_commit_callbacks(execute=True):
+        done = admin_client.post(resend_url, follow=True)
+    assert done.redirect_chain[-1][0] == page_url
+    assert (f"order.created to {receiver.url}: queued again (attempts start over)."
+            in [str(m) for m in done.context["messages"]])
+    delivery.refresh_from_db()
+    assert delivery.status == "succeeded" and len(receiver.requests) == 1
+    gone = admin_client.post(f"/admin/webhooks/delivery/{uuid.uuid4()}/resend/", follow=True)
+    assert "No such delivery." in [str(m) for m in gone.context["messages"]]
+
+
 def test_admin_creates_endpoints_through_the_service(admin_client, db):
     response = admin_client.post("/admin/webhooks/endpoint/add/", {
         "url": "https://example.com/in", "events": "order.created,order.exploded",
