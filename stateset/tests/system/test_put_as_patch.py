@@ -21,22 +21,23 @@ pytestmark = pytest.mark.django_db
 
 
 def product() -> tuple[str, dict[str, Any], str]:
-    row = ProductFactory(name="Before", description="kept")
+    row: Any = ProductFactory(name="Before", description="kept")
     return f"/api/v1/products/{row.id}", {"name": "After"}, "description"
 
 
 def location() -> tuple[str, dict[str, Any], str]:
-    row = LocationFactory(name="Before")
+    row: Any = LocationFactory(name="Before")
     return f"/api/v1/locations/{row.id}", {"priority": 7}, "name"
 
 
 def inventory_item() -> tuple[str, dict[str, Any], str]:
-    row = InventoryItem.objects.get(product=StockedProductFactory(stock=5))
+    product: Any = StockedProductFactory(stock=5)
+    row = InventoryItem.objects.get(product=product)
     return f"/api/v1/inventory/{row.id}", {"reorder_point": 3}, "safety_stock"
 
 
 def shipment() -> tuple[str, dict[str, Any], str]:
-    row = ShipmentFactory(carrier="ups", service="ground")
+    row: Any = ShipmentFactory(carrier="ups", service="ground")
     return f"/api/v1/shipments/{row.id}", {"carrier": "dhl"}, "service"
 
 
