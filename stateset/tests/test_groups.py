@@ -302,10 +302,6 @@ MOVE_ACTIONS = {  # bulk actions that are moves of their own (SPEC §5), and who
 }
 
 
-@pytest.mark.xfail(strict=True, reason="orders/returns admin actions (helper bo-orders' part) "
-                                       "still declare 'change' for recording payments, receiving "
-                                       "and refunding: remove this mark when they declare "
-                                       "record_payment, receive_return and refund_return")
 def test_the_bulk_moves_are_offered_to_the_group_whose_move_they_are(world, rf):
     from django.contrib import admin
 
