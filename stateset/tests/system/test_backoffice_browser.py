@@ -176,10 +176,11 @@ class Browser:
             for label in labels:
                 wanted = label.lower()
                 text, value = _lower("normalize-space(.)"), _lower("@value")
-                test = (lambda s: f"{s} = '{wanted}'") if exact else (
-                    lambda s: f"contains({s}, '{wanted}')")
-                xpath = (f".//a[{test(text)}] | .//button[{test(text)}]"
-                         f" | .//input[(@type='submit' or @type='button') and {test(value)}]")
+                by_text, by_value = ((f"{text} = '{wanted}'", f"{value} = '{wanted}'") if exact
+                                     else (f"contains({text}, '{wanted}')",
+                                           f"contains({value}, '{wanted}')"))
+                xpath = (f".//a[{by_text}] | .//button[{by_text}]"
+                         f" | .//input[(@type='submit' or @type='button') and {by_value}]")
                 for element in self.find_all("xpath", xpath, within):
                     if self._call("GET", f"{self.session}/element/{element}/displayed"):
                         return element
