@@ -13,7 +13,7 @@ from django.template.response import TemplateResponse
 
 from inventory.selectors import low_stock_items
 from orders.selectors import orders_today
-from webhooks.selectors import failed_deliveries_count
+from webhooks.selectors import disabled_endpoints_count, failed_deliveries_count
 
 
 class StateSetAdminSite(AdminSite):
@@ -24,5 +24,6 @@ class StateSetAdminSite(AdminSite):
     def index(self, request: HttpRequest,
               extra_context: dict[str, Any] | None = None) -> TemplateResponse:
         context = {"today": orders_today(), "low_stock": low_stock_items(limit=10),
-                   "failed_webhooks": failed_deliveries_count(), **(extra_context or {})}
+                   "failed_webhooks": failed_deliveries_count(),
+                   "disabled_endpoints": disabled_endpoints_count(), **(extra_context or {})}
         return super().index(request, extra_context=context)

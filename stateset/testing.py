@@ -48,6 +48,22 @@ def client_for(raw_key: str) -> APIClient:
     return client
 
 
+def staff_client(*permissions: str, username: str = "") -> Any:
+    """A Django test client logged in as a staff user holding exactly ``permissions``
+    ("app.codename") — not a superuser, so every permission check is the real one."""
+    from django.contrib.auth.models import Permission, User
+    from django.test import Client
+
+    user = User.objects.create_user(username or f"staff{User.objects.count()}", password="x",
+                                    is_staff=True)
+    for permission in permissions:
+        app, codename = permission.split(".")
+        user.user_permissions.add(Permission.objects.get(content_type__app_label=app,
+                                                         codename=codename))
+    client = Client()
+    client.force_login(user)
+    return client
+
 def error_of(response: Any, status: int) -> dict[str, Any]:
     """The error payload of an envelope answer, after checking the status and the envelope's
     shape."""
@@ -68,3 +84,21 @@ def data_of(response: Any, status: int = 200) -> Any:
     body = response.json()
     assert body["success"] is True
     return body["data"]
+
+
+def staff_groups() -> None:
+    """The staff groups as the data migration made them (SPEC §5). A transactional test's flush
+    empties ``auth_group`` (Django's post-flush recreates permissions, not data migrations' rows),
+    so tests that need the groups run the migration's own operation again when they are gone."""
+    import importlib
+
+    from django.apps import apps
+    from django.contrib.auth.models import Group
+
+    from stateset import roles
+
+    if Group.objects.filter(name__in=roles.ROLES).count() == len(roles.ROLES):
+        return
+    migration = importlib.import_module("stateset.migrations.0004_staff_roles").Migration
+    with connection.schema_editor() as editor:
+        migration.operations[0].code(apps, editor)

@@ -10,8 +10,9 @@ from django.db.models import QuerySet
 
 from webhooks.models import Delivery, Endpoint
 
-ENDPOINT_FIELDS = ("id", "url", "events", "description", "is_active", "version", "created_at",
-                   "updated_at")
+ENDPOINT_FIELDS = ("id", "url", "events", "description", "is_active", "consecutive_failures",
+                   "disabled_at", "disabled_reason", "previous_secret_expires_at", "version",
+                   "created_at", "updated_at")
 DELIVERY_FIELDS = ("id", "event_id", "event__type", "status", "attempts", "next_attempt_at",
                    "last_attempt_at", "response_status", "last_error", "created_at", "delivered_at")
 
@@ -50,3 +51,8 @@ def render_deliveries(rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
 def failed_deliveries_count() -> int:
     """For the admin index: deliveries that gave up (bounded count, index on status)."""
     return Delivery.objects.filter(status=Delivery.Status.FAILED)[:1000].count()
+
+
+def disabled_endpoints_count() -> int:
+    """For the admin index: endpoints disabled for failing (SPEC §4.7)."""
+    return Endpoint.objects.filter(is_active=False, disabled_at__isnull=False).count()
