@@ -239,6 +239,7 @@ def test_every_operation_answers_its_documented_success(world, wsgi_app):
                                                "attributes": {"size": "M"}})
     call("GET", "products/{id}", id=made["id"])
     call("PATCH", "products/{id}", body={"name": "Schema 2"}, id=made["id"])
+    call("PUT", "products/{id}", body={"name": "Schema 3"}, id=made["id"])
     call("DELETE", "products/{id}", 204, id=made["id"])
     call("DELETE", "products/{id}", id=product)  # referenced by orders: deactivated, 200
     call("PATCH", "products/{id}", body={"is_active": True}, id=product)
@@ -267,6 +268,7 @@ def test_every_operation_answers_its_documented_success(world, wsgi_app):
     east = call("POST", "locations", 201, body={"code": "SCHEMA", "name": "Schema"})
     call("GET", "locations/{id}", id=east["id"])
     call("PATCH", "locations/{id}", body={"name": "Schema East"}, id=east["id"])
+    call("PUT", "locations/{id}", body={"name": "Schema East 2"}, id=east["id"])
     call("GET", "inventory")
     call("GET", "inventory/export.csv")
     call("GET", "inventory/movements")
@@ -277,6 +279,7 @@ def test_every_operation_answers_its_documented_success(world, wsgi_app):
     call("GET", "inventory/{id}", id=row["id"])
     call("PATCH", "inventory/{id}", body={"reorder_point": 1000, "allow_backorder": True},
          id=row["id"])
+    call("PUT", "inventory/{id}", body={"safety_stock": 0}, id=row["id"])
     call("GET", "inventory/low-stock")
     call("POST", "inventory/receive", body={"product_id": product, "location_id": east["id"],
                                             "quantity": 3})
@@ -318,6 +321,7 @@ def test_every_operation_answers_its_documented_success(world, wsgi_app):
     call("GET", "orders/by-number/{number}", number=order["order_number"])
     call("GET", "orders/{id}/events", id=oid)
     version = call("PATCH", "orders/{id}", body={"notes": "gift"}, id=oid)["version"]
+    version = call("PUT", "orders/{id}", body={"notes": "gift!"}, id=oid)["version"]
     version = call("POST", "orders/{id}/edit", body={"add": [{"product_id": product,
                                                               "quantity": 1}]},
                    headers={"If-Match": f'"{version}"'}, id=oid)["version"]
@@ -332,6 +336,7 @@ def test_every_operation_answers_its_documented_success(world, wsgi_app):
                                                   "tracking_number": "1Z-JOURNEY"})
     call("GET", "shipments/{id}", id=parcel["id"])
     call("PATCH", "shipments/{id}", body={"service": "ground"}, id=parcel["id"])
+    call("PUT", "shipments/{id}", body={"service": "express"}, id=parcel["id"])
     call("GET", "shipments/track/{tracking_number}", tracking_number="1Z-JOURNEY")
     call("POST", "shipments/{id}/ship", id=parcel["id"])
     call("POST", "shipments/{id}/deliver", id=parcel["id"])
@@ -365,6 +370,10 @@ def test_every_operation_answers_its_documented_success(world, wsgi_app):
     assert replay["secret"] is None
     call("GET", "webhooks/{id}", id=hook["id"])
     call("PATCH", "webhooks/{id}", body={"description": "ci"}, id=hook["id"])
+    call("PUT", "webhooks/{id}", body={"description": "ci 2"}, id=hook["id"])
+    rotated = [call("POST", "webhooks/{id}/rotate-secret", id=hook["id"],
+                    headers={"Idempotency-Key": "schema-rotate"}) for _ in range(2)]
+    assert rotated[0]["secret"] and rotated[1]["secret"] is None
     call("GET", "webhooks/{id}/deliveries", id=w["webhooks"])
     call("POST", "webhooks/{id}/deliveries/{delivery_id}/resend", id=w["webhooks"],
          delivery_id=w["delivery_id"])
