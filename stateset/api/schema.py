@@ -14,8 +14,11 @@ error status an operation can answer with the error envelope of ``stateset.api.e
   and 422 (``invalid_idempotency_key``, a value the database refuses);
 - an ``If-Match`` parameter: 412, and 428 when the operation requires it.
 
-An operation that answers another error status names it in its ``extend_schema(responses=...)``
-(``{428: ERROR}``); the error envelope replaces whatever schema it gives there.
+Each of those is one ``components/responses`` entry, referenced by every operation. An operation
+that answers another error status names it in its ``extend_schema(responses=...)``
+(``{200: StatusOut, 503: ERROR}``); the error envelope replaces whatever schema it gives there.
+Every POST also documents its ``Idempotency-Key`` header. ``stateset/tests/system/
+test_schemathesis.py`` proves that real answers match all this.
 """
 
 from __future__ import annotations
