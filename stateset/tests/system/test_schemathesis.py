@@ -390,3 +390,27 @@ def test_every_operation_answers_its_documented_success(world, wsgi_app):
     assert not call.failures, "\n\n".join(call.failures)
     assert call.empty_lists - call.full_lists == set(), "lists whose rows were never checked"
     assert documented - call.succeeded == set(), "operations without a checked success answer"
+
+
+def test_every_operation_without_a_key_answers_its_documented_401(world, wsgi_app):
+    """The error side of every operation once, deterministically: no key, a documented 401 in the
+    error envelope (the open health probes answer 200)."""
+    failures = []
+    for result in schema.get_all_operations():
+        operation = result.ok()
+        resource = operation.path.split("/")[3]
+        names = [p.name for p in operation.path_parameters]
+        # Any id in the right shape: authentication comes before the lookup.
+        case = operation.Case(path_parameters={
+            name: world.get(resource if name == "id" else name, world["orders"])
+            for name in names} or None)
+        response = case.call(app=wsgi_app, headers={"Accept-Encoding": "identity"})
+        expected = 401 if operation.definition.raw.get("security") else 200
+        if response.status_code != expected:
+            failures.append(f"{operation.label}: {response.status_code} {response.text[:200]}")
+            continue
+        try:
+            case.validate_response(response, checks=CHECKS)
+        except FailureGroup as failure:
+            failures.append(f"{operation.label}: {failure}")
+    assert not failures, "\n\n".join(failures)
