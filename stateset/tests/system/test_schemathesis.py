@@ -392,9 +392,16 @@ def test_every_operation_answers_its_documented_success(world, wsgi_app):
     assert documented - call.succeeded == set(), "operations without a checked success answer"
 
 
-def test_every_operation_without_a_key_answers_its_documented_401(world, wsgi_app):
-    """The error side of every operation once, deterministically: no key, a documented 401 in the
-    error envelope (the open health probes answer 200)."""
+@pytest.mark.parametrize("scopes, status", [(None, 401), (["orders:set_prices"], 403)],
+                         ids=["no key", "a key without the scope"])
+def test_every_operation_refuses_a_caller_with_its_documented_error(world, wsgi_app, make_key,
+                                                                     scopes, status):
+    """The error side of every operation once, deterministically: no key is a documented 401, a
+    key without the operation's scope a documented 403, in the error envelope (the open health
+    probes answer 200)."""
+    headers = {"Accept-Encoding": "identity"}
+    if scopes is not None:
+        headers["X-API-Key"] = make_key(*scopes)
     failures = []
     for result in schema.get_all_operations():
         operation = result.ok()
@@ -404,8 +411,8 @@ def test_every_operation_without_a_key_answers_its_documented_401(world, wsgi_ap
         case = operation.Case(path_parameters={
             name: world.get(resource if name == "id" else name, world["orders"])
             for name in names} or None)
-        response = case.call(app=wsgi_app, headers={"Accept-Encoding": "identity"})
-        expected = 401 if operation.definition.raw.get("security") else 200
+        response = case.call(app=wsgi_app, headers=headers)
+        expected = status if operation.definition.raw.get("security") else 200
         if response.status_code != expected:
             failures.append(f"{operation.label}: {response.status_code} {response.text[:200]}")
             continue
