@@ -13,9 +13,7 @@ from django.template.response import TemplateResponse
 
 from audit.admin import with_audit_history
 from audit.registry import for_model
-from inventory.selectors import low_stock_items
-from orders.selectors import orders_today
-from webhooks.selectors import failed_deliveries_count
+from stateset import dashboard
 
 
 class StateSetAdminSite(AdminSite):
@@ -36,6 +34,5 @@ class StateSetAdminSite(AdminSite):
 
     def index(self, request: HttpRequest,
               extra_context: dict[str, Any] | None = None) -> TemplateResponse:
-        context = {"today": orders_today(), "low_stock": low_stock_items(limit=10),
-                   "failed_webhooks": failed_deliveries_count(), **(extra_context or {})}
+        context = {**dashboard.figures(), **(extra_context or {})}
         return super().index(request, extra_context=context)

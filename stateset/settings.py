@@ -244,6 +244,11 @@ CELERY_BEAT_SCHEDULE = {
     "webhooks-pump": {"task": "webhooks.tasks.webhooks_pump", "schedule": 15.0},
     "webhooks-purge": {"task": "webhooks.tasks.webhooks_purge", "schedule": 86400.0},
     "imports-purge": {"task": "imports.tasks.imports_purge", "schedule": 3600.0},
+    # The dashboard's daily rollup (orders.rollups): today and yesterday every minute, and the last
+    # five weeks hourly (older orders change status too).
+    "order-days-recent": {"task": "orders.tasks.order_days_refresh", "schedule": 60.0},
+    "order-days-weeks": {"task": "orders.tasks.order_days_refresh", "schedule": 3600.0,
+                         "kwargs": {"days": 35}},
 }
 
 # --- audit ----------------------------------------------------------------------------------------
