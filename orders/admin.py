@@ -10,7 +10,15 @@ from django.db.models import Max, Min, QuerySet
 from django.http import HttpRequest, StreamingHttpResponse
 
 from orders import selectors, services
-from orders.models import ChannelOrder, Order, OrderEvent, OrderItem, Payment, ShippingLine
+from orders.models import (
+    ChannelOrder,
+    Order,
+    OrderDay,
+    OrderEvent,
+    OrderItem,
+    Payment,
+    ShippingLine,
+)
 from orders.selectors import order_filter
 from stateset.admin_site import (
     BoundedCountPaginator,
@@ -193,3 +201,12 @@ class ChannelOrderAdmin(ReadOnlyAdmin):
     list_select_related = ("order",)
     search_fields = ("=external_id",)
     ordering = ("channel", "external_id")
+
+
+@admin.register(OrderDay)
+class OrderDayAdmin(ReadOnlyAdmin):
+    """The dashboard's daily rollup (orders.rollups), for checking a figure."""
+
+    list_display = ("day", "currency", "status", "orders", "revenue", "refreshed_at")
+    list_filter = ("currency", "status")
+    ordering = ("-day", "-currency", "-status")  # the unique (day, currency, status) index
