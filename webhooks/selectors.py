@@ -59,10 +59,11 @@ def endpoints_needing_attention(*, hours: int = 24, limit: int = 20) -> list[dic
     many: two queries (the failures over the ``(status, created_at)`` index, then the few
     endpoints)."""
     since = timezone.now() - timedelta(hours=hours)
-    failures: dict[uuid.UUID, dict[str, Any]] = {row["endpoint_id"]: dict(row) for row in
-                Delivery.objects.filter(status=Delivery.Status.FAILED, created_at__gte=since)
+    failures: dict[uuid.UUID, dict[str, Any]] = {}
+    for row in (Delivery.objects.filter(status=Delivery.Status.FAILED, created_at__gte=since)
                 .values("endpoint_id").annotate(failed=Count("id"), last=Max("created_at"))
-                .order_by()}
+                .order_by()):
+        failures[row["endpoint_id"]] = {"failed": row["failed"], "last": row["last"]}
     endpoints = (Endpoint.objects.filter(is_active=False) | Endpoint.objects.filter(
         id__in=list(failures)[:limit])).order_by("-created_at", "-id").values(
         "id", "url", "is_active")[:limit]

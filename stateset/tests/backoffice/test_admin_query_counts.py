@@ -27,7 +27,6 @@ from catalog.tests.factories import ProductFactory
 from customers.tests.factories import AddressFactory, CustomerFactory
 from fulfillment.tests.factories import ShipmentFactory
 from imports.models import Import
-from inventory import services as inventory_services
 from inventory.models import Backorder, Reservation, StockMovement
 from inventory.tests.factories import LocationFactory, stock
 from orders.models import ChannelOrder, OrderDay, OrderEvent
@@ -42,71 +41,71 @@ pytestmark = pytest.mark.django_db
 _seq = itertools.count()
 
 
-def _order_with_lines(n: int) -> Any:
+def _order_with_lines(n):
     products = StockedProductFactory.create_batch(n, stock=5)
     return OrderFactory(lines=[(product, 1) for product in products])
 
 
-def _orders(n: int) -> Any:
+def _orders(n):
     first = _order_with_lines(n)
     for _ in range(n - 1):
         OrderFactory()
     return first
 
 
-def _products(n: int) -> Any:
+def _products(n):
     return ProductFactory.create_batch(n)[0]
 
 
-def _customers(n: int) -> Any:
+def _customers(n):
     first = CustomerFactory()
     AddressFactory.create_batch(n, customer=first)
     CustomerFactory.create_batch(n - 1)
     return first
 
 
-def _addresses(n: int) -> Any:
+def _addresses(n):
     return AddressFactory.create_batch(n)[0]
 
 
-def _locations(n: int) -> Any:
+def _locations(n):
     return LocationFactory.create_batch(n)[0]
 
 
-def _inventory_items(n: int) -> Any:
+def _inventory_items(n):
     location = LocationFactory()
     return [stock(ProductFactory(), location, 5) for _ in range(n)][0]
 
 
-def _reservations(n: int) -> Any:
+def _reservations(n):
     _orders(n)
     return Reservation.objects.order_by("-created_at").first()
 
 
-def _movements(n: int) -> Any:
+def _movements(n):
     _inventory_items(n)
     return StockMovement.objects.order_by("-created_at").first()
 
 
-def _backorders(n: int) -> Any:
+def _backorders(n):
     product = ProductFactory(allow_backorder=True)
     for _ in range(n):
         OrderFactory(lines=[(product, 1)])
     return Backorder.objects.first()
 
 
-def _order_events(n: int) -> Any:
+def _order_events(n):
     _orders(n)
     return OrderEvent.objects.order_by("-created_at").first()
 
 
-def _channel_orders(n: int) -> Any:
+def _channel_orders(n):
     for _ in range(n):
         OrderFactory(channel="shop", external_id=f"EXT-{next(_seq)}")
     return ChannelOrder.objects.first()
 
 
-def _order_days(n: int) -> Any:
+def _order_days(n):
     today = timezone.now().date() - dt.timedelta(days=1000 * next(_seq))
     OrderDay.objects.bulk_create(
         OrderDay(day=today - dt.timedelta(days=k), currency="USD", status="pending", orders=1,
@@ -114,14 +113,14 @@ def _order_days(n: int) -> Any:
     return OrderDay.objects.first()
 
 
-def _shipments(n: int) -> Any:
+def _shipments(n):
     first = ShipmentFactory(order=_order_with_lines(n))
     for _ in range(n - 1):
         ShipmentFactory()
     return first
 
 
-def _returns(n: int) -> Any:
+def _returns(n):
     products = StockedProductFactory.create_batch(n, stock=5)
     shipped = ShippedOrderFactory(lines=[(product, 1) for product in products])
     first = ReturnFactory(order=shipped, lines=[(item, 1, "resellable")
@@ -132,45 +131,46 @@ def _returns(n: int) -> Any:
     return first
 
 
-def _return_items(n: int) -> Any:
+def _return_items(n):
     return _returns(n).items.first()
 
 
-def _api_keys(n: int) -> Any:
+def _api_keys(n):
     return [platform_services.api_key_create(name=f"key-{next(_seq)}", scopes=["orders:read"])[0]
             for _ in range(n)][0]
 
 
-def _idempotency_records(n: int) -> Any:
+def _idempotency_records(n):
     expires = timezone.now() + dt.timedelta(days=1)
     return IdempotencyRecord.objects.bulk_create(
         IdempotencyRecord(owner="key:x", key=f"k-{next(_seq)}", method="POST", path="/api/v1/x",
-                          request_hash="0" * 64, locked_until=expires, expires_at=expires) for _ in range(n))[0]
+                          request_hash="0" * 64, locked_until=expires, expires_at=expires)
+        for _ in range(n))[0]
 
 
-def _endpoints(n: int) -> Any:
+def _endpoints(n):
     return EndpointFactory.create_batch(n)[0]
 
 
-def _events(n: int) -> Any:
+def _events(n):
     return EventFactory.create_batch(n)[0]
 
 
-def _deliveries(n: int) -> Any:
+def _deliveries(n):
     endpoint = EndpointFactory()
     return [DeliveryFactory(endpoint=endpoint) for _ in range(n)][0]
 
 
-def _imports(n: int) -> Any:
+def _imports(n):
     return Import.objects.bulk_create(Import(kind="products", file_name=f"f{next(_seq)}.csv")
                                       for _ in range(n))[0]
 
 
-def _users(n: int) -> Any:
+def _users(n):
     return [User.objects.create_user(f"user{next(_seq)}") for _ in range(n)][0]
 
 
-def _groups(n: int) -> Any:
+def _groups(n):
     return Group.objects.bulk_create(Group(name=f"group {next(_seq)}") for _ in range(n))[0]
 
 
