@@ -79,15 +79,18 @@ def bounded_counts(querysets: dict[str, QuerySet[Any]], *, cap: int) -> dict[str
     the dashboard's figures: orders per status, returns per status. All on one database."""
     if not querysets:
         return {}
+    alias = next(iter(querysets.values())).db
+    connection = connections[alias]
     parts: list[str] = []
-    params: list[Any] = []
     for queryset in querysets.values():
         sql, sql_params = queryset.order_by().values("pk")[: cap + 1].query.sql_with_params()
-        parts.append(f"(SELECT count(*) FROM ({sql}) AS bounded)")
-        params.extend(sql_params)
-    alias = next(iter(querysets.values())).db
-    with connections[alias].cursor() as cursor:
-        cursor.execute("SELECT " + ", ".join(parts), params)
+        # The values are written into the statement (quoted by psycopg): a prepared statement's
+        # generic plan cannot know that one status holds no rows and another most of them, and
+        # would scan a million rows to count none.
+        parts.append(f"(SELECT count(*) FROM ({connection.ops.compose_sql(sql, sql_params)}) "
+                     "AS bounded)")
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT " + ", ".join(parts))
         row = cursor.fetchone()
     return {name: int(value) for name, value in zip(querysets, row, strict=True)}
 
