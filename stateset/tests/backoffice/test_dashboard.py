@@ -80,7 +80,8 @@ def test_every_link_of_the_dashboard_opens(admin_client):
 
 def test_the_dashboard_reads_a_fixed_number_of_queries(admin_client):
     """Session, user, the figures (today 2, per status 1, chart 1, unfulfilled 1, backorders 1,
-    returns 1, low stock 1, failed deliveries 1, endpoints 2) — as many at 1 order as at 13."""
+    returns 1, low stock 1, failed deliveries 1, endpoints 2) inside their transaction (begin,
+    plan_cache_mode, commit), the recent actions — as many at 1 order as at 13."""
     counts = []
     for orders in (1, 12):
         build(orders)
@@ -88,4 +89,4 @@ def test_the_dashboard_reads_a_fixed_number_of_queries(admin_client):
         with CaptureQueriesContext(connection) as captured:
             assert admin_client.get("/admin/").status_code == 200
         counts.append(len(captured.captured_queries))
-    assert counts[0] == counts[1] <= 15, counts
+    assert counts[0] == counts[1] <= 18, counts
