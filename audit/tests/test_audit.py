@@ -285,3 +285,25 @@ def test_key_hashes_and_endpoint_secrets_never_reach_the_trail(admin_client):
     assert {f.name for f in ApiKeyEvent._meta.fields}.isdisjoint(
         {"key_hash", "previous_key_hash", "last_used_at"})
     assert "secret" not in {f.name for f in EndpointEvent._meta.fields}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_management_commands_writes_are_the_commands():
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from django.conf import settings
+
+    product = ProductFactory(price=Decimal("1.00"))
+    db = settings.DATABASES["default"]
+    url = f"postgres://{db['USER']}@{db['HOST']}:{db['PORT'] or 5432}/{db['NAME']}"
+    code = ("from decimal import Decimal; from catalog.models import Product; "
+            f"Product.objects.filter(pk='{product.pk}').update(price=Decimal('2.00'))")
+    subprocess.run([sys.executable, "manage.py", "shell", "-c", code], check=True,
+                   cwd=Path(settings.BASE_DIR), env={**os.environ, "DATABASE_URL": url},
+                   capture_output=True, timeout=120)
+    event = ProductEvent.objects.get(pgh_obj_id=product.pk, pgh_label="update")
+    assert event.pgh_context == {"actor": "command:shell"}
+    assert event.pgh_diff == {"price": ["1.000", "2.000"]}
