@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable
+from typing import Any
 
 from django.db.models.functions import Upper
 
@@ -29,7 +30,7 @@ def lock_products_to_flip(product_ids: Iterable[uuid.UUID | str], *,
     return rows
 
 
-def lock_products_by_skus(skus: Iterable[str], *, fields: tuple[str, ...]) -> list[dict]:
+def lock_products_by_skus(skus: Iterable[str], *, fields: tuple[str, ...]) -> list[dict[str, Any]]:
     """The products whose upper-cased SKU is in ``skus`` (``fields`` of each, as dicts), locked in
     primary-key order (an import batch: compare, then update under the lock)."""
     rows = list(Product.objects.alias(sku_upper=Upper("sku")).filter(sku_upper__in=list(skus))

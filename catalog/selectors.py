@@ -254,7 +254,7 @@ def product_search_filter(queryset: QuerySet[Product], term: str) -> QuerySet[Pr
 EXPORT_COLUMNS = ("sku", "name", "description", "price", "currency", "is_active", "attributes")
 
 
-def product_export_rows(queryset: QuerySet) -> Iterator[tuple[Any, ...]]:
+def product_export_rows(queryset: QuerySet[Any]) -> Iterator[tuple[Any, ...]]:
     """The products of ``queryset`` (a filtered list) by SKU, as rows of :data:`EXPORT_COLUMNS`
     (the columns a products import reads), fetched in keyset chunks: constant memory."""
     at_price, at_currency = EXPORT_COLUMNS.index("price") + 1, EXPORT_COLUMNS.index("currency") + 1

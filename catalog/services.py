@@ -256,14 +256,14 @@ def clean_text_value(value: Any, max_length: int, *, blank: bool = False) -> str
     not empty unless ``blank``. Raises CellInvalid."""
     if not isinstance(value, str):
         raise CellInvalid("invalid", "Not a valid string.")
-    value = value.strip()
-    if "\x00" in value:
+    text: str = value.strip()
+    if "\x00" in text:
         raise CellInvalid("null_character", "Null characters are not allowed.")
-    if not value and not blank:
+    if not text and not blank:
         raise CellInvalid("blank", "This field may not be blank.")
-    if len(value) > max_length:
+    if len(text) > max_length:
         raise CellInvalid("max_length", f"At most {max_length} characters.")
-    return value
+    return text
 
 
 def _clean_sku(value: Any) -> str:
@@ -398,7 +398,7 @@ def products_import(*, rows: Sequence[Mapping[str, Any]], mode: str = Mode.UPSER
         for index, sku, values in cleaned:
             row = existing.get(sku.upper())
             if "price" in values or "currency" in values:  # a price has its currency's digits
-                currency = values.get("currency") or (row or _DEFAULTS)["currency"]
+                currency = str(values.get("currency") or (row or _DEFAULTS)["currency"])
                 try:
                     values["price"] = parse_money(values.get("price", (row or {}).get("price", 0)),
                                                   currency, "price")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable
+from typing import Any
 
 from django.db.models.functions import Lower
 
@@ -20,7 +21,8 @@ def lock_customer(customer_id: uuid.UUID | str) -> bool:
     return bool(found)
 
 
-def lock_customers_by_emails(emails: Iterable[str], *, fields: tuple[str, ...]) -> list[dict]:
+def lock_customers_by_emails(emails: Iterable[str], *,
+                             fields: tuple[str, ...]) -> list[dict[str, Any]]:
     """The customers whose lower-cased email is in ``emails`` (``fields`` of each, as dicts),
     locked in primary-key order (an import batch: compare, then write them and their addresses)."""
     rows = list(

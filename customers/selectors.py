@@ -200,7 +200,7 @@ EXPORT_COLUMNS = ("email", "first_name", "last_name", "phone",
                     for name in EXPORT_ADDRESS_FIELDS))
 
 
-def customer_export_rows(queryset: QuerySet) -> Iterator[tuple[Any, ...]]:
+def customer_export_rows(queryset: QuerySet[Any]) -> Iterator[tuple[Any, ...]]:
     """The customers of ``queryset`` (a filtered list) by email, each with its default shipping and
     billing address, as rows of :data:`EXPORT_COLUMNS` (the columns a customers import reads).
     Keyset chunks of customers, and one query for the default addresses of each chunk."""

@@ -340,14 +340,14 @@ _CUSTOMER_ROW = ("id", "email", *IMPORT_FIELDS)
 def _text(value: Any, max_length: int, *, blank: bool = True) -> str:
     if not isinstance(value, str):
         raise CellInvalid("invalid", "Not a valid string.")
-    value = value.strip()
-    if "\x00" in value:
+    text: str = value.strip()
+    if "\x00" in text:
         raise CellInvalid("null_character", "Null characters are not allowed.")
-    if not value and not blank:
+    if not text and not blank:
         raise CellInvalid("blank", "This field may not be blank.")
-    if len(value) > max_length:
+    if len(text) > max_length:
         raise CellInvalid("max_length", f"At most {max_length} characters.")
-    return value
+    return text
 
 
 def _clean_value(name: str, value: Any) -> str:
@@ -472,7 +472,7 @@ def customers_import(*, rows: Sequence[Mapping[str, Any]], mode: str = Mode.UPSE
                 results[index].fail(exists_error("email"))
                 continue
             customer_id = row["id"] if row is not None else uuid.uuid4()
-            errors: list[RowError] = []
+            errors = []
             row_new_addresses, row_changed_addresses = [], []
             for kind, given in addresses.items():
                 current = defaults.get((customer_id, kind))
@@ -511,9 +511,9 @@ def customers_import(*, rows: Sequence[Mapping[str, Any]], mode: str = Mode.UPSE
                 results[index].fail(RowError("email", "conflict",
                                              "Created by another writer meanwhile; "
                                                                   "import the row again."))
-        addresses = [address for index, address in new_addresses if results[index].ok]
-        if addresses:
-            Address.objects.bulk_create(addresses)
+        created = [address for index, address in new_addresses if results[index].ok]
+        if created:
+            Address.objects.bulk_create(created)
         _update_customers(list(changed_customers.values()))
         _update_addresses(changed_addresses)
         touched = [*inserted, *changed_customers]
@@ -542,7 +542,8 @@ def _update_customers(rows: list[dict[str, Any]]) -> None:
     with connection.cursor() as cursor:
         cursor.execute(f"""
             UPDATE customers_customer AS c
-            SET email = v.email, first_name = v.first_name, last_name = v.last_name, phone = v.phone,
+            SET email = v.email, first_name = v.first_name, last_name = v.last_name,
+                phone = v.phone,
                 version = c.version + 1, updated_at = %s
             FROM (VALUES {values}) AS v (id, email, first_name, last_name, phone)
             WHERE c.id = v.id""", params)

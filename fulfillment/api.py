@@ -36,8 +36,8 @@ class ShipmentItemIn(StrictSerializer):
 
 class ShipmentCreateIn(StrictSerializer):
     order_id = serializers.UUIDField()
-    items = ShipmentItemIn(  # type: ignore[call-arg]  # ListSerializer's max_length: not in the stubs
-        many=True, required=False, allow_empty=False, max_length=services.MAX_LINES,
+    items: serializers.ListSerializer[Any] = serializers.ListSerializer(
+        child=ShipmentItemIn(), required=False, allow_empty=False, max_length=services.MAX_LINES,
         help_text="Default: every unit not yet shipped nor in another pending shipment.")
     location_id = serializers.UUIDField(required=False, help_text=(
         "Default: the location whose reservations of the order cover every unit (422 "
@@ -193,8 +193,10 @@ class EditChangeIn(StrictSerializer):
 
 
 class OrderEditIn(StrictSerializer):
-    add = EditAddIn(many=True, required=False, max_length=services.MAX_LINES)
-    change = EditChangeIn(many=True, required=False, max_length=services.MAX_LINES)
+    add: serializers.ListSerializer[Any] = serializers.ListSerializer(
+        child=EditAddIn(), required=False, max_length=services.MAX_LINES)
+    change: serializers.ListSerializer[Any] = serializers.ListSerializer(
+        child=EditChangeIn(), required=False, max_length=services.MAX_LINES)
     remove = serializers.ListField(child=serializers.UUIDField(), required=False,
                                    max_length=services.MAX_LINES)
     reason = TextField(max_length=500, required=False, allow_blank=True, default="")

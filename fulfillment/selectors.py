@@ -106,3 +106,26 @@ def shipments_of_order(order_id: uuid.UUID) -> list[dict[str, Any]]:
             shipments[row["shipment_id"]] = shipment
         shipment["items"].append(render_item(row))
     return list(shipments.values())
+
+
+def open_units(order_page: dict[str, Any]) -> dict[uuid.UUID, int]:
+    """Per line of an order's page (``orders.selectors.order_page``), the units a new shipment may
+    take: ordered, not shipped, not in a pending shipment, not waiting for stock. No query."""
+    claimed: dict[uuid.UUID, int] = defaultdict(int)
+    for shipment in order_page.get("shipments", []):
+        if shipment["status"] == Shipment.Status.PENDING:
+            for line in shipment["items"]:
+                claimed[line["order_item_id"]] += line["quantity"]
+    return {item["id"]: max(item["quantity"] - item["quantity_fulfilled"] - claimed[item["id"]]
+                            - item["quantity_backordered"], 0)
+            for item in order_page["items"]}
+
+
+def shipment_page(shipment_id: uuid.UUID | str) -> Shipment | None:
+    """A shipment's back-office page: the shipment with its order and location (one query)."""
+    try:
+        shipment_id = uuid.UUID(str(shipment_id))
+    except ValueError:
+        return None
+    return (Shipment.objects.select_related("order", "location").filter(id=shipment_id)
+            .first())

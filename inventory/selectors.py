@@ -34,7 +34,7 @@ def backorder_version_key(reference_id: uuid.UUID | str | None = None) -> str:
                                         else "backorders")
 
 
-def waiting_reference_ids() -> QuerySet:
+def waiting_reference_ids() -> QuerySet[Any, Any]:
     """Ids of every order with a line waiting (a subquery for ``?backordered=true``)."""
     return Backorder.objects.filter(quantity_waiting__gt=0).values("reference_id")
 
@@ -43,14 +43,16 @@ BACKORDER_FIELDS = ("id", "reference_id", "reference_number", "line_id", "produc
                     "quantity_waiting", "queued_at")
 
 
-def backorder_queue(*, product_id: uuid.UUID | None = None, sku: str | None = None) -> QuerySet:
+def backorder_queue(*, product_id: uuid.UUID | None = None,
+                    sku: str | None = None) -> QuerySet[Reservation, dict[str, Any]]:
     """``GET /inventory/backorders``: the waiting lines, oldest order first (the queue's index)."""
     rows = Backorder.objects.filter(quantity_waiting__gt=0)
     if product_id:
         rows = rows.filter(product_id=product_id)
     if sku:
         rows = rows.filter(product__sku__iexact=sku)  # the catalog's UPPER(sku) index
-    return rows.values(*BACKORDER_FIELDS)
+    answer: QuerySet[Reservation, dict[str, Any]] = rows.values(*BACKORDER_FIELDS)
+    return answer
 
 
 def render_backorder(row: dict[str, Any]) -> dict[str, Any]:
@@ -62,11 +64,12 @@ def render_backorder(row: dict[str, Any]) -> dict[str, Any]:
 def backorder_allocations(reference_id: uuid.UUID) -> list[dict[str, Any]]:
     """The reservations that served an order's waiting lines, oldest first (its timeline shows
     them)."""
-    return list(Reservation.objects.filter(reference_type="order", reference_id=str(reference_id),
-                                           backorder__isnull=False)
-                .order_by("created_at", "id")
-                .values("id", "quantity", "created_at", "backorder__line_id", "backorder__sku",
-                        "inventory_item__location_id"))
+    rows = (Reservation.objects.filter(reference_type="order", reference_id=str(reference_id),
+                                       backorder__isnull=False)
+            .order_by("created_at", "id")
+            .values("id", "quantity", "created_at", "backorder__line_id", "backorder__sku",
+                    "inventory_item__location_id"))
+    return [dict(row) for row in rows]
 
 ITEM_FIELDS = ("id", "product_id", "sku", "location_id", "location__code", "on_hand", "reserved",
                "available",
@@ -361,7 +364,8 @@ def movement_list(*, inventory_item_id: uuid.UUID | None = None, sku: str | None
 # --- exports (SPEC §4.8) --------------------------------------------------------------------------
 
 EXPORT_COLUMNS = ("sku", "location_code", "on_hand", "reserved", "available")
-"""What an inventory import reads (``sku, location_code, on_hand``), and two read-only columns it skips."""
+"""What an inventory import reads (``sku, location_code, on_hand``), and two read-only columns it
+skips."""
 
 MOVEMENT_EXPORT_COLUMNS = ("created_at", "id", "sku", "location_code", "kind", "on_hand_delta",
                            "reserved_delta",
@@ -369,7 +373,7 @@ MOVEMENT_EXPORT_COLUMNS = ("created_at", "id", "sku", "location_code", "kind", "
                            "reference_id", "actor")
 
 
-def inventory_export_rows(queryset: QuerySet) -> Iterator[tuple[Any, ...]]:
+def inventory_export_rows(queryset: QuerySet[Any]) -> Iterator[tuple[Any, ...]]:
     """The rows of ``queryset`` (a filtered ``inventory_list``) as :data:`EXPORT_COLUMNS`, in
     primary-key keyset chunks: constant memory."""
     fields = ("id", "sku", "location__code", "on_hand", "reserved", "available")
@@ -377,7 +381,7 @@ def inventory_export_rows(queryset: QuerySet) -> Iterator[tuple[Any, ...]]:
         yield row[1:]
 
 
-def movement_export_rows(queryset: QuerySet) -> Iterator[tuple[Any, ...]]:
+def movement_export_rows(queryset: QuerySet[Any]) -> Iterator[tuple[Any, ...]]:
     """The ledger rows of ``queryset`` (a filtered ``movement_list``), newest first, as
     :data:`MOVEMENT_EXPORT_COLUMNS`, in keyset chunks on ``(created_at, id)``."""
     fields = ("created_at", "id", "inventory_item__sku", "inventory_item__location__code", "kind",

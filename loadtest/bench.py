@@ -49,6 +49,7 @@ import sysconfig
 import tempfile
 import threading
 import time
+import urllib.error
 import urllib.request
 from collections import Counter, defaultdict
 from dataclasses import dataclass
@@ -229,7 +230,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="Results file (default loadtest/results/<date>.json).",
     )
     args = parser.parse_args(argv)
-    names = {s.name for s in SCENARIOS} | {"size", "import"}
+    names = {s.name for s in SCENARIOS} | {"size", "import", "admin"}
     args.only = [n.strip() for n in args.only.split(",") if n.strip()]
     unknown = [n for n in args.only if n not in names]
     if unknown:
@@ -942,6 +943,10 @@ def main(argv: list[str] | None = None) -> int:
                         paced=True,
                         extra_env=extra,
                     )
+            admin_row = None
+            if not args.only or "admin" in args.only:
+                say("admin: dashboard, order changelist and order page as a logged-in staff user")
+                admin_row = measure_admin(server.base_url, api_key, env)
             rss = sampler.stop()
         queries = query_counts(workdir / "gunicorn-big.log")
         for scenario in selected:
@@ -1014,6 +1019,9 @@ def main(argv: list[str] | None = None) -> int:
             wall_started,
             data_ready,
         )
+        if admin_row is not None:
+            report["admin"] = admin_row
+            report["all_pass"] = report["all_pass"] and bool(admin_row.get("pass"))
         if import_row is not None:
             report["import"] = import_row
             report["all_pass"] = report["all_pass"] and bool(import_row.get("pass"))
@@ -1040,6 +1048,60 @@ def main(argv: list[str] | None = None) -> int:
 
             localdb.stop()
             say("embedded PostgreSQL stopped")
+
+
+ADMIN_TARGET_MS = 300
+ADMIN_REQUESTS = 40  # per page, one after another (a person clicking), after 3 to warm up
+_STAFF_SESSION = """
+import importlib
+from django.conf import settings
+from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY, get_user_model
+user, _ = get_user_model().objects.get_or_create(username="bench-staff",
+                                                 defaults={"is_staff": True, "is_superuser": True})
+store = importlib.import_module(settings.SESSION_ENGINE).SessionStore()
+store[SESSION_KEY], store[HASH_SESSION_KEY] = str(user.pk), user.get_session_auth_hash()
+store[BACKEND_SESSION_KEY] = "django.contrib.auth.backends.ModelBackend"
+store.save()
+print(settings.SESSION_COOKIE_NAME, store.session_key)
+"""
+
+
+def measure_admin(base_url: str, api_key: str, env: dict[str, str]) -> dict[str, Any]:
+    """SPEC §9's admin row: p50/p95 of the dashboard, the order changelist and an order's page for
+    a logged-in superuser (a session made in the data set's database), each page requested
+    ``ADMIN_REQUESTS`` times one after another."""
+    done = manage(["shell", "-c", _STAFF_SESSION], env, capture_output=True, text=True)
+    cookie_name, session_key = done.stdout.split()[-2:]
+    headers = {"Cookie": f"{cookie_name}={session_key}", "X-Forwarded-Proto": "https"}
+    listing = urllib.request.Request(f"{base_url}/api/v1/orders?limit=1",
+                                     headers={"X-API-Key": api_key, **headers})
+    with urllib.request.urlopen(listing, timeout=30) as answer:
+        order_id = json.loads(answer.read())["data"]["items"][0]["id"]
+    pages = {"dashboard": "/admin/", "order changelist": "/admin/orders/order/",
+             "order page": f"/admin/orders/order/{order_id}/change/"}
+    rows: dict[str, Any] = {}
+    for name, path in pages.items():
+        timings: list[float] = []
+        statuses: Counter[int] = Counter()
+        for attempt in range(ADMIN_REQUESTS + 3):
+            request = urllib.request.Request(base_url + path, headers=headers)
+            started = time.perf_counter()
+            try:
+                with urllib.request.urlopen(request, timeout=30) as answer:
+                    answer.read()
+                    status = answer.status
+            except urllib.error.HTTPError as exc:
+                status = exc.code
+            if attempt >= 3:
+                timings.append((time.perf_counter() - started) * 1000)
+                statuses[status] += 1
+        ordered = sorted(timings)
+        rows[name] = {"path": path, "p50_ms": round(statistics.median(ordered), 1),
+                      "p95_ms": round(ordered[int(len(ordered) * 0.95) - 1], 1),
+                      "statuses": {str(k): v for k, v in statuses.items()}}
+    ok = all(r["statuses"] == {"200": ADMIN_REQUESTS} and r["p95_ms"] <= ADMIN_TARGET_MS
+             for r in rows.values())
+    return {"name": "admin", "pages": rows, "target_p95_ms": ADMIN_TARGET_MS, "pass": ok}
 
 
 def run_import_bench(env: dict[str, str]) -> dict[str, Any]:
@@ -1258,6 +1320,16 @@ def render_table(report: dict[str, Any]) -> str:
                 else ""
             )
         )
+    admin_row = report.get("admin")
+    if admin_row:
+        out.append(
+            "admin (logged-in staff, one request at a time): "
+            + "; ".join(f"{name} p50 {page['p50_ms']} / p95 {page['p95_ms']} ms"
+                        + ("" if page["statuses"] == {"200": ADMIN_REQUESTS}
+                           else f" statuses {page['statuses']}")
+                        for name, page in admin_row["pages"].items())
+            + f" (target p95 ≤ {admin_row['target_p95_ms']} ms) "
+            + ("pass" if admin_row["pass"] else "FAIL"))
     imported = report.get("import")
     if imported:
         out.append(

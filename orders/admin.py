@@ -3,32 +3,41 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+from decimal import Decimal
+from typing import Any, ClassVar
 
-from django.contrib import admin
+from django import forms
+from django.contrib import admin, messages
+from django.contrib.admin.widgets import AutocompleteSelect
+from django.core.exceptions import PermissionDenied
 from django.db.models import Max, Min, QuerySet
-from django.http import HttpRequest, StreamingHttpResponse
+from django.forms import formset_factory
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, StreamingHttpResponse
+from django.template.response import TemplateResponse
+from django.urls import reverse
 
+from catalog.models import Product
+from customers import selectors as customers_selectors
+from customers.models import Customer
 from orders import selectors, services
-from orders.models import (
-    ChannelOrder,
-    Order,
-    OrderDay,
-    OrderEvent,
-    OrderItem,
-    Payment,
-    ShippingLine,
-)
+from orders.models import ChannelOrder, Order, OrderDay, OrderEvent, OrderItem
 from orders.selectors import order_filter
+from orders.under_lock import TRANSITIONS
 from stateset.admin_site import (
     BoundedCountPaginator,
+    Move,
+    MovesAdmin,
     ReadOnlyAdmin,
     ReadOnlyInline,
-    ServiceModelAdmin,
     admin_actor,
+    error_text,
     run_each,
 )
 from stateset.csvio import csv_response
+from stateset.errors import DomainError
+from stateset.money import money_str
+
+MAX_QUANTITY = 10_000
 
 
 class CalendarQuerySet(QuerySet):
@@ -64,39 +73,97 @@ class CalendarQuerySet(QuerySet):
         return periods if order == "ASC" else periods[::-1]
 
 
-class OrderItemInline(ReadOnlyInline):
-    model = OrderItem
-    fk_name = "order"
-    fields = ("sku", "name", "quantity", "list_price", "unit_price", "total_price",
-              "discount_total", "net_total",
-              "tax_total", "taxes", "quantity_fulfilled", "quantity_returned")
-    show_change_link = False
+# --- draft orders: staff take an order for a customer (SPEC §5) ----------------------------------
 
 
-class ShippingLineInline(ReadOnlyInline):
-    model = ShippingLine
-    fk_name = "order"
-    fields = ("method", "amount", "tax_total", "taxes")
+class DraftOrderForm(forms.Form):
+    shipping_method = forms.CharField(max_length=100, required=False)
+    shipping_amount = forms.DecimalField(min_value=Decimal(0), max_digits=14, decimal_places=4,
+                                         required=False)
+    notes = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), max_length=5000,
+                            required=False)
+
+    def __init__(self, *args: Any, admin_site: admin.AdminSite, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["customer"] = forms.ModelChoiceField(
+            queryset=Customer.objects.all(),
+            widget=AutocompleteSelect(Order._meta.get_field("customer"), admin_site),
+            help_text="Search by email or name. The customer's default addresses are used.")
+        self.order_fields(["customer"])
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or {}
+        if (cleaned.get("shipping_amount") is not None) != bool(cleaned.get("shipping_method")):
+            raise forms.ValidationError("Give both a shipping method and its amount, or neither.")
+        return cleaned
 
 
-class PaymentInline(ReadOnlyInline):
-    model = Payment
-    fk_name = "order"
-    fields = ("created_at", "kind", "amount", "currency", "status", "provider", "reference",
-              "actor")
-    ordering = ("created_at", "id")
+class DraftLineForm(forms.Form):
+    quantity = forms.IntegerField(min_value=1, max_value=MAX_QUANTITY)
+    unit_price = forms.DecimalField(min_value=Decimal(0), max_digits=14, decimal_places=4,
+                                    required=False,
+                                    help_text="Empty: the catalog's price.")
+
+    def __init__(self, *args: Any, admin_site: admin.AdminSite, set_prices: bool,
+                 **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["product"] = forms.ModelChoiceField(
+            queryset=Product.objects.all(),
+            widget=AutocompleteSelect(OrderItem._meta.get_field("product"), admin_site))
+        self.order_fields(["product"])
+        if not set_prices:  # prices come from the catalog (orders.set_prices may set them)
+            del self.fields["unit_price"]
 
 
-class OrderEventInline(ReadOnlyInline):
-    model = OrderEvent
-    fk_name = "order"
-    verbose_name_plural = "timeline"
-    fields = ("created_at", "kind", "from_status", "to_status", "message", "actor", "data")
-    ordering = ("created_at", "id")
+DraftLineFormSet = formset_factory(DraftLineForm, extra=5, min_num=1, validate_min=True,
+                                   max_num=services.MAX_LINES, validate_max=True)
+
+
+def _address(customer: Customer, kind: str) -> dict[str, Any] | None:
+    address = customers_selectors.address_default(customer_id=customer.id, kind=kind)
+    return customers_selectors.address_snapshot(address) if address else None
+
+
+# --- the order page's own moves (apps above orders add theirs with OrderAdmin.extend) ----------
+
+
+class PaymentForm(forms.Form):
+    act = forms.ChoiceField(choices=[(act, act) for act in services.PAYMENT_ACTS])
+    amount = forms.DecimalField(min_value=Decimal("0.01"), max_digits=14, decimal_places=4,
+                                required=False, help_text="Empty: the most the act allows.")
+    provider = forms.CharField(max_length=64, required=False)
+    reference = forms.CharField(max_length=255, required=False,
+                                help_text="The payment provider's reference.")
+    version = forms.IntegerField(widget=forms.HiddenInput)
+
+    def __init__(self, data: Any = None, *, version: int, prefix: str | None = None) -> None:
+        super().__init__(data, prefix=prefix, initial={"version": version})
+
+
+def _record_payment(request: HttpRequest, page: dict[str, Any], data: dict[str, Any]) -> str:
+    payment, order = services.payment_record(
+        order_id=page["id"], act=data["act"], amount=data["amount"], provider=data["provider"],
+        reference=data["reference"], actor=admin_actor(request),
+        expected_version=data["version"])
+    return (f"{page['order_number']}: {payment.kind} of "
+            f"{money_str(payment.amount, payment.currency)} {payment.currency} recorded; "
+            f"payment status {order.payment_status}.")
+
+
+RECORD_PAYMENT = Move(
+    name="payment", label="Record a payment", permission="orders.record_payment",
+    legal=lambda page: page["status"] != Order.Status.REFUNDED,
+    apply=_record_payment, form=PaymentForm, page=True, rank=60,
+    form_kwargs=lambda request, page: {"version": page["version"]})
+
+
+def may_move(page: dict[str, Any], to_status: str) -> bool:
+    """Whether the order's machine allows ``to_status`` from the page's status now."""
+    return to_status in TRANSITIONS.get(page["status"], frozenset())
 
 
 @admin.register(Order)
-class OrderAdmin(ServiceModelAdmin):
+class OrderAdmin(MovesAdmin):
     list_display = ("order_number", "customer_email", "status", "payment_status",
                     "fulfillment_status", "total_amount", "currency", "created_at")
     list_filter = ("status", "payment_status", "fulfillment_status", "channel")
@@ -108,15 +175,15 @@ class OrderAdmin(ServiceModelAdmin):
     paginator = BoundedCountPaginator
     list_per_page = 50
     ordering = ("-created_at", "-id")
-    # Apps above orders add their inlines (shipments, returns) and actions (cancel) with
+    # The page shows the order's numbers, lines, payments, shipments, returns and timeline from
+    # one read (selectors.order_page), above the buttons' forms; the form below keeps the notes.
+    change_form_template = "admin/orders/order/change_form.html"
+    inlines: ClassVar[tuple[type[ReadOnlyInline], ...]] = ()
+    # Apps above orders add their moves (shipments, returns, cancel, edit) and actions with
     # ``extend``, so orders never imports them.
-    inlines = [OrderItemInline, ShippingLineInline, PaymentInline, OrderEventInline]
+    moves = {RECORD_PAYMENT.name: RECORD_PAYMENT}
     actions: list[Any] = ["confirm_orders", "mark_paid", "export_csv", "export_csv_with_items"]
-    fields = ("order_number", "customer", "channel", "external_id", "status", "payment_status",
-              "fulfillment_status",
-              "currency", "subtotal", "discount_total", "discounts", "shipping_total", "tax_total",
-              "taxes_included", "total_amount",
-              "shipping_address", "billing_address", "notes", "metadata", "version", "created_at",
+    fields = ("notes", "channel", "external_id", "metadata", "version", "created_at",
               "updated_at")
     readonly_fields = tuple(f for f in fields if f != "notes")
 
@@ -135,16 +202,71 @@ class OrderAdmin(ServiceModelAdmin):
         matching = order_filter(search=search_term)
         return queryset.filter(pk__in=matching.values("pk")), False
 
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False  # orders are taken through the API, which reserves stock
-
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
+
+    def has_record_payment_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("orders.record_payment")
+
+    def move_subject(self, request: HttpRequest, object_id: str) -> dict[str, Any] | None:
+        return selectors.order_page(object_id)
+
+    def subject_label(self, subject: dict[str, Any]) -> str:
+        return str(subject["order_number"])
 
     def save_model(self, request: HttpRequest, obj: Order, form: Any, change: bool) -> None:
         if "notes" in form.changed_data:
             services.order_update(order_id=obj.id, changes={"notes": obj.notes},
                                   actor=admin_actor(request))
+
+    def add_view(self, request: HttpRequest, form_url: str = "",
+                 extra_context: dict[str, Any] | None = None) -> HttpResponse:
+        """A draft order: staff take an order for a customer through ``order_create``, as the API
+        does (catalog prices unless the user holds ``orders.set_prices``; stock reserved)."""
+        if not self.has_add_permission(request):
+            raise PermissionDenied
+        set_prices = request.user.has_perm("orders.set_prices")
+        data = request.POST if request.method == "POST" else None
+        form = DraftOrderForm(data, admin_site=self.admin_site)
+        lines = DraftLineFormSet(data, prefix="lines",
+                                 form_kwargs={"admin_site": self.admin_site,
+                                              "set_prices": set_prices})
+        if data is not None and form.is_valid() and lines.is_valid():
+            customer = form.cleaned_data["customer"]
+            method = form.cleaned_data["shipping_method"]
+            try:
+                created = services.order_create(
+                    customer_id=customer.id,
+                    items=[services.OrderLineInput(
+                        product_id=line["product"].id, quantity=line["quantity"],
+                        unit_price=line.get("unit_price") if set_prices else None)
+                        for line in lines.cleaned_data if line],
+                    shipping_lines=[services.ShippingLineInput(
+                        method=method, amount=form.cleaned_data["shipping_amount"])]
+                    if method else [],
+                    channel="admin", set_prices=set_prices,
+                    shipping_address=_address(customer, "shipping"),
+                    billing_address=_address(customer, "billing"),
+                    notes=form.cleaned_data["notes"], actor=admin_actor(request))
+            except DomainError as exc:
+                self.message_user(request, f"Not created: {error_text(exc)}", messages.ERROR)
+            else:
+                order = created.order
+                units = sum(item.quantity for item in created.items)
+                waiting = sum(created.backordered.values())
+                self.message_user(request, (
+                    f"{order.order_number}: created for {customer.email}, {units} unit(s), "
+                    f"total {money_str(order.total_amount, order.currency)} {order.currency}; "
+                    "stock reserved" + (f" ({waiting} unit(s) backordered)." if waiting else ".")),
+                    messages.SUCCESS)
+                return HttpResponseRedirect(reverse("admin:orders_order_change",
+                                                    args=[order.id],
+                                                    current_app=self.admin_site.name))
+        context = {**self.admin_site.each_context(request), "title": "Add order (draft)",
+                   "opts": self.model._meta, "form": form, "lines": lines,
+                   "set_prices": set_prices, "has_view_permission": True,
+                   "media": self.media + form.media + lines.media}
+        return TemplateResponse(request, "admin/orders/order/draft.html", context)
 
     def _transition(self, request: HttpRequest, queryset: QuerySet[Order], to_status: str) -> None:
         run_each(self, request, queryset, lambda pk: services.order_transition(
@@ -155,7 +277,8 @@ class OrderAdmin(ServiceModelAdmin):
     def confirm_orders(self, request: HttpRequest, queryset: QuerySet[Order]) -> None:
         self._transition(request, queryset, Order.Status.CONFIRMED)
 
-    @admin.action(description="Record payment received for selected orders", permissions=["change"])
+    @admin.action(description="Record payment received for selected orders",
+                  permissions=["record_payment"])
     def mark_paid(self, request: HttpRequest, queryset: QuerySet[Order]) -> None:
         run_each(self, request, queryset, lambda pk: services.order_record_payment(
             order_id=pk, payment_status=Order.PaymentStatus.PAID, actor=admin_actor(request),
@@ -173,13 +296,16 @@ class OrderAdmin(ServiceModelAdmin):
                             selectors.order_export_item_rows(queryset))
 
     @classmethod
-    def extend(cls, *, inline: type[ReadOnlyInline] | None = None, action: Any = None) -> None:
-        """For an app above orders: show ``inline`` on the order page (before the timeline) and
-        offer ``action`` on the changelist."""
+    def extend(cls, *, inline: type[ReadOnlyInline] | None = None, action: Any = None,
+               moves: tuple[Move, ...] = ()) -> None:
+        """For an app above orders: show ``inline`` on the order page, offer ``action`` on the
+        changelist and ``moves`` as buttons on the order page (each sees ``order_page``)."""
         if inline is not None:
-            cls.inlines = [*cls.inlines[:-1], inline, cls.inlines[-1]]
+            cls.inlines = (*cls.inlines, inline)
         if action is not None:
             cls.actions = [*cls.actions, action]
+        for move in moves:
+            cls.add_move(move)
 
 
 @admin.register(OrderEvent)

@@ -66,8 +66,9 @@ class OrderItemIn(StrictSerializer):
         "is "
         "kept as list_price)."))
     discount = MoneyField(required=False, help_text="An amount off this line's total.")
-    taxes = TaxIn(many=True, required=False, max_length=services.MAX_TAXES,
-                  help_text="The channel's own taxes for this line (orders:set_prices only).")
+    taxes: serializers.ListSerializer[Any] = serializers.ListSerializer(
+        child=TaxIn(), required=False, max_length=services.MAX_TAXES,
+        help_text="The channel's own taxes for this line (orders:set_prices only).")
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         if not attrs.get("product_id") and not attrs.get("sku"):
@@ -78,8 +79,9 @@ class OrderItemIn(StrictSerializer):
 class ShippingLineIn(StrictSerializer):
     method = TextField(max_length=100)
     amount = MoneyField()
-    taxes = TaxIn(many=True, required=False, max_length=services.MAX_TAXES,
-                  help_text="The channel's own taxes for this line (orders:set_prices only).")
+    taxes: serializers.ListSerializer[Any] = serializers.ListSerializer(
+        child=TaxIn(), required=False, max_length=services.MAX_TAXES,
+        help_text="The channel's own taxes for this line (orders:set_prices only).")
 
 
 class DiscountIn(StrictSerializer):
@@ -90,12 +92,13 @@ class DiscountIn(StrictSerializer):
 
 class OrderCreateIn(StrictSerializer):
     customer_id = serializers.UUIDField()
-    items = OrderItemIn(many=True, allow_empty=False, max_length=services.MAX_LINES)
-    shipping_lines = ShippingLineIn(many=True, required=False,
-                                    max_length=services.MAX_SHIPPING_LINES)
-    discounts = DiscountIn(many=True, required=False, max_length=services.MAX_DISCOUNTS,
-                           help_text="Order discounts, spread over the lines in proportion to "
-                                     "their totals.")
+    items: serializers.ListSerializer[Any] = serializers.ListSerializer(
+        child=OrderItemIn(), allow_empty=False, max_length=services.MAX_LINES)
+    shipping_lines: serializers.ListSerializer[Any] = serializers.ListSerializer(
+        child=ShippingLineIn(), required=False, max_length=services.MAX_SHIPPING_LINES)
+    discounts: serializers.ListSerializer[Any] = serializers.ListSerializer(
+        child=DiscountIn(), required=False, max_length=services.MAX_DISCOUNTS,
+        help_text="Order discounts, spread over the lines in proportion to their totals.")
     currency = TextField(min_length=3, max_length=3, required=False,
                          help_text="Default: the products' currency.")
     channel = TextField(max_length=32, required=False, default="api")

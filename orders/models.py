@@ -93,8 +93,8 @@ class Order(models.Model):
     class Meta:
         ordering = ["-created_at", "-id"]
         permissions = [
-            ("record_payment", "Can record a payment of an order"),
-            ("set_prices", "Can price an order differently from the catalog"),
+            ("record_payment", "Can record a payment"),
+            ("set_prices", "Can set prices on a draft order"),
         ]
         indexes = [
             # Lists sort by (created_at DESC, id DESC): keyset pagination and partition pruning

@@ -95,11 +95,12 @@ def order_filter(
     return queryset
 
 
-def order_summaries(queryset: QuerySet[Order]) -> QuerySet:
+def order_summaries(queryset: QuerySet[Order]) -> QuerySet[Any, dict[str, Any]]:
     """Summary rows with ``backordered`` (an indexed probe of the backorder queue per row)."""
-    return queryset.annotate(backordered=Exists(
+    rows: QuerySet[Any, dict[str, Any]] = queryset.annotate(backordered=Exists(
         Backorder.objects.filter(reference_id=OuterRef("id"), quantity_waiting__gt=0))).values(
             *SUMMARY_FIELDS, "backordered")
+    return rows
 
 
 def render_summary(row: dict[str, Any]) -> dict[str, Any]:
@@ -112,17 +113,19 @@ def _render_taxes(taxes: list[dict[str, Any]], currency: str) -> list[dict[str, 
     return [{**tax, "amount": money_str(tax["amount"], currency)} for tax in taxes]
 
 
-def item_rows(order_ids: Iterable[uuid.UUID]) -> QuerySet:
+def item_rows(order_ids: Iterable[uuid.UUID]) -> QuerySet[Any, dict[str, Any]]:
     """Order lines as ``.values()`` rows, each with what the inventory app's backorder queue holds
     for it (``quantity_backordered``: waiting; ``backorder_allocated``: served from arriving stock),
     in the same query."""
     queue = Backorder.objects.filter(reference_id=OuterRef("order_id"), line_id=OuterRef("id"))
-    return (OrderItem.objects.filter(order_id__in=list(order_ids))
-            .annotate(quantity_backordered=Coalesce(Subquery(queue.values("quantity_waiting")[:1]),
-                                                    0),
-                      backorder_allocated=Coalesce(Subquery(queue.values(
-                          allocated=F("quantity") - F("quantity_waiting"))[:1]), 0))
-            .values(*ITEM_FIELDS, "quantity_backordered", "backorder_allocated"))
+    waiting = Coalesce(Subquery(queue.values("quantity_waiting")[:1]), 0)
+    allocated = Coalesce(Subquery(queue.values(
+        allocated=F("quantity") - F("quantity_waiting"))[:1]), 0)
+    rows: QuerySet[Any, dict[str, Any]] = (
+        OrderItem.objects.filter(order_id__in=list(order_ids))
+        .annotate(quantity_backordered=waiting, backorder_allocated=allocated)
+        .values(*ITEM_FIELDS, "quantity_backordered", "backorder_allocated"))
+    return rows
 
 
 def render_item(row: dict[str, Any], currency: str, backordered: int | None = None) -> dict[str,
@@ -252,6 +255,25 @@ def _load_detail(order_id: uuid.UUID) -> dict[str, Any] | None:
     return render_order(order, order.customer, items, timeline, shipping, payments, sections)
 
 
+def order_page(order_id: uuid.UUID | str) -> dict[str, Any] | None:
+    """An order's back-office page: its full detail read fresh (staff act on what they see, not on
+    a cached copy), each shipment with its location's code. A fixed number of queries however many
+    lines, payments, shipments, returns and events it has; None for no such order."""
+    try:
+        order_id = uuid.UUID(str(order_id))
+    except ValueError:
+        return None
+    data = _load_detail(order_id)
+    if data is None:
+        return None
+    shipments: list[dict[str, Any]] = data.get("shipments", [])
+    codes = (inventory_selectors.location_codes({row["location_id"] for row in shipments})
+             if shipments else {})
+    for shipment in shipments:
+        shipment["location_code"] = codes.get(shipment["location_id"], "")
+    return data
+
+
 def allocation_events(order_id: uuid.UUID) -> list[dict[str, Any]]:
     """The ``backorder_allocated`` entries of an order's timeline: each reservation the inventory
     app made from arriving stock for one of its waiting lines."""
@@ -266,19 +288,22 @@ def allocation_events(order_id: uuid.UUID) -> list[dict[str, Any]]:
             for row in inventory_selectors.backorder_allocations(order_id)]
 
 
-def order_payment_rows(order_id: uuid.UUID) -> QuerySet:
+def order_payment_rows(order_id: uuid.UUID) -> QuerySet[Any, dict[str, Any]]:
     """``GET /orders/{id}/payments``: NotFound for an unknown order."""
     order = Order.objects.filter(id=order_id).only("id", "created_at").first()
     if order is None:
         raise NotFound("No such order.", code="order_not_found")
-    return Payment.objects.filter(order_id=order.id,
-                                  order_created_at=order.created_at).values(*PAYMENT_FIELDS)
+    rows: QuerySet[Any, dict[str, Any]] = Payment.objects.filter(
+        order_id=order.id, order_created_at=order.created_at).values(*PAYMENT_FIELDS)
+    return rows
 
 
-def order_payments(order: Order) -> QuerySet:
+def order_payments(order: Order) -> QuerySet[Any, dict[str, Any]]:
     """An order's payments, oldest first (one query, pruned by the order's ``created_at``)."""
-    return (Payment.objects.filter(order_id=order.id, order_created_at=order.created_at)
-            .order_by("created_at", "id").values(*PAYMENT_FIELDS))
+    rows: QuerySet[Any, dict[str, Any]] = (
+        Payment.objects.filter(order_id=order.id, order_created_at=order.created_at)
+        .order_by("created_at", "id").values(*PAYMENT_FIELDS))
+    return rows
 
 
 def order_detail(order_id: uuid.UUID) -> dict[str, Any]:

@@ -38,6 +38,22 @@ class ReturnActionIn(StrictSerializer):
                      help_text="Appended to the return's notes as '<new status>: <note>'.")
 
 
+class ReceiveItemIn(StrictSerializer):
+    return_item_id = serializers.UUIDField()
+    condition = serializers.ChoiceField(choices=ReturnItem.Condition.choices)
+    restock = serializers.BooleanField(required=False, default=True)
+    location_id = serializers.UUIDField(required=False, allow_null=True, default=None,
+                                        help_text="Default: the line's own, else where it "
+                                                  "shipped from.")
+
+
+class ReturnReceiveIn(ReturnActionIn):
+    items = ReceiveItemIn(  # type: ignore[call-arg]  # ListSerializer's max_length: not in the stubs
+        many=True, required=False, max_length=services.MAX_LINES,
+        help_text="What the warehouse found, per return line (lines not named stay as "
+                  "requested).")
+
+
 class ReturnFilters(serializers.Serializer):
     order_id = serializers.UUIDField(required=False)
     status = serializers.ChoiceField(choices=Return.Status.choices, required=False)
@@ -112,10 +128,13 @@ class ReturnViewSet(ApiViewSet):
         return self.detail_response(body, version=body["version"])
 
     def _act(self, request: Request, pk: str, verb: str) -> Response:
-        data = validated(ReturnActionIn, request.data or {})
+        data = validated(ReturnReceiveIn if verb == "receive" else ReturnActionIn,
+                         request.data or {})
+        found = {"found": [services.ReceiveLineInput(**item) for item in data["items"]]
+                 } if data.get("items") else {}
         rma = services.ACTIONS[verb](return_id=return_id(pk), note=data["note"],
                                      actor=actor_of(request),
-                                     expected_version=expected_version(request))
+                                     expected_version=expected_version(request), **found)
         body = selectors.return_detail(rma.id)
         return self.detail_response(body, version=body["version"])
 
@@ -129,7 +148,7 @@ class ReturnViewSet(ApiViewSet):
     def reject(self, request: Request, pk: str) -> Response:
         return self._act(request, pk, "reject")
 
-    @extend_schema(request=ReturnActionIn, responses=ReturnOut, parameters=[IF_MATCH])
+    @extend_schema(request=ReturnReceiveIn, responses=ReturnOut, parameters=[IF_MATCH])
     @action(detail=True, methods=["post"])
     def receive(self, request: Request, pk: str) -> Response:
         return self._act(request, pk, "receive")

@@ -58,6 +58,11 @@ class Return(models.Model):
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
+        # Moves that are not plain model changes (SPEC §5 "Who may do what").
+        permissions = [
+            ("receive_return", "Can receive a return"),
+            ("refund_return", "Can refund a return"),
+        ]
         ordering = ["-created_at", "-id"]
         indexes = [
             # Lists sort by (created_at DESC, id DESC) for keyset pagination; the filters lead.

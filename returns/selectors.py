@@ -87,6 +87,37 @@ def return_detail(return_id: uuid.UUID) -> dict[str, Any]:
     return render_return(row, items_by_return([return_id]).get(return_id, []))
 
 
+# Returns whose units still count against what may be returned (rejected and cancelled ones gave
+# theirs back): ``returns.services.HOLDING``.
+_GAVE_BACK = (Return.Status.REJECTED, Return.Status.CANCELLED)
+
+
+def returnable_units(order_page: dict[str, Any]) -> dict[uuid.UUID, int]:
+    """Per line of an order's page (``orders.selectors.order_page``), the units a new return may
+    ask for: shipped and not in a live return. No query."""
+    held: dict[uuid.UUID, int] = defaultdict(int)
+    for rma in order_page.get("returns", []):
+        if rma["status"] not in _GAVE_BACK:
+            for line in rma["items"]:
+                held[line["order_item_id"]] += line["quantity"]
+    return {item["id"]: max(item["quantity_fulfilled"] - held[item["id"]], 0)
+            for item in order_page["items"]}
+
+
+def return_page(return_id: uuid.UUID | str) -> dict[str, Any] | None:
+    """A return's back-office page: ``{"id", "rma"`` (with its order) ``, "items"`` (with their
+    order lines and locations)``}`` — two queries; None for no such return."""
+    try:
+        return_id = uuid.UUID(str(return_id))
+    except ValueError:
+        return None
+    rma = Return.objects.select_related("order").filter(id=return_id).first()
+    if rma is None:
+        return None
+    items = list(ReturnItem.objects.filter(rma_id=rma.id).select_related("order_item", "location")
+                 .order_by("order_item__sku", "condition", "id"))
+    return {"id": rma.id, "rma": rma, "items": items}
+
 def returns_for_order(order_id: uuid.UUID) -> list[dict[str, Any]]:
     """Every return of one order with its items, oldest first, in ONE query (items joined to their
     return; a return always has items). For the order detail."""

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models import Sum
 from django.utils import timezone
 
@@ -64,6 +64,16 @@ REFUNDED = frozenset({Status.REFUNDED, Status.CLOSED})
 class ReturnLineInput:
     order_item_id: uuid.UUID
     quantity: int
+    condition: str
+    restock: bool = True
+    location_id: uuid.UUID | None = None
+
+
+@dataclass(frozen=True)
+class ReceiveLineInput:
+    """What the warehouse found for one line of a return when it came in."""
+
+    return_item_id: uuid.UUID
     condition: str
     restock: bool = True
     location_id: uuid.UUID | None = None
@@ -309,9 +319,44 @@ def _restock_locations(order: Order, lines: list[ReturnItem]) -> dict[uuid.UUID,
     return chosen
 
 
+def _inspected(lines: list[ReturnItem],
+               found: Sequence[ReceiveLineInput]) -> list[ReturnItem]:
+    """Apply what the warehouse found (condition, restock, location per line) to the return's
+    lines; the lines that changed. ValidationFailed for a line of another return, a bad condition,
+    an unknown or inactive location, or one order line twice in one condition."""
+    by_id = {line.id: line for line in lines}
+    errors: dict[str, Any] = {}
+    for index, given in enumerate(found):
+        if given.return_item_id not in by_id:
+            errors[str(index)] = {"return_item_id": ["Not a line of this return."]}
+        elif given.condition not in Condition.values:
+            errors[str(index)] = {"condition": [f"One of: {', '.join(Condition.values)}."]}
+    if errors:
+        raise ValidationFailed("Invalid return lines.", details={"items": errors})
+    inventory_selectors.locations_checked(
+        {given.location_id for given in found if given.location_id is not None}, active=True)
+    changed: list[ReturnItem] = []
+    for given in found:
+        line = by_id[given.return_item_id]
+        new = (given.condition, given.restock, given.location_id or line.location_id)
+        if new != (line.condition, line.restock, line.location_id):
+            line.condition, line.restock, line.location_id = new
+            changed.append(line)
+    pairs = [(line.order_item_id, line.condition) for line in lines]
+    if len(set(pairs)) != len(pairs):
+        raise ValidationFailed(
+            "One order line appears twice in one condition; receive it as one line.",
+            details={"items": ["Each order line once per condition."]})
+    return changed
+
+
 def return_receive(*, return_id: uuid.UUID, note: str = "", actor: str = "",
-                   expected_version: int | None = None) -> Return:
+                   expected_version: int | None = None,
+                   found: Sequence[ReceiveLineInput] = ()) -> Return:
     """approved → received: the units are back in the warehouse.
+
+    ``found`` is what the warehouse found, per line (condition, restock, location; lines not named
+    stay as requested): written on the lines before the units are put away.
 
     Resellable lines with ``restock`` go back on hand through
     ``inventory.services.stock_return_many`` (ledger ``return``, reference the return) at the line's
@@ -331,6 +376,16 @@ def return_receive(*, return_id: uuid.UUID, note: str = "", actor: str = "",
                      .only("id", "quantity", "condition", "restock", "location_id", "order_item",
                            "order_item__id",
                            "order_item__product_id", "order_item__sku").order_by("id"))
+        if found:
+            inspected = _inspected(lines, found)
+            try:
+                with transaction.atomic():
+                    ReturnItem.objects.bulk_update(inspected,
+                                                   ["condition", "restock", "location_id"])
+            except IntegrityError:  # two lines swapping conditions meet the unique constraint
+                raise ValidationFailed(
+                    "Two lines of this order line cannot swap conditions at once.",
+                    details={"items": ["Change one line's condition at a time."]}) from None
         restock = [line for line in lines if line.restock
                    and line.condition == Condition.RESELLABLE]
         if restock:

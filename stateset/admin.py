@@ -17,7 +17,7 @@ admin.site.site_title = "StateSet"
 admin.site.index_title = "Operations"
 
 
-class ApiKeyForm(forms.ModelForm):
+class ApiKeyForm(forms.ModelForm[ApiKey]):
     """Refuses what ``services.api_key_create``/``api_key_update`` would refuse, as field errors."""
 
     class Meta:
@@ -83,12 +83,12 @@ class ApiKeyAdmin(ServiceModelAdmin):
 
     @admin.action(description="Revoke selected keys (they stop working at once)",
                   permissions=["change"])
-    def revoke(self, request: HttpRequest, queryset: QuerySet) -> None:
+    def revoke(self, request: HttpRequest, queryset: QuerySet[ApiKey]) -> None:
         run_each(self, request, queryset,
                  lambda pk: services.api_key_revoke(api_key_id=pk, grantor=_grantor(request)),
                  label="name", noun="keys", done_as="revoked")
 
-    def _rotate(self, request: HttpRequest, queryset: QuerySet, grace_seconds: int) -> None:
+    def _rotate(self, request: HttpRequest, queryset: QuerySet[ApiKey], grace_seconds: int) -> None:
         def rotate(pk: Any) -> None:
             api_key, raw = services.api_key_rotate(api_key_id=pk, grace_seconds=grace_seconds,
                                                    grantor=_grantor(request))
@@ -101,12 +101,12 @@ class ApiKeyAdmin(ServiceModelAdmin):
 
     @admin.action(description="Rotate selected keys (the old secret stops at once)",
                   permissions=["change"])
-    def rotate_now(self, request: HttpRequest, queryset: QuerySet) -> None:
+    def rotate_now(self, request: HttpRequest, queryset: QuerySet[ApiKey]) -> None:
         self._rotate(request, queryset, 0)
 
     @admin.action(description="Rotate selected keys (the old secret works 24 hours more)",
                   permissions=["change"])
-    def rotate_with_grace(self, request: HttpRequest, queryset: QuerySet) -> None:
+    def rotate_with_grace(self, request: HttpRequest, queryset: QuerySet[ApiKey]) -> None:
         self._rotate(request, queryset, 86400)
 
 

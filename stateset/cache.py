@@ -50,7 +50,7 @@ STATS_KEY = "cache-stats:{entity}:{kind}"
 # --- the Redis client behind the breaker ----------------------------------------------------------
 
 
-class BreakerOpen(ConnectionInterrupted):
+class BreakerOpen(ConnectionInterrupted):  # type: ignore[misc]  # django-redis is untyped
     """Raised instead of calling Redis while its breaker is open (django-redis ignores it, like any
     outage, when ``IGNORE_EXCEPTIONS`` is set: a read misses, a write is dropped)."""
 
@@ -81,7 +81,7 @@ def _guarded(method: Callable[..., Any]) -> Callable[..., Any]:
     return call
 
 
-class BreakerClient(DefaultClient):
+class BreakerClient(DefaultClient):  # type: ignore[misc]  # django-redis is untyped
     """django-redis' client with :data:`stateset.breaker.redis_breaker` in front of every
     command."""
 

@@ -35,7 +35,7 @@ if METRICS_PORT and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         prefix="stateset-worker-metrics-")
 
 
-class ScopedTask(Task):
+class ScopedTask(Task[Any, Any]):
     def __call__(self, *args, **kwargs):  # type: ignore[no-untyped-def]
         from stateset.db import request_scope
 

@@ -24,7 +24,7 @@ def has_nul(value: Any) -> bool:
     return obj is not None and has_nul(obj)
 
 
-def column_refuses(field: models.Field, value: Any) -> bool:
+def column_refuses(field: models.Field[Any, Any], value: Any) -> bool:
     """Would PostgreSQL refuse ``value`` for ``field``'s column with a data error?"""
     if isinstance(value, (list, tuple)) and not isinstance(field, models.JSONField):
         return any(column_refuses(field, item) for item in value)  # an array, or a bulk UNNEST

@@ -87,7 +87,7 @@ def csv_response(filename: str, header: Sequence[str],
     return response
 
 
-def keyset_chunks(queryset: QuerySet, *, fields: Sequence[str], sort: Sort | None = None,
+def keyset_chunks(queryset: QuerySet[Any], *, fields: Sequence[str], sort: Sort | None = None,
                   chunk_size: int = 2000) -> Iterator[list[tuple[Any, ...]]]:
     """Every row of ``queryset`` as ``values_list(*fields)`` tuples, ordered by ``sort`` (default:
     primary key) then id, in lists of ``chunk_size`` fetched by keyset (one query each, so a chunk
@@ -108,7 +108,7 @@ def keyset_chunks(queryset: QuerySet, *, fields: Sequence[str], sort: Sort | Non
         last = (rows[-1][at_sort], rows[-1][at_id])
 
 
-def keyset_rows(queryset: QuerySet, *, fields: Sequence[str], sort: Sort | None = None,
+def keyset_rows(queryset: QuerySet[Any], *, fields: Sequence[str], sort: Sort | None = None,
                 chunk_size: int = 2000) -> Iterator[tuple[Any, ...]]:
     """:func:`keyset_chunks`, row by row."""
     for rows in keyset_chunks(queryset, fields=fields, sort=sort, chunk_size=chunk_size):

@@ -143,7 +143,7 @@ class BodyLimitMiddleware:
                 return json_error_response(request, 413, "payload_too_large",
                                            f"The request body exceeds {limit} bytes.",
                                            {"limit_bytes": limit})
-            request._stream = io.BytesIO(body)  # type: ignore[attr-defined]
+            request._stream = io.BytesIO(body)
             request.META["CONTENT_LENGTH"] = str(len(body))
             request.META.pop("HTTP_TRANSFER_ENCODING", None)
         return self.get_response(request)

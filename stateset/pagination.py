@@ -24,7 +24,7 @@ import orjson
 from django.conf import settings
 from django.core.cache import cache
 from django.db import connections
-from django.db.models import Model, Q, QuerySet
+from django.db.models import Field, Model, Q, QuerySet
 
 from stateset.columns import column_refuses
 from stateset.encoding import dumps
@@ -128,6 +128,7 @@ def _decode_cursor(cursor: str, model: type[Model], sort: Sort) -> tuple[Any, An
             or isinstance(pk, bool)):
             raise ValueError("shape")
         field = model._meta.get_field(sort.field)
+        assert isinstance(field, Field), sort.field  # a column, never a relation
         value = None if value is None else _storable(field, field.to_python(value))
         pk = _storable(model._meta.pk, model._meta.pk.to_python(pk))
     except Exception:

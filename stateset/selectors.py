@@ -37,13 +37,14 @@ def api_key_data(api_key: ApiKey) -> dict[str, Any]:
     return render_api_key({field: getattr(api_key, field) for field in API_KEY_FIELDS})
 
 
-def api_key_list(*, filters: dict[str, Any]) -> QuerySet:
+def api_key_list(*, filters: dict[str, Any]) -> QuerySet[ApiKey, dict[str, Any]]:
     """``.values()`` rows for ``GET /api-keys``; ``revoked``: only revoked (true) or live
     (false)."""
     rows = ApiKey.objects.all()
     if filters.get("revoked") is not None:
         rows = rows.filter(revoked_at__isnull=not filters["revoked"])
-    return rows.values(*API_KEY_FIELDS)
+    answer: QuerySet[ApiKey, dict[str, Any]] = rows.values(*API_KEY_FIELDS)
+    return answer
 
 
 def api_key_detail(*, api_key_id: uuid.UUID | str) -> dict[str, Any] | None:

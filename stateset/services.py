@@ -322,7 +322,11 @@ class IdempotencyKeyReused(ValidationFailed):
 def idempotency_claim(*, owner: str, key: str, method: str, path: str, request_hash: str) -> Claim:
     """Claim ``key`` for this request (one INSERT ... ON CONFLICT), or find the stored answer.
 
-    Runs in autocommit so a concurrent request sees the claim at once. Raises IdempotencyKeyReused
+    Runs in autocommit so a concurrent request sees the claim at once. The claim's commit does not
+    wait for its WAL flush (``synchronous_commit`` off for that statement alone): the change it
+    guards commits synchronously afterwards, which flushes the claim with it, so a crash can only
+    lose a claim whose change never happened (and a retry then runs it). The answer is stored with
+    a synchronous commit. Raises IdempotencyKeyReused
     (422) for a different body or endpoint, IdempotencyInFlight (409) while the first still runs.
     A claim older than its lease (the process died) is taken over."""
     now = timezone.now()
@@ -335,7 +339,9 @@ def idempotency_claim(*, owner: str, key: str, method: str, path: str, request_h
                 f"""
                 INSERT INTO {table} (owner, key, method, path, request_hash, status,
                                      response_headers, locked_until, created_at, expires_at)
-                VALUES (%s, %s, %s, %s, %s, %s, '{{}}'::jsonb, %s, %s, %s)
+                SELECT %s::text, %s::text, %s::text, %s::text, %s::text, %s::text, '{{}}'::jsonb,
+                       %s::timestamptz, %s::timestamptz, %s::timestamptz
+                FROM (SELECT set_config('synchronous_commit', 'off', true)) AS no_flush_wait
                 ON CONFLICT (owner, key) DO NOTHING
                 RETURNING id
                 """,

@@ -65,11 +65,13 @@ def setup(*, exporter: Any = None, batch: bool = True) -> bool:
 
         provider = TracerProvider(resource=Resource.create({"service.name": conf["service_name"]}))
         factory = (lambda: exporter) if exporter is not None else (lambda: otlp_exporter(conf))
-        provider.add_span_processor(PerProcessSpanProcessor(factory,
-                                                            batch=batch and exporter is None))
+        # Duck-typed: the class is defined without importing the optional SDK.
+        processor: Any = PerProcessSpanProcessor(factory, batch=batch and exporter is None)
+        provider.add_span_processor(processor)
         trace.set_tracer_provider(provider)
         _state["provider"] = provider
-        instrumentors = [DjangoInstrumentor(), PsycopgInstrumentor(), RedisInstrumentor(),
+        instrumentors: list[Any] = [DjangoInstrumentor(), PsycopgInstrumentor(),
+                                    RedisInstrumentor(),
                          CeleryInstrumentor()]
         for instrumentor in instrumentors:
             if not instrumentor.is_instrumented_by_opentelemetry:

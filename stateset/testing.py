@@ -48,6 +48,22 @@ def client_for(raw_key: str) -> APIClient:
     return client
 
 
+def staff_client(*permissions: str, username: str = "") -> Any:
+    """A Django test client logged in as a staff user holding exactly ``permissions``
+    ("app.codename") — not a superuser, so every permission check is the real one."""
+    from django.contrib.auth.models import Permission, User
+    from django.test import Client
+
+    user = User.objects.create_user(username or f"staff{User.objects.count()}", password="x",
+                                    is_staff=True)
+    for permission in permissions:
+        app, codename = permission.split(".")
+        user.user_permissions.add(Permission.objects.get(content_type__app_label=app,
+                                                         codename=codename))
+    client = Client()
+    client.force_login(user)
+    return client
+
 def error_of(response: Any, status: int) -> dict[str, Any]:
     """The error payload of an envelope answer, after checking the status and the envelope's
     shape."""

@@ -174,7 +174,7 @@ class _PinnedHTTPSConnection(http.client.HTTPSConnection):
     def connect(self) -> None:
         sock = socket.create_connection((self._address, self.port), self.timeout)
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self.sock = self._context.wrap_socket(sock, server_hostname=self.host)
+        self.sock = tls_context().wrap_socket(sock, server_hostname=self.host)
 
 
 def tls_context() -> ssl.SSLContext:
@@ -388,7 +388,7 @@ def target_refusal(url: str) -> str:
 
 def getaddrinfo(host: str, port: int) -> list[str]:
     """The addresses ``host`` resolves to now (tests replace this with a fake resolver)."""
-    return [info[4][0] for info in socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)]
+    return [str(info[4][0]) for info in socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)]
 
 
 def resolve_target(url: str) -> tuple[str, str]:

@@ -43,7 +43,8 @@ import http from 'k6/http';
 export const options = { vus: __VUS__, duration: '__SECONDS__s', insecureSkipTLSVerify: true,
                          discardResponseBodies: true };
 export default function () {
-  const r = http.get(`${__ENV.BASE}/api/v1/orders?page=1&limit=20`, { headers: { 'X-API-Key': __ENV.KEY } });
+  const r = http.get(`${__ENV.BASE}/api/v1/orders?page=1&limit=20`,
+                     { headers: { 'X-API-Key': __ENV.KEY } });
   if (r.status !== 200) { throw new Error(`status ${r.status}`); }
 }
 """
@@ -52,7 +53,8 @@ import http from 'k6/http';
 export const options = { vus: __VUS__, duration: '__SECONDS__s', insecureSkipTLSVerify: true,
                          discardResponseBodies: true };
 const body = JSON.stringify({ customer_id: '550e8400-e29b-41d4-a716-446655440001',
-  items: [{ product_id: '550e8400-e29b-41d4-a716-446655440002', sku: 'TEST-001', quantity: 1, unit_price: 29.99 }],
+  items: [{ product_id: '550e8400-e29b-41d4-a716-446655440002', sku: 'TEST-001', quantity: 1,
+           unit_price: 29.99 }],
   total_amount: 29.99 });
 export default function () {
   const r = http.post(`${__ENV.BASE}/api/v1/orders`, body, { headers: { 'X-API-Key': __ENV.KEY,

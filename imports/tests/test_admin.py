@@ -75,7 +75,8 @@ def test_a_refused_file_shows_its_error_and_offers_no_apply(admin_client,
     record = Import.objects.get()
     page = admin_client.get(reverse("admin:imports_import_change",
                                     args=[record.pk])).content.decode()
-    assert record.status == "failed" and "unknown_column" in page and "Apply this import" not in page
+    assert record.status == "failed" and "unknown_column" in page
+    assert "Apply this import" not in page
     assert admin_client.post(reverse("admin:imports_import_apply",
                                      args=[record.pk])).status_code == 302
     assert Import.objects.count() == 1 and not Product.objects.exists()
@@ -95,7 +96,8 @@ def test_importing_needs_the_import_permission_and_the_kinds_permissions(client,
     assert upload(client).status_code == 403
     user.user_permissions.add(*_perms("imports.add_import"))
     response = upload(client)
-    assert response.status_code == 200 and "You may not change these records." in response.content.decode()
+    assert response.status_code == 200
+    assert "You may not change these records." in response.content.decode()
     assert not Import.objects.exists()
     user.user_permissions.add(*_perms("catalog.add_product", "catalog.change_product"))
     with django_capture_on_commit_callbacks(execute=True):
@@ -106,8 +108,8 @@ def test_importing_needs_the_import_permission_and_the_kinds_permissions(client,
 
 def _export(client, changelist: str, action: str, queryset) -> list[list[str]]:
     response = client.post(reverse(changelist),
-                           {"action": action, "_selected_action": [str(pk) for pk in
-                                                                                    queryset.values_list("pk", flat=True)]})
+                           {"action": action, "_selected_action": [
+                               str(pk) for pk in queryset.values_list("pk", flat=True)]})
     assert response.status_code == 200 and response["Content-Type"].startswith(
         "text/csv"), response.content[:500]
     return list(csv.reader(io.StringIO(b"".join(response.streaming_content).decode())))
@@ -143,7 +145,9 @@ def test_the_export_actions_stream_what_is_selected(admin_client):
     assert [r[0] for r in rows[1:]] == [order.order_number]
     rows = _export(admin_client, "admin:orders_order_changelist", "export_csv_with_items",
                    Order.objects.all())
-    assert [(r[0], r[-7], r[-5]) for r in rows[1:]] == [(order.order_number, "X-2", "2")]
+    columns = rows[0]
+    assert [(r[0], r[columns.index("item_sku")], r[columns.index("item_quantity")])
+            for r in rows[1:]] == [(order.order_number, "X-2", "2")]
 
 
 def test_an_export_action_exports_the_whole_filtered_changelist(admin_client):

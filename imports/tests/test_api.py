@@ -43,7 +43,8 @@ def test_a_non_utf8_byte_late_in_the_file_refuses_it_before_any_row_is_written(r
 
 def test_an_ndjson_line_with_an_unknown_field_refuses_the_file(run_import):
     body = (
-        '{"sku": "N-1", "name": "A", "price": "1"}\n{"sku": "N-2", "name": "B", "price": "1", "colour": "red"}\n')
+        '{"sku": "N-1", "name": "A", "price": "1"}\n'
+        '{"sku": "N-2", "name": "B", "price": "1", "colour": "red"}\n')
     result = run_import(body, content_type="application/x-ndjson")
     assert result["status"] == "failed"
     assert [(e["row"], e["column"], e["code"])

@@ -60,7 +60,8 @@ def test_customers_with_default_addresses_are_created_changed_and_left_alone(run
 
 def test_reimporting_customers_changes_nothing(run_import):
     body = (
-        HEADER + "a@example.com,A,B,,1 St,Oslo,0150,NO,,,\nc@example.com,C,,,,,,,2 Bill St,Bergen,NO\n")
+        HEADER + "a@example.com,A,B,,1 St,Oslo,0150,NO,,,\n"
+        "c@example.com,C,,,,,,,2 Bill St,Bergen,NO\n")
     run_import(body, kind="customers")
     state = list(Customer.objects.order_by("email").values_list("email", "version", "updated_at"))
     again = run_import(body, kind="customers")

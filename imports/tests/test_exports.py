@@ -171,8 +171,9 @@ def test_the_orders_export_gives_a_row_per_line_with_include_items(api):
     assert len(headers) == 3 and "item_sku" not in headers[0]
     _, rows = download(api, "/api/v1/orders/export.csv?include_items=true")
     columns = rows[0]
-    assert columns[-8:] == ["item_id", "item_sku", "item_name", "item_quantity", "item_unit_price",
-                            "item_total_price", "item_quantity_fulfilled", "item_quantity_returned"]
+    assert columns[-11:] == ["item_id", "item_sku", "item_name", "item_quantity", "item_unit_price",
+                             "item_total_price", "item_discount_total", "item_net_total",
+                             "item_tax_total", "item_quantity_fulfilled", "item_quantity_returned"]
     lines = [dict(zip(columns, row, strict=True)) for row in rows[1:]]
     assert [(r["order_number"], r["item_sku"], r["item_name"], r["item_quantity"],
              r["item_total_price"])

@@ -118,7 +118,7 @@ def test_a_file_needs_exactly_one_of_on_hand_and_quantity(run_import, stock):
 
 def test_counts_falling_to_the_reorder_point_publish_low_stock(run_import, stock):
     row = item(stock["a"], stock["main"])
-    services.inventory_item_update(item_id=row.id, reorder_point=4)
+    services.inventory_item_update(item_id=row.id, changes={"reorder_point": 4})
     run_import("sku,location_code,on_hand\nA-1,MAIN,4\n", kind="inventory")
     assert [p["sku"] for t,
             p in Event.objects.values_list("type", "payload")
@@ -127,7 +127,8 @@ def test_counts_falling_to_the_reorder_point_publish_low_stock(run_import, stock
 
 def test_ndjson_counts_must_be_json_integers(run_import, stock):
     body = (
-        '{"sku": "A-1", "location_code": "MAIN", "on_hand": "2"}\n{"sku": "B-1", "location_code": "MAIN", "on_hand": 8}\n')
+        '{"sku": "A-1", "location_code": "MAIN", "on_hand": "2"}\n'
+        '{"sku": "B-1", "location_code": "MAIN", "on_hand": 8}\n')
     result = run_import(body, kind="inventory", content_type="application/x-ndjson")
     assert triples(result) == [(1, "on_hand", "invalid")]
     assert (item(stock["a"], stock["main"]).on_hand,

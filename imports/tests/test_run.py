@@ -39,7 +39,8 @@ def test_import_data_runs_the_service_with_a_progress_bar(tmp_path):
 
     call_command("import_data", str(path), "--kind", "products", "--dry-run", "--no-progress",
                  stdout=out)
-    assert "dry run (nothing written)" in out.getvalue() and "0 created, 0 updated, 5 unchanged" in out.getvalue()
+    assert "dry run (nothing written)" in out.getvalue()
+    assert "0 created, 0 updated, 5 unchanged" in out.getvalue()
 
 
 def test_import_data_exits_non_zero_on_a_refused_file(tmp_path):

@@ -36,12 +36,12 @@ def _text(value: Any, max_length: int) -> str:
         raise CellInvalid("required", "This field is required.")
     if not isinstance(value, str):
         raise CellInvalid("invalid", "Not a valid string.")
-    value = value.strip()
-    if not value:
+    text: str = value.strip()
+    if not text:
         raise CellInvalid("blank", "This field may not be blank.")
-    if "\x00" in value or len(value) > max_length:
+    if "\x00" in text or len(text) > max_length:
         raise CellInvalid("invalid", f"At most {max_length} characters, no null character.")
-    return value
+    return text
 
 
 def _count(value: Any, *, low: int) -> int:

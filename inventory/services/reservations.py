@@ -33,7 +33,7 @@ from inventory.services.common import (
 )
 from inventory.services.ledger import Change, Rejected, apply_changes
 from stateset import metrics
-from stateset.db import insert_rows
+from stateset.db import batched_inserts, insert_rows
 from stateset.errors import (
     Conflict,
     InsufficientStock,
@@ -52,6 +52,9 @@ class ReserveLine:
     sku: str | None = None
     location_id: uuid.UUID | None = None
     backorder_line_id: uuid.UUID | None = None  # an order line that may wait for what is short
+    # The caller's reading of the product, when it has one (an order has just priced its lines):
+    # the product is then not read again.
+    product: ProductRef | None = None
 
 
 @dataclass(frozen=True)
@@ -101,13 +104,13 @@ def stock_reserve_for_order(*, lines: list[ReserveLine], queue: Queue, actor: st
     rows) reserves what is sellable and queues the rest (``backorders.backorders_record``) instead
     of failing. Such lines lock every active row of their product, so a receipt elsewhere waits for
     this transaction and then serves the new demand. Raises as :func:`stock_reserve` for the
-    others."""
+    others; a raise leaves the caller's transaction to be rolled back (no savepoint is taken)."""
     return _counted(lambda: _reserve(lines=lines, reference_type="order",
                                      reference_id=str(queue.order_id),
                                       expires_at=None, actor=actor, queue=queue))
 
 
-def _counted(run: Callable[[], Any]) -> Any:
+def _counted[T](run: Callable[[], T]) -> T:
     try:
         result = run()
     except InsufficientStock:
@@ -154,9 +157,10 @@ def _reserve(*, lines: Sequence[ReserveLine], reference_type: str, reference_id:
             bad[str(index)] = exc.details
     if bad:
         raise ValidationFailed("Invalid reservation lines.", details={"lines": bad})
-    refs = product_refs(
+    looked_up = iter(product_refs(
         [(as_uuid(ln.product_id, "product_id") if ln.product_id is not None else None, ln.sku)
-                          for ln in lines])
+         for ln in lines if ln.product is None]))
+    refs = [ln.product if ln.product is not None else next(looked_up) for ln in lines]
     unknown = [{"index": i, "product_id": str(ln.product_id) if ln.product_id else None,
                 "sku": ln.sku}
                for i, (ln, ref) in enumerate(zip(lines, refs, strict=True)) if ref is None]
@@ -179,7 +183,10 @@ def _reserve(*, lines: Sequence[ReserveLine], reference_type: str, reference_id:
 
     may_wait = {line.product.id for line, given in zip(parsed, lines, strict=True)
                 if queue is not None and given.backorder_line_id is not None}
-    with transaction.atomic():
+    # An order's reservation takes no savepoint of its own (two round trips fewer): it runs inside
+    # the order's transaction, which a refusal ends, so the order's rollback is the one that counts.
+    # After the row locks, the movements, reservations and outbox row go as one statement.
+    with transaction.atomic(savepoint=queue is None), batched_inserts():
         rows = locks.lock_stock_rows((line.product.id for line in parsed), every_row_of=may_wait)
         remaining = {row.id: row.sellable for row in rows}
         allowed = {line.product.id for line in parsed if line.product.allow_backorder} | {

@@ -92,7 +92,8 @@ class OrderFactory(factory.Factory):
         return services.order_create(
             customer_id=customer.id,
             items=[services.OrderLineInput(product_id=line[0].id, quantity=line[1],
-                                           discount=line[2] if len(line) > 2 else None)  # type: ignore[misc]  # a 3-tuple here
+                                           # a 3-tuple here
+                                           discount=line[2] if len(line) > 2 else None)
                    for line in lines],
             **kwargs,
         ).order

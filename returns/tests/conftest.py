@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
+from typing import Any, cast
 
 import pytest
 
@@ -62,8 +62,8 @@ def shipped_order(customer):
         """A line may carry its own discount: ``(product, quantity, "5.00")``; ``order_fields`` go
         to
         ``order_create`` (``discounts``, ``shipping_address``...)."""
-        order = ShippedOrderFactory(customer=customer, lines=list(lines), delivered=deliver,
-                                    **order_fields)
+        order = cast(Order, ShippedOrderFactory(customer=customer, lines=list(lines),
+                                                delivered=deliver, **order_fields))
         if paid:
             orders_services.order_record_payment(order_id=order.id,
                                                  payment_status=Order.PaymentStatus.PAID)

@@ -153,3 +153,40 @@ def test_the_machine_is_the_specs():
         "refunded"] == {"closed"}
     assert not services.TRANSITIONS["closed"] and not services.TRANSITIONS["rejected"]
     assert not services.TRANSITIONS["cancelled"]
+
+
+def test_receive_records_what_the_warehouse_found_per_line(api, make_product, shipped_order):
+    shirt = make_product(sku="SHIRT")
+    shipped = shipped_order((shirt, 2))
+    rma = request_return(api, shipped, ("SHIRT", 2, "resellable"))
+    act(api, rma, "approve")
+    line = rma["items"][0]
+    before = on_hand(shirt)
+    response = api.post(f"/api/v1/returns/{rma['id']}/receive", {"items": [
+        {"return_item_id": line["id"], "condition": "damaged", "restock": False}]},
+        format="json")
+    received = data_of(response)
+    assert received["status"] == "received"
+    assert (received["items"][0]["condition"], received["items"][0]["restock"]) == ("damaged",
+                                                                                    False)
+    assert on_hand(shirt) == before  # damaged units stay out of stock
+    assert OrderItem.objects.get(id=line["order_item_id"]).quantity_returned == 2
+
+
+def test_receive_refuses_a_foreign_line_or_a_condition_twice_and_writes_nothing(
+        api, make_product, shipped_order):
+    shirt = make_product(sku="SHIRT")
+    shipped = shipped_order((shirt, 3))
+    rma = request_return(api, shipped, ("SHIRT", 1, "resellable"), ("SHIRT", 1, "damaged"))
+    other = request_return(api, shipped, ("SHIRT", 1, "defective"))
+    act(api, rma, "approve")
+    lines = {item["condition"]: item["id"] for item in rma["items"]}
+    for items in ([{"return_item_id": other["items"][0]["id"], "condition": "damaged"}],
+                  [{"return_item_id": lines["resellable"], "condition": "damaged"}]):
+        response = api.post(f"/api/v1/returns/{rma['id']}/receive", {"items": items},
+                            format="json")
+        assert error_of(response, 422)["code"] == "validation_error"
+    row = Return.objects.get(id=rma["id"])
+    assert (row.status, row.version) == ("approved", 2)
+    assert sorted(row.items.values_list("condition", flat=True)) == ["damaged", "resellable"]
+    assert not StockMovement.objects.filter(kind="return").exists()

@@ -52,7 +52,7 @@ def client_address(request: Any) -> str:
         forwarded = [part.strip() for part in meta.get("HTTP_X_FORWARDED_FOR", "").split(",")
                      if part.strip()]
         if len(forwarded) >= hops:
-            return forwarded[-hops][:64]
+            return str(forwarded[-hops])[:64]
     return str(meta.get("REMOTE_ADDR", ""))[:64]
 
 

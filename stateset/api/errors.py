@@ -170,8 +170,8 @@ def _diag_column(exc: BaseException) -> str | None:
 
 
 @functools.cache
-def _fields_by_column() -> dict[tuple[str, str], models.Field]:
-    return {(model._meta.db_table, field.column): field
+def _fields_by_column() -> dict[tuple[str, str], models.Field[Any, Any]]:
+    return {(model._meta.db_table, str(field.column)): field
             for model in apps.get_models() for field in model._meta.concrete_fields}
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from typing import Any
 
 from django.utils import timezone
 from drf_spectacular.utils import extend_schema
@@ -57,11 +58,11 @@ class ApiKeyRotateIn(StrictSerializer):
                                        help_text="How long the replaced secret keeps working.")
 
 
-class ApiKeyFilters(serializers.Serializer):
+class ApiKeyFilters(serializers.Serializer[Any]):
     revoked = serializers.BooleanField(required=False, allow_null=True, default=None)
 
 
-class ApiKeyOut(serializers.Serializer):
+class ApiKeyOut(serializers.Serializer[Any]):
     id = serializers.UUIDField()
     name = serializers.CharField()
     prefix = serializers.CharField(help_text="The first characters of the secret, to recognise it.")

@@ -49,7 +49,7 @@ class StrictIntegerField(serializers.IntegerField):
 
 
 @extend_schema_field({"type": "string", "format": "decimal", "example": "59.98"})
-class MoneyField(serializers.Field):
+class MoneyField(serializers.Field[Any, Any, Any, Any]):
     """An amount: a JSON decimal string (``"59.98"``) or number, finite and not negative. Its digits
     are checked against the currency by the service (``stateset.money.parse_money``), which knows
     it."""

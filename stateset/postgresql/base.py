@@ -29,7 +29,7 @@ from psycopg.types import numeric
 def _checked(dumper: type, bits: int) -> type:
     low, high = -(2 ** (bits - 1)), 2 ** (bits - 1) - 1
 
-    class Checked(dumper):  # type: ignore[misc, valid-type]
+    class Checked(dumper):  # type: ignore[misc]
         def dump(self, obj: int) -> Any:
             if not low <= obj <= high:
                 raise psycopg.DataError(f"integer out of range for a {bits}-bit column: {obj}")

@@ -43,24 +43,26 @@ class Worker:
                                         cwd=ROOT, env=env,
                                         stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                         stderr=subprocess.DEVNULL, text=True)
+        assert self.process.stdin is not None and self.process.stdout is not None
+        self.stdin, self.stdout = self.process.stdin, self.process.stdout
         assert "ready" in self._read()
 
     def _read(self) -> dict:
-        line = self.process.stdout.readline()
+        line = self.stdout.readline()
         assert line, "the worker process died"
         return json.loads(line)
 
     def request(self, method: str, path: str, key: str, body: dict | None = None) -> dict:
-        self.process.stdin.write(
+        self.stdin.write(
             json.dumps({"method": method, "path": path, "key": key, "body": body}) + "\n")
-        self.process.stdin.flush()
+        self.stdin.flush()
         return self._read()
 
     def get_orders(self, key: str) -> dict:
         return self.request("get", "/api/v1/orders", key)
 
     def close(self) -> None:
-        self.process.stdin.close()
+        self.stdin.close()
         self.process.wait(20)
 
 

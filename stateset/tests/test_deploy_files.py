@@ -276,7 +276,8 @@ def test_the_guides_postgresql_settings_parse_with_postgresql(tmp_path):
               "max_parallel_workers_per_gather": "4", "max_parallel_workers": "8",
               "wal_buffers": "2048"}
     text = conf.read_text()
-    assert "(cores × 2) + effective spindles" in text, "the pool-size rule is written next to max_connections"
+    assert "(cores × 2) + effective spindles" in text, (
+        "the pool-size rule is written next to max_connections")
     bin_dir = next(
         (server_binaries(major)[0] for major in (18, 17, 16, 15) if server_binaries(major)[0]),
         None)

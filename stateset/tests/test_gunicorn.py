@@ -53,7 +53,8 @@ def start_gunicorn(tmp_path, workers: int = 3) -> tuple[subprocess.Popen, str]:
             if server.poll() is not None or time.monotonic() > deadline:
                 server.kill()
                 raise AssertionError(
-                    "gunicorn did not start: " + server.stderr.read().decode()[-2000:])
+                    "gunicorn did not start: "
+                    + (server.stderr.read() if server.stderr else b"").decode()[-2000:])
             time.sleep(0.3)
 
 

@@ -53,6 +53,13 @@ def libpq_params(settings_dict: dict[str, Any]) -> dict[str, Any]:
     return params
 
 
+def scalar(conn: psycopg.Connection, sql: Any, params: Any = None) -> Any:
+    """The first column of the one row ``sql`` answers."""
+    row = conn.execute(sql, params).fetchone()
+    assert row is not None, sql
+    return row[0]
+
+
 def wait_http(url: str, process: subprocess.Popen | None = None, seconds: float = 60) -> None:
     deadline = time.monotonic() + seconds
     while True:
@@ -63,7 +70,7 @@ def wait_http(url: str, process: subprocess.Popen | None = None, seconds: float 
             return  # it answers
         except OSError:
             if process is not None and process.poll() is not None:
-                raise AssertionError(f"{process.args[:3]} exited: {_tail(process)}") from None
+                raise AssertionError(f"{process.args!r} exited: {_tail(process)}") from None
             if time.monotonic() > deadline:
                 raise AssertionError(f"{url} did not answer in {seconds} s") from None
             time.sleep(0.2)
@@ -156,15 +163,21 @@ class Standby:
         assert self.directory is not None
         return self.directory / "data"
 
+    @property
+    def binaries(self) -> Path:
+        assert self.bin is not None, "why_not() finds the server binaries first"
+        return self.bin
+
     def why_not(self) -> str:
         """Empty when a standby can be made here, else the reason."""
         try:
             with psycopg.connect(**libpq_params(self.primary)) as conn:
-                major = int(conn.execute("SHOW server_version_num").fetchone()[0]) // 10000
-                level = conn.execute("SHOW wal_level").fetchone()[0]
-                senders = int(conn.execute("SHOW max_wal_senders").fetchone()[0])
-                can_replicate = conn.execute(
-                    "SELECT rolreplication OR rolsuper FROM pg_roles WHERE rolname = current_user").fetchone()[0]
+                major = int(scalar(conn, "SHOW server_version_num")) // 10000
+                level = scalar(conn, "SHOW wal_level")
+                senders = int(scalar(conn, "SHOW max_wal_senders"))
+                can_replicate = scalar(conn,
+                    "SELECT rolreplication OR rolsuper FROM pg_roles"
+                    " WHERE rolname = current_user")
         except psycopg.Error as exc:
             return f"cannot reach the test database server: {exc}"
         if level == "minimal" or senders < 2:
@@ -183,7 +196,7 @@ class Standby:
         self.directory = service_dir("stateset-standby-")
         p = self.primary
         backup = subprocess.run(
-            [self.bin / "pg_basebackup", "-h", p["HOST"] or "localhost", "-p",
+            [self.binaries / "pg_basebackup", "-h", p["HOST"] or "localhost", "-p",
              str(p["PORT"] or 5432),
              "-U", p["USER"], "-D", str(self.data), "-X", "stream", "-c", "fast", "-R", "-N",
              "--no-manifest", "-w"],
@@ -201,7 +214,7 @@ class Standby:
             raise RuntimeError(f"pg_basebackup failed: {message}")
         with psycopg.connect(**libpq_params(p)) as conn:
             # A hot standby needs at least the primary's value of these.
-            copied = {name: conn.execute(f"SHOW {name}").fetchone()[0] for name in (
+            copied = {name: scalar(conn, f"SHOW {name}") for name in (
                 "max_connections", "max_worker_processes", "max_wal_senders",
                 "max_prepared_transactions", "max_locks_per_transaction")}
         settings = {
@@ -224,7 +237,8 @@ class Standby:
         self.run_ctl("start", "-l", str(self.directory / "standby.log"))
 
     def run_ctl(self, action: str, *extra: str) -> None:
-        args = [self.bin / "pg_ctl", "-D", str(self.data), "-w", "-t", "60", *extra]
+        args: list[str | Path] = [self.binaries / "pg_ctl", "-D", str(self.data), "-w", "-t", "60",
+                                  *extra]
         if action == "stop":
             args += ["-m", "immediate"]
         result = subprocess.run([*args, action],
@@ -255,11 +269,11 @@ class Standby:
 
     def wait_caught_up(self, seconds: float = 30) -> None:
         with psycopg.connect(**libpq_params(self.primary)) as primary:
-            target = primary.execute("SELECT pg_current_wal_lsn()").fetchone()[0]
+            target = scalar(primary, "SELECT pg_current_wal_lsn()")
         deadline = time.monotonic() + seconds
         with self.connect() as conn:
-            while not conn.execute("SELECT pg_last_wal_replay_lsn() >= %s::pg_lsn",
-                                   [target]).fetchone()[0]:
+            while not scalar(conn, "SELECT pg_last_wal_replay_lsn() >= %s::pg_lsn",
+                                   [target]):
                 assert time.monotonic() < deadline, "the standby did not catch up"
                 time.sleep(0.05)
 
@@ -267,7 +281,7 @@ class Standby:
         with self.connect() as conn:
             conn.execute("SELECT pg_wal_replay_pause()")
             deadline = time.monotonic() + 10
-            while conn.execute("SELECT pg_get_wal_replay_pause_state()").fetchone()[0] != "paused":
+            while scalar(conn, "SELECT pg_get_wal_replay_pause_state()") != "paused":
                 assert time.monotonic() < deadline, "replay did not pause"
                 time.sleep(0.05)
 
@@ -338,8 +352,9 @@ class PgBouncer:
             except OSError:
                 if self.process.poll() is not None or time.monotonic() > deadline:
                     log = self.directory / "pgbouncer.log"
-                    raise RuntimeError(f"pgbouncer did not start: {_tail(self.process)} "
-                                       f"{log.read_text()[-2000:] if log.exists() else ''}") from None
+                    written = log.read_text()[-2000:] if log.exists() else ""
+                    raise RuntimeError(
+                        f"pgbouncer did not start: {_tail(self.process)} {written}") from None
                 time.sleep(0.1)
 
     def settings_dict(self) -> dict[str, Any]:
@@ -361,12 +376,12 @@ class PgBouncer:
             shutil.rmtree(self.directory, ignore_errors=True)
 
 
-def api_caller(base: str, key: str):  # type: ignore[no-untyped-def]
+def api_caller(base: str, key: str):
     """``call(method, path, body=None, headers=None)`` → (status, envelope data); fails on
     4xx/5xx."""
     import json
 
-    def call(method: str, path: str, body: dict | None = None, headers: dict | None = None):  # type: ignore[no-untyped-def]
+    def call(method: str, path: str, body: dict | None = None, headers: dict | None = None):
         request = urllib.request.Request(
             base + path, method=method,
             data=json.dumps(body).encode() if body is not None else None,

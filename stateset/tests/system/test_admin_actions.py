@@ -2,7 +2,9 @@
 access to the page. This walks EVERY action of every registered ModelAdmin — the site-wide ones
 (``delete_selected``), each class's own and those added later with ``OrderAdmin.extend`` — and
 proves that a staff user holding every *view* permission is neither offered one nor able to run
-one with a forged POST: the database is byte-for-byte what it was."""
+one with a forged POST: the database is byte-for-byte what it was. Exports are reads (SPEC §4.8:
+the filtered list as CSV): their permission is ``view``, and a viewer runs them without changing a
+row."""
 
 from __future__ import annotations
 
@@ -19,6 +21,7 @@ from catalog.models import Product
 from customers.models import Customer
 from customers.tests.factories import AddressFactory
 from fulfillment import services as fulfillment_services
+from imports.models import Import
 from inventory import services as inventory_services
 from orders import services as orders_services
 from returns import services as returns_services
@@ -28,12 +31,25 @@ from webhooks.models import Delivery
 
 pytestmark = pytest.mark.django_db
 PRODUCT_APPS = ("stateset", "catalog", "customers", "inventory", "orders", "fulfillment", "returns",
-                "webhooks")
+                "webhooks", "imports")
 
 
 def every_action() -> list[tuple[admin.ModelAdmin, str, object]]:
     return [(model_admin, name, func) for model_admin in admin.site._registry.values()
-            for func, name, _ in model_admin._get_base_actions()]
+            for func, name, _ in model_admin._get_base_actions()]  # type: ignore[attr-defined]
+
+
+def is_export(func: object) -> bool:
+    return (tuple(getattr(func, "allowed_permissions", ())) == ("view",)
+            and getattr(func, "__name__", "").startswith("export_"))
+
+
+def write_actions() -> list[tuple[admin.ModelAdmin, str, object]]:
+    return [item for item in every_action() if not is_export(item[2])]
+
+
+def exports() -> list[tuple[admin.ModelAdmin, str, object]]:
+    return [item for item in every_action() if is_export(item[2])]
 
 
 def action_id(item: tuple[admin.ModelAdmin, str, object]) -> str:
@@ -77,6 +93,7 @@ def world(db):
     Delivery.objects.filter(endpoint=endpoint).update(status=Delivery.Status.FAILED, attempts=8)
     platform_services.api_key_create(name="walker", scopes=["*"])
     Group.objects.create(name="walkers")
+    Import.objects.create(kind=Import.Kind.PRODUCTS, status=Import.Status.SUCCEEDED)
     AddressFactory(customer=customer)
     platform_services.idempotency_claim(owner="user:0", key="walker", method="POST",
                                         path="/api/v1/x", request_hash="0" * 64)
@@ -84,7 +101,7 @@ def world(db):
 
 
 def snapshot() -> dict[str, list[dict]]:
-    return {model._meta.label: list(model.objects.order_by("pk").values())
+    return {model._meta.label: list(model._default_manager.order_by("pk").values())
             for label in (*PRODUCT_APPS, "auth")
             for model in apps.get_app_config(label).get_models()}
 
@@ -104,7 +121,7 @@ def test_the_walk_covers_site_class_and_extended_actions():
     assert len(names) >= 15
 
 
-@pytest.mark.parametrize("item", every_action(), ids=action_id)
+@pytest.mark.parametrize("item", write_actions(), ids=action_id)
 def test_every_action_declares_a_permission_beyond_view(item):
     model_admin, name, func = item
     permissions = getattr(func, "allowed_permissions", ())
@@ -112,7 +129,7 @@ def test_every_action_declares_a_permission_beyond_view(item):
     assert "view" not in permissions
 
 
-@pytest.mark.parametrize("item", every_action(), ids=action_id)
+@pytest.mark.parametrize("item", write_actions(), ids=action_id)
 def test_a_view_only_user_is_not_offered_the_action_and_a_forged_post_changes_nothing(
         item, world, viewer, admin_user):
     model_admin, name, func = item
@@ -137,3 +154,29 @@ def test_a_view_only_user_is_not_offered_the_action_and_a_forged_post_changes_no
                                  "post": "yes", "apply": "1", "quantity": "5", "reason": "forged"})
     assert response.status_code in (200, 302, 403)
     assert snapshot() == before  # ...but not change it
+
+
+def test_the_walk_finds_the_exports():
+    assert {action_id(item) for item in exports()} >= {
+        "catalog.Product.export_csv", "customers.Customer.export_csv",
+        "inventory.InventoryItem.export_csv", "orders.Order.export_csv_with_items"}
+
+
+@pytest.mark.parametrize("item", exports(), ids=action_id)
+def test_a_viewer_may_export_and_the_export_changes_nothing(item, world, viewer):
+    model_admin, name, _ = item
+    model = model_admin.model
+    request = RequestFactory().get("/")
+    request.user = viewer
+    assert name in model_admin.get_actions(request)
+    client = Client()
+    client.force_login(viewer)
+    url = reverse(f"admin:{model._meta.app_label}_{model._meta.model_name}_changelist")
+    pks = [str(pk) for pk in model.objects.values_list("pk", flat=True)[:10]]
+    assert pks, f"the world has no {model._meta.label} row to export"
+    before = snapshot()
+    response = client.post(url, {"action": name, "_selected_action": pks, "index": "0"})
+    assert response.status_code == 200 and response["Content-Type"].startswith("text/csv")
+    assert len(b"".join(response.streaming_content).splitlines()) == len(pks) + 1 or \
+        name.endswith("_with_items")
+    assert snapshot() == before

@@ -104,11 +104,16 @@ def required_scope(path: str, method: str) -> str:
     return f"{resource}:{'read' if method == 'get' else 'write'}"
 
 
+# Scopes a route takes in place of its own: who starts an import may follow it (imports/api.py).
+ALSO_GRANTS = {"imports:read": {"imports:write"}}
+
+
 def every_scope_but(required: str) -> list[str]:
     """Every concrete scope that does not grant ``required`` (no wildcards)."""
     resources = {*RESOURCES, "keys", "imports", "audit"}
     scopes = [f"{r}:{a}" for r in sorted(resources) for a in ("read", "write", "manage")]
-    return [s for s in scopes if scope_is_valid(s) and not scope_allows([s], required)]
+    return [s for s in scopes if scope_is_valid(s) and not scope_allows([s], required)
+            and s not in ALSO_GRANTS.get(required, set())]
 
 
 ROUTES = api_routes()

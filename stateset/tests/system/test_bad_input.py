@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import io
 import uuid
+from collections.abc import Callable
 
 import orjson
 import pytest
@@ -157,15 +158,20 @@ def test_a_nul_in_the_path_or_the_key_never_breaks_the_insert(api):
 
 
 def wsgi_post(path: str, body: bytes, *, terminated: bool = True, **headers) -> tuple[int, bytes]:
-    environ = RequestFactory()._base_environ(PATH_INFO=path, REQUEST_METHOD="POST",
-                                             CONTENT_TYPE="application/json",
-                                             HTTP_TRANSFER_ENCODING="chunked", **headers)
+    base_environ = RequestFactory()._base_environ  # type: ignore[attr-defined]
+    environ = base_environ(PATH_INFO=path, REQUEST_METHOD="POST", CONTENT_TYPE="application/json",
+                           HTTP_TRANSFER_ENCODING="chunked", **headers)
     environ.pop("CONTENT_LENGTH", None)
     environ["wsgi.input"] = io.BytesIO(body)
     if terminated:
         environ["wsgi.input_terminated"] = True
     status: list[str] = []
-    chunks = WSGIHandler()(environ, lambda s, h, *a: status.append(s))
+    def start_response(code: str, headers: object, exc_info: object = None) -> Callable[[bytes],
+                                                                                        object]:
+        status.append(code)
+        return lambda chunk: None
+
+    chunks = WSGIHandler()(environ, start_response)
     return int(status[0].split()[0]), b"".join(chunks)
 
 

@@ -178,7 +178,7 @@ def test_every_series_appears_with_its_labels_after_real_traffic(tmp_path):
         assert name in as_json, f"/metrics/json lacks {name}"
 
 
-def _scrape_until(url: str, ready, seconds: float = 15) -> dict[str, list]:  # type: ignore[no-untyped-def]
+def _scrape_until(url: str, ready, seconds: float = 15) -> dict[str, list]:
     deadline = time.monotonic() + seconds
     while True:
         samples = scrape(url)
@@ -192,7 +192,7 @@ def _purge(broker: str) -> None:
 
     with Connection(broker) as conn:
         try:
-            conn.default_channel.queue_purge("celery")
+            conn.default_channel.queue_purge("celery")  # type: ignore[attr-defined]
         except Exception:  # no such queue yet
             pass
 

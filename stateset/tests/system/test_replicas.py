@@ -199,7 +199,8 @@ def test_a_stopped_standby_is_skipped_and_reads_fall_back_to_the_primary(replica
         replica_health.forget()
         started = time.monotonic()
         assert product_names(reader) == {"DOWN-1": "Served anyway"}
-        assert time.monotonic() - started < 5, "a down replica costs one short check, not a pool timeout"
+        assert time.monotonic() - started < 5, (
+            "a down replica costs one short check, not a pool timeout")
         state = replica_health.state(ALIAS)
         assert state is not None and not state.usable and state.reason.startswith("down")
         for _ in range(5):
@@ -279,8 +280,8 @@ def test_readiness_reports_the_replica_without_failing_on_it(replica, client):
 # --- helpers -------------------------------------------------------------------------------------
 
 
-def _counting(function, calls: list):  # type: ignore[no-untyped-def]
-    def counted(*args, **kwargs):  # type: ignore[no-untyped-def]
+def _counting(function, calls: list):
+    def counted(*args, **kwargs):
         calls.append(args)
         return function(*args, **kwargs)
 

@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('orders', '0003_backorders'),
+        ('orders', '0004_permissions'),
     ]
 
     operations = [
