@@ -65,6 +65,8 @@ class HasAuditScope(BasePermission):
     def has_permission(self, request: Any, view: Any) -> bool:
         if request.user is None or not getattr(request.user, "is_authenticated", False):
             raise exceptions.NotAuthenticated("Authentication required: send X-API-Key.")
+        if request.method not in ("GET", "HEAD"):
+            return True  # the view serves none: 405, as on every route
         required = _audited(request).read_scope
         if not scope_allows(granted_scopes(request.user), required):
             raise exceptions.PermissionDenied(f"This key lacks the scope {required}.",

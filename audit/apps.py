@@ -13,13 +13,15 @@ class AuditConfig(AppConfig):
     def ready(self) -> None:
         from celery.signals import task_postrun, task_prerun
         from django.db.backends.signals import connection_created
+        from django.db.models.signals import post_migrate
 
-        from audit import context, registry
+        from audit import context, registry, triggers
 
         context.AUDITED_TABLES = registry.audited_tables()
         connection_created.connect(context.install, dispatch_uid="audit-context")
         task_prerun.connect(_task_started, dispatch_uid="audit-task-started", weak=False)
         task_postrun.connect(_task_finished, dispatch_uid="audit-task-finished", weak=False)
+        post_migrate.connect(triggers.sync, sender=self, dispatch_uid="audit-triggers")
 
 
 _TOKENS: dict[str, Any] = {}

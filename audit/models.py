@@ -3,9 +3,10 @@
 ``update()``, an ``F()`` counter, raw SQL — with who made it (``pgh_context``, set by
 ``audit.context``) and, on an update, what changed (``pgh_diff``: ``{"column": [old, new]}``).
 
-The triggers are declared here, on the other apps' models, and installed by pgtrigger after every
-``migrate`` (``PGTRIGGER_INSTALL_ON_MIGRATE``), not by migrations: the audited apps' migration
-folders stay untouched, and a change to a tracked field list is picked up by the next migrate.
+The triggers are declared here, on the other apps' models, and installed by ``audit.triggers``
+(the audit's own migration, and again after every ``migrate``), not by migrations of the audited
+apps: their migration folders stay untouched, and a change to a tracked field list is picked up by
+the next migrate.
 
 Never copied: API keys' hashes (``key_hash``, ``previous_key_hash``) and webhook endpoints' secret —
 not in the snapshot, not in the diff. ``last_used_at`` of a key is not tracked (it is touched at

@@ -252,10 +252,11 @@ CELERY_BEAT_SCHEDULE = {
 }
 
 # --- audit ----------------------------------------------------------------------------------------
-# The audit app's event triggers are installed after every migrate, not by migrations in the
-# audited apps (audit.models says why); pgtrigger's own migration integration stays off.
+# The audit app's event triggers are installed by its own migration and after every migrate
+# (audit.triggers), not by migrations in the audited apps (audit.models says why): pgtrigger's
+# migration integration and its own install-on-migrate stay off.
 PGTRIGGER_MIGRATIONS = False
-PGTRIGGER_INSTALL_ON_MIGRATE = True
+PGTRIGGER_INSTALL_ON_MIGRATE = False
 
 # --- i18n / static --------------------------------------------------------------------------------
 LANGUAGE_CODE = "en-us"
