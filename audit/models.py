@@ -8,9 +8,10 @@ The triggers are declared here, on the other apps' models, and installed by ``au
 apps: their migration folders stay untouched, and a change to a tracked field list is picked up by
 the next migrate.
 
-Never copied: API keys' hashes (``key_hash``, ``previous_key_hash``) and webhook endpoints' secret —
-not in the snapshot, not in the diff. ``last_used_at`` of a key is not tracked (it is touched at
-most once a minute per key and is no one's change).
+Never copied: API keys' hashes (``key_hash``, ``previous_key_hash``) and webhook endpoints' secrets
+(``secret``, ``previous_secret``) — not in the snapshot, not in the diff; nor an endpoint's
+``consecutive_failures``, a counter of every failed delivery. ``last_used_at`` of a key is not
+tracked (it is touched at most once a minute per key and is no one's change).
 """
 
 from __future__ import annotations
@@ -118,7 +119,8 @@ ApiKeyEvent = _event_model(
             "previous_expires_at", "hash_scheme", "created_by"])
 EndpointEvent = _event_model(
     Endpoint, "EndpointEvent", pghistory.InsertEvent(), Changed(), pghistory.DeleteEvent(),
-    fields=["url", "events", "description", "is_active", "version"])
+    fields=["url", "events", "description", "is_active", "disabled_at", "disabled_reason",
+            "version"])
 
 # Status and field changes. Orders and customers are created on the order-create hot path, so
 # their creation is not an event (the row itself and the order timeline say when and how).

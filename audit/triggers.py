@@ -5,7 +5,8 @@ this module's:
 
 - ``audit/migrations/0002_triggers`` installs them going forward and removes them going back, so a
   rollback past the audit (``migrate stateset 0001``, or the migration executor driven by a test)
-  drops them before the event tables and before any column they read;
+  drops them before the event tables and before any column they read; a later audit migration that
+  changes an event table ends by installing them again (``0003``);
 - after every ``migrate`` (``post_migrate``) :func:`sync` installs them again from the code — a
   changed tracked field list takes effect — or removes them if the event tables are gone.
 """
@@ -20,9 +21,13 @@ from pghistory import trigger as pghistory_trigger
 
 
 def audit_triggers() -> list[tuple[Any, Any]]:
-    return [(model, trigger) for model, trigger in pgtrigger.registered()
-            if isinstance(trigger, pghistory_trigger.Event)
-            and trigger.event_model._meta.app_label == "audit"]
+    found: list[tuple[Any, Any]] = []
+    for model, trigger in pgtrigger.registered():
+        event_model: Any = getattr(trigger, "event_model", None)
+        if isinstance(trigger, pghistory_trigger.Event) and event_model is not None \
+                and event_model._meta.app_label == "audit":
+            found.append((model, trigger))
+    return found
 
 
 def install(using: str, *, best_effort: bool = False) -> int:

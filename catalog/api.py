@@ -18,7 +18,14 @@ from catalog import selectors, services
 from catalog.currencies import ISO_4217
 from catalog.models import sku_validator
 from stateset.api.pagination import parse_list_params
-from stateset.api.serializers import IF_MATCH, StrictSerializer, TextField, page_of, validated
+from stateset.api.serializers import (
+    IF_MATCH,
+    PUT_AS_PATCH,
+    StrictSerializer,
+    TextField,
+    page_of,
+    validated,
+)
 from stateset.api.views import ApiViewSet, expected_version
 from stateset.api.views import parse_id as platform_parse_id
 from stateset.csvio import csv_response
@@ -156,6 +163,11 @@ class ProductViewSet(ApiViewSet):
         product = services.product_update(product_id=product_id, fields=body,
                                           expected_version=version)
         return self.detail_response(selectors.product_data(product), version=product.version)
+
+    @extend_schema(request=ProductIn(partial=True), responses=ProductOut, parameters=[IF_MATCH],
+                   description=PUT_AS_PATCH)
+    def update(self, request: Request, pk: str) -> Response:
+        return self.partial_update(request, pk)
 
     @extend_schema(responses={204: None, 200: ProductDeactivatedOut},
                    description="Deletes the product (204), or deactivates it (200, deactivated: "

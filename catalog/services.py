@@ -37,7 +37,8 @@ from stateset.db import update_versioned
 from stateset.encoding import dumps
 from stateset.errors import Conflict, NotFound, ValidationFailed
 from stateset.inputs import writable
-from stateset.money import parse_money
+from stateset.money import money_str, parse_money
+from webhooks import services as webhooks
 
 # Fields a caller may set; everything else (id, version, timestamps) belongs to the service.
 WRITABLE_FIELDS = ("sku", "name", "description", "price", "currency", "is_active",
@@ -83,6 +84,23 @@ def _invalidate(*, product_id: uuid.UUID | str, skus: Iterable[str] = ()) -> Non
     selectors.product_cache.invalidate_group(selectors.SEARCH_GROUP)
 
 
+# --- events (SPEC §4.7): written to the outbox in the change's transaction -----------------------
+
+_EVENT_FIELDS = ("sku", "name", "price", "currency", "is_active", "allow_backorder", "version")
+
+
+def product_payload(product: Product | Mapping[str, Any], **extra: Any) -> dict[str, Any]:
+    """How a ``product.*`` event describes a product (a row, or an import batch's dict of it):
+    ``product_id``, ``sku``, ``name``, ``price`` (a decimal string), ``currency``, ``is_active``,
+    ``allow_backorder``, ``version``, then ``extra`` (``changed``: the fields an update set)."""
+    row = product if isinstance(product, Mapping) else {
+        "id": product.id, **{name: getattr(product, name) for name in _EVENT_FIELDS}}
+    return {"product_id": str(row["id"]), "sku": row["sku"], "name": row["name"],
+            "price": money_str(row["price"], row["currency"]), "currency": row["currency"],
+            "is_active": row["is_active"], "allow_backorder": row.get("allow_backorder", False),
+            "version": row.get("version", 1), **extra}
+
+
 def _normalise(fields: dict[str, Any], currency: str | None = None) -> dict[str, Any]:
     """Clean writable fields; a price must have at most its currency's minor digits (``currency``:
     the product's current one when the change does not name one)."""
@@ -105,7 +123,8 @@ def product_create(*, sku: str, name: str, price: Decimal, currency: str = "USD"
     """Insert one product (version 1).
 
     Raises DuplicateSku (409) when the SKU exists in any letter case, ValidationFailed when a
-    database CHECK refuses the values. Schedules cache invalidation of the SKU key after commit."""
+    database CHECK refuses the values. Schedules cache invalidation of the SKU key after commit;
+    publishes ``product.created``."""
     values = _normalise({"sku": sku, "name": name, "price": price, "currency": currency,
                          "description": description, "is_active": is_active,
                          "attributes": attributes or {}})
@@ -115,6 +134,7 @@ def product_create(*, sku: str, name: str, price: Decimal, currency: str = "USD"
         with transaction.atomic():
             product = Product.objects.create(**values)
             _invalidate(product_id=product.id, skus=[product.sku])
+            webhooks.publish(event_type="product.created", payload=product_payload(product))
     except IntegrityError as exc:
         raise _translate(exc, sku=values["sku"]) from None
     return product
@@ -129,7 +149,7 @@ def product_update(*, product_id: uuid.UUID | str, fields: dict[str, Any],
     (412). Raises NotFound (404), DuplicateSku (409), ValidationFailed (422). A new SKU is copied to
     the product's stock rows in the same transaction (by the inventory app's trigger). A price has
     at most its currency's minor digits. Invalidates the cached detail (by id and by SKU) after
-    commit."""
+    commit; publishes ``product.updated`` naming the fields given (``changed``)."""
     currency = None
     # the other half of the pair is the stored one
     if ("price" in fields) != ("currency" in fields):
@@ -153,6 +173,8 @@ def product_update(*, product_id: uuid.UUID | str, fields: dict[str, Any],
                 # this transaction. Their cached details are dropped with the rename.
                 selectors.product_cache.invalidate_group(selectors.SKU_RENAMES)
             _invalidate(product_id=product.id, skus=[product.sku])
+            webhooks.publish(event_type="product.updated",
+                             payload=product_payload(product, changed=sorted(values)))
     except IntegrityError as exc:
         raise _translate(exc, sku=values.get("sku")) from None
     return product
@@ -165,7 +187,8 @@ def product_delete(*, product_id: uuid.UUID | str) -> DeleteResult:
     reference the ORM does not know about (a deferred foreign key) refuses it there and then; on
     ProtectedError, RestrictedError or IntegrityError the savepoint rolls back and the product is
     deactivated instead (``is_active = false``, version bumped). Raises NotFound (404). Invalidates
-    the cached detail after commit."""
+    the cached detail after commit; publishes ``product.deleted``, or ``product.updated``
+    (``changed: ["is_active"]``) for a product deactivated instead."""
     with transaction.atomic():
         product = locks.lock_product(product_id)
         if product is None:
@@ -175,7 +198,9 @@ def product_delete(*, product_id: uuid.UUID | str) -> DeleteResult:
             with transaction.atomic():
                 with connection.cursor() as cursor:
                     cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+                gone = {"product_id": str(product.pk), "sku": product.sku}
                 product.delete()
+            webhooks.publish(event_type="product.deleted", payload=gone)
             return DeleteResult(deleted=True)
         except (ProtectedError, RestrictedError, IntegrityError):
             pass
@@ -187,19 +212,26 @@ def product_delete(*, product_id: uuid.UUID | str) -> DeleteResult:
         Product.objects.filter(pk=product.pk).update(is_active=False, version=F("version") + 1,
                                                      updated_at=timezone.now())
         product.refresh_from_db()
+        webhooks.publish(event_type="product.updated",
+                         payload=product_payload(product, changed=["is_active"]))
     return DeleteResult(deleted=False, product=product)
 
 
 def products_set_active(*, product_ids: Iterable[uuid.UUID | str], is_active: bool) -> int:
     """Activate or deactivate many products at once (admin actions). Rows already in the wanted
     state are left alone (no version bump). Returns how many changed; invalidates each after
-    commit."""
+    commit; one ``product.updated`` (``changed: ["is_active"]``) per product changed, in one
+    INSERT."""
     with transaction.atomic():
         changed = locks.lock_products_to_flip(product_ids, is_active=is_active)
         if changed:
             Product.objects.filter(pk__in=[pk for pk, _ in changed]).update(
                 is_active=is_active, version=F("version") + 1, updated_at=timezone.now()
             )
+            webhooks.publish_many([
+                ("product.updated", product_payload(row, changed=["is_active"]))
+                for row in Product.objects.filter(pk__in=[pk for pk, _ in changed])
+                .order_by("pk").values("id", *_EVENT_FIELDS)])
         for pk, sku in changed:
             _invalidate(product_id=pk, skus=[sku])
     return len(changed)
@@ -248,7 +280,7 @@ MAX_PRICE = Decimal("9999999999.99")  # max_digits=12, decimal_places=2
 CENT = Decimal("0.01")
 _SKU_RE = re.compile(SKU_PATTERN)
 _IMPORT_FIELDS = ("id", "sku", "name", "description", "price", "currency", "is_active",
-                  "attributes")
+                  "attributes", "allow_backorder")  # allow_backorder: read for the events only
 
 
 def clean_text_value(value: Any, max_length: int, *, blank: bool = False) -> str:
@@ -331,6 +363,7 @@ SET sku = v.sku, name = v.name, description = v.description, price = v.price, cu
     is_active = v.is_active, attributes = v.attributes, version = p.version + 1, updated_at = %s
 FROM (VALUES {values}) AS v (id, sku, name, description, price, currency, is_active, attributes)
 WHERE p.id = v.id
+RETURNING p.id, p.version
 """
 
 
@@ -367,7 +400,8 @@ def products_import(*, rows: Sequence[Mapping[str, Any]], mode: str = Mode.UPSER
     (``duplicate_in_file``). Joins the caller's transaction; locks the existing products of the
     batch in primary-key order, inserts the new ones in one statement and updates the changed ones
     in another (version bumped), and invalidates their cached details and the search pages after
-    commit. ``dry_run`` answers what would happen and writes nothing."""
+    commit. One ``product.created`` or ``product.updated`` per row written, all in one INSERT.
+    ``dry_run`` answers what would happen and writes nothing."""
     results = [RowResult() for _ in rows]
     parsed: list[tuple[int, str, dict[str, Any]]] = []
     for index, raw in enumerate(rows):
@@ -436,9 +470,16 @@ def products_import(*, rows: Sequence[Mapping[str, Any]], mode: str = Mode.UPSER
                 results[index].fail(RowError("sku", "conflict",
                                              "Created by another writer meanwhile; "
                                                                  "import the row again."))
-        _update_products([new for _, _, new in updates])
+        versions = _update_products([new for _, _, new in updates])
         for index, _, _ in updates:
             results[index].outcome = Outcome.UPDATED
+        webhooks.publish_many(
+            [("product.created", product_payload(product)) for _, product in creates
+             if product["id"] in inserted]
+            + [("product.updated", product_payload(
+                {**new, "version": versions[new["id"]]},
+                changed=sorted(k for k in new if k != "id" and new[k] != old[k])))
+               for _, old, new in updates])
         # A new product has nothing cached under its new id, and a by-SKU entry left by a deleted
         # product is checked against the SKU on read (selectors.product_by_sku): only the changed
         # products' keys are dropped, and the search pages once per batch.
@@ -484,9 +525,10 @@ def _insert_products(products: list[dict[str, Any]]) -> set[uuid.UUID]:
                                                                                       flat=True))
 
 
-def _update_products(rows: list[dict[str, Any]]) -> None:
+def _update_products(rows: list[dict[str, Any]]) -> dict[uuid.UUID, int]:
+    """Write the rows' fields, version bumped, in one UPDATE; each row's new version."""
     if not rows:
-        return
+        return {}
     params: list[Any] = [timezone.now()]
     for row in rows:
         params += [row["id"], row["sku"], row["name"], row["description"], row["price"],
@@ -495,3 +537,4 @@ def _update_products(rows: list[dict[str, Any]]) -> None:
         ["(%s::uuid, %s, %s, %s, %s::numeric, %s, %s::boolean, %s::jsonb)"] * len(rows))
     with connection.cursor() as cursor:
         cursor.execute(_UPDATE_MANY_SQL.format(values=values), params)
+        return dict(cursor.fetchall())

@@ -17,7 +17,14 @@ from customers import selectors, services
 from customers.countries import ISO_3166_ALPHA2
 from customers.models import Address, phone_validator
 from stateset.api.pagination import parse_list_params
-from stateset.api.serializers import IF_MATCH, StrictSerializer, TextField, page_of, validated
+from stateset.api.serializers import (
+    IF_MATCH,
+    PUT_AS_PATCH,
+    StrictSerializer,
+    TextField,
+    page_of,
+    validated,
+)
 from stateset.api.views import ApiViewSet, expected_version
 from stateset.api.views import parse_id as platform_parse_id
 from stateset.csvio import csv_response
@@ -203,8 +210,7 @@ class CustomerViewSet(ApiViewSet):
         return self.detail_response(data, version=data["version"])
 
     @extend_schema(request=CustomerIn(partial=True), responses=CustomerOut, parameters=[IF_MATCH],
-                   description="The same fields and rules as PATCH (SPEC §3): only the fields sent "
-                               "change.")
+                   description=PUT_AS_PATCH)
     def update(self, request: Request, pk: str) -> Response:
         return self.partial_update(request, pk)
 

@@ -430,7 +430,8 @@ def customers_import(*, rows: Sequence[Mapping[str, Any]], mode: str = Mode.UPSE
     (``duplicate_in_file``). Joins the caller's transaction; locks the batch's existing customers
     in primary-key order (so their addresses change one writer at a time), inserts and updates
     customers and addresses in a statement each, bumps the version of every changed customer and
-    invalidates their cached details after commit. ``dry_run`` answers and writes nothing."""
+    invalidates their cached details after commit; one ``customer.created`` or ``customer.updated``
+    per customer written, all in one INSERT. ``dry_run`` answers and writes nothing."""
     results = [RowResult() for _ in rows]
     parsed = []
     for index, raw in enumerate(rows):
@@ -464,6 +465,7 @@ def customers_import(*, rows: Sequence[Mapping[str, Any]], mode: str = Mode.UPSE
         }
         new_customers: list[tuple[int, Customer]] = []
         changed_customers: dict[uuid.UUID, dict[str, Any]] = {}
+        changed_fields: dict[uuid.UUID, list[str]] = {}
         new_addresses: list[tuple[int, Address]] = []
         changed_addresses: list[dict[str, Any]] = []
         for index, email, fields, addresses in cleaned:
@@ -500,6 +502,9 @@ def customers_import(*, rows: Sequence[Mapping[str, Any]], mode: str = Mode.UPSE
             diff = {k: v for k, v in {"email": email, **fields}.items() if row[k] != v}
             if diff or row_new_addresses or row_changed_addresses:
                 changed_customers[customer_id] = {**row, **diff}
+                changed_fields[customer_id] = sorted(
+                    [*diff, *(["addresses"] if row_new_addresses or row_changed_addresses
+                              else [])])
                 results[index].outcome = Outcome.UPDATED
             else:
                 results[index].outcome = Outcome.UNCHANGED
@@ -514,8 +519,16 @@ def customers_import(*, rows: Sequence[Mapping[str, Any]], mode: str = Mode.UPSE
         created = [address for index, address in new_addresses if results[index].ok]
         if created:
             Address.objects.bulk_create(created)
-        _update_customers(list(changed_customers.values()))
+        versions = _update_customers(list(changed_customers.values()))
         _update_addresses(changed_addresses)
+        webhooks.publish_many(
+            [("customer.created", {"customer_id": str(customer.id), "email": customer.email,
+                                   "first_name": customer.first_name,
+                                   "last_name": customer.last_name})
+             for _, customer in new_customers if customer.id in inserted]
+            + [("customer.updated", {"customer_id": str(pk), "email": row["email"],
+                                     "version": versions[pk], "changed": changed_fields[pk]})
+               for pk, row in changed_customers.items()])
         touched = [*inserted, *changed_customers]
         if touched:
             selectors.customer_cache.invalidate(
@@ -531,10 +544,11 @@ def _insert_customers(customers: list[Customer]) -> set[uuid.UUID]:
                                                                                      flat=True))
 
 
-def _update_customers(rows: list[dict[str, Any]]) -> None:
-    """New values, version + 1 (a changed address changes the customer's representation too)."""
+def _update_customers(rows: list[dict[str, Any]]) -> dict[uuid.UUID, int]:
+    """New values, version + 1 (a changed address changes the customer's representation too); the
+    new version of each."""
     if not rows:
-        return
+        return {}
     params: list[Any] = [timezone.now()]
     for row in rows:
         params += [row["id"], row["email"], row["first_name"], row["last_name"], row["phone"]]
@@ -546,7 +560,9 @@ def _update_customers(rows: list[dict[str, Any]]) -> None:
                 phone = v.phone,
                 version = c.version + 1, updated_at = %s
             FROM (VALUES {values}) AS v (id, email, first_name, last_name, phone)
-            WHERE c.id = v.id""", params)
+            WHERE c.id = v.id
+            RETURNING c.id, c.version""", params)
+        return dict(cursor.fetchall())
 
 
 def _update_addresses(rows: list[dict[str, Any]]) -> None:

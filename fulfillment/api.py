@@ -19,6 +19,7 @@ from orders.api import ORDER_OUT, CancelIn, StatusIn, may_set_prices, order_id
 from stateset.api.pagination import parse_list_params
 from stateset.api.serializers import (
     IF_MATCH,
+    PUT_AS_PATCH,
     MoneyField,
     StrictIntegerField,
     StrictSerializer,
@@ -146,6 +147,11 @@ class ShipmentViewSet(ApiViewSet):
                                             expected_version=expected_version(request),
                                             actor=actor_of(request), **changes)
         return self._detail(shipment.id)
+
+    @extend_schema(request=ShipmentUpdateIn, responses=ShipmentOut, parameters=[IF_MATCH],
+                   description=PUT_AS_PATCH)
+    def update(self, request: Request, pk: str) -> Response:
+        return self.partial_update(request, pk)
 
     @extend_schema(request=None, responses=ShipmentOut)
     @action(detail=True, methods=["post"])

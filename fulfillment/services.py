@@ -305,7 +305,8 @@ def shipment_create(
 
     Locks the order row (then nothing else: the shipment is new). Writes the shipment, its items,
     the order's ``shipment_created`` event and — for a pending or confirmed order — the move to
-    ``processing``. Raises ValidationFailed (``order_not_found``, ``location_not_found``,
+    ``processing``; publishes ``shipment.created`` with its items. Raises ValidationFailed
+    (``order_not_found``, ``location_not_found``,
     ``exceeds_unfulfilled`` with per-line details, ``location_required``,
     ``not_reserved_at_location``, bad fields), InvalidTransition (``order_on_hold``,
     ``order_cancelled``, ``order_fulfilled``,
@@ -348,6 +349,8 @@ def shipment_create(
             order=order, shipment_id=shipment.id, actor=actor,
             lines=[{"order_item_id": str(line.order_item_id), "sku": line.sku, "quantity": units}
                    for line, units in wanted])
+        webhooks.publish(event_type="shipment.created", payload=_payload(
+            order, shipment, units={i.order_item_id: i.quantity for i in shipment_items}))
     return CreatedShipment(shipment=shipment, items=shipment_items)
 
 
@@ -425,7 +428,8 @@ def shipment_deliver(*, shipment_id: uuid.UUID, actor: str = "") -> Shipment:
 
 def shipment_cancel(*, shipment_id: uuid.UUID, reason: str = "", actor: str = "") -> Shipment:
     """Cancel a pending shipment: its units are open again (its reservations were never touched).
-    A note on the order's timeline. Locks the order, then the shipment. Raises NotFound,
+    A note on the order's timeline; ``shipment.cancelled``. Locks the order, then the shipment.
+    Raises NotFound,
     InvalidTransition (anything but pending: a shipped parcel is not cancelled, it is returned)."""
     reason = clean_text(reason, "reason", 500)
     actor = clean_actor(actor, MAX_ACTOR)
@@ -436,6 +440,8 @@ def shipment_cancel(*, shipment_id: uuid.UUID, reason: str = "", actor: str = ""
         under_lock.order_shipment_changed(
             order=order, shipment_id=shipment.id, actor=actor,
             note=f"Shipment {shipment.id} cancelled" + (f": {reason}" if reason else "."))
+        webhooks.publish(event_type="shipment.cancelled",
+                         payload=_payload(order, shipment, reason=reason))
     return shipment
 
 
@@ -444,7 +450,8 @@ def order_cancel(*, order_id: uuid.UUID, reason: str = "", actor: str = "",
     """Cancel an order (SPEC §4.4) — a use case of two apps, written out here in the upper one: the
     order's pending shipments are cancelled (their units were only claimed, never taken) and its
     reservations released, in one durable transaction. Shipped parcels are left as they are: they
-    come back as returns.
+    come back as returns. Publishes ``shipment.cancelled`` for each pending shipment (one INSERT)
+    besides the order's own events.
 
     Locks, in the global order: the order, its pending shipments (primary key), then the
     reservations and inventory rows (inside ``stock_release``). Raises NotFound, PreconditionFailed
@@ -465,6 +472,10 @@ def order_cancel(*, order_id: uuid.UUID, reason: str = "", actor: str = "",
             under_lock.order_shipment_changed(
                 order=order, shipment_id=pending[0].id, actor=actor,
                 note=f"{len(pending)} pending shipment(s) cancelled with the order.")
+            webhooks.publish_many([
+                ("shipment.cancelled", _payload(order, shipment,
+                                                reason=reason or "order cancelled"))
+                for shipment in pending])
     return order
 
 
@@ -539,6 +550,8 @@ def _payload(order: Order, shipment: Shipment, **extra: Any) -> dict[str, Any]:
     if "units" in extra:
         payload["items"] = [{"order_item_id": str(i), "quantity": q} for i,
                             q in extra["units"].items()]
+    if "reason" in extra:
+        payload["reason"] = extra["reason"]
     return payload
 
 

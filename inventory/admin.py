@@ -9,9 +9,17 @@ from typing import Any
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
+from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
-from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
+from django.http import (
+    HttpRequest,
+    HttpResponse,
+    HttpResponseNotAllowed,
+    HttpResponseRedirect,
+    StreamingHttpResponse,
+)
 from django.template.response import TemplateResponse
+from django.urls import path, reverse
 
 from inventory import selectors, services
 from inventory.models import (
@@ -127,6 +135,39 @@ class ReceiveStockForm(forms.Form):
                                    help_text="E.g. the purchase order or delivery note.")
 
 
+class AdjustStockForm(forms.Form):
+    delta = forms.IntegerField(min_value=-MAX_QUANTITY, max_value=MAX_QUANTITY,
+                               help_text="Units to add (positive) or remove (negative).")
+    reason = forms.CharField(max_length=services.MAX_REASON,
+                             help_text="Why the count changes, e.g. damaged, cycle count.")
+    reference_id = forms.CharField(max_length=services.MAX_REFERENCE_ID, required=False)
+
+    def clean_delta(self) -> int:
+        delta: int = self.cleaned_data["delta"]
+        if delta == 0:
+            raise forms.ValidationError("Must not be zero.")
+        return delta
+
+
+class TransferStockForm(forms.Form):
+    to_location = forms.ModelChoiceField(queryset=Location.objects.none(), label="To location",
+                                         to_field_name="code")
+    quantity = forms.IntegerField(min_value=1, max_value=MAX_QUANTITY,
+                                  help_text="Available units to move (reserved units stay).")
+    reason = forms.CharField(max_length=services.MAX_REASON, required=False)
+
+    def __init__(self, *args: Any, item: InventoryItem, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # A handful of rows: every active location but the row's own.
+        field: Any = self.fields["to_location"]
+        field.queryset = (Location.objects.filter(is_active=True)
+                          .exclude(pk=item.location_id).order_by("priority", "code"))
+
+
+def _signed(value: int) -> str:
+    return f"+{value}" if value > 0 else f"\u2212{-value}"
+
+
 class InventoryItemForm(forms.ModelForm):
     class Meta:
         model = InventoryItem
@@ -149,6 +190,7 @@ class InventoryItemAdmin(admin.ModelAdmin):
     ordering = ("-created_at", "-id")
     actions = ["receive_stock", "export_csv"]
     counters = ("sku", "on_hand", "reserved", "available", "version", "created_at", "updated_at")
+    change_form_template = "admin/inventory/inventoryitem/change_form.html"
 
     def get_fields(self, request: HttpRequest, obj: InventoryItem | None = None) -> list[Any]:
         if obj is None:
@@ -187,6 +229,90 @@ class InventoryItemAdmin(admin.ModelAdmin):
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False  # the ledger refers to every row
 
+    # --- the row's page: receive, adjust, transfer (SPEC §5) ---------------------------------
+
+    MOVES = ("receive", "adjust", "transfer")
+
+    def get_urls(self) -> list[Any]:
+        return [*(path(f"<uuid:item_id>/{move}/",
+                       self.admin_site.admin_view(self._move_view(move)),
+                       name=f"inventory_inventoryitem_{move}") for move in self.MOVES),
+                *super().get_urls()]
+
+    def render_change_form(self, request: HttpRequest, context: dict[str, Any], add: bool = False,
+                           change: bool = False, form_url: str = "",
+                           obj: InventoryItem | None = None) -> HttpResponse:
+        if obj is not None and self.has_change_permission(request, obj):
+            context["stock_moves"] = [
+                {"title": title, "submit": submit, "form": form,
+                 "url": reverse(f"admin:inventory_inventoryitem_{move}", args=[obj.pk])}
+                for move, title, submit, form in (
+                    ("receive", "Receive", "Receive stock",
+                     ReceiveStockForm(auto_id="id_receive_%s")),
+                    ("adjust", "Adjust the count", "Adjust stock",
+                     AdjustStockForm(auto_id="id_adjust_%s")),
+                    ("transfer", "Transfer", "Transfer stock",
+                     TransferStockForm(item=obj, auto_id="id_transfer_%s")),
+                )]
+        return super().render_change_form(request, context, add, change, form_url, obj)
+
+    def _move_view(self, move: str) -> Any:
+        def view(request: HttpRequest, item_id: Any) -> HttpResponse:
+            return self.move_stock(request, item_id, move)
+        return view
+
+    def move_stock(self, request: HttpRequest, item_id: Any, move: str) -> HttpResponse:
+        """One stock move from the row's page, through the same service as the API: POST only,
+        ``inventory.change_inventoryitem``; a bad input or a refusal is an error message with
+        nothing written, a success says what happened and what is on hand now."""
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        item = InventoryItem.objects.select_related("location").filter(pk=item_id).first()
+        if item is None or not self.has_change_permission(request, item):
+            raise PermissionDenied
+        page = HttpResponseRedirect(reverse("admin:inventory_inventoryitem_change",
+                                            args=[item.pk]))
+        form: forms.Form = (TransferStockForm(request.POST, item=item) if move == "transfer"
+                            else AdjustStockForm(request.POST) if move == "adjust"
+                            else ReceiveStockForm(request.POST))
+        if not form.is_valid():
+            problems = "; ".join(f"{name}: {' '.join(str(e) for e in errors)}"
+                                 for name, errors in form.errors.items())
+            messages.error(request, f"{item.sku} @ {item.location.code}: not done ({problems}).")
+            return page
+        data = form.cleaned_data
+        actor = admin_actor(request)
+        where = f"{item.sku} @ {item.location.code}"
+        try:
+            if move == "receive":
+                row = services.stock_receive(product_id=item.product_id,
+                                             location_id=item.location_id,
+                                             quantity=data["quantity"],
+                                             reason=data["reason"] or "received in back office",
+                                             reference_id=data["reference_id"], actor=actor)
+                reference = f" ({data['reference_id']})" if data["reference_id"] else ""
+                done = f"{where}: received {data['quantity']}{reference}, on hand {row.on_hand}"
+            elif move == "adjust":
+                row = services.stock_adjust(product_id=item.product_id,
+                                            location_id=item.location_id, delta=data["delta"],
+                                            reason=data["reason"],
+                                            reference_id=data["reference_id"], actor=actor)
+                done = (f"{where}: adjusted {_signed(data['delta'])} ({data['reason']}), "
+                        f"on hand {row.on_hand}")
+            else:
+                target: Location = data["to_location"]
+                source, moved = services.stock_transfer(
+                    product_id=item.product_id, from_location_id=item.location_id,
+                    to_location_id=target.pk, quantity=data["quantity"],
+                    reason=data["reason"] or "transferred in back office", actor=actor)
+                done = (f"{where}: transferred {data['quantity']} to {target.code}, "
+                        f"on hand {source.on_hand} here and {moved.on_hand} at {target.code}")
+        except DomainError as exc:
+            messages.error(request, f"{where}: not done: {_error_text(exc)}")
+            return page
+        messages.success(request, done)
+        return page
+
     @admin.action(description="Export selected rows (CSV, re-importable)", permissions=["view"])
     def export_csv(self, request: HttpRequest,
                    queryset: QuerySet[InventoryItem]) -> StreamingHttpResponse:
@@ -197,7 +323,7 @@ class InventoryItemAdmin(admin.ModelAdmin):
     def receive_stock(self, request: HttpRequest,
                       queryset: QuerySet[InventoryItem]) -> HttpResponse | None:
         rows = list(queryset.order_by("id").values("id", "product_id", "location_id",
-                                                   "sku")[: MAX_ACTION_ROWS + 1])
+                                                   "location__code", "sku")[: MAX_ACTION_ROWS + 1])
         if len(rows) > MAX_ACTION_ROWS:
             self.message_user(request, f"Select at most {MAX_ACTION_ROWS} rows.", messages.ERROR)
             return None
@@ -224,6 +350,7 @@ class InventoryItemAdmin(admin.ModelAdmin):
             "opts": self.model._meta,
             "rows": rows,
             "form": form,
+            "submit": "Receive stock",
             "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
         }
         return TemplateResponse(request, "admin/inventory/receive_stock.html", context)

@@ -22,7 +22,14 @@ from rest_framework.response import Response
 from inventory import selectors, services
 from inventory.models import MAX_QUANTITY, Reservation, StockMovement
 from stateset.api.pagination import parse_list_params
-from stateset.api.serializers import IF_MATCH, StrictSerializer, TextField, page_of, validated
+from stateset.api.serializers import (
+    IF_MATCH,
+    PUT_AS_PATCH,
+    StrictSerializer,
+    TextField,
+    page_of,
+    validated,
+)
 from stateset.api.views import ApiViewSet, actor_of, expected_version, parse_id
 from stateset.csvio import csv_response
 from stateset.errors import NotFound, ValidationFailed
@@ -400,6 +407,11 @@ class InventoryViewSet(ApiViewSet):
                                               actor=actor_of(request))
         return self.detail_response(_item(item), version=item.version)
 
+    @extend_schema(request=ItemUpdateIn, responses=InventoryItemOut, parameters=[IF_MATCH],
+                   description=PUT_AS_PATCH)
+    def update(self, request: Request, pk: str) -> Response:
+        return self.partial_update(request, pk)
+
     @extend_schema(parameters=[LowStockFilters],
                    responses=page_of(InventoryItemOut, "LowStockPage"))
     @action(detail=False, methods=["get"], url_path="low-stock", url_name="low-stock")
@@ -579,3 +591,8 @@ class LocationViewSet(ApiViewSet):
                                             expected_version=expected_version(request), **data)
         return self.detail_response(selectors.location_row(location), version=location.version)
 
+
+    @extend_schema(request=LocationUpdateIn, responses=LocationOut, parameters=[IF_MATCH],
+                   description=PUT_AS_PATCH)
+    def update(self, request: Request, pk: str) -> Response:
+        return self.partial_update(request, pk)

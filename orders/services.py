@@ -503,7 +503,7 @@ def order_update(*, order_id: uuid.UUID, changes: dict[str, Any],
                  expected_version: int | None = None, actor: str = "") -> Order:
     """PATCH: notes, shipping/billing address snapshots, metadata. Compares ``expected_version``
     (If-Match) under the row lock: 412 when it moved. Writes an ``updated`` event naming the
-    fields."""
+    fields and publishes ``order.updated`` (``change: "updated"``, ``changed``: those fields)."""
     changes = writable(changes, {"notes", "shipping_address", "billing_address", "metadata"})
     with transaction.atomic(durable=True):
         order = _locked(order_id, expected_version)
@@ -511,6 +511,9 @@ def order_update(*, order_id: uuid.UUID, changes: dict[str, Any],
             save(order, changes)
             event(order, OrderEvent.Kind.UPDATED, actor,
                   data={"fields": sorted(changes)}).save(force_insert=True)
+            webhooks.publish(event_type="order.updated", payload={
+                **event_ref(order), "change": "updated", "version": order.version,
+                "changed": sorted(changes)})
             invalidate(order, order.customer_id)
     return order
 

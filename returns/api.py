@@ -97,6 +97,8 @@ def return_id(value: str) -> uuid.UUID:
 class ReturnViewSet(ApiViewSet):
     scope = "returns"
     lookup_value_regex = "[^/]+"  # a malformed id reaches the view and gets return_not_found
+    # SPEC §5: receiving and refunding are moves of their own for staff sessions.
+    staff_permissions = {"receive": "returns.receive_return", "refund": "returns.refund_return"}
 
     @extend_schema(parameters=[ReturnFilters], responses=RETURN_PAGE)
     def list(self, request: Request) -> Response:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import uuid
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -90,12 +90,28 @@ class CreatedReturn:
 # --- events (SPEC §4.7): the outbox row is written in the same transaction as the change -----
 
 
-def _publish(event_type: str, rma: Return) -> None:
+def _publish(event_type: str, rma: Return, order: Order, **extra: Any) -> None:
+    """``return.*``: the return, its order, its status and refund so far, then ``extra`` (``items``
+    when a return is requested or received)."""
     webhooks.publish(event_type=event_type, payload={
         "return_id": str(rma.id), "rma_number": rma.rma_number, "order_id": str(rma.order_id),
-        "status": rma.status, "currency": rma.currency,
-        "refund_amount": money_str(rma.refund_amount, rma.currency),
+        "order_number": order.order_number, "status": rma.status, "currency": rma.currency,
+        "refund_amount": money_str(rma.refund_amount, rma.currency), **extra,
     })
+
+
+def _items(lines: Sequence[ReturnItem], skus: Mapping[uuid.UUID, str]) -> list[dict[str, Any]]:
+    return [{"return_item_id": str(line.id), "order_item_id": str(line.order_item_id),
+             "sku": skus[line.order_item_id], "quantity": line.quantity,
+             "condition": line.condition, "restock": line.restock,
+             "location_id": str(line.location_id) if line.location_id else None}
+            for line in lines]
+
+
+# SPEC §4.7: the status moves that publish an event of their own (a cancelled return has none).
+MOVE_EVENTS: dict[str, str] = {Status.APPROVED: "return.approved",
+                               Status.REJECTED: "return.rejected",
+               Status.CLOSED: "return.closed"}
 
 
 # --- create ----------------------------------------------------------------------------------
@@ -157,7 +173,8 @@ def return_create(*, order_id: uuid.UUID, items: Sequence[ReturnLineInput], reas
     with per-line details and nothing written. Also 422: an unknown order (``order_not_found``), an
     item of another order (``order_item_not_found``), an unknown or inactive location. Writes the
     return with ``rma_number`` from its sequence, its items, and a ``return_requested`` event on the
-    order (whose version moves and whose cached detail is dropped after commit)."""
+    order (whose version moves and whose cached detail is dropped after commit);
+    ``return.requested`` with its items."""
     _check_input(items, reason, notes)
     actor = clean_actor(actor, MAX_ACTOR)
     with transaction.atomic(durable=True):
@@ -212,6 +229,8 @@ def return_create(*, order_id: uuid.UUID, items: Sequence[ReturnLineInput], reas
                              "sku": order_items[li.order_item_id].sku,
                              "quantity": li.quantity, "condition": li.condition} for li in lines]},
         )
+        _publish("return.requested", rma, order,
+                 items=_items(lines, {i: row.sku for i, row in order_items.items()}))
     return CreatedReturn(rma=rma, items=lines)
 
 
@@ -243,8 +262,8 @@ def _move(return_id: uuid.UUID, to_status: str, *, note: str, actor: str,
         _check_move(rma, to_status, expected_version, note)
         _save(rma, to_status, note)
         under_lock.order_return_changed(order=order, actor=actor)
-        if to_status == Status.APPROVED:
-            _publish("return.approved", rma)
+        if to_status in MOVE_EVENTS:
+            _publish(MOVE_EVENTS[to_status], rma, order)
     return rma
 
 
@@ -259,7 +278,8 @@ def return_approve(*, return_id: uuid.UUID, note: str = "", actor: str = "",
 
 def return_reject(*, return_id: uuid.UUID, note: str = "", actor: str = "",
                   expected_version: int | None = None) -> Return:
-    """requested → rejected; its units may be asked for again. Locks and raises as approve."""
+    """requested → rejected; its units may be asked for again; ``return.rejected``. Locks and
+    raises as approve."""
     return _move(return_id, Status.REJECTED, note=note, actor=actor,
                  expected_version=expected_version)
 
@@ -274,7 +294,7 @@ def return_cancel(*, return_id: uuid.UUID, note: str = "", actor: str = "",
 
 def return_close(*, return_id: uuid.UUID, note: str = "", actor: str = "",
                  expected_version: int | None = None) -> Return:
-    """refunded → closed. Locks and raises as approve."""
+    """refunded → closed; ``return.closed``. Locks and raises as approve."""
     return _move(return_id, Status.CLOSED, note=note, actor=actor,
                  expected_version=expected_version)
 
@@ -366,7 +386,9 @@ def return_receive(*, return_id: uuid.UUID, note: str = "", actor: str = "",
     ``quantity_returned`` (guarded ≤ shipped).
 
     Locks: the order, the return, the order items (by primary key), the inventory rows (by primary
-    key, inside inventory). Raises NotFound, InvalidTransition (409; ``exceeds_fulfilled``),
+    key, inside inventory). Publishes ``return.received`` with its items (where each restocked line
+    went) and, for the units put back, ``inventory.received`` per row (movement ``return``).
+    Raises NotFound, InvalidTransition (409; ``exceeds_fulfilled``),
     PreconditionFailed (412), Conflict (409, ``no_active_location``)."""
     actor = clean_actor(actor, MAX_ACTOR)
     with transaction.atomic(durable=True):
@@ -409,6 +431,8 @@ def return_receive(*, return_id: uuid.UUID, note: str = "", actor: str = "",
                 reference_id=str(rma.id),
             )
         _save(rma, Status.RECEIVED, note)
+        _publish("return.received", rma, order,
+                 items=_items(lines, {line.order_item_id: line.order_item.sku for line in lines}))
     return rma
 
 
@@ -464,7 +488,7 @@ def return_refund(*, return_id: uuid.UUID, note: str = "", actor: str = "",
             order=order, amount=sum((share for _, share in shares), Decimal(0)), actor=actor,
             reference=rma.rma_number, data={"return_id": str(rma.id), "rma_number": rma.rma_number})
         _save(rma, Status.REFUNDED, note, refund_amount=payment.amount)
-        _publish("return.refunded", rma)
+        _publish("return.refunded", rma, order)
     return rma
 
 

@@ -274,6 +274,8 @@ SCHEMA: dict[str, dict[str, Field]] = {
         "max_attempts": Field(8, _int(minimum=1, maximum=20)),
         "backoff_seconds": Field(30, _int(minimum=1)),
         "retention_days": Field(30, _int(minimum=1)),
+        "disable_after": Field(100, _int(minimum=1)),
+        "rotation_overlap": Field(86400, _int(minimum=0)),
     },
     "imports": {
         "max_bytes": Field(50 * 1024 * 1024, _int(minimum=1024)),

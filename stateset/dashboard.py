@@ -21,7 +21,11 @@ from inventory.selectors import backorders_waiting, low_stock_rows
 from orders.rollups import order_days
 from orders.selectors import oldest_unfulfilled, orders_by_status, orders_today
 from returns.selectors import returns_awaiting
-from webhooks.selectors import endpoints_needing_attention, failed_deliveries_count
+from webhooks.selectors import (
+    disabled_endpoints_count,
+    endpoints_needing_attention,
+    failed_deliveries_count,
+)
 
 CAP = 10_000  # counts are exact up to here, "10000+" above
 DAYS = 30
@@ -90,6 +94,8 @@ def _figures() -> dict[str, Any]:
                                                args=[row["id"]]))}
                       for row in endpoints_needing_attention()],
         "disabled_endpoints_link": changelist("webhooks_endpoint", is_active__exact="0"),
+        "disabled_endpoints": disabled_endpoints_count(),
+        "failing_endpoints_link": changelist("webhooks_endpoint", disabled_at__isempty="0"),
     }
 
 

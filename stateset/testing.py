@@ -84,3 +84,21 @@ def data_of(response: Any, status: int = 200) -> Any:
     body = response.json()
     assert body["success"] is True
     return body["data"]
+
+
+def staff_groups() -> None:
+    """The staff groups as the data migration made them (SPEC §5). A transactional test's flush
+    empties ``auth_group`` (Django's post-flush recreates permissions, not data migrations' rows),
+    so tests that need the groups run the migration's own operation again when they are gone."""
+    import importlib
+
+    from django.apps import apps
+    from django.contrib.auth.models import Group
+
+    from stateset import roles
+
+    if Group.objects.filter(name__in=roles.ROLES).count() == len(roles.ROLES):
+        return
+    migration = importlib.import_module("stateset.migrations.0004_staff_roles").Migration
+    with connection.schema_editor() as editor:
+        migration.operations[0].code(apps, editor)

@@ -12,7 +12,14 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from stateset.api.pagination import parse_list_params
-from stateset.api.serializers import IF_MATCH, StrictSerializer, TextField, page_of, validated
+from stateset.api.serializers import (
+    IF_MATCH,
+    PUT_AS_PATCH,
+    StrictSerializer,
+    TextField,
+    page_of,
+    validated,
+)
 from stateset.api.views import ApiViewSet, expected_version, parse_id
 from stateset.errors import NotFound
 from webhooks import selectors, services
@@ -44,7 +51,18 @@ class EndpointOut(serializers.Serializer):
     url = serializers.URLField()
     events = serializers.ListField(child=serializers.CharField())
     description = serializers.CharField()
-    is_active = serializers.BooleanField()
+    is_active = serializers.BooleanField(
+        help_text="False when deactivated, or disabled for failing (disabled_at set); setting it "
+                  "true again re-enables the endpoint and sends its pending deliveries at once.")
+    consecutive_failures = serializers.IntegerField(
+        help_text="Failed delivery attempts in a row; a 2xx answer resets it. At [webhooks] "
+                  "disable_after (default 100) the endpoint is disabled.")
+    disabled_at = serializers.DateTimeField(
+        allow_null=True, help_text="When it was disabled for failing (null otherwise).")
+    disabled_reason = serializers.CharField(help_text="Why it was disabled (empty otherwise).")
+    previous_secret_expires_at = serializers.DateTimeField(
+        allow_null=True,
+        help_text="After a rotation: until when the old secret still signs (a second v1=).")
     version = serializers.IntegerField()
     created_at = serializers.DateTimeField()
     updated_at = serializers.DateTimeField()
@@ -82,9 +100,10 @@ class WebhookViewSet(ApiViewSet):
     scope = "webhooks"
     lookup_value_regex = "[^/]+"
     action_scopes = {name: "webhooks:manage" for name in
-                     ("list", "create", "retrieve", "partial_update", "destroy", "deliveries",
-                      "resend")}
-    secret_fields = {"create": ("secret",)}  # shown once: a replay answers it as null
+                     ("list", "create", "retrieve", "partial_update", "update", "destroy",
+                      "deliveries", "resend", "rotate_secret")}
+    # shown once: a replay answers it as null
+    secret_fields = {"create": ("secret",), "rotate_secret": ("secret",)}
 
     @extend_schema(responses=page_of(EndpointOut, "WebhookEndpointPage"))
     def list(self, request: Request) -> Response:
@@ -114,6 +133,11 @@ class WebhookViewSet(ApiViewSet):
                                             expected_version=version)
         return self.detail_response(selectors.render_endpoint(endpoint), version=endpoint.version)
 
+    @extend_schema(request=EndpointUpdateIn, responses=EndpointOut, parameters=[IF_MATCH],
+                   description=PUT_AS_PATCH)
+    def update(self, request: Request, pk: str) -> Response:
+        return self.partial_update(request, pk)
+
     @extend_schema(responses={204: None})
     def destroy(self, request: Request, pk: str) -> Response:
         services.endpoint_delete(endpoint_id=endpoint_id(pk))
@@ -139,3 +163,15 @@ class WebhookViewSet(ApiViewSet):
             raise NotFound("No such delivery for this endpoint.", code="delivery_not_found")
         row = selectors.delivery_list(endpoint_id=target).get(id=delivery)
         return Response(selectors.render_deliveries([row])[0])
+
+    @extend_schema(request=None, responses=EndpointCreatedOut, parameters=[IF_MATCH],
+                   description="A new signing secret, shown only in this answer (a replay of the "
+                               "request answers it as null). For [webhooks] rotation_overlap "
+                               "seconds (default 86400) each delivery is signed with both: "
+                               "StateSet-Signature: t=...,v1=<new>,v1=<old>.")
+    @action(detail=True, methods=["post"], url_path="rotate-secret", url_name="rotate-secret")
+    def rotate_secret(self, request: Request, pk: str) -> Response:
+        endpoint = services.endpoint_rotate_secret(endpoint_id=endpoint_id(pk),
+                                                   expected_version=expected_version(request))
+        data = {**selectors.render_endpoint(endpoint), "secret": endpoint.secret}
+        return self.detail_response(data, version=endpoint.version)

@@ -77,6 +77,15 @@ class Endpoint(models.Model):
     secret = models.CharField(max_length=128, editable=False)
     description = models.CharField(max_length=255, blank=True, default="")
     is_active = models.BooleanField(default=True)
+    # SPEC §4.7: after ``[webhooks] disable_after`` failed attempts in a row the endpoint is
+    # disabled (is_active false, disabled_at and the reason set); its events wait as pending
+    # deliveries until a client sets is_active again. A 2xx answer resets the count.
+    consecutive_failures = models.PositiveIntegerField(default=0)
+    disabled_at = models.DateTimeField(null=True, blank=True)
+    disabled_reason = models.CharField(max_length=500, blank=True, default="")
+    # SPEC §4.7: a rotated secret keeps signing (a second v1=) until previous_secret_expires_at.
+    previous_secret = models.CharField(max_length=128, blank=True, default="", editable=False)
+    previous_secret_expires_at = models.DateTimeField(null=True, blank=True, editable=False)
     version = models.PositiveIntegerField(default=1)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -90,6 +99,11 @@ class Endpoint(models.Model):
 
     def subscribes_to(self, event_type: str) -> bool:
         return "*" in self.events or event_type in self.events
+
+    @property
+    def receives(self) -> bool:
+        """Its events become deliveries: active, or disabled for failing (they wait, pending)."""
+        return self.is_active or self.disabled_at is not None
 
 
 class Delivery(models.Model):

@@ -12,8 +12,9 @@ from django.utils import timezone
 
 from webhooks.models import Delivery, Endpoint
 
-ENDPOINT_FIELDS = ("id", "url", "events", "description", "is_active", "version", "created_at",
-                   "updated_at")
+ENDPOINT_FIELDS = ("id", "url", "events", "description", "is_active", "consecutive_failures",
+                   "disabled_at", "disabled_reason", "previous_secret_expires_at", "version",
+                   "created_at", "updated_at")
 DELIVERY_FIELDS = ("id", "event_id", "event__type", "status", "attempts", "next_attempt_at",
                    "last_attempt_at", "response_status", "last_error", "created_at", "delivered_at")
 
@@ -69,3 +70,8 @@ def endpoints_needing_attention(*, hours: int = 24, limit: int = 20) -> list[dic
         "id", "url", "is_active")[:limit]
     return [{**row, "failed": failures.get(row["id"], {}).get("failed", 0),
              "last_failure": failures.get(row["id"], {}).get("last")} for row in endpoints]
+
+
+def disabled_endpoints_count() -> int:
+    """For the admin index: endpoints disabled for failing (SPEC §4.7)."""
+    return Endpoint.objects.filter(is_active=False, disabled_at__isnull=False).count()

@@ -5,6 +5,11 @@ the change does. After commit, a Celery task turns undispatched events into one 
 per subscribed endpoint (:func:`dispatch`) and each delivery is POSTed, signed, by :func:`deliver`,
 retried with exponential back-off until a 2xx answer or ``[webhooks] max_attempts``. The beat task
 ``webhooks_pump`` runs both every 15 s, so a lost kick or a crashed worker only delays a delivery.
+
+An endpoint that fails ``[webhooks] disable_after`` attempts in a row is disabled (SPEC §4.7): its
+events still become deliveries, which wait, pending, until a client re-enables it (``PATCH``
+``is_active``), when they are sent at once. A rotated secret keeps signing for
+``[webhooks] rotation_overlap`` seconds: the header then carries two ``v1=`` signatures.
 """
 
 from __future__ import annotations
@@ -20,15 +25,16 @@ import ssl
 import threading
 import time
 import uuid
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
 import orjson
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import F
+from django.db.models import F, Q, QuerySet
 from django.utils import timezone
 
 from stateset import metrics
@@ -58,7 +64,7 @@ class _Subscriptions:
     def wanted(self, event_type: str) -> bool:
         expires, types = self._value
         if expires < time.monotonic():
-            rows = Endpoint.objects.filter(is_active=True).values_list("events", flat=True)
+            rows = receiving_endpoints().values_list("events", flat=True)
             types = frozenset(t for events in rows for t in events)
             with self._lock:
                 self._value = (time.monotonic() + self.ttl, types)
@@ -72,19 +78,35 @@ class _Subscriptions:
 subscriptions = _Subscriptions()
 
 
+def receiving_endpoints() -> QuerySet[Endpoint]:
+    """The endpoints whose events become deliveries: active ones, and those disabled for failing
+    (their deliveries wait, pending, until re-enabled)."""
+    return Endpoint.objects.filter(Q(is_active=True) | Q(disabled_at__isnull=False))
+
+
 def publish(*, event_type: str, payload: dict[str, Any]) -> Event:
     """Write a domain event to the outbox in the caller's transaction; after commit, ask a worker to
     dispatch it when an endpoint subscribes to its type."""
-    if event_type not in EVENT_TYPES:
-        raise ValueError(f"unknown event type {event_type!r}")
-    event = Event(type=event_type, payload=payload)
-    insert_rows([event])
-    transaction.on_commit(lambda: _kick(event_type))
-    return event
+    return publish_many([(event_type, payload)])[0]
 
 
-def _kick(event_type: str) -> None:
-    if not subscriptions.wanted(event_type):
+def publish_many(events: Sequence[tuple[str, dict[str, Any]]]) -> list[Event]:
+    """:func:`publish` for the events of one change (a batch of an import, the rows of a bulk
+    adjustment): one INSERT for all of them and one dispatch kick after commit. Nothing is written
+    for an empty list."""
+    unknown = sorted({event_type for event_type, _ in events} - set(EVENT_TYPES))
+    if unknown:
+        raise ValueError(f"unknown event types {unknown!r}")
+    rows = [Event(type=event_type, payload=payload) for event_type, payload in events]
+    if rows:
+        insert_rows(rows)
+        types = frozenset(event_type for event_type, _ in events)
+        transaction.on_commit(lambda: _kick(types))
+    return rows
+
+
+def _kick(event_types: Iterable[str]) -> None:
+    if not any(subscriptions.wanted(event_type) for event_type in event_types):
         return
     from webhooks import tasks
 
@@ -101,15 +123,19 @@ def dispatch(*, batch_size: int = 500) -> list[uuid.UUID]:
         events = locks.claim_undispatched_events(limit=batch_size)
         if not events:
             return []
-        endpoints = list(Endpoint.objects.filter(is_active=True).only("id", "events"))
+        endpoints = {endpoint.id: endpoint for endpoint in
+                     receiving_endpoints().only("id", "events", "is_active")}
         deliveries = [Delivery(endpoint_id=endpoint.id, event_id=event.id, next_attempt_at=now,
                                created_at=now)
-                      for event in events for endpoint in endpoints
+                      for event in events for endpoint in endpoints.values()
                       if endpoint.subscribes_to(event.type)]
         Delivery.objects.bulk_create(deliveries, batch_size=1000)
         Event.objects.filter(id__in=[event.id for event in events]).update(dispatched_at=now)
         ids = [delivery.id for delivery in deliveries]
-        transaction.on_commit(lambda: _enqueue(ids))
+        # A disabled endpoint's deliveries wait for it to be re-enabled.
+        due = [delivery.id for delivery in deliveries
+               if endpoints[delivery.endpoint_id].is_active]
+        transaction.on_commit(lambda: _enqueue(due))
     return ids
 
 
@@ -122,19 +148,32 @@ def _enqueue(delivery_ids: list[uuid.UUID]) -> None:
 
 
 def due_deliveries(*, limit: int = 500) -> list[uuid.UUID]:
+    """Pending deliveries whose time has come, of active endpoints (a disabled endpoint's wait)."""
     return list(Delivery.objects.filter(status=Delivery.Status.PENDING,
-                                        next_attempt_at__lte=timezone.now())
+                                        next_attempt_at__lte=timezone.now(),
+                                        endpoint__is_active=True)
                 .order_by("next_attempt_at").values_list("id", flat=True)[:limit])
 
 
 # --- delivery -------------------------------------------------------------------------------------
 
 
-def sign(secret: str, timestamp: int, body: bytes) -> str:
+def sign(secret: str, timestamp: int, body: bytes, *, previous: str = "") -> str:
     """``t=<unix>,v1=<hex HMAC-SHA256 of "t.body">``: a receiver recomputes it with its copy of the
-    secret and rejects old timestamps to stop replays."""
-    mac = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
-    return f"t={timestamp},v1={mac}"
+    secret and rejects old timestamps to stop replays. With ``previous`` (a rotated secret still in
+    its overlap) a second ``v1=`` follows, signed with it: a receiver accepts the delivery when any
+    ``v1`` matches, so it may switch secrets at any time during the overlap."""
+    signed = f"{timestamp}.".encode() + body
+    macs = [hmac.new(key.encode(), signed, hashlib.sha256).hexdigest()
+            for key in (secret, previous) if key]
+    return ",".join([f"t={timestamp}", *(f"v1={mac}" for mac in macs)])
+
+
+def signing_secrets(endpoint: Endpoint, now: datetime) -> tuple[str, str]:
+    """(current secret, previous secret or "" once its overlap has ended)."""
+    overlapping = (endpoint.previous_secret and endpoint.previous_secret_expires_at is not None
+                   and endpoint.previous_secret_expires_at > now)
+    return endpoint.secret, endpoint.previous_secret if overlapping else ""
 
 
 def backoff(attempts: int) -> timedelta:
@@ -233,6 +272,12 @@ def deliver(*, delivery_id: uuid.UUID) -> str | None:
         return None
     delivery = Delivery.objects.select_related("endpoint", "event").get(id=delivery_id)
     event, endpoint = delivery.event, delivery.endpoint
+    if not endpoint.is_active and endpoint.disabled_at is not None:
+        # Disabled for failing: the delivery waits, pending, its claim given back, until a client
+        # re-enables the endpoint (the pump skips it meanwhile).
+        Delivery.objects.filter(id=delivery.id).update(attempts=F("attempts") - 1,
+                                                       next_attempt_at=now)
+        return None
     if not endpoint.is_active:  # deactivated after the event was dispatched: nothing more is sent
         Delivery.objects.filter(id=delivery.id).update(status=Delivery.Status.FAILED,
                                                        last_error="The endpoint is deactivated.")
@@ -241,10 +286,11 @@ def deliver(*, delivery_id: uuid.UUID) -> str | None:
         body = orjson.dumps({"id": event.id, "type": event.type, "created_at": event.created_at,
                              "data": event.payload}, option=orjson.OPT_UTC_Z)
         timestamp = int(time.time())
+        secret, previous = signing_secrets(endpoint, now)
         result = _post(endpoint.url, body, {
             "Content-Type": "application/json",
             "User-Agent": "StateSet-Webhooks/1.0",
-            SIGNATURE_HEADER: sign(endpoint.secret, timestamp, body),
+            SIGNATURE_HEADER: sign(secret, timestamp, body, previous=previous),
             "StateSet-Event-Id": str(event.id),
             "StateSet-Event-Type": event.type,
             "StateSet-Delivery-Id": str(delivery.id),
@@ -269,6 +315,7 @@ def deliver(*, delivery_id: uuid.UUID) -> str | None:
                   "next_attempt_at": finished + backoff(delivery.attempts)}
     Delivery.objects.filter(id=delivery.id).update(status=status, response_status=result.status,
                                                    **values)
+    _count_attempt(endpoint, result, finished)
     metrics.WEBHOOK_DELIVERIES.labels("success" if result.ok
                                       else ("failed" if status == "failed" else "retry")).inc()
     log = logger.info if result.ok else logger.warning
@@ -276,6 +323,27 @@ def deliver(*, delivery_id: uuid.UUID) -> str | None:
                                    "attempt": delivery.attempts, "result": status,
                                    "http_status": result.status, "error": result.error})
     return status
+
+
+def _count_attempt(endpoint: Endpoint, result: AttemptResult, now: datetime) -> None:
+    """A 2xx answer resets the endpoint's failures in a row; a failure adds one, and the one that
+    reaches ``[webhooks] disable_after`` disables the endpoint with its reason (one UPDATE each:
+    concurrent attempts count exactly, and only one of them disables)."""
+    rows = Endpoint.objects.filter(id=endpoint.id)
+    if result.ok:
+        if endpoint.consecutive_failures:
+            rows.update(consecutive_failures=0)
+        return
+    rows.update(consecutive_failures=F("consecutive_failures") + 1)
+    limit = settings.WEBHOOKS_DISABLE_AFTER
+    reason = (f"Disabled after {limit} consecutive failed delivery attempts; the last: "
+              f"{result.error}")[:500]
+    if rows.filter(is_active=True, consecutive_failures__gte=limit).update(
+            is_active=False, disabled_at=now, disabled_reason=reason, version=F("version") + 1):
+        subscriptions.clear()
+        logger.warning("webhook endpoint disabled", extra={"endpoint_id": str(endpoint.id),
+                                                           "failures": limit,
+                                                           "error": result.error})
 
 
 def deliveries_resend(*, delivery_ids: list[uuid.UUID],
@@ -441,12 +509,16 @@ def _changed() -> None:
     transaction.on_commit(subscriptions.clear)
 
 
+def new_secret() -> str:
+    """``whsec_`` + 32 random bytes, URL-safe."""
+    return f"whsec_{secrets.token_urlsafe(32)}"
+
+
 def endpoint_create(*, url: str, events: list[str], secret: str | None = None,
                     description: str = "", is_active: bool = True) -> Endpoint:
-    """A new endpoint; its secret is generated when not given (``whsec_`` + 32 random bytes)."""
+    """A new endpoint; its secret is generated when not given (:func:`new_secret`)."""
     endpoint = Endpoint.objects.create(
-        url=clean_url(url), events=clean_events(events),
-        secret=secret or f"whsec_{secrets.token_urlsafe(32)}",
+        url=clean_url(url), events=clean_events(events), secret=secret or new_secret(),
         description=description, is_active=is_active)
     _changed()
     return endpoint
@@ -454,15 +526,55 @@ def endpoint_create(*, url: str, events: list[str], secret: str | None = None,
 
 def endpoint_update(*, endpoint_id: uuid.UUID, fields: dict[str, Any],
                     expected_version: int | None = None) -> Endpoint:
+    """Change url, events, description, is_active (``PATCH``/``PUT`` and the admin). Setting
+    ``is_active`` on an inactive endpoint re-enables it: the failure count and the reason it was
+    disabled are cleared and its pending deliveries are sent at once (queued after commit). Locks
+    the endpoint. Raises NotFound, PreconditionFailed (412), ValidationFailed."""
     values = dict(fields)
     if "url" in values:
         values["url"] = clean_url(values["url"])
     if "events" in values:
         values["events"] = clean_events(values["events"])
     with transaction.atomic():
+        current = locks.lock_endpoint(endpoint_id)
+        if current is None:
+            raise _not_found()
+        resume = values.get("is_active") is True and not current.is_active
+        if resume:
+            values.update(consecutive_failures=0, disabled_at=None, disabled_reason="")
         update_versioned(Endpoint, pk=endpoint_id, expected_version=expected_version, values=values,
                          not_found=_not_found())
+        if resume:
+            _resume(endpoint_id)
         _changed()
+    return Endpoint.objects.get(id=endpoint_id)
+
+
+def _resume(endpoint_id: uuid.UUID) -> None:
+    """The pending deliveries of a re-enabled endpoint are due now, and queued after commit."""
+    pending = Delivery.objects.filter(endpoint_id=endpoint_id, status=Delivery.Status.PENDING)
+    ids = list(pending.values_list("id", flat=True))
+    pending.update(next_attempt_at=timezone.now())
+    transaction.on_commit(lambda: _enqueue(ids))
+
+
+def endpoint_rotate_secret(*, endpoint_id: uuid.UUID,
+                           expected_version: int | None = None) -> Endpoint:
+    """A new signing secret (``POST /webhooks/{id}/rotate-secret``, shown once). For
+    ``[webhooks] rotation_overlap`` seconds the old one keeps signing too (two ``v1=`` in
+    ``StateSet-Signature``), so a receiver can switch without missing a delivery; rotating again
+    within the overlap drops the oldest. Locks the endpoint. Raises NotFound, PreconditionFailed."""
+    overlap = settings.WEBHOOKS_ROTATION_OVERLAP
+    with transaction.atomic():
+        current = locks.lock_endpoint(endpoint_id)
+        if current is None:
+            raise _not_found()
+        update_versioned(Endpoint, pk=endpoint_id, expected_version=expected_version,
+                         not_found=_not_found(), values={
+                             "secret": new_secret(),
+                             "previous_secret": current.secret if overlap else "",
+                             "previous_secret_expires_at":
+                                 timezone.now() + timedelta(seconds=overlap) if overlap else None})
     return Endpoint.objects.get(id=endpoint_id)
 
 

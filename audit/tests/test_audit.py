@@ -266,10 +266,12 @@ def test_key_hashes_and_endpoint_secrets_never_reach_the_trail(admin_client):
         "url": "https://hooks.example.com/in", "events": ["*"],
         "secret": "s3cr3t-s3cr3t-s3cr3t"}, format="json"), 201)
     client.patch(f"/api/v1/webhooks/{hook['id']}", {"description": "main"}, format="json")
+    rotated_hook = data_of(client.post(f"/api/v1/webhooks/{hook['id']}/rotate-secret", {},
+                                       format="json"))
 
     key = ApiKey.objects.get(pk=created["id"])
     secrets = [created["key"], rotated["key"], key.key_hash, key.previous_key_hash,
-               "s3cr3t-s3cr3t-s3cr3t"]
+               "s3cr3t-s3cr3t-s3cr3t", rotated_hook["secret"]]
     answers = [client.get(AUDIT, {"object_type": "stateset.apikey", "object_id": created["id"]}),
                client.get(AUDIT, {"object_type": "webhooks.endpoint", "object_id": hook["id"]}),
                admin_client.get(reverse("admin:stateset_apikey_history", args=[created["id"]])),
@@ -284,7 +286,8 @@ def test_key_hashes_and_endpoint_secrets_never_reach_the_trail(admin_client):
     assert "rotated_at" in key_events[0]["changes"]
     assert {f.name for f in ApiKeyEvent._meta.fields}.isdisjoint(
         {"key_hash", "previous_key_hash", "last_used_at"})
-    assert "secret" not in {f.name for f in EndpointEvent._meta.fields}
+    assert {f.name for f in EndpointEvent._meta.fields}.isdisjoint(
+        {"secret", "previous_secret", "consecutive_failures"})
 
 
 @pytest.mark.django_db(transaction=True)

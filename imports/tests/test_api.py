@@ -152,8 +152,11 @@ def test_list_and_detail(run_import, api):
 def test_an_import_ends_with_the_finished_event_and_keeps_no_file_or_keys(run_import):
     result = run_import("sku,name,price\nE-1,Fine,1.00\nbad sku,X,1\n")
     assert [(t, p["import_id"], p["status"], p["created"], p["failed"])
-            for t, p in Event.objects.values_list("type", "payload")] == \
+            for t, p in Event.objects.filter(type="import.finished")
+            .values_list("type", "payload")] == \
         [("import.finished", result["id"], "succeeded", 1, 1)]
+    assert [p["sku"] for p in Event.objects.filter(type="product.created")
+            .values_list("payload", flat=True)] == ["E-1"]  # the row written, in its batch
     assert not ImportChunk.objects.exists() and not ImportKey.objects.exists()
 
 

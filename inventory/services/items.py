@@ -22,10 +22,12 @@ from inventory.services.common import (
     product_ref,
 )
 from inventory.services.ledger import (
+    Change,
     Counters,
     fetch_items,
     item_id_for,
     publish_low_stock,
+    stock_payload,
 )
 from stateset.errors import (
     Conflict,
@@ -34,6 +36,7 @@ from stateset.errors import (
     ValidationFailed,
 )
 from stateset.inputs import clean_actor, clean_text, writable
+from webhooks import services as webhooks
 
 
 def inventory_item_create(*, location_id: uuid.UUID, on_hand: int = 0,
@@ -41,8 +44,9 @@ def inventory_item_create(*, location_id: uuid.UUID, on_hand: int = 0,
                           sku: str | None = None, reorder_point: int = 0, safety_stock: int = 0,
                           reason: str = "", actor: str = "") -> InventoryItem:
     """Create the row for (product, location) with an opening count; a non-zero count writes a
-    ``receive`` movement. Raises NotFound (product, location), ValidationFailed,
-    Conflict(code="inventory_exists") when the row exists (its id in ``details``)."""
+    ``receive`` movement and publishes ``inventory.received``. Raises NotFound (product, location),
+    ValidationFailed, Conflict(code="inventory_exists") when the row exists (its id in
+    ``details``)."""
     on_hand = check_quantity(on_hand, "on_hand", allow_zero=True)
     reorder_point = check_quantity(reorder_point, "reorder_point", allow_zero=True)
     safety_stock = check_quantity(safety_stock, "safety_stock", allow_zero=True)
@@ -67,6 +71,10 @@ def inventory_item_create(*, location_id: uuid.UUID, on_hand: int = 0,
                                          on_hand_delta=on_hand,
                                          on_hand_after=on_hand, reserved_after=0, reason=reason,
                                          actor=clean_actor(actor, MAX_ACTOR))
+            webhooks.publish(event_type="inventory.received", payload=stock_payload(
+                Counters(item.id, on_hand, 0, reorder_point, item.version, product.sku,
+                         product.id, location.id, safety_stock),
+                Change(item.id, on_hand, 0, Kind.RECEIVE, reason)))
     return fetch_items([item.id])[0]
 
 

@@ -5,8 +5,11 @@
 - **Counters change in SQL**, by one conditional ``UPDATE ... FROM (VALUES ...) WHERE <the CHECK
   constraints still hold> RETURNING`` (:func:`apply_changes`); never read-modify-write in Python. A
   row the guard rejects is not touched and the caller raises, rolling the whole change back.
-- Cache invalidation after commit; ``inventory.low_stock`` through the outbox in the same
-  transaction.
+- Cache invalidation after commit; through the outbox in the same transaction, in one INSERT:
+  ``inventory.received`` (a ``receive`` or ``return`` movement), ``inventory.adjusted`` (an
+  ``adjust``) per row changed, and ``inventory.low_stock`` for a row that fell to its reorder point.
+  Reservations, releases, expiries, transfers and shipments publish their own events (one per
+  change, naming its reservations), not one per row.
 """
 
 from __future__ import annotations
@@ -99,8 +102,8 @@ def apply_changes(changes: Sequence[Change], *, actor: str,
     leaves its row untouched; then :class:`Rejected` names the rows and the caller's transaction
     must roll back (it always runs inside ``atomic``). Changing more than one row requires the rows
     to be locked already in primary-key order (``inventory.locks.lock_items``); one row is locked by
-    the UPDATE itself. Schedules cache invalidation and publishes ``inventory.low_stock`` for rows
-    whose
+    the UPDATE itself. Schedules cache invalidation and publishes, in one INSERT, the movement's
+    event of each row (:data:`MOVEMENT_EVENTS`) and ``inventory.low_stock`` for rows whose
     ``available`` falls to or below the reorder point."""
     assert connection.in_atomic_block, "stock changes run inside a transaction"
     if not changes:
@@ -137,11 +140,15 @@ def apply_changes(changes: Sequence[Change], *, actor: str,
             for c in changes
         ]
     )
+    events = [(MOVEMENT_EVENTS[c.kind], stock_payload(after[c.item_id], c)) for c in changes
+              if c.kind in MOVEMENT_EVENTS]
     for change in changes:
         row = after[change.item_id]
         before = row.available - (change.on_hand_delta - change.reserved_delta)
         if before > row.reorder_point >= row.available:
-            publish_low_stock(row)
+            events.append(("inventory.low_stock", low_stock_payload(row)))
+    if events:
+        webhooks.publish_many(events)
     item_cache.invalidate(*(item_cache_key(item_id) for item_id in after))
     if allocate:
         grown = {c.item_id: growth for c in changes
@@ -211,9 +218,35 @@ def fetch_items(item_ids: Sequence[uuid.UUID]) -> list[InventoryItem]:
     return [items[i] for i in item_ids]
 
 
+# --- events (SPEC §4.7) ---------------------------------------------------------------------------
+
+# The movements that publish one event per row changed (the others belong to a reservation, a
+# transfer or a shipment, whose services publish one event for the whole change).
+MOVEMENT_EVENTS: dict[str, str] = {StockMovement.Kind.RECEIVE: "inventory.received",
+                   StockMovement.Kind.RETURN: "inventory.received",
+                   StockMovement.Kind.ADJUST: "inventory.adjusted"}
+
+
+def level(row: Counters) -> dict[str, Any]:
+    """How an ``inventory.*`` event names a row and its counters after the change."""
+    return {"inventory_item_id": str(row.id), "product_id": str(row.product_id), "sku": row.sku,
+            "location_id": str(row.location_id), "on_hand": row.on_hand, "reserved": row.reserved,
+            "available": row.available}
+
+
+def stock_payload(row: Counters, change: Change) -> dict[str, Any]:
+    """``inventory.received`` / ``inventory.adjusted``: the row, its counters after, the movement
+    (``receive``, ``return``, ``adjust``), ``quantity`` (the signed change of on_hand) and what the
+    movement says of itself."""
+    return {**level(row), "movement": change.kind, "quantity": change.on_hand_delta,
+            "reason": change.reason[:MAX_REASON],
+            "reference_type": change.reference_type[:MAX_REFERENCE_TYPE],
+            "reference_id": change.reference_id[:MAX_REFERENCE_ID]}
+
+
+def low_stock_payload(row: Counters) -> dict[str, Any]:
+    return {**level(row), "reorder_point": row.reorder_point}
+
+
 def publish_low_stock(row: Counters) -> None:
-    webhooks.publish(event_type="inventory.low_stock", payload={
-        "inventory_item_id": str(row.id), "product_id": str(row.product_id), "sku": row.sku,
-        "location_id": str(row.location_id), "on_hand": row.on_hand, "reserved": row.reserved,
-        "available": row.available, "reorder_point": row.reorder_point,
-    })
+    webhooks.publish(event_type="inventory.low_stock", payload=low_stock_payload(row))

@@ -35,6 +35,7 @@ from inventory.services.ledger import (
     fetch_items,
     item_id_for,
     item_ids_for,
+    level,
 )
 from stateset.errors import (
     InsufficientStock,
@@ -42,6 +43,7 @@ from stateset.errors import (
     ValidationFailed,
 )
 from stateset.inputs import clean_text
+from webhooks import services as webhooks
 
 
 @dataclass(frozen=True)
@@ -188,7 +190,8 @@ def stock_transfer(*, from_location_id: uuid.UUID, to_location_id: uuid.UUID, qu
                    reference_id: str = "", actor: str = "") -> tuple[InventoryItem, InventoryItem]:
     """Move available units between locations in one transaction: ``transfer_out`` on the source,
     ``transfer_in`` on the destination (created when missing); both movements carry
-    ``reference_type="transfer"`` and one ``reference_id`` (generated when not given).
+    ``reference_type="transfer"`` and one ``reference_id`` (generated when not given); one
+    ``inventory.transferred`` event with both rows' counters after the move.
 
     Durable transaction; locks both rows in primary-key order. Reserved units do not move. Raises
     InsufficientStock (409) when the source has fewer available units, ValidationFailed (same
@@ -217,9 +220,13 @@ def stock_transfer(*, from_location_id: uuid.UUID, to_location_id: uuid.UUID, qu
                                     "location_id": str(source.id), "requested": quantity,
                                     "available": on_hand - reserved}]},
             )
-        apply_changes([
+        after = apply_changes([
             Change(source_id, -quantity, 0, Kind.TRANSFER_OUT, reason, "transfer", reference_id),
             Change(target_id, quantity, 0, Kind.TRANSFER_IN, reason, "transfer", reference_id),
         ], actor=actor)
+        webhooks.publish(event_type="inventory.transferred", payload={
+            "product_id": str(product.id), "sku": product.sku, "quantity": quantity,
+            "reason": reason, "reference_type": "transfer", "reference_id": reference_id,
+            "from": level(after[source_id]), "to": level(after[target_id])})
         source_item, target_item = fetch_items([source_id, target_id])
     return source_item, target_item

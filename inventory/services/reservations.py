@@ -31,7 +31,7 @@ from inventory.services.common import (
     logger,
     product_refs,
 )
-from inventory.services.ledger import Change, Rejected, apply_changes
+from inventory.services.ledger import Change, Counters, Rejected, apply_changes
 from stateset import metrics
 from stateset.db import batched_inserts, insert_rows
 from stateset.errors import (
@@ -298,6 +298,7 @@ def _close(reservations: Sequence[Reservation], *, status: str, kind: str, actor
                                                                            updated_at=now)
     held: dict[uuid.UUID, int] = defaultdict(int)
     refs: dict[uuid.UUID, set[tuple[str, str]]] = defaultdict(set)
+    released = [(r, r.quantity - r.quantity_fulfilled) for r in reservations]
     for r in reservations:
         held[r.inventory_item_id] += r.quantity - r.quantity_fulfilled
         refs[r.inventory_item_id].add((r.reference_type, r.reference_id))
@@ -318,7 +319,38 @@ def _close(reservations: Sequence[Reservation], *, status: str, kind: str, actor
         text = reason if not others else f"{reason} ({len(refs[item_id])} references)".strip()
         changes.append(Change(item_id, 0, -give_back, kind, text, "" if others else ref_type,
                                "" if others else ref_id))
-    apply_changes(changes, actor=actor)
+    after = apply_changes(changes, actor=actor)
+    _publish_closed(CLOSE_EVENTS[kind], released, after, reason=reason)
+
+
+# ``inventory.released`` / ``inventory.expired``: one event per reference (an order, a cart), as
+# ``inventory.reserved`` is, naming the reservations and the units each gave back.
+CLOSE_EVENTS: dict[str, str] = {Kind.RELEASE: "inventory.released",
+                                Kind.EXPIRE: "inventory.expired"}
+
+
+def _publish_closed(event_type: str, released: Sequence[tuple[Reservation, int]],
+                    after: Mapping[uuid.UUID, Counters], *, reason: str) -> None:
+    """One event per reference of ``released`` ((reservation, units given back) pairs), all in one
+    INSERT. The rows' SKU and location come from the change's counters (a row clamped at zero,
+    which the change skipped, is read)."""
+    places: dict[uuid.UUID, tuple[str, uuid.UUID]] = {
+        item_id: (row.sku, row.location_id) for item_id, row in after.items()}
+    unknown = {r.inventory_item_id for r, _ in released} - set(places)
+    if unknown:
+        places.update({item_id: (sku, location_id) for item_id, sku, location_id in
+                       InventoryItem.objects.filter(id__in=unknown)
+                       .values_list("id", "sku", "location_id")})
+    by_reference: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
+    for r, units in released:
+        sku, location_id = places[r.inventory_item_id]
+        by_reference[(r.reference_type, r.reference_id)].append({
+            "id": str(r.id), "inventory_item_id": str(r.inventory_item_id), "sku": sku,
+            "location_id": str(location_id), "quantity": units})
+    webhooks.publish_many([
+        (event_type, {"reference_type": reference_type, "reference_id": reference_id,
+                      "reason": reason, "reservations": rows})
+        for (reference_type, reference_id), rows in by_reference.items()])
 
 
 def stock_release(*, reservation_ids: list[uuid.UUID] | None = None,
@@ -334,7 +366,8 @@ def stock_release(*, reservation_ids: list[uuid.UUID] | None = None,
 
     Locks the reservations (primary-key order), then their inventory rows — with every row of the
     products the order was waiting for — (primary-key order), then those products' queues; ledger
-    ``release``, one movement per row. Joins the caller's transaction. Raises ValidationFailed
+    ``release``, one movement per row; ``inventory.released`` per reference released. Joins the
+    caller's transaction. Raises ValidationFailed
     (neither ids nor reference, too many ids), NotFound (an unknown id)."""
     reason = clean_text(reason, "reason", MAX_REASON)
     with transaction.atomic():
@@ -486,7 +519,8 @@ def reservation_extend(*, reservation_id: uuid.UUID, expires_in: int) -> Reserva
 
 def reservations_expire(*, now: datetime | None = None, batch_size: int = 500) -> int:
     """Expire active reservations whose ``expires_at`` has passed, in batches of ``batch_size``,
-    one transaction per batch: status ``expired``, ``reserved`` given back, ledger ``expire``.
+    one transaction per batch: status ``expired``, ``reserved`` given back, ledger ``expire``,
+    ``inventory.expired`` per reference (one INSERT per batch).
 
     Reservations locked by someone else (``FOR UPDATE SKIP LOCKED``) are left for the next run, so
     concurrent workers never wait on each other; rows are locked in primary-key order. Returns how
@@ -566,6 +600,7 @@ def _release_units(held: Sequence[Reservation], units: Mapping[uuid.UUID, int],
     per_row: dict[uuid.UUID, int] = defaultdict(int)
     now = timezone.now()
     touched: list[Reservation] = []
+    released: list[tuple[Reservation, int]] = []
     for r in sorted(held, key=lambda r: (r.created_at, r.id), reverse=True):
         product = r.inventory_item.product_id
         place = (product, r.inventory_item.location_id)
@@ -583,12 +618,14 @@ def _release_units(held: Sequence[Reservation], units: Mapping[uuid.UUID, int],
                 r.quantity, r.status = take, Status.RELEASED
         r.updated_at = now
         touched.append(r)
+        released.append((r, take))
     short = {p: n for p, n in units.items() if n > 0}
     if short:  # the order holds fewer free units than its lines say: the lines were checked first
         raise Conflict(
             "The order's reservations do not cover this change; run reconcile_inventory.",
                        code="inventory_drift", details={"product_ids": sorted(map(str, short))})
     Reservation.objects.bulk_update(touched, ["quantity", "status", "updated_at"])
-    apply_changes([Change(item_id, 0, -quantity, Kind.RELEASE, "order edited", "order",
-                          touched[0].reference_id) for item_id,
-                   quantity in sorted(per_row.items())], actor=actor)
+    after = apply_changes([Change(item_id, 0, -quantity, Kind.RELEASE, "order edited", "order",
+                                  touched[0].reference_id) for item_id,
+                           quantity in sorted(per_row.items())], actor=actor)
+    _publish_closed("inventory.released", released, after, reason="order edited")

@@ -145,3 +145,106 @@ def test_reservations_and_movements_are_searched_by_exact_reference(admin_client
     assert found.status_code == 200 and b"order-77" in found.content
     assert b"order-77" not in admin_client.get(f"{ADMIN}/reservation/?q=order-7").content
     assert b"PO-77" in admin_client.get(f"{ADMIN}/stockmovement/?q=PO-77").content
+
+
+# --- the row's page: receive, adjust, transfer --------------------------------------------------
+
+
+def _messages(response) -> list[str]:
+    return [str(m) for m in response.context["messages"]] if response.context else []
+
+
+def _move(client, row, move: str, data: dict):
+    response = client.post(f"{ADMIN}/inventoryitem/{row.id}/{move}/", data, follow=True)
+    assert response.redirect_chain[-1][0] == f"{ADMIN}/inventoryitem/{row.id}/change/"
+    return response
+
+
+def test_a_rows_page_offers_receive_adjust_and_transfer_as_plain_forms(admin_client, product,
+                                                                       main):
+    row = stock(product, main, 20)
+    page = admin_client.get(f"{ADMIN}/inventoryitem/{row.id}/change/").content.decode()
+    for move, label in (("receive", "Receive stock"), ("adjust", "Adjust stock"),
+                        ("transfer", "Transfer stock")):
+        assert f'action="{ADMIN}/inventoryitem/{row.id}/{move}/"' in page
+        assert f'value="{label}"' in page
+    assert 'id="id_adjust_reason"' in page and 'id="id_receive_reason"' in page
+    assert page.index('id="stock-moves"') < page.index('id="inventoryitem_form"')  # not nested
+
+
+def test_adjust_from_the_row_page_calls_the_service_and_says_what_happened(admin_client, product,
+                                                                          main):
+    row = stock(product, main, 20, reference_id="")
+    response = _move(admin_client, row, "adjust", {"delta": "-3", "reason": "damaged"})
+    assert f"{product.sku} @ MAIN: adjusted \u22123 (damaged), on hand 17" in _messages(response)
+    movement = StockMovement.objects.get(kind="adjust")
+    assert (movement.on_hand_delta, movement.reason, movement.actor) == (-3, "damaged",
+                                                                         "admin:admin")
+    added = _move(admin_client, row, "adjust", {"delta": "5", "reason": "cycle count"})
+    assert f"{product.sku} @ MAIN: adjusted +5 (cycle count), on hand 22" in _messages(added)
+    assert_ledger_matches_counters()
+
+
+def test_receive_and_transfer_from_the_row_page(admin_client, product, main, east):
+    row = stock(product, main, 10)
+    received = _move(admin_client, row, "receive", {"quantity": "5", "reference_id": "PO-7"})
+    assert f"{product.sku} @ MAIN: received 5 (PO-7), on hand 15" in _messages(received)
+    assert StockMovement.objects.get(kind="receive", reference_id="PO-7").actor == "admin:admin"
+    moved = _move(admin_client, row, "transfer", {"to_location": "EAST", "quantity": "4"})
+    assert (f"{product.sku} @ MAIN: transferred 4 to EAST, on hand 11 here and 4 at EAST"
+            in _messages(moved))
+    assert InventoryItem.objects.get(product=product, location=east).on_hand == 4
+    assert_ledger_matches_counters()
+
+
+@pytest.mark.parametrize(("move", "data", "says"), [
+    ("adjust", {"delta": "-30", "reason": "lost"}, "insufficient_stock"),  # below reserved
+    ("adjust", {"delta": "0", "reason": "nothing"}, "Must not be zero"),
+    ("adjust", {"delta": "-1"}, "reason"),  # a reason is required
+    ("receive", {"quantity": "0"}, "quantity"),
+    ("transfer", {"to_location": "EAST", "quantity": "9"}, "insufficient_stock"),  # 3 reserved
+    ("transfer", {"to_location": "MAIN", "quantity": "1"}, "to_location"),  # its own location
+    ("transfer", {"to_location": "NOWHERE", "quantity": "1"}, "to_location"),
+])
+def test_a_refused_move_is_an_error_message_and_writes_nothing(admin_client, product, main, east,
+                                                               move, data, says):
+    from inventory.tests.factories import snapshot
+
+    row = stock(product, main, 10)
+    services.stock_reserve(lines=[ReserveLine(product_id=product.id, quantity=3)],
+                           reference_type="cart", reference_id="c")
+    before = snapshot()
+    response = _move(admin_client, row, move, data)
+    [message] = [m for m in response.context["messages"]]
+    assert message.level_tag == "error" and says in str(message), str(message)
+    assert snapshot() == before
+
+
+def test_moves_need_the_change_permission_and_a_post(client, admin_client, product, main):
+    from django.contrib.auth.models import Permission, User
+
+    from inventory.tests.factories import snapshot
+
+    row = stock(product, main, 10)
+    viewer = User.objects.create_user("looker", password="x", is_staff=True)
+    viewer.user_permissions.set(Permission.objects.filter(codename="view_inventoryitem"))
+    client.force_login(viewer)
+    page = client.get(f"{ADMIN}/inventoryitem/{row.id}/change/")
+    assert page.status_code == 200 and b'id="stock-moves"' not in page.content
+    before = snapshot()
+    for move in ("receive", "adjust", "transfer"):
+        forged = client.post(f"{ADMIN}/inventoryitem/{row.id}/{move}/",
+                             {"quantity": "5", "delta": "5", "reason": "x", "to_location": "MAIN"})
+        assert forged.status_code == 403, move
+    assert admin_client.get(f"{ADMIN}/inventoryitem/{row.id}/adjust/").status_code == 405
+    assert snapshot() == before
+
+
+def test_a_rows_page_runs_a_fixed_number_of_queries_whatever_the_locations(admin_client, product,
+                                                                           main):
+    row = stock(product, main, 5)
+    url = f"{ADMIN}/inventoryitem/{row.id}/change/"
+    few = _changelist_queries(admin_client, url)
+    LocationFactory.create_batch(30)
+    assert _changelist_queries(admin_client, url) == few
+    assert admin_client.get(url).content.decode().count("<option") >= 31  # the transfer targets

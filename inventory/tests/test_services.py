@@ -356,12 +356,12 @@ def test_reserve_publishes_reserved_and_low_stock_events(product, main, events):
     InventoryItem.objects.filter(product=product).update(reorder_point=5)
     services.stock_reserve(lines=[ReserveLine(product_id=product.id, quantity=4)],
                            reference_type="o", reference_id="1")
-    assert [e for e, _ in events] == ["inventory.reserved"]
+    assert [e for e, _ in events] == ["inventory.received", "inventory.reserved"]
     services.stock_reserve(lines=[ReserveLine(product_id=product.id, quantity=2)],
                            reference_type="o", reference_id="2")
-    assert [e for e, _ in events] == ["inventory.reserved", "inventory.low_stock",
-                                      "inventory.reserved"]
-    low = events[1][1]
+    assert [e for e, _ in events] == ["inventory.received", "inventory.reserved",
+                                      "inventory.low_stock", "inventory.reserved"]
+    low = events[2][1]
     assert (low["sku"], low["available"], low["reorder_point"]) == (product.sku, 4, 5)
     services.stock_reserve(lines=[ReserveLine(product_id=product.id, quantity=1)],
                            reference_type="o", reference_id="3")
@@ -498,7 +498,7 @@ def test_update_reorder_point_checks_version_and_can_cross_into_low_stock(produc
     updated = services.inventory_item_update(item_id=row.id, expected_version=row.version,
                                              changes={"reorder_point": 5})
     assert (updated.reorder_point, updated.version) == (5, row.version + 1)
-    assert [e for e, _ in events] == ["inventory.low_stock"]
+    assert [e for e, _ in events] == ["inventory.received", "inventory.low_stock"]
 
 
 def test_location_codes_are_unique_case_insensitively():

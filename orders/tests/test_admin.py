@@ -209,3 +209,18 @@ def test_products_and_customers_are_found_by_autocomplete(customer, make_product
                                                "field_name": "customer",
                                                "term": customer.email}).json()
     assert [row["id"] for row in found["results"]] == [str(customer.id)]
+
+
+def test_the_channel_filter_offers_every_channel_without_a_distinct_scan(admin_client, customer,
+                                                                          make_product):
+    product = make_product(sku="CHAN-1")
+    for channel in ("shopify", "api", "amazon", "shopify"):
+        OrderFactory(customer=customer, lines=[(product, 1)], channel=channel)
+    with CaptureQueriesContext(connection) as captured:
+        page = admin_client.get("/admin/orders/order/").content.decode()
+    assert not any("DISTINCT" in q["sql"] for q in captured)
+    for channel in ("amazon", "api", "shopify"):
+        assert f"?channel={channel}" in page
+    filtered = admin_client.get("/admin/orders/order/?channel=shopify")
+    assert filtered.status_code == 200
+    assert len(filtered.context["cl"].result_list) == 2

@@ -67,7 +67,9 @@ def test_the_full_happy_path_restocks_only_resellable_units_and_refunds_exactly(
     assert closed["status"] == "closed" and closed["refund_amount"] == "45.53"
     assert closed["version"] == rma["version"] + 4  # one bump per move
     assert list(Event.objects.filter(type__startswith="return.").order_by("created_at")
-                .values_list("type", flat=True)) == ["return.approved", "return.refunded"]
+                .values_list("type", flat=True)) == ["return.requested", "return.approved",
+                                                     "return.received", "return.refunded",
+                                                     "return.closed"]
 
 
 def test_refunding_everything_marks_the_order_refunded_across_two_returns(api, make_product,

@@ -178,6 +178,10 @@ APP_RESOURCES = {app: app
                              "returns")}
 MODEL_RESOURCES = {"webhooks.endpoint": "webhooks", "stateset.apikey": "keys"}
 MANAGED_RESOURCES = frozenset({"webhooks", "keys"})  # their write scope is <resource>:manage
+# Models whose writes are moves with their own endpoints (the views' ``staff_permissions``): a
+# write permission on them gives no write scope, or adding a payment would let a session create
+# and cancel orders.
+MOVE_MODELS = frozenset({"orders.payment"})
 _PERMISSION_ACTIONS = {"view": "read", "add": "write", "change": "write", "delete": "write"}
 
 
@@ -185,7 +189,8 @@ def scopes_for_permissions(permissions: Iterable[str]) -> tuple[str, ...]:
     """``{"orders.view_order", "catalog.change_product"}`` → ``("catalog:write", "orders:read")``:
     ``view_<model>`` gives ``<resource>:read``, ``add/change/delete_<model>`` ``<resource>:write``
     (``:manage`` for webhooks and keys). Custom permissions grant no scope: they name a move
-    (``orders.record_payment``), not an access level."""
+    (``orders.record_payment``), not an access level, and the endpoint of that move accepts them
+    from a staff session (:func:`staff_permission`); so do writes on :data:`MOVE_MODELS`."""
     scopes: set[str] = set()
     for permission in permissions:
         app, _, codename = permission.partition(".")
@@ -195,7 +200,7 @@ def scopes_for_permissions(permissions: Iterable[str]) -> tuple[str, ...]:
             continue
         resource = MODEL_RESOURCES.get(f"{app}.{model}") or (
             APP_RESOURCES.get(app) if app in APP_RESOURCES else None)
-        if resource is None:
+        if resource is None or (action == "write" and f"{app}.{model}" in MOVE_MODELS):
             continue
         if resource in MANAGED_RESOURCES and action == "write":
             action = "manage"
@@ -218,7 +223,11 @@ def granted_scopes(user: Any) -> tuple[str, ...]:
 
 class HasScope(BasePermission):
     """The view names its resource (``scope = "orders"``); safe methods need ``<resource>:read``,
-    the rest ``<resource>:write``. A view may override per action with ``action_scopes``."""
+    the rest ``<resource>:write``. A view may override per action with ``action_scopes``, and name
+    the Django permission a staff session needs for a move with ``staff_permissions`` (SPEC §5:
+    ``{"refund": "returns.refund_return"}``): for a session that permission replaces the scope, so
+    a Support user who may change returns may not refund one, and a Warehouse user who may
+    receive returns but not change them may receive one. API keys are judged by scopes only."""
 
     def has_permission(self, request: Any, view: Any) -> bool:
         required = required_scope(request, view)
@@ -226,6 +235,13 @@ class HasScope(BasePermission):
             return True
         if request.user is None or not getattr(request.user, "is_authenticated", False):
             raise exceptions.NotAuthenticated("Authentication required: send X-API-Key.")
+        permission = staff_permission(request, view)
+        if permission is not None:
+            if not (request.user.is_staff and request.user.has_perm(permission)):
+                raise exceptions.PermissionDenied(
+                    f"This session lacks the permission {permission}.",
+                    code="insufficient_scope")
+            return True
         if not scope_allows(granted_scopes(request.user), required):
             raise exceptions.PermissionDenied(f"This key lacks the scope {required}.",
                                               code="insufficient_scope")
@@ -241,3 +257,12 @@ def required_scope(request: Any, view: Any) -> str | None:
     if action in overrides:
         return overrides[action]
     return f"{resource}:{'read' if request.method in SAFE_METHODS else 'write'}"
+
+
+def staff_permission(request: Any, view: Any) -> str | None:
+    """The Django permission a staff session's write needs instead of a scope, when the view names
+    one for the action (``staff_permissions``); None for API keys, reads and other actions."""
+    if isinstance(request.user, KeyPrincipal) or request.method in SAFE_METHODS:
+        return None
+    permissions: dict[str, str] = getattr(view, "staff_permissions", {}) or {}
+    return permissions.get(getattr(view, "action", None) or "")

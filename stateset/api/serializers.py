@@ -90,3 +90,6 @@ def page_of(item: type[serializers.Serializer[Any]], name: str) -> serializers.S
 IF_MATCH = OpenApiParameter("If-Match", str, OpenApiParameter.HEADER,
                             description="The ETag of the version you read; 412 if it changed "
                                         "since.")
+
+# SPEC §3 names PATCH and PUT for every update: PUT takes the same fields and rules as PATCH.
+PUT_AS_PATCH = "The same fields and rules as PATCH (SPEC §3): only the fields sent change."

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import http.server
-import threading
 import uuid
 from collections import Counter
 from datetime import timedelta
@@ -20,39 +18,13 @@ from django.utils import timezone
 from stateset.testing import data_of, error_of, run_threads
 from webhooks import services, tasks
 from webhooks.models import Delivery, Endpoint, Event
-from webhooks.tests.factories import DeliveryFactory, EndpointFactory, EventFactory, published
-
-
-class Receiver:
-    """A real HTTP server on 127.0.0.1 that records what it is sent and answers ``statuses`` in turn
-    (the last one repeats)."""
-
-    def __init__(self) -> None:
-        self.requests: list[tuple[dict[str, str], bytes]] = []
-        self.statuses = [200]
-        receiver = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers["Content-Length"]))
-                receiver.requests.append((dict(self.headers.items()), body))  # names as sent
-                status = (receiver.statuses.pop(0) if len(receiver.statuses) > 1
-                          else receiver.statuses[0])
-                self.send_response(status)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_port}/hooks"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+from webhooks.tests.factories import (
+    DeliveryFactory,
+    EndpointFactory,
+    EventFactory,
+    Receiver,
+    published,
+)
 
 
 @pytest.fixture
@@ -295,6 +267,40 @@ def test_admin_index_counts_failed_deliveries_and_the_resend_action_sends(admin_
     assert response.status_code == 302
     delivery.refresh_from_db()
     assert delivery.status == "succeeded" and len(receiver.requests) == 1
+
+
+def test_a_deliverys_page_resends_it_for_whoever_may_change_deliveries(
+        admin_client, client, receiver, django_capture_on_commit_callbacks):
+    from django.contrib.auth.models import Permission, User
+
+    endpoint = services.endpoint_create(url=receiver.url, events=["*"])
+    delivery = Delivery.objects.create(endpoint=endpoint,
+                                       event=Event.objects.create(type="order.created"),
+                                       status="failed", attempts=8, last_error="HTTP 500")
+    page_url = f"/admin/webhooks/delivery/{delivery.id}/change/"
+    resend_url = f"/admin/webhooks/delivery/{delivery.id}/resend/"
+    page = admin_client.get(page_url).content.decode()
+    assert f'action="{resend_url}"' in page and 'value="Resend this delivery"' in page
+
+    viewer = User.objects.create_user("hooks-viewer", password="x", is_staff=True)
+    viewer.user_permissions.set(Permission.objects.filter(codename="view_delivery"))
+    client.force_login(viewer)
+    shown = client.get(page_url)
+    assert shown.status_code == 200 and b"Resend this delivery" not in shown.content
+    assert client.post(resend_url).status_code == 403
+    delivery.refresh_from_db()
+    assert (delivery.status, delivery.attempts) == ("failed", 8)
+
+    assert admin_client.get(resend_url).status_code == 405
+    with django_capture_on_commit_callbacks(execute=True):
+        done = admin_client.post(resend_url, follow=True)
+    assert done.redirect_chain[-1][0] == page_url
+    assert (f"order.created to {receiver.url}: queued again (attempts start over)."
+            in [str(m) for m in done.context["messages"]])
+    delivery.refresh_from_db()
+    assert delivery.status == "succeeded" and len(receiver.requests) == 1
+    gone = admin_client.post(f"/admin/webhooks/delivery/{uuid.uuid4()}/resend/", follow=True)
+    assert "No such delivery." in [str(m) for m in gone.context["messages"]]
 
 
 def test_admin_creates_endpoints_through_the_service(admin_client, db):

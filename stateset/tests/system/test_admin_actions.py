@@ -4,7 +4,7 @@ access to the page. This walks EVERY action of every registered ModelAdmin — t
 proves that a staff user holding every *view* permission is neither offered one nor able to run
 one with a forged POST: the database is byte-for-byte what it was. Exports are reads (SPEC §4.8:
 the filtered list as CSV): their permission is ``view``, and a viewer runs them without changing a
-row."""
+row. The same holds for every button of an object page (each ModelAdmin's own URLs)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from django.apps import apps
 from django.contrib import admin
 from django.contrib.auth.models import Group, Permission, User
 from django.test import Client, RequestFactory
-from django.urls import reverse
+from django.urls import URLPattern, reverse
 
 from catalog.models import Product
 from customers.models import Customer
@@ -181,4 +181,51 @@ def test_a_viewer_may_export_and_the_export_changes_nothing(item, world, viewer)
     assert response.status_code == 200 and response["Content-Type"].startswith("text/csv")
     assert len(b"".join(response.streaming_content).splitlines()) == len(pks) + 1 or \
         name.endswith("_with_items")
+    assert snapshot() == before
+
+
+# --- the buttons of object pages: each ModelAdmin's own URLs ------------------------------------
+
+STANDARD_VIEWS = ("changelist", "add", "history", "delete", "change", "autocomplete")
+
+
+def page_buttons() -> list[tuple[admin.ModelAdmin, URLPattern]]:
+    """Every URL a ModelAdmin adds to Django's own (``get_urls``): the moves of object pages."""
+    buttons: list[tuple[admin.ModelAdmin, URLPattern]] = []
+    for model_admin in admin.site._registry.values():
+        opts = model_admin.model._meta
+        standard = {f"{opts.app_label}_{opts.model_name}_{view}" for view in STANDARD_VIEWS}
+        buttons += [(model_admin, pattern) for pattern in model_admin.get_urls()
+                    if isinstance(pattern, URLPattern) and pattern.name
+                    and pattern.name not in standard]
+    return buttons
+
+
+def button_id(item: tuple[admin.ModelAdmin, URLPattern]) -> str:
+    return str(item[1].name)
+
+
+def test_the_walk_covers_the_object_pages_buttons():
+    names = {button_id(item) for item in page_buttons()}
+    assert {"inventory_inventoryitem_adjust", "inventory_inventoryitem_receive",
+            "inventory_inventoryitem_transfer", "webhooks_delivery_resend",
+            "imports_import_apply"} <= names
+
+
+@pytest.mark.parametrize("item", page_buttons(), ids=button_id)
+def test_a_view_only_user_cannot_press_an_object_pages_button(item, world, viewer):
+    """A forged POST to each button, filled with what its form would send, with a real row's id
+    for each of its path arguments: refused, nothing written."""
+    model_admin, pattern = item
+    model = model_admin.model
+    pk = model.objects.values_list("pk", flat=True).first()
+    assert pk is not None, f"the world has no {model._meta.label} row"
+    kwargs = {name: pk for name in pattern.pattern.converters}
+    url = reverse(f"admin:{pattern.name}", kwargs=kwargs)
+    client = Client()
+    client.force_login(viewer)
+    before = snapshot()
+    response = client.post(url, {"quantity": "5", "delta": "-1", "reason": "forged",
+                                 "to_location": "MAIN", "note": "forged", "amount": "1.00"})
+    assert response.status_code in (302, 403, 404), (url, response.status_code)
     assert snapshot() == before

@@ -17,6 +17,10 @@ def product_models():
 def test_every_model_is_registered_or_inline():
     inline = {inline.model for model_admin in admin.site._registry.values()
               for inline in model_admin.inlines}
+    # Rows that live only inside their parent and are drawn on its page (the order's lines,
+    # shipping lines and payments: orders/admin.py, tested in orders/tests/test_admin.py).
+    inline |= {model for model_admin in admin.site._registry.values()
+               for model in getattr(model_admin, "shown_on_page", ())}
     missing = [model._meta.label for model in product_models()
                if model not in admin.site._registry and model not in inline]
     assert missing == []

@@ -145,6 +145,13 @@ def test_the_walk_finds_the_api():
         assert APIClient().get(path).status_code == 200
 
 
+def test_every_route_that_serves_patch_serves_put_too():
+    """SPEC §3 names PATCH and PUT for updates (the reference system's SDK updates with PUT)."""
+    patched = [(route, methods) for route, _, methods in ROUTES if "patch" in methods]
+    assert len(patched) >= 8
+    assert [route for route, methods in patched if "put" not in methods] == []
+
+
 @pytest.mark.parametrize("route, path, method", GUARDED,
                          ids=lambda v: v if isinstance(v, str) else "")
 def test_every_route_needs_its_scope(route, path, method):

@@ -123,6 +123,7 @@ def test_an_order_reaches_its_subscriber_signed(api, customer, receiver,
     assert payload["data"]["items"] == [{"sku": "HOOK-1", "quantity": 2, "unit_price": "12.50"}]
     delivery = Delivery.objects.get()
     assert (delivery.status, delivery.attempts, delivery.response_status) == ("succeeded", 1, 200)
-    assert set(Event.objects.values_list("type", flat=True)) == {"order.created",
+    assert set(Event.objects.values_list("type", flat=True)) == {"inventory.received",  # stocking
+                                                                 "order.created",
                                                                  "inventory.reserved"}
     assert not Event.objects.filter(dispatched_at__isnull=True).exists()
