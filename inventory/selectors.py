@@ -10,7 +10,7 @@ import uuid
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from django.db.models import F, Q, QuerySet, Sum
+from django.db.models import Count, F, Min, Q, QuerySet, Sum
 from django.db.models.functions import Upper
 
 from catalog.selectors import sku_version_key
@@ -389,3 +389,22 @@ def movement_export_rows(queryset: QuerySet[Any]) -> Iterator[tuple[Any, ...]]:
               "reserved_delta", "on_hand_after", "reserved_after", "reason", "reference_type",
               "reference_id", "actor")
     return keyset_rows(queryset, fields=fields, sort=Sort(field="created_at", descending=True))
+
+
+# --- the back office's dashboard (SPEC §5) --------------------------------------------------------
+
+
+def low_stock_rows(*, limit: int = 10) -> list[dict[str, Any]]:
+    """The most depleted rows at or below their reorder point, with their location's code: one
+    query on the partial low-stock index."""
+    rows = (InventoryItem.objects.filter(low_stock_q()).order_by("available", "id")
+            .values("id", "sku", "location_id", "location__code", "on_hand", "reserved",
+                    "available", "reorder_point")[:limit])
+    return [dict(row) for row in rows]
+
+
+def backorders_waiting() -> dict[str, Any]:
+    """Lines and units waiting for stock, and since when: one aggregate over the partial queue
+    index (``quantity_waiting > 0`` holds exactly for waiting lines)."""
+    return Backorder.objects.filter(quantity_waiting__gt=0).aggregate(
+        lines=Count("id"), units=Sum("quantity_waiting"), oldest=Min("queued_at"))

@@ -20,7 +20,15 @@ from catalog.models import Product
 from customers import selectors as customers_selectors
 from customers.models import Customer
 from orders import selectors, services
-from orders.models import ChannelOrder, Order, OrderEvent, OrderItem, Payment, ShippingLine
+from orders.models import (
+    ChannelOrder,
+    Order,
+    OrderDay,
+    OrderEvent,
+    OrderItem,
+    Payment,
+    ShippingLine,
+)
 from orders.selectors import order_filter
 from orders.under_lock import TRANSITIONS
 from stateset.admin_site import (
@@ -344,3 +352,12 @@ class ChannelOrderAdmin(ReadOnlyAdmin):
     list_select_related = ("order",)
     search_fields = ("=external_id",)
     ordering = ("channel", "external_id")
+
+
+@admin.register(OrderDay)
+class OrderDayAdmin(ReadOnlyAdmin):
+    """The dashboard's daily rollup (orders.rollups), for checking a figure."""
+
+    list_display = ("day", "currency", "status", "orders", "revenue", "refreshed_at")
+    list_filter = ("currency", "status")
+    ordering = ("-day", "-currency", "-status")  # the unique (day, currency, status) index

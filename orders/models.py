@@ -200,7 +200,10 @@ class OrderEvent(models.Model):
 
     class Meta:
         ordering = ["created_at", "id"]
-        indexes = [models.Index(fields=["order", "created_at"], name="order_event_order_idx")]
+        indexes = [models.Index(fields=["order", "created_at"], name="order_event_order_idx"),
+                   # the back office's timeline list, newest first, keyset-friendly
+                   models.Index(F("created_at").desc(), F("id").desc(),
+                                name="order_event_created_idx")]
 
     def __str__(self) -> str:
         return f"{self.kind} @ {self.created_at:%Y-%m-%d %H:%M}"
@@ -288,3 +291,26 @@ class ChannelOrder(models.Model):
 
     def __str__(self) -> str:
         return f"{self.channel}:{self.external_id}"
+
+
+class OrderDay(models.Model):
+    """The daily rollup the back office's dashboard reads (SPEC §5): per UTC day of creation,
+    currency and current status, how many orders and their total. Maintained outside the order
+    write path (``orders.rollups``: a Celery beat task recomputes the last days every minute and
+    the last weeks every hour; ``manage.py orders_rollup`` backfills), so ``POST /orders`` pays
+    nothing for it; a figure is at most a minute old for today and yesterday, an hour before."""
+
+    id = models.BigAutoField(primary_key=True)
+    day = models.DateField()
+    currency = models.CharField(max_length=3)
+    status = models.CharField(max_length=16, choices=Order.Status.choices)
+    orders = models.PositiveIntegerField()
+    revenue = Money()
+    refreshed_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["day", "currency", "status"],
+                                               name="order_day_uniq")]
+
+    def __str__(self) -> str:
+        return f"{self.day} {self.currency} {self.status}: {self.orders}"

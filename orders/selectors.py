@@ -22,7 +22,7 @@ from stateset.cache import EntityCache
 from stateset.csvio import keyset_chunks
 from stateset.errors import NotFound
 from stateset.money import money_str
-from stateset.pagination import ListParams, Sort, paginate
+from stateset.pagination import ListParams, Sort, bounded_counts, paginate
 
 if TYPE_CHECKING:
     from orders.services import CreatedOrder
@@ -440,3 +440,30 @@ def order_export_item_rows(queryset: QuerySet[Order], *,
         for row in chunk:
             for line in lines.get(row[at_id]) or [empty]:
                 yield (*_with_money(row, _ORDER_MONEY, row[_AT_CURRENCY]), *line)
+
+
+# --- the back office's dashboard (SPEC §5) --------------------------------------------------------
+
+UNFULFILLED = (Order.FulfillmentStatus.UNFULFILLED, Order.FulfillmentStatus.PARTIALLY_FULFILLED)
+TO_FULFIL = (Order.Status.CONFIRMED, Order.Status.PROCESSING)
+
+
+def orders_by_status(*, cap: int) -> dict[str, int]:
+    """Orders now in each status, each count exact up to ``cap`` (``cap + 1``: more), in one
+    statement over the ``(status, created_at)`` index."""
+    return bounded_counts({status: Order.objects.filter(status=status)
+                           for status in Order.Status.values}, cap=cap)
+
+
+def oldest_unfulfilled(*, limit: int = 10) -> list[dict[str, Any]]:
+    """The oldest confirmed or processing orders with units left to ship: one query, each status
+    an ordered index range scan of ``(status, created_at)`` stopped after ``limit`` rows."""
+    fields = ("id", "order_number", "status", "fulfillment_status", "currency", "total_amount",
+              "created_at")
+    base = Order.objects.filter(fulfillment_status__in=UNFULFILLED)
+    first, *others = [
+        base.filter(status=status).order_by("created_at", "id").values(*fields)[:limit]
+        for status in TO_FULFIL]
+    rows = first.union(*others, all=True).order_by("created_at", "id")[:limit]
+    return [{**row, "total_amount": money_str(row["total_amount"], row["currency"])}
+            for row in rows]

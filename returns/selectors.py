@@ -13,6 +13,7 @@ from django.db.models import QuerySet
 from returns.models import Return, ReturnItem
 from stateset.errors import NotFound
 from stateset.money import money_str
+from stateset.pagination import bounded_counts
 
 RETURN_FIELDS = ("id", "rma_number", "order_id", "status", "reason", "refund_amount", "currency",
                  "notes", "version", "created_at", "updated_at")
@@ -132,3 +133,15 @@ def returns_for_order(order_id: uuid.UUID) -> list[dict[str, Any]]:
                                             [])
         returns[rma_id]["items"].append(render_item(row))
     return list(returns.values())
+
+
+# --- the back office's dashboard (SPEC §5) --------------------------------------------------------
+
+AWAITING_ACTION = (Return.Status.REQUESTED, Return.Status.APPROVED, Return.Status.RECEIVED)
+
+
+def returns_awaiting(*, cap: int) -> dict[str, int]:
+    """Returns waiting for staff, per status (to approve, to receive, to refund), each exact up to
+    ``cap``: one statement over the ``(status, created_at)`` index."""
+    return bounded_counts({status: Return.objects.filter(status=status)
+                           for status in AWAITING_ACTION}, cap=cap)

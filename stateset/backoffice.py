@@ -7,13 +7,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.contrib.admin import AdminSite
+from django.contrib.admin import AdminSite, ModelAdmin
 from django.http import HttpRequest
 from django.template.response import TemplateResponse
 
-from inventory.selectors import low_stock_items
-from orders.selectors import orders_today
-from webhooks.selectors import disabled_endpoints_count, failed_deliveries_count
+from audit.admin import with_audit_history
+from audit.registry import for_model
+from stateset import dashboard
 
 
 class StateSetAdminSite(AdminSite):
@@ -21,9 +21,18 @@ class StateSetAdminSite(AdminSite):
     site_title = "StateSet"
     index_title = "Operations"
 
+    def register(self, model_or_iterable: Any, admin_class: Any = None, **options: Any) -> None:
+        """Each audited model's history page shows its audit trail (``audit.admin``), whichever
+        base class its admin has."""
+        models = ([model_or_iterable] if isinstance(model_or_iterable, type)
+                  else list(model_or_iterable))
+        for model in models:
+            chosen = admin_class or ModelAdmin
+            if for_model(model) is not None:
+                chosen = with_audit_history(chosen)
+            super().register(model, chosen, **options)
+
     def index(self, request: HttpRequest,
               extra_context: dict[str, Any] | None = None) -> TemplateResponse:
-        context = {"today": orders_today(), "low_stock": low_stock_items(limit=10),
-                   "failed_webhooks": failed_deliveries_count(),
-                   "disabled_endpoints": disabled_endpoints_count(), **(extra_context or {})}
+        context = {**dashboard.figures(), **(extra_context or {})}
         return super().index(request, extra_context=context)

@@ -23,6 +23,7 @@ from typing import Any
 import orjson
 from django.conf import settings
 from django.core.cache import cache
+from django.db import connections
 from django.db.models import Field, Model, Q, QuerySet
 
 from stateset.columns import column_refuses
@@ -70,6 +71,28 @@ def bounded_total(queryset: QuerySet[Any]) -> tuple[int, bool]:
     estimate = max(int(plan[0]["Plan"]["Plan Rows"]), exact)
     cache.set(cache_key, estimate, 60)
     return estimate, True
+
+
+def bounded_counts(querysets: dict[str, QuerySet[Any]], *, cap: int) -> dict[str, int]:
+    """Several counts in one statement, each a ``COUNT`` over a subquery ``LIMIT``ed to ``cap + 1``
+    rows (so each costs at most that many index entries; ``cap + 1`` means "more than cap"). For
+    the dashboard's figures: orders per status, returns per status. All on one database."""
+    if not querysets:
+        return {}
+    alias = next(iter(querysets.values())).db
+    connection = connections[alias]
+    parts: list[str] = []
+    for queryset in querysets.values():
+        sql, sql_params = queryset.order_by().values("pk")[: cap + 1].query.sql_with_params()
+        # The values are written into the statement (quoted by psycopg): a prepared statement's
+        # generic plan cannot know that one status holds no rows and another most of them, and
+        # would scan a million rows to count none.
+        inlined = connection.ops.compose_sql(sql, sql_params)  # type: ignore[attr-defined]  # PostgreSQL's operations: the only backend here
+        parts.append(f"(SELECT count(*) FROM ({inlined}) AS bounded)")
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT " + ", ".join(parts))
+        row = cursor.fetchone()
+    return {name: int(value) for name, value in zip(querysets, row, strict=True)}
 
 
 # --- cursors --------------------------------------------------------------------------------------

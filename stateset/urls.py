@@ -21,6 +21,7 @@ api_v1: list[URLPattern | URLResolver] = [
     path("", include("webhooks.urls")),
     path("", include(platform_router.urls)),
     path("", include("imports.urls")),
+    path("", include("audit.urls")),
 ]
 
 urlpatterns = [

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable
+from datetime import timedelta
 from typing import Any
 
-from django.db.models import QuerySet
+from django.db.models import Count, Max, QuerySet
+from django.utils import timezone
 
 from webhooks.models import Delivery, Endpoint
 
@@ -51,6 +53,23 @@ def render_deliveries(rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
 def failed_deliveries_count() -> int:
     """For the admin index: deliveries that gave up (bounded count, index on status)."""
     return Delivery.objects.filter(status=Delivery.Status.FAILED)[:1000].count()
+
+
+def endpoints_needing_attention(*, hours: int = 24, limit: int = 20) -> list[dict[str, Any]]:
+    """Disabled endpoints and those with deliveries that gave up in the last ``hours``, with how
+    many: two queries (the failures over the ``(status, created_at)`` index, then the few
+    endpoints)."""
+    since = timezone.now() - timedelta(hours=hours)
+    failures: dict[uuid.UUID, dict[str, Any]] = {}
+    for row in (Delivery.objects.filter(status=Delivery.Status.FAILED, created_at__gte=since)
+                .values("endpoint_id").annotate(failed=Count("id"), last=Max("created_at"))
+                .order_by()):
+        failures[row["endpoint_id"]] = {"failed": row["failed"], "last": row["last"]}
+    endpoints = (Endpoint.objects.filter(is_active=False) | Endpoint.objects.filter(
+        id__in=list(failures)[:limit])).order_by("-created_at", "-id").values(
+        "id", "url", "is_active")[:limit]
+    return [{**row, "failed": failures.get(row["id"], {}).get("failed", 0),
+             "last_failure": failures.get(row["id"], {}).get("last")} for row in endpoints]
 
 
 def disabled_endpoints_count() -> int:

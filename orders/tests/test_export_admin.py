@@ -123,7 +123,8 @@ def test_admin_index_shows_todays_orders_revenue_and_low_stock(admin_client, mak
     InventoryItem.objects.filter(product_id=cheap.id).update(reorder_point=5)
     response = admin_client.get("/admin/")
     html = response.content.decode()
-    assert '<td id="orders-today">2</td>' in html
+    assert '<td id="orders-today"><a href="/admin/orders/order/?created_at__gte=' in html
+    assert '">2</a></td>' in html.split('id="orders-today"')[1]
     assert "20.00 USD" in html and "99.00" not in html.split('id="revenue-today"')[1].split(
         "</td>")[0]
     assert cheap.sku in html.split('id="low-stock"')[1]

@@ -24,6 +24,7 @@ from fulfillment import services as fulfillment_services
 from imports.models import Import
 from inventory import services as inventory_services
 from orders import services as orders_services
+from orders.rollups import order_days_refresh
 from returns import services as returns_services
 from stateset import services as platform_services
 from webhooks import services as webhook_services
@@ -97,6 +98,7 @@ def world(db):
     AddressFactory(customer=customer)
     platform_services.idempotency_claim(owner="user:0", key="walker", method="POST",
                                         path="/api/v1/x", request_hash="0" * 64)
+    order_days_refresh(days=1)  # the dashboard's rollup of the orders above
     return locals()
 
 

@@ -219,7 +219,15 @@ class Browser:
         self.type(self.find("css selector", "#id_username"), username)
         self.type(self.find("css selector", "#id_password"), PASSWORD)
         self.press("Log in")
-        assert self.path == "/admin/", self.text[:500]
+        self.wait_for_path("/admin/")
+
+    def wait_for_path(self, path: str, seconds: float = 15) -> None:
+        """A click's navigation may still be under way when the click returns (a loaded machine):
+        wait until the page is ``path`` and drawn."""
+        deadline = time.monotonic() + seconds
+        while self.path != path or not self.find_all("css selector", "body"):
+            assert time.monotonic() < deadline, f"still on {self.path}, not {path}"
+            time.sleep(0.1)
 
     def log_out(self) -> None:
         self.press("Log out")
