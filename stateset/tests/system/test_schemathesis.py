@@ -329,6 +329,7 @@ def test_every_operation_answers_its_documented_success(world, wsgi_app):
     call("GET", "orders/{id}/payments", id=oid)
     call("POST", "orders/{id}/status", body={"status": "confirmed"}, id=oid)
     call("POST", "orders/{id}/payment", body={"payment_status": "paid"}, id=oid)
+    call("GET", "audit", query={"object_type": "orders.order", "object_id": oid})
 
     # fulfillment
     call("GET", "shipments")
@@ -392,6 +393,10 @@ def test_every_operation_answers_its_documented_success(world, wsgi_app):
     assert documented - call.succeeded == set(), "operations without a checked success answer"
 
 
+# Required query parameters (the audit trail's scope depends on the object type asked for).
+REQUIRED_QUERY = {"object_type": "orders.order", "object_id": "ORD-000001", "kind": "products"}
+
+
 @pytest.mark.parametrize("scopes, status", [(None, 401), (["orders:set_prices"], 403)],
                          ids=["no key", "a key without the scope"])
 def test_every_operation_refuses_a_caller_with_its_documented_error(world, wsgi_app, make_key,
@@ -410,7 +415,9 @@ def test_every_operation_refuses_a_caller_with_its_documented_error(world, wsgi_
         # Any id in the right shape: authentication comes before the lookup.
         case = operation.Case(path_parameters={
             name: world.get(resource if name == "id" else name, world["orders"])
-            for name in names} or None)
+            for name in names} or None, query={
+            p.name: REQUIRED_QUERY.get(p.name, "x") for p in operation.query if p.is_required}
+            or None)
         response = case.call(app=wsgi_app, headers=headers)
         expected = status if operation.definition.raw.get("security") else 200
         if response.status_code != expected:
