@@ -24,10 +24,15 @@ _local = threading.local()
 
 
 def _producer() -> Any:
-    producer = getattr(_local, "producer", None)
-    if producer is None:
-        from stateset.celery import app
+    """This thread's producer, made again when the app's broker changed (a test's worker, a
+    reconfigured app): a producer keeps the connection it was made with."""
+    from stateset.celery import app
 
+    producer = getattr(_local, "producer", None)
+    if producer is not None and getattr(_local, "broker_url", None) != app.conf.broker_url:
+        _drop_producer()
+        producer = None
+    if producer is None:
         options: dict[str, Any] = {}
         if str(app.conf.broker_url or "").startswith(("redis://", "rediss://", "unix://")):
             timeout = settings.REDIS_TIMEOUT_SECONDS
@@ -35,7 +40,7 @@ def _producer() -> Any:
         connection = app.connection_for_write(transport_options=options, connect_timeout=
                                               settings.REDIS_TIMEOUT_SECONDS)
         producer = app.amqp.Producer(connection, auto_declare=False)
-        _local.producer = producer
+        _local.producer, _local.broker_url = producer, app.conf.broker_url
     return producer
 
 
