@@ -23,7 +23,7 @@ from stateset.keys import scope_allows
 
 
 class UnknownObjectType(DomainError):
-    status, code = 400, "unknown_object_type"
+    status, code = 422, "unknown_object_type"  # a query parameter's value: SPEC §3's 422
 
 
 class AuditFilters(serializers.Serializer[Any]):
@@ -60,7 +60,7 @@ def _audited(request: Request) -> registry.Audited:
 
 
 class HasAuditScope(BasePermission):
-    """Authenticated first (401), then a known object type (400), then its read scope (403)."""
+    """Authenticated first (401), then a known object type (422), then its read scope (403)."""
 
     def has_permission(self, request: Any, view: Any) -> bool:
         if request.user is None or not getattr(request.user, "is_authenticated", False):

@@ -321,6 +321,8 @@ class ReservationOut(serializers.Serializer):
     expires_at = serializers.DateTimeField(allow_null=True)
     created_at = serializers.DateTimeField()
     updated_at = serializers.DateTimeField()
+    line_index = serializers.IntegerField(
+        required=False, help_text="In the answer to a reserve: the request line it serves.")
 
 
 class MovementOut(serializers.Serializer):
@@ -345,8 +347,20 @@ RESERVATIONS_OUT = inline_serializer(name="ReservationsOut", fields={
     "released": serializers.IntegerField(required=False)})
 TRANSFER_OUT = inline_serializer(name="TransferOut",
                                  fields={"from": InventoryItemOut(), "to": InventoryItemOut()})
+class BulkRowErrorOut(serializers.Serializer):
+    code = serializers.CharField()
+    message = serializers.CharField()
+    details = serializers.DictField(required=False)
+
+
+class BulkRowOut(serializers.Serializer):
+    index = serializers.IntegerField(help_text="The adjustment's position in the request.")
+    ok = serializers.BooleanField()
+    error = BulkRowErrorOut(required=False, help_text="Why the row was refused (ok: false).")
+
+
 BULK_OUT = inline_serializer(name="BulkAdjustOut", fields={
-    "results": serializers.ListField(child=serializers.DictField()),
+    "results": BulkRowOut(many=True),
     "applied": serializers.IntegerField(),
     "valid": serializers.IntegerField(), "dry_run": serializers.BooleanField()})
 

@@ -186,7 +186,7 @@ def may_set_prices(request: Request) -> bool:
 
 class TaxOut(serializers.Serializer):
     name = serializers.CharField()
-    rate = serializers.CharField()
+    rate = serializers.DecimalField(max_digits=7, decimal_places=6)
     amount = MoneyField()
 
 

@@ -13,7 +13,14 @@ from rest_framework.response import Response
 from returns import selectors, services
 from returns.models import Return, ReturnItem
 from stateset.api.pagination import parse_list_params
-from stateset.api.serializers import IF_MATCH, StrictSerializer, TextField, page_of, validated
+from stateset.api.serializers import (
+    IF_MATCH,
+    MoneyField,
+    StrictSerializer,
+    TextField,
+    page_of,
+    validated,
+)
 from stateset.api.views import ApiViewSet, actor_of, expected_version, parse_id
 
 
@@ -64,11 +71,13 @@ class ReturnItemOut(serializers.Serializer):
     order_item_id = serializers.UUIDField()
     sku = serializers.CharField()
     product_id = serializers.UUIDField()
-    unit_price = serializers.DecimalField(max_digits=12, decimal_places=2)
+    unit_price = MoneyField()
     quantity = serializers.IntegerField()
     condition = serializers.ChoiceField(choices=ReturnItem.Condition.choices)
     restock = serializers.BooleanField()
     location_id = serializers.UUIDField(allow_null=True)
+    refund_amount = MoneyField(allow_null=True, help_text="This line's share of the refund, once "
+                                                          "refunded.")
 
 
 class ReturnOut(serializers.Serializer):
@@ -77,7 +86,7 @@ class ReturnOut(serializers.Serializer):
     order_id = serializers.UUIDField()
     status = serializers.ChoiceField(choices=Return.Status.choices)
     reason = serializers.CharField()
-    refund_amount = serializers.DecimalField(max_digits=14, decimal_places=2, allow_null=True)
+    refund_amount = MoneyField(allow_null=True)
     currency = serializers.CharField()
     notes = serializers.CharField()
     version = serializers.IntegerField()

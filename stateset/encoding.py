@@ -31,9 +31,31 @@ def _default(value: Any) -> Any:
     raise TypeError(f"cannot serialise {type(value).__name__}")
 
 
+_INT64 = range(-(2**63), 2**63)
+
+
+def _big_ints_as_floats(value: Any) -> Any:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int):
+        return value if value in _INT64 else float(value)
+    if isinstance(value, dict):
+        return {key: _big_ints_as_floats(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_big_ints_as_floats(item) for item in value]
+    return value
+
+
 def dumps(value: Any) -> bytes:
     """The one JSON encoder: Decimal → string, datetimes RFC 3339 with ``Z``, UUIDs as strings."""
-    return orjson.dumps(value, default=_default, option=_OPTIONS)
+    try:
+        return orjson.dumps(value, default=_default, option=_OPTIONS)
+    except TypeError as exc:
+        if "64-bit" not in str(exc):
+            raise
+        # A client's float such as 1e20 in a JSON field comes back from jsonb as the integer
+        # 100000000000000000000, which orjson cannot write: send it as the float it was.
+        return orjson.dumps(_big_ints_as_floats(value), default=_default, option=_OPTIONS)
 
 
 def loads(data: bytes | str) -> Any:

@@ -9,13 +9,14 @@ from typing import Any
 from django.conf import settings
 from django.db import connections
 from django.http import HttpRequest, HttpResponse
-from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
+from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from stateset.api.errors import error_payload
 from stateset.api.rendering import dumps
+from stateset.api.schema import ERROR
 from stateset.api.views import ApiView
 
 logger = logging.getLogger("stateset.health")
@@ -121,13 +122,39 @@ def ready(request: HttpRequest) -> HttpResponse:
     return HttpResponse(dumps(body), status=200 if ok else 503, content_type="application/json")
 
 
+COMPONENT_STATUSES = ["ok", "down", "lagging"]
+HEALTH_STATUSES = ["ok"]
+
+
+class ComponentOut(serializers.Serializer[Any]):
+    status = serializers.ChoiceField(choices=COMPONENT_STATUSES)
+    # Named like Field.required: the metaclass moves declared fields off the class (no shadowing).
+    required = serializers.BooleanField(  # type: ignore[assignment]  # see above
+        help_text="Whether the API is down without it.")
+    latency_ms = serializers.FloatField()
+    detail = serializers.CharField(required=False, help_text="Why a check was not run.")
+    error = serializers.CharField(required=False, help_text="A generic name for the failure.")
+    lag_seconds = serializers.FloatField(required=False, allow_null=True,
+                                         help_text="A replica's replay lag.")
+
+
+class HealthOut(serializers.Serializer[Any]):
+    status = serializers.ChoiceField(choices=HEALTH_STATUSES)
+    version = serializers.CharField()
+
+
+class StatusOut(HealthOut):
+    uptime_seconds = serializers.IntegerField()
+    components = serializers.DictField(child=ComponentOut())
+
+
 class ApiHealthView(ApiView):
     """``/api/v1/health``: liveness inside the API envelope (compatibility)."""
 
     authentication_classes: list[Any] = []
     permission_classes: list[Any] = []
 
-    @extend_schema(responses=OpenApiTypes.OBJECT)
+    @extend_schema(responses=HealthOut)
     def get(self, request: Request) -> Response:
         return Response({"status": "ok", "version": VERSION})
 
@@ -138,7 +165,7 @@ class ApiStatusView(ApiView):
     authentication_classes: list[Any] = []
     permission_classes: list[Any] = []
 
-    @extend_schema(responses=OpenApiTypes.OBJECT)
+    @extend_schema(responses={200: StatusOut, 503: ERROR})
     def get(self, request: Request) -> Response:
         found = components()
         if not all(c["status"] == "ok" for c in found.values() if c["required"]):

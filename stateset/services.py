@@ -370,6 +370,11 @@ def idempotency_claim(*, owner: str, key: str, method: str, path: str, request_h
     raise IdempotencyInFlight()
 
 
+# A JSON "\u0000" escape: an odd number of backslashes before u0000 (an even one is a literal
+# backslash followed by the text "u0000").
+_JSON_NUL = re.compile(r"(?<!\\)((?:\\\\)*)\\u0000")
+
+
 def idempotency_complete(*, record_id: int, status: int, body: Any, headers: dict[str, str],
                          secret_fields: Iterable[str] = ()) -> None:
     """Store the final answer, its secrets redacted (:func:`redact_secrets`). ``body`` goes in as
@@ -377,13 +382,16 @@ def idempotency_complete(*, record_id: int, status: int, body: Any, headers: dic
     from stateset.encoding import dumps
 
     body = redact_secrets(body, secret_fields)
+    # jsonb cannot hold "\u0000", which an error answer echoing a client's bad input may carry:
+    # the replay shows U+FFFD there instead of the INSERT failing (and the answer with it).
+    stored = _JSON_NUL.sub(r"\1\\ufffd", dumps(body).decode())
 
     with connection.cursor() as cursor:
         cursor.execute(
             f"UPDATE {IdempotencyRecord._meta.db_table} SET status = %s, response_status = %s, "
             "response_body = %s::jsonb, response_headers = %s::jsonb WHERE id = %s",
-            [IdempotencyRecord.Status.COMPLETED, status, dumps(body).decode(),
-             dumps(headers).decode(), record_id],
+            [IdempotencyRecord.Status.COMPLETED, status, stored, dumps(headers).decode(),
+             record_id],
         )
 
 

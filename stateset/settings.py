@@ -309,7 +309,7 @@ REST_FRAMEWORK = {
     "DEFAULT_PARSER_CLASSES": ["stateset.api.rendering.StrictJSONParser"],
     "DEFAULT_CONTENT_NEGOTIATION_CLASS": "stateset.api.rendering.StaffBrowsableNegotiation",
     "EXCEPTION_HANDLER": "stateset.api.errors.exception_handler",
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "stateset.api.schema.EnvelopeAutoSchema",
     "UNAUTHENTICATED_USER": None,
     "COERCE_DECIMAL_TO_STRING": True,
     "DATETIME_FORMAT": "iso-8601",
@@ -369,6 +369,8 @@ SPECTACULAR_SETTINGS = {
     # Several apps have a "kind" field; name each enum after its model instead of colliding.
     "ENUM_NAME_OVERRIDES": {
         "AddressKindEnum": "customers.models.Address.Kind",
+        "ComponentStatusEnum": "stateset.health.COMPONENT_STATUSES",
+        "HealthStatusEnum": "stateset.health.HEALTH_STATUSES",
         "CustomerAddressInKindEnum": "customers.api.ADDRESS_KINDS",
         "ImportKindEnum": "imports.models.Import.Kind",
         "ImportStatusEnum": "imports.models.Import.Status",

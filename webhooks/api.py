@@ -70,7 +70,8 @@ class EndpointOut(serializers.Serializer):
 
 class EndpointCreatedOut(EndpointOut):
     secret = serializers.CharField(
-        help_text="Shown only here: store it to verify StateSet-Signature.")
+        allow_null=True, help_text="Shown only here: store it to verify StateSet-Signature; null "
+                                   "in an idempotent replay.")
 
 
 class DeliveryOut(serializers.Serializer):

@@ -6,7 +6,12 @@ from __future__ import annotations
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from drf_spectacular.utils import OpenApiParameter, extend_schema_field, inline_serializer
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    extend_schema_field,
+    extend_schema_serializer,
+    inline_serializer,
+)
 from rest_framework import serializers
 
 
@@ -48,7 +53,8 @@ class StrictIntegerField(serializers.IntegerField):
         return super().to_internal_value(data)
 
 
-@extend_schema_field({"type": "string", "format": "decimal", "example": "59.98"})
+@extend_schema_field({"type": "string", "format": "decimal", "pattern": r"^-?\d+(\.\d+)?$",
+                      "example": "59.98"})
 class MoneyField(serializers.Field[Any, Any, Any, Any]):
     """An amount: a JSON decimal string (``"59.98"``) or number, finite and not negative. Its digits
     are checked against the currency by the service (``stateset.money.parse_money``), which knows
@@ -75,8 +81,9 @@ class MoneyField(serializers.Field[Any, Any, Any, Any]):
 
 
 def page_of(item: type[serializers.Serializer[Any]], name: str) -> serializers.Serializer[Any]:
-    """The schema of a list answer (``stateset.api.pagination.Page``) whose items are ``item``."""
-    return inline_serializer(name, fields={
+    """The schema of a list answer (``stateset.pagination.Page``) whose items are ``item``: one
+    object, also on a list route (where drf-spectacular would document an array of them)."""
+    page = inline_serializer(name, fields={
         "items": item(many=True),
         "page": serializers.IntegerField(allow_null=True),
         "limit": serializers.IntegerField(),
@@ -85,6 +92,8 @@ def page_of(item: type[serializers.Serializer[Any]], name: str) -> serializers.S
         "total_is_estimate": serializers.BooleanField(),
         "next_cursor": serializers.CharField(allow_null=True),
     })
+    extend_schema_serializer(many=False)(type(page))
+    return page
 
 
 IF_MATCH = OpenApiParameter("If-Match", str, OpenApiParameter.HEADER,

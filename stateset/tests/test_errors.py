@@ -78,3 +78,16 @@ def test_html_accept_header_still_gets_json_errors(anon_client):
 def test_success_envelope_shape(api):
     body = api.post(URL, {"name": "ok"}, format="json").json()
     assert body["success"] is True and set(body) == {"success", "data", "meta"}
+
+
+def test_a_float_beyond_64_bits_in_a_json_field_reads_back_as_a_number(api):
+    """jsonb keeps 1e20 as the integer 100000000000000000000, which orjson cannot write: the answer
+    sends it as the float it was sent as, never a 500 (found by the schemathesis run)."""
+    created = api.post("/api/v1/customers", {"email": "big@example.com",
+                                             "metadata": {"n": 1e20, "m": [-1.5e300, 7]}},
+                       format="json")
+    assert created.status_code == 201, created.content
+    customer_id = created.json()["data"]["id"]
+    read = api.get(f"/api/v1/customers/{customer_id}")
+    assert read.status_code == 200, read.content
+    assert read.json()["data"]["metadata"] == {"n": 1e20, "m": [-1.5e300, 7]}
