@@ -77,6 +77,7 @@ class Address(models.Model):
     version = models.PositiveIntegerField(default=1)
 
     class Meta:
+        verbose_name_plural = "addresses"
         ordering = ["created_at", "id"]
         constraints = [
             # At most one default address of each kind per customer, enforced by the database.
