@@ -188,11 +188,28 @@ class Browser:
 
     def follow(self, href: str) -> None:
         """Click the page's link to ``href`` (an app list's model, a breadcrumb)."""
-        self.click(self.find("css selector", f"a[href='{href}']"))
+        self.navigate(self.find("css selector", f"a[href='{href}']"), href)
         assert self.path.split("?")[0] == href, self.path
 
     def press(self, *labels: str, within: str | None = None) -> None:
-        self.click(self.control(*labels, within=within))
+        """Click the link or button and wait for the page it leads to: a click may return while
+        its navigation (a form's POST and redirect) is still under way on a loaded machine."""
+        self.navigate(self.control(*labels, within=within), labels[0])
+
+    def navigate(self, element: str, what: str) -> None:
+        page = self.find("css selector", "html")
+        self.click(element)
+        deadline = time.monotonic() + 15
+        while not self._gone(page) or not self.find_all("css selector", "body"):
+            assert time.monotonic() < deadline, f"pressing {what!r} led nowhere"
+            time.sleep(0.05)
+
+    def _gone(self, element: str) -> bool:
+        try:
+            self._call("GET", f"{self.session}/element/{element}/name")
+        except WebDriverError:  # a stale element: its page has been replaced
+            return True
+        return False
 
     def form_of(self, *labels: str) -> str:
         """The form holding the button that says one of ``labels``."""
@@ -216,6 +233,7 @@ class Browser:
 
     def log_in(self, username: str) -> None:
         self.open("/admin/login/?next=/admin/")
+        self.wait_for_path("/admin/login/?next=/admin/")
         self.type(self.find("css selector", "#id_username"), username)
         self.type(self.find("css selector", "#id_password"), PASSWORD)
         self.press("Log in")
@@ -231,6 +249,7 @@ class Browser:
 
     def log_out(self) -> None:
         self.press("Log out")
+        self.wait_for_path("/admin/logout/")
 
 
 @pytest.fixture
