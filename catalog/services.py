@@ -28,6 +28,7 @@ from stateset.bulk import (
     Outcome,
     RowError,
     RowResult,
+    cell_text,
     check_json_value,
     duplicate_error,
     exists_error,
@@ -283,25 +284,10 @@ _IMPORT_FIELDS = ("id", "sku", "name", "description", "price", "currency", "is_a
                   "attributes", "allow_backorder")  # allow_backorder: read for the events only
 
 
-def clean_text_value(value: Any, max_length: int, *, blank: bool = False) -> str:
-    """A JSON string as the API's text fields take it: trimmed, no NUL, at most ``max_length``,
-    not empty unless ``blank``. Raises CellInvalid."""
-    if not isinstance(value, str):
-        raise CellInvalid("invalid", "Not a valid string.")
-    text: str = value.strip()
-    if "\x00" in text:
-        raise CellInvalid("null_character", "Null characters are not allowed.")
-    if not text and not blank:
-        raise CellInvalid("blank", "This field may not be blank.")
-    if len(text) > max_length:
-        raise CellInvalid("max_length", f"At most {max_length} characters.")
-    return text
-
-
 def _clean_sku(value: Any) -> str:
     if value is None:
         raise CellInvalid("required", "This field is required.")
-    sku = clean_text_value(value, MAX_SKU)
+    sku = cell_text(value, MAX_SKU)
     if not _SKU_RE.match(sku):
         raise CellInvalid("invalid_sku",
                           "A SKU holds letters, digits, '.', '_' and '-', and starts "
@@ -328,7 +314,7 @@ def _clean_price(value: Any) -> Decimal:
 
 
 def _clean_currency(value: Any) -> str:
-    code = clean_text_value(value, 3).upper()
+    code = cell_text(value, 3).upper()
     if code not in ISO_4217:
         raise CellInvalid("invalid_currency", "Use an ISO 4217 currency code such as USD.")
     return code
@@ -348,8 +334,8 @@ def _clean_attributes(value: Any) -> dict[str, Any]:
 
 
 _CLEAN = {
-    "name": lambda v: clean_text_value(v, MAX_NAME),
-    "description": lambda v: clean_text_value(v, MAX_DESCRIPTION, blank=True),
+    "name": lambda v: cell_text(v, MAX_NAME),
+    "description": lambda v: cell_text(v, MAX_DESCRIPTION, blank=True),
     "price": _clean_price,
     "currency": _clean_currency,
     "is_active": _clean_bool,

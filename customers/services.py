@@ -26,6 +26,7 @@ from stateset.bulk import (
     Outcome,
     RowError,
     RowResult,
+    cell_text,
     duplicate_error,
     exists_error,
     first_of_each,
@@ -337,21 +338,8 @@ _ADDRESS_REQUIRED = ("line1", "city", "country")
 _CUSTOMER_ROW = ("id", "email", *IMPORT_FIELDS)
 
 
-def _text(value: Any, max_length: int, *, blank: bool = True) -> str:
-    if not isinstance(value, str):
-        raise CellInvalid("invalid", "Not a valid string.")
-    text: str = value.strip()
-    if "\x00" in text:
-        raise CellInvalid("null_character", "Null characters are not allowed.")
-    if not text and not blank:
-        raise CellInvalid("blank", "This field may not be blank.")
-    if len(text) > max_length:
-        raise CellInvalid("max_length", f"At most {max_length} characters.")
-    return text
-
-
 def _clean_value(name: str, value: Any) -> str:
-    text = _text(value, _LIMITS[name])
+    text = cell_text(value, _LIMITS[name], blank=True)
     if name == "phone" and text:
         try:
             phone_validator(text)
@@ -370,7 +358,7 @@ def _clean_value(name: str, value: Any) -> str:
 def _clean_email(value: Any) -> str:
     if value is None:
         raise CellInvalid("required", "This field is required.")
-    email = _text(value, 254, blank=False)
+    email = cell_text(value, 254)
     try:
         validate_email(email)
     except ValidationError:

@@ -61,6 +61,23 @@ class CellInvalid(Exception):
         super().__init__(message)
 
 
+def cell_text(value: Any, max_length: int, *, blank: bool = False) -> str:
+    """An import cell as the API's text fields take it: a string, trimmed, no NUL, at most
+    ``max_length``, not empty unless ``blank``; ``None`` is ``required``. Raises CellInvalid."""
+    if value is None:
+        raise CellInvalid("required", "This field is required.")
+    if not isinstance(value, str):
+        raise CellInvalid("invalid", "Not a valid string.")
+    text: str = value.strip()
+    if "\x00" in text:
+        raise CellInvalid("null_character", "Null characters are not allowed.")
+    if not text and not blank:
+        raise CellInvalid("blank", "This field may not be blank.")
+    if len(text) > max_length:
+        raise CellInvalid("max_length", f"At most {max_length} characters.")
+    return text
+
+
 def first_of_each(keys: Iterable[str | None]) -> list[bool]:
     """For each key, whether it is its first appearance (None keys always count as first): the
     later rows of a key repeated in one batch fail with ``duplicate_in_file``."""

@@ -22,6 +22,7 @@ from stateset.bulk import (
     Outcome,
     RowError,
     RowResult,
+    cell_text,
     duplicate_error,
     exists_error,
     first_of_each,
@@ -29,19 +30,6 @@ from stateset.bulk import (
 
 IMPORT_REASON = "import"
 COUNT_COLUMNS = ("on_hand", "quantity")
-
-
-def _text(value: Any, max_length: int) -> str:
-    if value is None:
-        raise CellInvalid("required", "This field is required.")
-    if not isinstance(value, str):
-        raise CellInvalid("invalid", "Not a valid string.")
-    text: str = value.strip()
-    if not text:
-        raise CellInvalid("blank", "This field may not be blank.")
-    if "\x00" in text or len(text) > max_length:
-        raise CellInvalid("invalid", f"At most {max_length} characters, no null character.")
-    return text
 
 
 def _count(value: Any, *, low: int) -> int:
@@ -75,7 +63,7 @@ def stock_import(*, rows: Sequence[Mapping[str, Any]], mode: str = Mode.UPSERT,
         values: dict[str, Any] = {}
         for column, max_length in (("sku", 64), ("location_code", 32)):
             try:
-                values[column] = _text(raw.get(column), max_length)
+                values[column] = cell_text(raw.get(column), max_length)
             except CellInvalid as exc:
                 errors.append(RowError(column, exc.code, exc.message))
         given = [column for column in COUNT_COLUMNS if raw.get(column) is not None]
