@@ -29,7 +29,8 @@ class ProductAdmin(admin.ModelAdmin):
     show_full_result_count = False
     list_per_page = 50
     ordering = ("-created_at", "-id")
-    fields = ("id", "sku", "name", "description", "price", "currency", "is_active", "attributes",
+    fields = ("id", "sku", "name", "description", "price", "currency", "is_active",
+              "allow_backorder", "attributes",
               "version", "created_at", "updated_at")
     readonly_fields = ("id", "version", "created_at", "updated_at")
     actions = ["activate", "deactivate", "export_csv"]

@@ -47,6 +47,10 @@ class ProductIn(StrictSerializer):
     price = _price_field()
     currency = TextField(min_length=3, max_length=3, required=False, default="USD")
     is_active = serializers.BooleanField(required=False, default=True)
+    allow_backorder = serializers.BooleanField(
+        required=False, default=False,
+        help_text="Order lines may take more than the sellable stock; the rest waits as "
+                  "quantity_backordered (SPEC §4.4.3).")
     attributes = serializers.DictField(required=False, default=dict)
 
     def validate_currency(self, value: str) -> str:
@@ -94,6 +98,7 @@ class ProductOut(serializers.Serializer):
     price = serializers.DecimalField(max_digits=MAX_PRICE_DIGITS, decimal_places=2)
     currency = serializers.CharField()
     is_active = serializers.BooleanField()
+    allow_backorder = serializers.BooleanField()
     attributes = serializers.DictField()
     created_at = serializers.DateTimeField()
     updated_at = serializers.DateTimeField()

@@ -24,7 +24,7 @@ from stateset.money import money_str
 from stateset.pagination import Sort
 
 PRODUCT_FIELDS = ("id", "sku", "name", "description", "price", "currency", "is_active",
-                  "attributes", "created_at", "updated_at", "version")
+                  "allow_backorder", "attributes", "created_at", "updated_at", "version")
 
 product_cache = EntityCache("products")
 
@@ -52,6 +52,7 @@ def render_product(row: dict[str, Any]) -> dict[str, Any]:
         "price": money_str(row["price"], row["currency"]),
         "currency": row["currency"],
         "is_active": row["is_active"],
+        "allow_backorder": row["allow_backorder"],
         "attributes": row["attributes"],
         "created_at": row["created_at"],
         "updated_at": row["updated_at"],

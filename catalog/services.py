@@ -119,7 +119,7 @@ def _normalise(fields: dict[str, Any], currency: str | None = None) -> dict[str,
 
 def product_create(*, sku: str, name: str, price: Decimal, currency: str = "USD",
                    description: str = "", is_active: bool = True,
-                   attributes: dict[str, Any] | None = None,
+                   allow_backorder: bool = False, attributes: dict[str, Any] | None = None,
                    id: uuid.UUID | None = None) -> Product:
     """Insert one product (version 1).
 
@@ -128,7 +128,7 @@ def product_create(*, sku: str, name: str, price: Decimal, currency: str = "USD"
     publishes ``product.created``."""
     values = _normalise({"sku": sku, "name": name, "price": price, "currency": currency,
                          "description": description, "is_active": is_active,
-                         "attributes": attributes or {}})
+                         "allow_backorder": allow_backorder, "attributes": attributes or {}})
     if id is not None:
         values["id"] = id
     try:

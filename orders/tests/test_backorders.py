@@ -85,6 +85,23 @@ def test_an_inventory_row_may_allow_backorders_for_its_product(api, customer, ma
     assert answer["items"][0]["quantity_backordered"] == 2
 
 
+def test_a_product_patched_to_allow_backorders_backorders_its_short_lines(api, customer, main):
+    product = data_of(api.post("/api/v1/products", {"sku": "LATE-1", "name": "Late",
+                                                    "price": "10.00"}, format="json"), 201)
+    assert product["allow_backorder"] is False
+    receive(Product.objects.get(pk=product["id"]), main, 1)
+    refused = error_of(api.post("/api/v1/orders", {"customer_id": str(customer.id), "items": [
+        {"product_id": product["id"], "quantity": 3}]}, format="json"), 409)
+    assert refused["code"] == "insufficient_stock"
+    patched = data_of(api.patch(f"/api/v1/products/{product['id']}", {"allow_backorder": True},
+                                format="json", HTTP_IF_MATCH=f'"{product["version"]}"'))
+    assert patched["allow_backorder"] is True and patched["version"] == product["version"] + 1
+    assert data_of(api.get(f"/api/v1/products/{product['id']}"))["allow_backorder"] is True
+    answer = data_of(api.post("/api/v1/orders", {"customer_id": str(customer.id), "items": [
+        {"product_id": product["id"], "quantity": 3}]}, format="json"), 201)
+    assert answer["backordered"] is True and answer["items"][0]["quantity_backordered"] == 2
+
+
 def test_arrivals_go_to_the_oldest_orders_first(customer, coming, main):
     first, second, third = (order_for(customer, coming, n).order for n in (5, 3, 4))
     assert [waiting(o) for o in (first, second, third)] == [5, 3, 4]
