@@ -8,6 +8,7 @@ gunicorn master or Celery main process and every child, one sample each (label `
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -55,14 +56,34 @@ BREAKER_TRIPS = Counter("circuit_breaker_trips_total", "Times a dependency's bre
                         ["dependency"])
 
 
+# Label children by label values: ``labels()`` takes a lock and builds a tuple on every call.
+_CHILDREN: dict[tuple[Any, ...], Any] = {}
+POOL_SAMPLE_SECONDS = 1.0  # the pool gauges are sampled at most this often per process
+_pool_sampled = [0.0]
+
+
+def _child(metric: Any, *labels: str) -> Any:
+    key = (metric, *labels)
+    child = _CHILDREN.get(key)
+    if child is None:
+        child = metric.labels(*labels)
+        if len(_CHILDREN) < 10_000:  # label values are bounded (routes); the memo is too
+            _CHILDREN[key] = child
+    return child
+
+
 def observe_request(method: str, route: str, status: int, seconds: float) -> None:
-    HTTP_REQUESTS.labels(method, route, str(status)).inc()
-    HTTP_DURATION.labels(method, route).observe(seconds)
-    observe_pool()
+    _child(HTTP_REQUESTS, method, route, str(status)).inc()
+    _child(HTTP_DURATION, method, route).observe(seconds)
+    now = time.monotonic()
+    if now - _pool_sampled[0] >= POOL_SAMPLE_SECONDS:
+        _pool_sampled[0] = now
+        observe_pool()
 
 
 def observe_pool() -> None:
-    """This process's pool of primary connections (after each request and each task)."""
+    """This process's pool of primary connections (after each task, and at most once a second
+    after requests: a gauge a scrape reads every few seconds)."""
     pool = getattr(connections["default"], "pool", None)
     if pool is not None:
         stats = pool.get_stats()

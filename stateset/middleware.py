@@ -14,13 +14,18 @@ from typing import Any
 
 import brotli
 from django.conf import settings
+from django.contrib.auth.middleware import AuthenticationMiddleware
+from django.contrib.messages.middleware import MessageMiddleware
+from django.contrib.sessions.middleware import SessionMiddleware
 from django.db import DataError, connections
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.urls import Resolver404, resolve
 from django.utils.cache import patch_vary_headers
+from django.utils.deprecation import MiddlewareMixin
 
 from stateset import db as db_routing
 from stateset import metrics
+from stateset.api.auth import raw_key
 from stateset.api.errors import annotate_data_error, json_error_response
 from stateset.logging import request_context
 
@@ -220,3 +225,36 @@ def _gzip_stream(chunks: Iterable[bytes | str]) -> Iterator[bytes]:
         if data:
             yield data
     yield stream.flush()
+
+
+# --- the session stack, for browsers only --------------------------------------------------------
+
+
+def by_api_key(request: HttpRequest) -> bool:
+    """An API request that carries a key: the key authenticates it or it is a 401 (the staff
+    session is consulted only for a request without one, ``stateset.api.auth``), so no session,
+    session user or message store is read for it."""
+    return request.path_info.startswith("/api/") and raw_key(request) is not None
+
+
+class _BrowserOnly(MiddlewareMixin):
+    """Mixed in before one of Django's middlewares: it does nothing for :func:`by_api_key`
+    requests."""
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        if by_api_key(request):
+            return self.get_response(request)  # type: ignore[return-value]  # sync only
+        return super().__call__(request)  # type: ignore[return-value]  # sync only
+
+
+class BrowserSessionMiddleware(_BrowserOnly, SessionMiddleware):
+    """No session lookup and no ``Vary: Cookie`` for an API key's request."""
+
+
+class BrowserAuthenticationMiddleware(_BrowserOnly, AuthenticationMiddleware):
+    """An API key's request gets its ``request.user`` (the key's principal) from the API's
+    authentication."""
+
+
+class BrowserMessageMiddleware(_BrowserOnly, MessageMiddleware):
+    """Admin messages are the back office's."""

@@ -81,12 +81,14 @@ MIDDLEWARE = [
     "stateset.middleware.BodyLimitMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",  # admin and Swagger UI assets under gunicorn
-    "django.contrib.sessions.middleware.SessionMiddleware",
+    # The session, its user and messages are the back office's and the staff session's: a request
+    # to /api/ that carries an API key skips them (stateset.middleware.by_api_key).
+    "stateset.middleware.BrowserSessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
-    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "stateset.middleware.BrowserAuthenticationMiddleware",
     "audit.middleware.AuditScopeMiddleware",  # who writes: the key or user, at the first write
-    "django.contrib.messages.middleware.MessageMiddleware",
+    "stateset.middleware.BrowserMessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
 

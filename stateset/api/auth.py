@@ -30,7 +30,8 @@ from stateset.queue import enqueue
 logger = logging.getLogger("stateset.auth")
 
 
-def _raw_key(request: Any) -> str | None:
+def raw_key(request: Any) -> str | None:
+    """The API key a request carries (``X-API-Key``, else ``Authorization: Bearer``), or None."""
     raw: str | None = request.META.get("HTTP_X_API_KEY")
     if raw:
         return raw.strip()
@@ -122,7 +123,7 @@ def _too_many_failures(retry_after: int) -> RateLimited:
 
 class ApiKeyAuthentication(BaseAuthentication):
     def authenticate(self, request: Any) -> tuple[KeyPrincipal, KeyPrincipal] | None:
-        raw = _raw_key(request)
+        raw = raw_key(request)
         if raw is None:
             return None
         address = client_address(request)

@@ -159,3 +159,33 @@ def test_an_answer_echoing_a_nul_is_stored_and_replayed(api):
     replay = api.post("/api/v1/customers", body, format="json", HTTP_IDEMPOTENCY_KEY="nul-1")
     assert replay.status_code == 422 and replay["Idempotent-Replayed"] == "true"
     assert replay.json()["error"]["details"] == {"bad\ufffdname": ["Unknown field."]}
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("fields", [(), ("nested.token",)])
+def test_a_stored_answer_never_holds_a_value_shaped_like_a_secret(fields):
+    from stateset import services
+
+    claim = services.idempotency_claim(owner="o", key=f"k-{len(fields)}", method="POST",
+                                       path="/x", request_hash="h")
+    secret, hook = "sk_" + "A" * 40, "whsec_" + "b" * 32
+    body = {"plain": "sk_short", "nested": {"token": "kept unless declared",
+                                            "list": [secret, {"deep": hook}]}}
+    services.idempotency_complete(record_id=claim.record_id, status=201, body=body, headers={},
+                                  secret_fields=fields)
+    stored = IdempotencyRecord.objects.get(id=claim.record_id).response_body
+    assert stored["plain"] == "sk_short"  # too short to be one of ours
+    assert stored["nested"]["list"] == [None, {"deep": None}]
+    assert stored["nested"]["token"] == (None if fields else "kept unless declared")
+    assert body["nested"]["list"][0] == secret  # the answer itself is not changed
+
+
+@pytest.mark.django_db
+def test_a_stored_answer_without_secrets_is_stored_as_sent():
+    from stateset import services
+
+    claim = services.idempotency_claim(owner="o", key="plain", method="POST", path="/x",
+                                       request_hash="h")
+    body = {"items": [{"sku": "sk-lower", "name": "whsec is a word", "n": 1}], "total": "9.99"}
+    services.idempotency_complete(record_id=claim.record_id, status=201, body=body, headers={})
+    assert IdempotencyRecord.objects.get(id=claim.record_id).response_body == body
