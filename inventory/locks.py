@@ -49,20 +49,15 @@ def lock_item(item_id: uuid.UUID) -> InventoryItem | None:
 
 
 def lock_stock_rows(product_ids: Iterable[uuid.UUID], *,
-                    every_row_of: Iterable[uuid.UUID] = (),
-                    lock: bool = True) -> list[InventoryItem]:
+                    every_row_of: Iterable[uuid.UUID] = ()) -> list[InventoryItem]:
     """Every inventory row of ``product_ids`` at an active location with sellable units — and every
     active row of ``every_row_of`` (lines that may be backordered: a receipt elsewhere must wait for
     this transaction, so it sees the demand it leaves) — locked in primary-key order, with the
     location's ``priority`` and ``code`` (``location_priority``, ``location_code``). Written out
-    (this runs on every reservation and order): only the columns allocation and the answer read.
-    ``lock=False`` reads the same rows unlocked (an optimistic reservation, whose conditional
-    UPDATE then locks the one row it changes)."""
-    sql = _SELLABLE_ROWS_SQL if lock else _SELLABLE_ROWS_SQL.replace("FOR UPDATE OF i", "")
-    rows = list(InventoryItem.objects.raw(sql,
+    (this runs on every reservation and order): only the columns allocation and the answer read."""
+    rows = list(InventoryItem.objects.raw(_SELLABLE_ROWS_SQL,
                                           [sorted(set(product_ids)), sorted(set(every_row_of))]))
-    if lock:
-        acquired(Rank.INVENTORY_ITEM, [row.id for row in rows])
+    acquired(Rank.INVENTORY_ITEM, [row.id for row in rows])
     return rows
 
 

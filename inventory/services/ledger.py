@@ -116,14 +116,11 @@ def apply_changes(changes: Sequence[Change], *, actor: str,
         params += [change.item_id, change.on_hand_delta, change.reserved_delta,
                    change.kind == StockMovement.Kind.RESERVE]
     values = ", ".join(["(%s::uuid, %s::bigint, %s::bigint, %s::boolean)"] * len(changes))
-    # The cache entries are dropped before the UPDATE: when it takes the row lock itself, nothing
-    # but the rows of this change is done while a hot row is held.
-    item_cache.invalidate(*(item_cache_key(c.item_id) for c in changes))
+    locks.item_locked_by_update(c.item_id for c in changes)
     with connection.cursor() as cursor:
         cursor.execute(_UPDATE_SQL.format(values=values), params)
         rows = cursor.fetchall()
     after = {row[0]: Counters(*row) for row in rows}
-    locks.item_locked_by_update(after)  # a refused row is not locked
     rejected = {c.item_id for c in changes} - set(after)
     if rejected:
         raise Rejected(rejected)
@@ -152,6 +149,7 @@ def apply_changes(changes: Sequence[Change], *, actor: str,
             events.append(("inventory.low_stock", low_stock_payload(row)))
     if events:
         webhooks.publish_many(events)
+    item_cache.invalidate(*(item_cache_key(item_id) for item_id in after))
     if allocate:
         grown = {c.item_id: growth for c in changes
                  if (growth := after[c.item_id].sellable

@@ -80,12 +80,9 @@ def stock_reserve(*, lines: list[ReserveLine], reference_type: str, reference_id
     by ``priority`` (then code), splitting the line across locations when the first is short. Lines
     of the same product share what is available (lines with a location are served first).
 
-    Locks: when the units come from one row, none before the conditional UPDATE of that row
-    (which refuses units another reservation took since the rows were read: then it decides again
-    as below); otherwise every inventory row of the lines' products at active locations with
-    stock, in one ``SELECT ... ORDER BY id FOR UPDATE`` (so opposite line orders cannot deadlock),
-    then one conditional UPDATE. Then one INSERT of reservations and movements (``reserve``, one
-    per row).
+    Locks: every inventory row of the lines' products at active locations with stock, in one
+    ``SELECT ... ORDER BY id FOR UPDATE`` (so opposite line orders cannot deadlock), then one
+    conditional UPDATE, one INSERT of reservations and one of movements (``reserve``, one per row).
     Joins the caller's transaction; after commit the rows' cache entries are dropped. Publishes
     ``inventory.reserved`` (and ``inventory.low_stock`` for rows crossing their reorder point).
 
@@ -190,35 +187,63 @@ def _reserve(*, lines: Sequence[ReserveLine], reference_type: str, reference_id:
     # the order's transaction, which a refusal ends, so the order's rollback is the one that counts.
     # After the row locks, the movements, reservations and outbox row go as one statement.
     with transaction.atomic(savepoint=queue is None), batched_inserts():
-        # Optimistic first (no backorder line): read the rows without locking them, decide, and let
-        # the conditional UPDATE of the one row chosen take its lock, so a hot row is locked only
-        # from that UPDATE to the commit. Its guard refuses units another reservation took first;
-        # then, or when the units come from several rows (locked in key order first), decide
-        # again under the row locks.
-        optimistic = not may_wait
-        while True:
-            rows = locks.lock_stock_rows((line.product.id for line in parsed),
-                                         every_row_of=may_wait, lock=not optimistic)
-            allocations, waiting = _allocate(parsed, lines, rows, may_wait)
-            per_row: dict[uuid.UUID, int] = defaultdict(int)
-            for _, row, take in allocations:
-                per_row[row.id] += take
-            if optimistic and len(per_row) > 1:
-                optimistic = False
+        rows = locks.lock_stock_rows((line.product.id for line in parsed), every_row_of=may_wait)
+        remaining = {row.id: row.sellable for row in rows}
+        allowed = {line.product.id for line in parsed if line.product.allow_backorder} | {
+            row.product_id for row in rows if row.allow_backorder}
+        waiting: list[tuple[int, int]] = []  # (line index, units short)
+        candidates: dict[uuid.UUID, list[InventoryItem]] = defaultdict(list)
+        # location_priority and location_code are annotated on the rows by locks.lock_stock_rows.
+        for row in sorted(rows, key=lambda r: (
+                r.location_priority, r.location_code, r.id)):  # type: ignore[attr-defined]  # above
+            candidates[row.product_id].append(row)
+        allocations: list[tuple[int, InventoryItem, int]] = []
+        short: list[dict[str, Any]] = []
+        # Lines pinned to a location go first, so a line free to go anywhere does not take their
+        # stock.
+        for line in sorted(parsed, key=lambda ln: (ln.location_id is None, ln.index)):
+            pool = [r for r in candidates[line.product.id]
+                    if line.location_id is None or r.location_id == line.location_id]
+            available = sum(remaining[r.id] for r in pool)
+            backorder = (lines[line.index].backorder_line_id is not None
+                         and line.product.id in may_wait & allowed)
+            if available < line.quantity and backorder:
+                waiting.append((line.index, line.quantity - available))
+            elif available < line.quantity:
+                entry = {"index": line.index, "sku": line.product.sku,
+                         "product_id": str(line.product.id),
+                         "requested": line.quantity, "available": available}
+                if line.location_id is not None:
+                    entry["location_id"] = str(line.location_id)
+                short.append(entry)
                 continue
-            try:
-                after = apply_changes(
-                    [Change(item_id, 0, qty, Kind.RESERVE, "", reference_type, reference_id)
-                     for item_id, qty in per_row.items()], actor=actor)
-            except Rejected:
-                if optimistic:
-                    optimistic = False
+            need = line.quantity
+            for row in pool:
+                take = min(need, remaining[row.id])
+                if take <= 0:
                     continue
-                # Cannot happen under the row locks; the guard is the last line of defence.
-                logger.error("reservation guard rejected locked rows",
-                             extra={"reference_id": reference_id})
-                raise InsufficientStock("Stock changed while reserving; retry.") from None
-            break
+                remaining[row.id] -= take
+                allocations.append((line.index, row, take))
+                need -= take
+                if need == 0:
+                    break
+        if short:
+            short.sort(key=lambda e: e["index"])
+            raise InsufficientStock(
+                f"Not enough stock for {len(short)} of {len(lines)} line(s).",
+                details={"lines": short}
+            )
+        per_row: dict[uuid.UUID, int] = defaultdict(int)
+        for _, row, take in allocations:
+            per_row[row.id] += take
+        try:
+            after = apply_changes(
+                [Change(item_id, 0, qty, Kind.RESERVE, "", reference_type, reference_id)
+                            for item_id, qty in per_row.items()], actor=actor)
+        except Rejected:  # cannot happen under the row locks; the guard is the last line of defence
+            logger.error("reservation guard rejected locked rows",
+                         extra={"reference_id": reference_id})
+            raise InsufficientStock("Stock changed while reserving; retry.") from None
         for row in {r.id: r for _, r, _ in allocations}.values():
             row.on_hand, row.reserved = after[row.id].on_hand, after[row.id].reserved
             row.available, row.version = row.on_hand - row.reserved, after[row.id].version
@@ -258,59 +283,6 @@ def _reserve(*, lines: Sequence[ReserveLine], reference_type: str, reference_id:
                              for r in reservations],
         })
     return Reserved(reservations=reservations, backordered=backordered)
-
-
-def _allocate(parsed: Sequence[_Line], lines: Sequence[ReserveLine], rows: Sequence[InventoryItem],
-              may_wait: set[uuid.UUID]) -> tuple[list[tuple[int, InventoryItem, int]],
-                                                  list[tuple[int, int]]]:
-    """Which rows serve each line — ``(line index, row, units)`` — and the units each line that
-    may be backordered waits for; raises InsufficientStock naming every other short line."""
-    remaining = {row.id: row.sellable for row in rows}
-    allowed = {line.product.id for line in parsed if line.product.allow_backorder} | {
-        row.product_id for row in rows if row.allow_backorder}
-    waiting: list[tuple[int, int]] = []  # (line index, units short)
-    candidates: dict[uuid.UUID, list[InventoryItem]] = defaultdict(list)
-    # location_priority and location_code are annotated on the rows by locks.lock_stock_rows.
-    for row in sorted(rows, key=lambda r: (
-            r.location_priority, r.location_code, r.id)):  # type: ignore[attr-defined]  # above
-        candidates[row.product_id].append(row)
-    allocations: list[tuple[int, InventoryItem, int]] = []
-    short: list[dict[str, Any]] = []
-    # Lines pinned to a location go first, so a line free to go anywhere does not take their
-    # stock.
-    for line in sorted(parsed, key=lambda ln: (ln.location_id is None, ln.index)):
-        pool = [r for r in candidates[line.product.id]
-                if line.location_id is None or r.location_id == line.location_id]
-        available = sum(remaining[r.id] for r in pool)
-        backorder = (lines[line.index].backorder_line_id is not None
-                     and line.product.id in may_wait & allowed)
-        if available < line.quantity and backorder:
-            waiting.append((line.index, line.quantity - available))
-        elif available < line.quantity:
-            entry = {"index": line.index, "sku": line.product.sku,
-                     "product_id": str(line.product.id),
-                     "requested": line.quantity, "available": available}
-            if line.location_id is not None:
-                entry["location_id"] = str(line.location_id)
-            short.append(entry)
-            continue
-        need = line.quantity
-        for row in pool:
-            take = min(need, remaining[row.id])
-            if take <= 0:
-                continue
-            remaining[row.id] -= take
-            allocations.append((line.index, row, take))
-            need -= take
-            if need == 0:
-                break
-    if short:
-        short.sort(key=lambda e: e["index"])
-        raise InsufficientStock(
-            f"Not enough stock for {len(short)} of {len(lines)} line(s).",
-            details={"lines": short}
-        )
-    return allocations, waiting
 
 
 def _close(reservations: Sequence[Reservation], *, status: str, kind: str, actor: str,

@@ -4,7 +4,6 @@ up."""
 from __future__ import annotations
 
 import random
-import threading
 from collections import Counter
 from datetime import timedelta
 
@@ -190,61 +189,3 @@ def test_ledger_reproduces_counters_after_a_concurrent_mixed_workload():
     total = sum(results, Counter())
     assert total["reserve"] > 0 and total["refused"] > 0, total
     assert assert_ledger_matches_counters() >= 3
-
-
-def test_an_optimistic_reservation_that_loses_its_row_decides_again_under_the_locks(monkeypatch):
-    """The unlocked read picks MAIN's last unit; another reservation takes it before the UPDATE;
-    the guard refuses, and the reservation is decided again under the locks: from EAST."""
-    from inventory import locks
-
-    product = ProductFactory(sku="RACE-1")
-    main, east = LocationFactory(code="MAIN", priority=0), LocationFactory(code="EAST", priority=5)
-    stock(product, main, 1)
-    stock(product, east, 3)
-    reads = []
-    original = locks.lock_stock_rows
-    main_thread = threading.current_thread()
-
-    def read_then_lose_the_row(product_ids, *, every_row_of=(), lock=True):
-        rows = original(product_ids, every_row_of=every_row_of, lock=lock)
-        if threading.current_thread() is not main_thread:
-            return rows
-        reads.append(lock)
-        if not lock:  # another request takes MAIN's unit and commits before our UPDATE
-            run_threads_cleanly(1, lambda _: services.stock_reserve(
-                lines=[ReserveLine(product_id=product.id, quantity=1, location_id=main.id)],
-                reference_type="cart", reference_id="first"))
-        return rows
-
-    monkeypatch.setattr(locks, "lock_stock_rows", read_then_lose_the_row)
-    [reservation] = services.stock_reserve(lines=[ReserveLine(product_id=product.id, quantity=1)],
-                                           reference_type="cart", reference_id="second")
-    assert reads == [False, True]
-    assert reservation.inventory_item.location_id == east.id
-    assert (item(product, main).reserved, item(product, east).reserved) == (1, 1)
-    assert StockMovement.objects.filter(kind="reserve").count() == 2
-    assert_ledger_matches_counters()
-
-
-def test_a_reservation_from_one_row_takes_no_lock_before_its_update(monkeypatch):
-    from inventory import locks
-
-    product = ProductFactory(sku="ONE-ROW")
-    stock(product, LocationFactory(code="MAIN", priority=0), 5)
-    reads = []
-    original = locks.lock_stock_rows
-
-    def spy(product_ids, *, every_row_of=(), lock=True):
-        reads.append(lock)
-        return original(product_ids, every_row_of=every_row_of, lock=lock)
-
-    monkeypatch.setattr(locks, "lock_stock_rows", spy)
-    services.stock_reserve(lines=[ReserveLine(product_id=product.id, quantity=2)],
-                           reference_type="cart", reference_id="c")
-    assert reads == [False]
-    # Units from two rows: locked in key order first, then changed.
-    stock(product, LocationFactory(code="EAST", priority=5), 5)
-    services.stock_reserve(lines=[ReserveLine(product_id=product.id, quantity=6)],
-                           reference_type="cart", reference_id="d")
-    assert reads == [False, False, True]
-    assert_ledger_matches_counters()
