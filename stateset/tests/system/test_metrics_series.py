@@ -90,12 +90,15 @@ def test_every_series_appears_with_its_labels_after_real_traffic(tmp_path):
     try:
         wait_http(f"http://127.0.0.1:{worker_port}/metrics", worker)
         call = api_caller(f"http://127.0.0.1:{api_port}/api/v1", key)
+        # The endpoint first: a worker that published an event before it existed remembers "no
+        # subscriber" for up to 10 s (webhooks.services.subscriptions), and without beat here
+        # nothing would pump its orders' events later.
+        call("POST", "/webhooks", {"url": receiver.url, "events": ["order.created"]})
         # Read at the end: a write leaves a tombstone that keeps its key out of the cache for a
         # while.
         readable = call("POST", "/products",
                         {"sku": "MET-READ", "name": "Read", "price": "1.00"})[1]
         readable_at = time.monotonic()
-        call("POST", "/webhooks", {"url": receiver.url, "events": ["order.created"]})
         product = call("POST", "/products",
                        {"sku": "MET-1", "name": "Measured", "price": "3.00"})[1]
         customer = call("POST", "/customers", {"email": "met@example.com"})[1]
