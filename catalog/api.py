@@ -21,6 +21,7 @@ from stateset.api.pagination import parse_list_params
 from stateset.api.serializers import (
     IF_MATCH,
     PUT_AS_PATCH,
+    StrictBooleanField,
     StrictSerializer,
     TextField,
     page_of,
@@ -46,8 +47,8 @@ class ProductIn(StrictSerializer):
     description = TextField(max_length=20_000, allow_blank=True, required=False, default="")
     price = _price_field()
     currency = TextField(min_length=3, max_length=3, required=False, default="USD")
-    is_active = serializers.BooleanField(required=False, default=True)
-    allow_backorder = serializers.BooleanField(
+    is_active = StrictBooleanField(required=False, default=True)
+    allow_backorder = StrictBooleanField(
         required=False, default=False,
         help_text="Order lines may take more than the sellable stock; the rest waits as "
                   "quantity_backordered (SPEC §4.4.3).")

@@ -25,6 +25,8 @@ from stateset.api.pagination import parse_list_params
 from stateset.api.serializers import (
     IF_MATCH,
     PUT_AS_PATCH,
+    StrictBooleanField,
+    StrictIntegerField,
     StrictSerializer,
     TextField,
     page_of,
@@ -39,15 +41,7 @@ MAX_EXPIRES_IN = 30 * 24 * 3600
 
 
 
-# --- strict JSON fields: DRF would accept "5", 5.0 and true as the integer 5 (TextField, the
-# platform's, does the same for strings) -----------------------------------------------------------
-
-
-class StrictIntegerField(serializers.IntegerField):
-    def to_internal_value(self, data: Any) -> int:
-        if isinstance(data, bool) or not isinstance(data, int):
-            self.fail("invalid")
-        return super().to_internal_value(data)
+# --- strict JSON fields (the integer and boolean ones are the platform's) ------------------------
 
 
 class StrictUUIDField(serializers.UUIDField):
@@ -55,13 +49,6 @@ class StrictUUIDField(serializers.UUIDField):
         if not isinstance(data, str):
             self.fail("invalid", value=data)
         return super().to_internal_value(data)
-
-
-class StrictBooleanField(serializers.BooleanField):
-    def to_internal_value(self, data: Any) -> bool:
-        if not isinstance(data, bool):
-            self.fail("invalid", input=data)
-        return data
 
 
 def quantity_field(**kwargs: Any) -> StrictIntegerField:
@@ -104,7 +91,7 @@ class ItemCreateIn(ProductRefIn):
 class ItemUpdateIn(StrictSerializer):
     reorder_point = count_field(required=False)
     safety_stock = count_field(required=False)
-    allow_backorder = serializers.BooleanField(required=False)
+    allow_backorder = StrictBooleanField(required=False)
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         if not attrs:

@@ -234,7 +234,11 @@ def by_api_key(request: HttpRequest) -> bool:
     """An API request that carries a key: the key authenticates it or it is a 401 (the staff
     session is consulted only for a request without one, ``stateset.api.auth``), so no session,
     session user or message store is read for it."""
-    return request.path_info.startswith("/api/") and raw_key(request) is not None
+    decided: bool | None = request.__dict__.get("_by_api_key")
+    if decided is None:  # three middlewares ask; the headers are read once
+        decided = request._by_api_key = (  # type: ignore[attr-defined]
+            request.path_info.startswith("/api/") and raw_key(request) is not None)
+    return decided
 
 
 class _BrowserOnly(MiddlewareMixin):

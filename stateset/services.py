@@ -263,9 +263,12 @@ def api_key_touch(*, key_id: str, at: datetime) -> int:
 
 IN_FLIGHT_LEASE = timedelta(seconds=60)
 MAX_STORED_PATH = 255
-# Secrets the platform issues; a stored answer never keeps one, declared or not (see
-# redact_secrets).
-_SECRET_VALUE = re.compile(r"^(sk_|whsec_)[A-Za-z0-9_\-]{16,}$")
+# Secrets the platform issues (API keys, webhook signing secrets: a prefix, then URL-safe
+# characters); a stored answer never keeps one, declared or not (redact_secrets and the marker
+# test of idempotency_complete both read the prefixes from here).
+_SECRET_PREFIXES = (KEY_PREFIX, "whsec_")  # whsec_: webhooks.services.new_secret
+_SECRET_VALUE = re.compile(rf"^({'|'.join(_SECRET_PREFIXES)})[A-Za-z0-9_\-]{{16,}}$")
+_SECRET_MARKERS = tuple(f'"{prefix}'.encode() for prefix in _SECRET_PREFIXES)
 
 
 def stored_path(path: str) -> str:
@@ -382,10 +385,10 @@ def idempotency_complete(*, record_id: int, status: int, body: Any, headers: dic
     from stateset.encoding import dumps
 
     encoded = dumps(body)
-    # A value shaped like a secret is a JSON string starting "sk_ or "whsec_ (its characters need
-    # no escaping): a body without one, and without declared secret fields, is stored as encoded
-    # instead of being walked (a whole order is hundreds of values).
-    if secret_fields or b'"sk_' in encoded or b'"whsec_' in encoded:
+    # A value shaped like a secret is a JSON string starting with one of the prefixes (its
+    # characters need no escaping): a body without one, and without declared secret fields, is
+    # stored as encoded instead of being walked (a whole order is hundreds of values).
+    if secret_fields or any(marker in encoded for marker in _SECRET_MARKERS):
         encoded = dumps(redact_secrets(body, secret_fields))
     # jsonb cannot hold "\u0000", which an error answer echoing a client's bad input may carry:
     # the replay shows U+FFFD there instead of the INSERT failing (and the answer with it).

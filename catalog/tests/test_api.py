@@ -375,3 +375,20 @@ def test_the_documented_shape_matches_what_is_rendered(api):
 
     product = ProductFactory()
     assert set(ProductOut().fields) == set(data_of(api.get(f"{URL}/{product.id}")))
+
+
+@pytest.mark.parametrize("field,value", [("allow_backorder", "yes"), ("allow_backorder", 1),
+                                         ("is_active", "true"), ("is_active", None)])
+def test_booleans_are_json_booleans_and_a_bad_one_writes_nothing(api, field, value):
+    error = error_of(api.post(URL, valid_body(**{field: value}), format="json"), 422)
+    assert field in error["details"] and not Product.objects.exists()
+    product = ProductFactory()
+    error = error_of(api.patch(f"{URL}/{product.id}", {field: value}, format="json"), 422)
+    assert field in error["details"]
+    product.refresh_from_db()
+    assert (product.version, product.allow_backorder, product.is_active) == (1, False, True)
+
+
+def test_allow_backorder_is_set_at_creation_and_shown(api):
+    data = data_of(api.post(URL, valid_body(allow_backorder=True), format="json"), 201)
+    assert data["allow_backorder"] is True and Product.objects.get(pk=data["id"]).allow_backorder

@@ -102,6 +102,15 @@ def test_a_product_patched_to_allow_backorders_backorders_its_short_lines(api, c
     assert answer["backordered"] is True and answer["items"][0]["quantity_backordered"] == 2
 
 
+def test_an_inventory_row_takes_only_a_json_boolean_for_allow_backorder(api, main):
+    row = receive(Product.objects.create(sku="ROW-2", name="Row", price="10.00"), main, 1)
+    error = error_of(api.patch(f"/api/v1/inventory/{row.id}", {"allow_backorder": "yes"},
+                               format="json", HTTP_IF_MATCH=f'"{row.version}"'), 422)
+    assert "allow_backorder" in error["details"]
+    fresh = InventoryItem.objects.get(pk=row.id)
+    assert (fresh.version, fresh.allow_backorder) == (row.version, False)
+
+
 def test_arrivals_go_to_the_oldest_orders_first(customer, coming, main):
     first, second, third = (order_for(customer, coming, n).order for n in (5, 3, 4))
     assert [waiting(o) for o in (first, second, third)] == [5, 3, 4]

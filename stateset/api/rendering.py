@@ -79,9 +79,9 @@ class StaffBrowsableNegotiation(DefaultContentNegotiation):
         user = getattr(request._request, "user", None)
         if not (user is not None and getattr(user, "is_staff", False)):
             offered = [r for r in offered if not isinstance(r, BrowsableAPIRenderer)] or offered[:1]
-            if len(offered) == 1 and format_suffix is None and "format" not in request.query_params:
-                # One renderer left and nothing to choose between: whatever Accept says (an
-                # unsatisfiable one included, see below), the answer is this renderer's.
+            if len(offered) == 1:
+                # Nothing to choose between: whatever Accept or ?format= says (an unsatisfiable
+                # one included, see below), the answer is this renderer's.
                 return offered[0], offered[0].media_type
         try:
             chosen: tuple[BaseRenderer, str] = super().select_renderer(request, offered,

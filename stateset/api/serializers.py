@@ -53,6 +53,16 @@ class StrictIntegerField(serializers.IntegerField):
         return super().to_internal_value(data)
 
 
+class StrictBooleanField(serializers.BooleanField):
+    """JSON booleans only: ``"yes"``, ``"true"`` and ``1`` are client bugs, not True (query strings,
+    which are text, keep DRF's BooleanField)."""
+
+    def to_internal_value(self, data: Any) -> bool:
+        if not isinstance(data, bool):
+            self.fail("invalid", input=data)
+        return data
+
+
 @extend_schema_field({"type": "string", "format": "decimal", "pattern": r"^-?\d+(\.\d+)?$",
                       "example": "59.98"})
 class MoneyField(serializers.Field[Any, Any, Any, Any]):

@@ -91,3 +91,11 @@ def test_a_float_beyond_64_bits_in_a_json_field_reads_back_as_a_number(api):
     read = api.get(f"/api/v1/customers/{customer_id}")
     assert read.status_code == 200, read.content
     assert read.json()["data"]["metadata"] == {"n": 1e20, "m": [-1.5e300, 7]}
+
+
+@pytest.mark.parametrize("query,accept", [("", "text/html"), ("?format=api", "*/*"),
+                                          ("?format=xml", "application/json")])
+def test_an_api_client_always_gets_the_json_envelope(api, query, accept):
+    response = api.get(f"/api/v1/health{query}", HTTP_ACCEPT=accept)
+    assert response.status_code == 200 and response["Content-Type"] == "application/json"
+    assert response.json()["success"] is True
