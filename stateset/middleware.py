@@ -227,30 +227,6 @@ def _gzip_stream(chunks: Iterable[bytes | str]) -> Iterator[bytes]:
     yield stream.flush()
 
 
-class ProbeMiddleware:
-    """``GET``/``HEAD /health`` is answered here, after the request id, compression, the body limit
-    and the security headers, and before the browser stack (static files, session, CSRF, user,
-    audit scope, messages, frame options) that a liveness probe never uses: a probe is polled by
-    every load balancer and orchestrator, and it touches nothing (SPEC §8). It is still logged
-    and counted by :class:`RequestContextMiddleware` under its route."""
-
-    PATHS = frozenset({"/health"})
-
-    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]):
-        self.get_response = get_response
-
-    def __call__(self, request: HttpRequest) -> HttpResponse:
-        if request.path_info in self.PATHS and request.method in ("GET", "HEAD"):
-            try:
-                match = resolve(request.path_info)
-            except Resolver404:
-                return self.get_response(request)
-            request.resolver_match = match
-            response: HttpResponse = match.func(request, *match.args, **match.kwargs)
-            return response
-        return self.get_response(request)
-
-
 # --- the session stack, for browsers only --------------------------------------------------------
 
 

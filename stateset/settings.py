@@ -80,7 +80,6 @@ MIDDLEWARE = [
     "stateset.middleware.CompressionMiddleware",
     "stateset.middleware.BodyLimitMiddleware",
     "django.middleware.security.SecurityMiddleware",
-    "stateset.middleware.ProbeMiddleware",  # GET /health answers here: the rest is the browser's
     "whitenoise.middleware.WhiteNoiseMiddleware",  # admin and Swagger UI assets under gunicorn
     # The session, its user and messages are the back office's and the staff session's: a request
     # to /api/ that carries an API key skips them (stateset.middleware.by_api_key).

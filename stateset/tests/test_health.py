@@ -109,21 +109,3 @@ def test_readiness_names_failures_generically_never_the_raw_exception(client, mo
     assert components["database"] == {"status": "down", "error": "unreachable", "required": True,
                                       "latency_ms": components["database"]["latency_ms"]}
     assert components["redis"]["error"] == "timeout"
-
-
-def test_liveness_skips_the_browser_stack_but_keeps_the_request_plumbing(client):
-    """``ProbeMiddleware``: the probe answers before session, CSRF, user and messages (a probe
-    uses none of them), after the request id and the security headers, and is still counted."""
-    response = client.get("/health", HTTP_X_REQUEST_ID="probe-1")
-    assert response.status_code == 200 and response.json() == {"status": "ok"}
-    assert response["X-Request-ID"] == "probe-1"
-    assert response["X-Content-Type-Options"] == "nosniff"
-    assert "Cookie" not in response.get("Vary", "")
-    request = response.wsgi_request
-    assert not hasattr(request, "session") and not hasattr(request, "user")
-    assert request.resolver_match.url_name == "health"
-    text = client.get("/metrics").content.decode()
-    assert 'http_requests_total{method="GET",route="/health",status="200"}' in text
-    # Any other method and any other path go through the whole stack.
-    assert hasattr(client.post("/health").wsgi_request, "user")
-    assert hasattr(client.get("/health/ready").wsgi_request, "session")
