@@ -17,6 +17,7 @@ from catalog.selectors import sku_version_key
 from inventory.models import Backorder, InventoryItem, Location, Reservation, StockMovement
 from stateset.cache import EntityCache
 from stateset.csvio import keyset_rows
+from stateset.db import Prebuilt
 from stateset.errors import NotFound, ValidationFailed
 from stateset.pagination import Sort
 
@@ -289,13 +290,16 @@ def low_stock_items(*, limit: int = 10) -> list[dict[str, Any]]:
 def location_list(*, is_active: bool | None = None, code: str | None = None) -> QuerySet[Location,
                                                                                          dict[str,
                                                                                               Any]]:
-    query = Location.objects.all()
+    query = _locations()
     if is_active is not None:
         query = query.filter(is_active=is_active)
     if code:
         query = query.filter(code__iexact=code)
-    values: QuerySet[Location, dict[str, Any]] = query.values(*LOCATION_FIELDS)
-    return values
+    return query
+
+
+_locations: Prebuilt[QuerySet[Location, dict[str, Any]]] = Prebuilt(
+    lambda: Location.objects.values(*LOCATION_FIELDS))
 
 
 def location_detail(location_id: uuid.UUID) -> dict[str, Any] | None:

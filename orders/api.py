@@ -340,7 +340,7 @@ class OrderViewSet(ApiViewSet):
         filters = dict(params.filters)
         include_items = filters.pop("include_items", False)
         return self.list_response(
-            selectors.order_summaries(selectors.order_filter(**filters)),
+            selectors.order_filter(selectors.order_summaries(), **filters),
             params,
             render=lambda rows: selectors.render_summaries(rows, include_items=include_items),
         )

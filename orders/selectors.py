@@ -20,6 +20,7 @@ from inventory.models import Backorder
 from orders.models import ChannelOrder, Order, OrderEvent, OrderItem, Payment, ShippingLine
 from stateset.cache import EntityCache
 from stateset.csvio import keyset_chunks
+from stateset.db import Prebuilt
 from stateset.errors import NotFound
 from stateset.money import money_str
 from stateset.pagination import ListParams, Sort, bounded_counts, paginate
@@ -75,6 +76,7 @@ def order_channels() -> list[str]:
 
 
 def order_filter(
+    queryset: QuerySet[Any, Any] | None = None,
     *,
     status: str | None = None,
     customer_id: uuid.UUID | None = None,
@@ -84,11 +86,12 @@ def order_filter(
     created_from: datetime | None = None,
     created_to: datetime | None = None,
     search: str | None = None,
-) -> QuerySet[Order]:
-    """Orders matching the list filters, each served by an index. ``external_id`` goes through the
-    channel lookup table; ``search`` is an order number or its prefix (any case), a customer email
-    (exact, any case) or a channel's external id."""
-    queryset = Order.objects.all()
+) -> QuerySet[Any, Any]:
+    """Orders (``queryset``, else all of them) matching the list filters, each served by an index.
+    ``external_id`` goes through the channel lookup table; ``search`` is an order number or its
+    prefix (any case), a customer email (exact, any case) or a channel's external id."""
+    if queryset is None:
+        queryset = Order.objects.all()
     if status:
         queryset = queryset.filter(status=status)
     if customer_id:
@@ -116,12 +119,16 @@ def order_filter(
     return queryset
 
 
-def order_summaries(queryset: QuerySet[Order]) -> QuerySet[Any, dict[str, Any]]:
-    """Summary rows with ``backordered`` (an indexed probe of the backorder queue per row)."""
-    rows: QuerySet[Any, dict[str, Any]] = queryset.annotate(backordered=Exists(
+def _summaries() -> QuerySet[Any, dict[str, Any]]:
+    rows: QuerySet[Any, dict[str, Any]] = Order.objects.annotate(backordered=Exists(
         Backorder.objects.filter(reference_id=OuterRef("id"), quantity_waiting__gt=0))).values(
             *SUMMARY_FIELDS, "backordered")
     return rows
+
+
+# Summary rows with ``backordered`` (an indexed probe of the backorder queue per row), for
+# :func:`order_filter` to filter: ``order_filter(order_summaries(), status=...)``.
+order_summaries = Prebuilt(_summaries)
 
 
 def render_summary(row: dict[str, Any]) -> dict[str, Any]:
@@ -345,7 +352,7 @@ def customer_orders_page(customer_id: uuid.UUID, params: ListParams) -> dict[str
     def load() -> dict[str, Any] | None:
         if not Customer.objects.filter(id=customer_id).exists():
             return None
-        queryset = order_summaries(order_filter(customer_id=customer_id, **params.filters))
+        queryset = order_filter(order_summaries(), customer_id=customer_id, **params.filters)
         return paginate(queryset, params, render_summaries).as_dict()
 
     key = order_cache.group_key(f"customer:{customer_id}", "page",
