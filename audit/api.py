@@ -81,10 +81,7 @@ class AuditView(ApiView):
         operation_id="audit_list",
         parameters=[OpenApiParameter("object_type", str, required=True,
                                      description="<app>.<model>: " + ", ".join(
-                                         ("catalog.product", "inventory.inventoryitem",
-                                          "stateset.apikey", "webhooks.endpoint", "orders.order",
-                                          "customers.customer", "fulfillment.shipment",
-                                          "returns.return"))),
+                                         registry.audited())),
                     OpenApiParameter("object_id", str, required=True)],
         responses={200: page_of(AuditEventOut, "AuditEventPage")})
     def get(self, request: Request) -> Response:

@@ -24,10 +24,10 @@ from django.db import models
 from pghistory import trigger as pghistory_trigger
 
 from catalog.models import Product
-from customers.models import Customer
+from customers.models import Address, Customer
 from fulfillment.models import Shipment
-from inventory.models import InventoryItem
-from orders.models import Order
+from inventory.models import InventoryItem, Location
+from orders.models import Order, OrderItem, Payment
 from returns.models import Return
 from stateset.models import ApiKey
 from webhooks.models import Endpoint
@@ -143,3 +143,25 @@ ReturnEvent = _event_model(
     Return, "ReturnEvent", pghistory.InsertEvent(), Changed(),
     fields=["rma_number", "order", "status", "reason", "refund_amount", "currency", "notes",
             "version"])
+# Where stock is and who gets it: locations, customers' addresses, created, changed, deleted.
+LocationEvent = _event_model(
+    Location, "LocationEvent", pghistory.InsertEvent(), Changed(), pghistory.DeleteEvent(),
+    fields=["code", "name", "address", "is_active", "priority", "version"])
+AddressEvent = _event_model(
+    Address, "AddressEvent", pghistory.InsertEvent(), Changed(), pghistory.DeleteEvent(),
+    fields=["customer", "kind", "name", "line1", "line2", "city", "region", "postal_code",
+            "country", "phone", "is_default", "version"])
+# Money on an order: payments are append-only rows, recorded by a move of their own (SPEC §4.4.2);
+# an order line's quantity and prices change only by an edit (SPEC §4.4.3), which also removes
+# lines. A line written with its order (the hot path) or added by an edit is no event of its own:
+# the edit's changed totals are on the order's trail and in its ``edited`` timeline entry.
+PaymentEvent = _event_model(
+    Payment, "PaymentEvent", pghistory.InsertEvent(), Changed(),
+    fields=["order", "kind", "amount", "currency", "status", "provider", "reference"])
+OrderItemEvent = _event_model(
+    OrderItem, "OrderItemEvent",
+    Changed("quantity", "unit_price", "line_discount", "discount_total", "net_total",
+            "tax_total"),
+    pghistory.DeleteEvent(),
+    fields=["order", "sku", "quantity", "unit_price", "line_discount", "discount_total",
+            "net_total", "tax_total", "quantity_fulfilled", "quantity_returned"])

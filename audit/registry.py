@@ -32,7 +32,9 @@ def audited() -> dict[str, Audited]:
     for event_model in (audit_models.ProductEvent, audit_models.InventoryItemEvent,
                         audit_models.ApiKeyEvent, audit_models.EndpointEvent,
                         audit_models.OrderEvent, audit_models.CustomerEvent,
-                        audit_models.ShipmentEvent, audit_models.ReturnEvent):
+                        audit_models.ShipmentEvent, audit_models.ReturnEvent,
+                        audit_models.LocationEvent, audit_models.AddressEvent,
+                        audit_models.PaymentEvent, audit_models.OrderItemEvent):
         tracked = event_model.pgh_tracked_model
         label = tracked._meta.label_lower
         found[label] = Audited(label, tracked, event_model, _read_scope(label))

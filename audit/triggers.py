@@ -30,11 +30,15 @@ def audit_triggers() -> list[tuple[Any, Any]]:
     return found
 
 
-def install(using: str, *, best_effort: bool = False) -> int:
-    """Install every audit trigger; with ``best_effort`` skip one whose table or columns do not
-    exist yet (a migration later in the plan adds them; ``sync`` installs it after the run)."""
+def install(using: str, *, best_effort: bool = False,
+            event_models: tuple[str, ...] | None = None) -> int:
+    """Install every audit trigger (only those writing to ``event_models``, by model name, when
+    given); with ``best_effort`` skip one whose table or columns do not exist yet (a migration
+    later in the plan adds them; ``sync`` installs it after the run)."""
     done = 0
     for model, trigger in audit_triggers():
+        if event_models is not None and trigger.event_model.__name__ not in event_models:
+            continue
         try:
             with transaction.atomic(using=using):
                 trigger.install(model, database=using)
@@ -45,17 +49,27 @@ def install(using: str, *, best_effort: bool = False) -> int:
     return done
 
 
-def uninstall(using: str) -> None:
+def uninstall(using: str, *, event_models: tuple[str, ...] | None = None) -> None:
+    """Remove the audit triggers (only those writing to ``event_models``, by model name, when
+    given: a migration that drops those event tables)."""
     tables = set(connections[using].introspection.table_names())
     for model, trigger in audit_triggers():
+        if event_models is not None and trigger.event_model.__name__ not in event_models:
+            continue
         if model._meta.db_table in tables:
             trigger.uninstall(model, database=using)
 
 
 def sync(using: str = "default", **_kwargs: Any) -> None:
-    """``post_migrate``: the triggers exist exactly when their event tables do."""
+    """``post_migrate``: each trigger exists exactly when its event table does (a rollback to an
+    earlier audit migration keeps the trails that migration had)."""
     tables = set(connections[using].introspection.table_names())
-    if all(trigger.event_model._meta.db_table in tables for _, trigger in audit_triggers()):
-        install(using)
-    else:
-        uninstall(using)
+    present: list[str] = []
+    missing: list[str] = []
+    for _, trigger in audit_triggers():
+        name = trigger.event_model.__name__
+        (present if trigger.event_model._meta.db_table in tables else missing).append(name)
+    if missing:
+        uninstall(using, event_models=tuple(missing))
+    if present:
+        install(using, event_models=tuple(present))

@@ -310,3 +310,74 @@ def test_a_management_commands_writes_are_the_commands():
     event = ProductEvent.objects.get(pgh_obj_id=product.pk, pgh_label="update")
     assert event.pgh_context == {"actor": "command:shell"}
     assert event.pgh_diff == {"price": ["1.000", "2.000"]}
+
+
+# --- locations, addresses, payments and order lines -------------------------------------------
+
+
+def test_a_location_change_over_the_api_is_on_its_trail():
+    ops = keyed("ops-bot", "inventory:write", "inventory:read")
+    created = data_of(ops.post("/api/v1/locations", {"code": "DC-EAST", "name": "East"},
+                               format="json"), 201)
+    response = ops.patch(f"/api/v1/locations/{created['id']}", {"priority": 5}, format="json",
+                         HTTP_IF_MATCH=f'"{created["version"]}"')
+    assert response.status_code == 200, response.content
+    update, insert = trail(ops, "inventory.location", created["id"])
+    assert (update["action"], update["actor"]) == ("update", "api-key:ops-bot")
+    assert update["changes"]["priority"] == {"old": 100, "new": 5}
+    assert (insert["action"], insert["actor"]) == ("insert", "api-key:ops-bot")
+
+
+def test_a_locations_history_page_shows_its_trail(admin_client):
+    location = LocationFactory(code="DC-WEST", priority=100)
+    with context.scope(actor="admin:ops"):
+        type(location).objects.filter(id=location.id).update(priority=7)
+    page = admin_client.get(reverse("admin:inventory_location_history", args=[location.id]))
+    html = page.content.decode()
+    assert page.status_code == 200 and 'id="audit-trail"' in html
+    assert "admin:ops" in html and "100 → 7" in html
+
+
+def test_an_address_change_and_removal_are_on_its_trail():
+    support = keyed("support-bot", "customers:write", "customers:read")
+    customer = data_of(support.post("/api/v1/customers", {"email": "ada@example.com"},
+                                    format="json"), 201)
+    address = data_of(support.post(f"/api/v1/customers/{customer['id']}/addresses", {
+        "kind": "shipping", "line1": "1 Main St", "city": "Springfield", "country": "US"},
+        format="json"), 201)
+    url = f"/api/v1/customers/{customer['id']}/addresses/{address['id']}"
+    assert support.patch(url, {"city": "Shelbyville"}, format="json").status_code == 200
+    assert support.delete(url).status_code == 204
+    deleted, update, insert = trail(support, "customers.address", address["id"])
+    assert [deleted["action"], update["action"], insert["action"]] == ["delete", "update",
+                                                                        "insert"]
+    assert update["changes"]["city"] == {"old": "Springfield", "new": "Shelbyville"}
+    assert {deleted["actor"], update["actor"], insert["actor"]} == {"api-key:support-bot"}
+
+
+def test_a_recorded_payment_and_an_edited_line_are_on_their_trails():
+    product = ProductFactory(price=Decimal("10.00"))
+    stock(product, LocationFactory(), 10)
+    order = OrderFactory(lines=[(product, 2)])
+    item = order.items.get()
+    from audit.models import OrderItemEvent, PaymentEvent
+
+    assert not OrderItemEvent.objects.filter(pgh_obj_id=item.id).exists()  # created: no event
+    finance = keyed("finance-bot", "orders:write", "orders:read")
+    paid = finance.post(f"/api/v1/orders/{order.id}/payments",
+                        {"kind": "capture", "amount": "5.00"}, format="json")
+    assert paid.status_code == 201, paid.content
+    payment_id = data_of(paid, 201)["payment"]["id"]
+    [recorded] = trail(finance, "orders.payment", payment_id)
+    assert (recorded["action"], recorded["actor"]) == ("insert", "api-key:finance-bot")
+    assert PaymentEvent.objects.filter(pgh_obj_id=payment_id).count() == 1
+
+    version = data_of(finance.get(f"/api/v1/orders/{order.id}"))["version"]
+    edited = finance.post(f"/api/v1/orders/{order.id}/edit",
+                          {"change": [{"order_item_id": str(item.id), "quantity": 3}]},
+                          format="json", HTTP_IF_MATCH=f'"{version}"')
+    assert edited.status_code == 200, edited.content
+    [line] = trail(finance, "orders.orderitem", item.id)
+    assert (line["action"], line["actor"]) == ("update", "api-key:finance-bot")
+    assert line["changes"]["quantity"] == {"old": 2, "new": 3}
+    assert line["changes"]["net_total"] == {"old": "20.000", "new": "30.000"}
