@@ -102,6 +102,23 @@ for _name in ("get", "set", "add", "incr", "decr", "get_many", "set_many", "dele
     setattr(BreakerClient, _name, _guarded(getattr(DefaultClient, _name)))
 
 
+# --- counters -------------------------------------------------------------------------------------
+
+
+def increment(key: str, delta: int = 1, *, initial: int, timeout: int | None) -> int | None:
+    """``key`` moved by ``delta``, or set to ``initial`` (expiring after ``timeout`` seconds) when
+    it does not exist yet; the new value. One round trip once the key exists — the common case of a
+    rate-limit window or a group's version — where add-then-increment costs two. None when the
+    cache swallowed an outage (``IGNORE_EXCEPTIONS``); other cache errors propagate."""
+    try:
+        value = cache.incr(key, delta)
+    except ValueError:  # not there yet (or just expired): start it, unless a racer just did
+        if cache.add(key, initial, timeout=timeout):
+            return initial
+        value = cache.incr(key, delta)
+    return value if isinstance(value, int) else None
+
+
 # --- hit/miss tallies -----------------------------------------------------------------------------
 
 
@@ -133,8 +150,7 @@ class _Tally:
         for (entity, kind), n in counts.items():
             key = STATS_KEY.format(entity=entity, kind=kind)
             try:
-                if not cache.add(key, n, timeout=None):
-                    cache.incr(key, n)
+                increment(key, n, initial=n, timeout=None)
             except Exception:
                 return
 
@@ -241,8 +257,7 @@ class EntityCache:
         def bump() -> None:
             key = self._group_key(group)
             try:
-                if not cache.add(key, 2, timeout=None):
-                    cache.incr(key)
+                increment(key, initial=2, timeout=None)  # a missing version is 1
             except Exception:
                 metrics.CACHE_ERRORS.labels("delete").inc()
                 logger.warning("cache group invalidation failed", exc_info=True)

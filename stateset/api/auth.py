@@ -16,12 +16,12 @@ from collections.abc import Iterable
 from typing import Any
 
 from django.conf import settings
-from django.core.cache import cache
 from django.utils import timezone
 from rest_framework import exceptions
 from rest_framework.authentication import BaseAuthentication, SessionAuthentication
 from rest_framework.permissions import SAFE_METHODS, BasePermission
 
+from stateset.cache import increment
 from stateset.config import parse_rate
 from stateset.errors import RateLimited
 from stateset.keys import KEY_PREFIX, KeyPrincipal, key_cache, principal_for_key, scope_allows
@@ -88,10 +88,10 @@ class _AuthFailures:
         start = now - now % window
         key = f"authfail:{address}:{window}:{start}"
         try:
-            used = 1 if cache.add(key, 1, timeout=window + 1) else cache.incr(key)
+            used = increment(key, initial=1, timeout=window + 1)
         except Exception:  # a cache error is no reason to let guesses through uncounted
             used = None
-        if not isinstance(used, int):
+        if used is None:
             with self._lock:
                 if len(self._local) > 10_000:
                     self._local.clear()

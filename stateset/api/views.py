@@ -20,7 +20,6 @@ from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
-from django.core.cache import cache
 from django.db.models import QuerySet
 from rest_framework import viewsets
 from rest_framework.request import Request
@@ -29,6 +28,7 @@ from rest_framework.views import APIView
 
 from stateset import services
 from stateset.api.rendering import dumps
+from stateset.cache import increment
 from stateset.config import ConfigError, parse_rate
 from stateset.errors import NotFound, PreconditionFailed, RateLimited, ValidationFailed
 from stateset.pagination import ListParams, Page, paginate
@@ -94,10 +94,10 @@ class ApiMixin(_View):
         owner = getattr(user, "owner", f"user:{getattr(user, 'pk', '')}")
         key = f"ratelimit:{owner}:{window}:{window_start}"
         try:
-            used = 1 if cache.add(key, 1, timeout=window + 1) else cache.incr(key)
+            used = increment(key, initial=1, timeout=window + 1)
         except Exception:  # cache down: do not turn an outage into 429s or 500s
             return
-        if not isinstance(used, int):  # django-redis swallowed the outage and answered None
+        if used is None:  # django-redis swallowed the outage
             return
         reset = window_start + window - now
         request.rate_limit_headers = {  # type: ignore[attr-defined]  # read by finalize_response

@@ -6,7 +6,7 @@ from django.core.cache import cache
 from django.db import transaction
 from django.test import override_settings
 
-from stateset.cache import EntityCache
+from stateset.cache import EntityCache, increment
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -53,6 +53,41 @@ def test_group_invalidation_orphans_every_key_of_the_group():
     assert second != first
     assert orders.get_or_load(second, lambda: ["b"]) == ["b"]
     assert orders.group_key("customer:8", "page", 1).endswith("v1:page:1")  # other groups untouched
+
+
+def test_increment_starts_a_missing_counter_and_then_costs_one_call(monkeypatch):
+    cache.delete("counter:a")
+    assert increment("counter:a", initial=1, timeout=30) == 1
+    assert cache.get("counter:a") == 1
+    if hasattr(cache, "ttl"):  # django-redis: the window's expiry is set when the counter starts
+        assert 0 < cache.ttl("counter:a") <= 30
+    adds = []
+    real_add = cache.add
+    monkeypatch.setattr(cache, "add", lambda *a, **k: adds.append(a) or real_add(*a, **k))
+    assert increment("counter:a", initial=1, timeout=30) == 2
+    assert increment("counter:a", 5, initial=5, timeout=30) == 7
+    assert adds == []  # an existing counter is one increment, no add first
+
+
+def test_increment_when_another_caller_started_the_counter_first(monkeypatch):
+    cache.delete("counter:b")
+    real_add = cache.add
+
+    def racer_first(key, value, timeout=None):
+        real_add(key, 10, timeout=timeout)  # another process started it in between
+        return real_add(key, value, timeout=timeout)
+
+    monkeypatch.setattr(cache, "add", racer_first)
+    assert increment("counter:b", initial=1, timeout=30) == 11
+
+
+def test_a_group_bump_moves_a_missing_version_past_the_implicit_one():
+    orders = EntityCache("orders")
+    cache.delete(orders.group_version_key("customer:x"))
+    before = orders.group_key("customer:x", "page")
+    orders.invalidate_group("customer:x")
+    after = orders.group_key("customer:x", "page")
+    assert before.endswith(":v1:page") and after.endswith(":v2:page")
 
 
 def test_ttl_zero_disables_caching(settings):
