@@ -20,6 +20,7 @@ from stateset.api.pagination import parse_list_params
 from stateset.api.serializers import (
     IF_MATCH,
     PUT_AS_PATCH,
+    StrictBooleanField,
     StrictSerializer,
     TextField,
     page_of,
@@ -58,7 +59,7 @@ class CustomerAddressIn(StrictSerializer):
     country = TextField(min_length=2, max_length=2)
     phone = TextField(max_length=32, allow_blank=True, required=False, default="",
                                   validators=[phone_validator])
-    is_default = serializers.BooleanField(required=False, allow_null=True, default=None)
+    is_default = StrictBooleanField(required=False, allow_null=True, default=None)
 
     def validate_country(self, value: str) -> str:
         value = value.upper()
@@ -71,7 +72,7 @@ class AddressUpdateIn(CustomerAddressIn):
     """PATCH/PUT of an address: any field of the address (partial); ``is_default`` true makes it the
     default of its kind, false leaves the kind without one."""
 
-    is_default = serializers.BooleanField(required=False)
+    is_default = StrictBooleanField(required=False)
 
 
 class CustomerFilters(serializers.Serializer):

@@ -16,6 +16,8 @@ from stateset.api.pagination import parse_list_params
 from stateset.api.serializers import (
     IF_MATCH,
     MoneyField,
+    StrictBooleanField,
+    StrictIntegerField,
     StrictSerializer,
     TextField,
     page_of,
@@ -26,9 +28,9 @@ from stateset.api.views import ApiViewSet, actor_of, expected_version, parse_id
 
 class ReturnItemIn(StrictSerializer):
     order_item_id = serializers.UUIDField()
-    quantity = serializers.IntegerField(min_value=1, max_value=services.MAX_QUANTITY)
+    quantity = StrictIntegerField(min_value=1, max_value=services.MAX_QUANTITY)
     condition = serializers.ChoiceField(choices=ReturnItem.Condition.choices)
-    restock = serializers.BooleanField(required=False, default=True)
+    restock = StrictBooleanField(required=False, default=True)
     location_id = serializers.UUIDField(required=False, allow_null=True, default=None)
 
 
@@ -48,7 +50,7 @@ class ReturnActionIn(StrictSerializer):
 class ReceiveItemIn(StrictSerializer):
     return_item_id = serializers.UUIDField()
     condition = serializers.ChoiceField(choices=ReturnItem.Condition.choices)
-    restock = serializers.BooleanField(required=False, default=True)
+    restock = StrictBooleanField(required=False, default=True)
     location_id = serializers.UUIDField(required=False, allow_null=True, default=None,
                                         help_text="Default: the line's own, else where it "
                                                   "shipped from.")

@@ -15,6 +15,7 @@ from stateset.api.pagination import parse_list_params
 from stateset.api.serializers import (
     IF_MATCH,
     PUT_AS_PATCH,
+    StrictBooleanField,
     StrictSerializer,
     TextField,
     page_of,
@@ -35,7 +36,7 @@ class EndpointIn(StrictSerializer):
     secret = TextField(min_length=16, max_length=128, required=False,
                        help_text="Generated when absent; shown only in the answer to this request.")
     description = TextField(max_length=255, required=False, allow_blank=True, default="")
-    is_active = serializers.BooleanField(required=False, default=True)
+    is_active = StrictBooleanField(required=False, default=True)
 
 
 class EndpointUpdateIn(StrictSerializer):
@@ -43,7 +44,7 @@ class EndpointUpdateIn(StrictSerializer):
     events = serializers.ListField(child=serializers.ChoiceField(choices=EVENT_CHOICES),
                                    allow_empty=False, max_length=len(EVENT_CHOICES), required=False)
     description = TextField(max_length=255, required=False, allow_blank=True)
-    is_active = serializers.BooleanField(required=False)
+    is_active = StrictBooleanField(required=False)
 
 
 class EndpointOut(serializers.Serializer):

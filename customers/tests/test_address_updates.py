@@ -180,6 +180,8 @@ def test_a_stale_if_match_is_412_and_nothing_is_written(api, home, method):
         ({"phone": "call me"}, "phone"),
         ({"is_default": None}, "is_default"),
         ({"is_default": "yes please"}, "is_default"),
+        ({"is_default": "true"}, "is_default"),
+        ({"is_default": 1}, "is_default"),
         ({"customer_id": "00000000-0000-0000-0000-000000000000"}, "customer_id"),
         ({"version": 7}, "version"),
         ({"line2": "a\u0000b"}, "line2"),

@@ -42,6 +42,19 @@ def test_over_returning_is_422_per_line_and_writes_nothing(api, make_product, sh
     assert snapshot(shipped.order.id) == before
 
 
+@pytest.mark.parametrize("quantity, restock", [("1", True), (1.0, True), (True, True),
+                                               (1, "yes"), (1, 1), (1, "true")])
+def test_a_quantity_or_restock_that_is_not_its_json_type_is_422(api, make_product, shipped_order,
+                                                                quantity, restock):
+    shipped = shipped_order((make_product(sku="A"), 2))
+    before = snapshot(shipped.order.id)
+    error = request_return(api, shipped, ("A", quantity, "resellable", restock), status=422)
+    assert error["code"] == "validation_error"
+    assert set(error["details"]["items"]["0"]) == (
+        {"quantity"} if restock is True else {"restock"})
+    assert snapshot(shipped.order.id) == before
+
+
 def test_units_in_other_returns_count_until_rejected_or_cancelled(api, make_product, shipped_order):
     product = make_product(sku="A")
     shipped = shipped_order((product, 3))
@@ -93,8 +106,7 @@ def test_units_not_shipped_cannot_be_returned(api, customer, make_product):
     (lambda body: body["items"][0].update(quantity=0), 422, "validation_error"),
     (lambda body: body["items"][0].update(quantity=-1), 422, "validation_error"),
     (lambda body: body["items"][0].update(quantity=10**12), 422, "validation_error"),
-    # DRF coerces "1"; still too many
-    (lambda body: body["items"][0].update(quantity="1"), 422, "exceeds_returnable"),
+    (lambda body: body["items"][0].update(quantity="1"), 422, "validation_error"),  # a string
     (lambda body: body["items"][0].update(condition="smashed"), 422, "validation_error"),
     (lambda body: body["items"][0].update(order_item_id=str(uuid.uuid4())), 422,
      "order_item_not_found"),

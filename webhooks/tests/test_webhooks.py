@@ -179,6 +179,8 @@ def test_webhooks_need_the_manage_scope(client_with, anon_client, db):
     ({"url": "https://example.com/x", "events": []}, "events"),
     ({"url": "https://example.com/x", "events": ["*"], "secret": "short"}, "secret"),
     ({"url": "https://example.com/x", "events": ["*"], "colour": "red"}, "colour"),
+    ({"url": "https://example.com/x", "events": ["*"], "is_active": "false"}, "is_active"),
+    ({"url": "https://example.com/x", "events": ["*"], "is_active": 0}, "is_active"),
 ])
 def test_bad_endpoints_are_422_and_write_nothing(api, body, field):
     error = error_of(api.post("/api/v1/webhooks", body, format="json"), 422)
