@@ -239,23 +239,29 @@ def _gzip_stream(chunks: Iterable[bytes | str]) -> Iterator[bytes]:
 # --- the session stack, for browsers only --------------------------------------------------------
 
 
-def by_api_key(request: HttpRequest) -> bool:
-    """An API request that carries a key: the key authenticates it or it is a 401 (the staff
-    session is consulted only for a request without one, ``stateset.api.auth``), so no session,
-    session user or message store is read for it."""
-    decided: bool | None = request.__dict__.get("_by_api_key")
+# Probes and scrapes (SPEC §8): never a browser page, never a session.
+PROBE_PATHS = frozenset({"/health", "/health/ready", "/metrics", "/metrics/json"})
+
+
+def sessionless(request: HttpRequest) -> bool:
+    """A request no session serves: an API request that carries a key (the key authenticates it or
+    it is a 401; the staff session is consulted only for a request without one,
+    ``stateset.api.auth``), or a probe or scrape (:data:`PROBE_PATHS`). No session, session user
+    or message store is read for it; CSRF, security and frame headers still apply."""
+    decided: bool | None = request.__dict__.get("_sessionless")
     if decided is None:  # three middlewares ask; the headers are read once
-        decided = request._by_api_key = (  # type: ignore[attr-defined]
-            request.path_info.startswith("/api/") and raw_key(request) is not None)
+        path = request.path_info
+        decided = request._sessionless = (  # type: ignore[attr-defined]
+            path in PROBE_PATHS or (path.startswith("/api/") and raw_key(request) is not None))
     return decided
 
 
 class _BrowserOnly(MiddlewareMixin):
-    """Mixed in before one of Django's middlewares: it does nothing for :func:`by_api_key`
+    """Mixed in before one of Django's middlewares: it does nothing for :func:`sessionless`
     requests."""
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
-        if by_api_key(request):
+        if sessionless(request):
             return self.get_response(request)  # type: ignore[return-value]  # sync only
         return super().__call__(request)  # type: ignore[return-value]  # sync only
 

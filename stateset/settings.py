@@ -82,7 +82,7 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",  # admin and Swagger UI assets under gunicorn
     # The session, its user and messages are the back office's and the staff session's: a request
-    # to /api/ that carries an API key skips them (stateset.middleware.by_api_key).
+    # to /api/ that carries an API key, and a probe, skip them (stateset.middleware.sessionless).
     "stateset.middleware.BrowserSessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",

@@ -1,4 +1,5 @@
-"""The session stack is the back office's: a keyed API request skips it; all else keeps it."""
+"""The session stack is the back office's: a keyed API request and a probe skip it; all else keeps
+it."""
 
 import pytest
 from django.http import HttpResponse
@@ -36,7 +37,22 @@ def test_an_api_request_with_a_key_gets_no_session_user_or_messages(headers):
                                                          "messages": False}
 
 
+@pytest.mark.parametrize("path", ["/health", "/health/ready", "/metrics", "/metrics/json"])
+def test_a_probe_or_scrape_gets_no_session_user_or_messages(path):
+    assert seen_by_view(path) == {"session": False, "user": False, "messages": False}
+
+
+@pytest.mark.django_db
+def test_a_probe_keeps_its_security_headers_and_sets_no_cookie(client):
+    response = client.get("/health", HTTP_COOKIE="sessionid=whatever")
+    assert response.status_code == 200 and response.json() == {"status": "ok"}
+    assert response["X-Frame-Options"] == "DENY" and response["X-Content-Type-Options"] == "nosniff"
+    assert not response.cookies and "Cookie" not in response.get("Vary", "")
+
+
 @pytest.mark.parametrize("path,headers", [
+    ("/healthz", {}),
+    ("/health/", {}),
     ("/api/v1/orders", {}),  # a staff session's API call
     ("/api/v1/orders", {"Authorization": "Basic eDp5"}),
     ("/admin/", {"X-API-Key": "sk_anything"}),  # the back office is never a key's
