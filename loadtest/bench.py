@@ -754,35 +754,51 @@ def flash_stock(base_url: str, api_key: str, product_id: str) -> dict[str, Any]:
 # --- the request log: queries per request ---------------------------------------------------------
 
 
-def query_counts(log_path: Path) -> dict[tuple[str, str], dict[str, Any]]:
-    """(method, route) → distribution of ``db_queries`` over successful requests."""
-    seen: dict[tuple[str, str], Counter] = defaultdict(Counter)
-    statuses: dict[tuple[str, str], Counter] = defaultdict(Counter)
+def request_log(log_path: Path) -> list[tuple[float, tuple[str, str], int, int]]:
+    """The app's request log lines: (time, (method, route), status, ``db_queries``)."""
+    entries = []
     with open(log_path, "rb") as handle:
         for raw in handle:
             if not raw.startswith(b"{") or b'"db_queries"' not in raw:
                 continue
             try:
                 entry = json.loads(raw)
-            except ValueError:
+                at = dt.datetime.fromisoformat(entry["ts"]).timestamp()
+            except (ValueError, KeyError):
                 continue
             key = (entry.get("method", ""), entry.get("route", ""))
-            statuses[key][entry.get("status")] += 1
-            if 200 <= int(entry.get("status", 0)) < 300:
-                seen[key][int(entry["db_queries"])] += 1
-    found = {}
-    for key, counts in seen.items():
-        values = sorted(counts.elements())
-        found[key] = {
-            "typical": counts.most_common(1)[0][0],
-            "min": values[0],
-            "max": values[-1],
-            "median": statistics.median(values),
-            "requests": len(values),
-            "distribution": {str(k): v for k, v in sorted(counts.items())},
-            "statuses": {str(k): v for k, v in statuses[key].items()},
-        }
-    return found
+            entries.append((at, key, int(entry.get("status", 0)), int(entry["db_queries"])))
+    return entries
+
+
+def query_counts(
+    entries: list[tuple[float, tuple[str, str], int, int]],
+    key: tuple[str, str],
+    windows: list[list[float]],
+) -> dict[str, Any] | None:
+    """The distribution of ``db_queries`` over the successful requests to ``key`` made during one
+    scenario's runs (``windows``): two scenarios on one route (``POST /orders`` with an
+    Idempotency-Key, the flash sale without) are counted apart."""
+    counts: Counter = Counter()
+    statuses: Counter = Counter()
+    for at, route, status, queries in entries:
+        if route != key or not any(start <= at <= end for start, end in windows):
+            continue
+        statuses[status] += 1
+        if 200 <= status < 300:
+            counts[queries] += 1
+    if not counts:
+        return None
+    values = sorted(counts.elements())
+    return {
+        "typical": counts.most_common(1)[0][0],
+        "min": values[0],
+        "max": values[-1],
+        "median": statistics.median(values),
+        "requests": len(values),
+        "distribution": {str(k): v for k, v in sorted(counts.items())},
+        "statuses": {str(k): v for k, v in statuses.items()},
+    }
 
 
 # --- the run -------------------------------------------------------------------------------------
@@ -948,9 +964,11 @@ def main(argv: list[str] | None = None) -> int:
                 say("admin: dashboard, order changelist and order page as a logged-in staff user")
                 admin_row = measure_admin(server.base_url, api_key, env)
             rss = sampler.stop()
-        queries = query_counts(workdir / "gunicorn-big.log")
+        logged = request_log(workdir / "gunicorn-big.log")
         for scenario in selected:
-            results[scenario.name]["db_queries"] = queries.get((scenario.method, scenario.route))
+            runs = [results[scenario.name], results[scenario.name].get("paced") or {}]
+            results[scenario.name]["db_queries"] = query_counts(
+                logged, (scenario.method, scenario.route), [r["window"] for r in runs if r])
 
         size_check = None
         if run_size and small.url:
