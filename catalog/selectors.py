@@ -20,6 +20,7 @@ from django.db.models.functions import Upper
 from catalog.models import SKU_PATTERN, Product
 from stateset.cache import EntityCache
 from stateset.csvio import keyset_rows
+from stateset.db import Prebuilt
 from stateset.money import money_str
 from stateset.pagination import Sort
 
@@ -125,6 +126,12 @@ def product_by_sku(*, sku: str) -> dict[str, Any] | None:
 _HEAVY = ("search_vector", "description", "attributes")
 
 
+# A reservation's product read by SKU, its ``Upper`` alias resolved once per process: 653 → 471 µs
+# a call (a read by id builds nothing worth keeping: 558 → 548).
+_light_products_by_sku: Prebuilt[QuerySet[Product]] = Prebuilt(
+    lambda: Product.objects.alias(sku_upper=Upper("sku")).order_by().defer(*_HEAVY))
+
+
 def products_by_ids(*, product_ids: Iterable[uuid.UUID | str]) -> dict[uuid.UUID, Product]:
     """Products by id in one query (for other apps: orders, inventory)."""
     ids = list(product_ids)
@@ -139,8 +146,7 @@ def products_by_skus(*, skus: Iterable[str]) -> dict[str, Product]:
     wanted = {s.upper() for s in skus}
     if not wanted:
         return {}
-    rows = Product.objects.alias(sku_upper=Upper("sku")).filter(
-        sku_upper__in=wanted).order_by().defer(*_HEAVY)
+    rows = _light_products_by_sku().filter(sku_upper__in=wanted)
     return {product.sku.upper(): product for product in rows}
 
 
