@@ -146,7 +146,7 @@ def products_by_skus(*, skus: Iterable[str]) -> dict[str, Product]:
     wanted = {s.upper() for s in skus}
     if not wanted:
         return {}
-    rows = _light_products_by_sku().filter(sku_upper__in=wanted)
+    rows = _light_products_by_sku().filter(sku_upper__in=wanted)  # type: ignore[misc]  # its alias
     return {product.sku.upper(): product for product in rows}
 
 
