@@ -10,11 +10,10 @@ from typing import Any
 from django.db import IntegrityError, transaction
 
 from inventory import locks
-from inventory.models import InventoryItem, StockMovement
+from inventory.models import InventoryItem
 from inventory.selectors import item_cache, item_cache_key
 from inventory.services.backorders import allocate_backorders
 from inventory.services.common import (
-    MAX_ACTOR,
     MAX_REASON,
     Kind,
     check_quantity,
@@ -24,10 +23,10 @@ from inventory.services.common import (
 from inventory.services.ledger import (
     Change,
     Counters,
+    apply_changes,
     fetch_items,
     item_id_for,
     publish_low_stock,
-    stock_payload,
 )
 from stateset.errors import (
     Conflict,
@@ -35,8 +34,7 @@ from stateset.errors import (
     PreconditionFailed,
     ValidationFailed,
 )
-from stateset.inputs import clean_actor, clean_text, writable
-from webhooks import services as webhooks
+from stateset.inputs import clean_text, writable
 
 
 def inventory_item_create(*, location_id: uuid.UUID, on_hand: int = 0,
@@ -58,8 +56,8 @@ def inventory_item_create(*, location_id: uuid.UUID, on_hand: int = 0,
         try:
             with transaction.atomic():
                 item = InventoryItem.objects.create(product_id=product.id, location_id=location.id,
-                                                    sku=product.sku,
-                                                    on_hand=on_hand, reorder_point=reorder_point,
+                                                    sku=product.sku, on_hand=0,
+                                                    reorder_point=reorder_point,
                                                     safety_stock=safety_stock)
         except IntegrityError:
             existing = item_id_for(product.id, location.id)
@@ -67,14 +65,9 @@ def inventory_item_create(*, location_id: uuid.UUID, on_hand: int = 0,
                            code="inventory_exists",
                            details={"id": str(existing) if existing else None}) from None
         if on_hand:
-            StockMovement.objects.create(inventory_item_id=item.id, kind=Kind.RECEIVE,
-                                         on_hand_delta=on_hand,
-                                         on_hand_after=on_hand, reserved_after=0, reason=reason,
-                                         actor=clean_actor(actor, MAX_ACTOR))
-            webhooks.publish(event_type="inventory.received", payload=stock_payload(
-                Counters(item.id, on_hand, 0, reorder_point, item.version, product.sku,
-                         product.id, location.id, safety_stock),
-                Change(item.id, on_hand, 0, Kind.RECEIVE, reason)))
+            # The opening count is a receive like any other: its movement, its event, and the
+            # orders waiting for the product served from it (SPEC §4.4.3), in this transaction.
+            apply_changes([Change(item.id, on_hand, 0, Kind.RECEIVE, reason)], actor=actor)
     return fetch_items([item.id])[0]
 
 

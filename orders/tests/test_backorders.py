@@ -162,6 +162,23 @@ def test_every_kind_of_growth_allocates(customer, coming, main):
     assert_ledger_and_counters_agree()
 
 
+def test_a_new_inventory_row_with_an_opening_count_allocates(api, customer, coming, main):
+    order = order_for(customer, coming, 3).order  # no inventory row at all yet
+    assert waiting(order) == 3
+    east = Location.objects.create(code="EAST", name="East", priority=5)
+    row = data_of(api.post("/api/v1/inventory", {"product_id": str(coming.id),
+                                                 "location_id": str(east.id), "on_hand": 5},
+                           format="json"), 201)
+    assert waiting(order) == 0
+    assert (row["on_hand"], row["reserved"], row["sellable"]) == (5, 3, 2)
+    assert data_of(api.get("/api/v1/inventory/backorders"))["items"] == []
+    assert data_of(api.get(f"/api/v1/orders/{order.id}"))["backordered"] is False
+    kinds = Event.objects.filter(type__in=["inventory.received", "order.backorder_allocated"])
+    assert sorted(kinds.values_list("type", flat=True)) == [
+        "inventory.received", "order.backorder_allocated"]
+    assert_ledger_and_counters_agree()
+
+
 def test_a_transfer_in_allocates(customer, coming, main):
     east = Location.objects.create(code="EAST", name="East", priority=5)
     row = receive(coming, main, 4)
