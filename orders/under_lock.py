@@ -114,12 +114,19 @@ def order_move(*, order: Order, to_status: str, reason: str = "", actor: str = "
     """Move the locked ``order`` to ``to_status`` (checked first) with a ``status_changed`` event.
     Cancelling releases its still-active reservations (ledger ``release`` rows through
     ``inventory.services.stock_release``: reservations, then inventory rows) with a ``released``
-    event; refunding marks the payment refunded."""
+    event; refunding records a refund of whatever was captured and not yet refunded
+    (:func:`payment_record_locked`), so ``payment_status`` stays what the payments say."""
     order_check_transition(order, to_status)
+    if to_status == Order.Status.REFUNDED:
+        refundable = payment_totals(order).refundable
+        if refundable > 0:
+            # The payments say what was refunded (SPEC §4.4.2): the rest of what was captured is
+            # refunded, and that full refund moves the order (its status_changed event included).
+            payment_record_locked(order=order, kind=Payment.Kind.REFUND, amount=refundable,
+                                  actor=actor, data={"reason": reason} if reason else None)
+            return order
     current = order.status
     updates: dict[str, Any] = {"status": to_status}
-    if to_status == Order.Status.REFUNDED:
-        updates["payment_status"] = Order.PaymentStatus.REFUNDED
     events = [event(order, OrderEvent.Kind.STATUS_CHANGED, actor, from_status=current,
                     to_status=to_status, message=reason)]
     if to_status == Order.Status.CANCELLED:
@@ -160,16 +167,15 @@ def order_items_returned(*, order: Order, quantities: dict[uuid.UUID, int]) -> N
 
 
 def order_refund(*, order: Order, amount: Decimal, actor: str = "", reference: str = "",
-                 data: dict[str, Any] | None = None) -> Payment:
+                 data: dict[str, Any] | None = None) -> Payment | None:
     """A refund of ``amount`` for the locked ``order`` (a return's refund): recorded as a ``refund``
-    payment capped at what was captured and not yet refunded (:func:`payment_record_locked`).
-    Raises InvalidTransition ``order_not_paid`` (409) when nothing captured is left to refund."""
-    totals = payment_totals(order)
-    if totals.refundable <= 0:
-        raise InvalidTransition("Only a paid order can be refunded.", code="order_not_paid",
-                                details={"payment_status": order.payment_status})
-    return payment_record_locked(order=order, kind=Payment.Kind.REFUND,
-                                 amount=min(amount, totals.refundable),
+    payment capped at what was captured and not yet refunded (:func:`payment_record_locked`). None,
+    and nothing recorded, when that cap is zero (an order never captured, or refunded already) or
+    the amount is (a free line)."""
+    capped = min(amount, payment_totals(order).refundable)
+    if capped <= 0:
+        return None
+    return payment_record_locked(order=order, kind=Payment.Kind.REFUND, amount=capped,
                                  reference=reference, actor=actor, data=data)
 
 

@@ -472,10 +472,11 @@ def return_refund(*, return_id: uuid.UUID, note: str = "", actor: str = "",
     is what the order's payments still hold (captured minus refunded) up to that sum, recorded as a
     ``refund`` payment (``orders.under_lock.order_refund``: ``payment_status`` derived again; a
     fully refunded order moves to ``refunded`` when its status allows, e.g.
-    ``delivered → refunded``). Publishes ``return.refunded``.
+    ``delivered → refunded``). With nothing captured left to refund the return is refunded with
+    ``refund_amount`` 0 and no payment (it can then be closed). Publishes ``return.refunded``.
 
-    Locks the order, then the return. Raises NotFound, InvalidTransition (409; ``order_not_paid``
-    when nothing captured is left to refund), PreconditionFailed (412)."""
+    Locks the order, then the return. Raises NotFound, InvalidTransition (409), PreconditionFailed
+    (412)."""
     actor = clean_actor(actor, MAX_ACTOR)
     with transaction.atomic(durable=True):
         order, rma = locks.lock_return(return_id)
@@ -487,7 +488,8 @@ def return_refund(*, return_id: uuid.UUID, note: str = "", actor: str = "",
         payment = under_lock.order_refund(
             order=order, amount=sum((share for _, share in shares), Decimal(0)), actor=actor,
             reference=rma.rma_number, data={"return_id": str(rma.id), "rma_number": rma.rma_number})
-        _save(rma, Status.REFUNDED, note, refund_amount=payment.amount)
+        _save(rma, Status.REFUNDED, note,
+              refund_amount=payment.amount if payment is not None else Decimal(0))
         _publish("return.refunded", rma, order)
     return rma
 

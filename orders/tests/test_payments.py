@@ -129,3 +129,30 @@ def test_racing_captures_and_refunds_never_exceed_their_bounds(customer, make_pr
             for kind in ("capture", "refund")}
     assert sums == {"capture": Decimal("100.00"), "refund": Decimal("90.00")}
     assert Order.objects.get(id=order.id).payment_status == "partially_refunded"
+
+
+def test_the_refunded_status_refunds_what_was_captured_and_payment_status_follows_payments(
+        api, make_order, make_product):
+    order = make_order(quantity=1, product=make_product(price="30.00"))
+    pay(api, order, "capture", "12.00")
+    data_of(api.post(f"/api/v1/orders/{order.id}/cancel", {}, format="json"))
+    moved = data_of(api.post(f"/api/v1/orders/{order.id}/status",
+                             {"status": "refunded", "reason": "goodwill"}, format="json"))
+    assert (moved["status"], moved["payment_status"]) == ("refunded", "refunded")
+    listed = data_of(api.get(f"/api/v1/orders/{order.id}/payments"))["items"]
+    assert [(p["kind"], p["amount"]) for p in listed] == [("capture", "12.00"),
+                                                          ("refund", "12.00")]
+    assert error_of(pay(api, order, "refund"), 409)["code"] == "payment_exceeds"
+    changes = OrderEvent.objects.filter(order_id=order.id, kind="status_changed",
+                                        to_status="refunded")
+    assert changes.count() == 1  # one move, whichever path wrote it
+
+
+def test_the_refunded_status_of_an_unpaid_order_records_no_payment(api, make_order):
+    order = make_order()
+    for status in ("processing", "shipped", "delivered"):
+        Order.objects.filter(id=order.id).update(status=status)
+    moved = data_of(api.post(f"/api/v1/orders/{order.id}/status", {"status": "refunded"},
+                             format="json"))
+    assert (moved["status"], moved["payment_status"]) == ("refunded", "pending")
+    assert not Payment.objects.filter(order_id=order.id).exists()

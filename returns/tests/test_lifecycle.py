@@ -6,7 +6,7 @@ from decimal import Decimal
 import pytest
 
 from inventory.models import InventoryItem, StockMovement
-from orders.models import Order, OrderEvent, OrderItem
+from orders.models import Order, OrderEvent, OrderItem, Payment
 from returns import services
 from returns.models import Return
 from returns.tests.factories import act, request_return
@@ -107,19 +107,20 @@ def test_a_full_refund_of_a_shipped_but_undelivered_order_keeps_its_status(api, 
     assert (order.payment_status, order.status) == ("refunded", "shipped")
 
 
-def test_refunding_an_unpaid_order_is_409_and_writes_nothing(api, make_product, shipped_order):
+def test_refunding_a_return_of_an_unpaid_order_refunds_nothing_and_lets_it_close(
+        api, make_product, shipped_order):
     product = make_product()
     shipped = shipped_order((product, 1), paid=False)
     rma = request_return(api, shipped, (product.sku, 1, "resellable"))
     act(api, rma, "approve")
     act(api, rma, "receive")
-    version = Order.objects.get(id=shipped.order.id).version
-    error = act(api, rma, "refund", status=409)
-    assert error["code"] == "order_not_paid"
-    assert Return.objects.get(id=rma["id"]).status == "received"
+    refunded = act(api, rma, "refund")  # capped at what was captured: nothing
+    assert (refunded["status"], refunded["refund_amount"]) == ("refunded", "0.00")
     order = Order.objects.get(id=shipped.order.id)
-    assert (order.payment_status, order.version) == ("pending", version)
+    assert order.payment_status == "pending"
+    assert not Payment.objects.filter(order_id=order.id).exists()
     assert not OrderEvent.objects.filter(order_id=order.id, kind="refunded").exists()
+    assert act(api, rma, "close")["status"] == "closed"
 
 
 VERBS = {"approve": "approved", "reject": "rejected", "receive": "received", "refund": "refunded",
