@@ -21,6 +21,7 @@ from stateset.api.pagination import parse_list_params
 from stateset.api.serializers import (
     IF_MATCH,
     PUT_AS_PATCH,
+    JsonObjectField,
     StrictBooleanField,
     StrictSerializer,
     TextField,
@@ -52,7 +53,7 @@ class ProductIn(StrictSerializer):
         required=False, default=False,
         help_text="Order lines may take more than the sellable stock; the rest waits as "
                   "quantity_backordered (SPEC §4.4.3).")
-    attributes = serializers.DictField(required=False, default=dict)
+    attributes = JsonObjectField(required=False, default=dict)
 
     def validate_currency(self, value: str) -> str:
         value = value.upper()

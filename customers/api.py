@@ -20,6 +20,7 @@ from stateset.api.pagination import parse_list_params
 from stateset.api.serializers import (
     IF_MATCH,
     PUT_AS_PATCH,
+    JsonObjectField,
     StrictBooleanField,
     StrictSerializer,
     TextField,
@@ -45,7 +46,7 @@ class CustomerIn(StrictSerializer):
     last_name = _text(100)
     phone = TextField(max_length=32, allow_blank=True, required=False, default="",
                                   validators=[phone_validator])
-    metadata = serializers.DictField(required=False, default=dict)
+    metadata = JsonObjectField(required=False, default=dict)
 
 
 class CustomerAddressIn(StrictSerializer):

@@ -25,6 +25,7 @@ from stateset.api.pagination import parse_list_params
 from stateset.api.serializers import (
     IF_MATCH,
     PUT_AS_PATCH,
+    JsonObjectField,
     StrictBooleanField,
     StrictIntegerField,
     StrictSerializer,
@@ -184,7 +185,7 @@ class LocationIn(StrictSerializer):
     name = _text(200)
     priority = StrictIntegerField(min_value=-1_000_000, max_value=1_000_000, required=False,
                                   default=100)
-    address = serializers.DictField(required=False, default=dict)
+    address = JsonObjectField(required=False, default=dict)
     is_active = StrictBooleanField(required=False, default=True)
 
     def validate_code(self, value: str) -> str:
@@ -197,7 +198,7 @@ class LocationIn(StrictSerializer):
 class LocationUpdateIn(StrictSerializer):
     name = _text(200, required=False)
     priority = StrictIntegerField(min_value=-1_000_000, max_value=1_000_000, required=False)
-    address = serializers.DictField(required=False)
+    address = JsonObjectField(required=False)
     is_active = StrictBooleanField(required=False)
 
 

@@ -22,6 +22,7 @@ from stateset.api.pagination import parse_list_params
 from stateset.api.serializers import (
     IF_MATCH,
     PUT_AS_PATCH,
+    JsonObjectField,
     MoneyField,
     StrictIntegerField,
     StrictSerializer,
@@ -113,14 +114,14 @@ class OrderCreateIn(StrictSerializer):
     shipping_address = AddressIn(required=False, allow_null=True)
     billing_address = AddressIn(required=False, allow_null=True)
     notes = TextField(max_length=5000, required=False, allow_blank=True, default="")
-    metadata = serializers.DictField(required=False, default=dict)
+    metadata = JsonObjectField(required=False, default=dict)
 
 
 class OrderUpdateIn(StrictSerializer):
     notes = TextField(max_length=5000, required=False, allow_blank=True)
     shipping_address = AddressIn(required=False, allow_null=True)
     billing_address = AddressIn(required=False, allow_null=True)
-    metadata = serializers.DictField(required=False)
+    metadata = JsonObjectField(required=False)
 
 
 RECORDABLE_PAYMENT = ["authorized", "paid"]  # refunds set the other payment statuses

@@ -105,7 +105,8 @@ def check_json_value(value: Any, *, max_depth: int = 16, max_bytes: int = 65536)
     from stateset.encoding import dumps
 
     def walk(node: Any, depth: int) -> None:
-        if depth > max_depth:
+        # A level is an object or an array: 16 nested objects holding a string are 16 levels.
+        if depth > max_depth and isinstance(node, (dict, list)):
             raise CellInvalid("too_deep", f"Nested more than {max_depth} levels.")
         if isinstance(node, dict):
             for key, item in node.items():

@@ -14,6 +14,8 @@ from drf_spectacular.utils import (
 )
 from rest_framework import serializers
 
+from stateset.bulk import CellInvalid, check_json_value
+
 
 class StrictSerializer(serializers.Serializer[Any]):
     """Rejects fields it does not know (422) instead of silently ignoring them: a client that sends
@@ -42,6 +44,20 @@ class TextField(serializers.CharField):
         if not isinstance(data, str):
             self.fail("invalid")
         return super().to_internal_value(data)
+
+
+class JsonObjectField(serializers.DictField):
+    """A JSON object a client stores (``metadata``, ``attributes``, a location's ``address``) within
+    SPEC §3's limits — at most 16 levels deep, 64 KiB encoded, no NUL character — so nothing stored
+    can make a later read fail. 422 naming the field otherwise."""
+
+    def to_internal_value(self, data: Any) -> dict[str, Any]:
+        value: dict[str, Any] = super().to_internal_value(data)
+        try:
+            check_json_value(value)
+        except CellInvalid as exc:
+            raise serializers.ValidationError(exc.message, code=exc.code) from None
+        return value
 
 
 class StrictIntegerField(serializers.IntegerField):

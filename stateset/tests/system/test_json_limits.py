@@ -1,0 +1,131 @@
+"""SPEC §3: every JSON object a client stores (``metadata``, ``attributes``, a location's
+``address``) is at most 16 levels deep and 64 KiB encoded; beyond that the write is a 422 naming
+the field and nothing is written, on create and on update alike."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from catalog.models import Product
+from customers.models import Customer
+from inventory.models import Location
+from orders.models import Order
+from orders.tests.factories import OrderFactory, StockedProductFactory
+from stateset.bulk import CellInvalid, check_json_value
+from stateset.testing import data_of, error_of
+
+pytestmark = pytest.mark.django_db
+
+
+def nested(levels: int) -> dict[str, Any]:
+    """``levels`` objects, one inside the other, the innermost holding a string."""
+    value: dict[str, Any] = {"leaf": "x"}
+    for _ in range(levels - 1):
+        value = {"a": value}
+    return value
+
+
+def huge() -> dict[str, Any]:
+    return {"big": "x" * 66_000}
+
+
+def test_the_limits_count_objects_and_arrays_not_their_values():
+    check_json_value(nested(16))
+    check_json_value({"a": [[[[[[[[[[[[[[["15 arrays in an object"]]]]]]]]]]]]]]]})
+    with pytest.raises(CellInvalid) as caught:
+        check_json_value(nested(17))
+    assert caught.value.code == "too_deep"
+    with pytest.raises(CellInvalid) as caught:
+        check_json_value({"a": [[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]})  # 17 levels
+    assert caught.value.code == "too_deep"
+    with pytest.raises(CellInvalid) as caught:
+        check_json_value(huge())
+    assert caught.value.code == "too_large"
+
+
+def _nothing() -> None:
+    return None
+
+
+def _a_customer() -> Customer:
+    return Customer.objects.create(email="patched@example.com")
+
+
+def _a_product() -> Product:
+    return Product.objects.create(sku="DEEP-2", name="Deep", price="1.00")
+
+
+def _an_order() -> Order:
+    customer = Customer.objects.create(email="owner@example.com")
+    return OrderFactory(customer=customer, lines=[(StockedProductFactory.create(stock=5), 1)])
+
+
+def _a_location() -> Location:
+    return Location.objects.create(code="FLAT", name="Flat")
+
+
+def _stock() -> tuple[Customer, Product]:
+    return (Customer.objects.create(email="buyer@example.com"),
+            StockedProductFactory.create(stock=5))
+
+
+# name: (set-up, the request given the set-up's row and the value, the field, what is stored)
+WRITES: dict[str, tuple[Callable[[], Any], Callable[[Any, Any, Any], Any], str,
+                        Callable[[], list[Any]]]] = {
+    "customer": (_nothing, lambda api, _, value: api.post(
+        "/api/v1/customers", {"email": "deep@example.com", "metadata": value}, format="json"),
+        "metadata", lambda: list(Customer.objects.values_list("metadata", "version"))),
+    "customer PATCH": (_a_customer, lambda api, row, value: api.patch(
+        f"/api/v1/customers/{row.id}", {"metadata": value}, format="json"),
+        "metadata", lambda: list(Customer.objects.values_list("metadata", "version"))),
+    "product": (_nothing, lambda api, _, value: api.post(
+        "/api/v1/products", {"sku": "DEEP-1", "name": "Deep", "price": "1.00",
+                             "attributes": value}, format="json"),
+        "attributes", lambda: list(Product.objects.values_list("attributes", "version"))),
+    "product PATCH": (_a_product, lambda api, row, value: api.patch(
+        f"/api/v1/products/{row.id}", {"attributes": value}, format="json"),
+        "attributes", lambda: list(Product.objects.values_list("attributes", "version"))),
+    "order": (_stock, lambda api, row, value: api.post(
+        "/api/v1/orders", {"customer_id": str(row[0].id), "metadata": value,
+                           "items": [{"product_id": str(row[1].id), "quantity": 1}]},
+        format="json"),
+        "metadata", lambda: list(Order.objects.values_list("metadata", "version"))),
+    "order PATCH": (_an_order, lambda api, row, value: api.patch(
+        f"/api/v1/orders/{row.id}", {"metadata": value}, format="json"),
+        "metadata", lambda: list(Order.objects.values_list("metadata", "version"))),
+    "location": (_nothing, lambda api, _, value: api.post(
+        "/api/v1/locations", {"code": "DEEP", "name": "Deep", "address": value}, format="json"),
+        "address", lambda: list(Location.objects.values_list("address", "version"))),
+    "location PATCH": (_a_location, lambda api, row, value: api.patch(
+        f"/api/v1/locations/{row.id}", {"address": value}, format="json"),
+        "address", lambda: list(Location.objects.values_list("address", "version"))),
+}
+
+
+@pytest.mark.parametrize("write", WRITES)
+@pytest.mark.parametrize("value", [nested(17), huge()], ids=["17 levels", "66 KB"])
+def test_a_json_object_over_the_limits_is_422_naming_the_field_and_writes_nothing(api, write,
+                                                                                 value):
+    set_up, send, field, stored = WRITES[write]
+    row = set_up()
+    before = stored()
+    error = error_of(send(api, row, value), 422)
+    assert field in error["details"], error
+    assert stored() == before
+
+
+# A location's address has tighter rules of its own (4 levels, 50 fields: inventory.services).
+@pytest.mark.parametrize("write", [name for name in WRITES if not name.startswith("location")])
+def test_sixteen_levels_are_stored(api, write):
+    set_up, send, field, _ = WRITES[write]
+    assert send(api, set_up(), nested(16)).status_code in (200, 201)
+
+
+def test_sixteen_levels_are_read_back_in_lists_and_details(api):
+    value = nested(16)
+    created = data_of(WRITES["customer"][1](api, None, value), 201)
+    assert data_of(api.get(f"/api/v1/customers/{created['id']}"))["metadata"] == value
+    assert data_of(api.get("/api/v1/customers"))["items"][0]["metadata"] == value
