@@ -15,6 +15,11 @@ workers = int(os.environ.get("WEB_CONCURRENCY", multiprocessing.cpu_count() * 2)
 worker_class = os.environ.get("GUNICORN_WORKER_CLASS", "gthread")
 threads = int(os.environ.get("GUNICORN_THREADS", "2"))
 keepalive = 5
+# gunicorn answers a request line or header field over its limit itself, with a plain-text page
+# before Django runs: raise the line to the most gunicorn bounds (its default is 4094), so an
+# over-long query string reaches the API and gets its JSON 422 (SPEC §3).
+limit_request_line = 8190
+limit_request_field_size = 8190
 timeout = 30
 graceful_timeout = 20
 max_requests = int(os.environ.get("GUNICORN_MAX_REQUESTS", "0"))

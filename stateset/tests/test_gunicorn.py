@@ -94,6 +94,15 @@ def test_a_chunked_body_reaches_the_api_through_gunicorn(tmp_path):
         response = conn.getresponse()
         assert response.status == 413, response.read()
         assert not customer_exists("huge@example.com")
+        # A 6,000-character query string (over gunicorn's default line limit of 4,094) reaches the
+        # API and is answered by it, in JSON, not by gunicorn's plain-text 414.
+        conn.close()
+        conn = http.client.HTTPConnection(base.removeprefix("http://"), timeout=10)
+        conn.request("GET", "/api/v1/customers?email=" + "a" * 6000, headers={"X-API-Key": raw})
+        response = conn.getresponse()
+        answer = response.read()
+        assert response.getheader("Content-Type", "").startswith("application/json"), answer[:200]
+        assert response.status < 500 and orjson.loads(answer)["success"] is False
         conn.close()
     finally:
         server.terminate()
