@@ -67,9 +67,10 @@ class PayloadTooLarge(DomainError):
 class RateLimited(DomainError):
     status, code, default_message = 429, "rate_limited", "Too many requests."
 
-    def __init__(self, retry_after: int, **kwargs: Any):
+    def __init__(self, retry_after: int, *, limit: int | None = None, **kwargs: Any):
         super().__init__(**kwargs)
-        self.retry_after = retry_after
+        # ``limit`` (the window's allowance) makes the answer carry RateLimit-* headers as well.
+        self.retry_after, self.limit = retry_after, limit
 
 
 def check_transition(machine: dict[str, frozenset[str]], current: str, target: str, *, entity: str,

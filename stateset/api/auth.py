@@ -116,7 +116,9 @@ auth_failures = _AuthFailures()
 
 
 def _too_many_failures(retry_after: int) -> RateLimited:
-    return RateLimited(retry_after=retry_after, code="too_many_failed_authentications",
+    rate = settings.API_AUTH_FAILURE_LIMIT
+    limit = parse_rate(rate)[0] if rate else None
+    return RateLimited(retry_after=retry_after, limit=limit, code="too_many_failed_authentications",
                        message="Too many failed authentication attempts from this address; retry "
                                "later.")
 

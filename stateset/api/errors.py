@@ -98,6 +98,9 @@ def exception_to_payload(exc: BaseException) -> tuple[int, dict[str, Any], dict[
     headers: dict[str, str] = {}
     if isinstance(exc, RateLimited):
         headers["Retry-After"] = str(exc.retry_after)
+        if exc.limit is not None:
+            headers.update({"RateLimit-Limit": str(exc.limit), "RateLimit-Remaining": "0",
+                            "RateLimit-Reset": str(exc.retry_after)})
     if isinstance(exc, DomainError):
         return exc.status, error_payload(exc.code, exc.message, exc.details), headers
     # Throttled.wait is set by its __init__ and missing from djangorestframework-stubs.

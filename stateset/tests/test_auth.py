@@ -116,6 +116,8 @@ def test_failed_authentication_is_limited_per_client_address(make_key, settings)
     response = attacker.post(URL, {"name": "x"}, format="json")
     assert_error(response, 429, "too_many_failed_authentications")
     assert 1 <= int(response["Retry-After"]) <= 60
+    assert (response["RateLimit-Limit"], response["RateLimit-Remaining"],
+            response["RateLimit-Reset"]) == ("3", "0", response["Retry-After"])
     # Blocked before any key is looked up: the right key from that address waits too...
     attacker.credentials(HTTP_X_API_KEY=good)
     assert_error(attacker.post(URL, {"name": "x"}, format="json"), 429,
