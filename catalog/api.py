@@ -23,6 +23,7 @@ from stateset.api.serializers import (
     PUT_AS_PATCH,
     JsonObjectField,
     StrictBooleanField,
+    StrictDecimalField,
     StrictSerializer,
     TextField,
     page_of,
@@ -38,8 +39,8 @@ MAX_PRICE_DIGITS = 13
 
 def _price_field(**kwargs: Any) -> serializers.DecimalField:
     """Up to three decimals (KWD); the service allows only the currency's own digits."""
-    return serializers.DecimalField(max_digits=MAX_PRICE_DIGITS, decimal_places=3,
-                                    min_value=Decimal("0"), **kwargs)
+    return StrictDecimalField(max_digits=MAX_PRICE_DIGITS, decimal_places=3,
+                              min_value=Decimal("0"), **kwargs)
 
 
 class ProductIn(StrictSerializer):

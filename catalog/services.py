@@ -11,7 +11,7 @@ import re
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 
 from django.db import IntegrityError, connection, transaction
@@ -38,7 +38,7 @@ from stateset.db import update_versioned
 from stateset.encoding import dumps
 from stateset.errors import Conflict, NotFound, ValidationFailed
 from stateset.inputs import writable
-from stateset.money import money_str, parse_money
+from stateset.money import money_str, parse_money, to_decimal
 from webhooks import services as webhooks
 
 # Fields a caller may set; everything else (id, version, timestamps) belongs to the service.
@@ -296,13 +296,8 @@ def _clean_sku(value: Any) -> str:
 
 
 def _clean_price(value: Any) -> Decimal:
-    if isinstance(value, bool) or not isinstance(value, (str, int, float, Decimal)):
-        raise CellInvalid("invalid", "A valid number is required.")
-    try:
-        price = Decimal(str(value).strip())
-    except InvalidOperation:
-        raise CellInvalid("invalid", "A valid number is required.") from None
-    if not price.is_finite():
+    price = to_decimal(value.strip() if isinstance(value, str) else value)  # a CSV cell: trimmed
+    if price is None or not price.is_finite():
         raise CellInvalid("invalid", "A valid number is required.")
     if price < 0:
         raise CellInvalid("min_value", "Must be zero or more.")

@@ -24,6 +24,7 @@ from stateset.api.serializers import (
     PUT_AS_PATCH,
     JsonObjectField,
     MoneyField,
+    StrictDecimalField,
     StrictIntegerField,
     StrictSerializer,
     TextField,
@@ -55,8 +56,8 @@ class AddressIn(serializers.Serializer):
 
 class TaxIn(StrictSerializer):
     name = TextField(max_length=64)
-    rate = serializers.DecimalField(max_digits=7, decimal_places=6, min_value=0,
-                                    max_value=Decimal("0.999999"))
+    rate = StrictDecimalField(max_digits=7, decimal_places=6, min_value=0,
+                              max_value=Decimal("0.999999"))
     amount = MoneyField()
 
 

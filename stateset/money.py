@@ -8,7 +8,8 @@ with those digits ("29.99" USD, "1500" JPY, "1.250" KWD).
 
 from __future__ import annotations
 
-from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+import re
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 from stateset.errors import ValidationFailed
@@ -25,6 +26,25 @@ MAX_AMOUNT = Decimal("1000000000")
 """The largest amount one line, total or payment may reach (10^9 in the currency): far below the
 columns' limit (numeric(16, 3)), so no sum of bounded amounts can overflow them."""
 ZERO = Decimal(0)
+
+
+# A decimal as text: ASCII digits, an optional minus sign and fraction ("12", "-0.50"). Python's
+# Decimal also reads "1_000", "1e3", "+5", " 12 " and other scripts' digits, which no client means.
+DECIMAL_TEXT = re.compile(r"-?[0-9]+(?:\.[0-9]+)?")
+
+
+def to_decimal(value: Any) -> Decimal | None:
+    """A JSON number or decimal string (:data:`DECIMAL_TEXT`) as a Decimal, else None (booleans,
+    other text, other types). The caller checks that it is finite and in range."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, Decimal):
+        return value
+    if isinstance(value, (int, float)):
+        return Decimal(str(value))
+    if isinstance(value, str) and len(value) <= 40 and DECIMAL_TEXT.fullmatch(value):
+        return Decimal(value)
+    return None
 
 
 def minor_digits(currency: str) -> int:
@@ -53,11 +73,8 @@ def parse_money(value: Any, currency: str, name: str, *, allow_zero: bool = True
     """A client's amount: a decimal string or number, not negative (zero unless refused), at most
     the currency's minor digits, at most ``maximum``; ``-0.00`` is ``0``. ValidationFailed
     (``validation_error``) naming ``name`` otherwise."""
-    try:
-        amount = value if isinstance(value, Decimal) else Decimal(str(value))
-    except (InvalidOperation, ValueError, TypeError):
-        amount = None
-    if isinstance(value, bool) or amount is None or not amount.is_finite():
+    amount = to_decimal(value)
+    if amount is None or not amount.is_finite():
         raise ValidationFailed(f"{name} must be a decimal amount.",
                                details={name: ["A valid decimal amount is required."]})
     exponent = int(amount.as_tuple().exponent)  # an int for a finite amount

@@ -3,7 +3,7 @@ answer's schema and the If-Match header."""
 
 from __future__ import annotations
 
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 
 from drf_spectacular.utils import (
@@ -15,6 +15,7 @@ from drf_spectacular.utils import (
 from rest_framework import serializers
 
 from stateset.bulk import CellInvalid, check_json_value
+from stateset.money import DECIMAL_TEXT, to_decimal
 
 
 class StrictSerializer(serializers.Serializer[Any]):
@@ -60,6 +61,17 @@ class JsonObjectField(serializers.DictField):
         return value
 
 
+class StrictDecimalField(serializers.DecimalField):
+    """A DecimalField that reads only a JSON number or a plain decimal string
+    (``stateset.money.DECIMAL_TEXT``): ``"1_000"``, ``"1e3"`` and ``" 5 "`` are 422."""
+
+    def to_internal_value(self, data: Any) -> Decimal:
+        if isinstance(data, str) and not DECIMAL_TEXT.fullmatch(data):
+            self.fail("invalid")
+        value: Decimal = super().to_internal_value(data)
+        return value
+
+
 class StrictIntegerField(serializers.IntegerField):
     """JSON integers only: ``"2"``, ``2.0`` and ``true`` are client bugs, not 2."""
 
@@ -90,13 +102,8 @@ class MoneyField(serializers.Field[Any, Any, Any, Any]):
                               "negative": "Must not be negative."}
 
     def to_internal_value(self, data: Any) -> Decimal:
-        if isinstance(data, bool) or not isinstance(data, (str, int, float)):
-            self.fail("invalid")
-        try:
-            amount = Decimal(str(data).strip())
-        except InvalidOperation:
-            self.fail("invalid")
-        if not amount.is_finite() or len(str(data)) > 32:
+        amount = to_decimal(data) if isinstance(data, (str, int, float)) else None
+        if amount is None or not amount.is_finite() or len(str(data)) > 32:
             self.fail("invalid")
         if amount < 0:
             self.fail("negative")
