@@ -5,6 +5,7 @@ the field and nothing is written, on create and on update alike."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -129,3 +130,29 @@ def test_sixteen_levels_are_read_back_in_lists_and_details(api):
     created = data_of(WRITES["customer"][1](api, None, value), 201)
     assert data_of(api.get(f"/api/v1/customers/{created['id']}"))["metadata"] == value
     assert data_of(api.get("/api/v1/customers"))["items"][0]["metadata"] == value
+
+
+# SPEC §3: money is a decimal string or number. Python's Decimal reads more than that.
+@pytest.mark.parametrize("price", ["1_000", "1e3", "+5", " 10 ", "١٢", "10.", ".5", ""])
+def test_a_price_that_is_not_a_plain_decimal_is_422_and_writes_nothing(api, price):
+    response = api.post("/api/v1/products", {"sku": "PLAIN-1", "name": "Plain", "price": price},
+                        format="json")
+    assert "price" in error_of(response, 422)["details"]
+    assert not Product.objects.filter(sku="PLAIN-1").exists()
+
+
+@pytest.mark.parametrize("price", ["12", "12.50", 12, 12.5])
+def test_plain_decimals_and_json_numbers_are_prices(api, price):
+    response = api.post("/api/v1/products", {"sku": "PLAIN-2", "name": "Plain", "price": price},
+                        format="json")
+    assert Product.objects.get(sku=data_of(response, 201)["sku"]).price in (12, Decimal("12.5"))
+
+
+def test_an_order_amount_that_is_not_a_plain_decimal_is_422_and_writes_nothing(api):
+    set_up, _, _, _ = WRITES["order"]
+    customer, product = set_up()
+    response = api.post("/api/v1/orders", {
+        "customer_id": str(customer.id), "items": [{"product_id": str(product.id), "quantity": 1}],
+        "shipping_lines": [{"method": "post", "amount": "1e1"}]}, format="json")
+    assert error_of(response, 422)["code"] == "validation_error"
+    assert not Order.objects.exists()
