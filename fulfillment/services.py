@@ -482,12 +482,77 @@ def order_cancel(*, order_id: uuid.UUID, reason: str = "", actor: str = "",
 def order_set_status(*, order_id: uuid.UUID, to_status: str, reason: str = "", actor: str = "",
                      expected_version: int | None = None) -> Order:
     """``POST /orders/{id}/status``: any move of the order's machine; a cancellation is
-    :func:`order_cancel`, every other move ``orders.services.order_transition``."""
+    :func:`order_cancel`, a move to ``shipped`` :func:`order_mark_shipped`, every other move
+    ``orders.services.order_transition``."""
     if to_status == Order.Status.CANCELLED:
         return order_cancel(order_id=order_id, reason=reason, actor=actor,
                             expected_version=expected_version)
+    if to_status == Order.Status.SHIPPED:
+        return order_mark_shipped(order_id=order_id, reason=reason, actor=actor,
+                                  expected_version=expected_version)
     return orders_services.order_transition(order_id=order_id, to_status=to_status, reason=reason,
                                             actor=actor, expected_version=expected_version)
+
+
+def order_mark_shipped(*, order_id: uuid.UUID, reason: str = "", actor: str = "",
+                       expected_version: int | None = None) -> Order:
+    """Mark a ``processing`` order shipped by hand (it left without a StateSet shipment): its
+    unshipped units are shipped as a shipment ships them — the order's reservations are consumed
+    (``reserved`` and ``on_hand`` drop, ledger ``ship`` referencing the order), every line becomes
+    fulfilled — so no reservation outlives the order. An order whose units are all shipped already
+    (back from ``on_hold``) just moves.
+
+    Refused (409, nothing written) while a pending shipment holds some of its units
+    (``pending_shipments``: ship or cancel it), while units still wait for stock (``backordered``)
+    or when its reservations no longer cover the rest (``not_reserved``). Locks, in the global
+    order: the order, its items, then the reservations and inventory rows (inside
+    ``stock_fulfil_many``). Raises NotFound, PreconditionFailed (412), InvalidTransition."""
+    actor = clean_actor(actor, MAX_ACTOR)
+    reason = clean_text(reason, "reason", 500)
+    with transaction.atomic(durable=True):
+        order = order_locks.lock_order(order_id)
+        if expected_version is not None and order.version != expected_version:
+            raise PreconditionFailed(details={"current_version": order.version})
+        under_lock.order_check_transition(order, Order.Status.SHIPPED)
+        lines, claims = _order_lines(order)
+        if claims:
+            raise InvalidTransition(
+                "A pending shipment holds units of this order: ship or cancel it first.",
+                code="pending_shipments", details={"order_id": str(order.id)})
+        waiting = [str(line.order_item_id) for line in lines if line.waiting]
+        if waiting:
+            raise InvalidTransition("Units of this order are still waiting for stock.",
+                                    code="backordered", details={"order_item_ids": waiting})
+        quantities = {line.order_item_id: line.unfulfilled for line in lines if line.unfulfilled}
+        if not quantities:
+            return under_lock.order_move(order=order, to_status=Order.Status.SHIPPED,
+                                         reason=reason, actor=actor)
+        per_product: dict[uuid.UUID, int] = defaultdict(int)
+        for line in lines:
+            per_product[line.product_id] += line.unfulfilled
+        reserved: dict[uuid.UUID, list[Any]] = defaultdict(list)
+        for (product_id, _), reservations in sorted(_reserved(order).items(), key=str):
+            reserved[product_id].extend(reservations)
+        fulfilments: list[tuple[uuid.UUID, int]] = []
+        short: list[str] = []
+        for product_id, need in per_product.items():
+            for reservation in reserved.get(product_id, []):
+                take = min(need, reservation.remaining)
+                if take > 0:
+                    fulfilments.append((reservation.id, take))
+                    need -= take
+            if need:
+                short.append(str(product_id))
+        if short:
+            raise InvalidTransition("The order's reservations no longer cover its unshipped units.",
+                                    code="not_reserved", details={"product_ids": short})
+        under_lock.order_units_shipped(order=order, quantities=quantities, shipment_id=None,
+                                       actor=actor, reason=reason or "marked shipped")
+        if fulfilments:
+            inventory_services.stock_fulfil_many(fulfilments=fulfilments, actor=actor,
+                                                 reference_type="order",
+                                                 reference_id=str(order.id))
+    return order
 
 
 def shipment_update(*, shipment_id: uuid.UUID, expected_version: int | None = None, actor: str = "",

@@ -127,6 +127,10 @@ class Reservation(models.Model):
     reference_id = models.CharField(max_length=100, blank=True, default="")
     expires_at = models.DateTimeField(null=True, blank=True,
                                       help_text="Empty: never expires (orders).")
+    for_order = models.BooleanField(
+        default=False,
+        help_text="Held for an order (reference_id) by the orders app: it goes only as the "
+                  "order ships, is edited or is cancelled, never by a release.")
     backorder = models.ForeignKey("Backorder", on_delete=models.PROTECT, null=True, blank=True,
                                   related_name="allocations",
                                   help_text="The waiting demand this reservation served.")

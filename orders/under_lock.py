@@ -132,6 +132,7 @@ def order_move(*, order: Order, to_status: str, reason: str = "", actor: str = "
     if to_status == Order.Status.CANCELLED:
         released = inventory_services.stock_release(reference_type="order",
                                                     reference_id=str(order.id),
+                                                    order_cancelled=True,
                                                     actor=actor, reason=reason or "order cancelled")
         events.append(event(order, OrderEvent.Kind.RELEASED, actor,
                             data={"reservations": [str(r.id) for r in released]}))
@@ -359,12 +360,15 @@ def order_shipment_created(*, order: Order, shipment_id: uuid.UUID, lines: Seque
     return order
 
 
-def order_units_shipped(*, order: Order, quantities: dict[uuid.UUID, int], shipment_id: uuid.UUID,
-                        actor: str = "") -> Order:
-    """Units of the locked ``order`` left in a shipment: ``quantity_fulfilled += n`` per item
+def order_units_shipped(*, order: Order, quantities: dict[uuid.UUID, int],
+                        shipment_id: uuid.UUID | None, actor: str = "",
+                        reason: str = "last units shipped") -> Order:
+    """Units of the locked ``order`` left in a shipment (``shipment_id``; None when staff or a
+    client marked the order shipped without one): ``quantity_fulfilled += n`` per item
     (item id → n), in primary-key order, each guarded so it never exceeds ``quantity``; the order
     becomes ``partially_fulfilled`` (status stays ``processing``) or, with its last units,
-    ``fulfilled`` and ``shipped``. Events ``shipped`` (+ ``status_changed``). Raises
+    ``fulfilled`` and ``shipped`` (``reason`` on that move). Events ``shipped`` (+
+    ``status_changed``). Raises
     InvalidTransition (see :func:`order_check_fulfillable`; ``exceeds_unfulfilled`` when a guard
     says no, and the caller's transaction then rolls back)."""
     order_check_fulfillable(order)
@@ -375,12 +379,12 @@ def order_units_shipped(*, order: Order, quantities: dict[uuid.UUID, int], shipm
     updates: dict[str, Any] = {"fulfillment_status": Order.FulfillmentStatus.FULFILLED if done
                                else Order.FulfillmentStatus.PARTIALLY_FULFILLED}
     events = [event(order, OrderEvent.Kind.SHIPPED, actor, data={
-        "shipment_id": str(shipment_id), "units": sum(quantities.values()),
-        "fulfillment_status": updates["fulfillment_status"]})]
+        "shipment_id": str(shipment_id) if shipment_id else None,
+        "units": sum(quantities.values()), "fulfillment_status": updates["fulfillment_status"]})]
     _fulfilment_move(order, Order.Status.PROCESSING, actor, updates, events, "shipment shipped")
     if done:
         order.status = updates.get("status", order.status)
-        _fulfilment_move(order, Order.Status.SHIPPED, actor, updates, events, "last units shipped")
+        _fulfilment_move(order, Order.Status.SHIPPED, actor, updates, events, reason)
     _fulfilment_write(order, updates, events)
     return order
 

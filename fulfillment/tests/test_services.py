@@ -12,7 +12,7 @@ from inventory import services as inventory_services
 from inventory.models import InventoryItem, Reservation, StockMovement
 from orders.models import Order, OrderEvent, OrderItem
 from orders.tests.factories import receive
-from stateset.errors import InvalidTransition, ValidationFailed
+from stateset.errors import Conflict, InvalidTransition, ValidationFailed
 
 pytestmark = pytest.mark.django_db
 
@@ -211,7 +211,11 @@ def test_location_defaults_to_where_the_units_are_reserved_and_is_asked_for_when
 def test_a_released_reservation_cannot_ship(make_product, make_order, ship_order):
     order = make_order(quantity=2)
     shipment = ship_order(order)
-    inventory_services.stock_release(reference_type="order", reference_id=str(order.id))
+    with pytest.raises(Conflict):  # nobody but the order's own cancel releases them
+        inventory_services.stock_release(reference_type="order", reference_id=str(order.id))
+    # ... which leaves its shipments cancelled; should the units still go, shipping is refused.
+    inventory_services.stock_release(reference_type="order", reference_id=str(order.id),
+                                     order_cancelled=True)
     with pytest.raises(InvalidTransition) as caught:
         services.shipment_ship(shipment_id=shipment.id)
     assert caught.value.code == "not_reserved"
@@ -219,8 +223,6 @@ def test_a_released_reservation_cannot_ship(make_product, make_order, ship_order
 
 
 def test_tracking_numbers_are_unique_when_set(make_order, ship_order):
-    from stateset.errors import Conflict
-
     ship_order(make_order(), tracking_number="1Z999")
     ship_order(make_order())
     ship_order(make_order(), tracking_number="")  # unset twice is fine (NULL)

@@ -130,7 +130,7 @@ def test_values_are_checked_as_the_api_checks_them(run_import):
     assert triples(result) == [(2, "price", "min_value"), (3, "currency", "invalid_currency"),
                                (4, "attributes", "invalid"), (5, "attributes", "invalid_json"),
                                (6, "name", "max_length"), (7, "price", "max_digits"),
-                               (8, "price", "max_digits")]
+                               (8, "price", "invalid")]
     assert list(Product.objects.values_list("sku", "currency")) == [("V-1", "USD")]
 
 

@@ -159,7 +159,7 @@ def allocate_backorders(*, rows: Mapping[uuid.UUID, Counters], growth: Mapping[u
                                             status=Reservation.Status.ACTIVE,
                                             reference_type=backorder.reference_type,
                                             reference_id=str(backorder.reference_id),
-                                            backorder_id=backorder.id))
+                                            for_order=True, backorder_id=backorder.id))
                     if need == 0:
                         break
                 if made:

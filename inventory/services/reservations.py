@@ -250,7 +250,7 @@ def _reserve(*, lines: Sequence[ReserveLine], reference_type: str, reference_id:
         allocations.sort(key=lambda a: a[0])
         reservations = [
             Reservation(inventory_item=row, quantity=take, status=Status.ACTIVE,
-                        reference_type=reference_type,
+                        reference_type=reference_type, for_order=queue is not None,
                         reference_id=reference_id, expires_at=expires_at)
             for _, row, take in allocations
         ]
@@ -356,13 +356,17 @@ def _publish_closed(event_type: str, released: Sequence[tuple[Reservation, int]]
 def stock_release(*, reservation_ids: list[uuid.UUID] | None = None,
                   reference_type: str | None = None,
                   reference_id: str | None = None, actor: str = "",
-                  reason: str = "") -> list[Reservation]:
+                  reason: str = "", order_cancelled: bool = False) -> list[Reservation]:
     """Release the still-active remainder of reservations, by ids or by reference
     (``reference_id`` with an optional ``reference_type``). Already released, fulfilled or expired
     reservations are left alone (releasing twice is harmless); the answer lists what was released.
 
-    Released by reference, an order also leaves the backorder queue (its waiting lines are cut).
-    What becomes sellable goes to the orders still waiting (``backorders.allocate_backorders``).
+    A reservation held for an order (``for_order``) is the order's: only the orders app releases
+    it, as the order is cancelled (``order_cancelled``, by reference), and the order then leaves the
+    backorder queue (its waiting lines are cut). Asked by anyone else (the API, the admin) it is
+    Conflict ``reserved_for_order`` (409) and nothing is released — the order would be left with
+    units it can no longer ship. What becomes sellable goes to the orders still waiting
+    (``backorders.allocate_backorders``).
 
     Locks the reservations (primary-key order), then their inventory rows — with every row of the
     products the order was waiting for — (primary-key order), then those products' queues; ledger
@@ -388,13 +392,19 @@ def stock_release(*, reservation_ids: list[uuid.UUID] | None = None,
                               or None)
             rows = locks.lock_active_reservations_of(reference_id=reference_id,
                                                      reference_type=reference_type)
-            if reference_type in (None, "order"):
+            if order_cancelled:
                 _leave_queue(rows, reference_id)
         else:
             raise ValidationFailed("Give reservation_ids or reference_id.",
                                    details={
                                        "reservation_ids": [
                                            "Give reservation_ids or reference_id."]})
+        held = [r for r in rows if r.for_order]
+        if held and not order_cancelled:
+            raise Conflict("These units are held for an order: cancel or edit the order instead.",
+                           code="reserved_for_order",
+                           details={"reservation_ids": [str(r.id) for r in held],
+                                    "order_ids": sorted({r.reference_id for r in held})})
         _close(rows, status=Status.RELEASED, kind=Kind.RELEASE, actor=actor,
                reason=reason or "released")
     return rows
