@@ -4,7 +4,7 @@ import datetime as dt
 import uuid
 
 import pytest
-from django.core.management import call_command
+from django.core.management import CommandError, call_command
 from django.db import IntegrityError, connection, transaction
 
 from orders.models import Order, OrderEvent, OrderItem
@@ -95,6 +95,15 @@ def test_create_partitions_command_keeps_months_ahead(capsys):
         month = (month + dt.timedelta(days=32)).replace(day=1)
     call_command("create_partitions", "--months-ahead", "6")
     assert "0 created" in capsys.readouterr().out.splitlines()[0]
+
+
+@pytest.mark.parametrize("option", ["--months-ahead", "--months-back"])
+@pytest.mark.parametrize("value", ["-1", "121"])
+def test_create_partitions_refuses_months_out_of_range(option, value):
+    before = {p.name for p in list_partitions("orders_order")}
+    with pytest.raises(CommandError, match="from 0 to 120"):
+        call_command("create_partitions", option, value)
+    assert {p.name for p in list_partitions("orders_order")} == before
 
 
 def test_partition_pruning_on_date_filters():

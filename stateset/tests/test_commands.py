@@ -42,3 +42,29 @@ def test_cache_stats_counts_hits_and_misses(capsys):
     line = next(line for line in capsys.readouterr().out.splitlines()
                 if line.startswith("products"))
     assert "hits          1" in line and "misses          1" in line
+
+
+def test_doctor_fails_on_a_configured_dependency_that_does_not_answer(capsys, monkeypatch):
+    import redis
+
+    from stateset import health
+
+    monkeypatch.setattr(health, "_redis", lambda: redis.Redis(port=1, socket_timeout=1).ping())
+    with pytest.raises(SystemExit) as exited:
+        call_command("doctor")
+    out = capsys.readouterr().out
+    assert exited.value.code == 1
+    assert "[FAIL] redis: unreachable (degraded: the API runs on without it)" in out
+    assert "[ok] database (required)" in out and "migrations: up to date" in out
+
+
+def test_doctor_stops_at_once_when_the_database_is_down(capsys, monkeypatch):
+    from django.conf import settings
+
+    monkeypatch.setitem(settings.DATABASES["default"], "PORT", "1")  # nothing listens there
+    with pytest.raises(SystemExit) as exited:
+        call_command("doctor")
+    out = capsys.readouterr().out
+    assert exited.value.code == 1
+    assert "[FAIL] database (required): unreachable" in out
+    assert "nothing else was checked" in out and "migrations:" not in out

@@ -1,6 +1,6 @@
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandParser
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from stateset.partitions import ensure_partitions, list_partitions, partitioned_tables
 
@@ -9,10 +9,15 @@ class Command(BaseCommand):
     help = "Create monthly partitions ahead of time for every partitioned table (idempotent)."
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("--months-ahead", type=int, default=3)
-        parser.add_argument("--months-back", type=int, default=0)
+        parser.add_argument("--months-ahead", type=int, default=3,
+                            help="Months after this one to have partitions for (0–120).")
+        parser.add_argument("--months-back", type=int, default=0,
+                            help="Months before this one to have partitions for (0–120).")
 
     def handle(self, *args: Any, **options: Any) -> None:
+        for name in ("months_ahead", "months_back"):
+            if not 0 <= options[name] <= 120:
+                raise CommandError(f"--{name.replace('_', '-')} must be from 0 to 120.")
         tables = partitioned_tables()
         if not tables:
             self.stdout.write("no partitioned tables (run migrate first)")
