@@ -54,9 +54,13 @@ def _drop_producer() -> None:
             pass
 
 
-def enqueue(task: Any, *args: Any) -> bool:
-    """Send ``task(*args)`` to the broker (or run it, in eager mode). False when it was not sent."""
+def enqueue(task: Any, *args: Any, countdown: float | None = None) -> bool:
+    """Send ``task(*args)`` to the broker (or run it, in eager mode). False when it was not sent.
+    With ``countdown`` (seconds) a worker runs it that much later; in eager mode, where nothing can
+    wait, such a task is not run (False: the caller's fallback, e.g. a periodic pump, applies)."""
     if task.app.conf.task_always_eager:
+        if countdown:
+            return False
         try:
             task.apply_async(args)
         except Exception:  # ran in-process and failed: the caller's fallback applies, as for a send
@@ -66,7 +70,7 @@ def enqueue(task: Any, *args: Any) -> bool:
     if not broker_breaker.allow():
         return False
     try:
-        task.apply_async(args, producer=_producer(), retry=False)
+        task.apply_async(args, producer=_producer(), retry=False, countdown=countdown)
     except Exception as exc:
         _drop_producer()
         broker_breaker.failure(exc)

@@ -303,19 +303,27 @@ def deliver(*, delivery_id: uuid.UUID) -> str | None:
         logger.exception("webhook delivery attempt raised", extra={"delivery_id": str(delivery.id)})
         result = AttemptResult(False, None, f"Delivery failed: {type(exc).__name__}"[:1000])
     finished = timezone.now()
+    retry_in: timedelta | None = None
     if result.ok:
         status = Delivery.Status.SUCCEEDED
-        values: dict[str, Any] = {"delivered_at": finished, "last_error": ""}
+        values: dict[str, Any] = {"delivered_at": finished, "last_error": "",
+                                  "next_attempt_at": finished}  # the claim's lease is given back
     elif delivery.attempts >= settings.WEBHOOKS_MAX_ATTEMPTS:
         status = Delivery.Status.FAILED
-        values = {"last_error": result.error}
+        values = {"last_error": result.error, "next_attempt_at": finished}
     else:
         status = Delivery.Status.PENDING
-        values = {"last_error": result.error,
-                  "next_attempt_at": finished + backoff(delivery.attempts)}
+        retry_in = backoff(delivery.attempts)
+        values = {"last_error": result.error, "next_attempt_at": finished + retry_in}
     Delivery.objects.filter(id=delivery.id).update(status=status, response_status=result.status,
                                                    **values)
-    _count_attempt(endpoint, result, finished)
+    disabled = _count_attempt(endpoint, result, finished)
+    if retry_in is not None and not disabled:
+        # The retry is queued for its time (the backoff), not left to the next pump: the pump
+        # only picks up what a lost message leaves behind.
+        from webhooks import tasks
+
+        enqueue(tasks.webhooks_deliver, str(delivery.id), countdown=retry_in.total_seconds())
     metrics.WEBHOOK_DELIVERIES.labels("success" if result.ok
                                       else ("failed" if status == "failed" else "retry")).inc()
     log = logger.info if result.ok else logger.warning
@@ -325,25 +333,30 @@ def deliver(*, delivery_id: uuid.UUID) -> str | None:
     return status
 
 
-def _count_attempt(endpoint: Endpoint, result: AttemptResult, now: datetime) -> None:
-    """A 2xx answer resets the endpoint's failures in a row; a failure adds one, and the one that
-    reaches ``[webhooks] disable_after`` disables the endpoint with its reason (one UPDATE each:
-    concurrent attempts count exactly, and only one of them disables)."""
+def _count_attempt(endpoint: Endpoint, result: AttemptResult, now: datetime) -> bool:
+    """A 2xx answer resets the endpoint's failures in a row; a failure of an active endpoint adds
+    one (attempts already under way when it was disabled count no more), and the one that reaches
+    ``[webhooks] disable_after`` disables the endpoint with its reason (one UPDATE each: concurrent
+    attempts count exactly, and only one of them disables). True when the endpoint is disabled."""
     rows = Endpoint.objects.filter(id=endpoint.id)
     if result.ok:
         if endpoint.consecutive_failures:
             rows.update(consecutive_failures=0)
-        return
-    rows.update(consecutive_failures=F("consecutive_failures") + 1)
+        return False
     limit = settings.WEBHOOKS_DISABLE_AFTER
+    counted = rows.filter(is_active=True, consecutive_failures__lt=limit).update(
+        consecutive_failures=F("consecutive_failures") + 1)
     reason = (f"Disabled after {limit} consecutive failed delivery attempts; the last: "
               f"{result.error}")[:500]
     if rows.filter(is_active=True, consecutive_failures__gte=limit).update(
-            is_active=False, disabled_at=now, disabled_reason=reason, version=F("version") + 1):
+            is_active=False, disabled_at=now, disabled_reason=reason, version=F("version") + 1,
+            updated_at=now):
         subscriptions.clear()
         logger.warning("webhook endpoint disabled", extra={"endpoint_id": str(endpoint.id),
                                                            "failures": limit,
                                                            "error": result.error})
+        return True
+    return not counted  # not counted and not disabled now: the endpoint was inactive already
 
 
 def deliveries_resend(*, delivery_ids: list[uuid.UUID],

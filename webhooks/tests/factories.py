@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import http.server
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -78,6 +79,7 @@ class Receiver:
 
     def __init__(self) -> None:
         self.requests: list[tuple[dict[str, str], bytes]] = []
+        self.times: list[float] = []  # time.monotonic() of each request
         self.statuses = [200]
         receiver = self
 
@@ -85,6 +87,7 @@ class Receiver:
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers["Content-Length"]))
                 receiver.requests.append((dict(self.headers.items()), body))  # names as sent
+                receiver.times.append(time.monotonic())
                 status = (receiver.statuses.pop(0) if len(receiver.statuses) > 1
                           else receiver.statuses[0])
                 self.send_response(status)

@@ -115,6 +115,46 @@ def test_a_success_resets_the_count_of_failures_in_a_row(receiver,
     assert endpoint.is_active and endpoint.disabled_at is None
 
 
+@override_settings(WEBHOOKS_DISABLE_AFTER=3)
+def test_attempts_under_way_when_it_is_disabled_count_no_more(receiver,
+                                                              django_capture_on_commit_callbacks):
+    receiver.statuses = [500]
+    endpoint = services.endpoint_create(url=receiver.url, events=["*"])
+    stale = Endpoint.objects.get(id=endpoint.id)  # as a worker read it before the disable
+    before = endpoint.updated_at
+    for _ in range(3):
+        deliver_one(django_capture_on_commit_callbacks)
+    endpoint.refresh_from_db()
+    assert (endpoint.is_active, endpoint.consecutive_failures) == (False, 3)
+    assert endpoint.updated_at > before and endpoint.updated_at == endpoint.disabled_at
+    failed = services.AttemptResult(False, 500, "HTTP 500")
+    assert services._count_attempt(stale, failed, timezone.now()) is True  # an attempt in flight
+    endpoint.refresh_from_db()
+    assert (endpoint.consecutive_failures, endpoint.version) == (3, 2)
+
+
+def test_a_failed_attempt_queues_its_retry_for_the_backoff(receiver, monkeypatch,
+                                                           django_capture_on_commit_callbacks):
+    queued: list[tuple[Any, tuple[Any, ...], float | None]] = []
+    monkeypatch.setattr(services, "enqueue",
+                        lambda task, *args, countdown=None: queued.append((task, args, countdown)))
+    receiver.statuses = [500, 200]
+    services.endpoint_create(url=receiver.url, events=["*"])
+    with django_capture_on_commit_callbacks(execute=True):
+        published("order.created")
+    dispatched = services.dispatch()
+    assert services.deliver(delivery_id=dispatched[0]) == "pending"
+    delivery = Delivery.objects.get()
+    retry = [(args, countdown) for task, args, countdown in queued
+             if task is tasks.webhooks_deliver]
+    assert retry == [((str(delivery.id),), settings.WEBHOOKS_BACKOFF_SECONDS)]
+    assert delivery.next_attempt_at > timezone.now()
+    Delivery.objects.filter(id=delivery.id).update(next_attempt_at=timezone.now())
+    assert services.deliver(delivery_id=delivery.id) == "succeeded"
+    delivery.refresh_from_db()
+    assert delivery.next_attempt_at == delivery.delivered_at  # the claim's lease is given back
+
+
 @override_settings(WEBHOOKS_DISABLE_AFTER=1)
 def test_put_re_enables_like_patch_and_a_manual_deactivation_is_not_a_disable(
         api, receiver, django_capture_on_commit_callbacks):

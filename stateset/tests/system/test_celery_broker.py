@@ -35,11 +35,17 @@ needs_broker = pytest.mark.skipif(not BROKER,
 
 
 @pytest.fixture
-def worker():
+def worker_env():
+    """Extra environment of the worker process (a test sets it before asking for ``worker``)."""
+    return {}
+
+
+@pytest.fixture
+def worker(worker_env):
     """A Celery worker process on the test database and the Redis broker; it consumes the test queue
     and the default one (where tasks queue their follow-up tasks)."""
     env = dict(os.environ, DATABASE_URL=_database_url(), STATESET__CELERY__BROKER_URL=BROKER,
-               STATESET__CELERY__ALWAYS_EAGER="false", STATESET_ENV="test")
+               STATESET__CELERY__ALWAYS_EAGER="false", STATESET_ENV="test", **worker_env)
     process = subprocess.Popen(
         [sys.executable, "-m", "celery", "-A", "stateset", "worker", "-P", "solo", "-l", "warning",
          "--without-gossip", "--without-mingle", "--without-heartbeat", "-Q",
@@ -108,3 +114,31 @@ def test_the_worker_dispatches_the_outbox_and_delivers_the_webhook(worker, monke
     headers, body = receiver.requests[0]
     assert len(receiver.requests) == 1 and verify(endpoint.secret, headers, body)
     assert headers["StateSet-Event-Id"] == str(Event.objects.get().id)
+
+
+@needs_broker
+@pytest.mark.django_db(transaction=True)
+def test_a_failed_delivery_is_retried_after_its_backoff_without_the_pump(worker_env, request,
+                                                                         monkeypatch):
+    from webhooks import services
+    from webhooks.models import Delivery
+    from webhooks.tests.test_webhooks import Receiver
+
+    worker_env["STATESET__WEBHOOKS__BACKOFF_SECONDS"] = "2"
+    worker = request.getfixturevalue("worker")
+    monkeypatch.setattr(services, "_kick", lambda event_type: None)
+    receiver = Receiver()
+    receiver.statuses = [500, 200]
+    try:
+        services.endpoint_create(url=receiver.url, events=["order.created"])
+        with transaction.atomic():
+            services.publish(event_type="order.created", payload={"order_number": "ORD-424243"})
+        send("webhooks.tasks.webhooks_pump")  # the only pump: the retry is the worker's own
+        wait_for(lambda: Delivery.objects.filter(status="succeeded").exists(), worker, seconds=30)
+    finally:
+        receiver.close()
+    delivery = Delivery.objects.get()
+    assert (delivery.attempts, len(receiver.requests)) == (2, 2)
+    assert delivery.next_attempt_at <= delivery.delivered_at  # no lease left standing
+    first, second = receiver.times[:2]
+    assert second - first >= 1.9  # waited for its backoff (2 s after the first attempt)
