@@ -21,6 +21,7 @@ from inventory.selectors import backorders_waiting, low_stock_rows
 from orders.rollups import order_days
 from orders.selectors import oldest_unfulfilled, orders_by_status, orders_today
 from returns.selectors import returns_awaiting
+from stateset.money import money_str
 from webhooks.selectors import (
     disabled_endpoints_count,
     endpoints_needing_attention,
@@ -120,7 +121,8 @@ def chart(today: dt.date) -> dict[str, Any]:
     return {
         "svg": _svg(days, counts, revenue[main] if main else {}, main),
         "orders": sum(counts.values()),
-        "revenue": sorted(((c, t) for c, t in totals.items()), key=lambda item: -item[1]),
+        "revenue": [(c, money_str(t, c)) for c, t in sorted(totals.items(),
+                                                            key=lambda item: -item[1])],
         "main_currency": main,
     }
 
@@ -165,6 +167,6 @@ def _svg(days: list[dt.date], counts: dict[dt.date, int], revenue: dict[dt.date,
             'stroke-width="2"/>', " ".join(points)))
         parts.append(format_html(
             '<text x="{}" y="{}" font-size="11" fill="#ba2121" text-anchor="end">max {} {}'
-            "</text>", WIDTH - 8, PAD_TOP + 10, top_revenue, currency))
+            "</text>", WIDTH - 8, PAD_TOP + 10, money_str(top_revenue, currency), currency))
     parts.append(mark_safe("</svg>"))
     return mark_safe("".join(parts))

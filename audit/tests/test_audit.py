@@ -52,7 +52,7 @@ def test_a_price_change_over_the_api_is_the_keys_with_old_and_new_price():
 
     update, created = trail(pricing, "catalog.product", product.id)
     assert (update["action"], update["actor"]) == ("update", "api-key:pricing-bot")
-    assert update["changes"]["price"] == {"old": "19.990", "new": "24.500"}
+    assert update["changes"]["price"] == {"old": "19.99", "new": "24.50"}
     assert update["context"]["request_id"] == response["X-Request-ID"]
     assert update["context"]["api_key"] == "pricing-bot"
     assert created["action"] == "insert" and created["actor"] == "system"
@@ -93,14 +93,14 @@ def test_a_price_change_in_the_admin_is_the_staff_users_and_shows_on_its_history
 
     update = trail(keyed("reader", "catalog:read"), "catalog.product", product.id)[0]
     assert update["actor"] == "admin:admin"
-    assert update["changes"]["price"] == {"old": "5.000", "new": "7.250"}
+    assert update["changes"]["price"] == {"old": "5.00", "new": "7.25"}
     assert update["context"]["user"] == "admin"
 
     page = admin_client.get(reverse("admin:catalog_product_history", args=[product.id]))
     assert page.status_code == 200
     html = page.content.decode()
     assert 'id="audit-trail"' in html and "admin:admin" in html
-    assert "5.000 → 7.250" in html
+    assert "5.00 → 7.25" in html and "5.000" not in html
 
 
 def test_a_stock_count_received_in_the_admin_is_the_staff_users(admin_client):
@@ -380,4 +380,16 @@ def test_a_recorded_payment_and_an_edited_line_are_on_their_trails():
     [line] = trail(finance, "orders.orderitem", item.id)
     assert (line["action"], line["actor"]) == ("update", "api-key:finance-bot")
     assert line["changes"]["quantity"] == {"old": 2, "new": 3}
-    assert line["changes"]["net_total"] == {"old": "20.000", "new": "30.000"}
+    assert line["changes"]["net_total"] == {"old": "20.00", "new": "30.00"}  # the order's USD
+    assert recorded["snapshot"]["amount"] == data_of(paid, 201)["payment"]["amount"]
+
+
+def test_an_amount_before_a_change_of_currency_shows_in_the_currency_it_was_in():
+    product = ProductFactory(price=Decimal("19.99"))
+    pricing = keyed("pricing-bot", "catalog:write", "catalog:read")
+    response = pricing.patch(f"/api/v1/products/{product.id}",
+                             {"price": "2000", "currency": "JPY"}, format="json")
+    assert response.status_code == 200, response.content
+    update = trail(pricing, "catalog.product", product.id)[0]
+    assert update["changes"]["price"] == {"old": "19.99", "new": "2000"}
+    assert update["snapshot"]["price"] == "2000"

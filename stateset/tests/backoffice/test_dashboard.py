@@ -50,6 +50,10 @@ def test_the_dashboard_shows_every_figure_with_its_link(admin_client):
     assert status_cells["pending"] == "3" and status_cells["confirmed"] == "2"
     assert '/admin/orders/order/?status__exact=pending' in html
     assert html.count('class="bar"') == 30 and 'id="revenue-line"' in html
+    # Money with the currency's digits, not the rollup column's three.
+    caption = re.search(r"revenue ([\d.]+) USD", html)
+    assert caption is not None and re.fullmatch(r"\d+\.\d\d", caption.group(1)), caption
+    assert re.search(r">max \d+\.\d\d USD</text>", html)
     bars = re.findall(r"<title>(\d{4}-\d\d-\d\d): (\d+) orders</title>", html)
     assert bars[-1] == (timezone.now().date().isoformat(), "4")
     assert bars[-2] == (yesterday.date().isoformat(), "1")
