@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import decimal
+import hashlib
 import uuid
 from typing import Any
 
@@ -56,6 +57,17 @@ def dumps(value: Any) -> bytes:
         # A client's float such as 1e20 in a JSON field comes back from jsonb as the integer
         # 100000000000000000000, which orjson cannot write: send it as the float it was.
         return orjson.dumps(_big_ints_as_floats(value), default=_default, option=_OPTIONS)
+
+
+def fingerprint(value: Any) -> str:
+    """SHA-256 of ``value`` as canonical JSON (object keys sorted): two requests that say the same
+    thing — keys in another order, other whitespace — have one fingerprint."""
+    try:
+        encoded = orjson.dumps(value, default=_default, option=_OPTIONS | orjson.OPT_SORT_KEYS)
+    except TypeError:
+        encoded = orjson.dumps(_big_ints_as_floats(value), default=_default,
+                               option=_OPTIONS | orjson.OPT_SORT_KEYS)
+    return hashlib.sha256(encoded).hexdigest()
 
 
 def loads(data: bytes | str) -> Any:

@@ -18,7 +18,13 @@ from django.utils import timezone
 from catalog.models import Product
 from imports import services
 from imports.models import Import, ImportChunk, ImportKey
-from stateset.tests.system.test_celery_broker import needs_broker, send, wait_for, worker  # noqa: F401
+from stateset.tests.system.test_celery_broker import (  # noqa: F401
+    needs_broker,
+    send,
+    wait_for,
+    worker,
+    worker_env,
+)
 
 pytestmark = pytest.mark.django_db
 

@@ -12,7 +12,6 @@ A domain viewset looks like::
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import time
 import uuid
@@ -27,9 +26,9 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from stateset import services
-from stateset.api.rendering import dumps
 from stateset.cache import increment
 from stateset.config import ConfigError, parse_rate
+from stateset.encoding import fingerprint
 from stateset.errors import NotFound, PreconditionFailed, RateLimited, ValidationFailed
 from stateset.pagination import ListParams, Page, paginate
 
@@ -117,7 +116,10 @@ class ApiMixin(_View):
             if not 1 <= len(key) <= 255 or not key.isprintable():
                 raise ValidationFailed("Idempotency-Key must be 1 to 255 printable characters.",
                                        code="invalid_idempotency_key")
-            body_hash = hashlib.sha256(dumps(request.data)).hexdigest()
+            # What the request says, not how its bytes are laid out: the parsed body (an upload's
+            # size and digest) with sorted keys, and the query string (an import's kind, dry_run).
+            body_hash = fingerprint({"query": sorted(request.query_params.lists()),
+                                     "body": request.data})
             owner = getattr(request.user, "owner", None) or f"user:{request.user.pk}"
             assert request.method is not None  # the POST being wrapped
             claim = services.idempotency_claim(owner=owner, key=key, method=request.method,

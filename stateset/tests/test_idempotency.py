@@ -41,6 +41,26 @@ def test_same_key_different_body_is_422_and_acts_not(api):
 
 
 @pytest.mark.django_db
+def test_the_same_body_in_another_layout_is_a_replay(api):
+    first = api.post(URL, b'{"name": "same", "fail": "none"}', content_type="application/json",
+                     HTTP_IDEMPOTENCY_KEY="k-layout")
+    second = api.post(URL, b'{ "fail":"none",\n "name":"same" }', content_type="application/json",
+                      HTTP_IDEMPOTENCY_KEY="k-layout")
+    assert first.status_code == second.status_code == 201, second.content
+    assert second["Idempotent-Replayed"] == "true" and things("same") == 1
+
+
+@pytest.mark.django_db
+def test_the_same_body_with_another_query_string_is_422(api):
+    api.post(f"{URL}?dry_run=true", {"name": "q"}, format="json", HTTP_IDEMPOTENCY_KEY="k-query")
+    response = api.post(f"{URL}?dry_run=false", {"name": "q"}, format="json",
+                        HTTP_IDEMPOTENCY_KEY="k-query")
+    assert response.status_code == 422
+    assert response.json()["error"]["code"] == "idempotency_key_reused"
+    assert things("q") == 1
+
+
+@pytest.mark.django_db
 def test_keys_are_per_api_key(api, make_key):
     other = APIClient()
     other.credentials(HTTP_X_API_KEY=make_key("*"))
