@@ -74,7 +74,7 @@ def _clean_key_fields(fields: dict[str, Any]) -> dict[str, Any]:
     if expires_at is not None and timezone.is_naive(expires_at):
         errors["expires_at"] = ["Give a time with a time zone."]
     if errors:
-        raise ValidationFailed("Invalid API key.", details=errors)
+        raise ValidationFailed(f"Invalid {', '.join(sorted(errors))}.", details=errors)
     return values
 
 
@@ -132,7 +132,7 @@ def api_key_create(*, name: str, scopes: list[str], key: str | None = None,
                                 "rate_limit": rate_limit})
     if (key is not None
         and (not key.startswith(KEY_PREFIX) or not 16 <= len(key) - len(KEY_PREFIX) <= 197)):
-        raise ValidationFailed("Invalid API key.",
+        raise ValidationFailed("Invalid key: not a StateSet API key.",
                                details={
                                    "key": [
                                        f"A key starts with {KEY_PREFIX} and has 16 to 197 more "

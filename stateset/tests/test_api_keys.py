@@ -113,6 +113,7 @@ def test_invalid_bodies_are_422_and_write_nothing(make_key, body, field):
     before = stored_values()
     error = error_of(client.post(URL, body, format="json"), 422)
     assert field in error["details"]
+    assert "API key" not in error["message"]  # about the body, not the caller's credentials
     assert stored_values() == before
 
 
