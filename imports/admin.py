@@ -120,7 +120,9 @@ class ImportAdmin(admin.ModelAdmin):
         if record is not None:
             context.update(
                 record=record,
-                errors=record.errors,
+                # Not "errors": the admin's change form shows "Please correct the error below."
+                # whenever its context has errors.
+                import_errors=record.errors,
                 running=record.status in (Import.Status.QUEUED, Import.Status.RUNNING),
                 can_apply=(record.dry_run and record.status == Import.Status.SUCCEEDED
                            and record.file_purged_at is None and not record.applied_as.exists()

@@ -3,6 +3,7 @@ changelists."""
 
 import csv
 import io
+from html.parser import HTMLParser
 
 import pytest
 from django.contrib.auth.models import Permission, User
@@ -30,6 +31,32 @@ def upload(client, body: bytes = BODY, kind: str = "products", name: str = "prod
                         **extra})
 
 
+class _Forms(HTMLParser):
+    """For each submit button: the actions of the forms around it, innermost last."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.open: list[str] = []
+        self.buttons: dict[str, list[str]] = {}
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        found = dict(attrs)
+        if tag == "form":
+            self.open.append(found.get("action") or "")
+        elif tag == "input" and found.get("type") == "submit":
+            self.buttons[found.get("value") or ""] = list(self.open)
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "form" and self.open:
+            self.open.pop()
+
+
+def forms_around(page: str, label: str) -> list[str]:
+    parser = _Forms()
+    parser.feed(page)
+    return next(actions for value, actions in parser.buttons.items() if value.startswith(label))
+
+
 def test_an_upload_is_a_dry_run_whose_page_previews_it_then_applying_writes_it(
         admin_client, django_capture_on_commit_callbacks):
     assert admin_client.get(ADD).status_code == 200
@@ -47,6 +74,10 @@ def test_an_upload_is_a_dry_run_whose_page_previews_it_then_applying_writes_it(
     assert "Dry run — nothing was written" in page
     assert "would create <strong>2</strong>" in page and "invalid_sku" in page
     assert "Apply this import" in page
+    # A form of its own (a form in a form posts to the outer one), and no stray error banner.
+    assert forms_around(page, "Apply this import") == [
+        reverse("admin:imports_import_apply", args=[dry.pk])]
+    assert "Please correct the error" not in page
 
     with django_capture_on_commit_callbacks(execute=True):
         applied = admin_client.post(reverse("admin:imports_import_apply", args=[dry.pk]))

@@ -34,6 +34,7 @@ from django.contrib.auth.models import Group, User
 from catalog.models import Product
 from customers.models import Customer
 from fulfillment import services as fulfillment_services
+from imports.models import Import
 from inventory import services as inventory_services
 from inventory.models import InventoryItem, StockMovement
 from orders import services as orders_services
@@ -399,3 +400,26 @@ def test_support_creates_and_approves_a_return_and_the_warehouse_receives_it(bro
     assert rma.status == "received"
     on_hand = InventoryItem.objects.get(product=shop["product"], location=shop["north"]).on_hand
     assert on_hand == 19  # 20 − 2 shipped + 1 restocked
+
+
+def test_staff_import_a_file_check_its_dry_run_and_apply_it(browser, shop, tmp_path):
+    User.objects.create_superuser("ada", password=PASSWORD)
+    sheet = tmp_path / "products.csv"
+    sheet.write_text("sku,name,price\nIMP-1,Imported lamp,12.50\nbad sku,X,1\n")
+    browser.log_in("ada")
+    browser.open("/admin/imports/import/add/")
+    form = browser.form_of("Check the file (dry run)")
+    browser.fill(form, "kind", "Products")
+    browser.type(browser.find("css selector", "input[type=file]", within=form), str(sheet))
+    browser.press("Check the file (dry run)", within=form)
+    dry = Import.objects.get()
+    browser.wait_for_path(f"/admin/imports/import/{dry.pk}/change/")
+    assert "Dry run — nothing was written" in browser.text
+    assert "Please correct the error" not in browser.text
+    assert not Product.objects.filter(sku="IMP-1").exists()
+
+    browser.press("Apply this import")  # posts to the apply view, not the read-only change page
+    applied = Import.objects.get(dry_run=False)
+    browser.wait_for_path(f"/admin/imports/import/{applied.pk}/change/")
+    assert "Import started" in browser.text
+    assert Product.objects.get(sku="IMP-1").name == "Imported lamp"
