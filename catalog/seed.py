@@ -121,6 +121,12 @@ class CatalogSeedResult:
     created: int = 0
 
 
+def demo_product_ids(count: int, *, seed: int = 42) -> list[uuid.UUID]:
+    """TEST-001 and the ids of the ``count`` demo products of ``seed`` (what
+    :func:`seed_demo_catalog` makes)."""
+    return [LOADTEST_PRODUCT_ID, *(row["id"] for row in demo_product_rows(count, seed=seed))]
+
+
 def seed_demo_catalog(*, count: int = 300, seed: int = 42,
                       log: Callable[[str], None] = lambda _: None) -> CatalogSeedResult:
     """The load-test product (created, or restored to its demo values) and ``count`` demo

@@ -156,9 +156,10 @@ _WORD = re.compile(r"\w+")
 MAX_QUERY_WORDS = 8
 
 
-def active_product_skus() -> Iterator[tuple[uuid.UUID, str]]:
-    """(id, sku) of every active product, streamed (seeding stock for each)."""
-    return Product.objects.filter(is_active=True).values_list("id", "sku").iterator()
+def active_product_skus(ids: Iterable[uuid.UUID]) -> Iterator[tuple[uuid.UUID, str]]:
+    """(id, sku) of the active products among ``ids``, streamed (seeding stock for each)."""
+    return (Product.objects.filter(is_active=True, id__in=list(ids)).values_list("id", "sku")
+            .iterator())
 
 
 def tsquery_text(q: str) -> str | None:

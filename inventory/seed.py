@@ -3,6 +3,9 @@ received through the ledger like any stock."""
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import Iterable
+
 from django.db import transaction
 
 from catalog.seed import LOADTEST_PRODUCT_ID
@@ -13,13 +16,14 @@ from inventory.services.ledger import Change, apply_changes
 Kind = StockMovement.Kind
 
 
-
-def seed_demo_stock(*, demo_quantity: int = 1_000_000, other_quantity: int = 300) -> dict[str, int]:
+def seed_demo_stock(*, product_ids: Iterable[uuid.UUID], demo_quantity: int = 1_000_000,
+                    other_quantity: int = 300) -> dict[str, int]:
     """Idempotent demo stock: locations MAIN (priority 0) and EAST (priority 10); the load-test
     product (``550e8400-…-446655440002``, SKU TEST-001) gets ``demo_quantity`` at MAIN (topped up
-    when a previous run's stock was consumed below half), every other active product without stock
-    gets ``other_quantity`` at MAIN and a third of it at EAST. Every unit is received through the
-    ledger. Joins the caller's transaction."""
+    when a previous run's stock was consumed below half), every other active demo product among
+    ``product_ids`` without a row there gets ``other_quantity`` at MAIN and a third of it at EAST —
+    the shop's own products are never touched. Every unit is received through the ledger. Joins the
+    caller's transaction."""
     created = {"locations": 0, "rows": 0, "topped_up": 0}
     with transaction.atomic():
         locations = {}
@@ -33,7 +37,7 @@ def seed_demo_stock(*, demo_quantity: int = 1_000_000, other_quantity: int = 300
         have = set(InventoryItem.objects.filter(location__in=[main, east]).values_list("product_id",
                                                                                        "location_id"))
         new_items: list[InventoryItem] = []
-        for product_id, sku in active_product_skus():
+        for product_id, sku in active_product_skus({LOADTEST_PRODUCT_ID, *product_ids}):
             plan = [(main, demo_quantity if product_id == LOADTEST_PRODUCT_ID else other_quantity),
                     (east, other_quantity // 3)]
             for location, quantity in plan:

@@ -581,15 +581,18 @@ def test_reconcile_reports_and_fixes_drift_through_the_ledger(product, main, eas
 def test_seed_demo_stock_is_idempotent(main):
     demo = ProductFactory(id=LOADTEST_PRODUCT_ID, sku="TEST-001")
     others = ProductFactory.create_batch(3)
-    ProductFactory(is_active=False)
-    first = seed_demo_stock()
+    retired = ProductFactory(is_active=False)
+    shops_own = ProductFactory()  # not a demo product: never given demo stock
+    ids = [p.id for p in (*others, retired)]
+    first = seed_demo_stock(product_ids=ids)
     assert first["rows"] == 8
-    assert seed_demo_stock() == {"locations": 0, "rows": 0, "topped_up": 0}
+    assert seed_demo_stock(product_ids=ids) == {"locations": 0, "rows": 0, "topped_up": 0}
+    assert not InventoryItem.objects.filter(product=shops_own).exists()
     assert InventoryItem.objects.get(product=demo, location=main).on_hand == 1_000_000
     assert set(Location.objects.values_list("code", "priority")) == {("MAIN", 0), ("EAST", 10)}
     assert all(selectors.available_by_product([p.id])[p.id] == 400 for p in others)
     services.stock_adjust(product_id=demo.id, location_id=main.id, delta=-600_000, reason="sold")
-    assert seed_demo_stock()["topped_up"] == 1
+    assert seed_demo_stock(product_ids=ids)["topped_up"] == 1
     assert item(demo, main).on_hand == 1_000_000
     assert_ledger_matches_counters()
 

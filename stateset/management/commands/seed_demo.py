@@ -53,10 +53,15 @@ def seed_catalog(ctx: SeedContext) -> Any:
 
 
 def seed_inventory(ctx: SeedContext) -> Any:
-    """Locations MAIN and EAST; ample stock of TEST-001 and some of every other active product."""
+    """Locations MAIN and EAST; ample stock of TEST-001 and some of every other demo product (the
+    shop's own products are left as they are)."""
+    from catalog.seed import demo_product_ids
     from inventory.seed import seed_demo_stock
 
-    result = seed_demo_stock()
+    catalog = ctx.results.get("catalog")
+    ids = (catalog.product_ids if catalog is not None
+           else demo_product_ids(ctx.products, seed=ctx.seed))
+    result = seed_demo_stock(product_ids=ids)
     ctx.log(f"inventory: {result}")
     return result
 

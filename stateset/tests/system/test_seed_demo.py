@@ -57,3 +57,14 @@ def test_seed_demo_can_run_one_section_with_other_sizes():
     call_command("seed_demo", "--only", "catalog", "--products", "10", stdout=StringIO())
     assert Product.objects.count() == 11
     assert not Customer.objects.exists()
+
+
+def test_seed_demo_stocks_its_own_products_only():
+    from inventory.models import InventoryItem
+
+    shops_own = Product.objects.create(sku="SHOP-1", name="The shop's own", price=Decimal("5.00"))
+    call_command("seed_demo", "--products", "5", "--customers", "0", stdout=StringIO())
+    call_command("seed_demo", "--only", "inventory", "--products", "5", stdout=StringIO())
+    assert not InventoryItem.objects.filter(product=shops_own).exists()
+    stocked = set(InventoryItem.objects.values_list("product_id", flat=True))
+    assert stocked == set(Product.objects.exclude(pk=shops_own.pk).values_list("id", flat=True))
