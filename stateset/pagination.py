@@ -98,8 +98,14 @@ def bounded_counts(querysets: dict[str, QuerySet[Any]], *, cap: int) -> dict[str
 # --- cursors --------------------------------------------------------------------------------------
 
 
-def encode_cursor(sort_value: Any, pk: Any) -> str:
-    raw = dumps([sort_value, pk])
+def _sort_key(sort: Sort) -> str:
+    return f"{'-' if sort.descending else ''}{sort.field}"
+
+
+def encode_cursor(sort_value: Any, pk: Any, sort: Sort) -> str:
+    """``[sort value, pk, sort]``: the sort it was made for travels with it, so a cursor passed to
+    the list in another order is refused rather than silently skipping rows."""
+    raw = dumps([sort_value, pk, _sort_key(sort)])
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
@@ -109,7 +115,8 @@ _SCALARS = (str, int, float, bool, type(None))
 
 def _bad_cursor() -> ValidationFailed:
     return ValidationFailed("The cursor is not valid for this list.", code="invalid_cursor",
-                            details={"cursor": ["Pass back next_cursor exactly as received."]})
+                            details={"cursor": ["Pass back next_cursor exactly as received, with "
+                                                "the same sort_by and sort_order."]})
 
 
 def _decode_cursor(cursor: str, model: type[Model], sort: Sort) -> tuple[Any, Any]:
@@ -121,9 +128,11 @@ def _decode_cursor(cursor: str, model: type[Model], sort: Sort) -> tuple[Any, An
     try:
         padded = cursor + "=" * (-len(cursor) % 4)
         decoded = orjson.loads(base64.urlsafe_b64decode(padded.encode("ascii")))
-        if not isinstance(decoded, list) or len(decoded) != 2:
+        if not isinstance(decoded, list) or len(decoded) not in (2, 3):  # 2: before the sort
             raise ValueError("shape")
-        value, pk = decoded
+        value, pk = decoded[:2]
+        if len(decoded) == 3 and decoded[2] != _sort_key(sort):
+            raise ValueError("another sort")
         if (not isinstance(value, _SCALARS) or not isinstance(pk, (str, int))
             or isinstance(pk, bool)):
             raise ValueError("shape")
@@ -214,7 +223,7 @@ def paginate(
     if has_more and rows:
         last = rows[-1]
         read = sort_value or _default_reader(params.sort.field)
-        next_cursor = encode_cursor(read(last), _read(last, "pk"))
+        next_cursor = encode_cursor(read(last), _read(last, "pk"), params.sort)
     return Page(items=render(rows), page=page_number, limit=params.limit, total=total,
                 total_is_estimate=estimate, next_cursor=next_cursor)
 

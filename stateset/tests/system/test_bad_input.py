@@ -128,6 +128,17 @@ def test_a_cursor_this_module_wrote_still_works(api):
                                                                     for n in range(3)]
 
 
+@pytest.mark.parametrize("other", [{"sort_by": "created_at", "sort_order": "asc"},
+                                   {"sort_by": "email", "sort_order": "desc"}])
+def test_a_cursor_passed_to_the_list_in_another_order_is_422(api, other):
+    for n in range(3):
+        Customer.objects.create(email=f"c{n}@example.com")
+    first = data_of(api.get("/api/v1/customers",
+                            {"limit": 2, "sort_by": "email", "sort_order": "asc"}))
+    response = api.get("/api/v1/customers", {"limit": 2, **other, "cursor": first["next_cursor"]})
+    assert error_of(response, 422)["code"] == "invalid_cursor"
+
+
 def test_a_very_long_path_with_an_idempotency_key_is_stored_bounded_and_replayed(api):
     long_id = "x" * 3000
     path = f"/api/v1/orders/{long_id}/cancel"
