@@ -15,7 +15,7 @@ from fulfillment import selectors, services
 from fulfillment.models import Shipment
 from orders import selectors as orders_selectors
 from orders import services as orders_services
-from orders.api import ORDER_OUT, CancelIn, StatusIn, may_set_prices, order_id
+from orders.api import ORDER_OUT, CancelIn, OrderRefField, StatusIn, may_set_prices, order_id
 from stateset.api.pagination import parse_list_params
 from stateset.api.serializers import (
     IF_MATCH,
@@ -36,7 +36,7 @@ class ShipmentItemIn(StrictSerializer):
 
 
 class ShipmentCreateIn(StrictSerializer):
-    order_id = serializers.UUIDField()
+    order_id = OrderRefField()
     items: serializers.ListSerializer[Any] = serializers.ListSerializer(
         child=ShipmentItemIn(), required=False, allow_empty=False, max_length=services.MAX_LINES,
         help_text="Default: every unit not yet shipped nor in another pending shipment.")
@@ -65,7 +65,7 @@ class ShipmentCancelIn(StrictSerializer):
 
 
 class ShipmentFilters(serializers.Serializer):
-    order_id = serializers.UUIDField(required=False)
+    order_id = OrderRefField(required=False)
     status = serializers.ChoiceField(choices=Shipment.Status.choices, required=False)
     carrier = TextField(max_length=services.MAX_CARRIER, required=False)
     location_id = serializers.UUIDField(required=False)

@@ -33,6 +33,7 @@ from stateset.api.serializers import (
 )
 from stateset.api.views import ApiView, ApiViewSet, actor_of, expected_version, parse_id
 from stateset.csvio import csv_response
+from stateset.errors import NotFound
 from stateset.keys import scope_allows
 
 MAX_QUANTITY = 10_000
@@ -326,6 +327,38 @@ def order_id(value: str) -> uuid.UUID:
     if ORDER_NUMBER_RE.fullmatch(value):
         return selectors.order_id_by_number(value)
     return parse_id(value, code="order_not_found", message="No such order.")
+
+
+NO_ORDER = uuid.UUID(int=0)  # what an unknown order number stands for: matches no order
+ORDER_NUMBER_SHAPE = re.compile(r"ORD-[0-9]{1,28}", re.IGNORECASE)  # what the sequence writes
+
+
+@extend_schema_field({"type": "string",
+                      "description": "The order's id (UUID) or its number (ORD-000123)."})
+class OrderRefField(serializers.Field):  # type: ignore[type-arg]
+    """An order named in a body or a filter (SPEC §3: orders are named by id or by number): its
+    UUID, or its number resolved to the id (one index probe per partition). An unknown number is
+    :data:`NO_ORDER`, so it finds nothing as an unknown UUID does (an empty list, 422
+    ``order_not_found`` for a new shipment or return)."""
+
+    default_error_messages = {"invalid": "Give the order's id or its number."}
+
+    def to_internal_value(self, data: Any) -> uuid.UUID:
+        if not isinstance(data, str):
+            self.fail("invalid")
+        try:
+            return uuid.UUID(data)
+        except ValueError:
+            pass
+        if not ORDER_NUMBER_SHAPE.fullmatch(data.strip()):
+            self.fail("invalid")
+        try:
+            return selectors.order_id_by_number(data)
+        except NotFound:
+            return NO_ORDER
+
+    def to_representation(self, value: Any) -> str:
+        return str(value)
 
 
 class OrderViewSet(ApiViewSet):

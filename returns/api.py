@@ -10,6 +10,7 @@ from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from orders.api import OrderRefField
 from returns import selectors, services
 from returns.models import Return, ReturnItem
 from stateset.api.pagination import parse_list_params
@@ -35,7 +36,7 @@ class ReturnItemIn(StrictSerializer):
 
 
 class ReturnCreateIn(StrictSerializer):
-    order_id = serializers.UUIDField()
+    order_id = OrderRefField()
     reason = TextField(max_length=500, required=False, allow_blank=True, default="")
     notes = TextField(max_length=5000, required=False, allow_blank=True, default="")
     items = ReturnItemIn(  # type: ignore[call-arg]  # ListSerializer's max_length: not in the stubs
@@ -64,7 +65,7 @@ class ReturnReceiveIn(ReturnActionIn):
 
 
 class ReturnFilters(serializers.Serializer):
-    order_id = serializers.UUIDField(required=False)
+    order_id = OrderRefField(required=False)
     status = serializers.ChoiceField(choices=Return.Status.choices, required=False)
 
 

@@ -158,7 +158,9 @@ def _counts():
                 {"order_item_id": "ITEM", "quantity": 1}]}, 422,
      "validation_error"),
     ({"order_id": str(uuid.uuid4())}, 422, "order_not_found"),
+    ({"order_id": "ORD-999999"}, 422, "order_not_found"),  # a number no order has
     ({"order_id": "not-a-uuid"}, 422, "validation_error"),
+    ({"order_id": 12}, 422, "validation_error"),
     ({"location_id": str(uuid.uuid4())}, 422, "location_not_found"),
     ({"surprise": 1}, 422, "validation_error"),
 ])
@@ -209,3 +211,13 @@ def test_scopes(anon_client, client_with, make_order):
     assert error_of(create(reader, order), 403)
     assert error_of(client_with("orders:*").get("/api/v1/shipments"), 403)
     assert Shipment.objects.get(id=shipment["id"]).status == "pending"
+
+
+def test_an_order_is_named_by_its_number_in_a_body_and_a_filter(api, make_order):
+    order = make_order(quantity=2)
+    created = data_of(api.post("/api/v1/shipments", {"order_id": order.order_number.lower(),
+                                                     "carrier": "UPS"}, format="json"), 201)
+    assert created["order_id"] == str(order.id)
+    listed = data_of(api.get("/api/v1/shipments", {"order_id": order.order_number}))["items"]
+    assert [s["id"] for s in listed] == [created["id"]]
+    assert data_of(api.get("/api/v1/shipments", {"order_id": "ORD-999999"}))["items"] == []

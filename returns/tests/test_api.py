@@ -58,6 +58,9 @@ def test_list_filters_sort_and_cursor(api, returns_of):
             for r in data_of(api.get("/api/v1/returns?status=approved"))["items"]] == [
                 made[0]["id"]]
     assert data_of(api.get(f"/api/v1/returns?order_id={uuid.uuid4()}"))["total"] == 0
+    by_number = data_of(api.get(f"/api/v1/returns?order_id={shipped.order.order_number}"))
+    assert by_number["total"] == 3  # an order is named by its number too
+    assert data_of(api.get("/api/v1/returns?order_id=ORD-999999"))["total"] == 0
     by_number = data_of(api.get("/api/v1/returns?sort_by=rma_number&sort_order=asc"))["items"]
     assert [r["rma_number"] for r in by_number] == sorted(r["rma_number"] for r in made)
     page = data_of(api.get("/api/v1/returns?limit=2"))
