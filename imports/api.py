@@ -153,6 +153,7 @@ def _query(request: Request, serializer: type[serializers.Serializer]) -> dict[s
 
 
 class ImportViewSet(ApiViewSet):
+    etag_reads = False  # no version to tag: the detail changes as it is read
     scope = "imports"
     permission_classes = [ImportScope]
     parser_classes = [CsvParser, NdjsonParser]

@@ -93,6 +93,7 @@ def grantor_of(request: Request) -> Grantor:
 
 
 class ApiKeyViewSet(ApiViewSet):
+    etag_reads = False  # no ETag: a key's detail is read fresh each time
     scope = "keys"
     lookup_value_regex = "[^/]+"
     action_scopes = {name: "keys:manage"

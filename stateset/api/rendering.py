@@ -48,7 +48,7 @@ class EnvelopeJSONRenderer(BaseRenderer):
         context = renderer_context or {}
         response = context.get("response")
         status = response.status_code if response is not None else 200
-        if status == 204:
+        if status in (204, 304):  # no body, by HTTP's rules
             return b""
         request = context.get("request")
         django_request = getattr(request, "_request", request)

@@ -38,6 +38,13 @@ IDEMPOTENCY_KEY = OpenApiParameter(
     OpenApiParameter.HEADER,
     description="Makes this POST safe to retry: a repeat with the same key and body answers what "
                 "the first one did (secrets as null); the same key with another body is a 422.")
+IF_NONE_MATCH = OpenApiParameter(
+    "If-None-Match", str, OpenApiParameter.HEADER,
+    description="An ETag of this resource (\"3\"): while it is still current the answer is 304 "
+                "with no body.")
+NOT_MODIFIED = {"description": "Not Modified: the If-None-Match ETag is current; no body.",
+                "headers": {"ETag": {"schema": {"type": "string"},
+                                     "description": "The resource's current version."}}}
 ERROR = OpenApiResponse(description="The error envelope.")
 """Declares an error status in ``extend_schema(responses=...)``; the schema class fills its body."""
 
@@ -106,7 +113,15 @@ class EnvelopeAutoSchema(AutoSchema):
         parameters: list[Any] = list(super().get_override_parameters())
         if self.method == "POST":  # every POST is idempotent on request (ApiMixin)
             parameters.append(IDEMPOTENCY_KEY)
+        if self._conditional_read():
+            parameters.append(IF_NONE_MATCH)
         return parameters
+
+    def _conditional_read(self) -> bool:
+        """A GET of one resource (the path ends in its id, number or SKU): it answers with an
+        ``ETag`` and honours ``If-None-Match`` (``ApiMixin.detail_response``)."""
+        return (self.method == "GET" and getattr(self.view, "etag_reads", False)
+                and self.path.rstrip("/").endswith("}"))
 
     def _get_response_for_code(self, serializer: Any, status_code: str, media_types: Any = None,
                                direction: Any = "response") -> dict[str, Any]:
@@ -127,6 +142,8 @@ class EnvelopeAutoSchema(AutoSchema):
         for code in self._error_codes():
             if code not in responses:
                 responses[code] = self._get_response_for_code(ERROR, code, direction=direction)
+        if self._conditional_read() and "200" in responses:
+            responses["304"] = NOT_MODIFIED
         return dict(sorted(responses.items()))
 
     def _error_response(self, status_code: str, description: str) -> dict[str, Any]:

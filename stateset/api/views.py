@@ -53,6 +53,9 @@ class ApiMixin(_View):
     # Fields of an answer that carry a secret shown only once, by action (or handler name for a
     # plain view): {"create": ("secret",)}. An idempotency record stores them as null.
     secret_fields: dict[str, tuple[str, ...]] = {}
+    # A GET of one resource answers with its ETag through detail_response (and 304 to a current
+    # If-None-Match); the schema documents that for every such route unless a view says no.
+    etag_reads: bool = True
 
     # --- request pipeline -----------------------------------------------------------------------
 

@@ -428,3 +428,43 @@ def test_every_operation_refuses_a_caller_with_its_documented_error(world, wsgi_
         except FailureGroup as failure:
             failures.append(f"{operation.label}: {failure}")
     assert not failures, "\n\n".join(failures)
+
+
+def test_every_read_documenting_304_answers_its_etag_and_304(world, wsgi_app):
+    """Each GET whose schema documents ``If-None-Match`` answers an ``ETag`` and, asked again with
+    it, a 304 with no body that matches the schema; and no other GET of one resource was left out
+    of the schema (a route that tags its answer documents it)."""
+    failures, documented = [], 0
+    for result in schema.get_all_operations():
+        operation = result.ok()
+        if operation.method.upper() != "GET":
+            continue
+        resource = operation.path.split("/")[3]
+        parameters = {p.name: world.get(resource if p.name == "id" else p.name)
+                      for p in operation.path_parameters}
+        if not parameters or None in parameters.values():
+            continue
+        case = operation.Case(path_parameters=parameters)
+        headers = {"X-API-Key": world["key"], "Accept-Encoding": "identity"}
+        first = case.call(app=wsgi_app, headers=headers)
+        conditional = "304" in operation.definition.raw["responses"]
+        tag = next((values[0] for name, values in first.headers.items()
+                    if name.lower() == "etag"), None)
+        if not conditional:
+            if tag is not None and first.status_code == 200:
+                failures.append(f"{operation.label}: answers an ETag, documents no 304")
+            continue
+        documented += 1
+        if first.status_code != 200 or tag is None:
+            failures.append(f"{operation.label}: {first.status_code}, ETag {tag!r}")
+            continue
+        again = case.call(app=wsgi_app, headers={**headers, "If-None-Match": tag})
+        if again.status_code != 304 or again.content:
+            failures.append(f"{operation.label}: {again.status_code} {again.content[:200]!r} "
+                            "to its own ETag")
+            continue
+        try:
+            case.validate_response(again, checks=CHECKS)
+        except FailureGroup as failure:
+            failures.append(f"{operation.label}: {failure}")
+    assert documented >= 10 and not failures, "\n".join(failures)
