@@ -48,6 +48,7 @@ def _currencies(entry: Audited, rows: list[dict[str, Any]]) -> list[str | None]:
     if "order_id" not in rows[0]:
         return [None] * len(rows)
     orders = entry.model._meta.get_field("order").related_model
+    assert isinstance(orders, type), entry.label  # a foreign key to a model, not "self"
     found = dict(orders._default_manager.filter(id__in={row["order_id"] for row in rows})
                  .values_list("id", "currency"))
     return [found.get(row["order_id"]) for row in rows]

@@ -37,7 +37,7 @@ from stateset.bulk import (
 from stateset.db import update_versioned
 from stateset.encoding import dumps
 from stateset.errors import Conflict, NotFound, ValidationFailed
-from stateset.inputs import writable
+from stateset.inputs import clean_json_object, writable
 from stateset.money import money_str, parse_money, to_decimal
 from webhooks import services as webhooks
 
@@ -112,8 +112,8 @@ def _normalise(fields: dict[str, Any], currency: str | None = None) -> dict[str,
         out["currency"] = out["currency"].strip().upper()
     if "price" in out:
         out["price"] = parse_money(out["price"], currency or out.get("currency") or "USD", "price")
-    if "attributes" in out and out["attributes"] is None:
-        out["attributes"] = {}
+    if "attributes" in out:
+        out["attributes"] = clean_json_object(out["attributes"], "attributes")
     return out
 
 

@@ -33,7 +33,7 @@ from stateset.bulk import (
 )
 from stateset.db import save_versioned, update_versioned
 from stateset.errors import Conflict, NotFound, PreconditionFailed, ValidationFailed
-from stateset.inputs import writable
+from stateset.inputs import clean_json_object, writable
 from webhooks import services as webhooks
 
 CUSTOMER_FIELDS = ("email", "first_name", "last_name", "phone", "metadata")
@@ -77,8 +77,8 @@ def _customer_values(fields: dict[str, Any]) -> dict[str, Any]:
     values = writable(fields, CUSTOMER_FIELDS)
     if "email" in values:
         values["email"] = normalise_email(values["email"])
-    if "metadata" in values and values["metadata"] is None:
-        values["metadata"] = {}
+    if "metadata" in values:
+        values["metadata"] = clean_json_object(values["metadata"], "metadata")
     return values
 
 

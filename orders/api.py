@@ -335,7 +335,7 @@ ORDER_NUMBER_SHAPE = re.compile(r"ORD-[0-9]{1,28}", re.IGNORECASE)  # what the s
 
 @extend_schema_field({"type": "string",
                       "description": "The order's id (UUID) or its number (ORD-000123)."})
-class OrderRefField(serializers.Field):  # type: ignore[type-arg]
+class OrderRefField(serializers.Field):
     """An order named in a body or a filter (SPEC §3: orders are named by id or by number): its
     UUID, or its number resolved to the id (one index probe per partition). An unknown number is
     :data:`NO_ORDER`, so it finds nothing as an unknown UUID does (an empty list, 422

@@ -44,7 +44,7 @@ from stateset.errors import (
     PreconditionFailed,
     ValidationFailed,
 )
-from stateset.inputs import clean_text, writable
+from stateset.inputs import clean_json_object, clean_text, writable
 from stateset.money import ZERO, money_str, parse_money
 from webhooks import services as webhooks
 
@@ -316,6 +316,11 @@ def order_create(
     short line. Nothing is written unless everything is. After commit: the customer's order lists
     are invalidated and ``orders_created_total`` counts it."""
     channel, external_id = _channel(channel, external_id)
+    metadata = clean_json_object(metadata, "metadata")
+    shipping_address, billing_address = (
+        None if address is None else clean_json_object(address, name)
+        for name, address in (("shipping_address", shipping_address),
+                              ("billing_address", billing_address)))
     with transaction.atomic(durable=True):
         customer = customers_selectors.customer_get(customer_id=customer_id)
         if customer is None:
@@ -505,6 +510,9 @@ def order_update(*, order_id: uuid.UUID, changes: dict[str, Any],
     (If-Match) under the row lock: 412 when it moved. Writes an ``updated`` event naming the
     fields and publishes ``order.updated`` (``change: "updated"``, ``changed``: those fields)."""
     changes = writable(changes, {"notes", "shipping_address", "billing_address", "metadata"})
+    for name in ("shipping_address", "billing_address", "metadata"):
+        if name in changes and (name == "metadata" or changes[name] is not None):
+            changes[name] = clean_json_object(changes[name], name)
     with transaction.atomic(durable=True):
         order = _locked(order_id, expected_version)
         if changes:

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping
 from typing import Any
 
+from stateset.bulk import CellInvalid, check_json_value
 from stateset.errors import ValidationFailed
 
 
@@ -40,3 +41,20 @@ def writable(fields: Mapping[str, Any], allowed: Collection[str]) -> dict[str, A
         raise ValidationFailed(f"These fields cannot be changed: {', '.join(unknown)}.",
                                details={name: ["Not writable."] for name in unknown})
     return dict(fields)
+
+
+def clean_json_object(value: object, name: str) -> dict[str, Any]:
+    """A JSON object a client stores (``metadata``, ``attributes``, an address snapshot) within
+    SPEC §3's limits — 16 levels, 64 KiB encoded, no NUL character — whichever way it came (API,
+    admin, import, command), so nothing stored can make a later read fail. ``None`` is ``{}``;
+    ValidationFailed naming ``name`` otherwise."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise ValidationFailed(f"{name} must be a JSON object.",
+                               details={name: ["Must be a JSON object."]})
+    try:
+        check_json_value(value)
+    except CellInvalid as exc:
+        raise ValidationFailed(f"{name}: {exc.message}", details={name: [exc.message]}) from None
+    return value

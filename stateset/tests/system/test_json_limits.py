@@ -156,3 +156,50 @@ def test_an_order_amount_that_is_not_a_plain_decimal_is_422_and_writes_nothing(a
         "shipping_lines": [{"method": "post", "amount": "1e1"}]}, format="json")
     assert error_of(response, 422)["code"] == "validation_error"
     assert not Order.objects.exists()
+
+
+def _service_writes() -> list[tuple[str, Callable[[Any], Any]]]:
+    """Writes that reach the services without the API's serializers (the admin, imports and
+    commands call them directly)."""
+    from catalog import services as catalog_services
+    from customers import services as customer_services
+    from orders import services as order_services
+
+    def customer_create(value):
+        customer_services.customer_create(email="deep@example.com", metadata=value)
+
+    def customer_update(value):
+        customer = Customer.objects.create(email="kept@example.com")
+        customer_services.customer_update(customer_id=customer.id, fields={"metadata": value})
+
+    def product_create(value):
+        catalog_services.product_create(sku="DEEP-1", name="Deep", price=Decimal("1.00"),
+                                        attributes=value)
+
+    def order_create(value):
+        product = StockedProductFactory(stock=5)
+        customer = Customer.objects.create(email="buyer@example.com")
+        order_services.order_create(customer_id=customer.id, metadata=value, items=[
+            order_services.OrderLineInput(product_id=product.id, quantity=1)])
+
+    def order_update(value):
+        order = OrderFactory()
+        order_services.order_update(order_id=order.id, changes={"shipping_address": value})
+
+    return [("customer_create", customer_create), ("customer_update", customer_update),
+            ("product_create", product_create), ("order_create", order_create),
+            ("order_update", order_update)]
+
+
+@pytest.mark.parametrize("value", [nested(300), huge()], ids=["300 levels", "66 KB"])
+@pytest.mark.parametrize("name, write", _service_writes(), ids=[n for n, _ in _service_writes()])
+def test_the_services_refuse_what_the_api_refuses(name, write, value):
+    from stateset.errors import ValidationFailed
+
+    with pytest.raises(ValidationFailed) as refused:
+        write(value)
+    assert set(refused.value.details) & {"metadata", "attributes", "shipping_address"}
+    assert not Product.objects.filter(sku="DEEP-1").exists()
+    assert not Customer.objects.filter(email="deep@example.com").exists()
+    assert not Customer.objects.exclude(metadata={}).exists()
+    assert not Order.objects.exclude(shipping_address=None).exclude(shipping_address={}).exists()
