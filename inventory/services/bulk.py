@@ -98,11 +98,13 @@ def stock_bulk_adjust(*, adjustments: Sequence[Any], dry_run: bool = False,
                       actor: str = "") -> BulkAdjustResult:
     """Apply up to 1,000 adjustments ``{"product_id" | "sku", "location_id", "delta", "reason"}``.
 
-    Each row is checked on its own (shape, product, location, a second row for the same product and
-    location, on_hand falling below reserved) and answered ``{"index", "ok", "error"?}``; every
-    valid row is applied in one durable transaction with one ``adjust`` movement per row. Rows are
-    locked in primary-key order. ``dry_run`` checks against current numbers and writes nothing.
-    Raises ValidationFailed only when the list itself is empty or too long."""
+    Each row is checked on its own (shape, product, location, on_hand falling below reserved —
+    after the request's earlier rows for the same product and location, which apply in order) and
+    answered ``{"index", "ok", "error"?}``; every valid row is applied in one durable transaction
+    with one ``adjust`` movement per row (several rows of one inventory row: one movement each, in
+    request order). Rows are locked in primary-key order. ``dry_run`` checks against current
+    numbers and writes nothing. Raises ValidationFailed only when the list itself is empty or too
+    long."""
     if not isinstance(adjustments, Sequence) or isinstance(adjustments, (str, bytes)) \
             or not 1 <= len(adjustments) <= MAX_LINES:
         raise ValidationFailed(f"Give 1 to {MAX_LINES} adjustments.",
@@ -131,7 +133,6 @@ def stock_bulk_adjust(*, adjustments: Sequence[Any], dry_run: bool = False,
                     refs.append(None)
     known_locations = set(
         Location.objects.filter(id__in={r.location_id for r in rows}).values_list("id", flat=True))
-    seen: set[tuple[uuid.UUID, uuid.UUID]] = set()
     candidates: list[_BulkRow] = []
     for row, ref in zip(rows, refs, strict=True):
         if row.index in errors:
@@ -140,13 +141,8 @@ def stock_bulk_adjust(*, adjustments: Sequence[Any], dry_run: bool = False,
             errors[row.index] = _row_error("product_not_found", "No such product.")
         elif row.location_id not in known_locations:
             errors[row.index] = _row_error("location_not_found", "No such location.")
-        elif (ref.id, row.location_id) in seen:
-            errors[row.index] = _row_error("duplicate_row",
-                                           "Another adjustment in this request has the same "
-                                                            "product and location; combine them.")
         else:
             row.product = ref
-            seen.add((ref.id, row.location_id))
             candidates.append(row)
 
     applied = 0
@@ -164,11 +160,13 @@ def stock_bulk_adjust(*, adjustments: Sequence[Any], dry_run: bool = False,
         counters = locks.lock_items(items.values()) if not dry_run else dict(
             (i, (h, r)) for i, h, r in InventoryItem.objects.filter(id__in=items.values())
             .values_list("id", "on_hand", "reserved"))
+        # Several rows of one inventory row apply in request order (apply_changes keeps it).
         changes: list[Change] = []
+        running = {item_id: list(numbers) for item_id, numbers in counters.items()}
         for row in candidates:
             item_id = items.get((row.product.id,  # type: ignore[union-attr]  # set
                                  row.location_id))
-            on_hand, reserved = counters.get(item_id, (0, 0)) if item_id else (0, 0)
+            on_hand, reserved = running.get(item_id, [0, 0]) if item_id else (0, 0)
             if on_hand + row.delta < reserved:
                 errors[row.index] = _row_error(
                     "insufficient_stock", "on_hand would fall below what is reserved.",
@@ -176,6 +174,7 @@ def stock_bulk_adjust(*, adjustments: Sequence[Any], dry_run: bool = False,
                      "delta": row.delta})
                 continue
             if item_id is not None:
+                running.setdefault(item_id, [0, 0])[0] = on_hand + row.delta
                 changes.append(Change(item_id, row.delta, 0, Kind.ADJUST, row.reason))
             else:  # a positive delta in a dry run on a row that does not exist yet
                 assert dry_run

@@ -96,20 +96,53 @@ RETURNING i.id, i.on_hand, i.reserved, i.reorder_point, i.version, i.sku, i.prod
 
 def apply_changes(changes: Sequence[Change], *, actor: str,
                   allocate: bool = True) -> dict[uuid.UUID, Counters]:
-    """Change counters of several rows in one conditional UPDATE and write one movement per row.
+    """Change counters of several rows in one conditional UPDATE and write one movement per change.
 
     The guard repeats the table's CHECK constraints, so a change that would oversell or go negative
     leaves its row untouched; then :class:`Rejected` names the rows and the caller's transaction
     must roll back (it always runs inside ``atomic``). Changing more than one row requires the rows
     to be locked already in primary-key order (``inventory.locks.lock_items``); one row is locked by
-    the UPDATE itself. Schedules cache invalidation and publishes, in one INSERT, the movement's
-    event of each row (:data:`MOVEMENT_EVENTS`) and ``inventory.low_stock`` for rows whose
-    ``available`` falls to or below the reorder point."""
+    the UPDATE itself. Several changes of one row apply in the order given (one UPDATE per round:
+    the k-th change of each row goes in round k), each with its own movement. Schedules cache
+    invalidation and publishes, in one INSERT per round, the movement's event of each change
+    (:data:`MOVEMENT_EVENTS`) and ``inventory.low_stock`` for rows whose ``available`` falls to or
+    below the reorder point. Then (``allocate``) what became sellable goes to the backorder queue,
+    once for the whole call. Returns each row's counters after its last change."""
     assert connection.in_atomic_block, "stock changes run inside a transaction"
     if not changes:
         return {}
-    if len({c.item_id for c in changes}) != len(changes):
-        raise AssertionError("one change per inventory row")
+    rounds: list[list[Change]] = []
+    seen: dict[uuid.UUID, int] = {}
+    for change in changes:
+        k = seen.get(change.item_id, 0)
+        if k == len(rounds):
+            rounds.append([])
+        rounds[k].append(change)
+        seen[change.item_id] = k + 1
+    final: dict[uuid.UUID, Counters] = {}
+    sellable_before: dict[uuid.UUID, int] = {}
+    for round_changes in rounds:
+        after = _apply_round(round_changes, actor)
+        for change in round_changes:
+            sellable_before.setdefault(change.item_id,
+                                       _sellable_before(after[change.item_id], change))
+        final.update(after)
+    if allocate:
+        grown = {item_id: growth for item_id, row in final.items()
+                 if (growth := row.sellable - sellable_before[item_id]) > 0}
+        if grown:
+            # Waiting demand takes what became sellable, oldest order first, in this transaction.
+            from inventory.services.backorders import (
+                allocate_backorders,  # the queue builds on this module
+            )
+
+            allocate_backorders(rows={item_id: final[item_id] for item_id in grown}, growth=grown,
+                                actor=actor)
+    return final
+
+
+def _apply_round(changes: Sequence[Change], actor: str) -> dict[uuid.UUID, Counters]:
+    """One UPDATE of rows each changed once, their movements and events (see apply_changes)."""
     params: list[Any] = [timezone.now()]
     for change in changes:
         # A reservation stops at the safety stock; adjustments and shipments may use it (SPEC §4.3).
@@ -150,18 +183,6 @@ def apply_changes(changes: Sequence[Change], *, actor: str,
     if events:
         webhooks.publish_many(events)
     item_cache.invalidate(*(item_cache_key(item_id) for item_id in after))
-    if allocate:
-        grown = {c.item_id: growth for c in changes
-                 if (growth := after[c.item_id].sellable
-                     - _sellable_before(after[c.item_id], c)) > 0}
-        if grown:
-            # Waiting demand takes what became sellable, oldest order first, in this transaction.
-            from inventory.services.backorders import (
-                allocate_backorders,  # the queue builds on this module
-            )
-
-            allocate_backorders(rows={item_id: after[item_id] for item_id in grown}, growth=grown,
-                                actor=actor)
     return after
 
 

@@ -191,8 +191,10 @@ def test_bulk_adjust_answers_each_row_and_applies_the_valid_ones_together(produc
         {"sku": other.sku, "location_id": str(uuid.uuid4()), "delta": 1, "reason": "x"},
         # new row
         {"sku": other.sku, "location_id": str(east.id), "delta": 2, "reason": "found"},
-        # duplicate
+        # the same row again: applied after the first, in order
         {"product_id": str(product.id), "location_id": str(main.id), "delta": 1, "reason": "dup"},
+        # ... and a third time, now below what is on hand after the two before it (10 - 3 + 1)
+        {"product_id": str(product.id), "location_id": str(main.id), "delta": -9, "reason": "x"},
         # not an integer
         {"sku": other.sku, "location_id": str(main.id), "delta": "1", "reason": "x"},
         "not an object",
@@ -202,13 +204,17 @@ def test_bulk_adjust_answers_each_row_and_applies_the_valid_ones_together(produc
     result = services.stock_bulk_adjust(adjustments=rows)
     codes = [r["error"]["code"] if not r["ok"] else "ok" for r in result.results]
     assert codes == ["ok", "insufficient_stock", "product_not_found", "location_not_found", "ok",
-                     "duplicate_row", "validation_error", "validation_error", "validation_error"]
+                     "ok", "insufficient_stock", "validation_error", "validation_error",
+                     "validation_error"]
     assert [r["index"] for r in result.results] == list(range(len(rows)))
-    assert result.applied == 2
-    assert item(product, main).on_hand == 7
+    assert result.applied == 3
+    assert item(product, main).on_hand == 8
     assert item(other, east).on_hand == 2
     assert item(other, main).on_hand == 1
-    assert StockMovement.objects.filter(kind="adjust").count() == 2
+    moves = StockMovement.objects.filter(kind="adjust", inventory_item=item(product, main))
+    assert list(moves.order_by("created_at", "id").values_list("on_hand_delta", "on_hand_after")) \
+        == [(-3, 7), (1, 8)]  # one movement per request row, in request order
+    assert StockMovement.objects.filter(kind="adjust").count() == 3
 
 
 def test_bulk_adjust_dry_run_checks_but_writes_nothing(product, main, east):
