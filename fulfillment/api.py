@@ -41,9 +41,9 @@ class ShipmentCreateIn(StrictSerializer):
         child=ShipmentItemIn(), required=False, allow_empty=False, max_length=services.MAX_LINES,
         help_text="Default: every unit not yet shipped nor in another pending shipment.")
     location_id = serializers.UUIDField(required=False, help_text=(
-        "Default: the location whose reservations of the order cover every unit (422 "
-        "location_required "
-        "when the units are reserved at several)."))
+        "Default: the location whose reservations of the order cover every unit; when they "
+        "are reserved at several, the one holding the most of them (with default items: the "
+        "shipment takes what it holds) or 422 location_required (with explicit items)."))
     carrier = TextField(max_length=services.MAX_CARRIER)
     service = TextField(max_length=services.MAX_SERVICE, required=False, allow_blank=True,
                         default="")

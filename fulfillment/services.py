@@ -251,6 +251,23 @@ def _choose_location(wanted: list[tuple[_Line, int]],
                                     "locations": where})
 
 
+def _fullest_location(wanted: list[tuple[_Line, int]],
+                      capacity: dict[tuple[uuid.UUID, uuid.UUID], int]) -> uuid.UUID | None:
+    """The location whose unclaimed reservations of the order cover the most of the wanted units
+    (ties: the location code), or None when none holds any (``_choose_location`` then says why)."""
+    need: dict[uuid.UUID, int] = defaultdict(int)
+    for line, units in wanted:
+        need[line.product_id] += units
+    covered: dict[uuid.UUID, int] = defaultdict(int)
+    for (product, location), units in capacity.items():
+        if product in need and units > 0:
+            covered[location] += min(units, need[product])
+    if len(covered) <= 1:
+        return next(iter(covered), None)
+    codes = inventory_selectors.location_codes(covered)
+    return min(covered, key=lambda loc: (-covered[loc], codes.get(loc, "")))
+
+
 def _at_location(wanted: list[tuple[_Line, int]], capacity: dict[tuple[uuid.UUID, uuid.UUID], int],
                  location_id: uuid.UUID, defaulted: bool) -> list[tuple[_Line, int]]:
     """Check (explicit items) or cut down (default items) the lines to what ``location_id``'s
@@ -301,7 +318,9 @@ def shipment_create(
 
     ``items`` defaults to every unit not yet fulfilled and not in another pending shipment (at
     ``location_id``, when given, as far as the order's reservations there cover them). Without
-    ``location_id`` the location is the one whose reservations of the order cover every unit.
+    ``location_id`` the location is the one whose reservations of the order cover every unit —
+    with default items and the units reserved at several locations, the one covering the most of
+    them, and the shipment takes what it holds; with explicit items, 422 ``location_required``.
 
     Locks the order row (then nothing else: the shipment is new). Writes the shipment, its items,
     the order's ``shipment_created`` event and — for a pending or confirmed order — the move to
@@ -324,6 +343,10 @@ def shipment_create(
             raise InvalidTransition("Every unit of the order is shipped or in a pending shipment.",
                                     code="nothing_to_ship", details={"order_id": str(order.id)})
         capacity = _capacity(order, claims)
+        if location_id is None and items is None:
+            # Everything open, from wherever it is: the one location holding it all, else the one
+            # holding the most of it (the rest goes in another shipment, from another location).
+            location_id = _fullest_location(wanted, capacity)
         if location_id is not None:
             inventory_selectors.locations_checked([location_id])
             wanted = _at_location(wanted, capacity, location_id, defaulted=items is None)

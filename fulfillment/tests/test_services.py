@@ -185,21 +185,25 @@ def test_location_defaults_to_where_the_units_are_reserved_and_is_asked_for_when
     # reserved: 2 at MAIN (first by priority), 2 at EAST
     order = make_order(quantity=4, product=widget)
     before = snapshot(order)
-    with pytest.raises(ValidationFailed) as caught:
-        services.shipment_create(order_id=order.id, carrier="ups")
+    item = line(order, widget)
+    with pytest.raises(ValidationFailed) as caught:  # explicit items: which location?
+        services.shipment_create(order_id=order.id, carrier="ups", items=[
+            services.ShipmentLineInput(order_item_id=item.id, quantity=3)])
     assert caught.value.code == "location_required"
     where = {entry["code"]: entry["items"][0]["reserved"]
              for entry in caught.value.details["locations"]}
     assert where == {"MAIN": 2, "EAST": 2}
-    item = line(order, widget)
     with pytest.raises(ValidationFailed) as caught:
         services.shipment_create(order_id=order.id, carrier="ups", location_id=main.id, items=[
             services.ShipmentLineInput(order_item_id=item.id, quantity=3)])
     assert caught.value.code == "not_reserved_at_location"
     assert snapshot(order) == before
 
-    from_east = services.shipment_create(order_id=order.id, carrier="ups", location_id=east.id)
-    assert [i.quantity for i in from_east.items] == [2]  # the default is cut to what EAST holds
+    # Default items, reserved at two locations: the one holding the most (a tie: by code, EAST),
+    # cut to what it holds; the rest comes from the other.
+    from_east = services.shipment_create(order_id=order.id, carrier="ups")
+    assert from_east.shipment.location_id == east.id
+    assert [i.quantity for i in from_east.items] == [2]
     rest = services.shipment_create(order_id=order.id, carrier="dhl").shipment
     assert rest.location_id == main.id  # the only place left holding the order's units
     for shipment in (from_east.shipment, rest):
