@@ -82,3 +82,52 @@ def _count(port: int) -> int:
     found = re.findall(
         r'http_requests_total\{method="GET",route="/api/v1/health",status="200"\} (\S+)', text)
     return int(float(found[0])) if found else 0
+
+
+def _answer(url: str, *args: str) -> tuple[str, str, bytes]:
+    """(status, content type, body) of a request through nginx, with curl."""
+    import subprocess
+    import tempfile
+
+    with tempfile.NamedTemporaryFile() as body:
+        out = subprocess.run(["curl", "-sk", "-o", body.name, "-w", "%{http_code} %{content_type}",
+                              *args, url], capture_output=True, text=True, timeout=60)
+        status, _, content_type = out.stdout.partition(" ")
+        return status, content_type, body.read()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_nginx_refuses_in_the_api_envelope_and_lets_imports_through(tmp_path, make_key):
+    import orjson
+
+    key = make_key("*")
+    env = app_env(database_url(connection.settings_dict))
+    port = free_port()
+    instance = start_gunicorn(env, port, workers=1)
+    nginx = Nginx([port])
+    big = tmp_path / "big.json"
+    big.write_bytes(b'{"name": "' + b"x" * (3 * 1024 * 1024) + b'"}')
+    sheet = tmp_path / "products.csv"
+    sheet.write_bytes(b"sku,name,price\n" + b"".join(
+        b"NGX-%06d,Imported through nginx %06d with a long enough name,1.00\n" % (n, n)
+        for n in range(30_000)))  # about 2 MiB: past the API's general limit, under the imports'
+    try:
+        nginx.start()
+        https = f"https://127.0.0.1:{nginx.https_port}"
+        auth = ("-H", f"X-API-Key: {key}")
+        status, kind, body = _answer(f"{https}/api/v1/customers", *auth, "-H",
+                                     "Content-Type: application/json", "--data-binary", f"@{big}")
+        assert (status, kind) == ("413", "application/json"), body[:300]
+        assert orjson.loads(body)["error"]["code"] == "payload_too_large"
+        # HTTP/1.1: over HTTP/2 nginx refuses oversized headers in the framing (a reset stream).
+        status, kind, body = _answer(f"{https}/api/v1/health", "--http1.1",
+                                     "-H", "X-Big: " + "y" * 20_000)
+        assert (status, kind) == ("431", "application/json"), body[:300]
+        assert orjson.loads(body)["error"]["code"] == "headers_too_large"
+        assert sheet.stat().st_size > 2 * 1024 * 1024
+        status, kind, body = _answer(f"{https}/api/v1/imports?kind=products&dry_run=true", *auth,
+                                     "-H", "Content-Type: text/csv", "--data-binary", f"@{sheet}")
+        assert status == "202", body[:300]
+    finally:
+        nginx.remove()
+        stop(instance)
