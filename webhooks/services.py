@@ -176,6 +176,9 @@ def signing_secrets(endpoint: Endpoint, now: datetime) -> tuple[str, str]:
     return endpoint.secret, endpoint.previous_secret if overlapping else ""
 
 
+MAX_QUEUED_RETRY = timedelta(minutes=10)
+
+
 def backoff(attempts: int) -> timedelta:
     """The wait after failed attempt ``attempts`` (1-based): 30 s, 1 min, 2 min … with the
     defaults."""
@@ -318,9 +321,10 @@ def deliver(*, delivery_id: uuid.UUID) -> str | None:
     Delivery.objects.filter(id=delivery.id).update(status=status, response_status=result.status,
                                                    **values)
     disabled = _count_attempt(endpoint, result, finished)
-    if retry_in is not None and not disabled:
+    if retry_in is not None and not disabled and retry_in <= MAX_QUEUED_RETRY:
         # The retry is queued for its time (the backoff), not left to the next pump: the pump
-        # only picks up what a lost message leaves behind.
+        # picks up what a lost message leaves behind, and the long waits (a worker holds a
+        # delayed message unacknowledged; RabbitMQ's consumer_timeout is 30 min).
         from webhooks import tasks
 
         enqueue(tasks.webhooks_deliver, str(delivery.id), countdown=retry_in.total_seconds())
