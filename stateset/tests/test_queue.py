@@ -16,8 +16,7 @@ def _record(value: int) -> None:
 
 @pytest.fixture(autouse=True)
 def eager():
-    from stateset.celery import app
-
+    app = _record.app  # the current app: another test may have made its own Celery() current
     previous = app.conf.task_always_eager
     app.conf.task_always_eager = True
     ran.clear()
