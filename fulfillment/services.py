@@ -251,6 +251,35 @@ def _choose_location(wanted: list[tuple[_Line, int]],
                                     "locations": where})
 
 
+def _take(need: Mapping[uuid.UUID, int], reserved: Mapping[uuid.UUID, list[Any]]
+          ) -> tuple[list[tuple[uuid.UUID, int]], list[str]]:
+    """(reservation id, units) consuming ``need`` (product → units) from ``reserved`` (product →
+    its reservations, in the order to use them), and the products they do not cover."""
+    fulfilments: list[tuple[uuid.UUID, int]] = []
+    short: list[str] = []
+    for product_id, units in need.items():
+        for reservation in reserved.get(product_id, []):
+            if units == 0:
+                break
+            take = min(units, reservation.remaining)
+            if take > 0:
+                fulfilments.append((reservation.id, take))
+                units -= take
+        if units:
+            short.append(str(product_id))
+    return fulfilments, short
+
+
+def _lock_for_move(order_id: uuid.UUID, expected_version: int | None, to_status: str) -> Order:
+    """The order, locked, at ``expected_version`` (If-Match; PreconditionFailed) and allowed by
+    its machine to move to ``to_status`` (InvalidTransition)."""
+    order = order_locks.lock_order(order_id)
+    if expected_version is not None and order.version != expected_version:
+        raise PreconditionFailed(details={"current_version": order.version})
+    under_lock.order_check_transition(order, to_status)
+    return order
+
+
 def _fullest_location(wanted: list[tuple[_Line, int]],
                       capacity: dict[tuple[uuid.UUID, uuid.UUID], int]) -> uuid.UUID | None:
     """The location whose unclaimed reservations of the order cover the most of the wanted units
@@ -399,19 +428,10 @@ def shipment_ship(*, shipment_id: uuid.UUID, actor: str = "") -> Shipment:
         per_product: dict[uuid.UUID, int] = defaultdict(int)
         for _, product_id, quantity in rows:
             per_product[product_id] += quantity
-        reserved = _reserved(order)
-        fulfilments: list[tuple[uuid.UUID, int]] = []
-        short: list[str] = []
-        for product_id, need in per_product.items():
-            for reservation in reserved.get((product_id, shipment.location_id), []):
-                take = min(need, reservation.remaining)
-                if take > 0:
-                    fulfilments.append((reservation.id, take))
-                    need -= take
-                if need == 0:
-                    break
-            if need:
-                short.append(str(product_id))
+        reserved = {product: reservations
+                    for (product, location), reservations in _reserved(order).items()
+                    if location == shipment.location_id}
+        fulfilments, short = _take(per_product, reserved)
         if short:
             raise InvalidTransition(
                 "The order's reservations at this location no longer cover the shipment.",
@@ -482,10 +502,7 @@ def order_cancel(*, order_id: uuid.UUID, reason: str = "", actor: str = "",
     actor = clean_actor(actor, MAX_ACTOR)
     reason = clean_text(reason, "reason", 500)
     with transaction.atomic(durable=True):
-        order = order_locks.lock_order(order_id)
-        if expected_version is not None and order.version != expected_version:
-            raise PreconditionFailed(details={"current_version": order.version})
-        under_lock.order_check_transition(order, Order.Status.CANCELLED)
+        order = _lock_for_move(order_id, expected_version, Order.Status.CANCELLED)
         pending = locks.lock_pending_shipments(order)
         for shipment in pending:
             _save(shipment, status=Status.CANCELLED)
@@ -533,10 +550,7 @@ def order_mark_shipped(*, order_id: uuid.UUID, reason: str = "", actor: str = ""
     actor = clean_actor(actor, MAX_ACTOR)
     reason = clean_text(reason, "reason", 500)
     with transaction.atomic(durable=True):
-        order = order_locks.lock_order(order_id)
-        if expected_version is not None and order.version != expected_version:
-            raise PreconditionFailed(details={"current_version": order.version})
-        under_lock.order_check_transition(order, Order.Status.SHIPPED)
+        order = _lock_for_move(order_id, expected_version, Order.Status.SHIPPED)
         lines, claims = _order_lines(order)
         if claims:
             raise InvalidTransition(
@@ -556,16 +570,7 @@ def order_mark_shipped(*, order_id: uuid.UUID, reason: str = "", actor: str = ""
         reserved: dict[uuid.UUID, list[Any]] = defaultdict(list)
         for (product_id, _), reservations in sorted(_reserved(order).items(), key=str):
             reserved[product_id].extend(reservations)
-        fulfilments: list[tuple[uuid.UUID, int]] = []
-        short: list[str] = []
-        for product_id, need in per_product.items():
-            for reservation in reserved.get(product_id, []):
-                take = min(need, reservation.remaining)
-                if take > 0:
-                    fulfilments.append((reservation.id, take))
-                    need -= take
-            if need:
-                short.append(str(product_id))
+        fulfilments, short = _take(per_product, reserved)
         if short:
             raise InvalidTransition("The order's reservations no longer cover its unshipped units.",
                                     code="not_reserved", details={"product_ids": short})
