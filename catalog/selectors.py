@@ -20,7 +20,7 @@ from django.db.models.functions import Upper
 from catalog.models import SKU_PATTERN, Product
 from stateset.cache import EntityCache
 from stateset.csvio import keyset_rows
-from stateset.db import Prebuilt
+from stateset.db import CompiledRead, Prebuilt
 from stateset.money import money_str
 from stateset.pagination import Sort
 
@@ -134,11 +134,19 @@ _light_products_by_sku: Prebuilt[QuerySet[Product]] = Prebuilt(
 
 def products_by_ids(*, product_ids: Iterable[uuid.UUID | str]) -> dict[uuid.UUID, Product]:
     """Products by id in one query (for other apps: orders, inventory)."""
-    ids = list(product_ids)
+    ids = tuple(dict.fromkeys(product_ids))
     if not ids:
         return {}
-    return {product.id: product
-            for product in Product.objects.filter(id__in=ids).order_by().defer(*_HEAVY)}
+    if len(ids) > _COMPILED_IDS:  # one compilation per count of ids: the common ones only
+        rows = list(Product.objects.filter(id__in=ids).order_by().defer(*_HEAVY))
+    else:
+        rows = _products_by_ids(ids)
+    return {product.id: product for product in rows}
+
+
+_COMPILED_IDS = 20
+_products_by_ids: CompiledRead[Product] = CompiledRead(
+    lambda ids: Product.objects.filter(id__in=ids).order_by().defer(*_HEAVY))
 
 
 def products_by_skus(*, skus: Iterable[str]) -> dict[str, Product]:

@@ -16,6 +16,7 @@ from django.db.models.functions import Lower
 from customers.models import Address, Customer
 from stateset.cache import EntityCache
 from stateset.csvio import keyset_chunks
+from stateset.db import CompiledRead
 from stateset.pagination import Sort
 
 CUSTOMER_FIELDS = ("id", "email", "first_name", "last_name", "phone", "metadata", "created_at",
@@ -144,9 +145,18 @@ def customer_detail(*, customer_id: uuid.UUID | str, fresh: bool = False) -> dic
     return customer_cache.get_or_load(detail_key(customer_id), lambda: _load_detail(customer_id))
 
 
+_customer_by_id: CompiledRead[Customer] = CompiledRead(
+    lambda pk: Customer.objects.filter(pk=pk).order_by().defer("metadata")[:1])
+
+
 def customer_get(*, customer_id: uuid.UUID | str) -> Customer | None:
-    """The model instance (for other apps' services, e.g. orders), or None."""
-    return Customer.objects.filter(pk=customer_id).order_by().defer("metadata").first()
+    """The model instance (for other apps' services, e.g. orders), or None; without its
+    ``metadata``. A read compiled once (``POST /orders`` makes it on every order)."""
+    try:
+        found = _customer_by_id(customer_id)
+    except ValueError:  # not an id: names no customer
+        return None
+    return found[0] if found else None
 
 
 def existing_customer_ids(*, customer_ids: Iterable[uuid.UUID]) -> list[uuid.UUID]:
