@@ -426,6 +426,7 @@ def insert_rows(objs: list[Any], *, returning: tuple[str, ...] = ()) -> None:
 
 @dataclass(frozen=True)
 class _Compiled:
+    model: type[Any]
     sql: str
     params: tuple[Any, ...]
     slots: tuple[int, ...]  # where each argument's value goes in ``params``
@@ -446,14 +447,15 @@ class CompiledRead[M: Model]:
     ``build`` takes the ids (a UUID, or a tuple of UUIDs for ``__in``: one compilation per tuple
     length) and returns a queryset of model instances; it runs once per shape with stand-in UUIDs,
     each of which must appear exactly once among the compiled parameters (else the shape is
-    refused: :class:`TypeError`, a programming error). No ``select_related``, annotations or
-    extra. Arguments are anything ``uuid.UUID()`` reads; a malformed one raises ``ValueError``."""
+    refused: :class:`TypeError`, a programming error), and so is one with ``select_related`` or
+    annotations. Unlike :class:`Prebuilt`, which saves resolving a queryset but still compiles
+    each caller's clone, nothing is built per call but the parameter list. Arguments are anything
+    ``uuid.UUID()`` reads; a malformed one raises ``ValueError``."""
 
     def __init__(self, build: Callable[..., QuerySet[M]]) -> None:
         self._build = build
         self._compiled: dict[tuple[int, ...], _Compiled] = {}
         self._lock = threading.Lock()
-        self._model: type[M] | None = None
 
     def __call__(self, *args: uuid.UUID | str | tuple[uuid.UUID | str, ...]) -> list[M]:
         shape = tuple(len(arg) if isinstance(arg, tuple) else -1 for arg in args)
@@ -467,14 +469,13 @@ class CompiledRead[M: Model]:
         params = list(compiled.params)
         for slot, value in zip(compiled.slots, values, strict=True):
             params[slot] = value
-        model = self._model
-        assert model is not None  # set by the first compilation
+        model = compiled.model
         alias = router.db_for_read(model)
         connection = connections[alias]
         with connection.cursor() as cursor:
             cursor.execute(compiled.sql, params)
             rows = cursor.fetchall()
-        found = []
+        found: list[M] = []
         for row in rows:
             if compiled.converters:
                 row = list(row)
@@ -489,7 +490,6 @@ class CompiledRead[M: Model]:
         stand_ins = [tuple(uuid.uuid4() for _ in range(n)) if n >= 0 else uuid.uuid4()
                      for n in shape]
         queryset = self._build(*stand_ins)
-        self._model = queryset.model
         compiler = queryset.query.get_compiler(using="default")
         sql, params = compiler.as_sql()
         flat = [value for arg in stand_ins
@@ -510,7 +510,7 @@ class CompiledRead[M: Model]:
         select = compiler.select
         converters = compiler.get_converters([column for column, _, _ in select])
         return _Compiled(
-            sql=sql, params=tuple(params), slots=tuple(slots),
+            model=queryset.model, sql=sql, params=tuple(params), slots=tuple(slots),
             init_list=tuple(column.target.attname for column, _, _ in select[start:end]),
             start=start, end=end,
             converters=tuple((index, tuple(functions), expression)
