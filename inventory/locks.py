@@ -12,6 +12,7 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
+from django.db import connection
 from django.db.models import Q, QuerySet
 
 from inventory.models import Backorder, InventoryItem, Location, Reservation
@@ -26,6 +27,32 @@ WHERE l.is_active AND (i.product_id = ANY(%s) AND i.sellable > 0 OR i.product_id
 ORDER BY i.id
 FOR UPDATE OF i
 """
+
+
+_PRODUCT_STOCK_SQL = {
+    shared: f"SELECT pg_advisory_xact_lock{'_shared' if shared else ''}(key) "
+            "FROM unnest(%s::bigint[]) WITH ORDINALITY AS keys(key, n) ORDER BY n"
+    for shared in (True, False)
+}
+
+
+def _stock_key(product_id: uuid.UUID) -> int:
+    """A product's advisory lock key: its id's first 8 bytes as a signed bigint (two products that
+    shared a key would only wait on each other, never be wrong)."""
+    return int.from_bytes(product_id.bytes[:8], "big", signed=True)
+
+
+def hold_product_stock(product_ids: Iterable[uuid.UUID], *, shared: bool) -> None:
+    """Hold the products' row sets until the transaction ends (rank PRODUCT_STOCK of
+    ``stateset/locking.py``), in id order. Exclusive: a writer about to create inventory rows.
+    Shared: an order about to lock every row of its products — orders do not wait on each other,
+    only on a transaction creating a row of one of their products (and it on them)."""
+    ids = sorted(set(product_ids))  # by id, which orders the keys' bytes the same way
+    if not ids:
+        return
+    with connection.cursor() as cursor:
+        cursor.execute(_PRODUCT_STOCK_SQL[shared], [[_stock_key(i) for i in ids]])
+    acquired(Rank.PRODUCT_STOCK, ids)
 
 
 def lock_items(item_ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, tuple[int, int]]:

@@ -13,6 +13,11 @@ rank                  rows
 ``ORDER_ITEM``        ``orders_orderitem`` (counters guarded by conditional UPDATEs)
 ``PAYMENT``           nothing is locked; payments are appended under the order lock
 ``RESERVATION``       ``inventory_reservation``
+``PRODUCT_STOCK``     a transaction-level advisory lock per product, keyed by its id: the *set* of
+                      the product's inventory rows. A new row is inserted under it (exclusive), and
+                      an order holds it (shared) across the scan that locks the product's rows, so
+                      no order misses a row that appears meanwhile (a row lock cannot cover a row
+                      that does not exist yet)
 ``INVENTORY_ITEM``    ``inventory_inventoryitem`` (also the implicit lock of a counter UPDATE)
 ``BACKORDER``         ``inventory_backorder``: a product's queue of waiting demand, keyed by the
                       product (its rows are locked in queue order; every writer of a product's
@@ -50,6 +55,7 @@ class Rank(enum.IntEnum):
     ORDER_ITEM = 30
     PAYMENT = 35
     RESERVATION = 40
+    PRODUCT_STOCK = 45
     INVENTORY_ITEM = 50
     BACKORDER = 55
     LOCATION = 60

@@ -12,7 +12,10 @@ and an ``order.backorder_allocated`` event.
 Locks: the grown rows are already held; a product's queue is locked after them (rank BACKORDER
 of ``stateset/locking.py``). Every writer of a queue — a new backordered order, a cancel, an
 edit — holds the product's inventory rows first, so writers of one queue run one after the other:
-no unit is allocated twice, none out of order.
+no unit is allocated twice, none out of order. A row that does not exist yet cannot be locked: a
+new row is created under the product's exclusive PRODUCT_STOCK lock, which an order holds shared
+from before it scans the product's rows, so the first receipt at a new location either is seen by
+the order or waits for it and then serves its queue.
 """
 
 from __future__ import annotations

@@ -192,12 +192,16 @@ def _sellable_before(row: Counters, change: Change) -> int:
 
 
 def ensure_items(pairs: Iterable[tuple[ProductRef, uuid.UUID]]) -> None:
-    """Create missing (product, location) rows with zero stock. ``ON CONFLICT DO NOTHING`` makes a
-    concurrent creation of the same row harmless. Takes no row lock on existing rows; callers run it
-    before locking any row."""
+    """Create missing (product, location) rows with zero stock, under the products' exclusive
+    PRODUCT_STOCK lock (``locks.hold_product_stock``): an order placed meanwhile either sees the new
+    row or has queued its backorders before the row's first stock arrives to serve them.
+    ``ON CONFLICT DO NOTHING`` makes a concurrent creation of the same row harmless. Takes no row
+    lock on existing rows; callers run it before locking any row, and only when a row is missing
+    (the lock waits for the products' orders in flight)."""
     rows = {(p.id, loc): InventoryItem(product_id=p.id, location_id=loc, sku=p.sku) for p,
             loc in pairs}
     if rows:
+        locks.hold_product_stock({product_id for product_id, _ in rows}, shared=False)
         # Sorted: two transactions inserting overlapping rows wait on each other's unique-index
         # entries in the same order, so they cannot deadlock.
         InventoryItem.objects.bulk_create([rows[key] for key in sorted(rows)],

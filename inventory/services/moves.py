@@ -166,9 +166,10 @@ def stock_adjust(*, location_id: uuid.UUID, delta: int, reason: str,
     product = product_ref(product_id, sku)
     location = location_ref(location_id)
     with transaction.atomic(durable=True):
-        if delta > 0:
-            ensure_items([(product, location.id)])
         item_id = item_id_for(product.id, location.id)
+        if item_id is None and delta > 0:
+            ensure_items([(product, location.id)])
+            item_id = item_id_for(product.id, location.id)
         try:
             if item_id is None:
                 raise Rejected(set())
@@ -207,9 +208,11 @@ def stock_transfer(*, from_location_id: uuid.UUID, to_location_id: uuid.UUID, qu
                                code="same_location",
                                details={"to_location_id": ["Must differ from from_location_id."]})
     with transaction.atomic(durable=True):
-        ensure_items([(product, target.id)])
-        source_id = item_id_for(product.id, source.id)
         target_id = item_id_for(product.id, target.id)
+        if target_id is None:
+            ensure_items([(product, target.id)])
+            target_id = item_id_for(product.id, target.id)
+        source_id = item_id_for(product.id, source.id)
         assert target_id is not None
         locked = locks.lock_items([i for i in (source_id, target_id) if i is not None])
         on_hand, reserved = locked.get(source_id, (0, 0)) if source_id else (0, 0)

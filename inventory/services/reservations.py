@@ -103,7 +103,9 @@ def stock_reserve_for_order(*, lines: list[ReserveLine], queue: Queue, actor: st
     with ``backorder_line_id`` whose product allows backorders (the product, or one of its active
     rows) reserves what is sellable and queues the rest (``backorders.backorders_record``) instead
     of failing. Such lines lock every active row of their product, so a receipt elsewhere waits for
-    this transaction and then serves the new demand. Raises as :func:`stock_reserve` for the
+    this transaction and then serves the new demand; and they hold the product's PRODUCT_STOCK lock
+    (shared) from before that scan, so a row created meanwhile (its first receipt) waits for this
+    transaction too, or is in the scan. Raises as :func:`stock_reserve` for the
     others; a raise leaves the caller's transaction to be rolled back (no savepoint is taken)."""
     return _counted(lambda: _reserve(lines=lines, reference_type="order",
                                      reference_id=str(queue.order_id),
@@ -187,6 +189,9 @@ def _reserve(*, lines: Sequence[ReserveLine], reference_type: str, reference_id:
     # the order's transaction, which a refusal ends, so the order's rollback is the one that counts.
     # After the row locks, the movements, reservations and outbox row go as one statement.
     with transaction.atomic(savepoint=queue is None), batched_inserts():
+        # A line that may wait is about to queue behind rows it must all see: a row created while
+        # this scan runs would get stock that nobody serves the queue from.
+        locks.hold_product_stock(may_wait, shared=True)
         rows = locks.lock_stock_rows((line.product.id for line in parsed), every_row_of=may_wait)
         remaining = {row.id: row.sellable for row in rows}
         allowed = {line.product.id for line in parsed if line.product.allow_backorder} | {

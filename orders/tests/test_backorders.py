@@ -2,8 +2,13 @@
 twice, never out of order; safety stock is never sold."""
 
 import random
+import threading
+import time
+import uuid
 
 import pytest
+from django.db import connection, transaction
+from django.utils import timezone
 
 from catalog.models import Product
 from inventory import services as inventory_services
@@ -316,4 +321,109 @@ def test_concurrent_arrivals_and_orders_never_allocate_twice_nor_out_of_order(cu
         assert all(Reservation.objects.filter(reference_id=str(o.id),
                                               backorder__isnull=False).count() == 0
                    for o in orders if (o.created_at, o.id) > (oldest.created_at, oldest.id))
+    assert_ledger_and_counters_agree()
+
+
+def _backend_waits_on_advisory_lock(done: threading.Event, seconds: float = 15) -> bool:
+    """True once another session of this database waits on an advisory lock; False if ``done``
+    (the waiting side finished: it did not wait) or the time runs out."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline and not done.is_set():
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = "
+                           "current_database() AND wait_event_type = 'Lock' "
+                           "AND wait_event = 'advisory'")
+            if cursor.fetchone()[0]:
+                return True
+        time.sleep(0.02)
+    return False
+
+
+def _in_thread(work, done: threading.Event, results: list):
+    def run():
+        try:
+            results.append(work())
+        except BaseException as exc:  # reported by the test
+            results.append(exc)
+        finally:
+            done.set()
+            connection.close()
+    thread = threading.Thread(target=run)
+    thread.start()
+    return thread
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_order_placed_while_a_first_receipt_creates_the_row_waits_for_it(customer, coming,
+                                                                            main):
+    """The product has no inventory row. A first receipt creates one and is still open when an
+    order comes: the order waits for it (it could not lock a row it cannot see yet), then takes
+    the units instead of queueing behind stock nobody would serve it from."""
+    created, release, receipt_done, order_done = (threading.Event() for _ in range(4))
+    receipt_results: list = []
+    order_results: list = []
+
+    def receipt():
+        with transaction.atomic():
+            inventory_services.stock_return_many(lines=[inventory_services.StockLine(
+                location_id=main.id, quantity=2, product_id=coming.id)])
+            created.set()
+            assert release.wait(30)
+
+    receiving = _in_thread(receipt, receipt_done, receipt_results)
+    assert created.wait(30)
+    ordering = _in_thread(lambda: order_for(customer, coming, 2), order_done, order_results)
+    try:
+        waited = _backend_waits_on_advisory_lock(order_done)
+    finally:
+        release.set()
+        receiving.join(30)
+        ordering.join(30)
+    assert waited, f"the order did not wait for the new row: {order_results}"
+    assert not [r for r in receipt_results + order_results if isinstance(r, BaseException)]
+    order = order_results[0].order
+    assert waiting(order) == 0
+    assert sum(Reservation.objects.filter(reference_id=str(order.id), status="active")
+               .values_list("quantity", flat=True)) == 2
+    assert InventoryItem.objects.get(product=coming).sellable == 0
+    assert_ledger_and_counters_agree()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_first_receipt_while_an_order_queues_waits_and_serves_it(coming, main):
+    """The other way round: an order has queued its units (no row exists) and is still open when
+    the product's first receipt creates a row; the receipt waits for the order and then serves
+    its queue."""
+    queued, release, order_done, receipt_done = (threading.Event() for _ in range(4))
+    order_results: list = []
+    receipt_results: list = []
+    order_id, line_id = uuid.uuid4(), uuid.uuid4()
+
+    def order():
+        with transaction.atomic():
+            reserved = inventory_services.stock_reserve_for_order(
+                lines=[inventory_services.ReserveLine(product_id=coming.id, quantity=2,
+                                                      backorder_line_id=line_id)],
+                queue=inventory_services.Queue(order_id=order_id, order_number="SO-RACE",
+                                               queued_at=timezone.now()))
+            queued.set()
+            assert release.wait(30)
+            return reserved
+
+    ordering = _in_thread(order, order_done, order_results)
+    assert queued.wait(30)
+    receiving = _in_thread(lambda: receive(coming, main, 2), receipt_done, receipt_results)
+    try:
+        waited = _backend_waits_on_advisory_lock(receipt_done)
+    finally:
+        release.set()
+        ordering.join(30)
+        receiving.join(30)
+    assert waited, f"the receipt did not wait for the order: {receipt_results}"
+    assert not [r for r in receipt_results + order_results if isinstance(r, BaseException)]
+    assert order_results[0].backordered == {line_id: 2}
+    assert Backorder.objects.get(line_id=line_id).quantity_waiting == 0
+    assert sum(Reservation.objects.filter(reference_id=str(order_id), status="active")
+               .values_list("quantity", flat=True)) == 2
+    assert InventoryItem.objects.get(product=coming).sellable == 0
     assert_ledger_and_counters_agree()

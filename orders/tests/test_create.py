@@ -92,7 +92,7 @@ def test_creating_an_order_locks_only_stock_rows(make_product, customer):
     with recording() as recorder:
         services.order_create(customer_id=customer.id, items=[
             services.OrderLineInput(product_id=product.id, quantity=1)])
-    assert recorder.ranks == [[Rank.INVENTORY_ITEM]]
+    assert recorder.ranks == [[Rank.PRODUCT_STOCK, Rank.INVENTORY_ITEM]]
 
 
 def test_order_numbers_come_from_a_sequence(make_order):
