@@ -575,14 +575,17 @@ def stock_rebalance(*, queue: Queue, changes: Sequence[LineChange],
     (``release``, from the order's reservations of that product, never those ``claimed`` by pending
     shipments: (product, location) → units). What is given back goes to the orders waiting for it.
 
-    Locks, in the global order: the order's reservations, every inventory row of the products
-    involved, those products' queues. Joins the caller's transaction."""
+    Locks, in the global order: the order's reservations, the growing lines' products (shared
+    PRODUCT_STOCK), every inventory row of the products involved, those products' queues. Joins
+    the caller's transaction."""
     claimed = claimed or {}
     increases = [c for c in changes if c.units > 0]
     decreases = [c for c in changes if c.units < 0]
     with transaction.atomic():
         held = locks.lock_active_reservations_of(reference_id=str(queue.order_id),
                                                  reference_type="order")
+        # Before any row: a line that grows may wait, and must see every row of its product.
+        locks.hold_product_stock({c.product_id for c in increases}, shared=True)
         locks.lock_product_rows({c.product_id for c in changes})
         reserved = Reserved(reservations=[], backordered={})
         if increases:
