@@ -29,6 +29,8 @@ FOR UPDATE OF i
 """
 
 
+_LOCK_STOCK_ROWS_SQL = "SELECT * FROM inventory_lock_stock_rows(%s, %s, %s)"
+
 _PRODUCT_STOCK_SQL = {
     shared: f"SELECT pg_advisory_xact_lock{'_shared' if shared else ''}(key) "
             "FROM unnest(%s::bigint[]) WITH ORDINALITY AS keys(key, n) ORDER BY n"
@@ -81,9 +83,18 @@ def lock_stock_rows(product_ids: Iterable[uuid.UUID], *,
     active row of ``every_row_of`` (lines that may be backordered: a receipt elsewhere must wait for
     this transaction, so it sees the demand it leaves) — locked in primary-key order, with the
     location's ``priority`` and ``code`` (``location_priority``, ``location_code``). Written out
-    (this runs on every reservation and order): only the columns allocation and the answer read."""
-    rows = list(InventoryItem.objects.raw(_SELLABLE_ROWS_SQL,
-                                          [sorted(set(product_ids)), sorted(set(every_row_of))]))
+    (this runs on every reservation and order): only the columns allocation and the answer read.
+
+    With ``every_row_of``, the products' shared PRODUCT_STOCK lock is taken first (as
+    :func:`hold_product_stock`), in the same round trip: the database function of migration
+    ``inventory 0005`` runs the scan as a second query, with a snapshot taken after the lock."""
+    sellable_of, every = sorted(set(product_ids)), sorted(set(every_row_of))
+    if every:
+        acquired(Rank.PRODUCT_STOCK, every)
+        rows = list(InventoryItem.objects.raw(
+            _LOCK_STOCK_ROWS_SQL, [sellable_of, every, [_stock_key(i) for i in every]]))
+    else:
+        rows = list(InventoryItem.objects.raw(_SELLABLE_ROWS_SQL, [sellable_of, every]))
     acquired(Rank.INVENTORY_ITEM, [row.id for row in rows])
     return rows
 

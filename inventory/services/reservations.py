@@ -189,9 +189,9 @@ def _reserve(*, lines: Sequence[ReserveLine], reference_type: str, reference_id:
     # the order's transaction, which a refusal ends, so the order's rollback is the one that counts.
     # After the row locks, the movements, reservations and outbox row go as one statement.
     with transaction.atomic(savepoint=queue is None), batched_inserts():
-        # A line that may wait is about to queue behind rows it must all see: a row created while
-        # this scan runs would get stock that nobody serves the queue from.
-        locks.hold_product_stock(may_wait, shared=True)
+        # A line that may wait queues behind rows it must all see (a row created while this scan
+        # ran would get stock nobody serves the queue from): ``every_row_of`` also takes the
+        # products' shared PRODUCT_STOCK lock before the scan.
         rows = locks.lock_stock_rows((line.product.id for line in parsed), every_row_of=may_wait)
         remaining = {row.id: row.sellable for row in rows}
         allowed = {line.product.id for line in parsed if line.product.allow_backorder} | {
