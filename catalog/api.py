@@ -193,11 +193,13 @@ class ProductViewSet(ApiViewSet):
     def search(self, request: Request) -> Response:
         query = {key: request.query_params.get(key) for key in request.query_params}
         query.pop("format", None)  # DRF's renderer override, not a search parameter
-        params = SearchParams(data=query)
-        if not params.is_valid():
+        try:
+            values = validated(SearchParams, query)
+        except serializers.ValidationError as exc:
+            detail = exc.detail  # a serializer's errors: a dict by field
             raise ValidationFailed("Invalid query parameters.", code="invalid_parameter",
-                                   details=params.errors)
-        values = params.validated_data
+                                   details=detail if isinstance(detail, dict)
+                                   else {"non_field_errors": detail}) from None
         limit, offset = values["limit"], values["offset"]
         items, has_more = selectors.product_search(
             q=values["q"], limit=limit, offset=offset, is_active=values.get("is_active"),

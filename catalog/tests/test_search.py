@@ -105,6 +105,18 @@ def test_bad_parameters_are_422(api, query):
     assert search(api, query, status=422)["code"] == "invalid_parameter"
 
 
+def test_the_parameters_of_one_search_never_leak_into_the_next(api):
+    """Query parameters are validated with one serializer per thread (``validated``): a search
+    after a bad one, and a bad one after a good one, answer as if each were the first."""
+    ProductFactory(sku="W-1", name="Widget")
+    bad = search(api, {"q": "a", "limit": 0}, status=422)
+    assert skus(search(api, {"q": "wid", "limit": 5})) == ["W-1"]
+    assert search(api, {"q": "a", "limit": 0}, status=422) == bad
+    assert bad["details"] == {"limit": ["Ensure this value is greater than or equal to 1."]}
+    other = search(api, {"q": "a", "min_price": "abc"}, status=422)
+    assert set(other["details"]) == {"min_price"}
+
+
 def test_tsquery_text_keeps_only_words():
     assert selectors.tsquery_text("blue wid") == "'blue' & 'wid':*"
     assert selectors.tsquery_text("it's (a) |test|!") == "'it' & 's' & 'a' & 'test':*"

@@ -10,6 +10,7 @@ from typing import Any
 from django.conf import settings
 from rest_framework import serializers
 
+from stateset.api.serializers import validated
 from stateset.errors import ValidationFailed
 from stateset.pagination import ListParams, Sort
 
@@ -77,11 +78,12 @@ def parse_list_params(
     filter_values: dict[str, Any] = {}
     given_filters = {k: v for k, v in data.items() if k in filter_names}
     if filters is not None and given_filters:
-        filter_ser = filters(data=given_filters)
-        if filter_ser.is_valid():
-            filter_values = {k: v for k, v in filter_ser.validated_data.items() if v is not None}
-        else:
-            errors.update(filter_ser.errors)
+        try:
+            filter_values = {k: v for k, v in validated(filters, given_filters).items()
+                             if v is not None}
+        except serializers.ValidationError as exc:
+            detail = exc.detail  # a serializer's errors: a dict by field
+            errors.update(detail if isinstance(detail, dict) else {"non_field_errors": detail})
     if errors:
         raise ValidationFailed("Invalid query parameters.", code="invalid_parameter",
                                details=errors)
