@@ -18,17 +18,6 @@ from django.db.models import Q, QuerySet
 from inventory.models import Backorder, InventoryItem, Location, Reservation
 from stateset.locking import Rank, acquired
 
-_SELLABLE_ROWS_SQL = """
-SELECT i.id, i.product_id, i.location_id, i.sku, i.on_hand, i.reserved, i.available, i.sellable,
-       i.version,
-       i.allow_backorder, l.priority AS location_priority, l.code AS location_code
-FROM inventory_inventoryitem i JOIN inventory_location l ON l.id = i.location_id
-WHERE l.is_active AND (i.product_id = ANY(%s) AND i.sellable > 0 OR i.product_id = ANY(%s))
-ORDER BY i.id
-FOR UPDATE OF i
-"""
-
-
 _LOCK_STOCK_ROWS_SQL = "SELECT * FROM inventory_lock_stock_rows(%s, %s, %s)"
 
 _PRODUCT_STOCK_SQL = {
@@ -85,16 +74,13 @@ def lock_stock_rows(product_ids: Iterable[uuid.UUID], *,
     location's ``priority`` and ``code`` (``location_priority``, ``location_code``). Written out
     (this runs on every reservation and order): only the columns allocation and the answer read.
 
-    With ``every_row_of``, the products' shared PRODUCT_STOCK lock is taken first (as
-    :func:`hold_product_stock`), in the same round trip: the database function of migration
-    ``inventory 0005`` runs the scan as a second query, with a snapshot taken after the lock."""
+    The scan is the database function of migration ``inventory 0005``; with ``every_row_of`` it
+    first takes those products' shared PRODUCT_STOCK lock (as :func:`hold_product_stock`), in the
+    same round trip, and runs the scan as a second query with a snapshot taken after the lock."""
     sellable_of, every = sorted(set(product_ids)), sorted(set(every_row_of))
-    if every:
-        acquired(Rank.PRODUCT_STOCK, every)
-        rows = list(InventoryItem.objects.raw(
-            _LOCK_STOCK_ROWS_SQL, [sellable_of, every, [_stock_key(i) for i in every]]))
-    else:
-        rows = list(InventoryItem.objects.raw(_SELLABLE_ROWS_SQL, [sellable_of, every]))
+    acquired(Rank.PRODUCT_STOCK, every)
+    rows = list(InventoryItem.objects.raw(
+        _LOCK_STOCK_ROWS_SQL, [sellable_of, every, [_stock_key(i) for i in every]]))
     acquired(Rank.INVENTORY_ITEM, [row.id for row in rows])
     return rows
 
