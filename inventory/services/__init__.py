@@ -64,6 +64,8 @@ from inventory.services.moves import (
 )
 from inventory.services.reconcile import (
     Drift,
+    Stranded,
+    backorders_stranded,
     inventory_ledger_drift,
     inventory_reconcile,
 )
@@ -94,12 +96,14 @@ __all__ = [
     "allocate_backorders",
     "backorders_record",
     "backorders_reduce",
+    "backorders_stranded",
     "stock_reserve_for_order",
     "MAX_QUANTITY",
     "LOCATION_CODE_RE",
     "BulkAdjustResult",
     "Counters",
     "Drift",
+    "Stranded",
     "MAX_LINES",
     "MAX_REASON",
     "MAX_REFERENCE_ID",

@@ -1,5 +1,5 @@
-"""Reconciliation: counters against reservations (nightly report; ``reconcile_inventory --fix``)
-and against the ledger.
+"""Reconciliation: counters against reservations (nightly report; ``reconcile_inventory --fix``),
+against the ledger, and waiting backorders against sellable stock.
 """
 
 from __future__ import annotations
@@ -14,8 +14,9 @@ from django.db.models import Sum
 
 from inventory import locks
 from inventory.models import InventoryItem, Reservation, StockMovement
+from inventory.services.backorders import allocate_backorders
 from inventory.services.common import Kind
-from inventory.services.ledger import _TABLE, Change, apply_changes
+from inventory.services.ledger import _TABLE, Change, Counters, apply_changes
 
 
 @dataclass
@@ -102,3 +103,54 @@ def inventory_ledger_drift() -> list[dict[str, Any]]:
                         "reserved": reserved,
                         "ledger_on_hand": ledger["on_hand"], "ledger_reserved": ledger["reserved"]})
     return out
+
+
+_STRANDED_SQL = """
+SELECT b.product_id, MIN(b.sku), SUM(b.quantity_waiting),
+       (SELECT COALESCE(SUM(i.sellable), 0) FROM inventory_inventoryitem i
+        JOIN inventory_location l ON l.id = i.location_id
+        WHERE i.product_id = b.product_id AND l.is_active)
+FROM inventory_backorder b
+WHERE b.quantity_waiting > 0 AND EXISTS (
+    SELECT 1 FROM inventory_inventoryitem i JOIN inventory_location l ON l.id = i.location_id
+    WHERE i.product_id = b.product_id AND l.is_active AND i.sellable > 0)
+GROUP BY b.product_id
+ORDER BY b.product_id
+"""
+
+
+@dataclass
+class Stranded:
+    """A product whose queue waits while its active rows hold sellable units (allocation missed
+    them: stock that grew before this release's PRODUCT_STOCK lock, or a location re-activated)."""
+
+    product_id: uuid.UUID
+    sku: str
+    waiting: int
+    sellable: int
+    allocated: int = 0
+
+
+def backorders_stranded(*, fix: bool = False,
+                        actor: str = "system:reconcile") -> list[Stranded]:
+    """Every product with waiting backorders and sellable stock at an active location. With
+    ``fix``, serve each one's queue from that stock as a receipt would (oldest order first, never
+    more than is sellable: ``allocate_backorders``), one transaction per product: its rows locked in
+    primary-key order, the numbers read again under the lock."""
+    with connection.cursor() as cursor:
+        cursor.execute(_STRANDED_SQL)
+        found = [Stranded(*row) for row in cursor.fetchall()]
+    if not fix:
+        return found
+    for stranded in found:
+        with transaction.atomic():
+            locks.lock_product_rows([stranded.product_id])
+            rows = {item.id: Counters(item.id, item.on_hand, item.reserved, item.reorder_point,
+                                      item.version, item.sku, item.product_id, item.location_id,
+                                      item.safety_stock)
+                    for item in InventoryItem.objects.filter(product_id=stranded.product_id,
+                                                             location__is_active=True)}
+            stranded.allocated = allocate_backorders(
+                rows=rows, growth={item_id: row.sellable for item_id, row in rows.items()},
+                actor=actor)
+    return found

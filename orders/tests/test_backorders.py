@@ -427,3 +427,33 @@ def test_a_first_receipt_while_an_order_queues_waits_and_serves_it(coming, main)
                .values_list("quantity", flat=True)) == 2
     assert InventoryItem.objects.get(product=coming).sellable == 0
     assert_ledger_and_counters_agree()
+
+
+def test_reconcile_finds_and_serves_a_queue_stranded_beside_sellable_stock(customer, coming, main):
+    """A queue that waits while sellable stock sits beside it (left by the race fixed above, before
+    this release) is reported by ``reconcile_inventory`` and served by ``--fix``, oldest first."""
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    first, second = order_for(customer, coming, 2).order, order_for(customer, coming, 2).order
+    assert waiting(first) == waiting(second) == 2
+    # Stock that arrived without serving the queue, as the race left it (the ledger agrees).
+    receive(coming, main, 3)
+    Reservation.objects.filter(reference_id__in=[str(first.id), str(second.id)]).delete()
+    Backorder.objects.filter(product=coming).update(quantity_waiting=2, status="waiting")
+    InventoryItem.objects.filter(product=coming).update(reserved=0)
+    from inventory.models import StockMovement
+    StockMovement.objects.filter(inventory_item__product=coming, kind="reserve").delete()
+
+    [stranded] = inventory_services.backorders_stranded()
+    assert (stranded.sku, stranded.waiting, stranded.sellable) == ("PRE-1", 4, 3)
+    out = StringIO()
+    call_command("reconcile_inventory", stdout=out)
+    assert "stranded backorders: PRE-1" in out.getvalue() and waiting(first) == 2  # report only
+    call_command("reconcile_inventory", "--fix", stdout=out)
+    assert "3 allocated" in out.getvalue()
+    assert (waiting(first), waiting(second)) == (0, 1)  # the oldest order first
+    assert InventoryItem.objects.get(product=coming).sellable == 0
+    assert inventory_services.backorders_stranded() == []
+    assert_ledger_and_counters_agree()

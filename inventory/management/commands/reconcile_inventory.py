@@ -11,7 +11,8 @@ class Command(BaseCommand):
         "drift; --fix repairs it (ledger rows of kind adjust, reason 'reconcile'); --ledger also "
         "checks "
         "that every row's counters equal the sum of its ledger movements (a full pass over the "
-        "ledger)."
+        "ledger). It also reports products whose backorders wait beside sellable stock; --fix "
+        "serves those queues, oldest order first."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -41,6 +42,14 @@ class Command(BaseCommand):
             summary += f", {sum(1 for d in drifts if d.fixed)} fixed"
         self.stdout.write(summary if drifts
                           else "no drift: every row's reserved matches its reservations")
+        stranded = services.backorders_stranded(fix=fix)
+        for product in stranded:
+            done = f", {product.allocated} allocated" if fix else ""
+            self.stdout.write(
+                f"stranded backorders: {product.sku} (product {product.product_id}): "
+                f"{product.waiting} unit(s) waiting, {product.sellable} sellable{done}")
+        self.stdout.write(f"{len(stranded)} product(s) with stranded backorders" if stranded
+                          else "no stranded backorders: no queue waits beside sellable stock")
         if options["ledger"]:
             self.stdout.write("checking the ledger ...")
             mismatches = services.inventory_ledger_drift()
