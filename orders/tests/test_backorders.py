@@ -451,6 +451,9 @@ def test_reconcile_finds_and_serves_a_queue_stranded_beside_sellable_stock(custo
     out = StringIO()
     call_command("reconcile_inventory", stdout=out)
     assert "stranded backorders: PRE-1" in out.getvalue() and waiting(first) == 2  # report only
+    from inventory import tasks
+    assert tasks.inventory_reconcile_report()["stranded_backorders"] == 1  # the nightly report
+    assert waiting(first) == 2
     call_command("reconcile_inventory", "--fix", stdout=out)
     assert "3 allocated" in out.getvalue()
     assert (waiting(first), waiting(second)) == (0, 1)  # the oldest order first
