@@ -1,5 +1,6 @@
 """``inventory_lock_stock_rows``: an order's stock scan in one round trip with the shared
-PRODUCT_STOCK lock it must hold first (``inventory.locks.lock_stock_rows``, ``hold=``).
+PRODUCT_STOCK lock of the products it must see every row of (``inventory.locks.lock_stock_rows``,
+``every_row_of``).
 
 The advisory lock has to be taken by a statement before the scan's: a statement's snapshot is taken
 when it starts, so a scan that waited for the lock inside itself would still miss the row whose

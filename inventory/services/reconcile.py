@@ -107,7 +107,7 @@ def inventory_ledger_drift() -> list[dict[str, Any]]:
 
 _STRANDED_SQL = """
 SELECT b.product_id, MIN(b.sku), SUM(b.quantity_waiting),
-       (SELECT COALESCE(SUM(i.sellable), 0) FROM inventory_inventoryitem i
+       (SELECT COALESCE(SUM(i.sellable), 0)::bigint FROM inventory_inventoryitem i
         JOIN inventory_location l ON l.id = i.location_id
         WHERE i.product_id = b.product_id AND l.is_active)
 FROM inventory_backorder b

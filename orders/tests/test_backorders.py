@@ -448,6 +448,7 @@ def test_reconcile_finds_and_serves_a_queue_stranded_beside_sellable_stock(custo
 
     [stranded] = inventory_services.backorders_stranded()
     assert (stranded.sku, stranded.waiting, stranded.sellable) == ("PRE-1", 4, 3)
+    assert type(stranded.waiting) is type(stranded.sellable) is int
     out = StringIO()
     call_command("reconcile_inventory", stdout=out)
     assert "stranded backorders: PRE-1" in out.getvalue() and waiting(first) == 2  # report only
