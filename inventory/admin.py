@@ -94,7 +94,8 @@ class LocationAdmin(admin.ModelAdmin):
             changes = {f: data[f] for f in form.changed_data
                        if f in {"name", "priority", "address", "is_active"}}
             if changes:
-                saved = services.location_update(location_id=obj.pk, **changes)
+                saved = services.location_update(location_id=obj.pk, actor=admin_actor(request),
+                                                 **changes)
                 obj.version, obj.updated_at = saved.version, saved.updated_at
             return
         created = services.location_create(code=data["code"], name=data["name"],

@@ -590,7 +590,8 @@ class LocationViewSet(ApiViewSet):
             raise ValidationFailed("Nothing to change.",
                                    details={"non_field_errors": ["Give a field to change."]})
         location = services.location_update(location_id=uuid.UUID(pk),
-                                            expected_version=expected_version(request), **data)
+                                            expected_version=expected_version(request),
+                                            actor=actor_of(request), **data)
         return self.detail_response(selectors.location_row(location), version=location.version)
 
 

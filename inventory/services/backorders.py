@@ -7,7 +7,9 @@ grows — receive, transfer in, a restocked return, a positive adjustment, an im
 stock, a reservation released or expired — ``ledger.apply_changes`` hands the growth to
 :func:`allocate_backorders` in the same transaction: the product's queue is served oldest first,
 never more than became sellable, each allocation a reservation of the order (ledger ``reserve``)
-and an ``order.backorder_allocated`` event.
+and an ``order.backorder_allocated`` event. A location made active again serves the queues its
+stock can fill right after its commit (``location_update``, through
+``reconcile.backorders_stranded``, which ``reconcile_inventory --fix`` runs for every product).
 
 Locks: the grown rows are already held; a product's queue is locked after them (rank BACKORDER
 of ``stateset/locking.py``). Every writer of a queue — a new backordered order, a cancel, an

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import functools
 import uuid
 from typing import Any
 
@@ -11,6 +12,7 @@ from django.db import IntegrityError, transaction
 from inventory import locks
 from inventory.models import Location
 from inventory.services.common import LOCATION_CODE_RE
+from inventory.services.reconcile import backorders_stranded
 from stateset.errors import (
     Conflict,
     NotFound,
@@ -87,9 +89,12 @@ def location_create(*, code: str, name: str, priority: int = 100,
 
 
 def location_update(*, location_id: uuid.UUID, expected_version: int | None = None,
-                    **changes: Any) -> Location:
+                    actor: str = "", **changes: Any) -> Location:
     """Change ``name``, ``priority``, ``address`` or ``is_active``; bumps ``version``. Locks the
-    location row. Raises NotFound, PreconditionFailed (412) on a stale ``expected_version``,
+    location row. Re-activating a location serves the backorders its sellable stock can fill, after
+    commit (``backorders_stranded`` for that location: a transaction per product, oldest order
+    first; the nightly report names any a crash left). Raises NotFound, PreconditionFailed (412)
+    on a stale ``expected_version``,
     ValidationFailed for an unknown field or bad value."""
     allowed = {"name", "priority", "address", "is_active"}
     unknown = sorted(set(changes) - allowed)
@@ -113,8 +118,15 @@ def location_update(*, location_id: uuid.UUID, expected_version: int | None = No
             raise NotFound("No such location.", code="location_not_found")
         if expected_version is not None and location.version != expected_version:
             raise PreconditionFailed(details={"current_version": location.version})
+        activated = clean.get("is_active") is True and not location.is_active
         for key, value in clean.items():
             setattr(location, key, value)
         location.version += 1
         location.save(update_fields=[*clean, "version", "updated_at"])
+        if activated:
+            # Its stock is sellable again: orders waiting for it are served, oldest first, once
+            # this commits (their rows are locked after the location otherwise, against the order).
+            transaction.on_commit(functools.partial(
+                backorders_stranded, fix=True, actor=actor or "system:location",
+                location_id=location.id))
     return location

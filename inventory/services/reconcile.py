@@ -113,7 +113,7 @@ SELECT b.product_id, MIN(b.sku), SUM(b.quantity_waiting),
 FROM inventory_backorder b
 WHERE b.quantity_waiting > 0 AND EXISTS (
     SELECT 1 FROM inventory_inventoryitem i JOIN inventory_location l ON l.id = i.location_id
-    WHERE i.product_id = b.product_id AND l.is_active AND i.sellable > 0)
+    WHERE i.product_id = b.product_id AND l.is_active AND i.sellable > 0 {at})
 GROUP BY b.product_id
 ORDER BY b.product_id
 """
@@ -131,14 +131,16 @@ class Stranded:
     allocated: int = 0
 
 
-def backorders_stranded(*, fix: bool = False,
-                        actor: str = "system:reconcile") -> list[Stranded]:
-    """Every product with waiting backorders and sellable stock at an active location. With
-    ``fix``, serve each one's queue from that stock as a receipt would (oldest order first, never
-    more than is sellable: ``allocate_backorders``), one transaction per product: its rows locked in
-    primary-key order, the numbers read again under the lock."""
+def backorders_stranded(*, fix: bool = False, actor: str = "system:reconcile",
+                        location_id: uuid.UUID | None = None) -> list[Stranded]:
+    """Every product with waiting backorders and sellable stock at an active location (with
+    ``location_id``: at that one). With ``fix``, serve each one's queue from that stock as a
+    receipt would (oldest order first, never more than is sellable: ``allocate_backorders``), one
+    transaction per product: its rows locked in primary-key order, the numbers read again under the
+    lock."""
+    at, params = ("AND i.location_id = %s", [location_id]) if location_id else ("", [])
     with connection.cursor() as cursor:
-        cursor.execute(_STRANDED_SQL)
+        cursor.execute(_STRANDED_SQL.format(at=at), params)
         found = [Stranded(*row) for row in cursor.fetchall()]
     if not fix:
         return found

@@ -461,3 +461,21 @@ def test_reconcile_finds_and_serves_a_queue_stranded_beside_sellable_stock(custo
     assert InventoryItem.objects.get(product=coming).sellable == 0
     assert inventory_services.backorders_stranded() == []
     assert_ledger_and_counters_agree()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_reactivating_a_location_serves_the_orders_waiting_for_its_stock(api, customer, coming,
+                                                                         main):
+    """Stock at an inactive location is not sellable; when the location is active again (PATCH
+    /locations/{id}), the orders waiting for it are served from it, oldest first."""
+    spare = Location.objects.create(code="SPARE", name="Spare", priority=5)
+    receive(coming, spare, 3)
+    data_of(api.patch(f"/api/v1/locations/{spare.id}", {"is_active": False}, format="json"))
+    first, second = order_for(customer, coming, 2).order, order_for(customer, coming, 2).order
+    assert waiting(first) == waiting(second) == 2  # the spare location's units are not sellable
+    data_of(api.patch(f"/api/v1/locations/{spare.id}", {"is_active": True}, format="json"))
+    assert (waiting(first), waiting(second)) == (0, 1)
+    row = InventoryItem.objects.get(product=coming, location=spare)
+    assert row.reserved == 3 and row.sellable == 0
+    assert inventory_services.backorders_stranded() == []
+    assert_ledger_and_counters_agree()
