@@ -126,7 +126,9 @@ def location_update(*, location_id: uuid.UUID, expected_version: int | None = No
         if activated:
             # Its stock is sellable again: orders waiting for it are served, oldest first, once
             # this commits (their rows are locked after the location otherwise, against the order).
+            # robust: a failure there is logged, never the answer to a change that committed (the
+            # nightly report names what is left waiting).
             transaction.on_commit(functools.partial(
                 backorders_stranded, fix=True, actor=actor or "system:location",
-                location_id=location.id))
+                location_id=location.id), robust=True)
     return location
