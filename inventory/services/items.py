@@ -101,8 +101,7 @@ def inventory_item_update(*, item_id: uuid.UUID, changes: Mapping[str, Any],
             setattr(item, key, value)
         item.version += 1
         item.save(update_fields=[*fields, "version", "updated_at"])
-        after = Counters(item.id, item.on_hand, item.reserved, item.reorder_point, item.version,
-                         item.sku, item.product_id, item.location_id, item.safety_stock)
+        after = Counters.of(item)
         if not was_low and item.available <= item.reorder_point:
             publish_low_stock(after)
         item_cache.invalidate(item_cache_key(item.id))

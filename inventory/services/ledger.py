@@ -62,6 +62,12 @@ class Counters:
     location_id: uuid.UUID
     safety_stock: int = 0
 
+    @classmethod
+    def of(cls, item: InventoryItem) -> Counters:
+        """A row's counters as read (a row the caller holds locked)."""
+        return cls(item.id, item.on_hand, item.reserved, item.reorder_point, item.version,
+                   item.sku, item.product_id, item.location_id, item.safety_stock)
+
     @property
     def available(self) -> int:
         return self.on_hand - self.reserved

@@ -147,9 +147,7 @@ def backorders_stranded(*, fix: bool = False, actor: str = "system:reconcile",
     for stranded in found:
         with transaction.atomic():
             locks.lock_product_rows([stranded.product_id])
-            rows = {item.id: Counters(item.id, item.on_hand, item.reserved, item.reorder_point,
-                                      item.version, item.sku, item.product_id, item.location_id,
-                                      item.safety_stock)
+            rows = {item.id: Counters.of(item)
                     for item in InventoryItem.objects.filter(product_id=stranded.product_id,
                                                              location__is_active=True)}
             stranded.allocated = allocate_backorders(

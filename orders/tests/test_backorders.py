@@ -339,7 +339,11 @@ def _backend_waits_on_advisory_lock(done: threading.Event, seconds: float = 15) 
     return False
 
 
-def _in_thread(work, done: threading.Event, results: list):
+def _in_thread(work):
+    """Start ``work`` in a thread; returns the thread, an event set when it ends and a list that
+    then holds its result or exception."""
+    done, results = threading.Event(), []
+
     def run():
         try:
             results.append(work())
@@ -350,7 +354,33 @@ def _in_thread(work, done: threading.Event, results: list):
             connection.close()
     thread = threading.Thread(target=run)
     thread.start()
-    return thread
+    return thread, done, results
+
+
+def _second_while_first_is_open(first, second):
+    """Run ``first`` in a transaction a thread holds open; once it has run, start ``second`` in
+    another thread, see whether it waits on an advisory lock, then let ``first`` commit. Returns
+    (waited, first's result, second's result); an exception on either side fails the test."""
+    opened, release = threading.Event(), threading.Event()
+
+    def hold():
+        with transaction.atomic():
+            value = first()
+            opened.set()
+            assert release.wait(30)
+        return value
+
+    holding, _, held = _in_thread(hold)
+    assert opened.wait(30), held
+    waiting_side, done, results = _in_thread(second)
+    try:
+        waited = _backend_waits_on_advisory_lock(done)
+    finally:
+        release.set()
+        holding.join(30)
+        waiting_side.join(30)
+    assert not [r for r in held + results if isinstance(r, BaseException)], held + results
+    return waited, held[0], results[0]
 
 
 @pytest.mark.django_db(transaction=True)
@@ -359,29 +389,12 @@ def test_an_order_placed_while_a_first_receipt_creates_the_row_waits_for_it(cust
     """The product has no inventory row. A first receipt creates one and is still open when an
     order comes: the order waits for it (it could not lock a row it cannot see yet), then takes
     the units instead of queueing behind stock nobody would serve it from."""
-    created, release, receipt_done, order_done = (threading.Event() for _ in range(4))
-    receipt_results: list = []
-    order_results: list = []
-
-    def receipt():
-        with transaction.atomic():
-            inventory_services.stock_return_many(lines=[inventory_services.StockLine(
-                location_id=main.id, quantity=2, product_id=coming.id)])
-            created.set()
-            assert release.wait(30)
-
-    receiving = _in_thread(receipt, receipt_done, receipt_results)
-    assert created.wait(30)
-    ordering = _in_thread(lambda: order_for(customer, coming, 2), order_done, order_results)
-    try:
-        waited = _backend_waits_on_advisory_lock(order_done)
-    finally:
-        release.set()
-        receiving.join(30)
-        ordering.join(30)
-    assert waited, f"the order did not wait for the new row: {order_results}"
-    assert not [r for r in receipt_results + order_results if isinstance(r, BaseException)]
-    order = order_results[0].order
+    waited, _, created = _second_while_first_is_open(
+        lambda: inventory_services.stock_return_many(lines=[inventory_services.StockLine(
+            location_id=main.id, quantity=2, product_id=coming.id)]),
+        lambda: order_for(customer, coming, 2))
+    assert waited, "the order did not wait for the new row"
+    order = created.order
     assert waiting(order) == 0
     assert sum(Reservation.objects.filter(reference_id=str(order.id), status="active")
                .values_list("quantity", flat=True)) == 2
@@ -394,34 +407,16 @@ def test_a_first_receipt_while_an_order_queues_waits_and_serves_it(coming, main)
     """The other way round: an order has queued its units (no row exists) and is still open when
     the product's first receipt creates a row; the receipt waits for the order and then serves
     its queue."""
-    queued, release, order_done, receipt_done = (threading.Event() for _ in range(4))
-    order_results: list = []
-    receipt_results: list = []
     order_id, line_id = uuid.uuid4(), uuid.uuid4()
-
-    def order():
-        with transaction.atomic():
-            reserved = inventory_services.stock_reserve_for_order(
-                lines=[inventory_services.ReserveLine(product_id=coming.id, quantity=2,
-                                                      backorder_line_id=line_id)],
-                queue=inventory_services.Queue(order_id=order_id, order_number="SO-RACE",
-                                               queued_at=timezone.now()))
-            queued.set()
-            assert release.wait(30)
-            return reserved
-
-    ordering = _in_thread(order, order_done, order_results)
-    assert queued.wait(30)
-    receiving = _in_thread(lambda: receive(coming, main, 2), receipt_done, receipt_results)
-    try:
-        waited = _backend_waits_on_advisory_lock(receipt_done)
-    finally:
-        release.set()
-        ordering.join(30)
-        receiving.join(30)
-    assert waited, f"the receipt did not wait for the order: {receipt_results}"
-    assert not [r for r in receipt_results + order_results if isinstance(r, BaseException)]
-    assert order_results[0].backordered == {line_id: 2}
+    waited, reserved, _ = _second_while_first_is_open(
+        lambda: inventory_services.stock_reserve_for_order(
+            lines=[inventory_services.ReserveLine(product_id=coming.id, quantity=2,
+                                                  backorder_line_id=line_id)],
+            queue=inventory_services.Queue(order_id=order_id, order_number="SO-RACE",
+                                           queued_at=timezone.now())),
+        lambda: receive(coming, main, 2))
+    assert waited, "the receipt did not wait for the order"
+    assert reserved.backordered == {line_id: 2}
     assert Backorder.objects.get(line_id=line_id).quantity_waiting == 0
     assert sum(Reservation.objects.filter(reference_id=str(order_id), status="active")
                .values_list("quantity", flat=True)) == 2
