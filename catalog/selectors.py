@@ -151,11 +151,22 @@ _products_by_ids: CompiledRead[Product] = CompiledRead(
 
 def products_by_skus(*, skus: Iterable[str]) -> dict[str, Product]:
     """Products keyed by upper-cased SKU, matched in any letter case, in one query."""
-    wanted = {s.upper() for s in skus}
+    wanted = tuple({s.upper() for s in skus})
     if not wanted:
         return {}
-    rows = _light_products_by_sku().filter(sku_upper__in=wanted)  # type: ignore[misc]  # its alias
+    rows: Iterable[Product]
+    if len(wanted) > _COMPILED_IDS:
+        rows = _light_products_by_sku().filter(sku_upper__in=wanted)  # type: ignore[misc]  # its alias
+    else:
+        rows = _products_by_skus(wanted)
     return {product.sku.upper(): product for product in rows}
+
+
+# A reservation's (or an order's) products by SKU, compiled once per count of SKUs: the request's
+# largest share of CPU before (17% of ``POST /inventory/reserve`` under the CPU-clock profiler).
+_products_by_skus: CompiledRead[Product] = CompiledRead(
+    lambda skus: Product.objects.alias(sku_upper=Upper("sku")).filter(sku_upper__in=skus)
+    .order_by().defer(*_HEAVY), key=str)
 
 
 # --- search --------------------------------------------------------------------------------------

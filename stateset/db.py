@@ -445,15 +445,20 @@ class CompiledRead[M: Model]:
     ORM's, from the database the router picks for a read.
 
     ``build`` takes the ids (a UUID, or a tuple of UUIDs for ``__in``: one compilation per tuple
-    length) and returns a queryset of model instances; it runs once per shape with stand-in UUIDs,
+    length) and returns a queryset of model instances; it runs once per shape with stand-in values,
     each of which must appear exactly once among the compiled parameters (else the shape is
     refused: :class:`TypeError`, a programming error), and so is one with ``select_related`` or
     annotations. Unlike :class:`Prebuilt`, which saves resolving a queryset but still compiles
-    each caller's clone, nothing is built per call but the parameter list. Arguments are anything
-    ``uuid.UUID()`` reads; a malformed one raises ``ValueError``."""
+    each caller's clone, nothing is built per call but the parameter list. With ``key=uuid.UUID``
+    (the default) arguments are anything ``uuid.UUID()`` reads (a malformed one raises
+    ``ValueError``); with ``key=str`` they are strings, sent as given (``build`` must not
+    transform its arguments: a lookup that does, such as ``__iexact``, fails the stand-in check),
+    and anything else raises ``TypeError``."""
 
-    def __init__(self, build: Callable[..., QuerySet[M]]) -> None:
+    def __init__(self, build: Callable[..., QuerySet[M]], *,
+                 key: type[uuid.UUID] | type[str] = uuid.UUID) -> None:
         self._build = build
+        self._key = key
         self._compiled: dict[tuple[int, ...], _Compiled] = {}
         self._lock = threading.Lock()
 
@@ -464,7 +469,8 @@ class CompiledRead[M: Model]:
             with self._lock:
                 compiled = self._compiled.get(shape) or self._compile(shape)
                 self._compiled[shape] = compiled
-        values = [_as_uuid(value) for arg in args
+        as_key = _as_uuid if self._key is uuid.UUID else _as_text
+        values = [as_key(value) for arg in args
                   for value in (arg if isinstance(arg, tuple) else (arg,))]
         params = list(compiled.params)
         for slot, value in zip(compiled.slots, values, strict=True):
@@ -487,7 +493,9 @@ class CompiledRead[M: Model]:
         return found
 
     def _compile(self, shape: tuple[int, ...]) -> _Compiled:
-        stand_ins = [tuple(uuid.uuid4() for _ in range(n)) if n >= 0 else uuid.uuid4()
+        stand_in: Callable[[], Any] = (uuid.uuid4 if self._key is uuid.UUID
+                                       else lambda: f"stand-in {uuid.uuid4().hex}")
+        stand_ins = [tuple(stand_in() for _ in range(n)) if n >= 0 else stand_in()
                      for n in shape]
         queryset = self._build(*stand_ins)
         compiler = queryset.query.get_compiler(using="default")
@@ -519,3 +527,9 @@ class CompiledRead[M: Model]:
 
 def _as_uuid(value: Any) -> uuid.UUID:
     return value if isinstance(value, uuid.UUID) else uuid.UUID(str(value))
+
+
+def _as_text(value: Any) -> str:
+    if not isinstance(value, str):
+        raise TypeError(f"a text key, not {type(value).__name__}")
+    return value

@@ -100,3 +100,22 @@ def test_threads_compiling_at_once_read_their_own_rows():
     for thread in threads:
         thread.join()
     assert found == {i: c.pk for i, c in enumerate(customers)}
+
+
+def test_text_keys_are_sent_as_given_one_compilation_per_count():
+    read = CompiledRead(lambda emails: Customer.objects.filter(email__in=emails).order_by("email"),
+                        key=str)
+    first, second = CustomerFactory(email="a@example.com"), CustomerFactory(email="b@example.com")
+    assert [c.pk for c in read(("a@example.com",))] == [first.pk]
+    assert [c.pk for c in read(("b@example.com", "a@example.com"))] == [first.pk, second.pk]
+    assert read(("A@EXAMPLE.COM",)) == []  # as given: no case folding the build did not ask for
+    assert sorted(read._compiled) == [(1,), (2,)]
+    with pytest.raises(TypeError, match="text key"):
+        read((uuid.uuid4(),))
+
+
+def test_a_text_lookup_that_transforms_its_argument_is_refused():
+    # __icontains sends "%stand-in …%": the stand-in is not one parameter as given.
+    read = CompiledRead(lambda name: Customer.objects.filter(first_name__icontains=name), key=str)
+    with pytest.raises(TypeError, match="one parameter"):
+        read("x")

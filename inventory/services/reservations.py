@@ -14,9 +14,8 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
-from inventory import locks
+from inventory import locks, selectors
 from inventory.models import Backorder, InventoryItem, Reservation
-from inventory.selectors import locations_checked
 from inventory.services import backorders
 from inventory.services.common import (
     MAX_LINES,
@@ -134,7 +133,8 @@ class _Line:
 
 
 def _reserve(*, lines: Sequence[ReserveLine], reference_type: str, reference_id: str,
-             expires_at: datetime | None, actor: str, queue: Queue | None) -> Reserved:
+             expires_at: datetime | None, actor: str, queue: Queue | None,
+             optimistic: bool = True) -> Reserved:
     if not isinstance(lines, Sequence) or not 1 <= len(lines) <= MAX_LINES:
         raise ValidationFailed(f"Give 1 to {MAX_LINES} lines.",
                                details={"lines": [f"Give 1 to {MAX_LINES} lines."]})
@@ -176,7 +176,7 @@ def _reserve(*, lines: Sequence[ReserveLine], reference_type: str, reference_id:
     explicit = {as_uuid(ln.location_id, "location_id") for ln in lines
                 if ln.location_id is not None}
     if explicit:
-        locations_checked(explicit, active=True, in_body=False)
+        selectors.locations_checked(explicit, active=True, in_body=False)
     parsed = [
         _Line(i, ln.quantity, ref,
               as_uuid(ln.location_id, "location_id") if ln.location_id is not None else None)
@@ -185,67 +185,116 @@ def _reserve(*, lines: Sequence[ReserveLine], reference_type: str, reference_id:
 
     may_wait = {line.product.id for line, given in zip(parsed, lines, strict=True)
                 if queue is not None and given.backorder_line_id is not None}
+    # A plain reservation (not an order's) plans on the rows as last committed, unlocked, when its
+    # plan takes from one row: the counters' conditional UPDATE then locks that row and decides, so
+    # the hot row is held from that UPDATE to the commit only (two round trips), not from a
+    # SELECT ... FOR UPDATE before it; a refusal from the snapshot takes no lock at all. A plan
+    # over several rows locks them first, in id order (apply_changes' rule); a row that changed
+    # under the plan makes the whole attempt start again, with the locks.
+    if optimistic and queue is None:
+        try:
+            return _reserve_planned(parsed, lines, reference_type, reference_id, expires_at,
+                                    actor, queue, may_wait, optimistic=True)
+        except _Raced:
+            pass
+    return _reserve_planned(parsed, lines, reference_type, reference_id, expires_at, actor,
+                            queue, may_wait, optimistic=False)
+
+
+class _Raced(Exception):
+    """An optimistic reservation's row changed between its read and its UPDATE."""
+
+
+@dataclass
+class _Plan:
+    allocations: list[tuple[int, InventoryItem, int]]  # (line index, row, units)
+    waiting: list[tuple[int, int]]  # (line index, units short) of lines that queue
+    short: list[dict[str, Any]]  # the 409's lines
+
+    def per_row(self) -> dict[uuid.UUID, int]:
+        units: dict[uuid.UUID, int] = defaultdict(int)
+        for _, row, take in self.allocations:
+            units[row.id] += take
+        return units
+
+
+def _plan(parsed: Sequence[_Line], lines: Sequence[ReserveLine], rows: Sequence[InventoryItem],
+          may_wait: set[uuid.UUID]) -> _Plan:
+    remaining = {row.id: row.sellable for row in rows}
+    allowed = {line.product.id for line in parsed if line.product.allow_backorder} | {
+        row.product_id for row in rows if row.allow_backorder}
+    plan = _Plan(allocations=[], waiting=[], short=[])
+    candidates: dict[uuid.UUID, list[InventoryItem]] = defaultdict(list)
+    # location_priority and location_code are annotated on the rows by their scan.
+    for row in sorted(rows, key=lambda r: (
+            r.location_priority, r.location_code, r.id)):  # type: ignore[attr-defined]  # above
+        candidates[row.product_id].append(row)
+    # Lines pinned to a location go first, so a line free to go anywhere does not take their stock.
+    for line in sorted(parsed, key=lambda ln: (ln.location_id is None, ln.index)):
+        pool = [r for r in candidates[line.product.id]
+                if line.location_id is None or r.location_id == line.location_id]
+        available = sum(remaining[r.id] for r in pool)
+        backorder = (lines[line.index].backorder_line_id is not None
+                     and line.product.id in may_wait & allowed)
+        if available < line.quantity and backorder:
+            plan.waiting.append((line.index, line.quantity - available))
+        elif available < line.quantity:
+            entry = {"index": line.index, "sku": line.product.sku,
+                     "product_id": str(line.product.id),
+                     "requested": line.quantity, "available": available}
+            if line.location_id is not None:
+                entry["location_id"] = str(line.location_id)
+            plan.short.append(entry)
+            continue
+        need = line.quantity
+        for row in pool:
+            take = min(need, remaining[row.id])
+            if take <= 0:
+                continue
+            remaining[row.id] -= take
+            plan.allocations.append((line.index, row, take))
+            need -= take
+            if need == 0:
+                break
+    return plan
+
+
+def _reserve_planned(parsed: Sequence[_Line], lines: Sequence[ReserveLine], reference_type: str,
+                     reference_id: str, expires_at: datetime | None, actor: str,
+                     queue: Queue | None, may_wait: set[uuid.UUID], *,
+                     optimistic: bool) -> Reserved:
     # An order's reservation takes no savepoint of its own (two round trips fewer): it runs inside
     # the order's transaction, which a refusal ends, so the order's rollback is the one that counts.
     # After the row locks, the movements, reservations and outbox row go as one statement.
     with transaction.atomic(savepoint=queue is None), batched_inserts():
-        # A line that may wait queues behind rows it must all see (a row created while this scan
-        # ran would get stock nobody serves the queue from): ``every_row_of`` also takes the
-        # products' shared PRODUCT_STOCK lock before the scan.
-        rows = locks.lock_stock_rows((line.product.id for line in parsed), every_row_of=may_wait)
-        remaining = {row.id: row.sellable for row in rows}
-        allowed = {line.product.id for line in parsed if line.product.allow_backorder} | {
-            row.product_id for row in rows if row.allow_backorder}
-        waiting: list[tuple[int, int]] = []  # (line index, units short)
-        candidates: dict[uuid.UUID, list[InventoryItem]] = defaultdict(list)
-        # location_priority and location_code are annotated on the rows by locks.lock_stock_rows.
-        for row in sorted(rows, key=lambda r: (
-                r.location_priority, r.location_code, r.id)):  # type: ignore[attr-defined]  # above
-            candidates[row.product_id].append(row)
-        allocations: list[tuple[int, InventoryItem, int]] = []
-        short: list[dict[str, Any]] = []
-        # Lines pinned to a location go first, so a line free to go anywhere does not take their
-        # stock.
-        for line in sorted(parsed, key=lambda ln: (ln.location_id is None, ln.index)):
-            pool = [r for r in candidates[line.product.id]
-                    if line.location_id is None or r.location_id == line.location_id]
-            available = sum(remaining[r.id] for r in pool)
-            backorder = (lines[line.index].backorder_line_id is not None
-                         and line.product.id in may_wait & allowed)
-            if available < line.quantity and backorder:
-                waiting.append((line.index, line.quantity - available))
-            elif available < line.quantity:
-                entry = {"index": line.index, "sku": line.product.sku,
-                         "product_id": str(line.product.id),
-                         "requested": line.quantity, "available": available}
-                if line.location_id is not None:
-                    entry["location_id"] = str(line.location_id)
-                short.append(entry)
-                continue
-            need = line.quantity
-            for row in pool:
-                take = min(need, remaining[row.id])
-                if take <= 0:
-                    continue
-                remaining[row.id] -= take
-                allocations.append((line.index, row, take))
-                need -= take
-                if need == 0:
-                    break
+        plan = None
+        if optimistic:
+            plan = _plan(parsed, lines, selectors.sellable_rows(ln.product.id for ln in parsed),
+                         may_wait)
+            if not plan.short and len(plan.per_row()) > 1:
+                plan = None  # several rows: locked first, in id order
+        if plan is None:
+            # A line that may wait queues behind rows it must all see (a row created while this
+            # scan ran would get stock nobody serves the queue from): ``every_row_of`` also takes
+            # the products' shared PRODUCT_STOCK lock before the scan.
+            rows = locks.lock_stock_rows((line.product.id for line in parsed),
+                                         every_row_of=may_wait)
+            plan = _plan(parsed, lines, rows, may_wait)
+        allocations, waiting, short = plan.allocations, plan.waiting, plan.short
         if short:
             short.sort(key=lambda e: e["index"])
             raise InsufficientStock(
                 f"Not enough stock for {len(short)} of {len(lines)} line(s).",
                 details={"lines": short}
             )
-        per_row: dict[uuid.UUID, int] = defaultdict(int)
-        for _, row, take in allocations:
-            per_row[row.id] += take
         try:
             after = apply_changes(
                 [Change(item_id, 0, qty, Kind.RESERVE, "", reference_type, reference_id)
-                            for item_id, qty in per_row.items()], actor=actor)
-        except Rejected:  # cannot happen under the row locks; the guard is the last line of defence
+                 for item_id, qty in plan.per_row().items()], actor=actor)
+        except Rejected:
+            if optimistic:  # the row changed since the plan's read: again, under the locks
+                raise _Raced() from None
+            # Cannot happen under the row locks; the guard is the last line of defence.
             logger.error("reservation guard rejected locked rows",
                          extra={"reference_id": reference_id})
             raise InsufficientStock("Stock changed while reserving; retry.") from None

@@ -4,13 +4,15 @@ up."""
 from __future__ import annotations
 
 import random
+import threading
 from collections import Counter
 from datetime import timedelta
 
 import pytest
+from django.db import connection, transaction
 from django.utils import timezone
 
-from inventory import services
+from inventory import selectors, services
 from inventory.models import InventoryItem, Reservation, StockMovement
 from inventory.services import ReserveLine
 from inventory.tests.factories import (
@@ -20,7 +22,7 @@ from inventory.tests.factories import (
     item,
     stock,
 )
-from stateset.errors import Conflict
+from stateset.errors import Conflict, InsufficientStock
 from stateset.testing import client_for, run_threads, run_threads_cleanly
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -189,3 +191,100 @@ def test_ledger_reproduces_counters_after_a_concurrent_mixed_workload():
     total = sum(results, Counter())
     assert total["reserve"] > 0 and total["refused"] > 0, total
     assert assert_ledger_matches_counters() >= 3
+
+
+# --- the optimistic reservation (inventory.services.reservations: plan unlocked, UPDATE decides) --
+
+
+def _reserve_line(sku: str, quantity: int, reference_id: str) -> list[Reservation]:
+    return services.stock_reserve(lines=[ReserveLine(sku=sku, quantity=quantity)],
+                                  reference_type="cart", reference_id=reference_id)
+
+
+def _elsewhere(work):
+    """Run ``work`` on another connection, to its commit, while this thread waits."""
+    done: list[object] = []
+
+    def run() -> None:
+        try:
+            done.append(work())
+        except BaseException as exc:  # reported to the test below
+            done.append(exc)
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    thread.join(30)
+    assert done and not isinstance(done[0], BaseException), done
+    return done[0]
+
+
+@pytest.mark.parametrize("east_units", [0, 5])
+def test_stock_taken_between_the_plan_and_its_update_is_planned_again_under_locks(
+        monkeypatch, east_units):
+    """The plan reads MAIN's 3 units unlocked; before its UPDATE another reservation takes them.
+    The UPDATE's guard refuses, and the attempt starts again with the rows locked: the units come
+    from EAST when it has them, else a 409 that says what is left — never an oversell, never a
+    500."""
+    product = ProductFactory(sku="RACED-1")
+    main = LocationFactory(code="MAIN", priority=0)
+    east = LocationFactory(code="EAST", priority=10)
+    stock(product, main, 3)
+    if east_units:
+        stock(product, east, east_units)
+    original = selectors.sellable_rows
+    reads: list[int] = []
+
+    def read_then_lose_the_race(product_ids):
+        rows = original(product_ids)
+        reads.append(len(rows))
+        if len(reads) == 1:  # the first plan's read: the thief commits before its UPDATE
+            _elsewhere(lambda: _reserve_line("RACED-1", 3, "thief"))
+        return rows
+
+    monkeypatch.setattr(selectors, "sellable_rows", read_then_lose_the_race)
+    if east_units:
+        (reservation,) = _reserve_line("RACED-1", 2, "late")
+        assert reservation.inventory_item.location_id == east.id
+        assert (item(product, east).reserved, item(product, main).reserved) == (2, 3)
+    else:
+        with pytest.raises(InsufficientStock) as refused:
+            _reserve_line("RACED-1", 2, "late")
+        assert refused.value.details["lines"][0]["available"] == 0
+        assert not Reservation.objects.filter(reference_id="late").exists()
+    # Two plans: the optimistic one that lost (plus the thief's own), then the locked one
+    # (lock_stock_rows, not this read).
+    assert reads == [1 + (east_units > 0), 1 + (east_units > 0)]
+    assert StockMovement.objects.filter(kind="reserve").count() == 1 + (east_units > 0)
+    assert_ledger_matches_counters()
+
+
+def test_a_refusal_from_the_unlocked_plan_waits_for_no_row_lock():
+    """A reservation the snapshot already refuses (the flash sale's 409s) takes no lock: with the
+    row held by another open transaction it answers at once instead of queueing behind it."""
+    product = ProductFactory(sku="HELD-1")
+    main = LocationFactory(code="MAIN", priority=0)
+    stock(product, main, 2)
+    row = item(product, main)
+    opened, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with transaction.atomic():
+            InventoryItem.objects.select_for_update().get(pk=row.pk)
+            opened.set()
+            assert release.wait(30)
+
+    holder = threading.Thread(target=lambda: (hold(), connection.close()))
+    holder.start()
+    try:
+        assert opened.wait(30)
+        with transaction.atomic():
+            with connection.cursor() as cursor:  # a wait for the row lock fails the test
+                cursor.execute("SET LOCAL lock_timeout = '2s'")
+            with pytest.raises(InsufficientStock):
+                _reserve_line("HELD-1", 3, "too-many")
+    finally:
+        release.set()
+        holder.join(30)
+    assert item(product, main).reserved == 0
