@@ -223,21 +223,22 @@ def inventory_detail(item_id: uuid.UUID) -> dict[str, Any] | None:
     return item_cache.get_or_load(item_cache_key(item_id), load, depends_on=sku_version_key())
 
 
-# The columns and rows of ``locks.lock_stock_rows``' scan (migration ``inventory 0005``), unlocked.
+# The columns of ``locks.lock_stock_rows``' scan (migration ``inventory 0005``), unlocked.
 _SELLABLE_ROWS_SQL = """
 SELECT i.id, i.product_id, i.location_id, i.sku, i.on_hand, i.reserved, i.available, i.sellable,
        i.version, i.allow_backorder, l.priority AS location_priority, l.code AS location_code
 FROM inventory_inventoryitem i JOIN inventory_location l ON l.id = i.location_id
-WHERE l.is_active AND i.product_id = ANY(%s) AND i.sellable > 0
+WHERE l.is_active AND i.product_id = ANY(%s) AND (i.sellable > 0 OR i.allow_backorder)
 ORDER BY i.id
 """
 
 
 def sellable_rows(product_ids: Iterable[uuid.UUID]) -> list[InventoryItem]:
     """The rows ``locks.lock_stock_rows`` would lock for ``product_ids`` (active locations, sellable
-    units; ``location_priority`` and ``location_code`` annotated), as last committed, from the
-    primary and without a lock: an optimistic reservation plans on them and its conditional UPDATE
-    decides (``inventory.services.reservations``)."""
+    units; ``location_priority`` and ``location_code`` annotated) and the active rows that allow
+    backorders (an order's line could wait on them), as last committed, from the primary and
+    without a lock: an optimistic reservation plans on them and its conditional UPDATE decides
+    (``inventory.services.reservations``)."""
     return list(InventoryItem.objects.db_manager("default").raw(
         _SELLABLE_ROWS_SQL, [sorted(set(product_ids))]))
 

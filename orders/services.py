@@ -321,109 +321,124 @@ def order_create(
         None if address is None else clean_json_object(address, name)
         for name, address in (("shipping_address", shipping_address),
                               ("billing_address", billing_address)))
-    with transaction.atomic(durable=True):
-        customer = customers_selectors.customer_get(customer_id=customer_id)
-        if customer is None:
-            raise ValidationFailed("No such customer.", code="customer_not_found",
-                                   details={"customer_id": ["No such customer."]})
-        products = _products(items)
-        order_currency = _currency(currency, products, items, set_prices)
-        line_inputs, list_prices = _price(items, products, order_currency, set_prices)
-        discount_total, discount_rows = _discounts(discounts, order_currency)
-        priced = pricing.price_order(
-            currency=order_currency, lines=line_inputs, discounts=discount_total,
-            shipping=_shipping(shipping_lines, order_currency, set_prices),
-            rules=pricing.TaxRules.for_address(shipping_address))
-        if (total_amount is not None
-            and parse_money(total_amount, order_currency, "total_amount") != priced.total_amount):
-            expected = money_str(priced.total_amount, order_currency)
-            raise ValidationFailed("total_amount does not match the order's lines.",
-                                   code="total_mismatch",
-                                   details={"expected": expected,
-                                            "total_amount": [f"The order totals {expected}."]})
 
-        order = Order(
-            id=uuid.uuid4(), created_at=timezone.now(), customer_id=customer.id,
-            currency=order_currency,
-            subtotal=priced.subtotal, discount_total=priced.discount_total,
-            shipping_total=priced.shipping_total,
-            tax_total=priced.tax_total, total_amount=priced.total_amount,
-            taxes_included=priced.prices_include_tax,
-            taxes_sent=any(line.taxes is not None for line in items)
-            or any(s.taxes is not None for s in shipping_lines),
-            discounts=discount_rows, channel=channel, external_id=external_id,
-            shipping_address=shipping_address, billing_address=billing_address, notes=notes,
-            metadata=metadata or {},
-        )
-        insert_rows([order], returning=("order_number",))
-        if external_id:
-            _claim_channel_order(order)
-        order_items = [
-            OrderItem(
-                order_id=order.id, order_created_at=order.created_at, product_id=product.id,
-                sku=product.sku,
-                name=product.name, quantity=line.quantity, unit_price=line.unit_price,
-                list_price=list_price,
-                total_price=line.total_price, line_discount=given.discount,
-                discount_total=line.discount_total, net_total=line.net_total,
-                tax_total=line.tax_total, taxes=[tax.as_dict(order_currency) for tax in line.taxes],
+    def attempt(optimistic: bool) -> CreatedOrder:
+        with transaction.atomic(durable=True):
+            customer = customers_selectors.customer_get(customer_id=customer_id)
+            if customer is None:
+                raise ValidationFailed("No such customer.", code="customer_not_found",
+                                       details={"customer_id": ["No such customer."]})
+            products = _products(items)
+            order_currency = _currency(currency, products, items, set_prices)
+            line_inputs, list_prices = _price(items, products, order_currency, set_prices)
+            discount_total, discount_rows = _discounts(discounts, order_currency)
+            priced = pricing.price_order(
+                currency=order_currency, lines=line_inputs, discounts=discount_total,
+                shipping=_shipping(shipping_lines, order_currency, set_prices),
+                rules=pricing.TaxRules.for_address(shipping_address))
+            if (total_amount is not None and parse_money(total_amount, order_currency,
+                                                         "total_amount") != priced.total_amount):
+                expected = money_str(priced.total_amount, order_currency)
+                raise ValidationFailed("total_amount does not match the order's lines.",
+                                       code="total_mismatch",
+                                       details={"expected": expected,
+                                                "total_amount": [f"The order totals {expected}."]})
+
+            order = Order(
+                id=uuid.uuid4(), created_at=timezone.now(), customer_id=customer.id,
+                currency=order_currency,
+                subtotal=priced.subtotal, discount_total=priced.discount_total,
+                shipping_total=priced.shipping_total,
+                tax_total=priced.tax_total, total_amount=priced.total_amount,
+                taxes_included=priced.prices_include_tax,
+                taxes_sent=any(line.taxes is not None for line in items)
+                or any(s.taxes is not None for s in shipping_lines),
+                discounts=discount_rows, channel=channel, external_id=external_id,
+                shipping_address=shipping_address, billing_address=billing_address, notes=notes,
+                metadata=metadata or {},
             )
-            for product, line, given,
-            list_price in zip(products, priced.lines, line_inputs, list_prices, strict=True)
-        ]
-        shipping = [
-            ShippingLine(order_id=order.id, order_created_at=order.created_at, method=ship.method,
-                         amount=ship.amount,
-                         tax_total=ship.tax_total,
-                         taxes=[tax.as_dict(order_currency) for tax in ship.taxes])
-            for ship in priced.shipping
-        ]
-        total = money_str(order.total_amount, order_currency)
-        events = [
-            event(order, OrderEvent.Kind.CREATED, actor, to_status=order.status,
-                  data={"total_amount": total, "items": len(order_items)}),
-            event(order, OrderEvent.Kind.RESERVED, actor,
-                  data={
-                      "lines": [{"sku": item.sku, "quantity": item.quantity}
-                                for item in order_items]}),
-        ]
-        # Stock, then every row of the order in the same round trip (``batched_inserts``): the
-        # inventory row locks are held for the conditional UPDATE, one INSERT statement and the
-        # commit, which is what bounds throughput on a hot SKU.
-        with batched_inserts():
-            reserved = inventory_services.stock_reserve_for_order(
-                lines=[inventory_services.ReserveLine(
-                    product_id=item.product_id, quantity=item.quantity, backorder_line_id=item.id,
-                    product=inventory_services.ProductRef(product.id, product.sku,
-                                                          product.is_active,
-                                                          product.allow_backorder))
-                       for item, product in zip(order_items, products, strict=True)],
-                queue=inventory_services.Queue(order_id=order.id, order_number=order.order_number,
-                                               queued_at=order.created_at),
-                actor=actor,
-            )
-            insert_rows(order_items)
-            if shipping:
-                insert_rows(shipping)
-            insert_rows(events)
-            webhooks.publish(event_type="order.created", payload={
-                **event_ref(order), "customer_id": str(customer.id), "status": order.status,
-                "currency": order.currency, "total_amount": total, "channel": channel,
-                "external_id": external_id,
-                "items": [{"sku": item.sku, "quantity": item.quantity,
-                           "unit_price": money_str(item.unit_price, order_currency)}
-                          for item in order_items],
-            })
-        if reserved.backordered:
-            waiting = [{"sku": item.sku, "order_item_id": str(item.id),
-                        "quantity": reserved.backordered[item.id]}
-                       for item in order_items if item.id in reserved.backordered]
-            event(order, OrderEvent.Kind.NOTE, actor, message="Backordered: waiting for stock.",
-                  data={"backordered": waiting}).save(force_insert=True)
-        order_cache.invalidate_group(f"customer:{customer.id}")  # a new id has no detail to drop
-        transaction.on_commit(metrics.ORDERS_CREATED.inc)
-    return CreatedOrder(order=order, customer=customer, items=order_items, events=events,
-                        shipping_lines=shipping, backordered=reserved.backordered)
+            insert_rows([order], returning=("order_number",))
+            if external_id:
+                _claim_channel_order(order)
+            order_items = [
+                OrderItem(
+                    order_id=order.id, order_created_at=order.created_at, product_id=product.id,
+                    sku=product.sku,
+                    name=product.name, quantity=line.quantity, unit_price=line.unit_price,
+                    list_price=list_price,
+                    total_price=line.total_price, line_discount=given.discount,
+                    discount_total=line.discount_total, net_total=line.net_total,
+                    tax_total=line.tax_total,
+                    taxes=[tax.as_dict(order_currency) for tax in line.taxes],
+                )
+                for product, line, given,
+                list_price in zip(products, priced.lines, line_inputs, list_prices, strict=True)
+            ]
+            shipping = [
+                ShippingLine(order_id=order.id, order_created_at=order.created_at,
+                             method=ship.method, amount=ship.amount,
+                             tax_total=ship.tax_total,
+                             taxes=[tax.as_dict(order_currency) for tax in ship.taxes])
+                for ship in priced.shipping
+            ]
+            total = money_str(order.total_amount, order_currency)
+            events = [
+                event(order, OrderEvent.Kind.CREATED, actor, to_status=order.status,
+                      data={"total_amount": total, "items": len(order_items)}),
+                event(order, OrderEvent.Kind.RESERVED, actor,
+                      data={
+                          "lines": [{"sku": item.sku, "quantity": item.quantity}
+                                    for item in order_items]}),
+            ]
+            # Stock, then every row of the order in the same round trip (``batched_inserts``): the
+            # inventory row locks are held for the conditional UPDATE, one INSERT statement and the
+            # commit, which is what bounds throughput on a hot SKU.
+            with batched_inserts():
+                reserved = inventory_services.stock_reserve_for_order(
+                    lines=[inventory_services.ReserveLine(
+                        product_id=item.product_id, quantity=item.quantity,
+                        backorder_line_id=item.id,
+                        product=inventory_services.ProductRef(product.id, product.sku,
+                                                              product.is_active,
+                                                              product.allow_backorder))
+                           for item, product in zip(order_items, products, strict=True)],
+                    queue=inventory_services.Queue(order_id=order.id,
+                                                   order_number=order.order_number,
+                                                   queued_at=order.created_at),
+                    actor=actor, optimistic=optimistic,
+                )
+                insert_rows(order_items)
+                if shipping:
+                    insert_rows(shipping)
+                insert_rows(events)
+                webhooks.publish(event_type="order.created", payload={
+                    **event_ref(order), "customer_id": str(customer.id), "status": order.status,
+                    "currency": order.currency, "total_amount": total, "channel": channel,
+                    "external_id": external_id,
+                    "items": [{"sku": item.sku, "quantity": item.quantity,
+                               "unit_price": money_str(item.unit_price, order_currency)}
+                              for item in order_items],
+                })
+            if reserved.backordered:
+                waiting = [{"sku": item.sku, "order_item_id": str(item.id),
+                            "quantity": reserved.backordered[item.id]}
+                           for item in order_items if item.id in reserved.backordered]
+                event(order, OrderEvent.Kind.NOTE, actor, message="Backordered: waiting for stock.",
+                      data={"backordered": waiting}).save(force_insert=True)
+            # A new id has no detail to drop.
+            order_cache.invalidate_group(f"customer:{customer.id}")
+            transaction.on_commit(metrics.ORDERS_CREATED.inc)
+        return CreatedOrder(order=order, customer=customer, items=order_items, events=events,
+                            shipping_lines=shipping, backordered=reserved.backordered)
+
+    # The stock is reserved optimistically first (inventory.services.stock_reserve_for_order): a
+    # hot row is locked by its conditional UPDATE, not before it. When that row changed under the
+    # plan, the transaction (which may hold the row's lock) is rolled back and the order made
+    # again with its rows locked in order first.
+    try:
+        return attempt(optimistic=True)
+    except inventory_services.StockRaced:
+        return attempt(optimistic=False)
 
 
 def _locked(order_id: uuid.UUID, expected_version: int | None) -> Order:

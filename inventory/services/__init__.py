@@ -75,6 +75,7 @@ from inventory.services.reservations import (
     Queue,
     Reserved,
     ReserveLine,
+    StockRaced,
     reservation_extend,
     reservations_expire,
     stock_fulfil,
@@ -86,6 +87,7 @@ from inventory.services.reservations import (
 )
 
 __all__ = [
+    "StockRaced",
     "LineChange",
     "stock_rebalance",
     "MAX_EXPIRES_IN",

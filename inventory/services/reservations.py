@@ -79,9 +79,13 @@ def stock_reserve(*, lines: list[ReserveLine], reference_type: str, reference_id
     by ``priority`` (then code), splitting the line across locations when the first is short. Lines
     of the same product share what is available (lines with a location are served first).
 
-    Locks: every inventory row of the lines' products at active locations with stock, in one
-    ``SELECT ... ORDER BY id FOR UPDATE`` (so opposite line orders cannot deadlock), then one
-    conditional UPDATE, one INSERT of reservations and one of movements (``reserve``, one per row).
+    Locks: when the plan (made on the rows as last committed, unlocked) takes from one row, that
+    row, by the counters' conditional UPDATE, which decides; a refusal the snapshot already makes
+    locks nothing. Otherwise — several rows, or the row changed under the plan (then after a
+    rollback) — every inventory row of the lines' products at active locations with stock, in one
+    ``SELECT ... ORDER BY id FOR UPDATE`` (so opposite line orders cannot deadlock), before the
+    UPDATE. Then one INSERT statement of movements (``reserve``, one per row), reservations and
+    the outbox row.
     Joins the caller's transaction; after commit the rows' cache entries are dropped. Publishes
     ``inventory.reserved`` (and ``inventory.low_stock`` for rows crossing their reorder point).
 
@@ -97,7 +101,8 @@ def stock_reserve(*, lines: list[ReserveLine], reference_type: str, reference_id
                                       expires_at=expires_at, actor=actor, queue=None).reservations)
 
 
-def stock_reserve_for_order(*, lines: list[ReserveLine], queue: Queue, actor: str = "") -> Reserved:
+def stock_reserve_for_order(*, lines: list[ReserveLine], queue: Queue, actor: str = "",
+                            optimistic: bool = False) -> Reserved:
     """:func:`stock_reserve` for an order (``reference_type "order"``, never expiring), where a line
     with ``backorder_line_id`` whose product allows backorders (the product, or one of its active
     rows) reserves what is sellable and queues the rest (``backorders.backorders_record``) instead
@@ -105,10 +110,21 @@ def stock_reserve_for_order(*, lines: list[ReserveLine], queue: Queue, actor: st
     this transaction and then serves the new demand; and they hold the product's PRODUCT_STOCK lock
     (shared) from before that scan, so a row created meanwhile (its first receipt) waits for this
     transaction too, or is in the scan. Raises as :func:`stock_reserve` for the
-    others; a raise leaves the caller's transaction to be rolled back (no savepoint is taken)."""
+    others; a raise leaves the caller's transaction to be rolled back (no savepoint is taken).
+
+    With ``optimistic``, an order none of whose lines can wait plans as a plain reservation does
+    (unlocked, the conditional UPDATE decides); a row that changed under the plan raises
+    :class:`StockRaced`, and the caller rolls its transaction back and calls again without."""
     return _counted(lambda: _reserve(lines=lines, reference_type="order",
                                      reference_id=str(queue.order_id),
-                                      expires_at=None, actor=actor, queue=queue))
+                                     expires_at=None, actor=actor, queue=queue,
+                                     optimistic=optimistic))
+
+
+class StockRaced(Exception):
+    """An optimistic reservation's row changed between its plan's read and its UPDATE; the
+    transaction may hold that row's lock (a refused UPDATE keeps the lock it waited for), so it
+    must be rolled back before the reservation is tried again with the rows locked in order."""
 
 
 def _counted[T](run: Callable[[], T]) -> T:
@@ -185,24 +201,21 @@ def _reserve(*, lines: Sequence[ReserveLine], reference_type: str, reference_id:
 
     may_wait = {line.product.id for line, given in zip(parsed, lines, strict=True)
                 if queue is not None and given.backorder_line_id is not None}
-    # A plain reservation (not an order's) plans on the rows as last committed, unlocked, when its
-    # plan takes from one row: the counters' conditional UPDATE then locks that row and decides, so
-    # the hot row is held from that UPDATE to the commit only (two round trips), not from a
-    # SELECT ... FOR UPDATE before it; a refusal from the snapshot takes no lock at all. A plan
-    # over several rows locks them first, in id order (apply_changes' rule); a row that changed
-    # under the plan makes the whole attempt start again, with the locks.
-    if optimistic and queue is None:
+    # Optimistic: plan on the rows as last committed, unlocked, when the plan takes from one row
+    # and no line may queue: the counters' conditional UPDATE then locks that row and decides, so
+    # a hot row is held from that UPDATE to the commit only, not from a SELECT ... FOR UPDATE
+    # before it, and a refusal the snapshot already makes takes no lock at all. A plan over
+    # several rows, or one with a line that may wait, locks first (in id order, with the queue's
+    # PRODUCT_STOCK lock); a row that changed under the plan makes the attempt start again, with
+    # the locks, after a rollback: here for a plain reservation, by the caller for an order's.
+    if optimistic and queue is None:  # its own savepoint (or transaction) rolls back: again here
         try:
             return _reserve_planned(parsed, lines, reference_type, reference_id, expires_at,
                                     actor, queue, may_wait, optimistic=True)
-        except _Raced:
-            pass
+        except StockRaced:
+            optimistic = False
     return _reserve_planned(parsed, lines, reference_type, reference_id, expires_at, actor,
-                            queue, may_wait, optimistic=False)
-
-
-class _Raced(Exception):
-    """An optimistic reservation's row changed between its read and its UPDATE."""
+                            queue, may_wait, optimistic=optimistic)
 
 
 @dataclass
@@ -210,6 +223,7 @@ class _Plan:
     allocations: list[tuple[int, InventoryItem, int]]  # (line index, row, units)
     waiting: list[tuple[int, int]]  # (line index, units short) of lines that queue
     short: list[dict[str, Any]]  # the 409's lines
+    may_queue: bool  # a line may wait (its product, or one of the rows read, allows backorders)
 
     def per_row(self) -> dict[uuid.UUID, int]:
         units: dict[uuid.UUID, int] = defaultdict(int)
@@ -223,7 +237,7 @@ def _plan(parsed: Sequence[_Line], lines: Sequence[ReserveLine], rows: Sequence[
     remaining = {row.id: row.sellable for row in rows}
     allowed = {line.product.id for line in parsed if line.product.allow_backorder} | {
         row.product_id for row in rows if row.allow_backorder}
-    plan = _Plan(allocations=[], waiting=[], short=[])
+    plan = _Plan(allocations=[], waiting=[], short=[], may_queue=bool(may_wait & allowed))
     candidates: dict[uuid.UUID, list[InventoryItem]] = defaultdict(list)
     # location_priority and location_code are annotated on the rows by their scan.
     for row in sorted(rows, key=lambda r: (
@@ -271,8 +285,8 @@ def _reserve_planned(parsed: Sequence[_Line], lines: Sequence[ReserveLine], refe
         if optimistic:
             plan = _plan(parsed, lines, selectors.sellable_rows(ln.product.id for ln in parsed),
                          may_wait)
-            if not plan.short and len(plan.per_row()) > 1:
-                plan = None  # several rows: locked first, in id order
+            if plan.may_queue or (not plan.short and len(plan.per_row()) > 1):
+                plan = None  # a queue, or several rows: locked first, in id order
         if plan is None:
             # A line that may wait queues behind rows it must all see (a row created while this
             # scan ran would get stock nobody serves the queue from): ``every_row_of`` also takes
@@ -293,7 +307,7 @@ def _reserve_planned(parsed: Sequence[_Line], lines: Sequence[ReserveLine], refe
                  for item_id, qty in plan.per_row().items()], actor=actor)
         except Rejected:
             if optimistic:  # the row changed since the plan's read: again, under the locks
-                raise _Raced() from None
+                raise StockRaced() from None
             # Cannot happen under the row locks; the guard is the last line of defence.
             logger.error("reservation guard rejected locked rows",
                          extra={"reference_id": reference_id})

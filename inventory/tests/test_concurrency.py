@@ -201,25 +201,6 @@ def _reserve_line(sku: str, quantity: int, reference_id: str) -> list[Reservatio
                                   reference_type="cart", reference_id=reference_id)
 
 
-def _elsewhere(work):
-    """Run ``work`` on another connection, to its commit, while this thread waits."""
-    done: list[object] = []
-
-    def run() -> None:
-        try:
-            done.append(work())
-        except BaseException as exc:  # reported to the test below
-            done.append(exc)
-        finally:
-            connection.close()
-
-    thread = threading.Thread(target=run)
-    thread.start()
-    thread.join(30)
-    assert done and not isinstance(done[0], BaseException), done
-    return done[0]
-
-
 @pytest.mark.parametrize("east_units", [0, 5])
 def test_stock_taken_between_the_plan_and_its_update_is_planned_again_under_locks(
         monkeypatch, east_units):
@@ -240,7 +221,7 @@ def test_stock_taken_between_the_plan_and_its_update_is_planned_again_under_lock
         rows = original(product_ids)
         reads.append(len(rows))
         if len(reads) == 1:  # the first plan's read: the thief commits before its UPDATE
-            _elsewhere(lambda: _reserve_line("RACED-1", 3, "thief"))
+            run_threads_cleanly(1, lambda _: _reserve_line("RACED-1", 3, "thief"))
         return rows
 
     monkeypatch.setattr(selectors, "sellable_rows", read_then_lose_the_race)

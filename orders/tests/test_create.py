@@ -2,16 +2,22 @@
 
 import json
 import uuid
+from decimal import Decimal
 
 import orjson
 import pytest
 
+from catalog.tests.factories import ProductFactory
+from inventory import selectors as inventory_selectors
+from inventory import services as inventory_services
 from inventory.models import InventoryItem, Reservation, StockMovement
+from inventory.tests.factories import LocationFactory, assert_ledger_matches_counters, stock
 from orders import services
 from orders.models import Order, OrderEvent, OrderItem
 from orders.tests.factories import GUIDE_CUSTOMER, GUIDE_PRODUCT, guide_payload
+from stateset.errors import InsufficientStock
 from stateset.locking import Rank, recording
-from stateset.testing import client_for, run_threads
+from stateset.testing import client_for, run_threads, run_threads_cleanly
 from webhooks.models import Event
 from webhooks.tests.factories import outbox
 
@@ -87,12 +93,57 @@ def test_an_order_that_rolls_back_publishes_nothing(api, customer, make_product)
     assert written == []
 
 
-def test_creating_an_order_locks_only_stock_rows(make_product, customer):
-    product = make_product(stock=5)
+@pytest.mark.parametrize(("allow_backorder", "ranks"), [
+    # No line can wait: the one row is locked by its conditional UPDATE (the optimistic plan).
+    (False, [Rank.INVENTORY_ITEM]),
+    # A line that may wait holds its product's queue (PRODUCT_STOCK) before every row is locked.
+    (True, [Rank.PRODUCT_STOCK, Rank.INVENTORY_ITEM]),
+])
+def test_creating_an_order_locks_only_stock_rows(make_product, customer, allow_backorder, ranks):
+    product = make_product(stock=5, allow_backorder=allow_backorder)
     with recording() as recorder:
         services.order_create(customer_id=customer.id, items=[
             services.OrderLineInput(product_id=product.id, quantity=1)])
-    assert recorder.ranks == [[Rank.PRODUCT_STOCK, Rank.INVENTORY_ITEM]]
+    assert recorder.ranks == [ranks]
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("east_units", [0, 4])
+def test_an_order_whose_row_changed_under_its_plan_is_made_again_under_locks(
+        monkeypatch, customer, east_units):
+    """The order's unlocked plan reads MAIN's 2 units; before its UPDATE a cart reserves them. The
+    order's transaction is rolled back whole and the order made again with the rows locked: from
+    EAST when it has stock, else a 409 — one order or none, one reservation per unit sold."""
+    product = ProductFactory(sku="RACED-2", price=Decimal("5.00"))
+    main, east = LocationFactory(code="MAIN", priority=0), LocationFactory(code="EAST", priority=9)
+    stock(product, main, 2)
+    if east_units:
+        stock(product, east, east_units)
+    original, reads = inventory_selectors.sellable_rows, []
+
+    def read_then_lose_the_race(product_ids):
+        rows = original(product_ids)
+        reads.append(len(rows))
+        if len(reads) == 1:
+            run_threads_cleanly(1, lambda _: inventory_services.stock_reserve(
+                lines=[inventory_services.ReserveLine(sku="RACED-2", quantity=2)],
+                reference_type="cart", reference_id="thief"))
+        return rows
+
+    monkeypatch.setattr(inventory_selectors, "sellable_rows", read_then_lose_the_race)
+    line = services.OrderLineInput(product_id=product.id, quantity=2)
+    if east_units:
+        order = services.order_create(customer_id=customer.id, items=[line]).order
+        (held,) = Reservation.objects.filter(reference_id=str(order.id))
+        assert held.inventory_item.location_id == east.id and held.quantity == 2
+        assert Order.objects.count() == 1
+    else:
+        with pytest.raises(InsufficientStock):
+            services.order_create(customer_id=customer.id, items=[line])
+        assert not Order.objects.exists() and not OrderItem.objects.exists()
+    assert len(reads) == 2  # the order's plan, the cart's; the order's second try locks instead
+    assert Reservation.objects.filter(status="active").count() == 1 + (east_units > 0)
+    assert_ledger_matches_counters()
 
 
 def test_order_numbers_come_from_a_sequence(make_order):
