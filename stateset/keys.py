@@ -27,7 +27,7 @@ import secrets
 import threading
 import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -218,8 +218,30 @@ def _upgrade_hash(row: dict[str, Any], digests: dict[str, str]) -> None:
 def principal_for_key(raw: str) -> KeyPrincipal | None:
     """The principal ``raw`` authenticates as, or None. Served from the process cache while the
     generation token is unchanged; a rotated secret past its grace period is None at once."""
+    return principal_and_count(raw)[0]
+
+
+def principal_and_count(
+    raw: str, counter: Callable[[KeyPrincipal], tuple[str, int] | None] | None = None,
+) -> tuple[KeyPrincipal | None, tuple[str, int] | None]:
+    """:func:`principal_for_key`, and a counter moved in the same Redis round trip as the
+    generation token's read: ``counter`` names, for the principal this process last cached for
+    ``raw`` (before knowing whether it is still current), a counter key of
+    ``stateset.cache.increment`` and its timeout (the request's rate-limit window). Returns the
+    principal and ``(counter key, new value)``, or None for the count when nothing was counted
+    (no cached principal, no Redis): the caller then counts on its own, and compares the key, since
+    the principal may have changed with the generation."""
     digest = hash_key(raw)
-    token = generation.current()
+    plan = None
+    if counter is not None:
+        candidate = key_cache.peek(digest)
+        plan = counter(candidate) if candidate is not None else None
+    counted = None
+    if plan is None:
+        token = generation.current()
+    else:
+        token, used = generation.current_and_count(*plan)
+        counted = None if used is None else (plan[0], used)
     principal: KeyPrincipal | None
     hit = False
     if token is not None:
@@ -230,8 +252,8 @@ def principal_for_key(raw: str) -> KeyPrincipal | None:
             key_cache.put(digest, principal, token)
     if (principal is not None and principal.grace_until is not None
         and principal.grace_until <= timezone.now()):
-        return None
-    return principal
+        return None, counted
+    return principal, counted
 
 
 # --- the cache and its generation ----------------------------------------------------------------
@@ -276,6 +298,32 @@ class _Generation:
             return None
         return token.decode() if isinstance(token, bytes) else token
 
+    def current_and_count(self, counter: str, timeout: int) -> tuple[str | None, int | None]:
+        """``current()``, with the cache counter ``counter`` (as ``stateset.cache.increment``
+        keeps it: created at 1 expiring after ``timeout`` seconds, else moved by one) in the same
+        pipeline: one round trip for two answers. The count is None when Redis is not the
+        generation's store or could not be read."""
+        if settings.API_KEY_CACHE != "redis" or time.monotonic() < self._skip_until:
+            return self.current(), None
+        from django.core.cache import cache
+
+        try:
+            client, key = self._redis()
+            counted = cache.make_key(counter)
+            pipe = client.pipeline(transaction=False)
+            pipe.get(key)
+            pipe.set(counted, 0, ex=timeout, nx=True)
+            pipe.incr(counted)
+            token, _, used = pipe.execute()
+        except Exception:
+            self._skip_until = time.monotonic() + self.breaker_seconds
+            logger.warning("API-key generation unreadable: authenticating from the database",
+                           exc_info=True)
+            return None, None
+        if token is None:  # first use, or Redis lost it: current() makes a fresh token
+            return self.current(), int(used)
+        return (token.decode() if isinstance(token, bytes) else token), int(used)
+
     def bump(self) -> None:
         """Every process drops its cached principals before its next request."""
         self._local = uuid.uuid4().hex
@@ -314,6 +362,12 @@ class _KeyCache:
         if entry is None or entry[0] < time.monotonic():
             return False, None
         return True, entry[1]
+
+    def peek(self, digest: str) -> KeyPrincipal | None:
+        """The principal last cached for ``digest`` in any generation, current or not (None when
+        there is none): what a request can plan with before the generation is read."""
+        entry = self._entries.get(digest)
+        return None if entry is None else entry[1]
 
     def put(self, digest: str, principal: KeyPrincipal | None, token: str) -> None:
         with self._lock:

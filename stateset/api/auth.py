@@ -13,6 +13,7 @@ import logging
 import threading
 import time
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
@@ -22,9 +23,9 @@ from rest_framework.authentication import BaseAuthentication, SessionAuthenticat
 from rest_framework.permissions import SAFE_METHODS, BasePermission
 
 from stateset.cache import increment
-from stateset.config import parse_rate
+from stateset.config import ConfigError, parse_rate
 from stateset.errors import RateLimited
-from stateset.keys import KEY_PREFIX, KeyPrincipal, key_cache, principal_for_key, scope_allows
+from stateset.keys import KEY_PREFIX, KeyPrincipal, key_cache, principal_and_count, scope_allows
 from stateset.queue import enqueue
 
 logger = logging.getLogger("stateset.auth")
@@ -134,7 +135,9 @@ class ApiKeyAuthentication(BaseAuthentication):
             raise _too_many_failures(wait)
         principal = None
         if raw.startswith(KEY_PREFIX) and len(raw) <= 200:
-            principal = principal_for_key(raw)
+            # The key's rate-limit window is counted in the round trip that reads the key
+            # generation (ApiMixin._rate_limit uses the count when the window is the same).
+            principal, request.rate_counted = principal_and_count(raw, _rate_counter)
         if principal is None:
             self._failed(address)
             raise exceptions.AuthenticationFailed("Invalid API key.", code="invalid_api_key")
@@ -162,6 +165,51 @@ def _schedule_touch(key_id: str) -> None:
 
     # Broker down or hung: last_used_at is best-effort, the request is not (bounded, breaker).
     enqueue(api_key_touch, key_id, timezone.now().isoformat())
+
+
+@dataclass(frozen=True)
+class RateWindow:
+    """The rate-limit window a request counts in (SPEC §3): ``key`` is its cache counter."""
+
+    rate: str
+    limit: int
+    window: int
+    start: int
+    now: int
+    key: str
+
+    @property
+    def reset(self) -> int:
+        return self.start + self.window - self.now
+
+
+def rate_window(user: Any, *, quiet: bool = False) -> RateWindow | None:
+    """The window ``user``'s requests count in now (the key's own rate, else ``[api] rate_limit``),
+    or None when nothing limits them. A key saved with a bad rate (the admin refuses them now)
+    gets the default, with a warning unless ``quiet``."""
+    rate = getattr(user, "rate_limit", "") or settings.API_RATE_LIMIT
+    if not rate or not getattr(user, "is_authenticated", False):
+        return None
+    try:
+        limit, window = parse_rate(rate)
+    except ConfigError:
+        if not quiet:
+            logger.warning("unreadable rate limit on a key; the default applies", extra={
+                "fields": {"owner": getattr(user, "owner", ""), "rate": rate[:40]}})
+        if not settings.API_RATE_LIMIT:
+            return None
+        rate = settings.API_RATE_LIMIT
+        limit, window = parse_rate(rate)
+    now = int(time.time())
+    start = now - now % window
+    owner = getattr(user, "owner", f"user:{getattr(user, 'pk', '')}")
+    return RateWindow(rate=rate, limit=limit, window=window, start=start, now=now,
+                      key=f"ratelimit:{owner}:{window}:{start}")
+
+
+def _rate_counter(principal: KeyPrincipal) -> tuple[str, int] | None:
+    window = rate_window(principal, quiet=True)
+    return None if window is None else (window.key, window.window + 1)
 
 
 class StaffSessionAuthentication(SessionAuthentication):

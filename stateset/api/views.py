@@ -12,13 +12,10 @@ A domain viewset looks like::
 
 from __future__ import annotations
 
-import logging
-import time
 import uuid
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
-from django.conf import settings
 from django.db.models import QuerySet
 from rest_framework import viewsets
 from rest_framework.request import Request
@@ -26,13 +23,12 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from stateset import services
+from stateset.api.auth import rate_window
 from stateset.cache import increment
-from stateset.config import ConfigError, parse_rate
 from stateset.encoding import fingerprint
 from stateset.errors import NotFound, PreconditionFailed, RateLimited, ValidationFailed
 from stateset.pagination import ListParams, Page, paginate
 
-logger = logging.getLogger("stateset.api")
 IDEMPOTENCY_HEADER = "HTTP_IDEMPOTENCY_KEY"
 REPLAYED_HEADER = "Idempotent-Replayed"
 _STORED_HEADERS = ("ETag", "Location")
@@ -78,38 +74,29 @@ class ApiMixin(_View):
     # --- rate limiting (SPEC §3: 429 with Retry-After and RateLimit-* headers) --------------------
 
     def _rate_limit(self, request: Request) -> None:
-        user = request.user
-        rate = getattr(user, "rate_limit", "") or settings.API_RATE_LIMIT
-        if not rate or not getattr(user, "is_authenticated", False):
+        window = rate_window(request.user)
+        if window is None:
             return
-        try:
-            limit, window = parse_rate(rate)
-        except ConfigError:  # a key saved with a bad rate (the admin refuses them now): no 500
-            logger.warning("unreadable rate limit on a key; the default applies", extra={"fields": {
-                "owner": getattr(user, "owner", ""), "rate": rate[:40]}})
-            if not settings.API_RATE_LIMIT:
+        counted = getattr(request, "rate_counted", None)  # ApiKeyAuthentication's, same trip
+        if counted is not None and counted[0] == window.key:
+            used: int | None = counted[1]
+        else:
+            try:
+                used = increment(window.key, initial=1, timeout=window.window + 1)
+            except Exception:  # cache down: do not turn an outage into 429s or 500s
                 return
-            rate = settings.API_RATE_LIMIT
-            limit, window = parse_rate(rate)
-        now = int(time.time())
-        window_start = now - now % window
-        owner = getattr(user, "owner", f"user:{getattr(user, 'pk', '')}")
-        key = f"ratelimit:{owner}:{window}:{window_start}"
-        try:
-            used = increment(key, initial=1, timeout=window + 1)
-        except Exception:  # cache down: do not turn an outage into 429s or 500s
-            return
         if used is None:  # django-redis swallowed the outage
             return
-        reset = window_start + window - now
+        limit, reset = window.limit, window.reset
         request.rate_limit_headers = {  # type: ignore[attr-defined]  # read by finalize_response
             "RateLimit-Limit": str(limit),
             "RateLimit-Remaining": str(max(limit - used, 0)),
             "RateLimit-Reset": str(reset),
         }
         if used > limit:
-            raise RateLimited(retry_after=max(reset, 1), message=f"Rate limit of {rate} exceeded.",
-                              details={"limit": limit, "window_seconds": window})
+            raise RateLimited(retry_after=max(reset, 1),
+                              message=f"Rate limit of {window.rate} exceeded.",
+                              details={"limit": limit, "window_seconds": window.window})
 
     # --- idempotency (SPEC §3) -------------------------------------------------------------------
 

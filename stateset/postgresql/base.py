@@ -14,10 +14,21 @@ a growing back-off between failed checks (1 s, 2 s, 4 s …): with more than a h
 connections the first requests after a restart time out. Here the first failed check drains the pool
 instead (all idle connections closed, replacements opened), so a restart costs the next request
 about one back-off step, not ``connect_timeout``.
+
+The check is a round trip (an empty query) on every checkout: about 70 µs of a worker's CPU and
+120 µs of wall time per request. A connection this process put back less than
+:data:`QUIET_REUSE_SECONDS` ago whose socket has nothing to read is lent without it — as
+PgBouncer's ``server_check_delay`` does. A server that went away in between has closed the socket
+(a restart, a terminated backend: the FATAL message and the end of stream make it readable), so
+that connection is checked, fails and drains the pool as above; only a peer that vanished without
+closing (a cut network) is found by the request's own statement instead, as it would be by one
+sent a moment after any check.
 """
 
 from __future__ import annotations
 
+import select
+from time import monotonic
 from typing import Any
 
 import psycopg
@@ -82,9 +93,32 @@ class DatabaseWrapper(base.DatabaseWrapper):
         return self._connection_pools[self.alias]  # type: ignore[attr-defined]  # private
 
 
+    def _close(self) -> None:
+        if self.connection is not None and self.pool:
+            self.connection._stateset_returned_at = monotonic()  # read by _check_or_drain
+        super()._close()  # type: ignore[misc]  # private in django-stubs
+
+
+QUIET_REUSE_SECONDS = 5.0
+
+
+def _quiet_since_returned(conn: Any) -> bool:
+    """Put back by this process less than QUIET_REUSE_SECONDS ago, and nothing arrived since."""
+    returned = getattr(conn, "_stateset_returned_at", None)
+    if returned is None or monotonic() - returned > QUIET_REUSE_SECONDS:
+        return False
+    try:
+        readable, _, _ = select.select([conn.fileno()], [], [], 0)
+    except (OSError, ValueError, psycopg.Error):
+        return False
+    return not readable
+
+
 def _check_or_drain(conn: Any) -> None:
     from psycopg_pool import ConnectionPool
 
+    if _quiet_since_returned(conn):
+        return
     try:
         ConnectionPool.check_connection(conn)
     except Exception:

@@ -1,6 +1,7 @@
 """Per-key rate limits (SPEC §3): 429 with Retry-After and RateLimit-* headers."""
 
 import pytest
+from django.conf import settings
 
 from stateset.testing import client_for
 
@@ -40,3 +41,51 @@ def test_limits_are_per_key(make_key):
 def test_no_limit_means_no_headers(api):
     response = api.post(URL, {"name": "free"}, format="json")
     assert response.status_code == 201 and "RateLimit-Limit" not in response
+
+
+needs_redis = pytest.mark.skipif(settings.API_KEY_CACHE != "redis",
+                                 reason="the key generation lives in Redis only with REDIS_URL")
+READ = "/api/v1/locations"
+
+
+@needs_redis
+def test_a_cached_key_is_counted_in_the_round_trip_that_reads_the_key_generation(make_key,
+                                                                                 monkeypatch):
+    """After its first request a key's window is moved in the same Redis pipeline as the read of
+    the generation token, and the view does not count it again: the remaining count still falls
+    by one a request and the limit still answers 429."""
+    from stateset.api import views
+
+    client = client_for(make_key("*", rate_limit="4/min"))
+    # A read: this file's POSTs create keys, and every change to a key empties the key cache.
+    first = client.get(READ)  # nothing cached yet: counted apart
+    assert first.status_code == 200 and first["RateLimit-Remaining"] == "3"
+
+    def counted_apart(*args, **kwargs):
+        raise AssertionError("counted outside the generation's round trip")
+
+    monkeypatch.setattr(views, "increment", counted_apart)
+    answers = [client.get(READ) for _ in range(4)]
+    assert [a["RateLimit-Remaining"] for a in answers] == ["2", "1", "0", "0"]
+    assert [a.status_code for a in answers] == [200, 200, 200, 429]
+
+
+@needs_redis
+def test_a_key_whose_rate_changed_in_another_process_is_counted_in_its_new_window(make_key):
+    """A process that has not yet seen a key change plans its count with the principal it cached
+    (the old rate's window); the generation it reads in the same trip tells it the key changed,
+    and the view counts the new window itself."""
+    from stateset import services
+    from stateset.keys import key_cache
+    from stateset.models import ApiKey
+
+    client = client_for(make_key("*", rate_limit="5/min"))
+    assert client.get(READ)["RateLimit-Limit"] == "5"
+    stale = (dict(key_cache._entries), key_cache._token)
+    key = ApiKey.objects.get(revoked_at__isnull=True, rate_limit="5/min")
+    services.api_key_update(api_key_id=key.id, fields={"rate_limit": "2/hour"})
+    key_cache._entries, key_cache._token = stale  # this process has not seen the change yet
+    answers = [client.get(READ) for _ in range(3)]
+    assert [a["RateLimit-Limit"] for a in answers] == ["2", "2", "2"]
+    assert [a["RateLimit-Remaining"] for a in answers] == ["1", "0", "0"]
+    assert [a.status_code for a in answers] == [200, 200, 429]
