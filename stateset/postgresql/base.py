@@ -1,10 +1,17 @@
-"""Django's PostgreSQL backend, with two changes: integers are range-checked, and the pool drains.
+"""Django's PostgreSQL backend, with three changes: integers are range-checked, the pool drains, and
+timestamps load in C.
 
 With server-side binding Django sends integer columns' values as psycopg's ``Int2``/``Int4``/
 ``Int8``, whose binary dumpers pack the value into 2, 4 or 8 bytes without a range check:
 ``priority=2**31 + 5`` was stored as ``-2147483643``, silently. The dumpers registered here refuse
 an out-of-range value with a DataError instead (the API answers 422 ``invalid_value`` naming the
 field), as PostgreSQL itself does for a value sent as text.
+
+Timestamps: Django's ``timestamptz`` loader subclasses psycopg's pure-Python one (to set the
+result's ``tzinfo``), so every timestamp read is parsed in Python: 2.1 µs a value, against 0.4 for
+psycopg's C loader, which cannot be subclassed. :func:`_tz_loader` wraps the C loader and sets the
+``tzinfo`` as Django's does (same values: both convert to the session's time zone first); a page of
+20 orders reads about 50 timestamps.
 
 The pool:
 
@@ -34,6 +41,8 @@ from typing import Any
 import psycopg
 from django.db.backends.base.base import NO_DB_ALIAS
 from django.db.backends.postgresql import base
+from psycopg import _cmodule
+from psycopg.adapt import Loader
 from psycopg.types import numeric
 
 
@@ -60,6 +69,28 @@ _CHECKED_DUMPERS = [
 ]
 
 
+def _tz_loader(tz: Any) -> type[Loader] | None:
+    """A ``timestamptz`` text loader answering as Django's ``SpecificTzLoader`` for ``tz``
+    (psycopg's loader, then ``replace(tzinfo=tz)``), through psycopg's C loader; None without the
+    C module."""
+    c_module = _cmodule._psycopg
+    if c_module is None:
+        return None
+    c_loader = c_module.TimestamptzLoader
+
+    class CTzLoader(Loader):
+        timezone = tz  # compared by Django's create_cursor with the connection's
+
+        def __init__(self, oid: int, context: Any = None) -> None:
+            super().__init__(oid, context)
+            self._load = c_loader(oid, context).load
+
+        def load(self, data: Any) -> Any:
+            return self._load(data).replace(tzinfo=self.timezone)
+
+    return CTzLoader
+
+
 class DatabaseWrapper(base.DatabaseWrapper):
     def get_connection_params(self) -> dict[str, Any]:
         params = super().get_connection_params()
@@ -67,6 +98,9 @@ class DatabaseWrapper(base.DatabaseWrapper):
         if context is not None:
             for cls, dumper in _CHECKED_DUMPERS:
                 context.register_dumper(cls, dumper)
+            loader = _tz_loader(self.timezone)
+            if loader is not None:
+                context.register_loader("timestamptz", loader)
         return params
 
     @property
