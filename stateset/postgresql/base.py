@@ -34,6 +34,7 @@ sent a moment after any check.
 
 from __future__ import annotations
 
+import functools
 import select
 from time import monotonic
 from typing import Any
@@ -69,10 +70,13 @@ _CHECKED_DUMPERS = [
 ]
 
 
+@functools.cache
 def _tz_loader(tz: Any) -> type[Loader] | None:
     """A ``timestamptz`` text loader answering as Django's ``SpecificTzLoader`` for ``tz``
     (psycopg's loader, then ``replace(tzinfo=tz)``), through psycopg's C loader; None without the
-    C module."""
+    C module. One class per time zone: Django asks for the connection parameters on every
+    checkout, and psycopg remembers every loader class it is given (``AdaptersMap._optimised``),
+    so a new class per call would grow each worker by a class a request."""
     c_module = _cmodule._psycopg
     if c_module is None:
         return None
@@ -142,10 +146,11 @@ def _quiet_since_returned(conn: Any) -> bool:
     if returned is None or monotonic() - returned > QUIET_REUSE_SECONDS:
         return False
     try:
-        readable, _, _ = select.select([conn.fileno()], [], [], 0)
+        poller = select.poll()  # not select.select: no limit on the descriptor's number
+        poller.register(conn.fileno(), select.POLLIN)
+        return not poller.poll(0)
     except (OSError, ValueError, psycopg.Error):
         return False
-    return not readable
 
 
 def _check_or_drain(conn: Any) -> None:

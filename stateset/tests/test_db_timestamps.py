@@ -48,4 +48,22 @@ def test_without_the_c_module_django_keeps_its_loader(monkeypatch):
     from psycopg import _cmodule
 
     monkeypatch.setattr(_cmodule, "_psycopg", None)
-    assert _tz_loader(dt.UTC) is None
+    assert _tz_loader.__wrapped__(dt.UTC) is None  # past the per-zone cache
+
+
+@pytest.mark.django_db
+def test_every_checkout_registers_the_same_loader_class():
+    """Django asks for the connection parameters on every checkout; psycopg keeps every loader
+    class it is given, so a class made per call grows a worker by one a request (a bench run's
+    workers reached 171 MB)."""
+    from psycopg.adapt import AdaptersMap
+
+    loaders = set()
+    for _ in range(5):
+        context = connection.get_connection_params()["context"]
+        loaders.add(context.get_loader(1184, 0))
+    seen = len(AdaptersMap._optimised)
+    for _ in range(50):
+        connection.get_connection_params()
+    assert len(loaders) == 1
+    assert len(AdaptersMap._optimised) == seen
