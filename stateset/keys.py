@@ -314,15 +314,20 @@ class _Generation:
             pipe.get(key)
             pipe.set(counted, 0, ex=timeout, nx=True)
             pipe.incr(counted)
-            token, _, used = pipe.execute()
+            # Each answer on its own: a counter Redis refuses (not an integer) is the view's to
+            # count again, not a reason to stop reading the generation.
+            token, _, used = pipe.execute(raise_on_error=False)
+            if isinstance(token, Exception):
+                raise token
         except Exception:
             self._skip_until = time.monotonic() + self.breaker_seconds
             logger.warning("API-key generation unreadable: authenticating from the database",
                            exc_info=True)
             return None, None
+        count = None if isinstance(used, Exception) else int(used)
         if token is None:  # first use, or Redis lost it: current() makes a fresh token
-            return self.current(), int(used)
-        return (token.decode() if isinstance(token, bytes) else token), int(used)
+            return self.current(), count
+        return (token.decode() if isinstance(token, bytes) else token), count
 
     def bump(self) -> None:
         """Every process drops its cached principals before its next request."""

@@ -89,3 +89,26 @@ def test_a_key_whose_rate_changed_in_another_process_is_counted_in_its_new_windo
     assert [a["RateLimit-Limit"] for a in answers] == ["2", "2", "2"]
     assert [a["RateLimit-Remaining"] for a in answers] == ["1", "0", "0"]
     assert [a.status_code for a in answers] == [200, 200, 429]
+
+
+@needs_redis
+def test_a_counter_redis_refuses_is_counted_by_the_view_and_the_key_still_authenticates(
+        make_key, monkeypatch):
+    """A rate-limit counter that is not an integer fails only its own command in the pipeline:
+    the generation is still read (no breaker), and the view's own count answers."""
+    from django.core.cache import cache
+    from django_redis import get_redis_connection
+
+    from stateset.api.auth import rate_window
+    from stateset.keys import generation, hash_key, key_cache
+
+    monkeypatch.setattr(generation, "_skip_until", 0.0)
+    raw = make_key("*", rate_limit="4/min")
+    client = client_for(raw)
+    assert client.get(READ).status_code == 200
+    window = rate_window(key_cache.peek(hash_key(raw)))
+    get_redis_connection("default").set(cache.make_key(window.key), "not a number", ex=60)
+    answer = client.get(READ)
+    assert answer.status_code == 200
+    assert "RateLimit-Limit" not in answer  # the view's count failed too: no limit, no 500
+    assert generation._skip_until == 0.0  # the generation was read: no breaker
