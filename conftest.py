@@ -25,11 +25,13 @@ def _clean_cache():
     from stateset.api.auth import auth_failures
     from stateset.breaker import broker_breaker, redis_breaker
     from stateset.keys import key_cache
+    from stateset.pagination import estimates
     from webhooks.services import subscriptions
 
     # Process-local caches: a test must not see what an earlier one left (their clears run on
     # commit, which a test's own transaction never reaches).
     key_cache.clear()
+    estimates.clear()
     subscriptions.clear()
     auth_failures.clear()
     redis_breaker.reset()

@@ -16,6 +16,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import math
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -53,6 +54,32 @@ class ListParams:
 # --- totals ---------------------------------------------------------------------------------------
 
 
+class _Estimates:
+    """The row-count estimates this process read or made, kept ``seconds``: a big list's total
+    costs its cache round trip (~70 µs of a worker's CPU) once per process and ten seconds, not on
+    every request. An estimate is a minute old at most in the shared cache, so ten seconds more."""
+
+    seconds = 10.0
+
+    def __init__(self) -> None:
+        self._entries: dict[str, tuple[float, int]] = {}
+
+    def get(self, key: str) -> int | None:
+        entry = self._entries.get(key)
+        return entry[1] if entry is not None and entry[0] > time.monotonic() else None
+
+    def put(self, key: str, estimate: int) -> None:
+        if len(self._entries) > 1_000:
+            self._entries = {}
+        self._entries[key] = (time.monotonic() + self.seconds, estimate)
+
+    def clear(self) -> None:
+        self._entries = {}
+
+
+estimates = _Estimates()
+
+
 def bounded_total(queryset: QuerySet[Any]) -> tuple[int, bool]:
     """(total, is_estimate). Exact up to the configured limit; beyond it the planner's row estimate,
     remembered for a minute so a big list does not pay even the bounded count on every request."""
@@ -61,8 +88,12 @@ def bounded_total(queryset: QuerySet[Any]) -> tuple[int, bool]:
     sql, sql_params = unordered.values("pk").query.sql_with_params()
     cache_key = "count-estimate:" + hashlib.sha1(
         dumps([sql, [str(p) for p in sql_params]])).hexdigest()
+    known = estimates.get(cache_key)
+    if known is not None:
+        return known, True
     estimate = cache.get(cache_key)
     if estimate is not None:
+        estimates.put(cache_key, int(estimate))
         return int(estimate), True
     exact = unordered[: cap + 1].count()
     if exact <= cap:
@@ -70,6 +101,7 @@ def bounded_total(queryset: QuerySet[Any]) -> tuple[int, bool]:
     plan = orjson.loads(unordered.explain(format="json"))
     estimate = max(int(plan[0]["Plan"]["Plan Rows"]), exact)
     cache.set(cache_key, estimate, 60)
+    estimates.put(cache_key, estimate)
     return estimate, True
 
 

@@ -137,6 +137,28 @@ def test_total_becomes_an_estimate_beyond_the_exact_limit(api, orders, settings)
     assert data["total_is_estimate"] is True and data["total"] >= 6
 
 
+def test_an_estimated_total_is_read_from_the_shared_cache_once_per_process(api, orders, settings,
+                                                                             monkeypatch):
+    from django.db import connection
+
+    from stateset import pagination
+
+    settings.API_EXACT_COUNT_LIMIT = 5
+    orders(8)
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE orders_order")
+    first = api.get("/api/v1/orders?limit=2").json()["data"]
+    assert first["total_is_estimate"] is True
+    reads = []
+    monkeypatch.setattr(pagination.cache, "get", lambda *a, **k: reads.append(a) or None)
+    again = api.get("/api/v1/orders?limit=2").json()["data"]
+    assert again["total"] == first["total"] and again["total_is_estimate"] is True
+    assert not [a for a in reads if str(a[0]).startswith("count-estimate:")]
+    pagination.estimates.clear()  # another process: reads the shared cache
+    monkeypatch.undo()
+    assert api.get("/api/v1/orders?limit=2").json()["data"]["total"] == first["total"]
+
+
 def test_customer_orders_cache_drops_when_an_order_is_added(api, customer, make_order):
     make_order()
     assert api.get(f"/api/v1/customers/{customer.id}/orders").json()["data"]["total"] == 1
