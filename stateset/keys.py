@@ -223,14 +223,14 @@ def principal_for_key(raw: str) -> KeyPrincipal | None:
 
 def principal_and_count(
     raw: str, counter: Callable[[KeyPrincipal], tuple[str, int] | None] | None = None,
-) -> tuple[KeyPrincipal | None, tuple[str, int] | None]:
+) -> tuple[KeyPrincipal | None, tuple[str, int, int] | None]:
     """:func:`principal_for_key`, and a counter moved in the same Redis round trip as the
     generation token's read: ``counter`` names, for the principal this process last cached for
     ``raw`` (before knowing whether it is still current), a counter key of
     ``stateset.cache.increment`` and its timeout (the request's rate-limit window). Returns the
-    principal and ``(counter key, new value)``, or None for the count when nothing was counted
-    (no cached principal, no Redis): the caller then counts on its own, and compares the key, since
-    the principal may have changed with the generation."""
+    principal and ``(counter key, new value, timeout)``, or None for the count when nothing was
+    counted (no cached principal, no Redis): the caller then counts on its own, and compares the
+    key, since the principal may have changed with the generation."""
     digest = hash_key(raw)
     plan = None
     if counter is not None:
@@ -241,7 +241,7 @@ def principal_and_count(
         token = generation.current()
     else:
         token, used = generation.current_and_count(*plan)
-        counted = None if used is None else (plan[0], used)
+        counted = None if used is None else (plan[0], used, plan[1])
     principal: KeyPrincipal | None
     hit = False
     if token is not None:

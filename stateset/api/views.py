@@ -69,6 +69,17 @@ class ApiMixin(_View):
         response = super().finalize_response(request, response, *args, **kwargs)
         for header, value in getattr(request, "rate_limit_headers", {}).items():
             response[header] = value
+        stray = getattr(request, "rate_counted", None)
+        if stray is not None:
+            # Counted with the key's authentication for a request the limit never judged (refused
+            # before it: a scope, an expired key; or judged in another window): taken back, so
+            # only the requests _rate_limit sees use the budget, as when it counted them itself.
+            request.rate_counted = None  # type: ignore[attr-defined]  # ours
+            key, _, timeout = stray
+            try:
+                increment(key, -1, initial=0, timeout=timeout)
+            except Exception:  # cache down: the count expires with its window
+                pass
         return response
 
     # --- rate limiting (SPEC §3: 429 with Retry-After and RateLimit-* headers) --------------------
@@ -80,6 +91,7 @@ class ApiMixin(_View):
         counted = getattr(request, "rate_counted", None)  # ApiKeyAuthentication's, same trip
         if counted is not None and counted[0] == window.key:
             used: int | None = counted[1]
+            request.rate_counted = None  # type: ignore[attr-defined]  # used: finalize leaves it
         else:
             try:
                 used = increment(window.key, initial=1, timeout=window.window + 1)

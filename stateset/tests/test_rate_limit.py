@@ -112,3 +112,16 @@ def test_a_counter_redis_refuses_is_counted_by_the_view_and_the_key_still_authen
     assert answer.status_code == 200
     assert "RateLimit-Limit" not in answer  # the view's count failed too: no limit, no 500
     assert generation._skip_until == 0.0  # the generation was read: no breaker
+
+
+@needs_redis
+def test_requests_refused_before_the_limit_use_none_of_the_budget(make_key):
+    """The window is counted with the key's authentication, before DRF checks the scope: a
+    request refused for its scope is taken back, as when only the limit counted."""
+    client = client_for(make_key("orders:read", rate_limit="3/min"))
+    assert client.get("/api/v1/orders")["RateLimit-Remaining"] == "2"  # the key is now cached
+    for _ in range(4):
+        assert client.get(READ).status_code == 403  # locations: the inventory scope
+    answers = [client.get("/api/v1/orders") for _ in range(3)]
+    assert [a["RateLimit-Remaining"] for a in answers] == ["1", "0", "0"]
+    assert [a.status_code for a in answers] == [200, 200, 429]
