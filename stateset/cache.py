@@ -119,6 +119,14 @@ def increment(key: str, delta: int = 1, *, initial: int, timeout: int | None) ->
     return value if isinstance(value, int) else None
 
 
+def queue_increment(pipe: Any, key: str, *, initial: int, timeout: int | None) -> None:
+    """:func:`increment` by one as two commands on a raw Redis ``pipe`` (the caller's round trip):
+    the same counter under the same key, created at ``initial`` expiring after ``timeout``
+    seconds, else moved by one; the pipeline's last answer is the new value."""
+    pipe.set(cache.make_key(key), initial - 1, ex=timeout, nx=True)
+    pipe.incr(cache.make_key(key))
+
+
 # --- hit/miss tallies -----------------------------------------------------------------------------
 
 

@@ -299,21 +299,19 @@ class _Generation:
         return token.decode() if isinstance(token, bytes) else token
 
     def current_and_count(self, counter: str, timeout: int) -> tuple[str | None, int | None]:
-        """``current()``, with the cache counter ``counter`` (as ``stateset.cache.increment``
-        keeps it: created at 1 expiring after ``timeout`` seconds, else moved by one) in the same
-        pipeline: one round trip for two answers. The count is None when Redis is not the
+        """``current()``, with the cache counter ``counter`` moved by one in the same pipeline
+        (``stateset.cache.queue_increment``: created at 1 expiring after ``timeout`` seconds):
+        one round trip for two answers. The count is None when Redis is not the
         generation's store or could not be read."""
         if settings.API_KEY_CACHE != "redis" or time.monotonic() < self._skip_until:
             return self.current(), None
-        from django.core.cache import cache
+        from stateset.cache import queue_increment
 
         try:
             client, key = self._redis()
-            counted = cache.make_key(counter)
             pipe = client.pipeline(transaction=False)
             pipe.get(key)
-            pipe.set(counted, 0, ex=timeout, nx=True)
-            pipe.incr(counted)
+            queue_increment(pipe, counter, initial=1, timeout=timeout)
             # Each answer on its own: a counter Redis refuses (not an integer) is the view's to
             # count again, not a reason to stop reading the generation.
             token, _, used = pipe.execute(raise_on_error=False)

@@ -12,25 +12,22 @@ platform_router = SimpleRouter(trailing_slash=False)
 platform_router.register("api-keys", ApiKeyViewSet, basename="api-key")
 
 
-def _routes(module: str) -> list[URLPattern | URLResolver]:
-    """An app's routes, listed under ``api/v1/`` in place rather than ``include``d: resolving a
+def _routes(*modules: str) -> list[URLPattern | URLResolver]:
+    """The apps' routes, listed under ``api/v1/`` in place rather than ``include``d: resolving a
     path tries the patterns in order, and an ``include`` that does not hold the path answers with
     a Resolver404 whose list of tried patterns is built and copied into its parent's, once for
     every app before the one that holds the path (docs/performance.md, seventh pass). Same
     patterns, same order, same names (the apps have no namespaces)."""
-    routes: list[URLPattern | URLResolver] = import_module(module).urlpatterns
-    return routes
+    return [route for module in modules for route in import_module(module).urlpatterns]
 
 
 api_v1: list[URLPattern | URLResolver] = [
     path("health", health.ApiHealthView.as_view(), name="api-health"),
     path("status", health.ApiStatusView.as_view(), name="api-status"),
-    *(route for module in ("catalog.urls", "customers.urls", "inventory.urls", "orders.urls",
-                           "fulfillment.urls", "returns.urls", "webhooks.urls")
-      for route in _routes(module)),
+    *_routes("catalog.urls", "customers.urls", "inventory.urls", "orders.urls",
+             "fulfillment.urls", "returns.urls", "webhooks.urls"),
     *platform_router.urls,
-    *_routes("imports.urls"),
-    *_routes("audit.urls"),
+    *_routes("imports.urls", "audit.urls"),
 ]
 
 urlpatterns = [

@@ -182,6 +182,11 @@ class RateWindow:
     def reset(self) -> int:
         return self.start + self.window - self.now
 
+    @property
+    def ttl(self) -> int:
+        """How long the counter lives: the window and a second, so it outlasts its window."""
+        return self.window + 1
+
 
 def rate_window(user: Any, *, quiet: bool = False) -> RateWindow | None:
     """The window ``user``'s requests count in now (the key's own rate, else ``[api] rate_limit``),
@@ -209,7 +214,7 @@ def rate_window(user: Any, *, quiet: bool = False) -> RateWindow | None:
 
 def _rate_counter(principal: KeyPrincipal) -> tuple[str, int] | None:
     window = rate_window(principal, quiet=True)
-    return None if window is None else (window.key, window.window + 1)
+    return None if window is None else (window.key, window.ttl)
 
 
 class StaffSessionAuthentication(SessionAuthentication):

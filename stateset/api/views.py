@@ -94,7 +94,7 @@ class ApiMixin(_View):
             request.rate_counted = None  # type: ignore[attr-defined]  # used: finalize leaves it
         else:
             try:
-                used = increment(window.key, initial=1, timeout=window.window + 1)
+                used = increment(window.key, initial=1, timeout=window.ttl)
             except Exception:  # cache down: do not turn an outage into 429s or 500s
                 return
         if used is None:  # django-redis swallowed the outage

@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import functools
 import select
+import weakref
 from time import monotonic
 from typing import Any
 
@@ -74,9 +75,8 @@ _CHECKED_DUMPERS = [
 def _tz_loader(tz: Any) -> type[Loader] | None:
     """A ``timestamptz`` text loader answering as Django's ``SpecificTzLoader`` for ``tz``
     (psycopg's loader, then ``replace(tzinfo=tz)``), through psycopg's C loader; None without the
-    C module. One class per time zone: Django asks for the connection parameters on every
-    checkout, and psycopg remembers every loader class it is given (``AdaptersMap._optimised``),
-    so a new class per call would grow each worker by a class a request."""
+    C module. One class per time zone: psycopg remembers every loader class it is given
+    (``AdaptersMap._optimised``), so a class made per registration would never be freed."""
     c_module = _cmodule._psycopg
     if c_module is None:
         return None
@@ -95,16 +95,23 @@ def _tz_loader(tz: Any) -> type[Loader] | None:
     return CTzLoader
 
 
+# The adapter maps already given our dumpers and loader. Django asks for the connection parameters
+# on every checkout from the pool and hands back the same map each time (its template is cached
+# per time zone), so the registrations run once per map, not once per request.
+_REGISTERED: weakref.WeakSet[Any] = weakref.WeakSet()
+
+
 class DatabaseWrapper(base.DatabaseWrapper):
     def get_connection_params(self) -> dict[str, Any]:
         params = super().get_connection_params()
         context = params.get("context")
-        if context is not None:
+        if context is not None and context not in _REGISTERED:
             for cls, dumper in _CHECKED_DUMPERS:
                 context.register_dumper(cls, dumper)
             loader = _tz_loader(self.timezone)
             if loader is not None:
                 context.register_loader("timestamptz", loader)
+            _REGISTERED.add(context)
         return params
 
     @property
@@ -129,7 +136,6 @@ class DatabaseWrapper(base.DatabaseWrapper):
             # The first thread to get here wins.
             self._connection_pools.setdefault(self.alias, pool)  # type: ignore[attr-defined]  # private
         return self._connection_pools[self.alias]  # type: ignore[attr-defined]  # private
-
 
     def _close(self) -> None:
         if self.connection is not None and self.pool:
